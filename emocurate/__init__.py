@@ -1,0 +1,7 @@
+"""emocurate: build and curate emotion data for language models."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,102 @@
+"""The ``emocurate`` command line.
+
+Parses arguments and calls the library. Each command group lives in its own module under
+``emocurate/commands/`` and registers itself on :data:`app`. User errors
+(:class:`~emocurate.errors.EmocurateError`, bad options, unreadable files) print one line and
+exit non-zero; a traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from emocurate import __version__
+from emocurate.errors import EmocurateError
+
+COMMAND_MODULES = ("info", "generate", "validate", "vectors", "corpus", "cards", "pipeline")
+
+app = typer.Typer(
+    name="emocurate",
+    help="Build and curate emotion data for language models: generate, validate, fit emotion "
+    "vectors, score corpora, publish. Add --debug anywhere for full tracebacks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"emocurate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """emocurate: emotion data for language models."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"emocurate.commands.{_name}").register(app)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn errors into one clear line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("EMOCURATE_DEBUG") == "1"
+    if "--debug" in args:
+        args.remove("--debug")
+    try:
+        app(args=args, prog_name="emocurate", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        err_console.print("error: aborted")
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except EmocurateError as exc:
+        if debug:
+            raise
+        err_console.print(f"error: {_one_line(exc)}", markup=False)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted")
+        raise SystemExit(130) from None
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        err_console.print(f"error: {exc.strerror or _one_line(exc)}:{where}".rstrip(":"), markup=False)
+        raise SystemExit(1) from None
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            raise
+        err_console.print(
+            f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+            markup=False,
+        )
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,50 @@
+"""User-facing errors.
+
+Every error a user can cause (a missing file, an unknown emotion, an invalid config, a bad
+row) is raised as an :class:`EmocurateError` subclass with a message meant to be printed as
+one line. The CLI catches this family and prints it without a traceback (unless ``--debug``);
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EmocurateError(Exception):
+    """Base class of every error meant for a user; its ``str`` is one actionable line."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+class ConfigError(EmocurateError):
+    """A configuration value, option or pipeline file is invalid."""
+
+
+class InputError(EmocurateError):
+    """An input file, folder or row is missing, unreadable or malformed."""
+
+
+class UnknownEmotionError(ConfigError):
+    """An emotion or subset name is not in the taxonomy."""
+
+
+class ModelLoadError(EmocurateError):
+    """A model could not be located or loaded."""
+
+
+class BackendError(EmocurateError):
+    """An LLM backend is misconfigured or unreachable (missing key, bad base URL)."""
+
+
+class BudgetExceeded(EmocurateError):
+    """A run stopped because it reached its USD budget; finished work is kept."""
+
+    exit_code = 3
+
+
+class OutputError(EmocurateError):
+    """An output location cannot be created or written."""

@@ -1,0 +1,1 @@
+"""LLM-driven generators on one engine: stories, dialogues, neutral dialogues, regulation pairs."""

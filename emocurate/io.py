@@ -1,0 +1,149 @@
+"""Stage output folders: ``data/*.parquet`` plus ``manifest.json``.
+
+Every stage writes a folder that ``datasets.load_dataset("parquet", data_dir=DIR/"data")``
+(or ``load_dataset(DIR)``) reads. Writes are atomic (temporary file, then rename) so a killed
+process never leaves a half-written Parquet file or manifest behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ValidationError
+
+from emocurate import __version__
+from emocurate.errors import InputError, OutputError
+from emocurate.records import from_table, to_table, utc_now
+
+M = TypeVar("M", bound=BaseModel)
+
+MANIFEST = "manifest.json"
+DATA_DIR = "data"
+
+
+def ensure_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) or raise a one-line :class:`OutputError`."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (all or nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Write one Parquet file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_records(
+    out_dir: str | os.PathLike[str],
+    records: list[M],
+    *,
+    model: type[M] | None = None,
+    name: str = "part-00000",
+    subdir: str = DATA_DIR,
+) -> Path:
+    """Write records as ``out_dir/subdir/name.parquet`` and return the file path."""
+    out = ensure_dir(out_dir)
+    path = out / subdir / f"{name}.parquet"
+    write_table(path, to_table(records, model))
+    return path
+
+
+def parquet_files(in_dir: str | os.PathLike[str], subdir: str = DATA_DIR) -> list[Path]:
+    """The Parquet files of a stage folder, sorted; a one-line error when there are none."""
+    root = Path(in_dir)
+    if not root.exists():
+        raise InputError(f"input folder not found: {root}")
+    base = root / subdir if (root / subdir).is_dir() else root
+    files = sorted(p for p in base.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise InputError(f"no Parquet files in {base} (expected an emocurate stage folder)")
+    return files
+
+
+def read_table(in_dir: str | os.PathLike[str], subdir: str = DATA_DIR) -> pa.Table:
+    """All Parquet files of a stage folder concatenated into one table."""
+    tables = [pq.read_table(p) for p in parquet_files(in_dir, subdir)]
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
+def read_records(
+    in_dir: str | os.PathLike[str], model: type[M], subdir: str = DATA_DIR
+) -> list[M]:
+    """Read a stage folder back into records, naming the file and row of the first bad row."""
+    out: list[M] = []
+    for path in parquet_files(in_dir, subdir):
+        table = pq.read_table(path)
+        missing = [f for f, info in model.model_fields.items() if info.is_required() and f not in table.column_names]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)} for {model.__name__} records")
+        try:
+            out.extend(from_table(table, model))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"])
+            raise InputError(f"{path}: invalid {model.__name__} row, field '{field}': {err['msg']}") from None
+    return out
+
+
+def write_manifest(out_dir: str | os.PathLike[str], stage: str, **fields: Any) -> Path:
+    """Write ``manifest.json`` (stage, version, time, counts and provenance) atomically."""
+    out = ensure_dir(out_dir)
+    manifest = {"stage": stage, "emocurate_version": __version__, "created": utc_now(), **fields}
+    path = out / MANIFEST
+    atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode())
+    return path
+
+
+def read_manifest(in_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a stage folder's manifest (empty dict when absent)."""
+    path = Path(in_dir) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: manifest is not a JSON object")
+    return data
+
+
+def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+    """Parse JSON lines, skipping blank lines (callers handle errors with positions)."""
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)

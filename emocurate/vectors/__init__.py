@@ -1,0 +1,1 @@
+"""Emotion vectors: load a causal LM, capture activations, fit, evaluate, steer, export."""

@@ -1,0 +1,233 @@
+"""Residual-stream capture with forward hooks that are always removed.
+
+``capture(model, layers)`` is a context manager (in the style of steering-vectors): while it
+is open, a forward pass records the output of each chosen decoder block, and the forward pass
+is cut short after the deepest chosen block (no later blocks, no LM head). Hooks are removed
+on exit even when the body raises.
+
+``pooled_activations`` and ``token_activations`` batch texts by a token budget after sorting
+by length, pass an attention mask and position ids that are correct for left or right
+padding, and keep running sums so memory does not grow with the number of texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from emocurate.vectors.models import LoadedModel, find_layers
+
+
+class _StopForward(Exception):
+    """Raised inside the deepest hook to skip the rest of the network."""
+
+
+@dataclass
+class ActivationCapture:
+    """Holds the activations recorded by the open :func:`capture` context."""
+
+    model: nn.Module
+    layers: tuple[int, ...]
+    stop_early: bool
+    outputs: dict[int, torch.Tensor]
+
+    def run(self, **inputs: Any) -> dict[int, torch.Tensor]:
+        """Run one forward pass and return ``{layer: [batch, seq, hidden]}``."""
+        self.outputs.clear()
+        try:
+            with torch.inference_mode():
+                self.model(**inputs, use_cache=False)
+        except _StopForward:
+            pass
+        missing = [i for i in self.layers if i not in self.outputs]
+        if missing:
+            raise RuntimeError(f"layers {missing} produced no activations")
+        return dict(self.outputs)
+
+
+@contextmanager
+def capture(
+    model: nn.Module | LoadedModel, layers: Sequence[int], *, stop_early: bool = True
+) -> Iterator[ActivationCapture]:
+    """Hook the residual stream (decoder block outputs) at ``layers``.
+
+    Args:
+        model: a transformers causal LM or a :class:`LoadedModel`.
+        layers: 0-based block indices; negative indices count from the end.
+        stop_early: cut the forward pass after the deepest requested block.
+    """
+    module = model.model if isinstance(model, LoadedModel) else model
+    _, blocks = find_layers(module)
+    n = len(blocks)
+    wanted = tuple(sorted({(i + n) if i < 0 else i for i in layers}))
+    if not wanted or wanted[0] < 0 or wanted[-1] >= n:
+        raise ValueError(f"layers {list(layers)} out of range for a {n}-layer model")
+    deepest = wanted[-1]
+    cap = ActivationCapture(model=module, layers=wanted, stop_early=stop_early, outputs={})
+    handles = []
+
+    def make_hook(idx: int) -> Callable[..., None]:
+        def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
+            hidden = out[0] if isinstance(out, tuple) else out
+            cap.outputs[idx] = hidden.detach()
+            if stop_early and idx == deepest:
+                raise _StopForward
+
+        return hook
+
+    try:
+        for idx in wanted:
+            handles.append(blocks[idx].register_forward_hook(make_hook(idx)))
+        yield cap
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
+class Batch:
+    """One padded batch: original text indices and model inputs."""
+
+    indices: list[int]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    lengths: list[int]
+    padding_side: str
+
+    def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """input_ids, attention_mask and position ids that ignore padding (left or right)."""
+        mask = self.attention_mask.to(device)
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return {"input_ids": self.input_ids.to(device), "attention_mask": mask, "position_ids": pos}
+
+    def token_slice(self, row: int) -> slice:
+        """Where the real (non-padding) tokens of ``row`` sit in the padded sequence."""
+        length = self.lengths[row]
+        width = self.input_ids.shape[1]
+        return slice(width - length, width) if self.padding_side == "left" else slice(0, length)
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+    """Token ids per text (with BOS when the tokenizer adds one), truncated to ``max_length``."""
+    enc = tokenizer(list(texts), add_special_tokens=True, truncation=max_length is not None,
+                    max_length=max_length)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def make_batches(
+    ids: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    batch_tokens: int = 8192,
+    max_batch: int = 256,
+    padding_side: str = "right",
+) -> Iterator[Batch]:
+    """Group sequences sorted by length so each padded batch holds about ``batch_tokens``."""
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    start = 0
+    while start < len(order):
+        longest = len(ids[order[start]])
+        end = start + 1
+        while end < len(order) and end - start < max_batch:
+            longest = max(longest, len(ids[order[end]]))
+            if longest * (end - start + 1) > batch_tokens:
+                break
+            end += 1
+        idx = order[start:end]
+        width = max(len(ids[i]) for i in idx)
+        input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            seq = torch.tensor(ids[i], dtype=torch.long)
+            if padding_side == "left":
+                input_ids[r, width - len(seq):] = seq
+                mask[r, width - len(seq):] = 1
+            else:
+                input_ids[r, : len(seq)] = seq
+                mask[r, : len(seq)] = 1
+        yield Batch(idx, input_ids, mask, [len(ids[i]) for i in idx], padding_side)
+        start = end
+
+
+def pool_start(n_tokens: int, skip: int, has_bos: bool) -> int:
+    """First pooled position: ``skip`` (anchor recipe: 50), clipped to half of a short text.
+
+    The BOS position is never pooled: its activation is an attention-sink outlier.
+    """
+    start = min(skip, n_tokens // 2)
+    if has_bos:
+        start = max(start, 1)
+    return min(start, max(n_tokens - 1, 0))
+
+
+def pooled_activations(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    layers: Sequence[int],
+    *,
+    skip: int = 50,
+    batch_tokens: int = 8192,
+    max_length: int | None = None,
+    padding_side: str = "right",
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, torch.Tensor]:
+    """Mean activation per text over tokens ``[start, end)``; returns ``{layer: [n, hidden]}``."""
+    tok = lm.tokenizer
+    max_length = max_length or _context_length(lm)
+    ids = encode(tok, texts, max_length)
+    has_bos = bool(ids) and tok.bos_token_id is not None and all(s[:1] == [tok.bos_token_id] for s in ids if s)
+    hidden = lm.hidden_size
+    out = {layer: torch.zeros(len(texts), hidden, dtype=torch.float32) for layer in layers}
+    with capture(lm, layers) as cap:
+        for batch in make_batches(ids, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
+                                  padding_side=padding_side):
+            acts = cap.run(**batch.model_inputs(lm.device))
+            for r, i in enumerate(batch.indices):
+                sl = batch.token_slice(r)
+                n = batch.lengths[r]
+                s = pool_start(n, skip, has_bos)
+                for layer in layers:
+                    seg = acts[_norm(layer, lm.n_layers)][r, sl][s:]
+                    out[layer][i] = seg.float().mean(0).cpu()
+            if progress:
+                progress(len(batch.indices))
+    return out
+
+
+def token_activations(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    layer: int,
+    *,
+    batch_tokens: int = 8192,
+    max_length: int | None = None,
+    padding_side: str = "right",
+) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    """Yield ``(text index, token ids, [n_tokens, hidden] activations)`` in length order."""
+    tok = lm.tokenizer
+    ids = encode(tok, texts, max_length or _context_length(lm))
+    with capture(lm, [layer]) as cap:
+        for batch in make_batches(ids, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
+                                  padding_side=padding_side):
+            acts = cap.run(**batch.model_inputs(lm.device))[_norm(layer, lm.n_layers)]
+            for r, i in enumerate(batch.indices):
+                yield i, ids[i], acts[r, batch.token_slice(r)].float().cpu()
+
+
+def _norm(layer: int, n: int) -> int:
+    return layer + n if layer < 0 else layer
+
+
+def _context_length(lm: LoadedModel) -> int:
+    cfg = lm.model.config  # type: ignore[union-attr]
+    text_cfg = getattr(cfg, "text_config", None) or cfg
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        val = getattr(text_cfg, key, None)
+        if isinstance(val, int) and val > 0:
+            return val
+    return 2048

@@ -1,0 +1,177 @@
+"""Load a causal LM (embedded name, Hub id, local folder or GGUF file) and find its layers.
+
+The embedded default ``stories260K`` ships inside the package so every offline path (demo,
+tests) has a real pretrained model. ``trust_remote_code`` is off unless the caller asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from emocurate.errors import ModelLoadError
+
+EMBEDDED = {"stories260K": "data/models/stories260K"}
+
+# Attribute paths to the list of decoder blocks, by family; tried in order.
+LAYER_PATHS: tuple[str, ...] = (
+    "model.layers",  # Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3
+    "model.language_model.layers",  # Gemma 3 multimodal wrappers
+    "transformer.h",  # GPT-2, GPT-J, Falcon
+    "gpt_neox.layers",  # GPT-NeoX, Pythia
+    "model.decoder.layers",  # OPT
+)
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and the facts a VectorSet records about it."""
+
+    model: nn.Module
+    tokenizer: Any
+    model_id: str
+    revision: str
+    layers: nn.ModuleList
+    layer_path: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder blocks."""
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        """Residual-stream width."""
+        cfg = self.model.config  # type: ignore[union-attr]
+        text_cfg = getattr(cfg, "text_config", None) or cfg
+        return int(text_cfg.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the first parameter."""
+        return next(self.model.parameters()).device
+
+
+def embedded_model_dir(name: str = "stories260K") -> Path:
+    """Folder of an embedded model inside the installed package."""
+    return Path(str(resources.files("emocurate").joinpath(EMBEDDED[name])))
+
+
+def find_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """Locate the decoder blocks; a clear error naming the model type otherwise."""
+    for path in LAYER_PATHS:
+        obj: Any = model
+        for attr in path.split("."):
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+            return path, obj
+    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+    raise ModelLoadError(
+        f"cannot find decoder layers for model type '{model_type}'",
+        hint=f"supported layouts: {', '.join(LAYER_PATHS)}",
+    )
+
+
+def weights_hash(path: Path) -> str:
+    """sha256 of a weights file (first 16 hex digits): the revision of a local model."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelLoadError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16, float16)") from None
+
+
+def load_model(
+    name_or_path: str = "stories260K",
+    *,
+    device: str = "cpu",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and tokenizer.
+
+    Args:
+        name_or_path: ``stories260K`` (embedded), a Hub id, a local folder, or a ``.gguf`` file.
+        device: torch device for the model (ignored when ``device_map`` is given).
+        dtype: ``auto`` (bf16 on GPU, fp32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
+        device_map: passed to transformers for multi-GPU placement (needs accelerate).
+        revision: Hub revision (branch, tag or commit).
+        trust_remote_code: run model code from the repository; off unless asked.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if revision:
+        kwargs["revision"] = revision
+    torch_dtype = _dtype(dtype, device)
+    model_id = name_or_path
+    rev = revision or ""
+    src: str
+    if name_or_path in EMBEDDED:
+        folder = embedded_model_dir(name_or_path)
+        src = str(folder)
+        rev = weights_hash(folder / "model.safetensors")
+    else:
+        p = Path(name_or_path).expanduser()
+        if p.suffix == ".gguf":
+            if not p.is_file():
+                raise ModelLoadError(f"GGUF file not found: {p}")
+            kwargs["gguf_file"] = p.name
+            src = str(p.parent)
+            rev = weights_hash(p)
+        elif p.is_dir():
+            src = str(p)
+            weights = sorted(p.glob("*.safetensors"))
+            rev = weights_hash(weights[0]) if weights else ""
+        elif p.exists() or name_or_path.startswith((".", "/", "~")):
+            raise ModelLoadError(f"model path is not a folder or .gguf file: {p}")
+        else:
+            src = name_or_path  # a Hub id
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+        model_kwargs = dict(kwargs, dtype=torch_dtype)
+        if device_map:
+            model_kwargs["device_map"] = device_map
+        model = AutoModelForCausalLM.from_pretrained(src, **model_kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
+    if not device_map:
+        model = model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not rev:
+        rev = getattr(getattr(model, "config", None), "_commit_hash", None) or ""
+    path, layers = find_layers(model)
+    return LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id, revision=rev,
+                       layers=layers, layer_path=path)
+
+
+def default_layer(n_layers: int) -> int:
+    """The anchor study's default probe depth: about two thirds of the model."""
+    return max(0, min(n_layers - 1, round(2 * n_layers / 3) - 1))

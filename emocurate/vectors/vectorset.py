@@ -1,0 +1,142 @@
+"""VectorSet: emotion directions for one or more layers plus everything needed to trust them.
+
+Stored as ``vectors.safetensors`` (tensors only: never pickle) and ``vectorset.json``
+(metadata: model and revision, layer, hook site, pooling, skip, method, training-data hash,
+neutral-PC count, library versions). Each layer also keeps the mean and standard deviation of
+each vector's projection on neutral text, so scores are z-scored against a fixed reference and
+compare across documents and corpora.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from safetensors.torch import load_file, save_file
+
+from emocurate import __version__
+from emocurate.errors import InputError
+from emocurate.io import atomic_write_bytes, ensure_dir
+from emocurate.records import Model, utc_now
+
+TENSORS = "vectors.safetensors"
+META = "vectorset.json"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every artifact, so results can be reproduced."""
+    import transformers
+
+    return {"emocurate": __version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version()}
+
+
+class VectorSetMeta(Model):
+    """Metadata of a VectorSet (the JSON half)."""
+
+    names: list[str]
+    layers: list[int]
+    default_layer: int
+    model_id: str
+    model_revision: str = ""
+    hidden_size: int
+    n_model_layers: int
+    kind: str = "emotion"  # emotion | speaker_human | speaker_assistant | regulation
+    hook_site: str = "decoder_block_output"
+    pooling: str = "mean"
+    skip: int = 50
+    method: str = "mean_diff"
+    train_data_hash: str = ""
+    n_train_records: int = 0
+    neutral_pcs: dict[str, int] = Field(default_factory=dict)
+    has_reference: bool = False
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=library_versions)
+    created: str = Field(default_factory=utc_now)
+
+
+@dataclass
+class VectorSet:
+    """Directions ``vectors[layer]`` of shape ``[n_emotions, hidden]`` in ``meta.names`` order."""
+
+    vectors: dict[int, torch.Tensor]
+    meta: VectorSetMeta
+    ref_mean: dict[int, torch.Tensor] = field(default_factory=dict)
+    ref_std: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """Emotion (or direction) names, one per row."""
+        return self.meta.names
+
+    def index(self, name: str) -> int:
+        """Row of one named direction."""
+        try:
+            return self.meta.names.index(name)
+        except ValueError:
+            raise InputError(f"vector set has no direction '{name}' (has: {', '.join(self.meta.names[:12])}...)") from None
+
+    def layer_or_default(self, layer: int | None) -> int:
+        """``layer`` if given and present, else the chosen default layer."""
+        chosen = self.meta.default_layer if layer is None else layer
+        if chosen not in self.vectors:
+            raise InputError(f"vector set has no layer {chosen} (has {sorted(self.vectors)})")
+        return chosen
+
+    def unit(self, layer: int | None = None) -> torch.Tensor:
+        """Unit-norm directions at a layer, ``[n_emotions, hidden]``."""
+        v = self.vectors[self.layer_or_default(layer)].float()
+        return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def project(self, acts: torch.Tensor, layer: int | None = None, *, zscore: bool = True) -> torch.Tensor:
+        """Projections ``h·v/‖v‖`` of ``[..., hidden]`` activations, z-scored when a reference exists."""
+        layer = self.layer_or_default(layer)
+        proj = acts.float() @ self.unit(layer).T.to(acts.device)
+        if zscore and layer in self.ref_mean:
+            proj = (proj - self.ref_mean[layer].to(acts.device)) / self.ref_std[layer].to(acts.device).clamp_min(1e-6)
+        return proj
+
+    def set_reference(self, layer: int, neutral_acts: torch.Tensor) -> None:
+        """Record mean/std of projections of neutral token activations ``[n, hidden]``."""
+        proj = neutral_acts.float() @ self.unit(layer).T
+        self.ref_mean[layer] = proj.mean(0)
+        self.ref_std[layer] = proj.std(0).clamp_min(1e-6)
+        self.meta.has_reference = True
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write safetensors + JSON into ``out_dir`` (created if needed)."""
+        out = ensure_dir(out_dir)
+        tensors: dict[str, torch.Tensor] = {}
+        for layer, v in self.vectors.items():
+            tensors[f"vectors.L{layer}"] = v.float().contiguous().cpu()
+        for layer, m in self.ref_mean.items():
+            tensors[f"ref_mean.L{layer}"] = m.float().contiguous().cpu()
+            tensors[f"ref_std.L{layer}"] = self.ref_std[layer].float().contiguous().cpu()
+        tmp = out / f".{TENSORS}.tmp"
+        save_file(tensors, str(tmp), metadata={"format": "emocurate-vectorset", "names": json.dumps(self.names)})
+        tmp.replace(out / TENSORS)
+        atomic_write_bytes(out / META, (self.meta.model_dump_json(indent=2) + "\n").encode())
+        return out
+
+    @classmethod
+    def load(cls, in_dir: str | Path) -> VectorSet:
+        """Load a VectorSet folder (safetensors only; nothing is unpickled)."""
+        d = Path(in_dir)
+        if not (d / TENSORS).exists() or not (d / META).exists():
+            raise InputError(f"{d} is not a vector set folder (needs {TENSORS} and {META})")
+        try:
+            meta = VectorSetMeta.model_validate_json((d / META).read_text("utf-8"))
+        except Exception as exc:
+            raise InputError(f"{d / META}: invalid vector set metadata: {str(exc).splitlines()[0]}") from None
+        tensors = load_file(str(d / TENSORS))
+        vs = cls(vectors={}, meta=meta)
+        for key, t in tensors.items():
+            kind, layer = key.rsplit(".L", 1)
+            target = {"vectors": vs.vectors, "ref_mean": vs.ref_mean, "ref_std": vs.ref_std}[kind]
+            target[int(layer)] = t
+        return vs
