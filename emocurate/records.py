@@ -35,6 +35,13 @@ JsonDict = Annotated[
 ]
 """A free-form mapping stored as a canonical JSON string on disk."""
 
+FloatMap = Annotated[
+    dict[str, float],
+    BeforeValidator(_parse_json_dict),
+    PlainSerializer(canonical_json, return_type=str),
+]
+"""Name → number mapping stored as JSON (Arrow structs cannot be empty or vary per row)."""
+
 
 def utc_now() -> str:
     """Current UTC time as an ISO-8601 string (what every record stores)."""
@@ -179,9 +186,9 @@ class DocScore(Model):
     source: str = ""
     n_tokens: int
     dominant: list[str] = Field(default_factory=list)
-    emotion_mean: dict[str, float] = Field(default_factory=dict)
-    emotion_p95: dict[str, float] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    emotion_mean: FloatMap = Field(default_factory=dict)
+    emotion_p95: FloatMap = Field(default_factory=dict)
+    metrics: FloatMap = Field(default_factory=dict)
     flags: list[Flag] = Field(default_factory=list)
 
 

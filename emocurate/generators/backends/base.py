@@ -65,14 +65,61 @@ class Completion(Model):
     cache_write_tokens: int = 0
     request_id: str = ""
     model: str = ""
+    rate_limits: dict[str, float] = Field(default_factory=dict)
+    """Limits a provider announced in its response headers (``rpm``, ``input_tpm``,
+    ``output_tpm``, and ``*_remaining``); the engine seeds its token buckets from them. Not
+    part of the answer, so the cache does not store it."""
+
+
+class CallError(Exception):
+    """A failed call, classified so the engine (the only place that retries) knows what to do.
+
+    Backends translate their SDK's exceptions into this one type: ``retryable`` for 429, 529,
+    5xx, timeouts and dropped connections; ``fatal`` for problems no retry can fix and that
+    concern every request (bad key, unknown model, unreachable server), which stop the run
+    with one line; anything else fails only this request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        retryable: bool = False,
+        fatal: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        rate_limits: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.retryable = retryable
+        self.fatal = fatal
+        self.status = status
+        self.retry_after = retry_after
+        self.rate_limits = rate_limits or {}
 
 
 class Backend:
-    """Implement :meth:`complete`; set ``name`` and whether structured output is supported."""
+    """Implement :meth:`complete`; set ``name`` and whether structured output is supported.
+
+    ``chat`` is False for a base model without a chat template: generators then write
+    continuation prompts (a story opening the model carries on) instead of instructions.
+    ``supports_prompt_cache`` tells the engine that shared system prompts are cached
+    server-side, so it sends one request first to warm the cache before fanning out.
+    """
 
     name: ClassVar[str] = "base"
     supports_schema: ClassVar[bool] = False
+    supports_prompt_cache: ClassVar[bool] = False
+    chat: bool = True
+    model: str = ""
+    base_url: str | None = None
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Send one request and return its completion (raise on transport errors)."""
         raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections or models (default: nothing to do)."""

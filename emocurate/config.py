@@ -1,0 +1,83 @@
+"""The pipeline file: one pydantic-validated config for generate → … → report.
+
+Each stage reuses the config model of the module that runs it, so an option documented for a
+CLI command means the same thing in a pipeline file. Paths inside the file are relative to the
+file's folder (or absolute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from emocurate.corpus.score import ScoreConfig
+from emocurate.errors import ConfigError
+from emocurate.generators.run import GenerateConfig
+from emocurate.records import Model
+from emocurate.validators.pipeline import ValidateConfig
+from emocurate.vectors.fit import FitConfig
+
+
+class ScoreStage(Model):
+    """Corpus scoring: which corpora, and how."""
+
+    corpus: list[str] = Field(default_factory=lambda: ["bundled:sample"])
+    options: ScoreConfig = Field(default_factory=ScoreConfig)
+
+
+class CurateStage(Model):
+    """Curation policy applied to the scores (``bundled:default`` is the shipped policy)."""
+
+    policy: str = "bundled:default"
+
+
+class CardsStage(Model):
+    """What to write at the end."""
+
+    dataset_card: bool = True
+    vector_card: bool = True
+    report: bool = True
+    license: str = "cc-by-4.0"
+    pretty_name: str | None = None
+
+
+class PipelineConfig(Model):
+    """A whole run. Omit a stage (set it to null) to skip it."""
+
+    out: str = "emocurate-run"
+    generate: GenerateConfig | None = None
+    neutral: GenerateConfig | None = None
+    validate_: ValidateConfig | None = Field(default=None, alias="validate")
+    fit: FitConfig | None = None
+    score: ScoreStage | None = None
+    curate: CurateStage | None = None
+    cards: CardsStage | None = Field(default_factory=CardsStage)
+
+    model_config = Model.model_config | {"populate_by_name": True}
+
+
+def load_pipeline(path: str | Path) -> tuple[PipelineConfig, Path]:
+    """Read and validate a pipeline YAML; returns the config and the folder paths resolve against."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"pipeline file not found: {p}")
+    try:
+        data: Any = yaml.safe_load(p.read_text("utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a pipeline file must be a YAML mapping of stages")
+    return parse_pipeline(data, where=str(p)), p.parent
+
+
+def parse_pipeline(data: dict[str, Any], where: str = "pipeline") -> PipelineConfig:
+    """Validate a pipeline mapping, turning the first pydantic error into one line."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{where}: invalid field '{loc}': {err['msg']}") from None

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up a virtualenv and run the offline demo on the embedded model.
+# Usage: bash scripts/demo.sh [--out DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q torch==2.13.0
+python -m pip install -q -e .
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 emocurate demo "$@"
