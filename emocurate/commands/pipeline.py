@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from emocurate.config import load_pipeline, parse_pipeline
-from emocurate.pipeline import PipelineResult, bundled_path, run_pipeline
+if TYPE_CHECKING:
+    from emocurate.pipeline import PipelineResult
 
 
 def _print_summary(res: PipelineResult, seconds: float, console: Console) -> None:
@@ -49,6 +50,9 @@ def register(app: typer.Typer) -> None:
         emotion vectors, scores the bundled public-domain corpus sample, curates it, and writes
         a dataset card, a vector card and an HTML report. Rerunning skips finished stages.
         """
+        from emocurate.config import parse_pipeline
+        from emocurate.pipeline import bundled_path, run_pipeline
+
         data = yaml.safe_load(bundled_path("bundled:offline").read_text("utf-8"))
         if topics is not None:
             data["generate"]["topics"] = str(topics)
@@ -70,6 +74,9 @@ def register(app: typer.Typer) -> None:
 
         Finished stages are skipped on rerun; a stage whose configuration changed is redone.
         """
+        from emocurate.config import load_pipeline
+        from emocurate.pipeline import run_pipeline
+
         cfg, base = load_pipeline(pipeline)
         console = Console()
         t0 = time.perf_counter()

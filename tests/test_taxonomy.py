@@ -1,0 +1,80 @@
+"""The bundled taxonomy and topics are complete and consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emocurate.errors import ConfigError, UnknownEmotionError
+from emocurate.taxonomy import bundled_topics, load_taxonomy, resolve_topics
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "emotions171.txt"
+FOCAL12 = ["happy", "inspired", "loving", "proud", "calm", "desperate", "angry", "guilty", "sad",
+           "afraid", "nervous", "surprised"]
+
+
+def test_171_concepts_with_valid_fields():
+    tax = load_taxonomy()
+    assert len(tax.emotions) == 171
+    assert len(set(tax.names())) == 171
+    for e in tax.emotions:
+        assert e.name in e.forms
+        assert e.family in tax.families
+        assert -1 <= e.valence <= 1 and -1 <= e.arousal <= 1
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference list not present")
+def test_matches_anchor_study_list():
+    ref = [ln.strip() for ln in REFERENCE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert load_taxonomy().names() == ref
+
+
+def test_subsets():
+    tax = load_taxonomy()
+    assert tax.resolve("focal12") == FOCAL12
+    ts = tax.resolve("tinystories")
+    assert {"happy", "sad"} <= set(ts) and len(ts) >= 6
+    assert len(tax.resolve("all")) == 171
+    assert tax.resolve("Happy, sad,happy") == ["happy", "sad"]
+    assert tax.resolve("at ease") == ["at ease"]
+
+
+def test_valence_arousal_are_oriented():
+    tax = load_taxonomy()
+    assert tax.get("happy").valence > 0.3 > -0.3 > tax.get("sad").valence
+    assert tax.get("calm").arousal < 0 < tax.get("desperate").arousal
+    assert tax.get("terrified").arousal > tax.get("sleepy").arousal
+
+
+def test_multiword_and_synonym_forms():
+    tax = load_taxonomy()
+    assert "at ease" in tax.get("at ease").leak_terms
+    sad = tax.get("sad").leak_terms
+    assert "sadness" in sad and "sadly" in sad
+
+
+@pytest.mark.parametrize("spec", ["grumpyish", "happy,nope", "", "nosuchsubset"])
+def test_unknown_emotions_raise(spec):
+    with pytest.raises(UnknownEmotionError):
+        load_taxonomy().resolve(spec)
+
+
+def test_topics(tmp_path):
+    topics = bundled_topics()
+    assert len(topics) >= 100
+    assert len({t.premise for t in topics}) == len(topics)
+    assert len({t.setting for t in topics}) >= 10
+    assert resolve_topics("5") == list(topics[:5])
+    assert len(resolve_topics("all")) == len(topics)
+    f = tmp_path / "t.txt"
+    f.write_text("# mine\nA baker opens early.\n\nA pilot checks the weather.\n")
+    assert [t.premise for t in resolve_topics(str(f))] == ["A baker opens early.", "A pilot checks the weather."]
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n# nothing\n")
+    with pytest.raises(ConfigError, match="contains no topics"):
+        resolve_topics(str(empty))
+    with pytest.raises(ConfigError):
+        resolve_topics("0")
+    with pytest.raises(ConfigError, match="neither a count"):
+        resolve_topics("/no/such/file.txt")
