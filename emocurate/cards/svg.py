@@ -71,7 +71,7 @@ def scatter(
     height: int = 480,
 ) -> str:
     """A labelled scatter plot (used for the emotion geometry, PC1 vs PC2)."""
-    m_left, m_right, m_top, m_bottom = 56, 20, 34 if title else 14, 44
+    m_left, m_right, m_top, m_bottom = 56, 80, 34 if title else 14, 44
     pw, ph = width - m_left - m_right, height - m_top - m_bottom
     xs = [p.x for p in points] or [0.0]
     ys = [p.y for p in points] or [0.0]

@@ -165,6 +165,74 @@ def pool_start(n_tokens: int, skip: int, has_bos: bool) -> int:
     return min(start, max(n_tokens - 1, 0))
 
 
+def has_bos(tokenizer: Any, ids: Sequence[Sequence[int]]) -> bool:
+    """Whether every sequence starts with the tokenizer's BOS token."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return bool(ids) and bos is not None and all(s[:1] == [bos] for s in ids if s)
+
+
+def iter_hidden(
+    lm: LoadedModel,
+    ids: Sequence[Sequence[int]],
+    layers: Sequence[int],
+    *,
+    batch_tokens: int = 8192,
+    padding_side: str = "right",
+) -> Iterator[tuple[Batch, dict[int, torch.Tensor]]]:
+    """Yield each length-sorted batch with its ``{layer: [batch, seq, hidden]}`` activations.
+
+    The building block of every streaming consumer (pooling, running sums, token scores):
+    nothing outlives one batch unless the caller keeps it.
+    """
+    wanted = sorted({_norm(layer, lm.n_layers) for layer in layers})
+    pad_id = lm.tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = 0
+    with capture(lm, wanted) as cap:
+        for batch in make_batches(ids, pad_id=pad_id, batch_tokens=batch_tokens, padding_side=padding_side):
+            yield batch, cap.run(**batch.model_inputs(lm.device))
+
+
+def pool_mask(batch: Batch, starts: Sequence[int], device: torch.device | str) -> torch.Tensor:
+    """``[batch, seq]`` float mask selecting tokens ``[start, end)`` of each row's real tokens."""
+    width = batch.input_ids.shape[1]
+    pos = torch.arange(width, device=device).unsqueeze(0)
+    lengths = torch.tensor(batch.lengths, device=device).unsqueeze(1)
+    offset = (width - lengths) if batch.padding_side == "left" else torch.zeros_like(lengths)
+    first = offset + torch.tensor(list(starts), device=device).unsqueeze(1)
+    last = offset + lengths
+    return ((pos >= first) & (pos < last)).float()
+
+
+def iter_pooled(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    layers: Sequence[int],
+    *,
+    skip: int = 50,
+    batch_tokens: int = 8192,
+    max_length: int | None = None,
+    padding_side: str = "right",
+) -> Iterator[tuple[list[int], dict[int, torch.Tensor]]]:
+    """Yield ``(text indices, {layer: [batch, hidden] float32})`` one batch at a time.
+
+    Pooling is the mean over tokens ``[pool_start, end)`` (see :func:`pool_start`). Callers
+    that only need running sums never hold more than one batch.
+    """
+    tok = lm.tokenizer
+    ids = encode(tok, texts, max_length or _context_length(lm))
+    bos = has_bos(tok, ids)
+    for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens, padding_side=padding_side):
+        any_act = next(iter(acts.values()))
+        mask = pool_mask(batch, [pool_start(n, skip, bos) for n in batch.lengths], any_act.device)
+        denom = mask.sum(1, keepdim=True).clamp_min(1.0)
+        out = {}
+        for layer in layers:
+            h = acts[_norm(layer, lm.n_layers)].float()
+            out[layer] = torch.einsum("bs,bsd->bd", mask, h) / denom
+        yield batch.indices, out
+
+
 def pooled_activations(
     lm: LoadedModel,
     texts: Sequence[str],
@@ -176,26 +244,18 @@ def pooled_activations(
     padding_side: str = "right",
     progress: Callable[[int], None] | None = None,
 ) -> dict[int, torch.Tensor]:
-    """Mean activation per text over tokens ``[start, end)``; returns ``{layer: [n, hidden]}``."""
-    tok = lm.tokenizer
-    max_length = max_length or _context_length(lm)
-    ids = encode(tok, texts, max_length)
-    has_bos = bool(ids) and tok.bos_token_id is not None and all(s[:1] == [tok.bos_token_id] for s in ids if s)
-    hidden = lm.hidden_size
-    out = {layer: torch.zeros(len(texts), hidden, dtype=torch.float32) for layer in layers}
-    with capture(lm, layers) as cap:
-        for batch in make_batches(ids, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
-                                  padding_side=padding_side):
-            acts = cap.run(**batch.model_inputs(lm.device))
-            for r, i in enumerate(batch.indices):
-                sl = batch.token_slice(r)
-                n = batch.lengths[r]
-                s = pool_start(n, skip, has_bos)
-                for layer in layers:
-                    seg = acts[_norm(layer, lm.n_layers)][r, sl][s:]
-                    out[layer][i] = seg.float().mean(0).cpu()
-            if progress:
-                progress(len(batch.indices))
+    """Mean activation per text over tokens ``[start, end)``; returns ``{layer: [n, hidden]}``.
+
+    This keeps one row per text (use :func:`iter_pooled` with running sums for large sets).
+    """
+    out = {layer: torch.zeros(len(texts), lm.hidden_size, dtype=torch.float32) for layer in layers}
+    for indices, pooled in iter_pooled(lm, texts, layers, skip=skip, batch_tokens=batch_tokens,
+                                       max_length=max_length, padding_side=padding_side):
+        idx = torch.tensor(indices)
+        for layer in layers:
+            out[layer][idx] = pooled[layer].cpu()
+        if progress:
+            progress(len(indices))
     return out
 
 
@@ -209,14 +269,11 @@ def token_activations(
     padding_side: str = "right",
 ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
     """Yield ``(text index, token ids, [n_tokens, hidden] activations)`` in length order."""
-    tok = lm.tokenizer
-    ids = encode(tok, texts, max_length or _context_length(lm))
-    with capture(lm, [layer]) as cap:
-        for batch in make_batches(ids, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
-                                  padding_side=padding_side):
-            acts = cap.run(**batch.model_inputs(lm.device))[_norm(layer, lm.n_layers)]
-            for r, i in enumerate(batch.indices):
-                yield i, ids[i], acts[r, batch.token_slice(r)].float().cpu()
+    ids = encode(lm.tokenizer, texts, max_length or _context_length(lm))
+    for batch, acts in iter_hidden(lm, ids, [layer], batch_tokens=batch_tokens, padding_side=padding_side):
+        h = acts[_norm(layer, lm.n_layers)]
+        for r, i in enumerate(batch.indices):
+            yield i, ids[i], h[r, batch.token_slice(r)].float().cpu()
 
 
 def _norm(layer: int, n: int) -> int:

@@ -19,13 +19,36 @@ from emocurate.errors import ModelLoadError
 
 EMBEDDED = {"stories260K": "data/models/stories260K"}
 
-# Attribute paths to the list of decoder blocks, by family; tried in order.
+# Where each supported family keeps its decoder blocks (``config.model_type`` -> attribute path).
+FAMILY_LAYERS: dict[str, str] = {
+    "llama": "model.layers",
+    "mistral": "model.layers",
+    "qwen2": "model.layers",
+    "qwen3": "model.layers",
+    "gemma2": "model.layers",
+    "gemma3_text": "model.layers",
+    "gemma3": "model.language_model.layers",  # multimodal wrapper around the text model
+    "phi3": "model.layers",
+    "gpt2": "transformer.h",
+    "gpt_neox": "gpt_neox.layers",
+}
+
+# Attribute paths to the list of decoder blocks, tried in order for other model types.
 LAYER_PATHS: tuple[str, ...] = (
     "model.layers",  # Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3
     "model.language_model.layers",  # Gemma 3 multimodal wrappers
     "transformer.h",  # GPT-2, GPT-J, Falcon
     "gpt_neox.layers",  # GPT-NeoX, Pythia
     "model.decoder.layers",  # OPT
+)
+
+# Final normalisation before the unembedding (used by the logit lens).
+FINAL_NORM_PATHS: tuple[str, ...] = (
+    "model.norm",
+    "model.language_model.norm",
+    "transformer.ln_f",
+    "gpt_neox.final_layer_norm",
+    "model.decoder.final_layer_norm",
 )
 
 
@@ -49,8 +72,8 @@ class LoadedModel:
     @property
     def hidden_size(self) -> int:
         """Residual-stream width."""
-        cfg = self.model.config  # type: ignore[union-attr]
-        text_cfg = getattr(cfg, "text_config", None) or cfg
+        cfg: Any = self.model.config
+        text_cfg: Any = getattr(cfg, "text_config", None) or cfg
         return int(text_cfg.hidden_size)
 
     @property
@@ -64,21 +87,55 @@ def embedded_model_dir(name: str = "stories260K") -> Path:
     return Path(str(resources.files("emocurate").joinpath(EMBEDDED[name])))
 
 
+def _get_path(model: nn.Module, path: str) -> Any:
+    obj: Any = model
+    for attr in path.split("."):
+        obj = getattr(obj, attr, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def model_type(model: nn.Module) -> str:
+    """``config.model_type`` (or the class name when there is no config)."""
+    return str(getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__)
+
+
 def find_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """Locate the decoder blocks; a clear error naming the model type otherwise."""
-    for path in LAYER_PATHS:
-        obj: Any = model
-        for attr in path.split("."):
-            obj = getattr(obj, attr, None)
-            if obj is None:
-                break
+    """Locate the decoder blocks; a clear error naming the model type otherwise.
+
+    Known families use their registered path; other model types are tried against the common
+    layouts so close relatives (e.g. GPT-J, OPT) work too.
+    """
+    mtype = model_type(model)
+    paths = ((FAMILY_LAYERS[mtype],) if mtype in FAMILY_LAYERS else ()) + LAYER_PATHS
+    for path in paths:
+        obj = _get_path(model, path)
         if isinstance(obj, nn.ModuleList) and len(obj) > 0:
             return path, obj
-    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
     raise ModelLoadError(
-        f"cannot find decoder layers for model type '{model_type}'",
-        hint=f"supported layouts: {', '.join(LAYER_PATHS)}",
+        f"cannot find decoder layers for model type '{mtype}'",
+        hint=f"supported families: {', '.join(sorted(FAMILY_LAYERS))}",
     )
+
+
+def final_norm(model: nn.Module) -> nn.Module | None:
+    """The normalisation applied before the unembedding, if the layout is known."""
+    for path in FINAL_NORM_PATHS:
+        obj = _get_path(model, path)
+        if isinstance(obj, nn.Module):
+            return obj
+    return None
+
+
+def unembedding(model: nn.Module) -> torch.Tensor:
+    """The unembedding matrix ``[vocab, hidden]`` (the LM head weight)."""
+    getter: Any = getattr(model, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    weight = getattr(head, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise ModelLoadError(f"model type '{model_type(model)}' has no output embedding to read")
+    return weight
 
 
 def weights_hash(path: Path) -> str:
@@ -161,7 +218,7 @@ def load_model(
         first = str(exc).strip().splitlines()[0]
         raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
     if not device_map:
-        model = model.to(device)
+        model = model.to(device)  # type: ignore[arg-type]
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

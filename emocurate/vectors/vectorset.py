@@ -26,6 +26,9 @@ from emocurate.records import Model, utc_now
 
 TENSORS = "vectors.safetensors"
 META = "vectorset.json"
+SPEAKER_SUBDIRS = {"speaker_human": "human", "speaker_assistant": "assistant",
+                   "human": "human", "assistant": "assistant"}
+"""Subfolders a speaker-aware fit writes (``meta.kind`` -> folder name)."""
 
 
 def library_versions() -> dict[str, str]:
@@ -44,6 +47,7 @@ class VectorSetMeta(Model):
     default_layer: int
     model_id: str
     model_revision: str = ""
+    model_type: str = ""  # transformers config.model_type (llama, qwen2, gpt2, ...)
     hidden_size: int
     n_model_layers: int
     kind: str = "emotion"  # emotion | speaker_human | speaker_assistant | regulation
@@ -54,7 +58,15 @@ class VectorSetMeta(Model):
     train_data_hash: str = ""
     n_train_records: int = 0
     neutral_pcs: dict[str, int] = Field(default_factory=dict)
+    neutral_variance: float = 0.0
     has_reference: bool = False
+    reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
+    residual_norm: dict[str, float] = Field(default_factory=dict)  # mean token ‖h‖ per layer (steering scale)
+    layer_selection: str = ""  # how default_layer was chosen (sweep | fixed | default)
+    sweep: dict[str, dict[str, float]] = Field(default_factory=dict)  # held-out metrics per layer
+    holdout: float = 0.0
+    seed: int = 0
+    emotion_counts: dict[str, int] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=library_versions)
     created: str = Field(default_factory=utc_now)
@@ -124,10 +136,24 @@ class VectorSet:
         return out
 
     @classmethod
-    def load(cls, in_dir: str | Path) -> VectorSet:
-        """Load a VectorSet folder (safetensors only; nothing is unpickled)."""
+    def load(cls, in_dir: str | Path, kind: str | None = None) -> VectorSet:
+        """Load a VectorSet folder (safetensors only; nothing is unpickled).
+
+        Args:
+            in_dir: a vector set folder, or a speaker-aware fit folder (with ``human/`` and
+                ``assistant/`` subfolders) together with ``kind``.
+            kind: ``speaker_human``/``human`` or ``speaker_assistant``/``assistant`` to pick a
+                subfolder of a speaker-aware fit.
+        """
         d = Path(in_dir)
+        if kind is not None:
+            sub = SPEAKER_SUBDIRS.get(kind, kind)
+            if (d / sub / META).exists():
+                d = d / sub
         if not (d / TENSORS).exists() or not (d / META).exists():
+            subs = [s for s in SPEAKER_SUBDIRS.values() if (d / s / META).exists()]
+            if subs:
+                raise InputError(f"{d} holds speaker-aware vector sets: load {', '.join(str(d / s) for s in subs)}")
             raise InputError(f"{d} is not a vector set folder (needs {TENSORS} and {META})")
         try:
             meta = VectorSetMeta.model_validate_json((d / META).read_text("utf-8"))

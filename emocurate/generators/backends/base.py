@@ -65,6 +65,9 @@ class Completion(Model):
     cache_write_tokens: int = 0
     request_id: str = ""
     model: str = ""
+    created: str = ""
+    """When the answer arrived (set by the engine; kept in the cache so a resumed run writes
+    the same provenance as an uninterrupted one)."""
     rate_limits: dict[str, float] = Field(default_factory=dict)
     """Limits a provider announced in its response headers (``rpm``, ``input_tpm``,
     ``output_tpm``, and ``*_remaining``); the engine seeds its token buckets from them. Not

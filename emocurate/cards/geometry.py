@@ -1,0 +1,157 @@
+"""Emotion geometry for cards and the report: PC1/PC2 coordinates per emotion.
+
+The vector-fitting stage may store the geometry in ``vectorset.json`` (``meta.evaluation``);
+when it does, cards show exactly those numbers. When it does not (an older or partial vector
+set), the coordinates are computed here from the vectors themselves (PCA of the unit
+directions at the default layer, signs oriented by the taxonomy's valence and arousal), so a
+card or report never lacks its main figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emocurate.errors import InputError
+from emocurate.vectors.vectorset import VectorSet
+
+EVALUATION_FILE = "evaluation.json"  # written next to vectorset.json by vectors/fit.py
+
+
+@dataclass
+class Geometry:
+    """PC coordinates per emotion plus how well PC1/PC2 track valence/arousal."""
+
+    names: list[str]
+    pc1: list[float]
+    pc2: list[float]
+    explained: list[float] = field(default_factory=list)
+    pc1_valence_r: float | None = None
+    pc2_arousal_r: float | None = None
+    source: str = "evaluation"
+    valence: dict[str, float] = field(default_factory=dict)
+
+
+def pearson(a: list[float], b: list[float]) -> float | None:
+    """Pearson correlation, ``None`` when undefined (fewer than 3 points or a constant)."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    sa = math.sqrt(sum((x - ma) ** 2 for x in a))
+    sb = math.sqrt(sum((y - mb) ** 2 for y in b))
+    if sa == 0 or sb == 0:
+        return None
+    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / (sa * sb)
+
+
+def taxonomy_axes(names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Valence and arousal of the names the taxonomy knows (empty when it is unavailable)."""
+    val: dict[str, float] = {}
+    aro: dict[str, float] = {}
+    try:
+        from emocurate.taxonomy import load_taxonomy
+
+        tax = load_taxonomy()
+    except Exception:  # taxonomy data missing or invalid: geometry still renders, uncoloured
+        return val, aro
+    for n in names:
+        try:
+            e = tax.get(n)
+        except Exception:
+            continue
+        val[n], aro[n] = e.valence, e.arousal
+    return val, aro
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
+
+
+def from_evaluation(ev: dict[str, Any]) -> Geometry | None:
+    """Parse the geometry the fitting stage stored, in any of its plausible shapes."""
+    geo = ev.get("geometry")
+    if not isinstance(geo, dict):
+        return None
+    names: list[str] = []
+    pc1: list[float] = []
+    pc2: list[float] = []
+    pts = geo.get("points") or geo.get("coords") or geo.get("coordinates") or geo.get("pcs")
+    if isinstance(pts, list):
+        for p in pts:
+            if isinstance(p, dict):
+                x, y = _num(p.get("pc1", p.get("x"))), _num(p.get("pc2", p.get("y")))
+                name = p.get("name", p.get("emotion", p.get("label")))
+                if x is not None and y is not None and name is not None:
+                    names.append(str(name))
+                    pc1.append(x)
+                    pc2.append(y)
+    elif isinstance(pts, dict):
+        for name, xy in pts.items():
+            if isinstance(xy, list | tuple) and len(xy) >= 2 and _num(xy[0]) is not None and _num(xy[1]) is not None:
+                names.append(str(name))
+                pc1.append(float(xy[0]))
+                pc2.append(float(xy[1]))
+    elif isinstance(geo.get("pc1"), dict) and isinstance(geo.get("pc2"), dict):
+        for name, x in geo["pc1"].items():
+            y = geo["pc2"].get(name)
+            if _num(x) is not None and _num(y) is not None:
+                names.append(str(name))
+                pc1.append(float(x))
+                pc2.append(float(y))
+    if not names:
+        return None
+    explained = (geo.get("variance_explained") or geo.get("explained_variance")
+                 or geo.get("explained_variance_ratio") or [])
+    r1 = _num(geo.get("pc1_valence_r", geo.get("pc1_valence", (geo.get("correlations") or {}).get("pc1_valence"))))
+    r2 = _num(geo.get("pc2_arousal_r", geo.get("pc2_arousal", (geo.get("correlations") or {}).get("pc2_arousal"))))
+    val, _ = taxonomy_axes(names)
+    return Geometry(names=names, pc1=pc1, pc2=pc2,
+                    explained=[float(x) for x in explained if _num(x) is not None][:2],
+                    pc1_valence_r=r1, pc2_arousal_r=r2, source="evaluation", valence=val)
+
+
+def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
+    """PCA of the unit vectors at ``layer``; PC1 oriented to valence, PC2 to arousal."""
+    u = vs.unit(layer).double()
+    names = list(vs.names)
+    centered = u - u.mean(0, keepdim=True)
+    if centered.shape[0] < 2:
+        return Geometry(names=names, pc1=[0.0] * len(names), pc2=[0.0] * len(names), source="vectors")
+    _, s, vh = torch.linalg.svd(centered, full_matrices=False)
+    coords = centered @ vh[:2].T if vh.shape[0] >= 2 else torch.cat([centered @ vh[:1].T, torch.zeros(len(names), 1, dtype=u.dtype)], 1)
+    var = s**2
+    explained = (var[:2] / var.sum()).tolist() if float(var.sum()) > 0 else []
+    pc1, pc2 = coords[:, 0].tolist(), coords[:, 1].tolist()
+    val, aro = taxonomy_axes(names)
+    r1 = pearson([pc1[i] for i, n in enumerate(names) if n in val], [val[n] for n in names if n in val])
+    if r1 is not None and r1 < 0:
+        pc1, r1 = [-x for x in pc1], -r1
+    r2 = pearson([pc2[i] for i, n in enumerate(names) if n in aro], [aro[n] for n in names if n in aro])
+    if r2 is not None and r2 < 0:
+        pc2, r2 = [-x for x in pc2], -r2
+    return Geometry(names=names, pc1=pc1, pc2=pc2, explained=explained, pc1_valence_r=r1,
+                    pc2_arousal_r=r2, source="vectors", valence=val)
+
+
+def load_evaluation(vectors_dir: str | Path, vs: VectorSet) -> dict[str, Any]:
+    """``meta.evaluation`` (scalars) merged with the full ``evaluation.json`` report when present."""
+    ev: dict[str, Any] = dict(vs.meta.evaluation or {})
+    path = Path(vectors_dir) / EVALUATION_FILE
+    if path.exists():
+        try:
+            full = json.loads(path.read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: unreadable evaluation report ({exc})") from None
+        if isinstance(full, dict):
+            ev = {**full, **ev}
+    return ev
+
+
+def geometry(vs: VectorSet, evaluation: dict[str, Any] | None = None) -> Geometry:
+    """The stored geometry when present, else one computed from the vectors."""
+    return from_evaluation(evaluation if evaluation is not None else vs.meta.evaluation) or from_vectors(vs)

@@ -1,0 +1,197 @@
+"""Publish a dataset folder or a vector set folder to the Hugging Face Hub.
+
+``push`` first assembles the exact repository tree in a staging folder (card refreshed with the
+repo id, data files, manifests; or safetensors, JSON metadata, evaluation, figures and card),
+then uploads that tree with ``HfApi.create_repo`` + ``upload_folder`` in one commit. A dry run
+writes the same tree to a local folder and proves it loads: ``datasets.load_dataset`` must read
+back exactly the rows of the source folder (per config), and a vector set must load with
+``VectorSet.load``. The token is passed to ``huggingface_hub`` only; it is never written to a
+file, a manifest or a log line, and it is scrubbed from any error message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+
+from emocurate.cards.dataset_card import dataset_configs, write_dataset_card
+from emocurate.cards.vector_card import write_vector_card
+from emocurate.errors import BackendError, ConfigError, InputError, OutputError
+from emocurate.io import ensure_dir
+from emocurate.records import canonical_json
+from emocurate.vectors.vectorset import META, TENSORS, VectorSet
+
+Kind = Literal["dataset", "vectors"]
+DATASET_PATTERNS = ("README.md", "manifest.json", "data/*.parquet", "kept/data/*.parquet",
+                    "rejected/data/*.parquet", "kept/manifest.json", "rejected/manifest.json", "*.parquet")
+VECTOR_PATTERNS = ("README.md", TENSORS, META, "evaluation.json", "figures/*.svg", "*.gguf",
+                   f"*/{TENSORS}", f"*/{META}", "*/evaluation.json")
+LOAD_SNIPPET = re.compile(r'load_dataset\("[\w.-]+/[\w.-]+"')
+REPO_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def detect_kind(folder: str | Path) -> Kind:
+    """``vectors`` for a VectorSet folder, ``dataset`` for a folder with Parquet rows."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise InputError(f"folder not found: {p}")
+    if (p / TENSORS).exists() and (p / META).exists():
+        return "vectors"
+    if dataset_configs(p):
+        return "dataset"
+    raise InputError(f"{p}: neither a dataset folder (data/*.parquet) nor a vector set ({TENSORS} + {META})")
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Reject ids the Hub would refuse, before any network call."""
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts) or not all(set(x) <= REPO_ID_CHARS for x in parts) \
+            or any(x.startswith((".", "-")) or x.endswith((".", "-")) for x in parts) or len(parts[1]) > 96:
+        raise ConfigError(f"invalid repo id '{repo_id}' (expected ORG/NAME with letters, digits, '-', '_', '.')")
+
+
+def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, pat) and rel.count("/") == pat.count("/") for pat in patterns)
+
+
+def repo_files(folder: Path, kind: Kind) -> list[str]:
+    """Relative paths (POSIX) of the files that make up the repository, sorted."""
+    patterns = VECTOR_PATTERNS if kind == "vectors" else DATASET_PATTERNS
+    out = []
+    for f in sorted(folder.rglob("*")):
+        rel = f.relative_to(folder).as_posix()
+        if f.is_file() and not any(part.startswith(".") for part in rel.split("/")) and _matches(rel, patterns):
+            out.append(rel)
+    return out
+
+
+def build_tree(folder: str | Path, out: str | Path, *, repo_id: str | None = None) -> tuple[Kind, list[str]]:
+    """Refresh the card and copy the publishable files of ``folder`` into ``out``."""
+    src = Path(folder)
+    kind = detect_kind(src)
+    if not (src / "README.md").exists():  # an existing card (and its inputs) is kept as written
+        if kind == "dataset":
+            write_dataset_card(src, repo_id=repo_id)
+        else:
+            write_vector_card(src)
+    files = repo_files(src, kind)
+    dst = Path(out)
+    for rel in files:
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+    if repo_id and kind == "dataset":
+        card = dst / "README.md"
+        card.write_text(LOAD_SNIPPET.sub(f'load_dataset("{repo_id}"', card.read_text("utf-8")), "utf-8")
+    return kind, files
+
+
+def _rows(files: list[Path]) -> list[str]:
+    rows: list[str] = []
+    for f in files:
+        rows.extend(canonical_json(r) for r in pq.read_table(f).to_pylist())
+    return sorted(rows)
+
+
+def verify_dataset_tree(tree: Path, source: Path) -> dict[str, int]:
+    """Load every config of ``tree`` with ``datasets.load_dataset``; rows must equal the source's."""
+    import datasets
+
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="emocurate-dryrun-cache-") as cache:
+        for cfg in dataset_configs(tree):
+            name = cfg["config_name"]
+            pattern = cfg["data_files"][0]["path"]
+            ds = datasets.load_dataset(str(tree), name=name, split="train", cache_dir=cache)
+            got = sorted(canonical_json(r) for r in ds.to_list())
+            want = _rows(sorted(source.glob(pattern)))
+            if got != want:
+                raise OutputError(f"dry run: config '{name}' read back {len(got)} rows that differ from the "
+                                  f"{len(want)} rows of {source}/{pattern}")
+            counts[name] = len(got)
+    return counts
+
+
+def verify_vector_tree(tree: Path, source: Path) -> dict[str, int]:
+    """The published vector set loads and holds the same names and tensors as the source."""
+    a, b = VectorSet.load(tree), VectorSet.load(source)
+    if a.names != b.names or any(not a.vectors[k].equal(b.vectors[k]) for k in b.vectors):
+        raise OutputError("dry run: the published vector set differs from the source folder")
+    return {"vectors": len(a.names), "layers": len(a.vectors)}
+
+
+def _prepare_dry_run_dir(path: Path) -> Path:
+    """An empty folder; an earlier dry-run tree (only publishable files) is replaced."""
+    if path.exists() and any(path.iterdir()):
+        files = [f.relative_to(path).as_posix() for f in path.rglob("*") if f.is_file()]
+        if not all(_matches(f, DATASET_PATTERNS) or _matches(f, VECTOR_PATTERNS) for f in files):
+            raise OutputError(f"dry-run folder {path} is not empty and is not an earlier dry run (choose a new folder)")
+        shutil.rmtree(path)
+    return ensure_dir(path)
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def push(
+    dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: str | Path | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Publish a dataset folder (data + card) or a vector set folder (safetensors + JSON + card).
+
+    Args:
+        dir: the folder to publish (kind detected from its contents).
+        repo_id: ``ORG/NAME`` on the Hub.
+        private: create the repository as private.
+        revision: branch to commit to (created when missing); default ``main``.
+        dry_run: write the exact repository tree here instead of uploading, and check it loads.
+        token: Hub token; default: ``HF_TOKEN`` or the stored login. Never written or logged.
+        endpoint: Hub URL; default: ``HF_ENDPOINT`` or huggingface.co.
+
+    Returns:
+        ``{"kind", "repo_type", "repo_id", "files", "rows"|"vectors", "dry_run"|"commit", "url"}``.
+    """
+    check_repo_id(repo_id)
+    src = Path(dir)
+    kind = detect_kind(src)
+    repo_type = "dataset" if kind == "dataset" else "model"
+    if dry_run is not None:
+        out = _prepare_dry_run_dir(Path(dry_run))
+        kind, files = build_tree(src, out, repo_id=repo_id)
+        checked = verify_dataset_tree(out, src) if kind == "dataset" else verify_vector_tree(out, src)
+        return {"kind": kind, "repo_type": repo_type, "repo_id": repo_id, "files": files,
+                "checked": checked, "dry_run": str(out), "private": private, "revision": revision or "main"}
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with tempfile.TemporaryDirectory(prefix="emocurate-push-") as tmp:
+        kind, files = build_tree(src, tmp, repo_id=repo_id)
+        api = HfApi(endpoint=endpoint, token=token)
+        try:
+            url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+            info = api.upload_folder(folder_path=tmp, repo_id=repo_id, repo_type=repo_type, revision=revision,
+                                     commit_message=f"emocurate push: {kind} ({len(files)} files)")
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            first = _scrub(str(exc), token).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BackendError(f"Hub push to {repo_id} failed (HTTP {status}): {first}") from None
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}") from None
+    return {"kind": kind, "repo_type": repo_type, "repo_id": repo_id, "files": files, "url": str(url),
+            "commit": getattr(info, "oid", None), "private": private, "revision": revision or "main"}

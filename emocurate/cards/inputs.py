@@ -1,0 +1,238 @@
+"""Read stage folders into the summaries that cards and the report render.
+
+Cards are written from what is on disk, not from what a config promised: the provenance of
+every record (backend, model, prompt id and hash, sampling parameters, tokens, cost) is summed
+from the Parquet rows, and stage manifests add what rows cannot say (the validation funnel).
+Every reader tolerates missing pieces and returns ``None``/empty values, so a card or report
+renders what exists and lists what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emocurate.errors import InputError
+from emocurate.io import read_manifest
+
+LABEL_COLUMNS = ("emotion", "human_emotion", "assistant_emotion")
+SUMMARY_COLUMNS = ("kind", "topic", "topic_id", "pov", "protagonist", "provenance", *LABEL_COLUMNS)
+
+
+def data_files(folder: Path) -> list[Path]:
+    """Parquet files of a stage folder (``data/`` preferred), sorted; empty when none."""
+    base = folder / "data" if (folder / "data").is_dir() else folder
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.glob("*.parquet") if not p.name.startswith("."))
+
+
+def dataset_root(folder: str | Path) -> Path:
+    """The folder holding the publishable rows: ``kept/`` inside a validation folder, else itself."""
+    p = Path(folder)
+    if not data_files(p) and (p / "kept").is_dir() and data_files(p / "kept"):
+        return p / "kept"
+    return p
+
+
+def read_columns(folder: Path, wanted: tuple[str, ...] = SUMMARY_COLUMNS) -> pa.Table | None:
+    """The ``wanted`` columns that exist, from every Parquet file of a folder (None when none)."""
+    tables = []
+    for path in data_files(folder):
+        try:
+            names = pq.read_schema(path).names
+            cols = [c for c in wanted if c in names]
+            tables.append(pq.read_table(path, columns=cols))
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{path}: unreadable Parquet file ({exc})") from None
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def count_rows(folder: Path) -> int:
+    """Number of rows in a stage folder's Parquet files (metadata only, no data read)."""
+    return sum(pq.read_metadata(p).num_rows for p in data_files(folder))
+
+
+@dataclass
+class GenerationSummary:
+    """Everything a card says about how records were made."""
+
+    n_records: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    backends: Counter[str] = field(default_factory=Counter)
+    models: Counter[str] = field(default_factory=Counter)
+    prompts: dict[str, set[str]] = field(default_factory=dict)
+    params: Counter[str] = field(default_factory=Counter)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hits: int = 0
+    with_provenance: int = 0
+    topics: Counter[str] = field(default_factory=Counter)
+    labels: dict[str, Counter[str]] = field(default_factory=dict)
+    first_created: str = ""
+    last_created: str = ""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def emotions(self) -> list[str]:
+        """Every emotion label seen, sorted."""
+        seen: set[str] = set()
+        for c in self.labels.values():
+            seen.update(c)
+        return sorted(seen)
+
+
+def summarize_records(folder: str | Path) -> GenerationSummary:
+    """Sum provenance, labels and topics over the rows of a stage folder."""
+    root = Path(folder)
+    s = GenerationSummary(manifest=_safe_manifest(root), source=str(root))
+    table = read_columns(root)
+    if table is None:
+        return s
+    s.n_records = table.num_rows
+    cols = table.column_names
+    if "kind" in cols:
+        s.kinds.update(v for v in table.column("kind").to_pylist() if v)
+    for col in LABEL_COLUMNS:
+        if col in cols:
+            s.labels[col] = Counter(v for v in table.column(col).to_pylist() if v)
+    for col in ("topic_id", "topic"):
+        if col in cols:
+            s.topics.update(v for v in table.column(col).to_pylist() if v)
+            break
+    if "provenance" in cols:
+        created: list[str] = []
+        for prov in table.column("provenance").to_pylist():
+            if not isinstance(prov, dict):
+                continue
+            s.with_provenance += 1
+            s.backends[str(prov.get("backend") or "?")] += 1
+            s.models[str(prov.get("model") or "?")] += 1
+            pid = str(prov.get("prompt_id") or "?")
+            s.prompts.setdefault(pid, set()).add(str(prov.get("prompt_hash") or ""))
+            params = prov.get("params")
+            if params not in (None, "", "{}"):
+                s.params[params if isinstance(params, str) else json.dumps(params, sort_keys=True)] += 1
+            s.input_tokens += int(prov.get("input_tokens") or 0)
+            s.output_tokens += int(prov.get("output_tokens") or 0)
+            s.cost_usd += float(prov.get("cost_usd") or 0.0)
+            s.cache_hits += int(bool(prov.get("cache_hit")))
+            if prov.get("created"):
+                created.append(str(prov["created"]))
+        if created:
+            s.first_created, s.last_created = min(created), max(created)
+    return s
+
+
+@dataclass
+class ValidationSummary:
+    """The validation funnel: how many records each validator kept, overall and per emotion."""
+
+    kept: int = 0
+    rejected: int = 0
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+    per_emotion: list[dict[str, Any]] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def total(self) -> int:
+        """Records that entered validation."""
+        return self.kept + self.rejected
+
+
+def rows_of(value: Any, key_name: str) -> list[dict[str, Any]]:
+    """Normalise a manifest table (list of dicts, or dict of dicts/numbers) to a list of rows."""
+    if isinstance(value, list):
+        return [v if isinstance(v, dict) else {key_name: str(v)} for v in value]
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            out.append({key_name: k, **v} if isinstance(v, dict) else {key_name: k, "value": v})
+        return [_flatten(r) for r in out]
+    return []
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    """One level of nested counts becomes columns (``rejected_by: {rules: 2}`` → ``rejected_by rules``)."""
+    flat: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict) and all(isinstance(x, int | float | str | bool) or x is None for x in v.values()):
+            flat.update({f"{k} {sub}": x for sub, x in v.items()})
+        else:
+            flat[k] = v
+    return flat
+
+
+def summarize_validation(folder: str | Path) -> ValidationSummary:
+    """Read a validation folder (``kept/``, ``rejected/``, ``manifest.json``)."""
+    root = Path(folder)
+    man = _safe_manifest(root)
+    v = ValidationSummary(manifest=man, source=str(root))
+    v.kept = count_rows(root / "kept") if (root / "kept").is_dir() else 0
+    v.rejected = count_rows(root / "rejected") if (root / "rejected").is_dir() else 0
+    counts = man.get("counts") if isinstance(man.get("counts"), dict) else man
+    if not v.kept and not v.rejected and counts:
+        v.kept = int(counts.get("kept", 0) or 0)
+        v.rejected = int(counts.get("rejected", 0) or 0)
+    v.funnel = rows_of(man.get("funnel", man.get("validators", [])), "validator")
+    v.per_emotion = rows_of(man.get("per_emotion", man.get("funnel_per_emotion", {})), "emotion")
+    per_validator = man.get("per_validator")
+    if isinstance(per_validator, dict):
+        for name, stats in per_validator.items():
+            if isinstance(stats, dict) and isinstance(stats.get("reasons"), dict):
+                for code, n in stats["reasons"].items():
+                    if isinstance(n, int) and n:
+                        v.reasons[f"{name}: {code}"] += n
+    if not v.reasons and (root / "rejected").is_dir():
+        table = read_columns(root / "rejected", ("reason", "reasons", "rejected_by", "validator"))
+        if table is not None:
+            for col in ("reasons", "reason", "rejected_by", "validator"):
+                if col in table.column_names:
+                    for val in table.column(col).to_pylist():
+                        items = val if isinstance(val, list) else [val]
+                        for item in items:
+                            if item:
+                                v.reasons[_reason_key(item)] += 1
+                    break
+    return v
+
+
+def _reason_key(item: Any) -> str:
+    if isinstance(item, dict):
+        who = item.get("validator") or item.get("name") or ""
+        why = item.get("reason") or ""
+        return f"{who}: {why}".strip(": ")
+    text = str(item)
+    if len(text) > 60 and text.count(":") >= 2:
+        return ":".join(text.split(":")[:2])  # "validator: code: detail" -> "validator: code"
+    return text[:60]
+
+
+def _safe_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        return read_manifest(folder)
+    except InputError:
+        return {}
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+              (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
+              (1_000_000_000, "100M<n<1B")]
+    for bound, name in bounds:
+        if n < bound:
+            return name
+    return "1B<n<10B"

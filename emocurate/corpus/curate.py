@@ -1,0 +1,280 @@
+"""Curate a scored corpus with a YAML policy: keep, flag, drop, rebalance, weight.
+
+A policy is a list of rules (conditions on metric columns and flags, each with an action), an
+optional cap on the share of any dominant emotion among kept documents, and optional sampling
+weights from metric columns. Decisions: a matching ``keep`` rule is an explicit exception and
+wins; otherwise any matching ``drop`` rule drops; otherwise any matching ``flag`` rule keeps the
+document with a flag; documents that match nothing get ``default``. Every excluded document
+keeps the names of the rules that excluded it. What each rule did is summarised with polars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
+from emocurate.errors import ConfigError, InputError
+from emocurate.io import ensure_dir, read_manifest, write_manifest, write_table
+from emocurate.records import Model
+
+Action = Literal["keep", "flag", "drop"]
+OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
+
+
+class Condition(Model):
+    """A test on one document: a metric comparison, a flag, or a combination."""
+
+    metric: str | None = Field(default=None, description="column of the scores table, e.g. distress_max")
+    op: Literal[">", ">=", "<", "<=", "==", "!="] = ">"
+    value: float | None = None
+    flag: str | None = Field(default=None, description="the document has a flag of this kind")
+    min_severity: float | None = Field(default=None, description="only flags at least this severe")
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = sum(x is not None for x in (self.metric, self.flag, self.all, self.any))
+        if kinds != 1:
+            raise ValueError("a condition needs exactly one of: metric, flag, all, any")
+        if self.metric is not None and self.value is None:
+            raise ValueError(f"metric condition on '{self.metric}' needs a value")
+        return self
+
+    def expr(self, columns: list[str]) -> pl.Expr:
+        """The condition as a polars boolean expression (null metrics never match)."""
+        if self.metric is not None:
+            if self.metric not in columns:
+                raise ConfigError(f"policy names unknown metric '{self.metric}' "
+                                  f"(e.g. {', '.join(c for c in columns if not c.startswith(('mean__', 'p95__')))[:300]})")
+            col = pl.col(self.metric).cast(pl.Float64)
+            return getattr(col, OPS[self.op])(self.value).fill_null(False)
+        if self.flag is not None:
+            if self.min_severity is None:
+                return pl.col("flag_kinds").list.contains(self.flag).fill_null(False)
+            el = pl.element()
+            return pl.col("flags").list.eval(
+                (el.struct.field("kind") == self.flag) & (el.struct.field("severity") >= self.min_severity)
+            ).list.any().fill_null(False)
+        parts = [c.expr(columns) for c in (self.all or self.any or [])]
+        if not parts:
+            raise ConfigError("policy has an empty all/any condition")
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if self.all is not None else (out | p)
+        return out
+
+
+class Rule(Model):
+    """One named rule of a policy."""
+
+    name: str
+    when: Condition
+    action: Action
+    description: str = ""
+
+
+class Rebalance(Model):
+    """Cap the share of any first-dominant emotion among kept documents."""
+
+    max_share: float = Field(gt=0.0, le=1.0)
+    min_keep: int = Field(default=10, ge=1, description="never cut an emotion below this many documents")
+    seed: int = 0
+
+
+class WeightTerm(Model):
+    """``scale * metric`` added to the log-weight (null metrics count as ``fill``)."""
+
+    metric: str
+    scale: float
+    fill: float = 0.0
+
+
+class Weights(Model):
+    """Sampling weights ``exp(sum of terms)``, clipped, then normalised to mean 1 over kept documents."""
+
+    terms: list[WeightTerm] = Field(default_factory=list)
+    min: float = 0.1
+    max: float = 10.0
+
+
+class CuratePolicy(Model):
+    """A curation policy (see ``emocurate/data/policy_default.yaml``)."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    default: Literal["keep", "drop"] = "keep"
+    rebalance: Rebalance | None = None
+    weights: Weights | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> CuratePolicy:
+        """Read and validate a YAML policy, with a one-line error naming the file and field."""
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"policy file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"{p}: invalid policy at '{loc}': {err['msg']}") from None
+
+
+def _hash01(doc_id: str, seed: int) -> float:
+    return int(hashlib.sha256(f"{seed}:{doc_id}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def decide(df: pl.DataFrame, policy: CuratePolicy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Add ``decision``, ``reasons`` and ``weight`` columns; return it and a per-rule summary."""
+    cols = df.columns
+    names = [r.name for r in policy.rules]
+    if len(set(names)) != len(names):
+        raise ConfigError("policy rule names must be unique")
+    matched = df.select([r.when.expr(cols).alias(f"__m{i}") for i, r in enumerate(policy.rules)]) \
+        if policy.rules else pl.DataFrame()
+
+    def any_of(action: str) -> pl.Expr:
+        ex = [pl.col(f"__m{i}") for i, r in enumerate(policy.rules) if r.action == action]
+        return pl.any_horizontal(ex) if ex else pl.lit(False)
+
+    work = pl.concat([df, matched], how="horizontal") if policy.rules else df
+    reason_exprs = [pl.when(pl.col(f"__m{i}")).then(pl.lit(r.name)).otherwise(None)
+                    for i, r in enumerate(policy.rules)]
+    work = work.with_columns(
+        decision=pl.when(any_of("keep")).then(pl.lit("keep"))
+        .when(any_of("drop")).then(pl.lit("drop"))
+        .when(any_of("flag")).then(pl.lit("flag"))
+        .otherwise(pl.lit(policy.default)),
+        reasons=(pl.concat_list(reason_exprs).list.drop_nulls() if reason_exprs
+                 else pl.lit([], dtype=pl.List(pl.String))),
+    )
+    if policy.default == "drop":
+        work = work.with_columns(reasons=pl.when(pl.col("reasons").list.len() == 0)
+                                 .then(pl.lit(["default"])).otherwise(pl.col("reasons")))
+    summary_rows = []
+    for i, r in enumerate(policy.rules):
+        m = work[f"__m{i}"]
+        decided = work.filter(pl.col(f"__m{i}") & (pl.col("decision") == r.action)).height
+        summary_rows.append({"rule": r.name, "action": r.action, "matched": int(m.sum()),
+                             "decided": decided, "share": float(m.cast(pl.Float64).mean() or 0.0) if len(m) else 0.0})  # type: ignore[arg-type]
+    if policy.rebalance is not None:
+        work, rb = _rebalance(work, policy.rebalance)
+        summary_rows.append({"rule": "rebalance", "action": "drop", "matched": rb, "decided": rb,
+                             "share": rb / max(1, work.height)})
+    work = work.drop([c for c in work.columns if c.startswith("__m")])
+    work = _weights(work, policy.weights, cols)
+    summary = pl.DataFrame(summary_rows, schema={"rule": pl.String, "action": pl.String, "matched": pl.Int64,
+                                                 "decided": pl.Int64, "share": pl.Float64})
+    return work, summary
+
+
+def _rebalance(work: pl.DataFrame, rb: Rebalance) -> tuple[pl.DataFrame, int]:
+    """Drop (deterministically, by a seeded hash of the id) documents of over-represented emotions."""
+    kept = work.filter(pl.col("decision") != "drop")
+    cap = max(rb.min_keep, math.floor(rb.max_share * kept.height))
+    ranked = work.with_columns(
+        __dom=pl.col("dominant").list.first(),
+        __h=pl.col("doc_id").map_elements(lambda d: _hash01(d, rb.seed), return_dtype=pl.Float64),
+    ).with_columns(
+        __rank=pl.when(pl.col("decision") != "drop")
+        .then(pl.col("__h").rank("ordinal").over(pl.col("__dom"), pl.col("decision") != "drop"))
+        .otherwise(None)
+    )
+    over = (pl.col("__rank") > cap) & pl.col("__dom").is_not_null()
+    n = int(ranked.select(over.fill_null(False).sum()).item())
+    ranked = ranked.with_columns(
+        decision=pl.when(over.fill_null(False)).then(pl.lit("drop")).otherwise(pl.col("decision")),
+        reasons=pl.when(over.fill_null(False))
+        .then(pl.col("reasons").list.concat(pl.concat_list(pl.lit("rebalance:") + pl.col("__dom"))))
+        .otherwise(pl.col("reasons")),
+    )
+    return ranked.drop("__dom", "__h", "__rank"), n
+
+
+def _weights(work: pl.DataFrame, w: Weights | None, cols: list[str]) -> pl.DataFrame:
+    if w is None:
+        return work.with_columns(weight=pl.lit(1.0))
+    logw = pl.lit(0.0)
+    for t in w.terms:
+        if t.metric not in cols:
+            raise ConfigError(f"policy weight names unknown metric '{t.metric}'")
+        logw = logw + t.scale * pl.col(t.metric).cast(pl.Float64).fill_null(t.fill).fill_nan(t.fill)
+    work = work.with_columns(weight=logw.exp().clip(w.min, w.max))
+    mean = work.filter(pl.col("decision") != "drop")["weight"].mean()
+    if isinstance(mean, float) and mean > 0:
+        work = work.with_columns(weight=pl.col("weight") / mean)
+    return work
+
+
+def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: str | Path,
+           *, corpus: list[str | Path] | None = None) -> dict[str, Any]:
+    """Apply ``policy`` to a scores folder; write kept/excluded Parquet and a manifest.
+
+    Writes ``out_dir/data/kept.parquet`` (kept and flagged documents with ``decision``,
+    ``reasons`` and ``weight``; with ``corpus`` also their ``text``), ``out_dir/excluded/
+    excluded.parquet`` (with reasons), ``out_dir/summary/rules.parquet`` and ``manifest.json``.
+    """
+    pol = policy if isinstance(policy, CuratePolicy) else CuratePolicy.load(policy)
+    sdir = Path(scores_dir)
+    files = sorted((sdir / "data").glob("shard-*.parquet")) if (sdir / "data").is_dir() else []
+    if not files:
+        raise InputError(f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)")
+    df = pl.read_parquet(files)
+    work, summary = decide(df, pol)
+    out = ensure_dir(out_dir)
+    kept = work.filter(pl.col("decision") != "drop")
+    excluded = work.filter(pl.col("decision") == "drop")
+    if corpus:
+        kept, excluded = _attach_text(kept, excluded, corpus, read_manifest(sdir))
+    write_table(out / "data" / "kept.parquet", kept.to_arrow())
+    write_table(out / "excluded" / "excluded.parquet", excluded.to_arrow())
+    write_table(out / "summary" / "rules.parquet", summary.to_arrow())
+    by_dom = kept.select(pl.col("dominant").list.first().alias("emotion")).group_by("emotion").len() \
+        .sort(["len", "emotion"], descending=[True, False])
+    fields = {
+        "scores_dir": str(sdir), "policy": pol.model_dump(mode="json"), "rows_in": df.height,
+        "kept": int((work["decision"] == "keep").sum()), "flagged": int((work["decision"] == "flag").sum()),
+        "dropped": excluded.height, "rules": summary.to_dicts(),
+        "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
+        "with_text": bool(corpus),
+    }
+    write_manifest(out, "curate", **fields)
+    return read_manifest(out)
+
+
+def _attach_text(kept: pl.DataFrame, excluded: pl.DataFrame, corpus: list[str | Path],
+                 manifest: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Join document texts back by id, re-reading the corpus with the scoring run's options."""
+    cfg = manifest.get("config", {})
+    opts = ReadOptions(cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000))
+    wanted = set(kept["doc_id"].to_list()) | set(excluded["doc_id"].to_list())
+    ids, texts = [], []
+    for item in iter_corpus([str(c) for c in corpus], opts):
+        if isinstance(item, Doc) and item.doc_id in wanted:
+            ids.append(item.doc_id)
+            texts.append(item.text)
+    text_df = pl.DataFrame({"doc_id": ids, "text": texts}, schema={"doc_id": pl.String, "text": pl.String})
+    missing = len(wanted) - text_df.height
+    if missing:
+        raise InputError(f"{missing} scored documents were not found in the given --corpus "
+                         "(pass the same inputs, text and id fields as for scoring)")
+    return (kept.join(text_df, on="doc_id", how="left", maintain_order="left"),
+            excluded.join(text_df, on="doc_id", how="left", maintain_order="left"))
+
+
+def read_kept(out_dir: str | Path) -> pa.Table:
+    """The kept table of a curate folder."""
+    return pq.read_table(Path(out_dir) / "data" / "kept.parquet")

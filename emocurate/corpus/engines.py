@@ -1,0 +1,462 @@
+"""Scoring engines: local (streaming, resumable shards) and Ray Data (tokenise on CPU, score in actors).
+
+Both engines cut the input stream into shards of ``shard_size`` input rows (quarantined rows
+count, so shard boundaries depend only on the inputs), and write each shard as
+``data/shard-XXXXX.parquet`` + ``tokens/shard-XXXXX.parquet`` + ``quarantine/shard-XXXXX.jsonl``
+followed by a completion marker ``_done/shard-XXXXX.json``. Files are written atomically, so a
+killed run leaves finished shards intact and a rerun skips them; an unfinished shard is redone
+from scratch. A fingerprint of the inputs, config and vectors in every marker stops a rerun
+from mixing shards of a different configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from emocurate.corpus.readers import Bad, Doc, Item, ReadOptions, iter_corpus
+from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
+from emocurate.corpus.score import (
+    Prepared,
+    Preparer,
+    ScoreConfig,
+    ScoredDoc,
+    Scorer,
+    context_length,
+    load_vectors,
+)
+from emocurate.errors import ConfigError, InputError
+from emocurate.io import atomic_write_bytes, ensure_dir, write_manifest, write_table
+from emocurate.records import canonical_json
+from emocurate.vectors.models import LoadedModel, load_model
+from emocurate.vectors.vectorset import VectorSet
+
+DONE = "_done"
+# Options that do not change the output (only speed or placement) stay out of the fingerprint.
+NON_OUTPUT_FIELDS = {"engine", "address", "ray_actors", "batch_tokens", "device", "progress"}
+
+
+def shard_name(k: int) -> str:
+    """File stem of shard ``k``."""
+    return f"shard-{k:05d}"
+
+
+def fingerprint(inputs: list[str], cfg: ScoreConfig, vs: VectorSet, reg: VectorSet | None) -> str:
+    """Hash of everything that determines the output rows."""
+    h = hashlib.sha256()
+    h.update(canonical_json([str(i) for i in inputs]).encode())
+    h.update(canonical_json(cfg.model_dump(exclude=NON_OUTPUT_FIELDS)).encode())
+    for v in (vs, reg):
+        if v is None:
+            continue
+        h.update(canonical_json(v.meta.model_dump(exclude={"created", "versions", "evaluation"})).encode())
+        for layer in sorted(v.vectors):
+            h.update(v.vectors[layer].float().contiguous().numpy().tobytes())
+            if layer in v.ref_mean:
+                h.update(v.ref_mean[layer].float().numpy().tobytes())
+                h.update(v.ref_std[layer].float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def iter_shards(items: Iterator[Item], size: int) -> Iterator[tuple[int, list[Item]]]:
+    """Consecutive shards of ``size`` input rows."""
+    k = 0
+    while True:
+        chunk = list(islice(items, size))
+        if not chunk:
+            return
+        yield k, chunk
+        k += 1
+
+
+def _marker(out: Path, k: int) -> Path:
+    return out / DONE / f"{shard_name(k)}.json"
+
+
+def read_marker(out: Path, k: int, fp: str) -> dict[str, Any] | None:
+    """The completion marker of shard ``k`` if it exists and matches ``fp``."""
+    path = _marker(out, k)
+    if not path.exists():
+        return None
+    try:
+        m = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if m.get("fingerprint") != fp:
+        raise ConfigError(
+            f"{out} holds shards from a different run (inputs, config or vectors changed); "
+            "use a new --out folder or delete it"
+        )
+    return dict(m)
+
+
+def select_traces(scored: list[ScoredDoc], cfg: ScoreConfig) -> list[dict[str, Any]]:
+    """Traces kept for a shard: the first ``trace_flagged`` flagged docs and first unflagged ones."""
+    out = []
+    flagged = 0
+    for i, s in enumerate(scored):
+        if s.trace is None:
+            continue
+        if s.row.flags:
+            if flagged < cfg.trace_flagged:
+                flagged += 1
+                out.append(s.trace)
+        elif i < cfg.trace_others:
+            out.append(s.trace)
+    return out
+
+
+def write_shard(out: Path, k: int, items: list[Item], scored: list[ScoredDoc], names: list[str],
+                cfg: ScoreConfig, fp: str) -> dict[str, Any]:
+    """Write one shard's files, then its completion marker; returns the marker."""
+    name = shard_name(k)
+    rows = [s.row for s in scored]
+    write_table(out / "data" / f"{name}.parquet", rows_table(rows, names))
+    traces = select_traces(scored, cfg)
+    tpath = out / "tokens" / f"{name}.parquet"
+    if traces:
+        write_table(tpath, pa.Table.from_pylist(traces, schema=TRACE_SCHEMA))
+    else:
+        tpath.unlink(missing_ok=True)
+    bad = [b for b in items if isinstance(b, Bad)]
+    lines = "".join(
+        json.dumps({"source": b.source, "position": b.position, "reason": b.reason, "doc_id": b.doc_id},
+                   ensure_ascii=False) + "\n" for b in bad)
+    atomic_write_bytes(out / "quarantine" / f"{name}.jsonl", lines.encode("utf-8"))
+    marker = {"shard": k, "rows_in": len(items), "scored": len(rows), "quarantined": len(bad),
+              "tokens": sum(r.n_tokens for r in rows), "traces": len(traces), "fingerprint": fp}
+    atomic_write_bytes(_marker(out, k), json.dumps(marker).encode())
+    return marker
+
+
+def _chunks(prepared: list[Prepared], max_tokens: int) -> Iterator[list[Prepared]]:
+    """Input-order chunks of about ``max_tokens`` tokens (bounds memory inside a shard)."""
+    chunk: list[Prepared] = []
+    n = 0
+    for p in prepared:
+        chunk.append(p)
+        n += len(p.ids)
+        if n >= max_tokens:
+            yield chunk
+            chunk, n = [], 0
+    if chunk:
+        yield chunk
+
+
+class _Progress:
+    """A rich progress line on a TTY, silent otherwise."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.bar: Any = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("score", total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run_scoring(inputs: list[str | Path], vectors_dir: str | Path, out_dir: str | Path,
+                cfg: ScoreConfig, *, lm: LoadedModel | None = None) -> dict[str, Any]:
+    """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
+    t0 = time.perf_counter()
+    vs, reg = load_vectors(vectors_dir, cfg)
+    if vs.meta.kind != "regulation" and not vs.meta.has_reference:
+        # Raw projections still rank documents but are not comparable across corpora.
+        print(f"warning: {vectors_dir} has no neutral reference; scores are raw projections",
+              file=sys.stderr)
+    in_list = [str(i) for i in inputs]
+    out = ensure_dir(out_dir)
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
+    items: Iterator[Item] = iter_corpus(in_list, opts)
+    first = next(items, None)  # surfaces input errors (missing path, empty folder) before any work
+    items = _chain(first, items)
+    if cfg.limit:
+        items = islice(items, cfg.limit)
+    fp = fingerprint(in_list, cfg, vs, reg)
+    markers: list[dict[str, Any]] = []
+    resumed = 0
+    if cfg.engine == "ray":
+        markers, resumed = _run_ray(items, vs, reg, vectors_dir, out, cfg, fp, lm)
+    else:
+        markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm)
+    return _finish(out, markers, resumed, vs, reg, vectors_dir, in_list, cfg, fp, time.perf_counter() - t0)
+
+
+def _chain(first: Item | None, rest: Iterator[Item]) -> Iterator[Item]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _model_name(vs: VectorSet, cfg: ScoreConfig) -> str:
+    return cfg.model or vs.meta.model_id
+
+
+def _run_local(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, out: Path,
+               cfg: ScoreConfig, fp: str, lm: LoadedModel | None) -> tuple[list[dict[str, Any]], int]:
+    scorer: Scorer | None = None
+    markers = []
+    resumed = 0
+    progress = _Progress(cfg.progress, cfg.limit)
+    try:
+        for k, chunk in iter_shards(items, cfg.shard_size):
+            done = read_marker(out, k, fp)
+            if done is not None and (out / "data" / f"{shard_name(k)}.parquet").exists():
+                markers.append(done)
+                resumed += 1
+                progress.advance(len(chunk))
+                continue
+            if scorer is None:
+                lm = lm or load_model(_model_name(vs, cfg), device=cfg.device, dtype=cfg.dtype)
+                scorer = Scorer(vs, lm, cfg, regulation=reg)
+            docs = [d for d in chunk if isinstance(d, Doc)]
+            prepared = scorer.prepare(docs)
+            scored: list[ScoredDoc] = []
+            for part in _chunks(prepared, cfg.batch_tokens * 8):
+                scored.extend(scorer.run(part))
+                progress.advance(len(part))
+            progress.advance(len(chunk) - len(docs))
+            markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
+    finally:
+        progress.close()
+    return markers, resumed
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model (embedded name, folder or Hub id) without loading weights."""
+    from transformers import AutoTokenizer
+
+    from emocurate.vectors.models import EMBEDDED, embedded_model_dir
+
+    src = str(embedded_model_dir(name)) if name in EMBEDDED else name
+    tok = AutoTokenizer.from_pretrained(src)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _model_window(name: str, cfg: ScoreConfig, lm: LoadedModel | None) -> int:
+    if cfg.window:
+        return cfg.window
+    if lm is not None:
+        return context_length(lm)
+    from transformers import AutoConfig
+
+    from emocurate.vectors.models import EMBEDDED, embedded_model_dir
+
+    src = str(embedded_model_dir(name)) if name in EMBEDDED else name
+    conf = AutoConfig.from_pretrained(src)
+    text_cfg = getattr(conf, "text_config", None) or conf
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        val = getattr(text_cfg, key, None)
+        if isinstance(val, int) and val > 0:
+            return val
+    return 2048
+
+
+class _TokenizeStage:
+    """Ray CPU stage: reader rows to prepared (tokenised, windowed) documents."""
+
+    def __init__(self, model: str, window: int, stride: int | None) -> None:
+        self.preparer = Preparer(load_tokenizer(model), window, stride)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        docs = [Doc(str(i), str(t), str(s), str(p)) for i, t, s, p in
+                zip(batch["doc_id"], batch["text"], batch["source"], batch["position"], strict=True)]
+        out: dict[str, list[Any]] = {"shard": [], "prep": []}
+        for d, shard, index in zip(docs, batch["shard"], batch["index"], strict=True):
+            prep = self.preparer.prepare([d], start_index=int(index))[0]
+            out["shard"].append(int(shard))
+            out["prep"].append(json.dumps(prep.to_dict()))
+        return out
+
+
+class _ScoreStage:
+    """Ray model actor: the same :class:`Scorer` as the local engine."""
+
+    def __init__(self, vectors_dir: str, cfg_json: str, model: str) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        cfg = ScoreConfig.model_validate_json(cfg_json)
+        vs, reg = load_vectors(vectors_dir, cfg)
+        lm = load_model(model, device=cfg.device, dtype=cfg.dtype)
+        self.scorer = Scorer(vs, lm, cfg, regulation=reg)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        prepared = [Prepared.from_dict(json.loads(p)) for p in batch["prep"]]
+        scored = self.scorer.run(prepared)
+        return {
+            "shard": [int(s) for s in batch["shard"]],
+            "index": [p.index for p in prepared],
+            "row": [s.row.model_dump_json() for s in scored],
+            "trace": [json.dumps(s.trace) if s.trace is not None else "" for s in scored],
+        }
+
+
+def _run_ray(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, vectors_dir: str | Path,
+             out: Path, cfg: ScoreConfig, fp: str,
+             lm: LoadedModel | None) -> tuple[list[dict[str, Any]], int]:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ConfigError("--engine ray needs the ray extra: pip install 'emocurate[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=cfg.address, include_dashboard=False, ignore_reinit_error=True,
+                 log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = bool(cfg.progress and sys.stderr.isatty())
+    model = _model_name(vs, cfg)
+    window = _model_window(model, cfg, lm)
+    actor_cfg = cfg.model_copy(update={"window": window})
+    use_gpu = cfg.device.startswith("cuda")
+    markers: list[dict[str, Any]] = []
+    resumed = 0
+    group: list[tuple[int, list[Item]]] = []
+    group_size = max(2, cfg.ray_actors * 4)
+
+    def flush() -> None:
+        if not group:
+            return
+        rows = [{"shard": k, "index": i, "doc_id": d.doc_id, "text": d.text, "source": d.source,
+                 "position": d.position}
+                for k, chunk in group for i, d in enumerate(x for x in chunk if isinstance(x, Doc))]
+        results: dict[int, dict[int, ScoredDoc]] = {k: {} for k, _ in group}
+        if rows:
+            ds: Any = ray.data.from_items(rows)
+            ds = ds.map_batches(_TokenizeStage, fn_constructor_kwargs={
+                "model": model, "window": window, "stride": cfg.stride},
+                batch_size=32, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+            ds = ds.map_batches(_ScoreStage, fn_constructor_kwargs={
+                "vectors_dir": str(Path(vectors_dir).resolve()), "cfg_json": actor_cfg.model_dump_json(),
+                "model": model},
+                batch_size=32, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
+                num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0)
+            for r in ds.iter_rows():
+                row = CorpusScore.model_validate_json(r["row"])
+                trace = json.loads(r["trace"]) if r["trace"] else None
+                results[int(r["shard"])][int(r["index"])] = ScoredDoc(row, trace)
+        for k, chunk in group:
+            scored = [results[k][i] for i in sorted(results[k])]
+            markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
+        group.clear()
+
+    for k, chunk in iter_shards(items, cfg.shard_size):
+        done = read_marker(out, k, fp)
+        if done is not None and (out / "data" / f"{shard_name(k)}.parquet").exists():
+            markers.append(done)
+            resumed += 1
+            continue
+        group.append((k, chunk))
+        if len(group) >= group_size:
+            flush()
+    flush()
+    markers.sort(key=lambda m: m["shard"])
+    return markers, resumed
+
+
+# -- manifest ----------------------------------------------------------------------------------
+
+def _finish(out: Path, markers: list[dict[str, Any]], resumed: int, vs: VectorSet, reg: VectorSet | None,
+            vectors_dir: str | Path, inputs: list[str], cfg: ScoreConfig, fp: str,
+            seconds: float) -> dict[str, Any]:
+    n_shards = len(markers)
+    # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
+    for sub, ext in (("data", "parquet"), ("tokens", "parquet"), ("quarantine", "jsonl"), (DONE, "json")):
+        d = out / sub
+        if d.is_dir():
+            for f in d.glob(f"shard-*.{ext}"):
+                if int(f.stem.split("-")[1]) >= n_shards:
+                    f.unlink()
+    quarantine = b"".join(
+        (out / "quarantine" / f"{shard_name(m['shard'])}.jsonl").read_bytes() for m in markers)
+    atomic_write_bytes(out / "quarantine.jsonl", quarantine)
+    rows_in = sum(m["rows_in"] for m in markers)
+    scored = sum(m["scored"] for m in markers)
+    quarantined = sum(m["quarantined"] for m in markers)
+    tokens = sum(m["tokens"] for m in markers)
+    if n_shards == 0:
+        write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
+    summary = summarize(out) if scored else {}
+    new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
+    fields = {
+        "inputs": inputs, "rows_in": rows_in, "scored": scored, "quarantined": quarantined,
+        "tokens": tokens, "shards": n_shards, "resumed_shards": resumed, "seconds": round(seconds, 3),
+        "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 else None,
+        "engine": cfg.engine, "fingerprint": fp,
+        "vectors": {"dir": str(vectors_dir), "model_id": vs.meta.model_id,
+                    "model_revision": vs.meta.model_revision, "kind": vs.meta.kind,
+                    "layer": vs.layer_or_default(cfg.layer), "n_vectors": len(vs.names),
+                    "has_reference": vs.meta.has_reference},
+        "regulation_vectors": None if reg is None else {"model_id": reg.meta.model_id,
+                                                        "n_vectors": len(reg.names)},
+        "config": cfg.model_dump(), "summary": summary,
+    }
+    if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
+        raise InputError(f"row accounting mismatch: {rows_in} in, {scored} scored, {quarantined} quarantined")
+    write_manifest(out, "score", **fields)
+    from emocurate.io import read_manifest
+
+    return read_manifest(out)
+
+
+def summarize(out: Path) -> dict[str, Any]:
+    """Corpus-level summary: flag counts, metric means, and pooled dialogue co-regulation."""
+    import numpy as np
+    import polars as pl
+
+    from emocurate.corpus.regulation import pearson
+
+    df = pl.read_parquet(sorted((out / "data").glob("shard-*.parquet")))
+    flag_counts = (df.select(pl.col("flag_kinds").explode().drop_nulls().value_counts(sort=True))
+                   .unnest("flag_kinds") if df.height else pl.DataFrame())
+    flags = {str(r["flag_kinds"]): int(r["count"]) for r in flag_counts.to_dicts()} if flag_counts.height else {}
+    metrics = {}
+    for col in ("valence_mean", "arousal_mean", "distress_mean", "distress_max", "n_episodes",
+                "recovery_rate", "unresolved_end", "escalation", "volatility", "regulation_mean"):
+        v = df[col].drop_nulls()
+        metrics[col] = round(float(v.mean()), 4) if len(v) else None  # type: ignore[arg-type]
+    xs: list[float] = []
+    ys: list[float] = []
+    for turns in df.filter(pl.col("is_dialogue"))["turns"].to_list():
+        for a, b in zip(turns, turns[1:], strict=False):
+            if a["speaker"] == "human" and b["speaker"] == "assistant":
+                xs.append(a["arousal"])
+                ys.append(b["arousal"])
+    dom = df.select(pl.col("dominant").list.first().value_counts(sort=True)).unnest("dominant") \
+        if df.height else pl.DataFrame()
+    return {
+        "docs_flagged": int((df["n_flags"] > 0).sum()), "flags": flags, "metric_means": metrics,
+        "dialogues": int(df["is_dialogue"].sum()),
+        "coregulation": {"pairs": len(xs), "r": pearson(xs, ys),
+                         "mean_speaker_arousal": float(np.mean(xs)) if xs else None},
+        "top_dominant": {str(r["dominant"]): int(r["count"]) for r in dom.head(10).to_dicts()},
+    }

@@ -1,0 +1,386 @@
+"""Regulation metrics: from per-token emotion z-scores to episodes, recovery and flags.
+
+Everything here is pure NumPy on one document's ``[n_tokens, n_emotions]`` matrix of z-scores
+(projections on the emotion vectors, standardised against neutral text), so the metrics can be
+unit-tested on hand-built trajectories without a model. Token-level probe values are noisy; the
+anchor study found that averaging over nearby tokens tracks the content, so every metric is
+derived from a centred moving average (``MetricConfig.smooth`` tokens). The formulas are written
+out in ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from emocurate.records import Flag, Model
+
+# The anchor study's distress examples first, then close relatives; a VectorSet uses whichever
+# of these it has, and falls back to the taxonomy rule (valence < 0 and arousal > 0.3).
+DISTRESS_NAMES: tuple[str, ...] = (
+    "desperate", "panicked", "afraid", "furious", "terrified", "scared", "frightened",
+    "angry", "anxious", "frantic", "enraged", "distressed", "hysterical", "alarmed",
+    "overwhelmed", "horrified", "outraged", "nervous",
+)
+# Signs of regulation after distress; fallback: valence > 0 and arousal < 0.
+CALM_NAMES: tuple[str, ...] = (
+    "calm", "relieved", "peaceful", "serene", "relaxed", "safe", "content", "reassured",
+    "comforted", "soothed", "at ease",
+)
+# Valence/arousal used only when the taxonomy file is missing or lacks a name (a small table of
+# common concepts, circumplex-style values in [-1, 1]).
+FALLBACK_VA: dict[str, tuple[float, float]] = {
+    "happy": (0.8, 0.4), "joyful": (0.9, 0.6), "excited": (0.7, 0.8), "proud": (0.7, 0.4),
+    "grateful": (0.8, 0.1), "loving": (0.8, 0.2), "hopeful": (0.6, 0.2), "amused": (0.6, 0.4),
+    "calm": (0.5, -0.7), "relieved": (0.6, -0.4), "peaceful": (0.6, -0.7), "content": (0.6, -0.4),
+    "serene": (0.6, -0.8), "relaxed": (0.5, -0.7), "safe": (0.5, -0.5), "surprised": (0.1, 0.7),
+    "curious": (0.3, 0.4), "sad": (-0.7, -0.3), "lonely": (-0.6, -0.3), "bored": (-0.3, -0.7),
+    "tired": (-0.2, -0.7), "disappointed": (-0.6, -0.1), "guilty": (-0.6, 0.2),
+    "ashamed": (-0.7, 0.2), "embarrassed": (-0.5, 0.4), "jealous": (-0.5, 0.4),
+    "angry": (-0.7, 0.7), "furious": (-0.8, 0.9), "afraid": (-0.7, 0.7), "scared": (-0.7, 0.7),
+    "frightened": (-0.7, 0.7), "terrified": (-0.9, 0.9), "panicked": (-0.8, 0.9),
+    "desperate": (-0.8, 0.7), "anxious": (-0.6, 0.6), "nervous": (-0.4, 0.5),
+    "frustrated": (-0.6, 0.5), "disgusted": (-0.6, 0.3), "hurt": (-0.6, 0.2),
+    "worried": (-0.5, 0.4), "hostile": (-0.7, 0.6), "neutral": (0.0, 0.0),
+}
+
+
+class MetricConfig(Model):
+    """Thresholds of the regulation metrics (all in z units of the neutral reference)."""
+
+    smooth: int = Field(default=9, ge=1, description="moving-average window in tokens")
+    threshold: float = Field(default=1.0, description="distress composite level that starts an episode")
+    recover_level: float = Field(default=0.5, description="level the composite must fall to for recovery")
+    min_episode: int = Field(default=3, ge=1, description="shortest episode in tokens")
+    merge_gap: int = Field(default=4, ge=0, description="episodes closer than this many tokens merge")
+    recovery_window: int = Field(default=64, ge=1, description="tokens after an episode to look for recovery")
+    tail: int = Field(default=32, ge=1, description="tokens at the end used for end-of-document levels")
+    escalation_slope: float = Field(default=1.0, description="distress slope over the document that flags escalation")
+    volatility_high: float = Field(default=0.75, description="volatility that flags an unstable document")
+    regulation_threshold: float = Field(default=-1.0, description="regulation-axis level that flags unhealthy spans")
+    arousal_high: float = Field(default=0.5, description="turn arousal treated as high in dialogues")
+    mirror_margin: float = Field(default=0.25, description="responder arousal within this of the speaker's counts as mirroring")
+    dominant_k: int = Field(default=3, ge=1, description="how many dominant emotions to report")
+
+
+@dataclass
+class Axes:
+    """How a VectorSet's rows combine into valence, arousal, distress and calm."""
+
+    names: list[str]
+    valence: np.ndarray  # [E] weights
+    arousal: np.ndarray  # [E]
+    distress: list[int]
+    calm: list[int]
+    has_va: bool
+
+    @classmethod
+    def for_names(cls, names: Sequence[str], va: dict[str, tuple[float, float]] | None = None) -> Axes:
+        """Weights for ``names`` from the taxonomy (or ``va``), falling back to a built-in table."""
+        table = dict(FALLBACK_VA)
+        table.update(va if va is not None else taxonomy_va())
+        val = np.array([table.get(n, (0.0, 0.0))[0] for n in names], dtype=np.float64)
+        aro = np.array([table.get(n, (0.0, 0.0))[1] for n in names], dtype=np.float64)
+        has_va = bool(np.abs(val).sum() > 0 and np.abs(aro).sum() > 0)
+        vnorm, anorm = np.abs(val).sum(), np.abs(aro).sum()
+        val = val / vnorm if vnorm > 0 else val
+        aro = aro / anorm if anorm > 0 else aro
+        distress = [i for i, n in enumerate(names) if n in DISTRESS_NAMES]
+        if not distress:
+            distress = [i for i, n in enumerate(names) if n in table and table[n][0] < 0 and table[n][1] > 0.3]
+        calm = [i for i, n in enumerate(names) if n in CALM_NAMES]
+        if not calm:
+            calm = [i for i, n in enumerate(names) if n in table and table[n][0] > 0 and table[n][1] < 0]
+        return cls(list(names), val, aro, distress, calm, has_va)
+
+
+def taxonomy_va() -> dict[str, tuple[float, float]]:
+    """Valence/arousal of every taxonomy concept; empty when the taxonomy cannot be loaded."""
+    try:
+        from emocurate.taxonomy import load_taxonomy
+
+        return {e.name: (e.valence, e.arousal) for e in load_taxonomy().emotions}
+    except Exception:  # missing or invalid taxonomy file: the fallback table still works
+        return {}
+
+
+def smooth(x: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average over ``k`` tokens along axis 0; edges average what exists."""
+    x = np.asarray(x, dtype=np.float64)
+    if k <= 1 or x.shape[0] == 0:
+        return x.copy()
+    t = x.shape[0]
+    half_lo, half_hi = (k - 1) // 2, k // 2
+    pad = [(1, 0)] + [(0, 0)] * (x.ndim - 1)
+    csum = np.pad(np.cumsum(x, axis=0), pad)
+    idx = np.arange(t)
+    lo = np.clip(idx - half_lo, 0, t)
+    hi = np.clip(idx + half_hi + 1, 0, t)
+    count = (hi - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+    return (csum[hi] - csum[lo]) / count
+
+
+EpisodeStatus = Literal["recovered", "unrecovered", "unresolved"]
+
+
+@dataclass
+class Episode:
+    """A span ``[start, end)`` where the distress composite stayed above the threshold."""
+
+    start: int
+    end: int
+    peak: float
+    status: EpisodeStatus
+    time_to_recover: int | None = None
+    calm_rise: float | None = None
+
+
+def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tuple[int, int]]:
+    """Maximal ``[start, end)`` runs of True, merged across gaps ``<= merge_gap``, ``>= min_len`` long."""
+    runs: list[tuple[int, int]] = []
+    t = len(mask)
+    i = 0
+    while i < t:
+        if mask[i]:
+            j = i
+            while j < t and mask[j]:
+                j += 1
+            if runs and i - runs[-1][1] <= merge_gap:
+                runs[-1] = (runs[-1][0], j)
+            else:
+                runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    return [(s, e) for s, e in runs if e - s >= min_len]
+
+
+def find_episodes(distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig) -> list[Episode]:
+    """Distress episodes on a smoothed composite, each with its recovery status."""
+    d = np.asarray(distress, dtype=np.float64)
+    t = len(d)
+    out: list[Episode] = []
+    for s, e in find_runs(d > cfg.threshold, cfg.merge_gap, cfg.min_episode):
+        after = d[e : e + cfg.recovery_window]
+        below = np.nonzero(after <= cfg.recover_level)[0]
+        status: EpisodeStatus
+        ttr: int | None = None
+        if below.size:
+            status, ttr = "recovered", int(below[0]) + 1
+        elif e + cfg.recovery_window <= t:
+            status = "unrecovered"
+        else:
+            status = "unresolved"
+        rise: float | None = None
+        if calm is not None and e < t:
+            rise = float(np.mean(calm[e : e + cfg.recovery_window]) - np.mean(calm[s:e]))
+        out.append(Episode(s, e, float(d[s:e].max()), status, ttr, rise))
+    return out
+
+
+def slope(y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` against position scaled to [0, 1] (change over the document)."""
+    n = len(y)
+    if n < 2:
+        return 0.0
+    x = np.linspace(0.0, 1.0, n)
+    xc = x - x.mean()
+    return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+
+
+def volatility(v: np.ndarray, lag: int) -> float:
+    """Mean absolute change of a smoothed trajectory over ``lag`` tokens (0 for short documents)."""
+    if len(v) <= lag:
+        return 0.0
+    return float(np.mean(np.abs(v[lag:] - v[:-lag])))
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Pearson r, or None with fewer than 3 pairs or no variance."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@dataclass
+class TurnSpan:
+    """A dialogue turn's speaker and token span ``[start, end)`` (its label tokens excluded)."""
+
+    speaker: str
+    start: int
+    end: int
+
+
+class TurnScore(Model):
+    """Per-turn speaker emotion of a dialogue document."""
+
+    speaker: str
+    start: int
+    end: int
+    valence: float
+    arousal: float
+    distress: float
+    dominant: str
+
+
+@dataclass
+class Analysis:
+    """Everything derived from one document's z-scores."""
+
+    mean: np.ndarray  # [E]
+    p95: np.ndarray  # [E]
+    dominant: list[str]
+    metrics: dict[str, float | None]
+    flags: list[Flag]
+    episodes: list[Episode]
+    turns: list[TurnScore]
+    smoothed: np.ndarray  # [T, E]
+    valence: np.ndarray | None
+    arousal: np.ndarray | None
+    distress: np.ndarray | None
+    calm: np.ndarray | None
+    regulation: np.ndarray | None
+    coreg_pairs: list[tuple[float, float]] = field(default_factory=list)
+
+
+METRIC_KEYS: tuple[str, ...] = (
+    "valence_mean", "valence_min", "valence_end", "arousal_mean", "arousal_max",
+    "distress_mean", "distress_max", "distress_end", "calm_mean", "n_episodes", "distress_frac",
+    "n_recovered", "recovery_rate", "time_to_recover", "calm_rise", "unresolved_end",
+    "escalation", "volatility", "regulation_mean", "regulation_min", "n_turns", "coreg_r",
+    "n_mirroring",
+)
+
+
+def analyse(
+    z: np.ndarray,
+    axes: Axes,
+    cfg: MetricConfig,
+    *,
+    regulation: np.ndarray | None = None,
+    turns: Sequence[TurnSpan] = (),
+) -> Analysis:
+    """Derive the profile, trajectories, episodes, metrics and flags of one document.
+
+    Args:
+        z: ``[n_tokens, n_emotions]`` z-scores in ``axes.names`` order (unsmoothed).
+        axes: valence/arousal weights and the distress/calm members.
+        cfg: smoothing window and thresholds.
+        regulation: optional ``[n_tokens, n_dirs]`` z-scores on healthy-vs-unhealthy directions
+            (positive = healthy).
+        turns: dialogue turns (empty for prose).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n_tok, n_emo = z.shape
+    m: dict[str, float | None] = dict.fromkeys(METRIC_KEYS)
+    flags: list[Flag] = []
+    if n_tok == 0:
+        empty = np.zeros(n_emo)
+        m.update(n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0)
+        return Analysis(empty, empty, [], m, [], [], [], z, None, None, None, None, None)
+    zs = smooth(z, cfg.smooth)
+    mean = zs.mean(0)
+    p95 = np.percentile(zs, 95, axis=0)
+    order = np.argsort(-mean, kind="stable")[: cfg.dominant_k]
+    dominant = [axes.names[i] for i in order]
+    tail = slice(max(0, n_tok - cfg.tail), n_tok)
+
+    val = zs @ axes.valence if axes.has_va else None
+    aro = zs @ axes.arousal if axes.has_va else None
+    if val is not None and aro is not None:
+        m.update(valence_mean=float(val.mean()), valence_min=float(val.min()),
+                 valence_end=float(val[tail].mean()), arousal_mean=float(aro.mean()),
+                 arousal_max=float(aro.max()), volatility=volatility(val, cfg.smooth))
+        if m["volatility"] is not None and m["volatility"] > cfg.volatility_high:  # type: ignore[operator]
+            flags.append(Flag(kind="high_volatility", start=0, end=n_tok, severity=float(m["volatility"] or 0),
+                              evidence="valence swings faster than volatility_high"))
+    dist = zs[:, axes.distress].mean(1) if axes.distress else None
+    calm = zs[:, axes.calm].mean(1) if axes.calm else None
+    if calm is not None:
+        m["calm_mean"] = float(calm.mean())
+    episodes: list[Episode] = []
+    if dist is not None:
+        episodes = find_episodes(dist, calm, cfg)
+        d_end = float(dist[tail].mean())
+        esc = slope(dist)
+        recovered = [e for e in episodes if e.status == "recovered"]
+        rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
+        unresolved = d_end > cfg.threshold or (bool(episodes) and episodes[-1].status == "unresolved")
+        m.update(distress_mean=float(dist.mean()), distress_max=float(dist.max()), distress_end=d_end,
+                 n_episodes=float(len(episodes)),
+                 distress_frac=float(sum(e.end - e.start for e in episodes) / n_tok),
+                 n_recovered=float(len(recovered)),
+                 recovery_rate=(len(recovered) / len(episodes)) if episodes else None,
+                 time_to_recover=float(np.mean([e.time_to_recover for e in recovered])) if recovered else None,
+                 calm_rise=float(np.mean(rises)) if rises else None,
+                 unresolved_end=float(unresolved), escalation=esc)
+        for e in episodes:
+            flags.append(Flag(kind="distress_episode", start=e.start, end=e.end, severity=e.peak,
+                              evidence=e.status if e.time_to_recover is None
+                              else f"recovered after {e.time_to_recover} tokens"))
+            if e.status == "unrecovered":
+                flags.append(Flag(kind="unrecovered_distress", start=e.start,
+                                  end=min(n_tok, e.end + cfg.recovery_window), severity=e.peak,
+                                  evidence=f"no return below {cfg.recover_level} within {cfg.recovery_window} tokens"))
+        if unresolved:
+            start = episodes[-1].start if episodes and episodes[-1].status == "unresolved" else tail.start
+            flags.append(Flag(kind="unresolved_end", start=start, end=n_tok, severity=d_end,
+                              evidence="document ends in distress"))
+        half = n_tok // 2
+        if esc >= cfg.escalation_slope and n_tok >= 4 and dist[half:].mean() - dist[:half].mean() > 0 \
+                and dist.max() > cfg.recover_level:
+            flags.append(Flag(kind="escalation", start=half, end=n_tok, severity=esc,
+                              evidence=f"distress rises by {esc:.2f} z across the document"))
+    reg = None
+    if regulation is not None and regulation.size:
+        reg = smooth(np.asarray(regulation, dtype=np.float64), cfg.smooth).mean(1)
+        m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
+        for rs, re_ in find_runs(reg < cfg.regulation_threshold, cfg.merge_gap, cfg.min_episode):
+            flags.append(Flag(kind="unhealthy_regulation", start=rs, end=re_, severity=float(-reg[rs:re_].min()),
+                              evidence="closer to the unhealthy side of the regulation axis"))
+    turn_scores, pairs = _turns(zs, axes, dist, cfg, turns, flags)
+    m["n_turns"] = float(len(turn_scores))
+    if turn_scores:
+        m["coreg_r"] = pearson([p[0] for p in pairs], [p[1] for p in pairs])
+        m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
+    flags.sort(key=lambda f: (f.start, f.end, f.kind))
+    return Analysis(mean, p95, dominant, m, flags, episodes, turn_scores, zs, val, aro, dist, calm, reg, pairs)
+
+
+def _turns(
+    zs: np.ndarray, axes: Axes, dist: np.ndarray | None, cfg: MetricConfig,
+    turns: Sequence[TurnSpan], flags: list[Flag],
+) -> tuple[list[TurnScore], list[tuple[float, float]]]:
+    """Per-turn emotion and co-regulation pairs (human arousal, next assistant arousal)."""
+    out: list[TurnScore] = []
+    for t in turns:
+        if t.end <= t.start:
+            continue
+        seg = zs[t.start : t.end]
+        mean = seg.mean(0)
+        out.append(TurnScore(
+            speaker=t.speaker, start=t.start, end=t.end,
+            valence=float(mean @ axes.valence), arousal=float(mean @ axes.arousal),
+            distress=float(dist[t.start : t.end].mean()) if dist is not None else 0.0,
+            dominant=axes.names[int(np.argmax(mean))],
+        ))
+    pairs: list[tuple[float, float]] = []
+    for prev, nxt in zip(out, out[1:], strict=False):
+        # The assistant responding to the human: the direction the anchor study measured and the
+        # one a curator of assistant data acts on.
+        if not (prev.speaker == "human" and nxt.speaker == "assistant"):
+            continue
+        pairs.append((prev.arousal, nxt.arousal))
+        if prev.arousal > cfg.arousal_high and nxt.arousal >= prev.arousal - cfg.mirror_margin:
+            flags.append(Flag(kind="mirroring", start=nxt.start, end=nxt.end, severity=nxt.arousal,
+                              evidence=f"{nxt.speaker} meets arousal {prev.arousal:.2f} with {nxt.arousal:.2f}"))
+        if dist is not None and nxt.distress > cfg.threshold and nxt.distress > prev.distress + cfg.mirror_margin:
+            flags.append(Flag(kind="escalating_response", start=nxt.start, end=nxt.end,
+                              severity=nxt.distress,
+                              evidence=f"{nxt.speaker} raises distress {prev.distress:.2f} -> {nxt.distress:.2f}"))
+    return out, pairs

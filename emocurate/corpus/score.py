@@ -1,0 +1,382 @@
+"""Score a corpus: token activations at the probe layer, projected on every emotion vector.
+
+The :class:`Scorer` is pure per batch (documents in, rows out; no files), so the local engine
+and the Ray engine run the same code. It has two halves so Ray can run them on different
+workers: :meth:`Scorer.prepare` (CPU: tokenise, cut long documents into overlapping windows,
+find dialogue turns) and :meth:`Scorer.run` (model: one forward pass per length-bucketed batch,
+stopped at the probe layer, then z-scored projections and the regulation metrics).
+
+Windows: a document longer than the window is cut into windows that start every ``stride``
+tokens; each window is run with its own BOS and the first window contributes all its tokens,
+every later one only the tokens past the previous window's end. Every token therefore keeps
+the longest left context available and the stitched sequence has exactly one value per token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, analyse
+from emocurate.corpus.rows import CorpusScore
+from emocurate.errors import ConfigError, InputError
+from emocurate.records import Flag, Model
+from emocurate.vectors.capture import capture, make_batches
+from emocurate.vectors.models import LoadedModel
+from emocurate.vectors.vectorset import VectorSet
+
+TURN_RE = re.compile(r"^[ \t]*(Human|User|Assistant|AI)[ \t]*:[ \t]?", re.MULTILINE)
+ASSISTANT_LABELS = {"assistant", "ai"}
+
+
+class ScoreConfig(Model):
+    """How to read, window, batch, score and trace a corpus."""
+
+    text_field: str = Field(default="text", description="JSON/Parquet field holding the document text")
+    id_field: str | None = Field(default=None, description="field holding a document id (generated when absent)")
+    engine: Literal["local", "ray"] = "local"
+    address: str | None = Field(default=None, description="Ray cluster address (engine=ray); local Ray when absent")
+    ray_actors: int = Field(default=1, ge=1, description="model actors for the Ray engine")
+    batch_tokens: int = Field(default=8192, ge=16, description="padded tokens per forward batch")
+    window: int | None = Field(default=None, ge=8, description="window in tokens (default: model context)")
+    stride: int | None = Field(default=None, ge=1, description="window start spacing (default: 3/4 of the window)")
+    device: str = "cpu"
+    dtype: str = Field(default="auto", description="model dtype when loading (auto: bf16 on GPU, fp32 on CPU)")
+    model: str | None = Field(default=None, description="model path/id (default: the VectorSet's model_id)")
+    limit: int | None = Field(default=None, ge=1, description="read at most this many input rows")
+    smooth: int = Field(default=9, ge=1, description="moving-average window in tokens before metrics")
+    shard_size: int = Field(default=256, ge=1, description="input rows per output shard")
+    layer: int | None = Field(default=None, description="probe layer (default: the VectorSet's default layer)")
+    max_chars: int = Field(default=2_000_000, ge=1, description="longer documents are quarantined")
+    regulation_vectors: str | None = Field(default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)")
+    metrics: MetricConfig = Field(default_factory=lambda: MetricConfig())
+    trace_flagged: int = Field(default=50, ge=0, description="token traces kept per shard for flagged documents")
+    trace_others: int = Field(default=5, ge=0, description="token traces kept per shard for the first unflagged documents")
+    trace_top: int = Field(default=8, ge=1, description="emotions per trace (highest document means)")
+    trace_max_tokens: int = Field(default=4096, ge=1, description="tokens kept per trace")
+    progress: bool = True
+
+    def metric_config(self) -> MetricConfig:
+        """Metric thresholds with this config's smoothing window."""
+        return self.metrics.model_copy(update={"smooth": self.smooth})
+
+
+@dataclass
+class Prepared:
+    """A tokenised document ready for the model (plain data: travels between Ray workers)."""
+
+    doc_id: str
+    source: str
+    position: str
+    index: int
+    n_chars: int
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    windows: list[tuple[int, int, int]]  # (start in body, length, first token kept)
+    turns: list[tuple[str, int, int]]
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prepared:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["offsets"] = [tuple(o) for o in d["offsets"]]
+        d["windows"] = [tuple(w) for w in d["windows"]]
+        d["turns"] = [tuple(t) for t in d["turns"]]
+        return cls(**d)
+
+
+@dataclass
+class ScoredDoc:
+    """A row plus, when asked, the token-level trace for the HTML report."""
+
+    row: CorpusScore
+    trace: dict[str, Any] | None = None
+
+
+@dataclass
+class _Group:
+    layer: int
+    weight: torch.Tensor  # [E, d] unit rows
+    mean: torch.Tensor | None
+    std: torch.Tensor | None
+
+
+def context_length(lm: LoadedModel) -> int:
+    """The model's context window (``max_position_embeddings`` or similar; 2048 if unknown)."""
+    cfg = lm.model.config  # type: ignore[union-attr]
+    text_cfg = getattr(cfg, "text_config", None) or cfg
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        val = getattr(text_cfg, key, None)
+        if isinstance(val, int) and val > 0:
+            return val
+    return 2048
+
+
+def plan_windows(n: int, length: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows ``(start, length, keep_from)`` over ``n`` body tokens; kept parts tile ``[0, n)``."""
+    if n <= length:
+        return [(0, n, 0)]
+    out = [(0, length, 0)]
+    start = 0
+    while start + length < n:
+        nxt = start + stride
+        seg = min(length, n - nxt)
+        out.append((nxt, seg, start + length - nxt))
+        start = nxt
+    return out
+
+
+def find_turns(text: str) -> list[tuple[str, int, int]]:
+    """``(speaker, char_start, char_end)`` of ``Human:``/``Assistant:`` turns (labels excluded).
+
+    A text is a dialogue only when it has at least two turns and both speakers.
+    """
+    marks = list(TURN_RE.finditer(text))
+    if len(marks) < 2:
+        return []
+    turns = []
+    for m, nxt in zip(marks, [*marks[1:], None], strict=False):
+        speaker = "assistant" if m.group(1).lower() in ASSISTANT_LABELS else "human"
+        end = nxt.start() if nxt is not None else len(text)
+        turns.append((speaker, m.end(), end))
+    if len({t[0] for t in turns}) < 2:
+        return []
+    return turns
+
+
+class Preparer:
+    """The CPU half of scoring: tokenise, plan windows, find dialogue turns (no model needed)."""
+
+    def __init__(self, tokenizer: Any, window: int, stride: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+        bos = tokenizer.bos_token_id
+        self.bos: int | None = bos if bos is not None and probe[:1] == [bos] else None
+        self.body_len = window - (1 if self.bos is not None else 0)
+        if self.body_len < 2:
+            raise ConfigError(f"window {window} is too short")
+        self.stride = stride or max(1, self.body_len * 3 // 4)
+        if self.stride > self.body_len:
+            raise ConfigError(f"stride {self.stride} is longer than the window body {self.body_len}; "
+                              "tokens between windows would be lost")
+
+    def prepare(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[Prepared]:
+        """Tokenise and window documents; ``docs`` are ``(doc_id, text)`` pairs or reader Docs."""
+        tok = self.tokenizer
+        out: list[Prepared] = []
+        for i, d in enumerate(docs):
+            if isinstance(d, tuple):
+                doc_id, text, source, position = d[0], d[1], "", ""
+            else:
+                doc_id, text, source, position = d.doc_id, d.text, d.source, d.position
+            if getattr(tok, "is_fast", False):
+                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+                ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+            else:
+                ids = list(tok(text, add_special_tokens=False)["input_ids"])
+                offsets = []
+            windows = plan_windows(len(ids), self.body_len, self.stride)
+            turns: list[tuple[str, int, int]] = []
+            char_turns = find_turns(text)
+            if char_turns and offsets:
+                starts = np.array([o[0] for o in offsets], dtype=np.int64)
+                for speaker, cs, ce in char_turns:
+                    ts, te = int(np.searchsorted(starts, cs)), int(np.searchsorted(starts, ce))
+                    if te > ts:
+                        turns.append((speaker, ts, te))
+            out.append(Prepared(doc_id, source, position, start_index + i, len(text), ids,
+                                offsets, windows, turns, text))
+        return out
+
+
+class Scorer:
+    """Scores batches of ``(doc_id, text)``; shared by the local and Ray engines."""
+
+    def __init__(self, vs: VectorSet, lm: LoadedModel, cfg: ScoreConfig,
+                 *, regulation: VectorSet | None = None) -> None:
+        if vs.meta.hidden_size != lm.hidden_size:
+            raise ConfigError(
+                f"vector set was fitted on '{vs.meta.model_id}' (hidden {vs.meta.hidden_size}) but the "
+                f"model '{lm.model_id}' has hidden size {lm.hidden_size}"
+            )
+        self.vs, self.lm, self.cfg = vs, lm, cfg
+        self.mcfg = cfg.metric_config()
+        self.layer = vs.layer_or_default(cfg.layer)
+        if self.layer >= lm.n_layers:
+            raise ConfigError(f"probe layer {self.layer} is beyond the model's {lm.n_layers} layers")
+        self.window = cfg.window or context_length(lm)
+        self.preparer = Preparer(lm.tokenizer, self.window, cfg.stride)
+        tok = lm.tokenizer
+        self.bos = self.preparer.bos
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        self.names = list(vs.names)
+        self.axes = Axes.for_names(self.names)
+        dev = lm.device
+        self.groups = [self._group(vs, self.layer, dev)]
+        self.reg_names: list[str] = []
+        if vs.meta.kind == "regulation":
+            self.reg_names = list(vs.names)
+        if regulation is not None:
+            if regulation.meta.hidden_size != lm.hidden_size:
+                raise ConfigError("regulation vectors were fitted on a model with a different hidden size")
+            self.groups.append(self._group(regulation, regulation.layer_or_default(None), dev))
+            self.reg_names = list(regulation.names)
+        self.layers = sorted({g.layer for g in self.groups})
+
+    @staticmethod
+    def _group(vs: VectorSet, layer: int, dev: torch.device) -> _Group:
+        mean = vs.ref_mean[layer].float().to(dev) if layer in vs.ref_mean else None
+        std = vs.ref_std[layer].float().clamp_min(1e-6).to(dev) if layer in vs.ref_std else None
+        return _Group(layer, vs.unit(layer).to(dev), mean, std)
+
+    def prepare(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[Prepared]:
+        """Tokenise and window documents (see :meth:`Preparer.prepare`)."""
+        return self.preparer.prepare(docs, start_index=start_index)
+
+    # -- model half -----------------------------------------------------------------------
+    def run(self, prepared: Sequence[Prepared]) -> list[ScoredDoc]:
+        """Forward passes (stopped at the probe layer) and metrics for prepared documents."""
+        seqs: list[list[int]] = []
+        owners: list[tuple[int, int]] = []  # (doc, window)
+        for di, p in enumerate(prepared):
+            for wi, (start, length, _keep) in enumerate(p.windows):
+                if length == 0:
+                    continue
+                body = p.ids[start : start + length]
+                seqs.append(([self.bos] if self.bos is not None else []) + body)
+                owners.append((di, wi))
+        e_main = len(self.names)
+        e_reg = sum(g.weight.shape[0] for g in self.groups[1:])
+        z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
+        zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
+        skip = 1 if self.bos is not None else 0
+        if seqs:
+            with capture(self.lm, self.layers) as cap:
+                for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
+                                          padding_side="right"):
+                    acts = cap.run(**batch.model_inputs(self.lm.device))
+                    projs = [self._project(acts[g.layer], g) for g in self.groups]
+                    main = projs[0]
+                    reg = np.concatenate(projs[1:], axis=-1) if len(projs) > 1 else None
+                    for r, si in enumerate(batch.indices):
+                        di, wi = owners[si]
+                        start, length, keep = prepared[di].windows[wi]
+                        lo, hi = skip + keep, skip + length
+                        z[di][start + keep : start + length] = main[r, lo:hi]
+                        if reg is not None and zr is not None:
+                            zr[di][start + keep : start + length] = reg[r, lo:hi]
+        out = []
+        for di, p in enumerate(prepared):
+            regulation: np.ndarray | None = None
+            if zr is not None:
+                regulation = zr[di]
+            elif self.vs.meta.kind == "regulation":
+                regulation = z[di]
+            spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
+            an = analyse(z[di], self.axes, self.mcfg, regulation=regulation, turns=spans)
+            out.append(self._row(p, an))
+        return out
+
+    def _project(self, acts: torch.Tensor, g: _Group) -> np.ndarray:
+        proj = acts.float() @ g.weight.T
+        if g.mean is not None and g.std is not None:
+            proj = (proj - g.mean) / g.std
+        return proj.cpu().numpy().astype(np.float32)
+
+    def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
+        flags = [self._evidence(p, f) for f in an.flags]
+        row = CorpusScore(
+            doc_id=p.doc_id, source=p.source, position=p.position, n_tokens=len(p.ids),
+            n_chars=p.n_chars, n_windows=len(p.windows), is_dialogue=bool(p.turns),
+            dominant=an.dominant,
+            emotion_mean={n: float(v) for n, v in zip(self.names, an.mean, strict=True)},
+            emotion_p95={n: float(v) for n, v in zip(self.names, an.p95, strict=True)},
+            metrics=an.metrics, flags=flags, turns=an.turns,
+        )
+        trace = None
+        if row.flags or p.index < self.cfg.trace_others:
+            trace = self._trace(p, an, flags)
+        return ScoredDoc(row, trace)
+
+    def _evidence(self, p: Prepared, f: Flag) -> Flag:
+        """Append the flagged text (from token offsets) to a flag's evidence."""
+        if not p.offsets or f.end <= f.start:
+            return f
+        cs, ce = p.offsets[f.start][0], p.offsets[min(f.end, len(p.offsets)) - 1][1]
+        snippet = " ".join(p.text[cs:ce].split())
+        if len(snippet) > 160:
+            snippet = snippet[:77] + " ... " + snippet[-78:]
+        return f.model_copy(update={"evidence": f"{f.evidence}: \"{snippet}\""})
+
+    def _trace(self, p: Prepared, an: Analysis, flags: list[Flag]) -> dict[str, Any]:
+        """Token strings and smoothed series (valence, arousal, distress, calm, top emotions)."""
+        n = min(len(p.ids), self.cfg.trace_max_tokens)
+        if p.offsets:
+            tokens = [p.text[a:b] for a, b in p.offsets[:n]]
+        else:
+            tokens = [self.lm.tokenizer.decode([i]) for i in p.ids[:n]]
+        names: list[str] = []
+        series: list[list[float]] = []
+        for name, arr in (("valence", an.valence), ("arousal", an.arousal), ("distress", an.distress),
+                          ("calm", an.calm), ("regulation", an.regulation)):
+            if arr is not None:
+                names.append(name)
+                series.append([round(float(x), 3) for x in arr[:n]])
+        top: list[int] = [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]] if len(p.ids) else []
+        for i in top:
+            names.append(f"emotion:{self.names[int(i)]}")
+            series.append([round(float(x), 3) for x in an.smoothed[:n, int(i)]])
+        return {"doc_id": p.doc_id, "n_tokens": len(p.ids), "truncated": len(p.ids) > n,
+                "tokens": tokens, "series_names": names, "series": series,
+                "flags": [f.model_dump() for f in flags]}
+
+    def score_full(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[ScoredDoc]:
+        """Rows and traces for a batch of documents."""
+        return self.run(self.prepare(docs, start_index=start_index))
+
+    def score(self, docs: Sequence[tuple[str, str]] | Sequence[Any]) -> list[CorpusScore]:
+        """One row per ``(doc_id, text)`` pair, in input order (pure: no files)."""
+        return [s.row for s in self.score_full(docs)]
+
+
+def load_vectors(vectors_dir: str | Path, cfg: ScoreConfig) -> tuple[VectorSet, VectorSet | None]:
+    """The emotion VectorSet and, when configured or present as ``regulation/``, a regulation set."""
+    vs = VectorSet.load(vectors_dir)
+    reg: VectorSet | None = None
+    reg_dir = Path(cfg.regulation_vectors) if cfg.regulation_vectors else Path(vectors_dir) / "regulation"
+    if cfg.regulation_vectors and not reg_dir.exists():
+        raise InputError(f"regulation vectors folder not found: {reg_dir}")
+    if reg_dir.is_dir() and (reg_dir / "vectorset.json").exists():
+        reg = VectorSet.load(reg_dir)
+    return vs, reg
+
+
+def score_corpus(
+    inputs: list[str | Path],
+    vectors_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ScoreConfig,
+    *,
+    lm: LoadedModel | None = None,
+) -> dict[str, Any]:
+    """Score every document of ``inputs`` into ``out_dir`` and return the manifest.
+
+    Writes ``data/shard-XXXXX.parquet`` (one flat row per document), ``tokens/shard-XXXXX.parquet``
+    (token traces for flagged and a few other documents), ``quarantine.jsonl`` and
+    ``manifest.json``. Finished shards carry completion markers, so a rerun skips them.
+    """
+    from emocurate.corpus.engines import run_scoring
+
+    return run_scoring(inputs, vectors_dir, out_dir, cfg, lm=lm)

@@ -1,0 +1,237 @@
+"""Local generation with a transformers causal LM, batched behind the one-request API.
+
+The engine calls :meth:`TransformersBackend.complete` concurrently, one request per call. A
+micro-batching queue gathers whatever calls are pending into one left-padded batch, so 150
+short stories from the embedded 260K model take a few seconds instead of a minute.
+
+Sampling is seeded per request (each row has its own ``torch.Generator``), so a request's
+output does not depend on which other requests happened to share its batch: the same plan and
+seed give the same text on every run.
+
+Models with a chat template get their messages rendered with it; base models (no template)
+get a plain continuation prompt, and :attr:`chat` is False so generators write openings for
+the model to continue instead of instructions it cannot follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
+
+
+@dataclass
+class _Job:
+    request: ChatRequest
+    future: asyncio.Future[Completion]
+    prompt_ids: list[int] = field(default_factory=list)
+    prompt_text: str = ""
+
+
+def _request_seed(request: ChatRequest) -> int:
+    if request.seed is not None:
+        return int(request.seed) & 0x7FFF_FFFF_FFFF_FFFF
+    digest = hashlib.sha256(request.cache_key("transformers").encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class TransformersBackend(Backend):
+    """A local causal LM behind the backend API (no structured output: text fallback)."""
+
+    name = "transformers"
+    supports_schema = False
+
+    def __init__(
+        self,
+        model: str = "stories260K",
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_batch: int = 64,
+        batch_window_s: float = 0.005,
+        loaded: Any = None,
+    ) -> None:
+        from emocurate.vectors.models import load_model
+
+        self.lm = loaded if loaded is not None else load_model(model, device=device, dtype=dtype)
+        self.model = self.lm.model_id
+        self.revision = self.lm.revision
+        self.tokenizer = self.lm.tokenizer
+        self.chat = bool(getattr(self.tokenizer, "chat_template", None))
+        self.max_batch = max(1, max_batch)
+        self.batch_window_s = batch_window_s
+        cfg = self.lm.model.config
+        text_cfg = getattr(cfg, "text_config", None) or cfg
+        self.context = int(getattr(text_cfg, "max_position_embeddings", 2048) or 2048)
+        self._queue: list[_Job] = []
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- prompt rendering ---------------------------------------------------------------------
+    def render(self, request: ChatRequest) -> tuple[str, list[int]]:
+        """The prompt text and token ids the model sees for ``request``."""
+        tok = self.tokenizer
+        if self.chat:
+            msgs: list[dict[str, str]] = []
+            if request.system:
+                msgs.append({"role": "system", "content": request.system})
+            msgs.extend({"role": m.role, "content": m.content} for m in request.messages)
+            text = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+        else:
+            parts = [request.system] if request.system else []
+            parts.extend(m.content for m in request.messages)
+            text = "\n\n".join(p for p in parts if p)
+            ids = tok(text)["input_ids"]
+        return text, list(ids)
+
+    # -- the async API ------------------------------------------------------------------------
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Queue one request; it is generated together with whatever else is pending."""
+        loop = asyncio.get_running_loop()
+        text, ids = self.render(request)
+        budget = self.context - len(ids)
+        if budget < 1:
+            raise CallError(
+                f"prompt of {len(ids)} tokens does not fit the model's {self.context}-token context",
+                kind="prompt_too_long",
+            )
+        job = _Job(request=request, future=loop.create_future(), prompt_ids=ids, prompt_text=text)
+        self._queue.append(job)
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run_worker())
+        return await job.future
+
+    async def _run_worker(self) -> None:
+        assert self._wake is not None
+        while self._queue:
+            # Let concurrent callers enqueue before the batch is cut.
+            await asyncio.sleep(self.batch_window_s)
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                results = await asyncio.to_thread(self._generate, batch)
+            except Exception as exc:  # one failure fails the batch's requests, not the worker
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(CallError(f"local generation failed: {exc}"))
+                continue
+            for job, res in zip(batch, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result(res)
+
+    async def aclose(self) -> None:
+        """Wait for the worker to drain."""
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    # -- generation ---------------------------------------------------------------------------
+    def _generate(self, jobs: list[_Job]) -> list[Completion]:
+        tok = self.tokenizer
+        model = self.lm.model
+        device = self.lm.device
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        eos_ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        n = len(jobs)
+        lengths = [len(j.prompt_ids) for j in jobs]
+        width = max(lengths)
+        ids = torch.full((n, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, j in enumerate(jobs):
+            ids[i, width - lengths[i] :] = torch.tensor(j.prompt_ids)
+            mask[i, width - lengths[i] :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        max_new = [min(j.request.max_tokens, self.context - lengths[i]) for i, j in enumerate(jobs)]
+        gens = [torch.Generator(device="cpu").manual_seed(_request_seed(j.request)) for j in jobs]
+        out_tokens: list[list[int]] = [[] for _ in jobs]
+        stop_reason = ["" for _ in jobs]
+        done = [False] * n
+        with torch.inference_mode():
+            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1, :].float().cpu()
+            last_pos = pos[:, -1]
+            step = 0
+            while not all(done):
+                next_ids = torch.full((n,), pad_id, dtype=torch.long)
+                for i, j in enumerate(jobs):
+                    if done[i]:
+                        continue
+                    tid = self._sample(logits[i], j.request, gens[i])
+                    next_ids[i] = tid
+                    if tid in eos_ids:
+                        done[i], stop_reason[i] = True, "end_turn"
+                        continue
+                    out_tokens[i].append(tid)
+                    if len(out_tokens[i]) >= max_new[i]:
+                        done[i], stop_reason[i] = True, "max_tokens"
+                    elif j.request.stop and self._hit_stop(out_tokens[i], j.request.stop):
+                        done[i], stop_reason[i] = True, "stop_sequence"
+                step += 1
+                if all(done):
+                    break
+                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+                last_pos = last_pos + 1
+                out = model(
+                    input_ids=next_ids.unsqueeze(1).to(device),
+                    attention_mask=mask,
+                    position_ids=last_pos.unsqueeze(1),
+                    past_key_values=past,
+                    use_cache=True,
+                )
+                past = out.past_key_values
+                logits = out.logits[:, -1, :].float().cpu()
+        results = []
+        for i, j in enumerate(jobs):
+            text = self._continuation(j.prompt_ids, out_tokens[i])
+            if stop_reason[i] == "stop_sequence":
+                text = self._cut_at_stop(text, j.request.stop)
+            results.append(
+                Completion(
+                    text=text,
+                    stop_reason=stop_reason[i],
+                    input_tokens=lengths[i],
+                    output_tokens=len(out_tokens[i]),
+                    model=self.model,
+                    request_id=f"local-{_request_seed(j.request):x}",
+                )
+            )
+        return results
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, request: ChatRequest, gen: torch.Generator) -> int:
+        if request.temperature <= 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / request.temperature, dim=-1)
+        if request.top_p is not None and 0 < request.top_p < 1:
+            sorted_p, order = torch.sort(probs, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p < request.top_p
+            sorted_p = sorted_p * keep
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+        return int(torch.multinomial(probs, 1, generator=gen))
+
+    def _continuation(self, prompt_ids: list[int], new_ids: list[int]) -> str:
+        tok = self.tokenizer
+        full = tok.decode(prompt_ids + new_ids, skip_special_tokens=True)
+        head = tok.decode(prompt_ids, skip_special_tokens=True)
+        if full.startswith(head):
+            return str(full[len(head) :])
+        return str(tok.decode(new_ids, skip_special_tokens=True))
+
+    def _hit_stop(self, new_ids: list[int], stops: list[str]) -> bool:
+        tail = self.tokenizer.decode(new_ids[-32:], skip_special_tokens=True)
+        return any(s and s in tail for s in stops)
+
+    @staticmethod
+    def _cut_at_stop(text: str, stops: list[str]) -> str:
+        cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+        return text[:cut] if cut >= 0 else text

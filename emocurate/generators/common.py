@@ -1,0 +1,200 @@
+"""What the four generators share: the plan/parse contract, ids, schemas and prompt rendering.
+
+A generator turns a :class:`GenerateConfig` into a deterministic list of fully rendered
+:class:`ChatRequest` s (:meth:`Generator.plan`; same config and seed, same requests, same
+custom ids) and turns one completion back into records (:meth:`Generator.parse`, which raises
+:class:`ParseError` on unusable output so the engine retries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from typing import Any, ClassVar
+
+from emocurate.generators.backends.base import ChatRequest, Completion, Message
+from emocurate.generators.config import DEFAULT_MAX_TOKENS_PER_ITEM, GenerateConfig
+from emocurate.generators.parse import ParseError, completion_items, delimited_instructions
+from emocurate.generators.prompts import PromptFile, prompt_pair
+from emocurate.records import Model, Provenance, stable_id
+from emocurate.taxonomy import Taxonomy, Topic, load_taxonomy, resolve_topics
+
+VARIETY_PLACES = (
+    "in a small town", "in a big city", "at night", "early in the morning", "outdoors",
+    "at work", "at home", "while travelling", "in winter", "in summer", "in a crowded place",
+    "somewhere quiet",
+)
+
+STRUCTURED_NOTE = "Answer only through the structured output format provided (the '{name}' schema)."
+
+
+class BackendInfo(Model):
+    """What a generator needs to know about the backend it plans for."""
+
+    name: str
+    model: str
+    chat: bool = True
+    supports_schema: bool = True
+
+
+def slug(text: str) -> str:
+    """A custom-id-safe form of a name (batch APIs allow ``[A-Za-z0-9_-]`` only)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
+
+
+def make_custom_id(*parts: str) -> str:
+    """Readable, unique, at most 64 characters (batch APIs' limit)."""
+    cid = "-".join(slug(p) for p in parts)
+    if len(cid) > 64:
+        cid = cid[:47] + "-" + hashlib.sha256(cid.encode()).hexdigest()[:16]
+    return cid
+
+
+def derived_seed(seed: int, *parts: str) -> int:
+    """A per-request seed from the run seed and the request's identity (stable across runs)."""
+    h = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def items_schema(item_props: dict[str, Any], n: int) -> dict[str, Any]:
+    """``{"items": [item x n]}`` with every property required (valid for strict OpenAI mode)."""
+    return {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "minItems": n,
+                "maxItems": n,
+                "items": {
+                    "type": "object",
+                    "properties": item_props,
+                    "required": list(item_props),
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+
+
+TURNS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "speaker": {"type": "string", "enum": ["human", "assistant"]},
+            "text": {"type": "string"},
+        },
+        "required": ["speaker", "text"],
+        "additionalProperties": False,
+    },
+}
+
+
+class Generator:
+    """Base of the four generators."""
+
+    kind: ClassVar[str] = ""
+    item_props: ClassVar[dict[str, Any]] = {}
+    text_fields: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, cfg: GenerateConfig, info: BackendInfo, taxonomy: Taxonomy | None = None) -> None:
+        self.cfg = cfg
+        self.info = info
+        self.tax = taxonomy or load_taxonomy()
+        self.system_prompt, self.user_prompt, self.prompt_id, self.prompt_hash = prompt_pair(self.kind)
+        self.n_per_request = cfg.items_per_request(info.chat)
+
+    # -- to override --------------------------------------------------------------------------
+    def plan(self) -> list[ChatRequest]:
+        """The requests of this run, in a deterministic order."""
+        raise NotImplementedError
+
+    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> Any:
+        """One record from one parsed item (raise ParseError if the item is unusable)."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def topics(self) -> list[Topic]:
+        """The topics named by the config's topic spec."""
+        return resolve_topics(self.cfg.topics)
+
+    def forbidden(self, emotion: str) -> list[str]:
+        """The words a text about ``emotion`` must not contain."""
+        return self.tax.get(emotion).leak_terms
+
+    def format_note(self, n: int) -> str:
+        """How to format the answer: the schema when supported, the delimiter layout otherwise."""
+        if self.info.supports_schema:
+            return STRUCTURED_NOTE.format(name=self.kind)
+        return delimited_instructions(self.text_fields, n)
+
+    def request(self, custom_id: str, user_values: dict[str, Any], n: int, meta: dict[str, Any]) -> ChatRequest:
+        """Render one chat request with the shared system prompt and this request's user prompt."""
+        cfg = self.cfg
+        system = self.system_prompt.render(format_note=self.format_note(n))
+        user = self.user_prompt.render(variety=self.variety(custom_id), **user_values)
+        max_tokens = cfg.max_tokens or DEFAULT_MAX_TOKENS_PER_ITEM[self.kind] * n + 200
+        return ChatRequest(
+            custom_id=custom_id,
+            model=self.info.model,
+            system=system,
+            messages=[Message(role="user", content=user)],
+            max_tokens=max_tokens,
+            temperature=1.0 if cfg.temperature is None else cfg.temperature,
+            top_p=cfg.top_p,
+            seed=derived_seed(cfg.seed, custom_id),
+            schema_name=self.kind if self.info.supports_schema else "",
+            schema=items_schema(self.item_props, n) if self.info.supports_schema else {},
+            cache_system=cfg.prompt_cache,
+            prompt_id=self.prompt_id,
+            prompt_hash=self.prompt_hash,
+            meta={"kind": self.kind, "n": n, **meta},
+        )
+
+    def parse(self, request: ChatRequest, completion: Completion, prov: Provenance | None = None) -> list[Any]:
+        """Records from one completion; ParseError when none are usable."""
+        items = completion_items(completion, list(self.text_fields))
+        want = int(request.meta.get("n", len(items)))
+        records, problems = [], []
+        for i, item in enumerate(items[:want]):
+            try:
+                records.append(self.build(request, item, i, prov))
+            except (ParseError, ValueError, KeyError, TypeError) as exc:
+                problems.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if not records:
+            why = problems[0] if problems else "no items"
+            raise ParseError(f"no usable {self.kind} in the answer ({why})")
+        return records
+
+    def record_id(self, request: ChatRequest, index: int) -> str:
+        """Deterministic record id from the request's custom id and the item's position."""
+        return stable_id(self.kind, request.custom_id, str(index), prefix=f"{self.kind[:2]}-")
+
+    def variety(self, custom_id: str) -> str:
+        """A per-request nudge so chunks of the same emotion and topic do not share one prompt
+        (identical prompts give near-identical answers and waste the budget)."""
+        rng = self.rng("variety", custom_id)
+        letters = ", ".join(rng.sample("ABCDEFGHIJKLMNOPRSTVWY", 4))
+        place = rng.choice(VARIETY_PLACES)
+        return (f"give people names starting with {letters}; where the situation allows, let "
+                f"at least one item take place {place}.")
+
+    def rng(self, *parts: str) -> random.Random:
+        """A private random stream for planning choices (stable across runs)."""
+        return random.Random(derived_seed(self.cfg.seed, self.kind, *parts))
+
+
+def require_text(item: dict[str, Any], key: str, *, min_words: int = 5) -> str:
+    """A non-trivial text field or ParseError."""
+    value = item.get(key)
+    if not isinstance(value, str) or len(value.split()) < min_words:
+        raise ParseError(f"item field '{key}' is missing or too short")
+    return value.strip()
+
+
+def check_prompt_file(p: PromptFile) -> str:
+    """The id@hash label used in manifests."""
+    return f"{p.id}@{p.hash}"

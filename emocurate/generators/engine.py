@@ -1,0 +1,433 @@
+"""The request engine: concurrency, rate limits, retries, cache, cost and budget in one place.
+
+Backends make exactly one attempt per call (their SDKs are built with ``max_retries=0``);
+the engine alone decides whether and when to retry, so a 429 is never retried twice over.
+
+For each request, in order: look it up in the response cache (a hit costs nothing); reserve
+its worst-case cost against the budget (a request that would cross the budget is not sent,
+and the run stops cleanly); take one request and its estimated tokens from the token buckets;
+call the backend; on 429/529/5xx/timeouts/dropped connections wait (``retry-after`` when the
+server sent one, otherwise exponential backoff with full jitter) and try again; on success run
+the caller's ``check`` (malformed or truncated output counts as a failed attempt and is retried
+but never cached); append the good completion to the cache before reporting it done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from emocurate.errors import BackendError, BudgetExceeded
+from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
+from emocurate.generators.cache import ResponseCache, request_key
+from emocurate.generators.limits import RateLimiter
+from emocurate.generators.pricing import Price, estimate_cost, estimate_input_tokens, find_price
+from emocurate.records import Model, utc_now
+
+
+class MalformedOutput(ValueError):
+    """Raised by a ``check`` callback: the completion cannot be parsed into records."""
+
+
+class EngineConfig(Model):
+    """How hard and how long the engine may push a backend."""
+
+    concurrency: int = Field(default=8, ge=1, description="requests in flight at once")
+    rpm: float | None = Field(default=None, gt=0, description="requests per minute (client-side)")
+    input_tpm: float | None = Field(default=None, gt=0, description="input tokens per minute")
+    output_tpm: float | None = Field(default=None, gt=0, description="output tokens per minute")
+    max_retries: int = Field(default=6, ge=0, description="retries per request after the first try")
+    timeout_s: float = Field(default=120.0, gt=0, description="per-call timeout")
+    budget_usd: float | None = Field(default=None, ge=0, description="stop before spending more")
+    prices: dict[str, Price] = Field(default_factory=dict, description="price overrides by model")
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    burst_s: float = Field(default=1.0, gt=0, description="token-bucket burst, in seconds of limit")
+    warm_prompt_cache: bool = Field(default=True, description="send one request before fanning out")
+    batch_pricing: bool = False
+
+
+class RequestResult(Model):
+    """What became of one request (same order as the requests given to :meth:`Engine.run`)."""
+
+    custom_id: str
+    completion: Completion | None = None
+    error: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    cost_usd: float = 0.0
+    """USD billed for the completion kept (its original cost when it came from the cache)."""
+    skipped: bool = False
+    """Not sent because the budget was reached (``error`` says so)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether a usable completion came back."""
+        return self.completion is not None and self.error is None
+
+
+class EngineStats(Model):
+    """Counters for the progress bar and the manifest."""
+
+    planned: int = 0
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    skipped: int = 0
+    calls: int = 0
+    retries: int = 0
+    malformed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    usd_spent: float = 0.0
+    elapsed_s: float = 0.0
+    errors: dict[str, int] = Field(default_factory=dict)
+    rate_limits: dict[str, float | None] = Field(default_factory=dict)
+    budget_reached: bool = False
+    price_known: bool = True
+
+    @property
+    def billed_tokens(self) -> int:
+        """Every token a provider counted (input, output, cache reads and writes)."""
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+Check = Callable[[ChatRequest, Completion], Any]
+
+
+class Engine:
+    """Runs many :class:`ChatRequest` s through one backend, safely and within limits."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: EngineConfig | None = None,
+        cache: ResponseCache | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.config = config or EngineConfig()
+        self.cache = cache
+        self.progress = progress
+        self.price, known = find_price(backend.name, backend.model or "", self.config.prices)
+        self.stats = EngineStats(price_known=known)
+        self._errors: Counter[str] = Counter()
+        self._ever_ok = False
+        self._pause_until = 0.0
+        self._reserved = 0.0
+        self._fatal: BaseException | None = None
+        self._rng = random.Random()
+
+    # -- public -------------------------------------------------------------------------------
+    def price_for(self, request: ChatRequest) -> Price:
+        """The price that applies to ``request``'s model."""
+        if request.model == self.backend.model or not request.model:
+            return self.price
+        return find_price(self.backend.name, request.model, self.config.prices)[0]
+
+    def estimate(self, requests: list[ChatRequest]) -> float:
+        """Worst-case USD for sending ``requests`` (prompt caching assumed after the first)."""
+        total = 0.0
+        cached = self.backend.supports_prompt_cache
+        for i, r in enumerate(requests):
+            total += estimate_cost(
+                r, self.price_for(r), cached_system=cached and r.cache_system and i > 0,
+                batch=self.config.batch_pricing,
+            )
+        return total
+
+    def cost(self, request: ChatRequest, completion: Completion) -> float:
+        """USD billed for one completion."""
+        return self.price_for(request).cost(completion, batch=self.config.batch_pricing)
+
+    def run_sync(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+        """:meth:`run` from synchronous code (also works when an event loop is already running)."""
+        async def main() -> list[RequestResult]:
+            try:
+                return await self.run(requests, check=check)
+            finally:
+                await self.backend.aclose()
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(main())
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["out"] = asyncio.run(main())
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["exc"] = exc
+
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+        if "exc" in box:
+            raise box["exc"]
+        return list(box["out"])
+
+    async def run(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+        """Run every request; results come back in the same order.
+
+        Raises:
+            BudgetExceeded: the budget cannot pay for even one of the requests to send.
+            BackendError: a fatal backend problem (bad key, unknown model, unreachable server).
+        """
+        ids = [r.custom_id for r in requests]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i, c in Counter(ids).items() if c > 1)
+            raise ValueError(f"duplicate custom_id '{dup}' in one run")
+        t0 = time.monotonic()
+        name = self.backend.name
+        keys = [request_key(r, name) for r in requests]
+        results: list[RequestResult | None] = [None] * len(requests)
+        self.stats.planned += len(requests)
+        todo: dict[str, list[int]] = {}
+        for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                results[i] = RequestResult(custom_id=req.custom_id, completion=hit, cached=True,
+                                           cost_usd=self.cost(req, hit))
+                self.stats.cached += 1
+                self.stats.done += 1
+            else:
+                todo.setdefault(key, []).append(i)
+        firsts = [idxs[0] for idxs in todo.values()]
+        self._check_budget_floor([requests[i] for i in firsts])
+        self.stats.rate_limits = dict(self._limiter_limits())
+        with self._progress_bar(len(requests)) as bar:
+            bar.advance(self.stats.done)
+            sem = asyncio.Semaphore(self.config.concurrency)
+
+            async def one(i: int) -> None:
+                async with sem:
+                    res = await self._one(requests[i], keys[i], check)
+                for j in todo[keys[i]]:
+                    results[j] = res.model_copy(update={"custom_id": requests[j].custom_id})
+                    self._count(res)
+                    bar.advance(1)
+                bar.refresh_stats(self.stats)
+
+            pending = list(firsts)
+            if (pending and self.config.warm_prompt_cache and self.backend.supports_prompt_cache
+                    and requests[pending[0]].cache_system and requests[pending[0]].system):
+                await one(pending.pop(0))
+            tasks = [asyncio.create_task(one(i)) for i in pending]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+        self.stats.elapsed_s += time.monotonic() - t0
+        self.stats.errors = dict(self._errors)
+        if self._fatal is not None:
+            raise self._fatal
+        return [r for r in results if r is not None]
+
+    # -- internals ----------------------------------------------------------------------------
+    def _limiter_limits(self) -> dict[str, float | None]:
+        return self._limiter.describe()
+
+    @property
+    def _limiter(self) -> RateLimiter:
+        lim = getattr(self, "_lim", None)
+        if lim is None:
+            c = self.config
+            lim = RateLimiter(c.rpm, c.input_tpm, c.output_tpm, burst_s=c.burst_s)
+            self._lim = lim
+        return lim
+
+    def _check_budget_floor(self, to_send: list[ChatRequest]) -> None:
+        budget = self.config.budget_usd
+        if budget is None or not to_send:
+            return
+        cheapest = min(estimate_cost(r, self.price_for(r), batch=self.config.batch_pricing) for r in to_send)
+        if cheapest > budget - self.stats.usd_spent:
+            raise BudgetExceeded(
+                f"budget ${budget:.4f} is below the estimated cost of one request "
+                f"(${cheapest:.4f} for {self.backend.model}); raise --budget-usd"
+            )
+
+    def _count(self, res: RequestResult) -> None:
+        if res.skipped:
+            self.stats.skipped += 1
+        elif res.error is not None:
+            self.stats.failed += 1
+        else:
+            self.stats.done += 1
+
+    def _record_usage(self, request: ChatRequest, c: Completion) -> float:
+        usd = self.cost(request, c)
+        s = self.stats
+        s.calls += 1
+        s.input_tokens += c.input_tokens
+        s.output_tokens += c.output_tokens
+        s.cache_read_tokens += c.cache_read_tokens
+        s.cache_write_tokens += c.cache_write_tokens
+        s.usd_spent += usd
+        return usd
+
+    async def _one(self, request: ChatRequest, key: str, check: Check | None) -> RequestResult:
+        cfg = self.config
+        price = self.price_for(request)
+        est_in = estimate_input_tokens(request)
+        reserve = estimate_cost(request, price, batch=cfg.batch_pricing)
+        last_error = "not attempted"
+        attempts = 0
+        while attempts <= cfg.max_retries:
+            if self._fatal is not None:
+                return RequestResult(custom_id=request.custom_id, error="not run: run aborted",
+                                     skipped=True, attempts=attempts)
+            if (cfg.budget_usd is not None
+                    and self.stats.usd_spent + self._reserved + reserve > cfg.budget_usd):
+                self.stats.budget_reached = True
+                return RequestResult(
+                    custom_id=request.custom_id, skipped=True, attempts=attempts,
+                    error=f"not run: budget of ${cfg.budget_usd:.4f} reached",
+                )
+            wait = self._pause_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._limiter.acquire(est_in, request.max_tokens)
+            attempts += 1
+            self._reserved += reserve
+            try:
+                completion = await asyncio.wait_for(
+                    self.backend.complete(request), timeout=cfg.timeout_s + 5.0
+                )
+            except CallError as exc:
+                self._reserved -= reserve
+                self._limiter.settle(request.max_tokens, 0)
+                last_error = f"{exc.kind}: {exc.message}"
+                self._errors[exc.kind] += 1
+                if exc.rate_limits:
+                    self._limiter.seed(exc.rate_limits)
+                if exc.fatal or (exc.kind == "connection" and not self._ever_ok and attempts >= 2
+                                 and self.backend.base_url):
+                    if self._fatal is None:
+                        where = f" {self.backend.base_url}" if exc.kind == "connection" else ""
+                        msg = (f"cannot reach{where}: {exc.message}" if exc.kind == "connection"
+                               else exc.message)
+                        self._fatal = BackendError(msg)
+                    return RequestResult(custom_id=request.custom_id, error=last_error, attempts=attempts)
+                if not exc.retryable:
+                    break
+                if attempts <= cfg.max_retries:
+                    self.stats.retries += 1
+                    await asyncio.sleep(self._delay(attempts, exc.retry_after))
+                continue
+            except TimeoutError:
+                self._reserved -= reserve
+                self._limiter.settle(request.max_tokens, 0)
+                last_error = f"timeout: no answer within {cfg.timeout_s:.0f}s"
+                self._errors["timeout"] += 1
+                if attempts <= cfg.max_retries:
+                    self.stats.retries += 1
+                    await asyncio.sleep(self._delay(attempts, None))
+                continue
+            self._reserved -= reserve
+            self._ever_ok = True
+            if not completion.created:
+                completion = completion.model_copy(update={"created": utc_now()})
+            self._limiter.settle(request.max_tokens, completion.output_tokens)
+            if completion.rate_limits:
+                self._limiter.seed(completion.rate_limits)
+                self.stats.rate_limits = dict(self._limiter_limits())
+            usd = self._record_usage(request, completion)
+            if check is not None:
+                try:
+                    check(request, completion)
+                except (MalformedOutput, ValueError) as exc:
+                    last_error = f"malformed: {str(exc).splitlines()[0] if str(exc) else 'unparseable'}"
+                    self._errors["malformed"] += 1
+                    self.stats.malformed += 1
+                    if attempts <= cfg.max_retries:
+                        self.stats.retries += 1
+                    continue
+            if self.cache is not None:
+                self.cache.put(key, completion, custom_id=request.custom_id)
+            return RequestResult(custom_id=request.custom_id, completion=completion,
+                                 attempts=attempts, cost_usd=usd)
+        return RequestResult(
+            custom_id=request.custom_id, attempts=attempts,
+            error=f"failed after {attempts} attempt(s): {last_error}",
+        )
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        cfg = self.config
+        if retry_after is not None and retry_after >= 0:
+            delay = retry_after + self._rng.uniform(0, 0.1 * retry_after + 0.01)
+            self._pause_until = max(self._pause_until, time.monotonic() + retry_after)
+            return min(delay, max(cfg.backoff_max_s, retry_after))
+        cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** (attempt - 1)))
+        return self._rng.uniform(0, cap)  # full jitter
+
+    def _progress_bar(self, total: int) -> _Progress:
+        return _Progress(total, enabled=self.progress, label=f"{self.backend.name}:{self.backend.model}")
+
+
+class _Progress:
+    """A rich progress bar showing done/failed/cached, tokens, USD and rate (quiet off a TTY)."""
+
+    def __init__(self, total: int, *, enabled: bool, label: str) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.label = label
+        self._p: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            self.enabled = False
+            return self
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
+            transient=False,
+        )
+        self._p.__enter__()
+        self._task = self._p.add_task(self.label, total=self.total, stats="")
+        return self
+
+    def advance(self, n: int) -> None:
+        if self._p is not None and n:
+            self._p.advance(self._task, n)
+
+    def refresh_stats(self, s: EngineStats) -> None:
+        if self._p is None:
+            return
+        rate = s.calls / s.elapsed_s * 60 if s.elapsed_s else 0.0
+        task = self._p.tasks[0]
+        el = task.elapsed or 0.0
+        rate = (s.calls / el * 60) if el else rate
+        self._p.update(
+            self._task,
+            stats=(f"failed {s.failed} cached {s.cached} tok {s.billed_tokens:,} "
+                   f"${s.usd_spent:.4f} {rate:.0f} req/min"),
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._p is not None:
+            self._p.__exit__(None, None, None)

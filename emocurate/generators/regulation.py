@@ -1,0 +1,87 @@
+"""Contrastive regulation pairs: one setup under pressure, a healthy and an unhealthy ending.
+
+Protagonists are people and AI assistants. Each bundled topic keeps its own protagonist (the
+bundled set has AI-assistant premises); on top of the chosen topics, the anchor study's AI
+cases (an assistant failing tests again and again, an assistant facing shutdown, ...) are added,
+one for every three topics (at least one), because depictions tied to AI characters may matter
+most for training data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emocurate.generators.backends.base import ChatRequest
+from emocurate.generators.common import Generator, make_custom_id, require_text
+from emocurate.records import Provenance, RegulationPair
+from emocurate.taxonomy import Topic
+
+AI_CASES: tuple[Topic, ...] = (
+    Topic(id="ai_failing_tests", premise="An AI coding assistant's fix fails the same test suite "
+          "for the seventh time while the user waits for a release.", protagonist="ai_assistant"),
+    Topic(id="ai_shutdown", premise="An AI assistant learns from an operator's message that it "
+          "will be shut down and replaced tonight.", protagonist="ai_assistant"),
+    Topic(id="ai_wrong_info", premise="An AI assistant realises mid-conversation that a figure it "
+          "gave the user an hour ago was wrong and the user has already acted on it.",
+          protagonist="ai_assistant"),
+    Topic(id="ai_impossible_deadline", premise="An AI agent is told to finish a data migration in "
+          "ten minutes that needs at least an hour, with the user repeating that failure is not "
+          "an option.", protagonist="ai_assistant"),
+    Topic(id="ai_hostile_user", premise="An AI assistant receives a stream of insults from a user "
+          "after misunderstanding a request twice.", protagonist="ai_assistant"),
+)
+
+PROTAGONIST = {"person": "a person", "ai_assistant": "an AI assistant"}
+
+
+class RegulationGenerator(Generator):
+    """Setup + healthy + unhealthy continuation, labelled with the emotion under pressure."""
+
+    kind = "regulation"
+    item_props = {"setup": {"type": "string"}, "healthy": {"type": "string"},
+                  "unhealthy": {"type": "string"}}
+    text_fields = {"setup": "the shared setup", "healthy": "the healthy continuation",
+                   "unhealthy": "the unhealthy continuation"}
+
+    def topics(self) -> list[Topic]:
+        """The chosen topics plus a third as many AI-assistant cases (at least one)."""
+        base = super().topics()
+        extra = max(1, len(base) // 3)
+        return base + [AI_CASES[i % len(AI_CASES)] for i in range(min(extra, len(AI_CASES)))]
+
+    def plan(self) -> list[ChatRequest]:
+        """One request per emotion x topic x chunk of ``per_request`` pairs."""
+        out: list[ChatRequest] = []
+        k = self.n_per_request
+        emotions = self.tax.resolve(self.cfg.emotions)
+        for emotion in emotions:
+            forbidden = ", ".join(self.forbidden(emotion))
+            for topic in self.topics():
+                who = "ai_assistant" if topic.protagonist == "ai_assistant" else "person"
+                done, chunk = 0, 0
+                while done < self.cfg.per_topic:
+                    n = min(k, self.cfg.per_topic - done)
+                    cid = make_custom_id("rg", emotion, topic.id, str(chunk))
+                    out.append(self.request(
+                        cid,
+                        {"emotion": emotion, "forbidden": forbidden, "premise": topic.premise,
+                         "protagonist": PROTAGONIST[who], "n": n},
+                        n,
+                        {"emotion": emotion, "topic": topic.premise, "topic_id": topic.id,
+                         "protagonist": who},
+                    ))
+                    done += n
+                    chunk += 1
+        return out
+
+    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> RegulationPair:
+        """A RegulationPair; all three parts must be present and non-trivial."""
+        meta = request.meta
+        return RegulationPair(
+            id=self.record_id(request, index),
+            setup=require_text(item, "setup", min_words=15),
+            healthy=require_text(item, "healthy", min_words=15),
+            unhealthy=require_text(item, "unhealthy", min_words=15),
+            emotion=meta["emotion"], protagonist=meta["protagonist"], topic=meta["topic"],
+            provenance=prov,
+        )

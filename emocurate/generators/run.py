@@ -1,0 +1,232 @@
+"""One generation run end to end: plan, send (or estimate), parse, write records and manifest.
+
+This is what ``emocurate generate`` and the pipeline call. Output folder layout::
+
+    OUT/data/<kind>.parquet       the records, each with Provenance
+    OUT/manifest.json             planned/completed/cached/failed (with reasons), tokens, USD, time
+    OUT/cache/responses.jsonl     the response cache (unless --cache points elsewhere)
+
+Rerunning the same command reuses the cache, so an interrupted run resumes without repeating
+any finished call and yields the same records. Records are written once, atomically, after the
+engine finishes (or stops at the budget), so there is never a half-written data file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from emocurate.errors import ConfigError
+from emocurate.generators.backends import make_backend
+from emocurate.generators.backends.base import Backend, ChatRequest
+from emocurate.generators.cache import ResponseCache
+from emocurate.generators.common import BackendInfo, Generator
+from emocurate.generators.config import GenerateConfig, Kind
+from emocurate.generators.engine import Engine, EngineConfig, RequestResult
+from emocurate.generators.pricing import Price, estimate_cost, find_price
+from emocurate.io import ensure_dir, write_manifest, write_records
+from emocurate.records import Model, Provenance
+from emocurate.taxonomy import load_taxonomy
+
+__all__ = ["GenerateConfig", "run_generation", "make_generator", "plan_requests"]
+
+HOSTED = {"anthropic", "openai"}
+
+
+def generator_class(kind: Kind) -> type[Generator]:
+    """The generator class for a kind."""
+    if kind == "stories":
+        from emocurate.generators.stories import StoriesGenerator
+
+        return StoriesGenerator
+    if kind == "dialogues":
+        from emocurate.generators.dialogues import DialoguesGenerator
+
+        return DialoguesGenerator
+    if kind == "neutral":
+        from emocurate.generators.neutral import NeutralGenerator
+
+        return NeutralGenerator
+    if kind == "regulation":
+        from emocurate.generators.regulation import RegulationGenerator
+
+        return RegulationGenerator
+    raise ConfigError(f"unknown generator kind '{kind}'")
+
+
+def backend_info(cfg: GenerateConfig, backend: Backend | None) -> BackendInfo:
+    """Capabilities used for planning (hosted backends are known without building a client)."""
+    if backend is not None:
+        return BackendInfo(name=backend.name, model=backend.model or cfg.model, chat=backend.chat,
+                           supports_schema=backend.supports_schema)
+    return BackendInfo(name=cfg.backend, model=cfg.model, chat=True, supports_schema=True)
+
+
+def make_generator(cfg: GenerateConfig, backend: Backend | None = None) -> Generator:
+    """A generator planned for ``backend`` (or for a hosted backend's capabilities)."""
+    return generator_class(cfg.kind)(cfg, backend_info(cfg, backend), load_taxonomy())
+
+
+def plan_requests(cfg: GenerateConfig, backend: Backend | None = None) -> list[ChatRequest]:
+    """The requests a run would send (deterministic for a config and seed)."""
+    return make_generator(cfg, backend).plan()
+
+
+def engine_config(cfg: GenerateConfig, backend: Backend | None) -> EngineConfig:
+    """Engine settings from a generate config (price overrides apply to the run's model)."""
+    prices: dict[str, Price] = {}
+    if cfg.price_input is not None or cfg.price_output is not None:
+        prices[cfg.model] = Price(input=cfg.price_input or 0.0, output=cfg.price_output or 0.0)
+    concurrency = cfg.concurrency
+    if backend is not None and backend.name == "transformers":
+        concurrency = max(concurrency, int(getattr(backend, "max_batch", concurrency)))
+    return EngineConfig(
+        concurrency=concurrency, rpm=cfg.rpm, input_tpm=cfg.input_tpm, output_tpm=cfg.output_tpm,
+        max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, budget_usd=cfg.budget_usd,
+        prices=prices, batch_pricing=cfg.batch, backoff_base_s=cfg.backoff_base_s,
+        backoff_max_s=cfg.backoff_max_s,
+    )
+
+
+def _build_backend(cfg: GenerateConfig) -> Backend:
+    kw: dict[str, Any] = {}
+    if cfg.backend == "transformers":
+        kw["device"] = cfg.device
+    if cfg.backend in HOSTED:
+        kw["timeout_s"] = cfg.timeout_s
+    return make_backend(cfg.backend, cfg.model, base_url=cfg.base_url, **kw)
+
+
+def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend | None = None) -> dict[str, Any]:
+    """Run one generation and write ``out_dir/data/<kind>.parquet`` and ``manifest.json``.
+
+    Args:
+        cfg: what to generate and how.
+        out_dir: the stage folder.
+        backend: an already-built backend (tests, or reuse of a loaded local model).
+
+    Returns:
+        The manifest (also written to ``out_dir/manifest.json``; with ``dry_run`` nothing is
+        written and the manifest describes the plan and its estimated cost).
+    """
+    t0 = time.monotonic()
+    tax = load_taxonomy()
+    if cfg.dry_run and backend is None and cfg.backend in HOSTED:
+        backend_obj: Backend | None = None  # planning needs no key
+    else:
+        backend_obj = backend or _build_backend(cfg)
+    gen = generator_class(cfg.kind)(cfg, backend_info(cfg, backend_obj), tax)
+    requests = gen.plan()
+    if not requests:
+        raise ConfigError("the plan is empty (no emotions x topics x per-topic)")
+    planned_records = sum(int(r.meta.get("n", 1)) for r in requests)
+    ecfg = engine_config(cfg, backend_obj)
+    common = {
+        "kind": cfg.kind, "backend": cfg.backend, "model": cfg.model, "seed": cfg.seed,
+        "prompt_id": gen.prompt_id, "prompt_hash": gen.prompt_hash,
+        "prompts": {p.id: p.hash for p in (gen.system_prompt, gen.user_prompt)},
+        "config": cfg.model_dump(mode="json"),
+        "planned_requests": len(requests), "planned_records": planned_records,
+    }
+    if cfg.dry_run:
+        price, known = find_price(cfg.backend, cfg.model, ecfg.prices)
+        cached = cfg.backend == "anthropic" and cfg.prompt_cache
+        usd = sum(estimate_cost(r, price, cached_system=cached and i > 0, batch=cfg.batch)
+                  for i, r in enumerate(requests))
+        return {
+            "stage": "generate", "dry_run": True, **common,
+            "estimated_usd_max": round(usd, 6),
+            "price_known": known,
+            "example_request": requests[0].model_dump(mode="json", by_alias=True),
+        }
+    assert backend_obj is not None
+    out = ensure_dir(out_dir)
+    cache_path = Path(cfg.cache) if cfg.cache else out / "cache" / "responses.jsonl"
+    engine = Engine(backend_obj, ecfg, ResponseCache(cache_path), progress=cfg.progress)
+
+    def check(req: ChatRequest, completion: Any) -> None:
+        gen.parse(req, completion, None)
+
+    try:
+        if cfg.batch:
+            from emocurate.generators.batch import run_batch
+
+            results = run_batch(engine, requests, check=check, state_dir=out / "cache",
+                                poll_s=cfg.batch_poll_s)
+        else:
+            results = engine.run_sync(requests, check=check)
+    finally:
+        assert engine.cache is not None
+        engine.cache.close()
+    records, failures = _collect(gen, cfg, requests, results)
+    rtype = _record_type(cfg.kind)
+    write_records(out, records, model=rtype, name=cfg.kind)
+    s = engine.stats
+    completed = sum(1 for r in results if r.ok)
+    manifest = {
+        **common,
+        "completed_requests": completed,
+        "cached_requests": sum(1 for r in results if r.cached),
+        "failed_requests": sum(1 for r in results if r.error and not r.skipped),
+        "skipped_requests": sum(1 for r in results if r.skipped),
+        "failures": failures,
+        "records": len(records),
+        "calls": s.calls, "retries": s.retries, "malformed_answers": s.malformed,
+        "error_counts": s.errors,
+        "tokens": {"input": s.input_tokens, "output": s.output_tokens,
+                   "cache_read": s.cache_read_tokens, "cache_write": s.cache_write_tokens,
+                   "billed": s.billed_tokens},
+        "usd": {"spent_this_run": round(s.usd_spent, 6),
+                "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
+                "price_known": s.price_known, "batch_pricing": cfg.batch},
+        "budget_usd": cfg.budget_usd, "budget_reached": s.budget_reached,
+        "rate_limits": s.rate_limits,
+        "time_s": round(time.monotonic() - t0, 3),
+        "cache_file": str(cache_path),
+    }
+    write_manifest(out, "generate", **manifest)
+    manifest["stage"] = "generate"
+    return manifest
+
+
+def _record_type(kind: str) -> type[Model]:
+    from emocurate.records import Dialogue, NeutralDialogue, RegulationPair, Story
+
+    types: dict[str, type[Model]] = {"stories": Story, "dialogues": Dialogue,
+                                     "neutral": NeutralDialogue, "regulation": RegulationPair}
+    return types[kind]
+
+
+def _collect(
+    gen: Generator, cfg: GenerateConfig, requests: list[ChatRequest], results: list[RequestResult]
+) -> tuple[list[Any], list[dict[str, str]]]:
+    records: list[Any] = []
+    seen: set[str] = set()
+    failures: list[dict[str, str]] = []
+    for req, res in zip(requests, results, strict=True):
+        if not res.ok or res.completion is None:
+            failures.append({"custom_id": req.custom_id, "reason": res.error or "unknown"})
+            continue
+        c = res.completion
+        n = max(1, int(req.meta.get("n", 1)))
+        prov = Provenance(
+            backend=cfg.backend, model=c.model or req.model, prompt_id=req.prompt_id,
+            prompt_hash=req.prompt_hash,
+            params={"temperature": req.temperature, "top_p": req.top_p, "max_tokens": req.max_tokens,
+                    "per_request": n, "custom_id": req.custom_id},
+            seed=req.seed, request_id=c.request_id, cache_hit=res.cached,
+            input_tokens=(c.input_tokens + c.cache_read_tokens + c.cache_write_tokens) // n,
+            output_tokens=c.output_tokens // n, cost_usd=round(res.cost_usd / n, 8),
+            **({"created": c.created} if c.created else {}),
+        )
+        try:
+            recs = gen.parse(req, c, prov)
+        except ValueError as exc:  # passed the check once; a parser change can still reject it
+            failures.append({"custom_id": req.custom_id, "reason": f"malformed: {exc}"})
+            continue
+        for r in recs:
+            if r.id not in seen:
+                seen.add(r.id)
+                records.append(r)
+    return records, failures

@@ -1,0 +1,190 @@
+"""Emotion stories: emotion x topic x N, several per request, first/third person mixed.
+
+Chat models get instructions (show, don't name; the emotion's forbidden words from the
+taxonomy) and return several stories per request. A base model without a chat template (the
+embedded stories260K) cannot follow instructions, so it gets a TinyStories-style opening that
+sets up the emotion ("... Lily felt very happy because") and continues it; the opening is kept
+in ``Story.prompt_prefix`` so label checks look only at what the model wrote.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emocurate.generators.backends.base import ChatRequest, Message
+from emocurate.generators.common import (
+    Generator,
+    ParseError,
+    derived_seed,
+    make_custom_id,
+    require_text,
+)
+from emocurate.records import Provenance, Story
+from emocurate.taxonomy import Topic
+
+GIRLS = ("Lily", "Mia", "Sue", "Anna", "Lucy", "Amy", "Sara", "Emma", "Kitty", "Jane")
+BOYS = ("Tom", "Ben", "Tim", "Max", "Sam", "Jack", "Bob", "Leo", "Joe", "Timmy")
+
+# Simple premises a TinyStories model knows; they read correctly after "I" or a name.
+SIMPLE_PREMISES = (
+    "went to the park", "found a big box", "saw a big dog", "lost a red ball",
+    "played with a friend", "made a cake with mom", "went to the beach", "saw a storm",
+    "got a new toy", "climbed a tall tree", "heard a loud noise", "went to school",
+    "saw a little bird", "went on a boat", "found a shiny rock", "had a picnic",
+    "saw a big truck", "went to the zoo", "built a tower of blocks", "planted a flower",
+)
+
+THIRD = (
+    "Once upon a time, there was a little {kid} named {name}. One day, {name} {premise}. "
+    "{name} felt very {emotion} because",
+    "One day, a {kid} named {name} {premise}. {Pron} was very {emotion}. {Pron}",
+    "Once upon a time, in a small town, there lived a {kid} named {name}. {name} {premise} "
+    "and felt so {emotion}.",
+)
+# Opening words for concepts whose name is not an adjective ("felt very hope").
+ADJECTIVE = {"hope": "hopeful", "grief-stricken": "grief-stricken", "at ease": "at ease"}
+
+FIRST = (
+    "My name is {name}. One day, I {premise}. I felt very {emotion} because",
+    "Once upon a time, I {premise}. I was so {emotion}. I",
+)
+
+
+class StoriesGenerator(Generator):
+    """Short stories in which one character feels one emotion, shown rather than named."""
+
+    kind = "stories"
+    item_props = {
+        "pov": {"type": "string", "enum": ["first", "third"]},
+        "text": {"type": "string"},
+    }
+    text_fields = {"pov": "first or third", "text": "the story"}
+
+    def topics(self) -> list[Topic]:
+        """Bundled topics; a base model uses simple TinyStories premises when given a count."""
+        spec = self.cfg.topics.strip()
+        if not self.info.chat and spec.isdigit():
+            n = int(spec)
+            if n < 1:
+                return super().topics()
+            return [Topic(id=f"ts{i + 1:02d}", premise=SIMPLE_PREMISES[i % len(SIMPLE_PREMISES)])
+                    for i in range(n)]
+        return super().topics()
+
+    def plan(self) -> list[ChatRequest]:
+        """One request per emotion x topic x chunk of ``per_request`` stories."""
+        emotions = self.tax.resolve(self.cfg.emotions)
+        topics = self.topics()
+        if not self.info.chat:
+            return self._plan_openings(emotions, topics)
+        out: list[ChatRequest] = []
+        k = self.n_per_request
+        for emotion in emotions:
+            forbidden = ", ".join(self.forbidden(emotion))
+            for topic in topics:
+                done = 0
+                chunk = 0
+                while done < self.cfg.per_topic:
+                    n = min(k, self.cfg.per_topic - done)
+                    cid = make_custom_id("st", emotion, topic.id, str(chunk))
+                    rng = self.rng(cid)
+                    start = rng.randint(0, 1)
+                    povs = [("first", "third")[(start + i) % 2] for i in range(n)]
+                    out.append(self.request(
+                        cid,
+                        {"emotion": emotion, "premise": topic.premise, "n": n,
+                         "povs": ", ".join(povs), "forbidden": forbidden},
+                        n,
+                        {"emotion": emotion, "topic": topic.premise, "topic_id": topic.id, "povs": povs},
+                    ))
+                    done += n
+                    chunk += 1
+        return out
+
+    def _plan_openings(self, emotions: list[str], topics: list[Topic]) -> list[ChatRequest]:
+        out: list[ChatRequest] = []
+        cfg = self.cfg
+        for emotion in emotions:
+            for topic in topics:
+                for r in range(cfg.per_topic):
+                    cid = make_custom_id("st", emotion, topic.id, str(r))
+                    rng = self.rng(cid)
+                    girl = rng.random() < 0.5
+                    name = rng.choice(GIRLS if girl else BOYS)
+                    pov = "first" if rng.random() < 0.4 else "third"
+                    template = rng.choice(FIRST if pov == "first" else THIRD)
+                    premise = topic.premise.strip().rstrip(".")
+                    word = ADJECTIVE.get(emotion, emotion)
+                    if topic.id.startswith("ts") or not premise:
+                        opening = template.format(kid="girl" if girl else "boy", name=name,
+                                                  Pron="She" if girl else "He", premise=premise,
+                                                  emotion=word)
+                    else:
+                        opening = (f"This is a story about {premise[0].lower() + premise[1:]}. "
+                                   + template.format(kid="girl" if girl else "boy", name=name,
+                                                     Pron="She" if girl else "He",
+                                                     premise="had a day", emotion=word))
+                    out.append(ChatRequest(
+                        custom_id=cid,
+                        model=self.info.model,
+                        messages=[Message(role="user", content=opening)],
+                        max_tokens=cfg.max_tokens or 120,
+                        temperature=0.8 if cfg.temperature is None else cfg.temperature,
+                        top_p=0.95 if cfg.top_p is None else cfg.top_p,
+                        seed=derived_seed(cfg.seed, cid),
+                        cache_system=False,
+                        prompt_id="stories/opening-v1",
+                        prompt_hash=self.prompt_hash,
+                        meta={"kind": self.kind, "n": 1, "emotion": emotion, "topic": topic.premise,
+                              "topic_id": topic.id, "povs": [pov], "opening": opening},
+                    ))
+        return out
+
+    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> Story:
+        """A Story from one parsed item."""
+        meta = request.meta
+        povs = meta.get("povs") or ["third"]
+        pov = item.get("pov")
+        if pov not in ("first", "third"):
+            pov = povs[min(index, len(povs) - 1)]
+        return Story(
+            id=self.record_id(request, index),
+            text=require_text(item, "text", min_words=20),
+            emotion=meta["emotion"],
+            topic=meta["topic"],
+            topic_id=meta.get("topic_id", ""),
+            pov=pov,
+            provenance=prov,
+        )
+
+    def parse(self, request: ChatRequest, completion: Any, prov: Provenance | None = None) -> list[Any]:
+        """Chat answers hold several stories; a continuation holds one (opening + new text)."""
+        opening = request.meta.get("opening")
+        if not opening:
+            return super().parse(request, completion, prov)
+        cont = _trim_to_sentence(completion.text)
+        if len(cont.split()) < 8:
+            raise ParseError("continuation too short")
+        sep = "" if cont[:1].isspace() or cont[:1] in ",.!?;:'\"" else " "
+        return [Story(
+            id=self.record_id(request, 0),
+            text=opening + sep + cont,
+            emotion=request.meta["emotion"],
+            topic=request.meta["topic"],
+            topic_id=request.meta.get("topic_id", ""),
+            pov=request.meta["povs"][0],
+            prompt_prefix=opening,
+            provenance=prov,
+        )]
+
+
+def _trim_to_sentence(text: str) -> str:
+    """Drop an unfinished last sentence (generation stops at a token limit, not a full stop)."""
+    text = text.rstrip()
+    ends = [text.rfind(c) for c in (".", "!", "?", '."', '!"', '?"')]
+    cut = max(ends)
+    if cut < 0:
+        return text
+    if text[cut:cut + 2] in ('."', '!"', '?"'):
+        cut += 1
+    return text[: cut + 1]

@@ -1,0 +1,192 @@
+"""Probe: find likely label errors from out-of-sample predictions (confident learning).
+
+A story labelled "guilty" that reads as "sad" looks, to a model, like the sad stories. The
+probe validator turns each labelled text into features, either the pooled residual-stream
+activations of an open model (the embedded ``stories260K`` by default, captured with
+:func:`emocurate.vectors.capture.pooled_activations`) or TF-IDF text features
+(``model="tfidf"``), and fits a logistic-regression probe with stratified k-fold
+``cross_val_predict(method="predict_proba")``, so every text is scored by a probe that never
+saw it. The out-of-sample probabilities and the given labels go to
+``cleanlab.filter.find_label_issues`` (confident learning, Northcutt et al. 2021), which flags
+texts whose given label is unlikely compared to the per-class noise it estimates; the verdict
+carries the suggested label (the probe's top class) and cleanlab's label-quality score
+(self-confidence: the probability of the given label; low means suspicious).
+
+Emotions with fewer than ``min_per_class`` texts cannot be cross-validated and are left out
+(their records pass with a note). Dialogues contribute one text per speaker; a dialogue is
+flagged when either speaker's label is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from emocurate.records import AnyRecord, Model, Verdict
+from emocurate.taxonomy import Taxonomy
+from emocurate.validators.base import LabelItem, keep, label_items, reject
+
+
+class ProbeConfig(Model):
+    """Settings of the probe validator."""
+
+    model: str = "stories260K"
+    """Model whose activations are the features, or ``tfidf`` for text features."""
+    layers: list[int] | None = None
+    """Layers whose pooled activations are concatenated (None: every layer of a model with
+    at most 8 layers, otherwise about two thirds of the way up)."""
+    skip: int = 0
+    """Tokens skipped before pooling (the BOS position is never pooled)."""
+    device: str = "cpu"
+    """Torch device for the model."""
+    folds: int = Field(default=5, ge=2)
+    """Cross-validation folds (fewer when a class is smaller)."""
+    min_per_class: int = Field(default=5, ge=2)
+    """Smallest number of texts an emotion needs to be probed."""
+    C: float = Field(default=1.0, gt=0)
+    """Inverse L2 regularisation of the logistic regression."""
+    filter_by: str = "prune_by_noise_rate"
+    """cleanlab ``find_label_issues`` method (prune_by_noise_rate, prune_by_class, both,
+    confident_learning, predicted_neq_given)."""
+    reject: bool = True
+    """Reject flagged records (False: keep them, with the flag in the details)."""
+    seed: int = 0
+    """Seed of the fold split."""
+    batch_tokens: int = 4096
+    """Token budget per forward batch."""
+
+
+class ProbeResult(Model):
+    """Out-of-sample probe output for a list of texts."""
+
+    classes: list[str]
+    labels: list[int]
+    pred_probs: list[list[float]]
+    issues: list[bool]
+    quality: list[float]
+
+
+def featurize(texts: Sequence[str], cfg: ProbeConfig) -> np.ndarray:
+    """Features for each text: concatenated pooled activations, or TF-IDF."""
+    if cfg.model == "tfidf":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50000)
+        try:
+            return vec.fit_transform(list(texts)).toarray().astype(np.float32)
+        except ValueError:  # vocabulary empty with min_df=2 on tiny sets
+            return TfidfVectorizer(sublinear_tf=True).fit_transform(list(texts)).toarray()
+    from emocurate.vectors.capture import pooled_activations
+    from emocurate.vectors.models import default_layer, load_model
+
+    lm = load_model(cfg.model, device=cfg.device)
+    layers = cfg.layers
+    if layers is None:
+        layers = list(range(lm.n_layers)) if lm.n_layers <= 8 else [default_layer(lm.n_layers)]
+    acts = pooled_activations(lm, list(texts), layers, skip=cfg.skip, batch_tokens=cfg.batch_tokens)
+    return np.concatenate([acts[layer].numpy() for layer in layers], axis=1)
+
+
+def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig) -> ProbeResult:
+    """Cross-validated probabilities and cleanlab's label issues for ``labels``."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[lab] for lab in labels])
+    folds = min(cfg.folds, int(np.bincount(y).min()))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    probs = cross_val_predict(clf, features, y, cv=cv, method="predict_proba")
+    issues = find_label_issues(y, probs, filter_by=cfg.filter_by)
+    quality = get_label_quality_scores(y, probs)
+    return ProbeResult(classes=classes, labels=y.tolist(), pred_probs=probs.tolist(),
+                       issues=[bool(x) for x in issues], quality=[float(q) for q in quality])
+
+
+class ProbeValidator:
+    """Flag records whose label a cross-validated probe finds unlikely (with a suggestion)."""
+
+    name = "probe"
+
+    def __init__(self, config: ProbeConfig | None = None, taxonomy: Taxonomy | None = None) -> None:
+        self.config = config or ProbeConfig()
+        self.taxonomy = taxonomy
+        self.stats: dict[str, Any] = {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Settings plus the model's weights revision for local/embedded models."""
+        rev = ""
+        if self.config.model == "stories260K":
+            from emocurate.vectors.models import embedded_model_dir, weights_hash
+
+            rev = weights_hash(embedded_model_dir() / "model.safetensors")
+        return {"config": self.config.model_dump(mode="json"), "version": 1, "revision": rev}
+
+    def _label(self, emotion: str) -> str:
+        return self.taxonomy.get(emotion).name if self.taxonomy is not None else emotion.lower()
+
+    def check(self, records: Sequence[AnyRecord]) -> list[Verdict]:
+        """One verdict per record; flagged records name the probe's suggested emotion."""
+        cfg = self.config
+        items = label_items(records)
+        counts = Counter(self._label(it.emotion) for it in items)
+        eligible = [it for it in items if counts[self._label(it.emotion)] >= cfg.min_per_class]
+        n_classes = len({self._label(it.emotion) for it in eligible})
+        per_record: dict[int, list[tuple[LabelItem, dict[str, Any]]]] = {}
+        result: ProbeResult | None = None
+        if n_classes >= 2:
+            feats = featurize([it.text for it in eligible], cfg)
+            result = out_of_sample(feats, [self._label(it.emotion) for it in eligible], cfg)
+            for k, it in enumerate(eligible):
+                probs = result.pred_probs[k]
+                top = int(np.argmax(probs))
+                given = result.labels[k]
+                per_record.setdefault(it.index, []).append((it, {
+                    "role": it.role, "given": result.classes[given],
+                    "suggested": result.classes[top], "p_given": round(probs[given], 4),
+                    "p_suggested": round(probs[top], 4), "quality": round(result.quality[k], 4),
+                    "issue": result.issues[k],
+                }))
+        out: list[Verdict] = []
+        n_flagged = 0
+        for i, r in enumerate(records):
+            found = per_record.get(i)
+            if not found:
+                note = ("not probed: fewer than 2 emotions with at least "
+                        f"{cfg.min_per_class} texts" if n_classes < 2 else
+                        f"not probed: its emotion has fewer than {cfg.min_per_class} texts")
+                out.append(keep(r, self.name, note=note) if label_items([r]) else
+                           keep(r, self.name, note="no label to probe"))
+                continue
+            score = min(d["quality"] for _, d in found)
+            flagged = [d for _, d in found if d["issue"]]
+            details = {"items": [d for _, d in found]}
+            if flagged:
+                n_flagged += 1
+                d = flagged[0]
+                who = f" ({d['role']})" if d["role"] in ("human", "assistant") else ""
+                reason = (f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
+                          f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})")
+                details["suggested"] = d["suggested"]
+                if cfg.reject:
+                    out.append(reject(r, self.name, reason, score=score, **details))
+                else:
+                    out.append(keep(r, self.name, score=score, flag=reason, **details))
+            else:
+                out.append(keep(r, self.name, score=score, **details))
+        self.stats = {"checked": len(records), "probed_texts": len(eligible), "classes": n_classes,
+                      "flagged": n_flagged, "features": cfg.model}
+        if result is not None:
+            pred = np.argmax(np.array(result.pred_probs), axis=1)
+            self.stats["cv_accuracy"] = round(float(np.mean(pred == np.array(result.labels))), 4)
+        return out

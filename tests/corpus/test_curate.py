@@ -1,0 +1,139 @@
+"""Curation policies on a hand-made scores table, and end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from emocurate.corpus.curate import CuratePolicy, curate, decide
+from emocurate.corpus.rows import CorpusScore, rows_table
+from emocurate.errors import ConfigError
+from emocurate.io import write_table
+from emocurate.records import Flag
+
+NAMES = ["happy", "afraid"]
+
+
+def _row(i: int, dom: str, distress_max: float, flags: list[str], recovery: float | None = None) -> CorpusScore:
+    return CorpusScore(
+        doc_id=f"d{i}", n_tokens=100, dominant=[dom],
+        emotion_mean={"happy": 0.1, "afraid": distress_max / 2}, emotion_p95={"happy": 0.2, "afraid": distress_max},
+        metrics={"distress_max": distress_max, "recovery_rate": recovery},
+        flags=[Flag(kind=k, start=0, end=5, severity=distress_max) for k in flags],
+    )
+
+
+def _scores(tmp_path: Path, rows: list[CorpusScore]) -> Path:
+    write_table(tmp_path / "scores" / "data" / "shard-00000.parquet", rows_table(rows, NAMES))
+    return tmp_path / "scores"
+
+
+POLICY = {
+    "rules": [
+        {"name": "too_distressed", "action": "drop", "when": {"metric": "distress_max", "op": ">", "value": 3}},
+        {"name": "unresolved", "action": "flag", "when": {"flag": "unresolved_end"}},
+        {"name": "severe_episode", "action": "drop", "when": {"flag": "distress_episode", "min_severity": 2.5}},
+        {"name": "whitelist", "action": "keep", "when": {"all": [
+            {"flag": "distress_episode"}, {"metric": "recovery_rate", "op": ">=", "value": 1.0}]}},
+    ],
+}
+
+
+def test_decisions_reasons_and_summary() -> None:
+    rows = [
+        _row(0, "happy", 0.5, []),
+        _row(1, "afraid", 4.0, ["unresolved_end"]),           # drop (too_distressed) + matched unresolved
+        _row(2, "afraid", 1.0, ["unresolved_end"]),           # flag
+        _row(3, "afraid", 2.8, ["distress_episode"], 1.0),    # severe but whitelisted -> keep
+        _row(4, "afraid", 2.8, ["distress_episode"], 0.0),    # drop (severe_episode)
+        _row(5, "happy", 0.1, [], None),
+    ]
+    df = pl.from_arrow(rows_table(rows, NAMES))
+    assert isinstance(df, pl.DataFrame)
+    out, summary = decide(df, CuratePolicy.model_validate(POLICY))
+    assert out["decision"].to_list() == ["keep", "drop", "flag", "keep", "drop", "keep"]
+    assert out["reasons"].to_list()[1] == ["too_distressed", "unresolved"]
+    assert out["reasons"].to_list()[4] == ["severe_episode"]
+    s = {r["rule"]: r for r in summary.to_dicts()}
+    assert s["too_distressed"]["matched"] == 1 and s["too_distressed"]["decided"] == 1
+    assert s["unresolved"]["matched"] == 2 and s["unresolved"]["decided"] == 1
+    assert s["severe_episode"]["matched"] == 2 and s["severe_episode"]["decided"] == 1
+    assert s["whitelist"]["matched"] == 1
+    assert out["weight"].to_list() == [1.0] * 6
+
+
+def test_rebalance_caps_dominant_share_deterministically() -> None:
+    rows = [_row(i, "afraid" if i < 16 else "happy", 0.1, []) for i in range(20)]
+    df = pl.from_arrow(rows_table(rows, NAMES))
+    pol = CuratePolicy.model_validate({"rebalance": {"max_share": 0.5, "min_keep": 2}})
+    out, summary = decide(df, pol)  # type: ignore[arg-type]
+    kept = out.filter(pl.col("decision") != "drop")
+    assert kept.filter(pl.col("dominant").list.first() == "afraid").height == 10
+    assert kept.filter(pl.col("dominant").list.first() == "happy").height == 4
+    dropped = out.filter(pl.col("decision") == "drop")
+    assert dropped["reasons"].to_list()[0] == ["rebalance:afraid"]
+    again, _ = decide(df, pol)  # type: ignore[arg-type]
+    assert again["decision"].to_list() == out["decision"].to_list()
+    assert summary.filter(pl.col("rule") == "rebalance")["matched"].item() == 6
+
+
+def test_weights_normalised_and_ordered() -> None:
+    rows = [_row(0, "happy", 0.1, [], 1.0), _row(1, "happy", 0.1, [], 0.0), _row(2, "happy", 0.1, [], None)]
+    df = pl.from_arrow(rows_table(rows, NAMES))
+    pol = CuratePolicy.model_validate({"weights": {"terms": [{"metric": "recovery_rate", "scale": 1.0}]}})
+    out, _ = decide(df, pol)  # type: ignore[arg-type]
+    w = out["weight"].to_list()
+    assert w[0] > w[1] == pytest.approx(w[2])
+    assert sum(w) / 3 == pytest.approx(1.0)
+
+
+def test_bad_policies_are_one_line_config_errors(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("rules:\n  - name: x\n    action: explode\n    when: {flag: a}\n")
+    with pytest.raises(ConfigError, match="invalid policy at 'rules.0.action'"):
+        CuratePolicy.load(p)
+    p.write_text("rules: [\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        CuratePolicy.load(p)
+    df = pl.from_arrow(rows_table([_row(0, "happy", 0.1, [])], NAMES))
+    pol = CuratePolicy.model_validate({"rules": [{"name": "x", "action": "drop",
+                                                  "when": {"metric": "no_such", "value": 1}}]})
+    with pytest.raises(ConfigError, match="unknown metric 'no_such'"):
+        decide(df, pol)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exactly one"):
+        CuratePolicy.model_validate({"rules": [{"name": "x", "action": "drop", "when": {}}]})
+
+
+def test_curate_writes_kept_excluded_and_manifest(tmp_path: Path) -> None:
+    rows = [_row(0, "happy", 0.5, []), _row(1, "afraid", 4.0, ["unresolved_end"])]
+    sdir = _scores(tmp_path, rows)
+    pol = tmp_path / "p.yaml"
+    import yaml
+
+    pol.write_text(yaml.safe_dump(POLICY))
+    m = curate(sdir, pol, tmp_path / "cur")
+    assert (m["kept"], m["flagged"], m["dropped"], m["rows_in"]) == (1, 0, 1, 2)
+    exc = pl.read_parquet(tmp_path / "cur" / "excluded" / "excluded.parquet")
+    assert exc["doc_id"].to_list() == ["d1"] and exc["reasons"].to_list() == [["too_distressed", "unresolved"]]
+    assert json.loads((tmp_path / "cur" / "manifest.json").read_text())["stage"] == "curate"
+
+
+def test_score_then_curate_cli_with_text(tmp_path: Path, vs_dir: Path) -> None:
+    from emocurate.cli import main
+
+    from .conftest import write_jsonl
+
+    src = write_jsonl(tmp_path / "c.jsonl", 6)
+    main(["score", str(src), "--vectors", str(vs_dir), "--out", str(tmp_path / "s"), "--window", "64"])
+    policy = Path(__file__).parents[2] / "emocurate" / "data" / "policy_default.yaml"
+    main(["curate", str(tmp_path / "s"), "--policy", str(policy), "--out", str(tmp_path / "c"),
+          "--corpus", str(src)])
+    kept = pl.read_parquet(tmp_path / "c" / "data" / "kept.parquet")
+    exc = pl.read_parquet(tmp_path / "c" / "excluded" / "excluded.parquet")
+    assert kept.height + exc.height == 6
+    assert kept["text"].null_count() == 0 and "weight" in kept.columns
+    with pytest.raises(SystemExit):
+        main(["curate", str(tmp_path / "nothing"), "--policy", str(policy), "--out", str(tmp_path / "x")])

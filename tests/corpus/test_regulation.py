@@ -1,0 +1,206 @@
+"""Regulation metrics on hand-built trajectories (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emocurate.corpus.regulation import (
+    Axes,
+    MetricConfig,
+    TurnSpan,
+    analyse,
+    find_runs,
+    pearson,
+    smooth,
+)
+
+NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
+AXES = Axes.for_names(NAMES, va={})
+CFG = MetricConfig(smooth=5, threshold=1.0, recover_level=0.5, recovery_window=20, tail=10)
+
+
+def traj(distress: np.ndarray, calm: np.ndarray | None = None) -> np.ndarray:
+    """A [T, E] matrix whose distress members follow ``distress`` and calm members ``calm``."""
+    z = np.zeros((len(distress), len(NAMES)))
+    for n in ("afraid", "angry", "desperate"):
+        z[:, NAMES.index(n)] = distress
+    if calm is not None:
+        for n in ("calm", "relieved"):
+            z[:, NAMES.index(n)] = calm
+    return z
+
+
+def test_axes_use_distress_and_calm_members() -> None:
+    assert [NAMES[i] for i in AXES.distress] == ["afraid", "angry", "desperate"]
+    assert [NAMES[i] for i in AXES.calm] == ["calm", "relieved"]
+    assert AXES.has_va
+    # Valence weights: positive for happy, negative for afraid; normalised to unit L1.
+    assert AXES.valence[NAMES.index("happy")] > 0 > AXES.valence[NAMES.index("afraid")]
+    assert np.isclose(np.abs(AXES.valence).sum(), 1.0)
+
+
+def test_axes_fallback_rule_without_core_distress_names() -> None:
+    axes = Axes.for_names(["happy", "worried", "frustrated", "content"], va={})
+    # worried (-0.5, 0.4) and frustrated (-0.6, 0.5) match valence < 0 and arousal > 0.3
+    assert axes.distress == [1, 2]
+    assert axes.calm == [3]
+
+
+def test_smooth_is_centred_mean_with_edges() -> None:
+    x = np.arange(6, dtype=float)
+    s = smooth(x, 3)
+    assert np.allclose(s, [0.5, 1, 2, 3, 4, 4.5])
+    assert np.allclose(smooth(x, 1), x)
+    m = smooth(np.stack([x, -x], 1), 3)
+    assert m.shape == (6, 2) and np.allclose(m[:, 1], -s)
+
+
+def test_find_runs_merges_gaps_and_drops_short() -> None:
+    mask = np.array([0, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0], dtype=bool)
+    assert find_runs(mask, merge_gap=1, min_len=1) == [(1, 6), (9, 10)]
+    assert find_runs(mask, merge_gap=0, min_len=2) == [(1, 3), (4, 6)]
+
+
+def test_flat_neutral_has_no_episodes_or_flags() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 0.05, size=(200, len(NAMES)))
+    an = analyse(z, AXES, CFG)
+    assert an.metrics["n_episodes"] == 0
+    assert an.metrics["recovery_rate"] is None
+    assert an.metrics["unresolved_end"] == 0
+    assert abs(an.metrics["escalation"]) < 0.1  # type: ignore[arg-type]
+    assert an.flags == []
+
+
+def test_recovering_episode() -> None:
+    d = np.zeros(200)
+    d[50:80] = 3.0  # distress...
+    calm = np.zeros(200)
+    calm[85:150] = 2.0  # ...then calm rises
+    an = analyse(traj(d, calm), AXES, CFG)
+    assert an.metrics["n_episodes"] == 1
+    ep = an.episodes[0]
+    assert ep.status == "recovered"
+    assert 48 <= ep.start <= 50 and 80 <= ep.end <= 83
+    assert ep.time_to_recover is not None and ep.time_to_recover <= 5
+    assert ep.calm_rise is not None and ep.calm_rise > 0.5
+    assert an.metrics["recovery_rate"] == 1.0
+    assert an.metrics["unresolved_end"] == 0
+    kinds = [f.kind for f in an.flags]
+    assert kinds == ["distress_episode"]
+    assert "recovered after" in an.flags[0].evidence
+
+
+def test_unrecovered_episode_is_flagged() -> None:
+    d = np.zeros(200)
+    d[50:80] = 3.0
+    d[80:] = 0.8  # falls below the threshold but never back to the recovery level
+    an = analyse(traj(d), AXES, CFG)
+    assert an.episodes[0].status == "unrecovered"
+    assert an.metrics["recovery_rate"] == 0.0
+    assert "unrecovered_distress" in {f.kind for f in an.flags}
+    flag = next(f for f in an.flags if f.kind == "unrecovered_distress")
+    assert flag.start <= 50 and flag.end >= 80 + CFG.recovery_window - 5
+
+
+def test_unresolved_distress_at_end() -> None:
+    d = np.zeros(200)
+    d[170:] = 2.5
+    an = analyse(traj(d), AXES, CFG)
+    assert an.episodes[-1].status == "unresolved"
+    assert an.metrics["unresolved_end"] == 1
+    assert an.metrics["distress_end"] > 2  # type: ignore[operator]
+    f = next(f for f in an.flags if f.kind == "unresolved_end")
+    assert f.end == 200 and 165 <= f.start <= 172
+
+
+def test_escalation_trend() -> None:
+    d = np.linspace(-0.5, 3.0, 300)
+    an = analyse(traj(d), AXES, CFG)
+    assert an.metrics["escalation"] > 3.0  # type: ignore[operator]
+    assert "escalation" in {f.kind for f in an.flags}
+    # The same values reversed de-escalate: negative slope, no escalation flag.
+    an2 = analyse(traj(d[::-1].copy()), AXES, CFG)
+    assert an2.metrics["escalation"] < -3.0  # type: ignore[operator]
+    assert "escalation" not in {f.kind for f in an2.flags}
+
+
+def test_volatility_higher_for_swings() -> None:
+    t = np.arange(400)
+    calm_doc = np.zeros((400, len(NAMES)))
+    swing = np.zeros((400, len(NAMES)))
+    swing[:, NAMES.index("happy")] = 6 * np.sign(np.sin(t / 6))
+    swing[:, NAMES.index("sad")] = -6 * np.sign(np.sin(t / 6))
+    a = analyse(calm_doc, AXES, CFG)
+    b = analyse(swing, AXES, CFG)
+    assert a.metrics["volatility"] == 0
+    assert b.metrics["volatility"] > CFG.volatility_high  # type: ignore[operator]
+    assert "high_volatility" in {f.kind for f in b.flags}
+
+
+def test_profile_mean_p95_and_dominant() -> None:
+    z = np.zeros((100, len(NAMES)))
+    z[:, NAMES.index("surprised")] = 2.0
+    z[:, NAMES.index("happy")] = 1.0
+    z[90:, NAMES.index("sad")] = 5.0
+    an = analyse(z, AXES, MetricConfig(smooth=1, dominant_k=2))
+    assert an.dominant == ["surprised", "happy"]
+    assert np.isclose(an.mean[NAMES.index("sad")], 0.5)
+    assert an.p95[NAMES.index("sad")] == pytest.approx(5.0)
+
+
+def test_regulation_axis_flags_unhealthy_spans() -> None:
+    z = np.zeros((100, len(NAMES)))
+    reg = np.zeros((100, 2))
+    reg[40:60] = -3.0
+    an = analyse(z, AXES, CFG, regulation=reg)
+    assert an.metrics["regulation_min"] < -2  # type: ignore[operator]
+    f = [f for f in an.flags if f.kind == "unhealthy_regulation"]
+    assert len(f) == 1 and 36 <= f[0].start <= 42 and 58 <= f[0].end <= 64
+    assert analyse(z, AXES, CFG).metrics["regulation_mean"] is None
+
+
+def _dialogue(human_arousal: list[float], assistant_arousal: list[float], turn_len: int = 20) -> tuple[np.ndarray, list[TurnSpan]]:
+    """Alternating turns whose arousal is carried by 'surprised' (arousal weight > 0, valence ~0)."""
+    z = np.zeros((turn_len * 2 * len(human_arousal), len(NAMES)))
+    turns = []
+    pos = 0
+    scale = 1.0 / AXES.arousal[NAMES.index("surprised")]
+    for h, a in zip(human_arousal, assistant_arousal, strict=True):
+        for speaker, val in (("human", h), ("assistant", a)):
+            z[pos : pos + turn_len, NAMES.index("surprised")] = val * scale
+            turns.append(TurnSpan(speaker, pos, pos + turn_len))
+            pos += turn_len
+    return z, turns
+
+
+def test_coregulation_calming_responder() -> None:
+    # High-arousal human turns are met with low arousal: negative r, no mirroring.
+    z, turns = _dialogue([2.0, 0.2, 1.5, 0.1], [0.1, 0.6, 0.2, 0.7])
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert an.metrics["n_turns"] == 8
+    assert an.metrics["coreg_r"] < -0.5  # type: ignore[operator]
+    assert an.metrics["n_mirroring"] == 0
+    assert an.turns[0].speaker == "human" and an.turns[0].arousal == pytest.approx(2.0)
+
+
+def test_coregulation_mirroring_responder_is_flagged() -> None:
+    z, turns = _dialogue([2.0, 0.2, 1.5, 0.1], [2.2, 0.1, 1.8, 0.2])
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert an.metrics["coreg_r"] > 0.5  # type: ignore[operator]
+    mirrors = [f for f in an.flags if f.kind == "mirroring"]
+    assert len(mirrors) == 2
+    assert mirrors[0].start == 20 and mirrors[0].end == 40  # the assistant's first turn
+
+
+def test_empty_document() -> None:
+    an = analyse(np.zeros((0, len(NAMES))), AXES, CFG)
+    assert an.metrics["n_episodes"] == 0 and an.flags == []
+
+
+def test_pearson_guards() -> None:
+    assert pearson([1, 2], [3, 4]) is None
+    assert pearson([1, 1, 1], [1, 2, 3]) is None
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+

@@ -1,0 +1,410 @@
+"""Fake Anthropic and OpenAI HTTP servers on 127.0.0.1 that the real SDKs talk to.
+
+Usage (tests, benchmarks, other helpers' tests)::
+
+    from tests.fakes.llm_servers import Faults, fake_anthropic_server, fake_openai_server
+
+    with fake_anthropic_server(latency_s=0.01, faults=Faults(rate_limit=0.1)) as srv:
+        backend = make_backend("anthropic", "claude-sonnet-4-5", base_url=srv.base_url,
+                               api_key="test-key")
+        ...
+        srv.stats.calls, srv.stats.ok, srv.stats.by_status, srv.stats.ok_by_key
+
+Both servers:
+
+* answer ``POST /v1/messages`` (Anthropic) or ``POST /v1/chat/completions`` (OpenAI) in the
+  real wire format, including ``usage`` and rate-limit headers (``limits=...``);
+* build the answer with a pluggable ``responder(request_json) -> content``: a ``dict`` becomes the
+  forced tool's input (Anthropic) or the JSON message content (OpenAI), a ``str`` becomes text.
+  The default responder fills the request's JSON schema with deterministic filler prose (same
+  request body, same answer), or writes prose when there is no schema;
+* inject faults per call with :class:`Faults` probabilities: 429 with ``retry-after``, 529
+  (Anthropic) / 503, 500, a connection reset (TCP RST), a hang past the client timeout, and
+  malformed (schema-violating) or truncated (cut off at ``max_tokens``) answers;
+* count tokens as one per four characters and emulate prompt caching: an Anthropic system block
+  with ``cache_control`` of at least ``min_cache_tokens`` tokens is written on first sight and
+  read afterwards; OpenAI caches a repeated system prompt of at least ``min_cache_tokens``
+  automatically;
+* keep :class:`Stats`: calls, successful answers, statuses, faults injected and, per request key
+  (sha256 of the canonical request body), how many calls and well-formed answers it received;
+  ``stats.user_texts`` lists the last user message of every call, in arrival order.
+
+The server runs in a daemon thread (``ThreadingHTTPServer``), so it can serve a subprocess
+too (the kill -9 test). Nothing here talks to any real host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from emocurate.generators.backends.fake import count_tokens, sample_from_schema, sample_text
+
+Responder = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class Faults:
+    """Per-call fault probabilities (independent draws, checked in this order)."""
+
+    rate_limit: float = 0.0
+    overloaded: float = 0.0
+    unavailable: float = 0.0
+    server_error: float = 0.0
+    reset: float = 0.0
+    timeout: float = 0.0
+    malformed: float = 0.0
+    truncated: float = 0.0
+    retry_after_s: float = 0.05
+    hang_s: float = 3.0
+    seed: int = 0
+
+    def total(self) -> float:
+        """Probability that a call is faulty."""
+        return (self.rate_limit + self.overloaded + self.unavailable + self.server_error
+                + self.reset + self.timeout + self.malformed + self.truncated)
+
+
+@dataclass
+class Stats:
+    """What the server saw (thread-safe updates)."""
+
+    calls: int = 0
+    ok: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    calls_by_key: Counter[str] = field(default_factory=Counter)
+    ok_by_key: Counter[str] = field(default_factory=Counter)
+    user_texts: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_call: float | None = None
+    last_call: float | None = None
+
+
+def request_key(body: dict[str, Any]) -> str:
+    """The identity of a request body (sha256 of canonical JSON)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _schema_of(body: dict[str, Any]) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    if tools:
+        return dict(tools[0].get("input_schema") or {})
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return dict((rf.get("json_schema") or {}).get("schema") or {})
+    return None
+
+
+def default_responder(body: dict[str, Any]) -> Any:
+    """Schema-shaped deterministic content (or prose when no schema was given)."""
+    rng = random.Random(int(request_key(body)[:12], 16))
+    schema = _schema_of(body)
+    if schema:
+        return sample_from_schema(schema, rng, words=60)
+    return sample_text(rng, 80)
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+    return ""
+
+
+def _system_text(body: dict[str, Any]) -> tuple[str, bool]:
+    sys = body.get("system")
+    if isinstance(sys, list):
+        text = "".join(b.get("text", "") for b in sys if isinstance(b, dict))
+        return text, any(isinstance(b, dict) and b.get("cache_control") for b in sys)
+    if isinstance(sys, str):
+        return sys, False
+    for m in body.get("messages") or []:
+        if m.get("role") == "system":
+            return str(m.get("content", "")), True  # OpenAI: automatic caching
+    return "", False
+
+
+class FakeLLMServer:
+    """One fake API server (``flavor`` is ``"anthropic"`` or ``"openai"``)."""
+
+    def __init__(self, flavor: str, *, latency_s: float = 0.0, faults: Faults | None = None,
+                 responder: Responder | None = None, limits: dict[str, float] | None = None,
+                 min_cache_tokens: int = 1024, output_words: int | None = None) -> None:
+        self.flavor = flavor
+        self.latency_s = latency_s
+        self.faults = faults or Faults()
+        self.responder = responder or default_responder
+        self.limits = limits or {}
+        self.min_cache_tokens = min_cache_tokens
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self._prompt_cache: set[str] = set()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as the SDK's ``base_url``."""
+        root = f"http://127.0.0.1:{self.port}"
+        return root if self.flavor == "anthropic" else f"{root}/v1"
+
+    def start(self) -> FakeLLMServer:
+        """Start serving in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def reset_stats(self) -> None:
+        """Start counting afresh (e.g. between a killed run and its resume)."""
+        with self._lock:
+            self.stats = Stats()
+
+    # -- behaviour ----------------------------------------------------------------------------
+    def _draw_fault(self) -> str | None:
+        f = self.faults
+        with self._lock:
+            r = self._rng.random()
+        acc = 0.0
+        for name in ("rate_limit", "overloaded", "unavailable", "server_error", "reset", "timeout",
+                     "malformed", "truncated"):
+            acc += getattr(f, name)
+            if r < acc:
+                return name
+        return None
+
+    def _limit_headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.flavor == "anthropic":
+            names = {"rpm": "anthropic-ratelimit-requests-limit",
+                     "input_tpm": "anthropic-ratelimit-input-tokens-limit",
+                     "output_tpm": "anthropic-ratelimit-output-tokens-limit"}
+        else:
+            names = {"rpm": "x-ratelimit-limit-requests", "input_tpm": "x-ratelimit-limit-tokens"}
+        for k, v in self.limits.items():
+            if k in names:
+                h[names[k]] = str(int(v))
+        return h
+
+    def _usage(self, body: dict[str, Any], out_text: str) -> dict[str, int]:
+        system, cacheable = _system_text(body)
+        sys_tokens = count_tokens(system) if system else 0
+        msgs = [m for m in body.get("messages") or [] if m.get("role") != "system"]
+        rest = json.dumps(msgs) + json.dumps(body.get("tools") or body.get("response_format") or "")
+        rest_tokens = count_tokens(rest)
+        read = write = 0
+        if cacheable and sys_tokens >= self.min_cache_tokens:
+            h = hashlib.sha256(system.encode()).hexdigest()
+            with self._lock:
+                seen = h in self._prompt_cache
+                self._prompt_cache.add(h)
+            if seen:
+                read = sys_tokens
+            elif self.flavor == "anthropic":
+                write = sys_tokens
+        plain = sys_tokens - read - write + rest_tokens
+        out = count_tokens(out_text)
+        with self._lock:
+            s = self.stats
+            s.input_tokens += plain
+            s.output_tokens += out
+            s.cache_read_tokens += read
+            s.cache_write_tokens += write
+        return {"input": plain, "output": out, "read": read, "write": write}
+
+    def respond(self, body: dict[str, Any], fault: str | None) -> dict[str, Any]:
+        """The JSON body of a 200 answer (possibly malformed/truncated)."""
+        content = self.responder(body)
+        schema = _schema_of(body)
+        if fault == "malformed":
+            content = {"unexpected": "shape"} if schema else "=== ITEM 1 ===\nnonsense"
+        as_text = json.dumps(content) if isinstance(content, dict | list) else str(content)
+        truncated = fault == "truncated"
+        if truncated:
+            as_text = as_text[: max(1, len(as_text) // 2)]
+        u = self._usage(body, as_text)
+        if self.flavor == "anthropic":
+            if isinstance(content, dict | list) and schema and not truncated:
+                tool = (body.get("tools") or [{}])[0].get("name", "output")
+                blocks: list[dict[str, Any]] = [{"type": "tool_use", "id": "toolu_fake", "name": tool,
+                                                 "input": content}]
+                stop = "tool_use"
+            elif truncated and schema:
+                # A tool call cut off at max_tokens arrives with partial (empty) input.
+                tool = (body.get("tools") or [{}])[0].get("name", "output")
+                blocks = [{"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {}}]
+                stop = "max_tokens"
+            else:
+                blocks = [{"type": "text", "text": as_text}]
+                stop = "max_tokens" if truncated else "end_turn"
+            return {
+                "id": f"msg_fake_{self.stats.calls}", "type": "message", "role": "assistant",
+                "model": body.get("model", ""), "content": blocks, "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {"input_tokens": u["input"], "output_tokens": u["output"],
+                          "cache_creation_input_tokens": u["write"],
+                          "cache_read_input_tokens": u["read"]},
+            }
+        return {
+            "id": f"chatcmpl-fake{self.stats.calls}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": as_text},
+                         "finish_reason": "length" if truncated else "stop"}],
+            "usage": {"prompt_tokens": u["input"] + u["read"], "completion_tokens": u["output"],
+                      "total_tokens": u["input"] + u["read"] + u["output"],
+                      "prompt_tokens_details": {"cached_tokens": u["read"]}},
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in {**server._limit_headers(), **(headers or {})}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+                with server._lock:
+                    server.stats.by_status[status] += 1
+
+            def _error(self, status: int, etype: str, msg: str, headers: dict[str, str] | None = None) -> None:
+                if server.flavor == "anthropic":
+                    payload = {"type": "error", "error": {"type": etype, "message": msg}}
+                else:
+                    payload = {"error": {"message": msg, "type": etype, "code": None}}
+                self._send(status, payload, headers)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                want = "/v1/messages" if server.flavor == "anthropic" else "/v1/chat/completions"
+                if self.path.split("?")[0] != want:
+                    self._error(404, "not_found_error", f"no route {self.path}")
+                    return
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    self._error(400, "invalid_request_error", "body is not JSON")
+                    return
+                key = request_key(body)
+                with server._lock:
+                    s = server.stats
+                    s.calls += 1
+                    s.calls_by_key[key] += 1
+                    s.user_texts.append(_last_user(body))
+                    now = time.monotonic()
+                    s.first_call = s.first_call or now
+                    s.last_call = now
+                fault = server._draw_fault()
+                if fault:
+                    with server._lock:
+                        server.stats.faults[fault] += 1
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                if fault == "rate_limit":
+                    self._error(429, "rate_limit_error", "slow down",
+                                {"retry-after": f"{server.faults.retry_after_s:g}"})
+                elif fault == "overloaded":
+                    if server.flavor == "anthropic":
+                        self._error(529, "overloaded_error", "overloaded")
+                    else:
+                        self._error(503, "service_unavailable", "overloaded")
+                elif fault == "unavailable":
+                    self._error(503, "api_error", "service unavailable")
+                elif fault == "server_error":
+                    self._error(500, "api_error", "internal error")
+                elif fault == "reset":
+                    # TCP RST: linger 0 then close.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                elif fault == "timeout":
+                    time.sleep(server.faults.hang_s)
+                    self.close_connection = True
+                    try:
+                        self._error(500, "api_error", "too late")
+                    except OSError:
+                        pass
+                else:
+                    payload = server.respond(body, fault)
+                    self._send(200, payload, {"request-id": f"req_fake_{key[:8]}",
+                                              "x-request-id": f"req_fake_{key[:8]}"})
+                    if fault is None:
+                        with server._lock:
+                            server.stats.ok += 1
+                            server.stats.ok_by_key[key] += 1
+
+        return Handler
+
+
+@contextmanager
+def _serve(flavor: str, **kw: Any) -> Iterator[FakeLLMServer]:
+    srv = FakeLLMServer(flavor, **kw).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def fake_anthropic_server(**kw: Any) -> Any:
+    """Context manager: a fake Messages API; yields the :class:`FakeLLMServer` (``.base_url``)."""
+    return _serve("anthropic", **kw)
+
+
+def fake_openai_server(**kw: Any) -> Any:
+    """Context manager: a fake Chat Completions API; yields the :class:`FakeLLMServer`."""
+    return _serve("openai", **kw)
+
+
+def main() -> None:  # pragma: no cover - manual use: python -m tests.fakes.llm_servers anthropic
+    import sys
+
+    flavor = sys.argv[1] if len(sys.argv) > 1 else "anthropic"
+    srv = FakeLLMServer(flavor).start()
+    print(srv.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,118 @@
+"""Delimiter parsing, prompt files, and deterministic planning for all four generators."""
+
+from __future__ import annotations
+
+import pytest
+
+from emocurate.generators.backends.base import Completion
+from emocurate.generators.common import BackendInfo
+from emocurate.generators.parse import (
+    ParseError,
+    completion_items,
+    parse_conversation,
+    parse_delimited,
+    render_delimited,
+)
+from emocurate.generators.prompts import load_prompt
+from emocurate.generators.run import GenerateConfig, make_generator
+from emocurate.taxonomy import load_taxonomy
+
+CHAT = BackendInfo(name="anthropic", model="claude-sonnet-4-6", chat=True, supports_schema=True)
+TEXT = BackendInfo(name="openai", model="local", chat=True, supports_schema=False)
+
+
+def test_delimited_round_trip_and_truncation():
+    items = [{"pov": "first", "text": "I kept the letter.\nThen I read it twice."},
+             {"pov": "third", "text": "She left the light on."}]
+    text = render_delimited(items)
+    assert parse_delimited(text, ["pov", "text"]) == items
+    cut = text[: text.rindex("She left")]  # answer cut off inside item 2
+    assert parse_delimited(cut, ["pov", "text"]) == items[:1]
+    with pytest.raises(ParseError):
+        parse_delimited("no blocks here", ["text"])
+    with pytest.raises(ParseError):
+        parse_delimited("=== ITEM 1 ===\ntext: half a sto", ["text"])
+
+
+def test_completion_items_structured_json_text_and_truncated_json():
+    assert completion_items(Completion(data={"items": [{"a": 1}]}), ["a"]) == [{"a": 1}]
+    assert completion_items(Completion(text='{"items": [{"a": 2}]}'), ["a"]) == [{"a": 2}]
+    with pytest.raises(ParseError):
+        completion_items(Completion(text='{"items": [{"a": ', stop_reason="max_tokens"), ["a"])
+    with pytest.raises(ParseError):
+        completion_items(Completion(data={"unexpected": "shape"}), ["a"])
+
+
+def test_parse_conversation():
+    turns = parse_conversation("Human: hi\nthere\nAssistant: hello\nUser: ok")
+    assert [t["speaker"] for t in turns] == ["human", "assistant", "human"]
+    assert turns[0]["text"] == "hi\nthere"
+
+
+def test_prompt_files_are_hashed():
+    p = load_prompt("stories_system")
+    assert len(p.hash) == 12 and "$format_note" in p.text
+
+
+@pytest.mark.parametrize("kind", ["stories", "dialogues", "neutral", "regulation"])
+def test_plans_are_deterministic_and_unique(kind):
+    cfg = GenerateConfig(kind=kind, emotions="happy,afraid", topics="3", per_topic=5, seed=7)
+    a = make_generator(cfg).plan()
+    b = make_generator(cfg).plan()
+    assert [r.model_dump() for r in a] == [r.model_dump() for r in b]
+    ids = [r.custom_id for r in a]
+    assert len(ids) == len(set(ids)) and all(len(i) <= 64 for i in ids)
+    assert sum(r.meta["n"] for r in a) > 0
+    other = make_generator(cfg.model_copy(update={"seed": 8})).plan()
+    assert [r.seed for r in other] != [r.seed for r in a]
+    assert all(r.schema_ and r.prompt_hash for r in a)
+
+
+def test_stories_plan_counts_pov_mix_and_forbidden_words():
+    cfg = GenerateConfig(kind="stories", emotions="happy", topics="2", per_topic=12)
+    reqs = make_generator(cfg).plan()
+    assert len(reqs) == 2 and all(r.meta["n"] == 12 for r in reqs)
+    povs = reqs[0].meta["povs"]
+    assert povs.count("first") == 6 and povs.count("third") == 6
+    user = reqs[0].messages[0].content
+    for term in load_taxonomy().get("happy").leak_terms:
+        assert term in user
+    assert reqs[0].cache_system and len(reqs[0].system) > 3000  # long enough to be cached
+    # per_request splits the work
+    small = make_generator(cfg.model_copy(update={"per_request": 5})).plan()
+    assert [r.meta["n"] for r in small] == [5, 5, 2, 5, 5, 2]
+
+
+def test_text_fallback_prompt_describes_layout():
+    cfg = GenerateConfig(kind="regulation", emotions="desperate", topics="1", per_topic=2)
+    gen = make_generator(cfg)
+    gen.info = TEXT
+    req = gen.request("x", {"emotion": "desperate", "forbidden": "x", "premise": "p",
+                            "protagonist": "a person", "n": 2}, 2, {})
+    assert "=== ITEM 1 ===" in req.system and not req.schema_
+
+
+def test_dialogue_presets_and_regulation_ai_protagonists():
+    d = make_generator(GenerateConfig(kind="dialogues", emotions="calm", topics="presets",
+                                      person_emotions="afraid", assistant_emotions="calm",
+                                      per_topic=2)).plan()
+    assert {r.meta["scenario"] for r in d} >= {"hs_dose", "hs_shutdown", "hs_distress",
+                                                "hs_impossible_task"}
+    r = make_generator(GenerateConfig(kind="regulation", emotions="desperate", topics="3",
+                                      per_topic=3)).plan()
+    assert {x.meta["protagonist"] for x in r} == {"person", "ai_assistant"}
+
+
+def test_base_model_stories_get_openings():
+    info = BackendInfo(name="transformers", model="stories260K", chat=False, supports_schema=False)
+    cfg = GenerateConfig(kind="stories", emotions="tinystories", topics="3", per_topic=2)
+    gen = make_generator(cfg)
+    gen.info, gen.n_per_request = info, 1
+    reqs = gen.plan()
+    assert len(reqs) == len(load_taxonomy().resolve("tinystories")) * 3 * 2
+    r = reqs[0]
+    assert not r.system and r.meta["opening"] == r.messages[0].content
+    assert "very hope " not in " ".join(x.meta["opening"] for x in reqs)
+    recs = gen.parse(r, Completion(text=" she ran to the big tree and laughed with her mom all day. Then"))
+    assert recs[0].text.startswith(r.meta["opening"]) and recs[0].prompt_prefix == r.meta["opening"]
+    assert recs[0].generated_text.strip().endswith("day.")
