@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -58,6 +57,11 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """Click's own exceptions (typer vendors click, so match by shape, not by class)."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "show")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into one clear line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -66,14 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     try:
         app(args=args, prog_name="emocurate", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("error: aborted")
         raise SystemExit(130) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
     except EmocurateError as exc:
         if debug:
             raise
@@ -88,7 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         err_console.print(f"error: {exc.strerror or _one_line(exc)}:{where}".rstrip(":"), markup=False)
         raise SystemExit(1) from None
-    except Exception as exc:  # a bug: one line unless --debug
+    except Exception as exc:  # a usage error from the parser, or a bug
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(getattr(exc, "exit_code", 2)) from None
         if debug:
             raise
         err_console.print(

@@ -6,16 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 import typer.main
 
 from emocurate.cli import app, main
 
 
-def _walk(cmd: click.Command, path: tuple[str, ...] = ()):
+def _walk(cmd, path: tuple[str, ...] = ()):
     yield path, cmd
-    if isinstance(cmd, click.Group):
+    if hasattr(cmd, "commands"):
         for name, sub in cmd.commands.items():
             yield from _walk(sub, (*path, name))
 
@@ -50,7 +49,7 @@ def test_help_runs_for_each_subcommand(capsys):
         out = capsys.readouterr().out
         assert "Usage:" in out
         for p in cmd.params:
-            if isinstance(p, click.Option) and p.name != "help":
+            if getattr(p, "param_type_name", "") == "option" and p.name != "help" and not getattr(p, "hidden", False):
                 assert p.opts[0] in out, f"{path}: {p.opts[0]} missing from --help"
 
 
@@ -81,6 +80,13 @@ def test_invalid_pipeline_field_is_one_line(tmp_path: Path):
     bad.write_text("- just\n- a list\n")
     proc = _run("run", str(bad))
     assert "must be a YAML mapping" in proc.stderr
+
+
+def test_bad_option_is_a_usage_error_not_a_crash():
+    proc = _run("score", "--bogus")
+    assert proc.returncode == 2
+    assert "No such option: --bogus" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_debug_shows_traceback():

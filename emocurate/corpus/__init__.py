@@ -10,7 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from emocurate.corpus.curate import CuratePolicy, curate
+from typing import Any
+
 from emocurate.corpus.regulation import MetricConfig
 from emocurate.corpus.rows import CorpusScore
 from emocurate.corpus.score import ScoreConfig, Scorer, score_corpus
@@ -36,5 +37,18 @@ def read_traces(scores_dir: str | Path, doc_ids: list[str] | None = None) -> lis
     return out
 
 
+def __getattr__(name: str) -> Any:
+    """``CuratePolicy`` loads polars, so it is imported on first use.
+
+    (The curation function is ``emocurate.corpus.curate.curate``; ``emocurate.corpus.curate`` is
+    its module.)
+    """
+    if name == "CuratePolicy":
+        import importlib
+
+        return getattr(importlib.import_module("emocurate.corpus.curate"), name)
+    raise AttributeError(name)
+
+
 __all__ = ["CorpusScore", "CuratePolicy", "MetricConfig", "ScoreConfig", "Scorer", "bundled_corpus",
-           "curate", "read_traces", "score_corpus"]
+           "read_traces", "score_corpus"]

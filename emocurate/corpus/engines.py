@@ -41,7 +41,7 @@ from emocurate.vectors.vectorset import VectorSet
 
 DONE = "_done"
 # Options that do not change the output (only speed or placement) stay out of the fingerprint.
-NON_OUTPUT_FIELDS = {"engine", "address", "ray_actors", "batch_tokens", "device", "progress"}
+NON_OUTPUT_FIELDS = {"engine", "address", "ray_actors", "batch_tokens", "device", "progress", "overlap"}
 
 
 def shard_name(k: int) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,8 @@ class ScoreConfig(Model):
     trace_others: int = Field(default=5, ge=0, description="token traces kept per shard for the first unflagged documents")
     trace_top: int = Field(default=8, ge=1, description="emotions per trace (highest document means)")
     trace_max_tokens: int = Field(default=4096, ge=1, description="tokens kept per trace")
+    overlap: bool | None = Field(default=None, description="run metrics on a worker thread while the "
+                                 "model runs (default: on for accelerators, off on CPU)")
     progress: bool = True
 
     def metric_config(self) -> MetricConfig:
@@ -247,9 +250,14 @@ class Scorer:
 
     # -- model half -----------------------------------------------------------------------
     def run(self, prepared: Sequence[Prepared]) -> list[ScoredDoc]:
-        """Forward passes (stopped at the probe layer) and metrics for prepared documents."""
+        """Forward passes (stopped at the probe layer) and metrics for prepared documents.
+
+        On an accelerator, each document's metrics run on a worker thread as soon as its last
+        window is projected, so CPU work overlaps the next batches' forward passes.
+        """
         seqs: list[list[int]] = []
         owners: list[tuple[int, int]] = []  # (doc, window)
+        remaining = [0] * len(prepared)
         for di, p in enumerate(prepared):
             for wi, (start, length, _keep) in enumerate(p.windows):
                 if length == 0:
@@ -257,37 +265,61 @@ class Scorer:
                 body = p.ids[start : start + length]
                 seqs.append(([self.bos] if self.bos is not None else []) + body)
                 owners.append((di, wi))
+                remaining[di] += 1
         e_main = len(self.names)
         e_reg = sum(g.weight.shape[0] for g in self.groups[1:])
         z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
         zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
         skip = 1 if self.bos is not None else 0
-        if seqs:
-            with capture(self.lm, self.layers) as cap:
-                for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
-                                          padding_side="right"):
-                    acts = cap.run(**batch.model_inputs(self.lm.device))
-                    projs = [self._project(acts[g.layer], g) for g in self.groups]
-                    main = projs[0]
-                    reg = np.concatenate(projs[1:], axis=-1) if len(projs) > 1 else None
-                    for r, si in enumerate(batch.indices):
-                        di, wi = owners[si]
-                        start, length, keep = prepared[di].windows[wi]
-                        lo, hi = skip + keep, skip + length
-                        z[di][start + keep : start + length] = main[r, lo:hi]
-                        if reg is not None and zr is not None:
-                            zr[di][start + keep : start + length] = reg[r, lo:hi]
-        out = []
-        for di, p in enumerate(prepared):
-            regulation: np.ndarray | None = None
-            if zr is not None:
-                regulation = zr[di]
-            elif self.vs.meta.kind == "regulation":
-                regulation = z[di]
-            spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-            an = analyse(z[di], self.axes, self.mcfg, regulation=regulation, turns=spans)
-            out.append(self._row(p, an))
+        overlap = self.cfg.overlap if self.cfg.overlap is not None else self.lm.device.type != "cpu"
+        pool = ThreadPoolExecutor(max_workers=1) if overlap else None
+        done: dict[int, Future[ScoredDoc] | ScoredDoc] = {}
+
+        def finish(di: int) -> None:
+            args = (prepared[di], z[di], zr[di] if zr is not None else None)
+            done[di] = pool.submit(self._finish, *args) if pool is not None else self._finish(*args)
+
+        try:
+            if seqs:
+                with capture(self.lm, self.layers) as cap:
+                    for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
+                                              padding_side="right"):
+                        acts = cap.run(**batch.model_inputs(self.lm.device))
+                        projs = [self._project(acts[g.layer], g) for g in self.groups]
+                        main = projs[0]
+                        reg = np.concatenate(projs[1:], axis=-1) if len(projs) > 1 else None
+                        for r, si in enumerate(batch.indices):
+                            di, wi = owners[si]
+                            start, length, keep = prepared[di].windows[wi]
+                            lo, hi = skip + keep, skip + length
+                            z[di][start + keep : start + length] = main[r, lo:hi]
+                            if reg is not None and zr is not None:
+                                zr[di][start + keep : start + length] = reg[r, lo:hi]
+                            remaining[di] -= 1
+                            if remaining[di] == 0:
+                                finish(di)
+            for di in range(len(prepared)):
+                if di not in done:  # documents without tokens
+                    finish(di)
+            out = [d.result() if isinstance(d, Future) else d for d in (done[i] for i in range(len(prepared)))]
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        flagged = 0
+        for sd in out:  # the trace cap, applied in input order so it is deterministic
+            if sd.trace is not None and sd.row.flags:
+                flagged += 1
+                if flagged > self.cfg.trace_flagged:
+                    sd.trace = None
         return out
+
+    def _finish(self, p: Prepared, z: np.ndarray, zr: np.ndarray | None) -> ScoredDoc:
+        regulation: np.ndarray | None = zr
+        if regulation is None and self.vs.meta.kind == "regulation":
+            regulation = z
+        spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
+        an = analyse(z, self.axes, self.mcfg, regulation=regulation, turns=spans)
+        return self._row(p, an)
 
     def _project(self, acts: torch.Tensor, g: _Group) -> np.ndarray:
         proj = acts.float() @ g.weight.T
@@ -333,11 +365,11 @@ class Scorer:
                           ("calm", an.calm), ("regulation", an.regulation)):
             if arr is not None:
                 names.append(name)
-                series.append([round(float(x), 3) for x in arr[:n]])
+                series.append(np.round(arr[:n], 3).astype(np.float32).tolist())
         top: list[int] = [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]] if len(p.ids) else []
         for i in top:
             names.append(f"emotion:{self.names[int(i)]}")
-            series.append([round(float(x), 3) for x in an.smoothed[:n, int(i)]])
+            series.append(np.round(an.smoothed[:n, int(i)], 3).astype(np.float32).tolist())
         return {"doc_id": p.doc_id, "n_tokens": len(p.ids), "truncated": len(p.ids) > n,
                 "tokens": tokens, "series_names": names, "series": series,
                 "flags": [f.model_dump() for f in flags]}

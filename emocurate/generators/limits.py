@@ -2,8 +2,8 @@
 
 Providers meter all three; staying under them on the client avoids the 429 storms that cost a
 long backoff. Each bucket refills continuously at ``limit/60`` per second and holds at most
-``burst_s`` seconds' worth (one second by default), so a run starts fast without a burst that
-the server would reject. Output tokens are reserved at ``max_tokens`` and the unused part is
+``burst_s`` seconds' worth (one second by default) and starts empty, so no window of the run
+exceeds the limit even briefly. Output tokens are reserved at ``max_tokens`` and the unused part is
 returned when the call finishes. Limits can be (re)seeded from rate-limit response headers.
 """
 
@@ -41,7 +41,9 @@ class TokenBucket:
         first = self.limit is None
         self.limit = limit_per_min if limit_per_min and limit_per_min > 0 else None
         if self.limit is not None:
-            self.level = self.capacity if first else min(self.level, self.capacity)
+            # Start empty: a full bucket at start would let the first minute exceed the limit
+            # by one burst (the server counts it; the run would earn 429s).
+            self.level = 0.0 if first else min(self.level, self.capacity)
 
     def _refill(self) -> None:
         now = time.monotonic()

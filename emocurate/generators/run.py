@@ -111,6 +111,9 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
         written and the manifest describes the plan and its estimated cost).
     """
     t0 = time.monotonic()
+    if cfg.batch and not cfg.dry_run:
+        raise ConfigError("--batch (provider batch APIs) is not implemented yet; run without --batch "
+                          "(--dry-run --batch shows the batch-price estimate)")
     tax = load_taxonomy()
     if cfg.dry_run and backend is None and cfg.backend in HOSTED:
         backend_obj: Backend | None = None  # planning needs no key
@@ -149,13 +152,7 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
         gen.parse(req, completion, None)
 
     try:
-        if cfg.batch:
-            from emocurate.generators.batch import run_batch
-
-            results = run_batch(engine, requests, check=check, state_dir=out / "cache",
-                                poll_s=cfg.batch_poll_s)
-        else:
-            results = engine.run_sync(requests, check=check)
+        results = engine.run_sync(requests, check=check)
     finally:
         assert engine.cache is not None
         engine.cache.close()

@@ -47,8 +47,11 @@ class ProbeConfig(Model):
     """Cross-validation folds (fewer when a class is smaller)."""
     min_per_class: int = Field(default=5, ge=2)
     """Smallest number of texts an emotion needs to be probed."""
-    C: float = Field(default=1.0, gt=0)
-    """Inverse L2 regularisation of the logistic regression."""
+    C: float | None = Field(default=None, gt=0)
+    """Inverse L2 regularisation of the logistic regression; None picks it by an inner
+    3-fold cross-validation over 0.01, 0.1 and 1 within each training fold (pooled
+    activations of several layers are wide and correlated, so the best strength depends on
+    the model and the data size)."""
     filter_by: str = "prune_by_noise_rate"
     """cleanlab ``find_label_issues`` method (prune_by_noise_rate, prune_by_class, both,
     confident_learning, predicted_neq_given)."""
@@ -95,7 +98,7 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     """Cross-validated probabilities and cleanlab's label issues for ``labels``."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -104,7 +107,13 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[lab] for lab in labels])
     folds = min(cfg.folds, int(np.bincount(y).min()))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=2000))
+    model: Any
+    if cfg.C is None:
+        inner = min(3, max(2, int(np.bincount(y).min() * (folds - 1) // folds)))
+        model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=inner, max_iter=1000)
+    else:
+        model = LogisticRegression(C=cfg.C, max_iter=1000)
+    clf = make_pipeline(StandardScaler(), model)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     probs = cross_val_predict(clf, features, y, cv=cv, method="predict_proba")
     issues = find_label_issues(y, probs, filter_by=cfg.filter_by)

@@ -114,8 +114,12 @@ class Batch:
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
     """Token ids per text (with BOS when the tokenizer adds one), truncated to ``max_length``."""
-    enc = tokenizer(list(texts), add_special_tokens=True, truncation=max_length is not None,
-                    max_length=max_length)
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=True,
+        truncation=max_length is not None,
+        max_length=max_length,
+    )
     return [list(ids) for ids in enc["input_ids"]]
 
 
@@ -145,8 +149,8 @@ def make_batches(
         for r, i in enumerate(idx):
             seq = torch.tensor(ids[i], dtype=torch.long)
             if padding_side == "left":
-                input_ids[r, width - len(seq):] = seq
-                mask[r, width - len(seq):] = 1
+                input_ids[r, width - len(seq) :] = seq
+                mask[r, width - len(seq) :] = 1
             else:
                 input_ids[r, : len(seq)] = seq
                 mask[r, : len(seq)] = 1
@@ -189,7 +193,9 @@ def iter_hidden(
     if pad_id is None:
         pad_id = 0
     with capture(lm, wanted) as cap:
-        for batch in make_batches(ids, pad_id=pad_id, batch_tokens=batch_tokens, padding_side=padding_side):
+        for batch in make_batches(
+            ids, pad_id=pad_id, batch_tokens=batch_tokens, padding_side=padding_side
+        ):
             yield batch, cap.run(**batch.model_inputs(lm.device))
 
 
@@ -222,7 +228,9 @@ def iter_pooled(
     tok = lm.tokenizer
     ids = encode(tok, texts, max_length or _context_length(lm))
     bos = has_bos(tok, ids)
-    for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens, padding_side=padding_side):
+    for batch, acts in iter_hidden(
+        lm, ids, layers, batch_tokens=batch_tokens, padding_side=padding_side
+    ):
         any_act = next(iter(acts.values()))
         mask = pool_mask(batch, [pool_start(n, skip, bos) for n in batch.lengths], any_act.device)
         denom = mask.sum(1, keepdim=True).clamp_min(1.0)
@@ -249,8 +257,15 @@ def pooled_activations(
     This keeps one row per text (use :func:`iter_pooled` with running sums for large sets).
     """
     out = {layer: torch.zeros(len(texts), lm.hidden_size, dtype=torch.float32) for layer in layers}
-    for indices, pooled in iter_pooled(lm, texts, layers, skip=skip, batch_tokens=batch_tokens,
-                                       max_length=max_length, padding_side=padding_side):
+    for indices, pooled in iter_pooled(
+        lm,
+        texts,
+        layers,
+        skip=skip,
+        batch_tokens=batch_tokens,
+        max_length=max_length,
+        padding_side=padding_side,
+    ):
         idx = torch.tensor(indices)
         for layer in layers:
             out[layer][idx] = pooled[layer].cpu()
@@ -270,7 +285,9 @@ def token_activations(
 ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
     """Yield ``(text index, token ids, [n_tokens, hidden] activations)`` in length order."""
     ids = encode(lm.tokenizer, texts, max_length or _context_length(lm))
-    for batch, acts in iter_hidden(lm, ids, [layer], batch_tokens=batch_tokens, padding_side=padding_side):
+    for batch, acts in iter_hidden(
+        lm, ids, [layer], batch_tokens=batch_tokens, padding_side=padding_side
+    ):
         h = acts[_norm(layer, lm.n_layers)]
         for r, i in enumerate(batch.indices):
             yield i, ids[i], h[r, batch.token_slice(r)].float().cpu()

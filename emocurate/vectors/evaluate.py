@@ -23,14 +23,24 @@ from emocurate.vectors.models import LoadedModel, final_norm, unembedding
 from emocurate.vectors.vectorset import VectorSet
 
 
-def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, names: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    scores: torch.Tensor, labels: torch.Tensor, names: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy, top-3, confusion matrix and per-emotion AUROC of ``scores [n, E]`` vs ``labels [n]``."""
     from sklearn.metrics import roc_auc_score
 
     n, n_e = scores.shape
     if n == 0:
-        return {"n": 0, "accuracy": 0.0, "top3": 0.0, "chance": 1.0 / max(n_e, 1), "auroc_mean": 0.0,
-                "auroc": {}, "confusion": [], "labels": list(names)}
+        return {
+            "n": 0,
+            "accuracy": 0.0,
+            "top3": 0.0,
+            "chance": 1.0 / max(n_e, 1),
+            "auroc_mean": 0.0,
+            "auroc": {},
+            "confusion": [],
+            "labels": list(names),
+        }
     pred = scores.argmax(1)
     acc = float((pred == labels).float().mean())
     k = min(3, n_e)
@@ -104,7 +114,9 @@ def _taxonomy_axes(names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, to
     return val, aro, mask
 
 
-def logit_lens(lm: LoadedModel, vectors: torch.Tensor, names: Sequence[str], k: int = 10) -> dict[str, dict[str, list[str]]]:
+def logit_lens(
+    lm: LoadedModel, vectors: torch.Tensor, names: Sequence[str], k: int = 10
+) -> dict[str, dict[str, list[str]]]:
     """Top promoted and suppressed tokens of each vector through norm gain and unembedding."""
     w_u = unembedding(lm.model).detach().float().cpu()
     v = vectors.float().cpu()
@@ -121,8 +133,10 @@ def logit_lens(lm: LoadedModel, vectors: torch.Tensor, names: Sequence[str], k: 
     for i, name in enumerate(names):
         top = logits[i].topk(min(k, logits.shape[1])).indices.tolist()
         bottom = (-logits[i]).topk(min(k, logits.shape[1])).indices.tolist()
-        out[name] = {"top": [lm.tokenizer.decode([t]) for t in top],
-                     "bottom": [lm.tokenizer.decode([t]) for t in bottom]}
+        out[name] = {
+            "top": [lm.tokenizer.decode([t]) for t in top],
+            "bottom": [lm.tokenizer.decode([t]) for t in bottom],
+        }
     return out
 
 
@@ -152,7 +166,9 @@ def _label_of(vs: VectorSet, r: Story | Dialogue) -> str:
     return r.emotion
 
 
-def _labelled_texts(vs: VectorSet, records: Sequence[Story | Dialogue]) -> tuple[list[str], list[int], int]:
+def _labelled_texts(
+    vs: VectorSet, records: Sequence[Story | Dialogue]
+) -> tuple[list[str], list[int], int]:
     texts: list[str] = []
     labels: list[int] = []
     skipped = 0
@@ -166,7 +182,9 @@ def _labelled_texts(vs: VectorSet, records: Sequence[Story | Dialogue]) -> tuple
     return texts, labels, skipped
 
 
-def evaluate(vs: VectorSet, lm: LoadedModel, records: list[Story], layer: int | None = None) -> dict[str, Any]:
+def evaluate(
+    vs: VectorSet, lm: LoadedModel, records: list[Story], layer: int | None = None
+) -> dict[str, Any]:
     """Evaluate a VectorSet on labelled records (held-out stories, or dialogues for speaker sets).
 
     Pools each record the way the set was fitted (speaker sets pool over that speaker's turns),
@@ -185,17 +203,32 @@ def evaluate(vs: VectorSet, lm: LoadedModel, records: list[Story], layer: int | 
     ranges = None
     if vs.meta.kind in ("speaker_human", "speaker_assistant"):
         speaker = vs.meta.kind.split("_", 1)[1]
-        ranges = [turn_token_ranges(lm.tokenizer, d, ids[i])[speaker] if isinstance(d, Dialogue) else [(0, len(ids[i]))]
-                  for i, d in enumerate(kept)]
+        ranges = [
+            turn_token_ranges(lm.tokenizer, d, ids[i])[speaker]
+            if isinstance(d, Dialogue)
+            else [(0, len(ids[i]))]
+            for i, d in enumerate(kept)
+        ]
     view = View(kind=vs.meta.kind, names=vs.names, labels=labels, ranges=ranges)
     chunks: list[torch.Tensor] = []
     gold: list[torch.Tensor] = []
 
-    def on_pooled(v: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]) -> None:
+    def on_pooled(
+        v: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
+    ) -> None:
         chunks.append(vs.project(pooled[layer][valid], layer).cpu())
         gold.append(torch.tensor([v.labels[i] for i in indices])[valid.cpu()])
 
-    stream_pooled(lm, ids, [view], [layer], skip=vs.meta.skip, batch_tokens=8192, on_pooled=on_pooled)
+    stream_pooled(
+        lm,
+        ids,
+        [view],
+        [layer],
+        skip=vs.meta.skip,
+        batch_tokens=8192,
+        on_pooled=on_pooled,
+        last=vs.meta.pooling == "last token",
+    )
     report = full_report(vs, lm, torch.cat(chunks), torch.cat(gold), layer=layer)
     report["skipped"] = skipped
     return report

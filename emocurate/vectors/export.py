@@ -22,8 +22,16 @@ from emocurate.vectors.vectorset import VectorSet
 
 # transformers model_type -> llama.cpp general.architecture
 LLAMA_CPP_ARCH: dict[str, str] = {
-    "llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
-    "gemma3": "gemma3", "gemma3_text": "gemma3", "phi3": "phi3", "gpt2": "gpt2", "gpt_neox": "gptneox",
+    "llama": "llama",
+    "mistral": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3",
+    "gemma3_text": "gemma3",
+    "phi3": "phi3",
+    "gpt2": "gpt2",
+    "gpt_neox": "gptneox",
 }
 
 
@@ -48,7 +56,9 @@ def export_gguf(
     wanted = sorted(layers if layers is not None else vs.vectors)
     usable = [layer for layer in wanted if layer >= 1 and layer in vs.vectors]
     if not usable:
-        raise InputError(f"no exportable layers in {wanted}: llama.cpp cannot steer block 0's output")
+        raise InputError(
+            f"no exportable layers in {wanted}: llama.cpp cannot steer block 0's output"
+        )
     hint = model_hint or LLAMA_CPP_ARCH.get(vs.meta.model_type, vs.meta.model_type or "llama")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +93,9 @@ def read_gguf(path: str | Path) -> tuple[dict[str, str | int], dict[int, np.ndar
         if name.startswith(("controlvector.", "emocurate.", "general.architecture")):
             val = fld.contents()
             meta[name] = val if isinstance(val, (str, int)) else str(val)
-    dirs = {int(t.name.split(".", 1)[1]): np.array(t.data, dtype=np.float32).reshape(-1)
-            for t in reader.tensors if t.name.startswith("direction.")}
+    dirs = {
+        int(t.name.split(".", 1)[1]): np.array(t.data, dtype=np.float32).reshape(-1)
+        for t in reader.tensors
+        if t.name.startswith("direction.")
+    }
     return meta, dirs

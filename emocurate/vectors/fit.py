@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +57,9 @@ class FitConfig(Model):
     layers: str = "auto"  # auto | all | "N,M"
     method: Literal["mean_diff", "pca", "logistic"] = "mean_diff"
     skip: int = Field(50, ge=0)
+    pooling: Literal["mean", "last"] = (
+        "mean"  # mean from token skip (anchor), or the last token only
+    )
     batch_tokens: int = Field(8192, ge=16)
     neutral_variance: float = Field(0.5, ge=0.0, le=1.0)
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
@@ -76,7 +81,9 @@ class View:
     kind: str  # emotion | speaker_human | speaker_assistant
     names: list[str]
     labels: list[int]  # index into names per text
-    ranges: list[list[tuple[int, int]]] | None = None  # token ranges per text; None: [pool_start, n)
+    ranges: list[list[tuple[int, int]]] | None = (
+        None  # token ranges per text; None: [pool_start, n)
+    )
 
 
 def read_fit_records(records_dir: str | Path) -> list[Story] | list[Dialogue]:
@@ -123,7 +130,9 @@ def records_hash(rows: Sequence[Any]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def turn_token_ranges(tokenizer: Any, dialogue: Dialogue, ids: list[int]) -> dict[str, list[tuple[int, int]]]:
+def turn_token_ranges(
+    tokenizer: Any, dialogue: Dialogue, ids: list[int]
+) -> dict[str, list[tuple[int, int]]]:
     """Token ranges of each speaker's turn contents in ``render_turns(dialogue.turns)``.
 
     Uses the fast tokenizer's offset mapping; the ``Human:``/``Assistant:`` labels are not pooled.
@@ -141,7 +150,11 @@ def turn_token_ranges(tokenizer: Any, dialogue: Dialogue, ids: list[int]) -> dic
     enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
     offsets = enc["offset_mapping"][: len(ids)]
     for speaker, cs, ce in char_spans:
-        toks = [i for i, (a, b) in enumerate(offsets) if b > a and a >= cs - 1 and b <= ce + 1 and a < ce]
+        toks = [
+            i
+            for i, (a, b) in enumerate(offsets)
+            if b > a and a >= cs - 1 and b <= ce + 1 and a < ce
+        ]
         if toks:
             spans[speaker].append((toks[0], toks[-1] + 1))
     return spans
@@ -186,7 +199,9 @@ class Moments:
         """Covariance matrix ``[d, d]``."""
         assert self.total is not None and self.outer is not None
         m = self.total / max(self.count, 1)
-        return self.outer / max(self.count - 1, 1) - torch.outer(m, m) * (self.count / max(self.count - 1, 1))
+        return self.outer / max(self.count - 1, 1) - torch.outer(m, m) * (
+            self.count / max(self.count - 1, 1)
+        )
 
     @property
     def mean_norm(self) -> float:
@@ -204,15 +219,22 @@ class ViewStats:
     row_labels: list[torch.Tensor] = field(default_factory=list)
 
 
-def _masks(batch: Batch, view: View, skip: int, bos: bool, device: torch.device) -> torch.Tensor:
+def _masks(
+    batch: Batch, view: View, skip: int, bos: bool, device: torch.device, last: bool = False
+) -> torch.Tensor:
     if view.ranges is None:
-        return pool_mask(batch, [pool_start(n, skip, bos) for n in batch.lengths], device)
+        starts = (
+            [max(n - 1, 0) for n in batch.lengths]
+            if last
+            else [pool_start(n, skip, bos) for n in batch.lengths]
+        )
+        return pool_mask(batch, starts, device)
     width = batch.input_ids.shape[1]
     mask = torch.zeros(len(batch.indices), width, device=device)
     for r, i in enumerate(batch.indices):
         offset = width - batch.lengths[r] if batch.padding_side == "left" else 0
         for s, e in view.ranges[i]:
-            mask[r, offset + s: offset + min(e, batch.lengths[r])] = 1.0
+            mask[r, offset + s : offset + min(e, batch.lengths[r])] = 1.0
     return mask
 
 
@@ -226,36 +248,83 @@ def stream_pooled(
     batch_tokens: int,
     on_pooled: Any,
     moments: dict[int, Moments] | None = None,
+    last: bool = False,
+    desc: str = "",
 ) -> None:
     """One forward pass over ``ids``; calls ``on_pooled(view, indices, valid, {layer: [b, d]})``.
 
     ``moments`` (when given) accumulate every pooled token of the first view, for the z-score
-    reference and the residual norm.
+    reference and the residual norm. ``last`` pools only the final token (story views). A rich
+    progress bar (texts done) is shown when ``desc`` is set and stderr is a terminal.
     """
     bos = has_bos(lm.tokenizer, ids)
-    for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens):
-        device = next(iter(acts.values())).device
-        for v_i, view in enumerate(views):
-            mask = _masks(batch, view, skip, bos, device)
-            valid = mask.sum(1) > 0
-            denom = mask.sum(1, keepdim=True).clamp_min(1.0)
-            pooled = {layer: torch.einsum("bs,bsd->bd", mask, acts[layer].float()) / denom for layer in layers}
-            on_pooled(view, batch.indices, valid, pooled)
-            if moments is not None and v_i == 0:
-                sel = mask > 0
-                for layer in layers:
-                    moments[layer].add(acts[layer][sel])
+    with _progress(desc, len(ids)) as advance:
+        for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens):
+            _pool_batch(batch, acts, views, layers, skip, bos, last, on_pooled, moments)
+            advance(len(batch.indices))
+
+
+@contextmanager
+def _progress(desc: str, total: int) -> Iterator[Callable[[int], None]]:
+    if not desc or not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(desc, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _pool_batch(
+    batch: Batch,
+    acts: dict[int, torch.Tensor],
+    views: list[View],
+    layers: list[int],
+    skip: int,
+    bos: bool,
+    last: bool,
+    on_pooled: Any,
+    moments: dict[int, Moments] | None,
+) -> None:
+    device = next(iter(acts.values())).device
+    for v_i, view in enumerate(views):
+        mask = _masks(batch, view, skip, bos, device, last)
+        valid = mask.sum(1) > 0
+        denom = mask.sum(1, keepdim=True).clamp_min(1.0)
+        pooled = {
+            layer: torch.einsum("bs,bsd->bd", mask, acts[layer].float()) / denom for layer in layers
+        }
+        on_pooled(view, batch.indices, valid, pooled)
+        if moments is not None and v_i == 0:
+            sel = mask > 0
+            for layer in layers:
+                moments[layer].add(acts[layer][sel])
 
 
 def neutral_moments(
-    lm: LoadedModel, texts: Sequence[str], layers: list[int], *, batch_tokens: int, max_length: int | None = None
+    lm: LoadedModel,
+    texts: Sequence[str],
+    layers: list[int],
+    *,
+    batch_tokens: int,
+    max_length: int | None = None,
 ) -> dict[int, Moments]:
     """Token moments on neutral text (every token but BOS) at ``layers``."""
     ids = encode(lm.tokenizer, texts, max_length or _context_length(lm))
     view = View(kind="neutral", names=["neutral"], labels=[0] * len(ids))
     moments = {layer: Moments() for layer in layers}
-    stream_pooled(lm, ids, [view], layers, skip=0, batch_tokens=batch_tokens,
-                  on_pooled=lambda *a: None, moments=moments)
+    stream_pooled(
+        lm,
+        ids,
+        [view],
+        layers,
+        skip=0,
+        batch_tokens=batch_tokens,
+        on_pooled=lambda *a: None,
+        desc="fit: neutral records",
+        moments=moments,
+    )
     return moments
 
 
@@ -294,7 +363,7 @@ def pca_diff(rows: torch.Tensor, labels: torch.Tensor, md: torch.Tensor) -> torc
     means = torch.stack([rows[labels == e].mean(0) for e in range(n_e)])
     out = torch.zeros_like(md)
     for e in range(n_e):
-        others = torch.cat([means[:e], means[e + 1:]]).mean(0)
+        others = torch.cat([means[:e], means[e + 1 :]]).mean(0)
         diffs = rows[labels == e] - others
         _, _, vh = torch.linalg.svd(diffs, full_matrices=False)
         d = vh[0]
@@ -321,7 +390,9 @@ def logistic_probe(rows: torch.Tensor, labels: torch.Tensor, n_e: int, seed: int
     return full
 
 
-def reference_from_moments(unit: torch.Tensor, moments: Moments) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_from_moments(
+    unit: torch.Tensor, moments: Moments
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of ``h·u`` under the moments' distribution (exact, from running sums)."""
     u = unit.to(moments.mean().device)
     mean = u @ moments.mean()
@@ -376,7 +447,9 @@ def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[li
     return sorted(train), sorted(held)
 
 
-def choose_layer(sweep: dict[int, dict[str, float]], candidates: list[int], n_layers: int) -> tuple[int, str]:
+def choose_layer(
+    sweep: dict[int, dict[str, float]], candidates: list[int], n_layers: int
+) -> tuple[int, str]:
     """Best held-out accuracy (ties: mean AUROC, then closeness to two thirds of the depth)."""
     target = default_layer(n_layers)
     if len(candidates) == 1:
@@ -384,12 +457,20 @@ def choose_layer(sweep: dict[int, dict[str, float]], candidates: list[int], n_la
     if not sweep:
         best = min(candidates, key=lambda c: abs(c - target))
         return best, "default"
-    best = max(candidates, key=lambda c: (round(sweep[c]["accuracy"], 6), round(sweep[c].get("auroc_mean", 0.0), 6),
-                                          -abs(c - target)))
+    best = max(
+        candidates,
+        key=lambda c: (
+            round(sweep[c]["accuracy"], 6),
+            round(sweep[c].get("auroc_mean", 0.0), 6),
+            -abs(c - target),
+        ),
+    )
     return best, "sweep"
 
 
-def _views_for(records: list[Story] | list[Dialogue], lm: LoadedModel, ids: list[list[int]]) -> list[View]:
+def _views_for(
+    records: list[Story] | list[Dialogue], lm: LoadedModel, ids: list[list[int]]
+) -> list[View]:
     if records and isinstance(records[0], Dialogue):
         dialogues: list[Dialogue] = [r for r in records if isinstance(r, Dialogue)]
         spans = [turn_token_ranges(lm.tokenizer, d, ids[i]) for i, d in enumerate(dialogues)]
@@ -397,8 +478,14 @@ def _views_for(records: list[Story] | list[Dialogue], lm: LoadedModel, ids: list
         for speaker, attr in (("human", "human_emotion"), ("assistant", "assistant_emotion")):
             labs = [str(getattr(d, attr)) for d in dialogues]
             names = emotion_order(labs)
-            views.append(View(kind=f"speaker_{speaker}", names=names, labels=[names.index(x) for x in labs],
-                              ranges=[s[speaker] for s in spans]))
+            views.append(
+                View(
+                    kind=f"speaker_{speaker}",
+                    names=names,
+                    labels=[names.index(x) for x in labs],
+                    ranges=[s[speaker] for s in spans],
+                )
+            )
         return views
     labs = [r.emotion for r in records if isinstance(r, Story)]
     names = emotion_order(labs)
@@ -406,8 +493,12 @@ def _views_for(records: list[Story] | list[Dialogue], lm: LoadedModel, ids: list
 
 
 def _subset(view: View, idx: list[int]) -> View:
-    return View(kind=view.kind, names=view.names, labels=[view.labels[i] for i in idx],
-                ranges=None if view.ranges is None else [view.ranges[i] for i in idx])
+    return View(
+        kind=view.kind,
+        names=view.names,
+        labels=[view.labels[i] for i in idx],
+        ranges=None if view.ranges is None else [view.ranges[i] for i in idx],
+    )
 
 
 def fit_vectors(
@@ -429,7 +520,9 @@ def fit_vectors(
     """
     records = read_fit_records(records_dir)
     if len(records) < 2:
-        raise InputError(f"{records_dir}: need at least 2 records to fit vectors, found {len(records)}")
+        raise InputError(
+            f"{records_dir}: need at least 2 records to fit vectors, found {len(records)}"
+        )
     if lm is None:
         lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     candidates, keep_all = resolve_layers(cfg.layers, lm.n_layers)
@@ -439,21 +532,32 @@ def fit_vectors(
     views = _views_for(records, lm, ids)
     for view in views:
         if len(view.names) < 2:
-            raise InputError(f"{records_dir}: need at least 2 distinct emotions for {view.kind} vectors, "
-                             f"found {view.names}")
+            raise InputError(
+                f"{records_dir}: need at least 2 distinct emotions for {view.kind} vectors, "
+                f"found {view.names}"
+            )
 
     # split on the first view's labels (stories: the emotion; dialogues: the human emotion)
     train_idx, held_idx = split_holdout(views[0].labels, cfg.holdout, cfg.seed)
     need_rows = cfg.method != "mean_diff"
 
     # pass 1: training records -> per-label running sums (+ token moments for the fallback reference)
-    stats = {v.kind: {layer: ViewStats(sums=torch.zeros(len(v.names), lm.hidden_size, device=lm.device),
-                                       counts=torch.zeros(len(v.names), device=lm.device))
-                      for layer in candidates} for v in views}
+    stats = {
+        v.kind: {
+            layer: ViewStats(
+                sums=torch.zeros(len(v.names), lm.hidden_size, device=lm.device),
+                counts=torch.zeros(len(v.names), device=lm.device),
+            )
+            for layer in candidates
+        }
+        for v in views
+    }
     train_views = [_subset(v, train_idx) for v in views]
     train_moments = {layer: Moments() for layer in candidates}
 
-    def add_train(view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]) -> None:
+    def add_train(
+        view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
+    ) -> None:
         labels = torch.tensor([view.labels[i] for i in indices], device=valid.device)[valid]
         for layer, p in pooled.items():
             st = stats[view.kind][layer]
@@ -463,8 +567,19 @@ def fit_vectors(
                 st.rows.append(p[valid].cpu())
                 st.row_labels.append(labels.cpu())
 
-    stream_pooled(lm, [ids[i] for i in train_idx], train_views, candidates, skip=cfg.skip,
-                  batch_tokens=cfg.batch_tokens, on_pooled=add_train, moments=train_moments)
+    last = cfg.pooling == "last"
+    stream_pooled(
+        lm,
+        [ids[i] for i in train_idx],
+        train_views,
+        candidates,
+        skip=cfg.skip,
+        batch_tokens=cfg.batch_tokens,
+        on_pooled=add_train,
+        desc="fit: training records",
+        moments=train_moments,
+        last=last,
+    )
 
     ref_moments = train_moments
     reference_source = "train_tokens"
@@ -473,14 +588,23 @@ def fit_vectors(
         neutral_texts = read_texts(neutral_dir)
         n_neutral = len(neutral_texts)
         if neutral_texts:
-            ref_moments = neutral_moments(lm, neutral_texts, candidates, batch_tokens=cfg.batch_tokens,
-                                          max_length=max_length)
+            ref_moments = neutral_moments(
+                lm, neutral_texts, candidates, batch_tokens=cfg.batch_tokens, max_length=max_length
+            )
             reference_source = "neutral"
 
     # vectors per view and layer
     fitted: dict[str, VectorSet] = {}
-    data_hash = records_hash([{"id": getattr(r, "id", ""), "text": texts[i],
-                               "labels": [v.names[v.labels[i]] for v in views]} for i, r in enumerate(records)])
+    data_hash = records_hash(
+        [
+            {
+                "id": getattr(r, "id", ""),
+                "text": texts[i],
+                "labels": [v.names[v.labels[i]] for v in views],
+            }
+            for i, r in enumerate(records)
+        ]
+    )
     for view in views:
         vecs: dict[int, torch.Tensor] = {}
         pcs: dict[str, int] = {}
@@ -490,14 +614,20 @@ def fit_vectors(
             st = stats[view.kind][layer]
             missing = [view.names[e] for e in range(len(view.names)) if st.counts[e] == 0]
             if missing:
-                raise InputError(f"{records_dir}: no training tokens for {view.kind} emotion(s) {missing}")
+                raise InputError(
+                    f"{records_dir}: no training tokens for {view.kind} emotion(s) {missing}"
+                )
             md = mean_diff(st.sums, st.counts).cpu()
             if cfg.method == "mean_diff":
                 v = md
             else:
                 rows = torch.cat(st.rows)
                 labels = torch.cat(st.row_labels)
-                v = pca_diff(rows, labels, md) if cfg.method == "pca" else logistic_probe(rows, labels, len(view.names), cfg.seed)
+                v = (
+                    pca_diff(rows, labels, md)
+                    if cfg.method == "pca"
+                    else logistic_probe(rows, labels, len(view.names), cfg.seed)
+                )
             if reference_source == "neutral" and cfg.neutral_variance > 0:
                 u_pcs, k = neutral_projection(ref_moments[layer].cov().cpu(), cfg.neutral_variance)
                 v = v - (v @ u_pcs) @ u_pcs.T
@@ -507,34 +637,65 @@ def fit_vectors(
             ref_mean[layer], ref_std[layer] = reference_from_moments(unit, ref_moments[layer])
         counts = stats[view.kind][candidates[0]].counts
         meta = VectorSetMeta(
-            names=view.names, layers=candidates, default_layer=candidates[0], model_id=lm.model_id,
-            model_revision=lm.revision, model_type=model_type(lm.model), hidden_size=lm.hidden_size, n_model_layers=lm.n_layers,
-            kind=view.kind, hook_site=f"{lm.layer_path}[i] output (residual stream)",
-            pooling="mean over each speaker's turn tokens" if view.ranges is not None else "mean from token skip (clipped to n//2) to end",
-            skip=cfg.skip if view.ranges is None else 0, method=cfg.method, train_data_hash=data_hash,
-            n_train_records=len(train_idx), neutral_pcs=pcs,
+            names=view.names,
+            layers=candidates,
+            default_layer=candidates[0],
+            model_id=lm.model_id,
+            model_revision=lm.revision,
+            model_type=model_type(lm.model),
+            hidden_size=lm.hidden_size,
+            n_model_layers=lm.n_layers,
+            kind=view.kind,
+            hook_site=f"{lm.layer_path}[i] output (residual stream)",
+            pooling=(
+                "mean over each speaker's turn tokens"
+                if view.ranges is not None
+                else "last token"
+                if last
+                else "mean from token skip (clipped to n//2) to end"
+            ),
+            skip=cfg.skip if view.ranges is None else 0,
+            method=cfg.method,
+            train_data_hash=data_hash,
+            n_train_records=len(train_idx),
+            neutral_pcs=pcs,
             neutral_variance=cfg.neutral_variance if reference_source == "neutral" else 0.0,
-            has_reference=True, reference_source=reference_source,
+            has_reference=True,
+            reference_source=reference_source,
             residual_norm={str(layer): train_moments[layer].mean_norm for layer in candidates},
-            holdout=cfg.holdout, seed=cfg.seed,
+            holdout=cfg.holdout,
+            seed=cfg.seed,
             emotion_counts={n: int(c) for n, c in zip(view.names, counts.tolist(), strict=True)},
         )
         fitted[view.kind] = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
 
     # pass 2: held-out records -> z-scored projections per layer (only [n, E] scores are kept)
-    scores: dict[str, dict[int, list[torch.Tensor]]] = {v.kind: {layer: [] for layer in candidates} for v in views}
+    scores: dict[str, dict[int, list[torch.Tensor]]] = {
+        v.kind: {layer: [] for layer in candidates} for v in views
+    }
     gold: dict[str, list[torch.Tensor]] = {v.kind: [] for v in views}
     if held_idx:
         held_views = [_subset(v, held_idx) for v in views]
 
-        def add_held(view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]) -> None:
+        def add_held(
+            view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
+        ) -> None:
             vs = fitted[view.kind]
             gold[view.kind].append(torch.tensor([view.labels[i] for i in indices])[valid.cpu()])
             for layer, p in pooled.items():
                 scores[view.kind][layer].append(vs.project(p[valid], layer).cpu())
 
-        stream_pooled(lm, [ids[i] for i in held_idx], held_views, candidates, skip=cfg.skip,
-                      batch_tokens=cfg.batch_tokens, on_pooled=add_held)
+        stream_pooled(
+            lm,
+            [ids[i] for i in held_idx],
+            held_views,
+            candidates,
+            skip=cfg.skip,
+            batch_tokens=cfg.batch_tokens,
+            on_pooled=add_held,
+            desc="fit: held-out records",
+            last=last,
+        )
 
     from emocurate.vectors.evaluate import classification_metrics, full_report
 
@@ -547,7 +708,11 @@ def fit_vectors(
         if len(y) > 0:
             for layer in candidates:
                 m = classification_metrics(torch.cat(scores[view.kind][layer]), y, view.names)
-                sweep[layer] = {"accuracy": m["accuracy"], "top3": m["top3"], "auroc_mean": m["auroc_mean"]}
+                sweep[layer] = {
+                    "accuracy": m["accuracy"],
+                    "top3": m["top3"],
+                    "auroc_mean": m["auroc_mean"],
+                }
         chosen, how = choose_layer(sweep, candidates, lm.n_layers)
         keep = candidates if keep_all else [chosen]
         vs.vectors = {layer: vs.vectors[layer] for layer in keep}
@@ -560,8 +725,12 @@ def fit_vectors(
         vs.meta.neutral_pcs = {k: v for k, v in vs.meta.neutral_pcs.items() if int(k) in keep}
         vs.meta.sweep = {str(k): v for k, v in sweep.items()}
         report = full_report(
-            vs, lm, torch.cat(scores[view.kind][chosen]) if len(y) else None, y if len(y) else None,
-            layer=chosen, k=cfg.logit_lens_k,
+            vs,
+            lm,
+            torch.cat(scores[view.kind][chosen]) if len(y) else None,
+            y if len(y) else None,
+            layer=chosen,
+            k=cfg.logit_lens_k,
         )
         report["sweep"] = vs.meta.sweep
         report["chosen_layer"] = chosen
@@ -570,10 +739,14 @@ def fit_vectors(
         report["n_heldout"] = int(len(y))
         report["reference_source"] = reference_source
         report["n_neutral_texts"] = n_neutral
-        vs.meta.evaluation = {k: report[k] for k in ("accuracy", "top3", "chance", "auroc_mean", "n") if k in report}
+        vs.meta.evaluation = {
+            k: report[k] for k in ("accuracy", "top3", "chance", "auroc_mean", "n") if k in report
+        }
         target = out_root if len(views) == 1 else out_root / SPEAKER_SUBDIRS[view.kind]
         vs.save(target)
-        atomic_write_bytes(target / EVALUATION_FILE, (json.dumps(report, indent=2, default=float) + "\n").encode())
+        atomic_write_bytes(
+            target / EVALUATION_FILE, (json.dumps(report, indent=2, default=float) + "\n").encode()
+        )
         result = vs
     assert result is not None
     return result

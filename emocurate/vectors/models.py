@@ -151,10 +151,18 @@ def _dtype(dtype: str, device: str) -> torch.dtype:
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+        return {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }[dtype]
     except KeyError:
-        raise ModelLoadError(f"unknown dtype '{dtype}' (use auto, float32, bfloat16, float16)") from None
+        raise ModelLoadError(
+            f"unknown dtype '{dtype}' (use auto, float32, bfloat16, float16)"
+        ) from None
 
 
 def load_model(
@@ -225,8 +233,14 @@ def load_model(
     if not rev:
         rev = getattr(getattr(model, "config", None), "_commit_hash", None) or ""
     path, layers = find_layers(model)
-    return LoadedModel(model=model, tokenizer=tokenizer, model_id=model_id, revision=rev,
-                       layers=layers, layer_path=path)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        model_id=model_id,
+        revision=rev,
+        layers=layers,
+        layer_path=path,
+    )
 
 
 def default_layer(n_layers: int) -> int:

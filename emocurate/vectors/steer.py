@@ -58,7 +58,9 @@ def residual_norm(lm: LoadedModel, layer: int, texts: Sequence[str] = NEUTRAL_PR
     return float(torch.cat(norms).mean())
 
 
-def steering_delta(lm: LoadedModel, vs: VectorSet, emotion: str, strength: float, layer: int | None = None) -> tuple[int, torch.Tensor]:
+def steering_delta(
+    lm: LoadedModel, vs: VectorSet, emotion: str, strength: float, layer: int | None = None
+) -> tuple[int, torch.Tensor]:
     """``(layer, strength × residual norm × unit vector)`` for one emotion."""
     layer = vs.layer_or_default(layer)
     unit = vs.unit(layer)[vs.index(emotion)]
@@ -69,11 +71,15 @@ def steering_delta(lm: LoadedModel, vs: VectorSet, emotion: str, strength: float
 
 
 @contextmanager
-def steer(lm: LoadedModel, vs: VectorSet, emotion: str, strength: float, *, layer: int | None = None) -> Iterator[torch.Tensor]:
+def steer(
+    lm: LoadedModel, vs: VectorSet, emotion: str, strength: float, *, layer: int | None = None
+) -> Iterator[torch.Tensor]:
     """Steer every forward pass (and so generation) toward ``emotion`` while open; yields the delta."""
     if lm.n_layers != vs.meta.n_model_layers or lm.hidden_size != vs.meta.hidden_size:
-        raise InputError(f"vector set was fitted on {vs.meta.model_id} ({vs.meta.n_model_layers} layers, "
-                         f"hidden {vs.meta.hidden_size}); this model has {lm.n_layers} layers, hidden {lm.hidden_size}")
+        raise InputError(
+            f"vector set was fitted on {vs.meta.model_id} ({vs.meta.n_model_layers} layers, "
+            f"hidden {vs.meta.hidden_size}); this model has {lm.n_layers} layers, hidden {lm.hidden_size}"
+        )
     layer, delta = steering_delta(lm, vs, emotion, strength, layer)
     with add_to_residual(lm, layer, delta):
         yield delta
@@ -95,7 +101,7 @@ def word_logprob(lm: LoadedModel, prompts: Sequence[str], words: Sequence[str]) 
                 logits = lm.model(input_ids=ids, use_cache=False).logits[0].float()
             logp = torch.log_softmax(logits[:-1], dim=-1)
             targets = ids[0, 1:]
-            lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)[len(p_ids) - 1:]
+            lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)[len(p_ids) - 1 :]
             total += float(lp.sum())
             count += 1
     return total / max(count, 1)
@@ -153,5 +159,8 @@ def generate(
         kwargs.update(do_sample=False)
     with steer(lm, vs, emotion, strength, layer=layer), torch.inference_mode():
         out = lm.model.generate(  # type: ignore[operator]
-            input_ids=enc["input_ids"].to(lm.device), attention_mask=enc["attention_mask"].to(lm.device), **kwargs)
+            input_ids=enc["input_ids"].to(lm.device),
+            attention_mask=enc["attention_mask"].to(lm.device),
+            **kwargs,
+        )
     return str(tok.decode(out[0], skip_special_tokens=True))

@@ -26,8 +26,12 @@ from emocurate.records import Model, utc_now
 
 TENSORS = "vectors.safetensors"
 META = "vectorset.json"
-SPEAKER_SUBDIRS = {"speaker_human": "human", "speaker_assistant": "assistant",
-                   "human": "human", "assistant": "assistant"}
+SPEAKER_SUBDIRS = {
+    "speaker_human": "human",
+    "speaker_assistant": "assistant",
+    "human": "human",
+    "assistant": "assistant",
+}
 """Subfolders a speaker-aware fit writes (``meta.kind`` -> folder name)."""
 
 
@@ -35,8 +39,12 @@ def library_versions() -> dict[str, str]:
     """Versions recorded in every artifact, so results can be reproduced."""
     import transformers
 
-    return {"emocurate": __version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+    return {
+        "emocurate": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class VectorSetMeta(Model):
@@ -61,7 +69,9 @@ class VectorSetMeta(Model):
     neutral_variance: float = 0.0
     has_reference: bool = False
     reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
-    residual_norm: dict[str, float] = Field(default_factory=dict)  # mean token ‖h‖ per layer (steering scale)
+    residual_norm: dict[str, float] = Field(
+        default_factory=dict
+    )  # mean token ‖h‖ per layer (steering scale)
     layer_selection: str = ""  # how default_layer was chosen (sweep | fixed | default)
     sweep: dict[str, dict[str, float]] = Field(default_factory=dict)  # held-out metrics per layer
     holdout: float = 0.0
@@ -91,7 +101,9 @@ class VectorSet:
         try:
             return self.meta.names.index(name)
         except ValueError:
-            raise InputError(f"vector set has no direction '{name}' (has: {', '.join(self.meta.names[:12])}...)") from None
+            raise InputError(
+                f"vector set has no direction '{name}' (has: {', '.join(self.meta.names[:12])}...)"
+            ) from None
 
     def layer_or_default(self, layer: int | None) -> int:
         """``layer`` if given and present, else the chosen default layer."""
@@ -105,12 +117,16 @@ class VectorSet:
         v = self.vectors[self.layer_or_default(layer)].float()
         return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
-    def project(self, acts: torch.Tensor, layer: int | None = None, *, zscore: bool = True) -> torch.Tensor:
+    def project(
+        self, acts: torch.Tensor, layer: int | None = None, *, zscore: bool = True
+    ) -> torch.Tensor:
         """Projections ``h·v/‖v‖`` of ``[..., hidden]`` activations, z-scored when a reference exists."""
         layer = self.layer_or_default(layer)
         proj = acts.float() @ self.unit(layer).T.to(acts.device)
         if zscore and layer in self.ref_mean:
-            proj = (proj - self.ref_mean[layer].to(acts.device)) / self.ref_std[layer].to(acts.device).clamp_min(1e-6)
+            proj = (proj - self.ref_mean[layer].to(acts.device)) / self.ref_std[layer].to(
+                acts.device
+            ).clamp_min(1e-6)
         return proj
 
     def set_reference(self, layer: int, neutral_acts: torch.Tensor) -> None:
@@ -130,7 +146,11 @@ class VectorSet:
             tensors[f"ref_mean.L{layer}"] = m.float().contiguous().cpu()
             tensors[f"ref_std.L{layer}"] = self.ref_std[layer].float().contiguous().cpu()
         tmp = out / f".{TENSORS}.tmp"
-        save_file(tensors, str(tmp), metadata={"format": "emocurate-vectorset", "names": json.dumps(self.names)})
+        save_file(
+            tensors,
+            str(tmp),
+            metadata={"format": "emocurate-vectorset", "names": json.dumps(self.names)},
+        )
         tmp.replace(out / TENSORS)
         atomic_write_bytes(out / META, (self.meta.model_dump_json(indent=2) + "\n").encode())
         return out
@@ -153,12 +173,16 @@ class VectorSet:
         if not (d / TENSORS).exists() or not (d / META).exists():
             subs = [s for s in SPEAKER_SUBDIRS.values() if (d / s / META).exists()]
             if subs:
-                raise InputError(f"{d} holds speaker-aware vector sets: load {', '.join(str(d / s) for s in subs)}")
+                raise InputError(
+                    f"{d} holds speaker-aware vector sets: load {', '.join(str(d / s) for s in subs)}"
+                )
             raise InputError(f"{d} is not a vector set folder (needs {TENSORS} and {META})")
         try:
             meta = VectorSetMeta.model_validate_json((d / META).read_text("utf-8"))
         except Exception as exc:
-            raise InputError(f"{d / META}: invalid vector set metadata: {str(exc).splitlines()[0]}") from None
+            raise InputError(
+                f"{d / META}: invalid vector set metadata: {str(exc).splitlines()[0]}"
+            ) from None
         tensors = load_file(str(d / TENSORS))
         vs = cls(vectors={}, meta=meta)
         for key, t in tensors.items():

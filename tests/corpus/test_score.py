@@ -83,6 +83,15 @@ def test_batching_does_not_change_scores(lm: LoadedModel) -> None:
         assert np.allclose(list(a.emotion_mean.values()), list(b.emotion_mean.values()), atol=1e-4)
 
 
+def test_overlapped_metrics_thread_gives_same_rows(lm: LoadedModel) -> None:
+    vs = make_vectorset(lm)
+    docs = [(f"d{i}", s) for i, s in enumerate(STORIES)] + [("empty", " ")]
+    serial = Scorer(vs, lm, ScoreConfig(overlap=False, batch_tokens=128)).score_full(docs)
+    threaded = Scorer(vs, lm, ScoreConfig(overlap=True, batch_tokens=128)).score_full(docs)
+    assert [a.row for a in serial] == [b.row for b in threaded]
+    assert [a.trace for a in serial] == [b.trace for b in threaded]
+
+
 def test_dialogue_document_gets_turns(lm: LoadedModel) -> None:
     vs = make_vectorset(lm)
     (row,) = Scorer(vs, lm, ScoreConfig()).score([("chat", STORIES[3])])

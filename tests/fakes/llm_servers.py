@@ -29,6 +29,14 @@ Both servers:
   (sha256 of the canonical request body), how many calls and well-formed answers it received;
   ``stats.user_texts`` lists the last user message of every call, in arrival order.
 
+Batch APIs (``batch_faults=BatchFaults(...)``): Anthropic ``POST /v1/messages/batches``,
+``GET /v1/messages/batches/{id}`` and ``.../results`` (JSONL, custom_id + succeeded/errored/
+expired result); OpenAI ``POST /v1/files`` (multipart JSONL upload), ``POST /v1/batches``,
+``GET /v1/batches/{id}`` and ``GET /v1/files/{id}/content`` (output and error files). A batch
+ends after ``BatchFaults.polls`` status requests; items error or expire with the configured
+fractions; ``stats.batch_submissions`` counts submissions per custom_id. Batch ids are
+deterministic in the batch content, so two fresh servers given the same batches agree.
+
 The server runs in a daemon thread (``ThreadingHTTPServer``), so it can serve a subprocess
 too (the kill -9 test). Nothing here talks to any real host.
 """
@@ -44,8 +52,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -77,6 +87,37 @@ class Faults:
 
 
 @dataclass
+class BatchFaults:
+    """How the fake batch endpoints behave: when a batch ends and which items fail.
+
+    Each item's outcome is drawn from a generator seeded by ``(seed, custom_id, n)`` where ``n``
+    is how many times that custom_id was submitted before, so a resubmitted item gets a fresh
+    draw and the same submissions always end the same way.
+    """
+
+    errored: float = 0.0
+    expired: float = 0.0
+    polls: int = 2
+    """Status requests (retrieve calls) a batch answers as in progress before it ends."""
+    seed: int = 0
+
+
+@dataclass
+class FakeBatch:
+    """One submitted batch: its items ``(custom_id, body, outcome)`` and, once ended, results."""
+
+    id: str
+    items: list[tuple[str, dict[str, Any], str]]
+    created_at: float
+    polls: int = 0
+    ended: bool = False
+    results: list[dict[str, Any]] = field(default_factory=list)
+    input_file_id: str = ""
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+
+@dataclass
 class Stats:
     """What the server saw (thread-safe updates)."""
 
@@ -94,6 +135,12 @@ class Stats:
     started: float = field(default_factory=time.monotonic)
     first_call: float | None = None
     last_call: float | None = None
+    batches_created: int = 0
+    batch_polls: int = 0
+    batch_submissions: Counter[str] = field(default_factory=Counter)
+    """How many times each custom_id was submitted in a batch."""
+    batch_outcomes: Counter[str] = field(default_factory=Counter)
+    """succeeded / errored / expired item results produced."""
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -146,7 +193,8 @@ class FakeLLMServer:
 
     def __init__(self, flavor: str, *, latency_s: float = 0.0, faults: Faults | None = None,
                  responder: Responder | None = None, limits: dict[str, float] | None = None,
-                 min_cache_tokens: int = 1024, output_words: int | None = None) -> None:
+                 min_cache_tokens: int = 1024, output_words: int | None = None,
+                 batch_faults: BatchFaults | None = None) -> None:
         self.flavor = flavor
         self.latency_s = latency_s
         self.faults = faults or Faults()
@@ -157,6 +205,11 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._prompt_cache: set[str] = set()
+        self.batch_faults = batch_faults or BatchFaults()
+        self.batches: dict[str, FakeBatch] = {}
+        self.files: dict[str, bytes] = {}
+        self._content_seen: Counter[str] = Counter()
+        self._submitted_before: Counter[str] = Counter()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -186,6 +239,7 @@ class FakeLLMServer:
     def reset_stats(self) -> None:
         """Start counting afresh (e.g. between a killed run and its resume)."""
         with self._lock:
+            self._submitted_before.update(self.stats.batch_submissions)
             self.stats = Stats()
 
     # -- behaviour ----------------------------------------------------------------------------
@@ -283,6 +337,133 @@ class FakeLLMServer:
                       "prompt_tokens_details": {"cached_tokens": u["read"]}},
         }
 
+    # -- batch APIs ---------------------------------------------------------------------------
+    def _new_id(self, prefix: str, content: bytes) -> str:
+        """A deterministic id: the same content submitted the same n-th time gets the same id."""
+        h = hashlib.sha256(content).hexdigest()
+        with self._lock:
+            self._content_seen[h] += 1
+            n = self._content_seen[h]
+        return f"{prefix}{hashlib.sha256(f'{h}:{n}'.encode()).hexdigest()[:24]}"
+
+    def create_batch(self, items: list[tuple[str, dict[str, Any]]], *, input_file_id: str = "") -> FakeBatch:
+        """Register a batch; each item's outcome is drawn now (see :class:`BatchFaults`)."""
+        f = self.batch_faults
+        content = json.dumps([[c, b] for c, b in items], sort_keys=True).encode()
+        bid = self._new_id("msgbatch_" if self.flavor == "anthropic" else "batch_", content)
+        drawn: list[tuple[str, dict[str, Any], str]] = []
+        with self._lock:
+            self.stats.batches_created += 1
+            for cid, body in items:
+                n = self.stats.batch_submissions[cid] + self._submitted_before.get(cid, 0)
+                self.stats.batch_submissions[cid] += 1
+                seed = hashlib.sha256(f"{f.seed}:{cid}:{n}".encode()).digest()
+                r = random.Random(int.from_bytes(seed[:8], "little")).random()
+                outcome = ("errored" if r < f.errored else
+                           "expired" if r < f.errored + f.expired else "succeeded")
+                drawn.append((cid, body, outcome))
+            batch = FakeBatch(id=bid, items=drawn, created_at=time.time(), input_file_id=input_file_id)
+            self.batches[bid] = batch
+        return batch
+
+    def poll_batch(self, bid: str) -> FakeBatch | None:
+        """One status request: the batch ends after ``BatchFaults.polls`` of them."""
+        with self._lock:
+            batch = self.batches.get(bid)
+            if batch is None:
+                return None
+            self.stats.batch_polls += 1
+            batch.polls += 1
+            finish = not batch.ended and batch.polls > self.batch_faults.polls
+        if finish:
+            self._finish(batch)
+        return batch
+
+    def _finish(self, batch: FakeBatch) -> None:
+        results: list[dict[str, Any]] = []
+        for cid, body, outcome in batch.items:
+            with self._lock:
+                self.stats.batch_outcomes[outcome] += 1
+            if outcome == "succeeded":
+                results.append({"custom_id": cid, "ok": True, "body": self.respond(body, None)})
+            else:
+                results.append({"custom_id": cid, "ok": False, "outcome": outcome})
+        if self.flavor == "openai":
+            ok = [self._openai_line(batch, r) for r in results if r["ok"]]
+            bad = [self._openai_line(batch, r) for r in results if not r["ok"]]
+            if ok:
+                batch.output_file_id = self._store_file("\n".join(ok).encode() + b"\n")
+            if bad:
+                batch.error_file_id = self._store_file("\n".join(bad).encode() + b"\n")
+        batch.results = results
+        batch.ended = True
+
+    def _store_file(self, data: bytes) -> str:
+        fid = self._new_id("file-", data)
+        with self._lock:
+            self.files[fid] = data
+        return fid
+
+    @staticmethod
+    def _openai_line(batch: FakeBatch, r: dict[str, Any]) -> str:
+        rid = f"batch_req_{hashlib.sha256((batch.id + r['custom_id']).encode()).hexdigest()[:16]}"
+        if r["ok"]:
+            line = {"id": rid, "custom_id": r["custom_id"], "error": None,
+                    "response": {"status_code": 200, "request_id": rid, "body": r["body"]}}
+        elif r["outcome"] == "expired":
+            line = {"id": rid, "custom_id": r["custom_id"], "response": None,
+                    "error": {"code": "batch_expired", "message": "This request could not be "
+                              "executed before the completion window expired."}}
+        else:
+            line = {"id": rid, "custom_id": r["custom_id"], "error": None,
+                    "response": {"status_code": 500, "request_id": rid,
+                                 "body": {"error": {"message": "internal error", "type": "server_error"}}}}
+        return json.dumps(line)
+
+    def anthropic_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
+        """A MessageBatch object."""
+        counts = Counter(o for _, _, o in batch.items) if batch.ended else Counter()
+        iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+        return {
+            "id": batch.id, "type": "message_batch",
+            "processing_status": "ended" if batch.ended else "in_progress",
+            "request_counts": {"processing": 0 if batch.ended else len(batch.items),
+                               "succeeded": counts["succeeded"], "errored": counts["errored"],
+                               "canceled": 0, "expired": counts["expired"]},
+            "created_at": iso(batch.created_at), "expires_at": iso(batch.created_at + 86400),
+            "ended_at": iso(time.time()) if batch.ended else None,
+            "archived_at": None, "cancel_initiated_at": None,
+            "results_url": (f"http://127.0.0.1:{self.port}/v1/messages/batches/{batch.id}/results"
+                            if batch.ended else None),
+        }
+
+    def anthropic_results(self, batch: FakeBatch) -> bytes:
+        """The results JSONL of an ended batch (in reverse order: clients must map by custom_id)."""
+        lines = []
+        for r in reversed(batch.results):
+            if r["ok"]:
+                res: dict[str, Any] = {"type": "succeeded", "message": r["body"]}
+            elif r["outcome"] == "expired":
+                res = {"type": "expired"}
+            else:
+                res = {"type": "errored", "error": {"type": "error", "request_id": None,
+                                                    "error": {"type": "api_error", "message": "internal error"}}}
+            lines.append(json.dumps({"custom_id": r["custom_id"], "result": res}))
+        return ("\n".join(lines) + "\n").encode()
+
+    def openai_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
+        """A Batch object (status ``expired`` when any item expired, as the real API does)."""
+        counts = Counter(o for _, _, o in batch.items) if batch.ended else Counter()
+        status = ("expired" if counts["expired"] else "completed") if batch.ended else "in_progress"
+        return {
+            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions",
+            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": status,
+            "created_at": int(batch.created_at), "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id, "errors": None,
+            "request_counts": {"total": len(batch.items), "completed": counts["succeeded"],
+                               "failed": counts["errored"] + counts["expired"]},
+        }
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -311,9 +492,88 @@ class FakeLLMServer:
                     payload = {"error": {"message": msg, "type": etype, "code": None}}
                 self._send(status, payload, headers)
 
+            def _send_bytes(self, data: bytes, ctype: str = "application/octet-stream") -> None:
+                self.send_response(200)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                with server._lock:
+                    server.stats.by_status[200] += 1
+
+            def _batch_post(self, path: str, raw: bytes) -> bool:
+                """Batch-API POST routes; False when ``path`` is not one of them."""
+                if server.flavor == "anthropic" and path == "/v1/messages/batches":
+                    body = json.loads(raw)
+                    items = [(r["custom_id"], r["params"]) for r in body["requests"]]
+                    self._send(200, server.anthropic_batch_json(server.create_batch(items)))
+                    return True
+                if server.flavor == "openai" and path == "/v1/files":
+                    msg = BytesParser(policy=email_policy.HTTP).parsebytes(
+                        b"Content-Type: " + self.headers.get("content-type", "").encode()
+                        + b"\r\n\r\n" + raw)
+                    data = b""
+                    for part in msg.iter_parts():
+                        if part.get_param("name", header="content-disposition") == "file":
+                            data = part.get_payload(decode=True) or b""
+                    fid = server._store_file(data)
+                    self._send(200, {"id": fid, "object": "file", "bytes": len(data),
+                                     "created_at": int(time.time()), "filename": "batch.jsonl",
+                                     "purpose": "batch", "status": "processed"})
+                    return True
+                if server.flavor == "openai" and path == "/v1/batches":
+                    body = json.loads(raw)
+                    content = server.files.get(body.get("input_file_id", ""))
+                    if content is None:
+                        self._error(404, "invalid_request_error", "no such file")
+                        return True
+                    items = []
+                    for line in content.decode().splitlines():
+                        if line.strip():
+                            row = json.loads(line)
+                            items.append((row["custom_id"], row["body"]))
+                    batch = server.create_batch(items, input_file_id=body["input_file_id"])
+                    self._send(200, server.openai_batch_json(batch))
+                    return True
+                return False
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                path = self.path.split("?")[0].rstrip("/")
+                parts = path.split("/")
+                if server.flavor == "anthropic" and path.startswith("/v1/messages/batches/"):
+                    batch = server.batches.get(parts[4])
+                    if batch is None:
+                        self._error(404, "not_found_error", f"no batch {parts[4]}")
+                    elif len(parts) == 6 and parts[5] == "results":
+                        if not batch.ended:
+                            self._error(400, "invalid_request_error", "batch still processing")
+                        else:
+                            self._send_bytes(server.anthropic_results(batch), "application/binary")
+                    else:
+                        server.poll_batch(batch.id)
+                        self._send(200, server.anthropic_batch_json(batch))
+                    return
+                if server.flavor == "openai" and path.startswith("/v1/batches/"):
+                    b = server.poll_batch(parts[3])
+                    if b is None:
+                        self._error(404, "not_found_error", f"no batch {parts[3]}")
+                    else:
+                        self._send(200, server.openai_batch_json(b))
+                    return
+                if server.flavor == "openai" and path.startswith("/v1/files/") and path.endswith("/content"):
+                    data = server.files.get(parts[3])
+                    if data is None:
+                        self._error(404, "not_found_error", f"no file {parts[3]}")
+                    else:
+                        self._send_bytes(data)
+                    return
+                self._error(404, "not_found_error", f"no route {self.path}")
+
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
+                if self._batch_post(self.path.split("?")[0].rstrip("/"), raw):
+                    return
                 want = "/v1/messages" if server.flavor == "anthropic" else "/v1/chat/completions"
                 if self.path.split("?")[0] != want:
                     self._error(404, "not_found_error", f"no route {self.path}")
@@ -358,10 +618,8 @@ class FakeLLMServer:
                 elif fault == "timeout":
                     time.sleep(server.faults.hang_s)
                     self.close_connection = True
-                    try:
+                    with suppress(OSError):
                         self._error(500, "api_error", "too late")
-                    except OSError:
-                        pass
                 else:
                     payload = server.respond(body, fault)
                     self._send(200, payload, {"request-id": f"req_fake_{key[:8]}",

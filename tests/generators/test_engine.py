@@ -127,7 +127,7 @@ def test_header_limits_seed_unset_buckets():
             c = await super().complete(request)
             return c.model_copy(update={"rate_limits": {"rpm": 1000.0, "output_tpm": 5000.0}})
 
-    eng = Engine(Announcing(), EngineConfig(output_tpm=9999), progress=False)
+    eng = Engine(Announcing(), EngineConfig(output_tpm=999_999), progress=False)
     eng.run_sync(reqs(2))
     assert eng.stats.rate_limits["rpm"] == pytest.approx(950.0)
-    assert eng.stats.rate_limits["output_tpm"] == 9999  # the user's setting wins
+    assert eng.stats.rate_limits["output_tpm"] == 999_999  # the user's setting wins

@@ -7,14 +7,13 @@ import socket
 
 import pytest
 
-from tests.fakes.llm_servers import Faults, fake_anthropic_server, fake_openai_server
-
 from emocurate.errors import BackendError
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import CallError, ChatRequest, Message
 from emocurate.generators.run import GenerateConfig, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
+from tests.fakes.llm_servers import Faults, fake_anthropic_server, fake_openai_server
 
 SERVERS = {"anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
            "openai": (fake_openai_server, "gpt-4o-mini")}

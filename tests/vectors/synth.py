@@ -7,10 +7,25 @@ import random
 from emocurate.records import Story
 
 CUES: dict[str, list[str]] = {
-    "happy": ["was very happy", "smiled a big smile", "felt happy and glad", "laughed and was happy"],
+    "happy": [
+        "was very happy",
+        "smiled a big smile",
+        "felt happy and glad",
+        "laughed and was happy",
+    ],
     "sad": ["was very sad", "cried and cried", "felt sad and alone", "had tears in her eyes"],
-    "scared": ["was very scared", "was afraid of the dark", "felt scared and shook", "hid because she was scared"],
-    "angry": ["was very angry", "shouted and was mad", "felt angry at the mess", "stomped her feet, angry"],
+    "scared": [
+        "was very scared",
+        "was afraid of the dark",
+        "felt scared and shook",
+        "hid because she was scared",
+    ],
+    "angry": [
+        "was very angry",
+        "shouted and was mad",
+        "felt angry at the mess",
+        "stomped her feet, angry",
+    ],
 }
 NAMES = ["Lily", "Tom", "Sue", "Ben", "Mia", "Max"]
 PLACES = ["in the park", "at home", "by the lake", "in the garden", "at school", "in the woods"]
@@ -26,11 +41,15 @@ def story_text(emotion: str, rng: random.Random, sentences: int = 5) -> str:
     return " ".join(parts)
 
 
-def make_stories(n_per: int = 12, emotions: list[str] | None = None, seed: int = 0, sentences: int = 5) -> list[Story]:
+def make_stories(
+    n_per: int = 12, emotions: list[str] | None = None, seed: int = 0, sentences: int = 5
+) -> list[Story]:
     """``n_per`` stories per emotion."""
     rng = random.Random(seed)
     out = []
     for e in emotions or list(CUES):
         for i in range(n_per):
-            out.append(Story(id=f"{e}-{i}", text=story_text(e, rng, sentences), emotion=e, topic="play"))
+            out.append(
+                Story(id=f"{e}-{i}", text=story_text(e, rng, sentences), emotion=e, topic="play")
+            )
     return out

@@ -8,7 +8,17 @@ from tiny import tiny_lm, tiny_model
 
 from emocurate.vectors.capture import capture, iter_pooled, make_batches, pooled_activations
 
-FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "gpt2", "gpt_neox"]
+FAMILIES = [
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "gpt2",
+    "gpt_neox",
+]
 TEXTS = [
     "Once upon a time, there was a little girl named Lily.",
     "Tim saw a big dog.",
@@ -40,13 +50,19 @@ def test_padding_invariance(model_type, side, tokenizer260k):
     for i, text in enumerate(TEXTS):
         single = pooled_activations(lm, [text], layers, skip=3, padding_side=side)
         for layer in layers:
-            assert torch.allclose(batched[layer][i], single[layer][0], atol=1e-5), (model_type, side, i)
+            assert torch.allclose(batched[layer][i], single[layer][0], atol=1e-5), (
+                model_type,
+                side,
+                i,
+            )
 
 
 def test_padding_invariance_embedded_model(lm260k):
     layers = [2, 4]
     left = pooled_activations(lm260k, TEXTS, layers, skip=50, padding_side="left")
-    right = pooled_activations(lm260k, TEXTS, layers, skip=50, padding_side="right", batch_tokens=40)
+    right = pooled_activations(
+        lm260k, TEXTS, layers, skip=50, padding_side="right", batch_tokens=40
+    )
     for i, text in enumerate(TEXTS):
         single = pooled_activations(lm260k, [text], layers, skip=50)
         for layer in layers:
@@ -58,7 +74,10 @@ def test_forward_stops_after_deepest_layer():
     model = tiny_model("llama")
     ran: list[str] = []
     blocks = model.model.layers
-    hooks = [blocks[i].register_forward_pre_hook(lambda *_a, i=i: ran.append(f"layer{i}")) for i in range(4)]
+    hooks = [
+        blocks[i].register_forward_pre_hook(lambda *_a, i=i: ran.append(f"layer{i}"))
+        for i in range(4)
+    ]
     hooks.append(model.lm_head.register_forward_pre_hook(lambda *_a: ran.append("lm_head")))
     hooks.append(model.model.norm.register_forward_pre_hook(lambda *_a: ran.append("norm")))
     ids = torch.tensor([[1, 5, 6, 7]])

@@ -23,26 +23,94 @@ def test_cli_fit_evaluate_export_steer(tmp_path, capsys):
     write_records(tmp_path / "rec", make_stories(8))
     write_records(tmp_path / "test", make_stories(3, seed=5))
     out = tmp_path / "vs"
-    assert run(["fit", str(tmp_path / "rec"), "--model", "stories260K", "--layers", "3,4", "--skip", "10",
-                "--batch-tokens", "2048", "--out", str(out)]) == 0
+    assert (
+        run(
+            [
+                "fit",
+                str(tmp_path / "rec"),
+                "--model",
+                "stories260K",
+                "--layers",
+                "3,4",
+                "--skip",
+                "10",
+                "--batch-tokens",
+                "2048",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "held-out accuracy" in capsys.readouterr().out
-    assert run(["vectors", "evaluate", str(out), "--on", str(tmp_path / "test"), "--out", str(tmp_path / "ev.json")]) == 0
+    assert (
+        run(
+            [
+                "vectors",
+                "evaluate",
+                str(out),
+                "--on",
+                str(tmp_path / "test"),
+                "--out",
+                str(tmp_path / "ev.json"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "ev.json").read_text())
     assert report["n"] == 12 and report["accuracy"] >= 0.75
-    assert run(["vectors", "export-gguf", str(out), "--emotion", "happy", "--out", str(tmp_path / "happy.gguf")]) == 0
+    assert (
+        run(
+            [
+                "vectors",
+                "export-gguf",
+                str(out),
+                "--emotion",
+                "happy",
+                "--out",
+                str(tmp_path / "happy.gguf"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "happy.gguf").stat().st_size > 0
     assert run(["vectors", "export-gguf", str(out), "--out", str(tmp_path / "all")]) == 0
-    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["angry.gguf", "happy.gguf", "sad.gguf", "scared.gguf"]
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "angry.gguf",
+        "happy.gguf",
+        "sad.gguf",
+        "scared.gguf",
+    ]
     capsys.readouterr()
-    assert run(["steer", str(out), "--emotion", "happy", "--strength", "1", "--layer", "4",
-                "--prompt", "Once upon a time, Tom was", "--max-new-tokens", "8", "--dose-response"]) == 0
+    assert (
+        run(
+            [
+                "steer",
+                str(out),
+                "--emotion",
+                "happy",
+                "--strength",
+                "1",
+                "--layer",
+                "4",
+                "--prompt",
+                "Once upon a time, Tom was",
+                "--max-new-tokens",
+                "8",
+                "--dose-response",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert text.startswith("Once upon a time, Tom was") and "strength +1.00" in text
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     write_records(tmp_path / "rec", make_stories(3))
-    assert run(["fit", str(tmp_path / "rec"), "--method", "magic", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        run(["fit", str(tmp_path / "rec"), "--method", "magic", "--out", str(tmp_path / "o")]) == 2
+    )
     assert "--method" in capsys.readouterr().err
     assert run(["fit", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "input folder not found" in capsys.readouterr().err
@@ -50,7 +118,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "not a vector set folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("cmd", [["fit"], ["steer"], ["vectors", "evaluate"], ["vectors", "export-gguf"]])
+@pytest.mark.parametrize(
+    "cmd", [["fit"], ["steer"], ["vectors", "evaluate"], ["vectors", "export-gguf"]]
+)
 def test_every_option_has_help(cmd):
     import typer.main
 

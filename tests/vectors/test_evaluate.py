@@ -38,7 +38,9 @@ def test_geometry_recovers_valence_and_arousal(monkeypatch):
     monkeypatch.setattr(ev, "_taxonomy_axes", lambda n: (val, aro, torch.ones(5, dtype=torch.bool)))
     g = torch.Generator().manual_seed(0)
     basis, _ = torch.linalg.qr(torch.randn(16, 2, generator=g))
-    vectors = (-3.0 * val[:, None] * basis[:, 0] + 1.0 * aro[:, None] * basis[:, 1]).float()  # valence is PC1, sign flipped
+    vectors = (
+        -3.0 * val[:, None] * basis[:, 0] + 1.0 * aro[:, None] * basis[:, 1]
+    ).float()  # valence is PC1, sign flipped
     out = ev.geometry(vectors, names)
     assert out["pc1_valence_r"] > 0.99 and out["pc2_arousal_r"] > 0.95
     assert out["coords"]["joy"][0] > 0 > out["coords"]["rage"][0]  # sign fixed by the taxonomy
@@ -68,8 +70,14 @@ def test_evaluate_on_records(tmp_path, lm260k):
 
 
 def test_full_report_without_scores():
-    meta = VectorSetMeta(names=["a", "b", "c"], layers=[0], default_layer=0, model_id="m", hidden_size=4,
-                         n_model_layers=1)
+    meta = VectorSetMeta(
+        names=["a", "b", "c"],
+        layers=[0],
+        default_layer=0,
+        model_id="m",
+        hidden_size=4,
+        n_model_layers=1,
+    )
     vs = VectorSet(vectors={0: torch.randn(3, 4)}, meta=meta)
     rep = ev.full_report(vs, None, None, None)
     assert "accuracy" not in rep and "coords" in rep["geometry"]

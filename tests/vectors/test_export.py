@@ -14,9 +14,16 @@ from emocurate.vectors.vectorset import VectorSet, VectorSetMeta
 
 def make_set(layers=(0, 2, 3)) -> VectorSet:
     g = torch.Generator().manual_seed(0)
-    meta = VectorSetMeta(names=["happy", "sad"], layers=list(layers), default_layer=2, model_id="tiny",
-                         model_type="qwen2", hidden_size=8, n_model_layers=4,
-                         residual_norm={str(i): 2.0 + i for i in layers})
+    meta = VectorSetMeta(
+        names=["happy", "sad"],
+        layers=list(layers),
+        default_layer=2,
+        model_id="tiny",
+        model_type="qwen2",
+        hidden_size=8,
+        n_model_layers=4,
+        residual_norm={str(i): 2.0 + i for i in layers},
+    )
     return VectorSet(vectors={i: torch.randn(2, 8, generator=g) for i in layers}, meta=meta)
 
 
@@ -25,7 +32,10 @@ def test_gguf_round_trip(tmp_path):
     path = export_gguf(vs, tmp_path / "sad.gguf", "sad")
     reader = gguf.GGUFReader(str(path))
     names = sorted(t.name for t in reader.tensors)
-    assert names == ["direction.2", "direction.3"]  # block 0's output cannot be steered by llama.cpp
+    assert names == [
+        "direction.2",
+        "direction.3",
+    ]  # block 0's output cannot be steered by llama.cpp
     assert all(tuple(int(x) for x in t.shape) == (8,) for t in reader.tensors)
     meta, dirs = read_gguf(path)
     assert meta["general.architecture"] == "controlvector"

@@ -24,9 +24,37 @@ from emocurate.vectors.fit import (
 )
 from emocurate.vectors.vectorset import VectorSet
 
-PLANTED = {"joy": 393, "grief": 374, "fear": 376, "rage": 395}  # single-token words: happy, friend, little, named
-FILLER = ["the", "and", "was", "The", "her", "day", "with", "said", "play", "They", "his", "that", "mom",
-          "she", "you", "big", "time", "had", "there", "for", "saw", "but", "very"]
+PLANTED = {
+    "joy": 393,
+    "grief": 374,
+    "fear": 376,
+    "rage": 395,
+}  # single-token words: happy, friend, little, named
+FILLER = [
+    "the",
+    "and",
+    "was",
+    "The",
+    "her",
+    "day",
+    "with",
+    "said",
+    "play",
+    "They",
+    "his",
+    "that",
+    "mom",
+    "she",
+    "you",
+    "big",
+    "time",
+    "had",
+    "there",
+    "for",
+    "saw",
+    "but",
+    "very",
+]
 
 
 def planted_records(tokenizer, n_per: int = 10, seed: int = 0) -> list[Story]:
@@ -53,7 +81,9 @@ def test_known_answer_planted_directions(tmp_path, tokenizer260k):
             emb[tok_id] += 2.0 * dirs[k]
     records = planted_records(tokenizer260k)
     write_records(tmp_path / "rec", records)
-    vs = fit_vectors(tmp_path / "rec", FitConfig(layers="all", skip=0, holdout=0.25), tmp_path / "out", lm=lm)
+    vs = fit_vectors(
+        tmp_path / "rec", FitConfig(layers="all", skip=0, holdout=0.25), tmp_path / "out", lm=lm
+    )
     expected = dirs - dirs.mean(0, keepdim=True)  # mean-difference target: centred over emotions
     order = [list(PLANTED).index(n) for n in vs.names]
     for layer in vs.vectors:
@@ -70,12 +100,18 @@ def test_fit_embedded_model_end_to_end(tmp_path, lm260k):
     assert meta.layer_selection == "sweep" and meta.layers == [meta.default_layer]
     assert set(meta.sweep) == {"0", "1", "2", "3", "4"}
     assert meta.reference_source == "train_tokens" and meta.has_reference
-    assert meta.model_id == "stories260K" and len(meta.model_revision) == 16 and meta.model_type == "llama"
+    assert (
+        meta.model_id == "stories260K"
+        and len(meta.model_revision) == 16
+        and meta.model_type == "llama"
+    )
     assert meta.n_train_records == 32 and sum(meta.emotion_counts.values()) == 32
     assert len(meta.train_data_hash) == 16 and meta.versions["torch"]
     assert meta.evaluation["accuracy"] >= 0.75
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
-    assert {"accuracy", "top3", "confusion", "auroc", "geometry", "logit_lens", "sweep"} <= set(report)
+    assert {"accuracy", "top3", "confusion", "auroc", "geometry", "logit_lens", "sweep"} <= set(
+        report
+    )
     assert sum(map(sum, report["confusion"])) == report["n"] == 8
     loaded = VectorSet.load(tmp_path / "out")
     layer = meta.default_layer
@@ -87,8 +123,12 @@ def test_reference_zscores_training_tokens(tmp_path, lm260k):
     """Fallback reference: z-scored projections of the pooled training tokens have mean 0, std 1."""
     stories = make_stories(6)
     write_records(tmp_path / "rec", stories)
-    vs = fit_vectors(tmp_path / "rec", FitConfig(layers="3", holdout=0.0, skip=0), tmp_path / "out", lm=lm260k)
-    toks = torch.cat([acts[1:] for _, _, acts in token_activations(lm260k, [s.text for s in stories], 3)])
+    vs = fit_vectors(
+        tmp_path / "rec", FitConfig(layers="3", holdout=0.0, skip=0), tmp_path / "out", lm=lm260k
+    )
+    toks = torch.cat(
+        [acts[1:] for _, _, acts in token_activations(lm260k, [s.text for s in stories], 3)]
+    )
     z = vs.project(toks, 3)
     assert torch.allclose(z.mean(0), torch.zeros(4), atol=1e-3)
     assert torch.allclose(z.std(0), torch.ones(4), atol=1e-2)
@@ -98,15 +138,31 @@ def test_reference_zscores_training_tokens(tmp_path, lm260k):
 def test_neutral_reference_and_pc_projection(tmp_path, lm260k):
     write_records(tmp_path / "rec", make_stories(8))
     rng = random.Random(1)
-    neutral_texts = [" ".join(rng.choice(["the", "day", "was", "big", "and", "mom", "said", "play"]) for _ in range(30))
-                     for _ in range(20)]
-    neutral = [NeutralDialogue(id=f"n{i}", turns=[Turn(speaker="human", text=t), Turn(speaker="assistant", text=t)])
-               for i, t in enumerate(neutral_texts)]
+    neutral_texts = [
+        " ".join(
+            rng.choice(["the", "day", "was", "big", "and", "mom", "said", "play"])
+            for _ in range(30)
+        )
+        for _ in range(20)
+    ]
+    neutral = [
+        NeutralDialogue(
+            id=f"n{i}", turns=[Turn(speaker="human", text=t), Turn(speaker="assistant", text=t)]
+        )
+        for i, t in enumerate(neutral_texts)
+    ]
     write_records(tmp_path / "neutral", neutral)
-    vs = fit_vectors(tmp_path / "rec", FitConfig(layers="2,4"), tmp_path / "out", lm=lm260k,
-                     neutral_dir=tmp_path / "neutral")
+    vs = fit_vectors(
+        tmp_path / "rec",
+        FitConfig(layers="2,4"),
+        tmp_path / "out",
+        lm=lm260k,
+        neutral_dir=tmp_path / "neutral",
+    )
     assert vs.meta.reference_source == "neutral" and vs.meta.layers == [2, 4]
-    assert set(vs.meta.neutral_pcs) == {"2", "4"} and all(k >= 1 for k in vs.meta.neutral_pcs.values())
+    assert set(vs.meta.neutral_pcs) == {"2", "4"} and all(
+        k >= 1 for k in vs.meta.neutral_pcs.values()
+    )
     # the reference is exact: neutral token z-scores are standardised
     toks = torch.cat([a[1:] for _, _, a in token_activations(lm260k, [n.text for n in neutral], 4)])
     z = vs.project(toks, 4)
@@ -123,12 +179,16 @@ def test_neutral_reference_and_pc_projection(tmp_path, lm260k):
 @pytest.mark.parametrize("method", ["pca", "logistic"])
 def test_alternative_methods(tmp_path, lm260k, method):
     write_records(tmp_path / "rec", make_stories(10))
-    vs = fit_vectors(tmp_path / "rec", FitConfig(method=method, layers="3,4"), tmp_path / "out", lm=lm260k)
+    vs = fit_vectors(
+        tmp_path / "rec", FitConfig(method=method, layers="3,4"), tmp_path / "out", lm=lm260k
+    )
     assert vs.meta.method == method
     assert vs.meta.evaluation["accuracy"] >= 0.75
     md = fit_vectors(tmp_path / "rec", FitConfig(layers="3,4"), tmp_path / "md", lm=lm260k)
     cos = torch.nn.functional.cosine_similarity(vs.vectors[4], md.vectors[4], dim=-1)
-    assert cos.min() > 0.3  # different estimators of the same directions agree in sign and roughly in angle
+    assert (
+        cos.min() > 0.3
+    )  # different estimators of the same directions agree in sign and roughly in angle
 
 
 def dialogue(i: int, human: str, assistant: str, rng: random.Random) -> Dialogue:
@@ -136,8 +196,12 @@ def dialogue(i: int, human: str, assistant: str, rng: random.Random) -> Dialogue
 
     h = f"I saw a red ball and {rng.choice(CUES[human])}. Then I {rng.choice(CUES[human])}."
     a = f"The dog saw it and {rng.choice(CUES[assistant])}. It {rng.choice(CUES[assistant])} too."
-    return Dialogue(id=f"d{i}", turns=[Turn(speaker="human", text=h), Turn(speaker="assistant", text=a)],
-                    human_emotion=human, assistant_emotion=assistant)
+    return Dialogue(
+        id=f"d{i}",
+        turns=[Turn(speaker="human", text=h), Turn(speaker="assistant", text=a)],
+        human_emotion=human,
+        assistant_emotion=assistant,
+    )
 
 
 def test_speaker_aware_vectors(tmp_path, lm260k):
@@ -161,7 +225,9 @@ def test_errors(tmp_path, lm260k):
     write_records(tmp_path / "one", [s for s in make_stories(3) if s.emotion == "happy"])
     with pytest.raises(InputError, match="2 distinct emotions"):
         fit_vectors(tmp_path / "one", FitConfig(), tmp_path / "o", lm=lm260k)
-    write_records(tmp_path / "neutral", [NeutralDialogue(id="n", turns=[Turn(speaker="human", text="hi")])])
+    write_records(
+        tmp_path / "neutral", [NeutralDialogue(id="n", turns=[Turn(speaker="human", text="hi")])]
+    )
     with pytest.raises(InputError, match="story or dialogue"):
         fit_vectors(tmp_path / "neutral", FitConfig(), tmp_path / "o", lm=lm260k)
     with pytest.raises(ConfigError, match="out of range"):

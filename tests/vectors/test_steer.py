@@ -20,7 +20,9 @@ def happy_set(tmp_path_factory, lm260k):
 
 def test_dose_response_monotonic(happy_set, lm260k):
     up = dose_response(lm260k, happy_set, "happy", [0.0, 0.25, 0.5, 1.0], words=["happy"], layer=4)
-    down = dose_response(lm260k, happy_set, "happy", [0.0, -0.25, -0.5, -1.0], words=["happy"], layer=4)
+    down = dose_response(
+        lm260k, happy_set, "happy", [0.0, -0.25, -0.5, -1.0], words=["happy"], layer=4
+    )
     ups = [r["logprob"] for r in up]
     downs = [r["logprob"] for r in down]
     assert all(b > a for a, b in zip(ups, ups[1:], strict=False)), ups

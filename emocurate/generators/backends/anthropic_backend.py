@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import json
+import os
 from typing import Any
 
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
@@ -101,7 +101,7 @@ class AnthropicBackend(Backend):
             if inspect.isawaitable(msg):
                 msg = await msg
         except Exception as exc:
-            if isinstance(exc, self.sdk.AnthropicError) or isinstance(exc, ValueError):
+            if isinstance(exc, (self.sdk.AnthropicError, ValueError)):
                 raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
                                limit_headers=ANTHROPIC_LIMIT_HEADERS) from None
             raise
@@ -121,7 +121,7 @@ class AnthropicBackend(Backend):
             if btype == "tool_use":
                 data = block.get("input") if isinstance(block, dict) else block.input
             elif btype == "text":
-                text_parts.append(block.get("text") if isinstance(block, dict) else block.text)
+                text_parts.append(str(block.get("text", "") if isinstance(block, dict) else block.text))
         usage = get(msg, "usage")
         if usage is None:
             raise CallError("response without usage", kind="bad_response", retryable=True)

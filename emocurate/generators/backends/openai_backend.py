@@ -98,7 +98,7 @@ class OpenAIBackend(Backend):
             if inspect.isawaitable(resp):
                 resp = await resp
         except Exception as exc:
-            if isinstance(exc, self.sdk.OpenAIError) or isinstance(exc, ValueError):
+            if isinstance(exc, (self.sdk.OpenAIError, ValueError)):
                 raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
                                limit_headers=OPENAI_LIMIT_HEADERS) from None
             raise

@@ -69,9 +69,7 @@ class TransformersBackend(Backend):
         text_cfg = getattr(cfg, "text_config", None) or cfg
         self.context = int(getattr(text_cfg, "max_position_embeddings", 2048) or 2048)
         self._queue: list[_Job] = []
-        self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
 
     # -- prompt rendering ---------------------------------------------------------------------
     def render(self, request: ChatRequest) -> tuple[str, list[int]]:
@@ -104,15 +102,11 @@ class TransformersBackend(Backend):
             )
         job = _Job(request=request, future=loop.create_future(), prompt_ids=ids, prompt_text=text)
         self._queue.append(job)
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        self._wake.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run_worker())
         return await job.future
 
     async def _run_worker(self) -> None:
-        assert self._wake is not None
         while self._queue:
             # Let concurrent callers enqueue before the batch is cut.
             await asyncio.sleep(self.batch_window_s)
@@ -130,8 +124,9 @@ class TransformersBackend(Backend):
 
     async def aclose(self) -> None:
         """Wait for the worker to drain."""
-        if self._worker is not None:
-            await asyncio.gather(self._worker, return_exceptions=True)
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            await asyncio.gather(worker, return_exceptions=True)
 
     # -- generation ---------------------------------------------------------------------------
     def _generate(self, jobs: list[_Job]) -> list[Completion]:
@@ -160,7 +155,6 @@ class TransformersBackend(Backend):
             past = out.past_key_values
             logits = out.logits[:, -1, :].float().cpu()
             last_pos = pos[:, -1]
-            step = 0
             while not all(done):
                 next_ids = torch.full((n,), pad_id, dtype=torch.long)
                 for i, j in enumerate(jobs):
@@ -176,7 +170,6 @@ class TransformersBackend(Backend):
                         done[i], stop_reason[i] = True, "max_tokens"
                     elif j.request.stop and self._hit_stop(out_tokens[i], j.request.stop):
                         done[i], stop_reason[i] = True, "stop_sequence"
-                step += 1
                 if all(done):
                     break
                 mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)

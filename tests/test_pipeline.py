@@ -1,0 +1,90 @@
+"""End to end: the offline demo pipeline (smaller configuration) and pipeline reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emocurate.config import parse_pipeline
+from emocurate.pipeline import MARKER, bundled_path, run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _small_config(out: Path):
+    data = yaml.safe_load(bundled_path("bundled:offline").read_text())
+    data["out"] = str(out)
+    data["generate"]["topics"] = "2"
+    data["generate"]["per_topic"] = 2
+    return parse_pipeline(data)
+
+
+def test_examples_offline_is_the_demo_pipeline():
+    assert (ROOT / "examples" / "offline.yaml").read_text() == bundled_path("bundled:offline").read_text()
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        parse_pipeline(yaml.safe_load(example.read_text()), where=str(example))
+
+
+@pytest.mark.slow
+def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
+    from datasets import load_dataset
+
+    from emocurate.vectors.vectorset import VectorSet
+
+    out = tmp_path / "demo"
+    cfg = _small_config(out)
+    logs: list[str] = []
+    res = run_pipeline(cfg, log=logs.append)
+    assert [s.name for s in res.stages] == ["generate", "validate", "fit", "score", "curate", "cards"]
+    assert res.did_work
+
+    # stories dataset readable by datasets, with every generated row accounted for
+    gen_manifest = json.loads((out / "stories" / "manifest.json").read_text())
+    kept = load_dataset("parquet", data_dir=str(out / "validated" / "kept" / "data"), split="train")
+    rejected_dir = out / "validated" / "rejected" / "data"
+    n_rej = (len(load_dataset("parquet", data_dir=str(rejected_dir), split="train"))
+             if any(rejected_dir.glob("*.parquet")) else 0)
+    assert len(kept) + n_rej == gen_manifest["records"] == 6 * 2 * 2
+    assert set(kept["emotion"]) <= {"happy", "sad", "scared", "angry", "excited", "proud"}
+
+    # vectors: safetensors + JSON metadata that load back
+    vs = VectorSet.load(out / "vectors")
+    assert vs.meta.model_id == "stories260K" and len(vs.names) >= 2
+    assert (out / "vectors" / "vectorset.json").exists()
+
+    # scores parquet, dataset card and report
+    scores = load_dataset("parquet", data_dir=str(out / "scores" / "data"), split="train")
+    assert len(scores) > 0
+    card = (out / "validated" / "kept" / "README.md").read_text()
+    assert card.startswith("---") and str(len(kept)) in card
+    html = (out / "report" / "report.html").read_text()
+    assert "<svg" in html and "emocurate" in html
+    assert all((out / d / MARKER).exists() for d in ["stories", "validated", "vectors", "scores", "curated", "report"])
+
+    # a rerun does no work and changes nothing
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    res2 = run_pipeline(_small_config(out), log=logs.append)
+    assert not res2.did_work
+    assert all(s.skipped for s in res2.stages)
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_changed_stage_config_reruns_only_downstream(tmp_path):
+    """A finished stage is skipped; one whose config changed (and everything after) is redone."""
+    out = tmp_path / "p"
+    data = {
+        "out": str(out),
+        "generate": {"kind": "stories", "backend": "transformers", "model": "stories260K",
+                     "emotions": "happy,sad", "topics": "1", "per_topic": 2, "seed": 0},
+        "validate": {"validators": ["rules"]},
+        "cards": None,
+    }
+    r1 = run_pipeline(parse_pipeline(data), log=lambda m: None)
+    assert [s.skipped for s in r1.stages] == [False, False]
+    data["validate"] = {"validators": ["rules", "leakage"]}
+    r2 = run_pipeline(parse_pipeline(data), log=lambda m: None)
+    assert [(s.name, s.skipped) for s in r2.stages] == [("generate", True), ("validate", False)]
