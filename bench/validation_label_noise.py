@@ -69,11 +69,10 @@ def score(flagged: list[bool], suspicion: list[float], flips: set[int]) -> dict[
     }
 
 
-def run_probe(texts: list[str], labels: list[str], cfg: ProbeConfig) -> tuple[list[bool], list[float], dict[str, Any]]:
+def run_probe(v: ProbeValidator, texts: list[str], labels: list[str]) -> tuple[list[bool], list[float], dict[str, Any]]:
     """Flags and suspicion (1 - label quality) from the probe validator."""
     recs = [Story(id=f"r{i:05d}", text=t, emotion=lab, topic="repe") for i, (t, lab) in
             enumerate(zip(texts, labels, strict=True))]
-    v = ProbeValidator(cfg, taxonomy=None)  # repe labels are not taxonomy names: use them as given
     verdicts = v.check(recs)
     flagged = ["suggested" in x.details for x in verdicts]
     suspicion = [1.0 - float(x.score if x.score is not None else 1.0) for x in verdicts]
@@ -105,6 +104,9 @@ def main() -> None:
         "probe_stories260K": ProbeConfig(model="stories260K"),
         "probe_tfidf": ProbeConfig(model="tfidf"),
     }
+    # one validator per feature set: activations are computed once and reused across seeds;
+    # repe labels are not taxonomy names, so no taxonomy: labels are used as given
+    validators = {k: ProbeValidator(cfg, taxonomy=None) for k, cfg in setups.items()}
     per: dict[str, list[dict[str, float]]] = {k: [] for k in [*setups, "random_flagger"]}
     extra: dict[str, list[float]] = {k: [] for k in setups}
     t0 = time.perf_counter()
@@ -112,7 +114,9 @@ def main() -> None:
         labels, flips = flip(pairs, args.frac, seed)
         n_flag = 0
         for name, cfg in setups.items():
-            flagged, susp, stats = run_probe(texts, labels, cfg.model_copy(update={"seed": seed}))
+            v = validators[name]
+            v.config = cfg.model_copy(update={"seed": seed})
+            flagged, susp, stats = run_probe(v, texts, labels)
             per[name].append(score(flagged, susp, flips))
             extra[name].append(float(stats.get("cv_accuracy", float("nan"))))
             if name == "probe_stories260K":

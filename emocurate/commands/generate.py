@@ -74,6 +74,7 @@ def _make_command(kind: str) -> Any:
         input_tpm: float | None = typer.Option(None, "--input-tpm", help="Input tokens per minute limit."),
         output_tpm: float | None = typer.Option(None, "--output-tpm", help="Output tokens per minute limit."),
         batch: bool = typer.Option(False, "--batch", help="Use the provider's batch API (half price, slower; resumable)."),
+        batch_poll: float = typer.Option(30.0, "--batch-poll", help="--batch: seconds between batch status checks."),
         budget_usd: float | None = typer.Option(None, "--budget-usd", help="Stop cleanly before spending more than this many USD."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, request count and estimated cost; send nothing."),
         cache: str | None = typer.Option(None, "--cache", help="Response cache file (default: OUT/cache/responses.jsonl)."),
@@ -93,7 +94,8 @@ def _make_command(kind: str) -> Any:
         opts: dict[str, Any] = dict(
             backend=backend, model=model, base_url=base_url, emotions=emotions, topics=topics,
             per_topic=per_topic, per_request=per_request, out=out, concurrency=concurrency, rpm=rpm,
-            input_tpm=input_tpm, output_tpm=output_tpm, batch=batch, budget_usd=budget_usd,
+            input_tpm=input_tpm, output_tpm=output_tpm, batch=batch, batch_poll_s=batch_poll,
+            budget_usd=budget_usd,
             dry_run=dry_run, cache=cache, seed=seed, temperature=temperature, max_tokens=max_tokens,
             max_retries=max_retries, timeout_s=timeout_s, price_input=price_input,
             price_output=price_output, prompt_cache=not no_prompt_cache, device=device,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-
 from typing import Any
 
 from emocurate.corpus.regulation import MetricConfig

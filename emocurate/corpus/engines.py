@@ -137,20 +137,6 @@ def write_shard(out: Path, k: int, items: list[Item], scored: list[ScoredDoc], n
     return marker
 
 
-def _chunks(prepared: list[Prepared], max_tokens: int) -> Iterator[list[Prepared]]:
-    """Input-order chunks of about ``max_tokens`` tokens (bounds memory inside a shard)."""
-    chunk: list[Prepared] = []
-    n = 0
-    for p in prepared:
-        chunk.append(p)
-        n += len(p.ids)
-        if n >= max_tokens:
-            yield chunk
-            chunk, n = [], 0
-    if chunk:
-        yield chunk
-
-
 class _Progress:
     """A rich progress line on a TTY, silent otherwise."""
 
@@ -234,12 +220,8 @@ def _run_local(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, out:
                 lm = lm or load_model(_model_name(vs, cfg), device=cfg.device, dtype=cfg.dtype)
                 scorer = Scorer(vs, lm, cfg, regulation=reg)
             docs = [d for d in chunk if isinstance(d, Doc)]
-            prepared = scorer.prepare(docs)
-            scored: list[ScoredDoc] = []
-            for part in _chunks(prepared, cfg.batch_tokens * 8):
-                scored.extend(scorer.run(part))
-                progress.advance(len(part))
-            progress.advance(len(chunk) - len(docs))
+            scored = scorer.score_full(docs)
+            progress.advance(len(chunk))
             markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
     finally:
         progress.close()

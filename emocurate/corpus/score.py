@@ -178,18 +178,16 @@ class Preparer:
     def prepare(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[Prepared]:
         """Tokenise and window documents; ``docs`` are ``(doc_id, text)`` pairs or reader Docs."""
         tok = self.tokenizer
+        rows = [(d[0], d[1], "", "") if isinstance(d, tuple) else (d.doc_id, d.text, d.source, d.position)
+                for d in docs]
+        texts = [r[1] for r in rows]
+        fast = bool(getattr(tok, "is_fast", False))
+        # One batched call: the Rust tokenizer encodes the batch in parallel.
+        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=fast) if texts else {"input_ids": []}
         out: list[Prepared] = []
-        for i, d in enumerate(docs):
-            if isinstance(d, tuple):
-                doc_id, text, source, position = d[0], d[1], "", ""
-            else:
-                doc_id, text, source, position = d.doc_id, d.text, d.source, d.position
-            if getattr(tok, "is_fast", False):
-                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-                ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-            else:
-                ids = list(tok(text, add_special_tokens=False)["input_ids"])
-                offsets = []
+        for i, (doc_id, text, source, position) in enumerate(rows):
+            ids = list(enc["input_ids"][i])
+            offsets = enc["offset_mapping"][i] if fast else []
             windows = plan_windows(len(ids), self.body_len, self.stride)
             turns: list[tuple[str, int, int]] = []
             char_turns = find_turns(text)
@@ -271,8 +269,7 @@ class Scorer:
         z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
         zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
         skip = 1 if self.bos is not None else 0
-        overlap = self.cfg.overlap if self.cfg.overlap is not None else self.lm.device.type != "cpu"
-        pool = ThreadPoolExecutor(max_workers=1) if overlap else None
+        pool = ThreadPoolExecutor(max_workers=1) if self._overlap() else None
         done: dict[int, Future[ScoredDoc] | ScoredDoc] = {}
 
         def finish(di: int) -> None:
@@ -305,8 +302,12 @@ class Scorer:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        return self._cap_traces(out)
+
+    def _cap_traces(self, out: list[ScoredDoc]) -> list[ScoredDoc]:
+        """Keep traces for the first ``trace_flagged`` flagged documents (input order: deterministic)."""
         flagged = 0
-        for sd in out:  # the trace cap, applied in input order so it is deterministic
+        for sd in out:
             if sd.trace is not None and sd.row.flags:
                 flagged += 1
                 if flagged > self.cfg.trace_flagged:
@@ -375,8 +376,40 @@ class Scorer:
                 "flags": [f.model_dump() for f in flags]}
 
     def score_full(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[ScoredDoc]:
-        """Rows and traces for a batch of documents."""
-        return self.run(self.prepare(docs, start_index=start_index))
+        """Rows and traces for a batch of documents.
+
+        Documents are processed in input-order chunks of about ``16 * batch_tokens`` characters
+        (bounded memory); with ``overlap`` the next chunk is tokenised on a worker thread while
+        the model runs on the current one.
+        """
+        chunks: list[tuple[int, list[Any]]] = []
+        budget = 16 * self.cfg.batch_tokens
+        cur: list[Any] = []
+        size, first = 0, start_index
+        for i, d in enumerate(docs):
+            cur.append(d)
+            size += len(d[1] if isinstance(d, tuple) else d.text)
+            if size >= budget:
+                chunks.append((first, cur))
+                cur, size, first = [], 0, start_index + i + 1
+        if cur or not chunks:
+            chunks.append((first, cur))
+        out: list[ScoredDoc] = []
+        if not self._overlap() or len(chunks) == 1:
+            for s0, chunk in chunks:
+                out.extend(self.run(self.prepare(chunk, start_index=s0)))
+            return self._cap_traces(out)
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            fut = ex.submit(self.prepare, chunks[0][1], start_index=chunks[0][0])
+            for k in range(len(chunks)):
+                prepared = fut.result()
+                if k + 1 < len(chunks):
+                    fut = ex.submit(self.prepare, chunks[k + 1][1], start_index=chunks[k + 1][0])
+                out.extend(self.run(prepared))
+        return self._cap_traces(out)
+
+    def _overlap(self) -> bool:
+        return self.cfg.overlap if self.cfg.overlap is not None else self.lm.device.type != "cpu"
 
     def score(self, docs: Sequence[tuple[str, str]] | Sequence[Any]) -> list[CorpusScore]:
         """One row per ``(doc_id, text)`` pair, in input order (pure: no files)."""

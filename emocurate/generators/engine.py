@@ -428,6 +428,11 @@ class _Progress:
                    f"${s.usd_spent:.4f} {rate:.0f} req/min"),
         )
 
+    def note(self, text: str) -> None:
+        """Replace the stats text (``--batch`` shows batch status counts here)."""
+        if self._p is not None:
+            self._p.update(self._task, stats=text)
+
     def __exit__(self, *exc: object) -> None:
         if self._p is not None:
             self._p.__exit__(None, None, None)

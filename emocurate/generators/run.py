@@ -5,6 +5,7 @@ This is what ``emocurate generate`` and the pipeline call. Output folder layout:
     OUT/data/<kind>.parquet       the records, each with Provenance
     OUT/manifest.json             planned/completed/cached/failed (with reasons), tokens, USD, time
     OUT/cache/responses.jsonl     the response cache (unless --cache points elsewhere)
+    OUT/cache/batches.json        --batch: submitted batch ids and their custom_ids (resume state)
 
 Rerunning the same command reuses the cache, so an interrupted run resumes without repeating
 any finished call and yields the same records. Records are written once, atomically, after the
@@ -111,9 +112,8 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
         written and the manifest describes the plan and its estimated cost).
     """
     t0 = time.monotonic()
-    if cfg.batch and not cfg.dry_run:
-        raise ConfigError("--batch (provider batch APIs) is not implemented yet; run without --batch "
-                          "(--dry-run --batch shows the batch-price estimate)")
+    if cfg.batch and cfg.backend not in HOSTED and backend is None:
+        raise ConfigError(f"--batch needs --backend anthropic or openai (not '{cfg.backend}')")
     tax = load_taxonomy()
     if cfg.dry_run and backend is None and cfg.backend in HOSTED:
         backend_obj: Backend | None = None  # planning needs no key
@@ -146,13 +146,23 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
     assert backend_obj is not None
     out = ensure_dir(out_dir)
     cache_path = Path(cfg.cache) if cfg.cache else out / "cache" / "responses.jsonl"
+    runner: Any = None
+    if cfg.batch:
+        from emocurate.generators.batch import BatchRunner, make_batch_provider
+
+        provider = make_batch_provider(backend_obj)  # one line for a backend without a batch API
     engine = Engine(backend_obj, ecfg, ResponseCache(cache_path), progress=cfg.progress)
 
     def check(req: ChatRequest, completion: Any) -> None:
         gen.parse(req, completion, None)
 
     try:
-        results = engine.run_sync(requests, check=check)
+        if cfg.batch:
+            runner = BatchRunner(engine, provider, out / "cache" / "batches.json",
+                                 poll_s=cfg.batch_poll_s)
+            results = runner.run_sync(requests, check=check)
+        else:
+            results = engine.run_sync(requests, check=check)
     finally:
         assert engine.cache is not None
         engine.cache.close()
@@ -182,6 +192,9 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
         "time_s": round(time.monotonic() - t0, 3),
         "cache_file": str(cache_path),
     }
+    if runner is not None:
+        manifest["batches"] = {"submitted": runner.submitted, "resumed": runner.resumed,
+                               "state_file": str(runner.state_path)}
     write_manifest(out, "generate", **manifest)
     manifest["stage"] = "generate"
     return manifest

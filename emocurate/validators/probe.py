@@ -49,7 +49,8 @@ class ProbeConfig(Model):
     """Smallest number of texts an emotion needs to be probed."""
     C: float | None = Field(default=None, gt=0)
     """Inverse L2 regularisation of the logistic regression; None picks it by an inner
-    3-fold cross-validation over 0.01, 0.1 and 1 within each training fold (pooled
+    3-fold cross-validation (log loss: cleanlab needs good probabilities, not just good
+    argmaxes) over 0.01, 0.1 and 1 within each training fold (pooled
     activations of several layers are wide and correlated, so the best strength depends on
     the model and the data size)."""
     filter_by: str = "prune_by_noise_rate"
@@ -57,6 +58,9 @@ class ProbeConfig(Model):
     confident_learning, predicted_neq_given)."""
     reject: bool = True
     """Reject flagged records (False: keep them, with the flag in the details)."""
+    max_p_informative: float = Field(default=0.01, gt=0, le=1)
+    """The probe only rejects when its out-of-sample accuracy beats the majority-class rate
+    (one-sided binomial test p below this); otherwise its flags are noise and only noted."""
     seed: int = 0
     """Seed of the fold split."""
     batch_tokens: int = 4096
@@ -110,7 +114,8 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     model: Any
     if cfg.C is None:
         inner = min(3, max(2, int(np.bincount(y).min() * (folds - 1) // folds)))
-        model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=inner, max_iter=1000)
+        model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=inner, max_iter=1000,
+                                     scoring="neg_log_loss", **_sklearn_quiet())
     else:
         model = LogisticRegression(C=cfg.C, max_iter=1000)
     clf = make_pipeline(StandardScaler(), model)
@@ -131,6 +136,9 @@ class ProbeValidator:
         self.config = config or ProbeConfig()
         self.taxonomy = taxonomy
         self.stats: dict[str, Any] = {}
+        self._features: dict[str, np.ndarray] = {}
+        """Features by (texts, feature settings): refitting with other labels or seeds (the
+        label-noise bench) does not rerun the model."""
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings plus the model's weights revision for local/embedded models."""
@@ -140,6 +148,16 @@ class ProbeValidator:
 
             rev = weights_hash(embedded_model_dir() / "model.safetensors")
         return {"config": self.config.model_dump(mode="json"), "version": 1, "revision": rev}
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        """Features of ``texts`` (memoised per instance)."""
+        from emocurate.records import stable_id
+
+        cfg = self.config
+        key = stable_id(cfg.model, str(cfg.layers), str(cfg.skip), *texts)
+        if key not in self._features:
+            self._features = {key: featurize(texts, cfg)}
+        return self._features[key]
 
     def _label(self, emotion: str) -> str:
         return self.taxonomy.get(emotion).name if self.taxonomy is not None else emotion.lower()
@@ -154,7 +172,7 @@ class ProbeValidator:
         per_record: dict[int, list[tuple[LabelItem, dict[str, Any]]]] = {}
         result: ProbeResult | None = None
         if n_classes >= 2:
-            feats = featurize([it.text for it in eligible], cfg)
+            feats = self.features([it.text for it in eligible])
             result = out_of_sample(feats, [self._label(it.emotion) for it in eligible], cfg)
             for k, it in enumerate(eligible):
                 probs = result.pred_probs[k]
@@ -166,6 +184,9 @@ class ProbeValidator:
                     "p_suggested": round(probs[top], 4), "quality": round(result.quality[k], 4),
                     "issue": result.issues[k],
                 }))
+        informative, p_value, acc, base = True, 0.0, 0.0, 0.0
+        if result is not None:
+            informative, p_value, acc, base = _informative(result, cfg.max_p_informative)
         out: list[Verdict] = []
         n_flagged = 0
         for i, r in enumerate(records):
@@ -179,7 +200,7 @@ class ProbeValidator:
                 continue
             score = min(d["quality"] for _, d in found)
             flagged = [d for _, d in found if d["issue"]]
-            details = {"items": [d for _, d in found]}
+            details: dict[str, Any] = {"items": [d for _, d in found]}
             if flagged:
                 n_flagged += 1
                 d = flagged[0]
@@ -187,15 +208,47 @@ class ProbeValidator:
                 reason = (f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
                           f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})")
                 details["suggested"] = d["suggested"]
-                if cfg.reject:
+                if cfg.reject and informative:
                     out.append(reject(r, self.name, reason, score=score, **details))
                 else:
+                    if not informative:
+                        details["note"] = ("not rejected: the probe does not beat the majority "
+                                           "class out of sample, so its flags are not evidence")
                     out.append(keep(r, self.name, score=score, flag=reason, **details))
             else:
                 out.append(keep(r, self.name, score=score, **details))
         self.stats = {"checked": len(records), "probed_texts": len(eligible), "classes": n_classes,
                       "flagged": n_flagged, "features": cfg.model}
         if result is not None:
-            pred = np.argmax(np.array(result.pred_probs), axis=1)
-            self.stats["cv_accuracy"] = round(float(np.mean(pred == np.array(result.labels))), 4)
+            self.stats.update({"cv_accuracy": round(acc, 4), "majority_rate": round(base, 4),
+                               "p_above_majority": float(f"{p_value:.3g}"), "informative": informative})
         return out
+
+
+def _informative(result: ProbeResult, max_p: float) -> tuple[bool, float, float, float]:
+    """Whether out-of-sample accuracy beats always guessing the largest class.
+
+    A probe that cannot learn the labels at all (a tiny model on texts it does not
+    understand) makes cleanlab estimate huge noise rates and flag most rows; those flags say
+    nothing about the labels, so the validator refuses to reject on them.
+    """
+    from scipy.stats import binomtest
+
+    labels = np.array(result.labels)
+    pred = np.argmax(np.array(result.pred_probs), axis=1)
+    n = len(labels)
+    correct = int((pred == labels).sum())
+    base = float(np.bincount(labels).max() / n)
+    p = float(binomtest(correct, n, base, alternative="greater").pvalue) if base < 1 else 1.0
+    return p < max_p, p, correct / n, base
+
+
+def _sklearn_quiet() -> dict[str, Any]:
+    """Explicit values for LogisticRegressionCV defaults that scikit-learn 1.9 warns about."""
+    import inspect
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    params = inspect.signature(LogisticRegressionCV).parameters
+    wanted: dict[str, Any] = {"use_legacy_attributes": False, "l1_ratios": (0.0,)}
+    return {k: v for k, v in wanted.items() if k in params}

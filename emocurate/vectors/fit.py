@@ -68,6 +68,7 @@ class FitConfig(Model):
     dtype: str = "auto"
     max_length: int | None = None
     logit_lens_k: int = 10
+    max_auto_layers: int = Field(16, ge=2)  # layers swept by "auto" on deep models
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,15 +405,21 @@ def reference_from_moments(
 # orchestration
 
 
-def resolve_layers(spec: str, n_layers: int) -> tuple[list[int], bool]:
+def resolve_layers(spec: str, n_layers: int, max_auto: int = 16) -> tuple[list[int], bool]:
     """Candidate layers and whether all of them are kept in the VectorSet.
 
-    ``auto``: sweep every layer on held-out records, keep the chosen one. ``all``: sweep and keep
-    every layer. ``N,M``: those layers (negative counts from the end), keep all, pick among them.
+    ``auto``: sweep on held-out records, keep the chosen one; every layer up to ``max_auto``
+    layers, else ``max_auto`` evenly spaced layers that include the two-thirds default (each
+    candidate costs a ``hidden x hidden`` moment matrix). ``all``: sweep and keep every layer.
+    ``N,M``: those layers (negative counts from the end), keep all, pick among them.
     """
     spec = spec.strip().lower()
     if spec in ("auto", ""):
-        return list(range(n_layers)), False
+        if n_layers <= max_auto:
+            return list(range(n_layers)), False
+        picks = {round(i * (n_layers - 1) / (max_auto - 2)) for i in range(max_auto - 1)}
+        picks.add(default_layer(n_layers))
+        return sorted(picks), False
     if spec == "all":
         return list(range(n_layers)), True
     out: list[int] = []
@@ -525,7 +532,7 @@ def fit_vectors(
         )
     if lm is None:
         lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    candidates, keep_all = resolve_layers(cfg.layers, lm.n_layers)
+    candidates, keep_all = resolve_layers(cfg.layers, lm.n_layers, cfg.max_auto_layers)
     max_length = cfg.max_length or _context_length(lm)
     texts = [r.text for r in records]
     ids = encode(lm.tokenizer, texts, max_length)

@@ -97,6 +97,8 @@ class BatchFaults:
 
     errored: float = 0.0
     expired: float = 0.0
+    malformed: float = 0.0
+    """Items that succeed with a schema-violating answer (billed, but unusable)."""
     polls: int = 2
     """Status requests (retrieve calls) a batch answers as in progress before it ends."""
     seed: int = 0
@@ -360,7 +362,8 @@ class FakeLLMServer:
                 seed = hashlib.sha256(f"{f.seed}:{cid}:{n}".encode()).digest()
                 r = random.Random(int.from_bytes(seed[:8], "little")).random()
                 outcome = ("errored" if r < f.errored else
-                           "expired" if r < f.errored + f.expired else "succeeded")
+                           "expired" if r < f.errored + f.expired else
+                           "malformed" if r < f.errored + f.expired + f.malformed else "succeeded")
                 drawn.append((cid, body, outcome))
             batch = FakeBatch(id=bid, items=drawn, created_at=time.time(), input_file_id=input_file_id)
             self.batches[bid] = batch
@@ -384,8 +387,9 @@ class FakeLLMServer:
         for cid, body, outcome in batch.items:
             with self._lock:
                 self.stats.batch_outcomes[outcome] += 1
-            if outcome == "succeeded":
-                results.append({"custom_id": cid, "ok": True, "body": self.respond(body, None)})
+            if outcome in ("succeeded", "malformed"):
+                fault = "malformed" if outcome == "malformed" else None
+                results.append({"custom_id": cid, "ok": True, "body": self.respond(body, fault)})
             else:
                 results.append({"custom_id": cid, "ok": False, "outcome": outcome})
         if self.flavor == "openai":
@@ -422,7 +426,8 @@ class FakeLLMServer:
 
     def anthropic_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
         """A MessageBatch object."""
-        counts = Counter(o for _, _, o in batch.items) if batch.ended else Counter()
+        counts = Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items) \
+            if batch.ended else Counter()
         iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
         return {
             "id": batch.id, "type": "message_batch",
@@ -453,7 +458,8 @@ class FakeLLMServer:
 
     def openai_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
         """A Batch object (status ``expired`` when any item expired, as the real API does)."""
-        counts = Counter(o for _, _, o in batch.items) if batch.ended else Counter()
+        counts = Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items) \
+            if batch.ended else Counter()
         status = ("expired" if counts["expired"] else "completed") if batch.ended else "in_progress"
         return {
             "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions",

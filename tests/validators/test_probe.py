@@ -68,3 +68,16 @@ def test_reject_switch(reject: bool) -> None:
     flagged = [x for x in verdicts if "suggested" in x.details]
     assert flagged
     assert all(x.keep is (not reject) for x in flagged)
+
+
+def test_uninformative_probe_does_not_reject() -> None:
+    # labels unrelated to the text: the probe cannot beat the majority class, so no rejections
+    recs, _, _ = flipped_records(20, 0.0, 4)
+    rng = random.Random(4)
+    shuffled = [r.model_copy(update={"emotion": rng.choice(["sad", "happy", "scared"])}) for r in recs]
+    v = ProbeValidator(ProbeConfig(model="tfidf"))
+    verdicts = v.check(shuffled)
+    assert v.stats["informative"] is False
+    assert all(x.keep for x in verdicts)
+    noted = [x for x in verdicts if "flag" in x.details]
+    assert all("not evidence" in x.details["note"] for x in noted)
