@@ -111,17 +111,32 @@ def taxonomy_va() -> dict[str, tuple[float, float]]:
 def smooth(x: np.ndarray, k: int) -> np.ndarray:
     """Centred moving average over ``k`` tokens along axis 0; edges average what exists."""
     x = np.asarray(x, dtype=np.float64)
-    if k <= 1 or x.shape[0] == 0:
-        return x.copy()
     t = x.shape[0]
+    if k <= 1 or t == 0:
+        return x.copy()
     half_lo, half_hi = (k - 1) // 2, k // 2
-    pad = [(1, 0)] + [(0, 0)] * (x.ndim - 1)
-    csum = np.pad(np.cumsum(x, axis=0), pad)
-    idx = np.arange(t)
-    lo = np.clip(idx - half_lo, 0, t)
-    hi = np.clip(idx + half_hi + 1, 0, t)
-    count = (hi - lo).reshape((-1,) + (1,) * (x.ndim - 1))
-    return (csum[hi] - csum[lo]) / count
+    csum = np.empty((t + 1,) + x.shape[1:], dtype=np.float64)
+    csum[0] = 0.0
+    np.cumsum(x, axis=0, out=csum[1:])
+    out = np.empty_like(x)
+    if t >= k:  # interior: full windows, plain slices (no fancy indexing)
+        out[half_lo : t - half_hi] = (csum[k:] - csum[: t + 1 - k]) / k
+        edges = [*range(min(half_lo, t)), *range(max(t - half_hi, half_lo), t)]
+    else:
+        edges = list(range(t))
+    for i in edges:
+        lo, hi = max(0, i - half_lo), min(t, i + half_hi + 1)
+        out[i] = (csum[hi] - csum[lo]) / (hi - lo)
+    return out
+
+
+def quantile_rows(x: np.ndarray, q: float) -> np.ndarray:
+    """Per-column quantile of ``[T, E]`` (linear interpolation, as ``np.percentile``), faster."""
+    t = x.shape[0]
+    pos = q * (t - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    part = np.partition(np.ascontiguousarray(x.T), sorted({lo, hi}), axis=1)
+    return part[:, lo] + (part[:, hi] - part[:, lo]) * (pos - lo)
 
 
 EpisodeStatus = Literal["recovered", "unrecovered", "unresolved"]
@@ -141,21 +156,17 @@ class Episode:
 
 def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tuple[int, int]]:
     """Maximal ``[start, end)`` runs of True, merged across gaps ``<= merge_gap``, ``>= min_len`` long."""
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return []
+    edges = np.diff(np.concatenate(([0], m.astype(np.int8), [0])))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
     runs: list[tuple[int, int]] = []
-    t = len(mask)
-    i = 0
-    while i < t:
-        if mask[i]:
-            j = i
-            while j < t and mask[j]:
-                j += 1
-            if runs and i - runs[-1][1] <= merge_gap:
-                runs[-1] = (runs[-1][0], j)
-            else:
-                runs.append((i, j))
-            i = j
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if runs and s - runs[-1][1] <= merge_gap:
+            runs[-1] = (runs[-1][0], e)
         else:
-            i += 1
+            runs.append((s, e))
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
@@ -285,7 +296,7 @@ def analyse(
         return Analysis(empty, empty, [], m, [], [], [], z, None, None, None, None, None)
     zs = smooth(z, cfg.smooth)
     mean = zs.mean(0)
-    p95 = np.percentile(zs, 95, axis=0)
+    p95 = quantile_rows(zs, 0.95)
     order = np.argsort(-mean, kind="stable")[: cfg.dominant_k]
     dominant = [axes.names[i] for i in order]
     tail = slice(max(0, n_tok - cfg.tail), n_tok)

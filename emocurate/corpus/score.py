@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -62,8 +62,8 @@ class ScoreConfig(Model):
     trace_others: int = Field(default=5, ge=0, description="token traces kept per shard for the first unflagged documents")
     trace_top: int = Field(default=8, ge=1, description="emotions per trace (highest document means)")
     trace_max_tokens: int = Field(default=4096, ge=1, description="tokens kept per trace")
-    overlap: bool | None = Field(default=None, description="run metrics on a worker thread while the "
-                                 "model runs (default: on for accelerators, off on CPU)")
+    overlap: bool | None = Field(default=None, description="pipeline CPU work (tokenising, metrics) "
+                                 "with the model (default: on for accelerators, off on CPU)")
     progress: bool = True
 
     def metric_config(self) -> MetricConfig:
@@ -114,6 +114,20 @@ class _Group:
     weight: torch.Tensor  # [E, d] unit rows
     mean: torch.Tensor | None
     std: torch.Tensor | None
+
+
+@dataclass
+class _Pending:
+    """Projections of one batch on their way to the host (``event`` set when copied asynchronously)."""
+
+    host: list[torch.Tensor]
+    event: Any
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.event is not None:
+            self.event.synchronize()
+        arrays = [h.numpy().astype(np.float32, copy=False) for h in self.host]
+        return arrays[0], (np.concatenate(arrays[1:], axis=-1) if len(arrays) > 1 else None)
 
 
 def context_length(lm: LoadedModel) -> int:
@@ -250,8 +264,10 @@ class Scorer:
     def run(self, prepared: Sequence[Prepared]) -> list[ScoredDoc]:
         """Forward passes (stopped at the probe layer) and metrics for prepared documents.
 
-        On an accelerator, each document's metrics run on a worker thread as soon as its last
-        window is projected, so CPU work overlaps the next batches' forward passes.
+        Software-pipelined on an accelerator: batch k+1 is launched (asynchronously) before the
+        CPU stitches batch k's projections and computes the metrics of the documents it
+        completes, so the CPU work hides behind the GPU without a second Python thread (which
+        would fight the forward pass for the GIL).
         """
         seqs: list[list[int]] = []
         owners: list[tuple[int, int]] = []  # (doc, window)
@@ -269,40 +285,61 @@ class Scorer:
         z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
         zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
         skip = 1 if self.bos is not None else 0
-        pool = ThreadPoolExecutor(max_workers=1) if self._overlap() else None
-        done: dict[int, Future[ScoredDoc] | ScoredDoc] = {}
+        done: dict[int, ScoredDoc] = {}
 
-        def finish(di: int) -> None:
-            args = (prepared[di], z[di], zr[di] if zr is not None else None)
-            done[di] = pool.submit(self._finish, *args) if pool is not None else self._finish(*args)
+        def consume(batch: Any, pending: _Pending) -> None:
+            main, reg = pending.result()
+            for r, si in enumerate(batch.indices):
+                di, wi = owners[si]
+                start, length, keep = prepared[di].windows[wi]
+                lo, hi = skip + keep, skip + length
+                z[di][start + keep : start + length] = main[r, lo:hi]
+                if reg is not None and zr is not None:
+                    zr[di][start + keep : start + length] = reg[r, lo:hi]
+                remaining[di] -= 1
+                if remaining[di] == 0:
+                    done[di] = self._finish(prepared[di], z[di], zr[di] if zr is not None else None)
 
-        try:
-            if seqs:
-                with capture(self.lm, self.layers) as cap:
-                    for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
-                                              padding_side="right"):
-                        acts = cap.run(**batch.model_inputs(self.lm.device))
-                        projs = [self._project(acts[g.layer], g) for g in self.groups]
-                        main = projs[0]
-                        reg = np.concatenate(projs[1:], axis=-1) if len(projs) > 1 else None
-                        for r, si in enumerate(batch.indices):
-                            di, wi = owners[si]
-                            start, length, keep = prepared[di].windows[wi]
-                            lo, hi = skip + keep, skip + length
-                            z[di][start + keep : start + length] = main[r, lo:hi]
-                            if reg is not None and zr is not None:
-                                zr[di][start + keep : start + length] = reg[r, lo:hi]
-                            remaining[di] -= 1
-                            if remaining[di] == 0:
-                                finish(di)
-            for di in range(len(prepared)):
-                if di not in done:  # documents without tokens
-                    finish(di)
-            out = [d.result() if isinstance(d, Future) else d for d in (done[i] for i in range(len(prepared)))]
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        return self._cap_traces(out)
+        if seqs:
+            pipelined = self._overlap()
+            with capture(self.lm, self.layers) as cap:
+                previous: tuple[Any, _Pending] | None = None
+                for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
+                                          padding_side="right"):
+                    acts = cap.run(**batch.model_inputs(self.lm.device))
+                    current = (batch, self._launch_projection(acts, pipelined))
+                    if previous is not None:
+                        consume(*previous)
+                    previous = current
+                    if not pipelined:
+                        consume(*previous)
+                        previous = None
+                if previous is not None:
+                    consume(*previous)
+        for di in range(len(prepared)):
+            if di not in done:  # documents without tokens
+                done[di] = self._finish(prepared[di], z[di], zr[di] if zr is not None else None)
+        return self._cap_traces([done[i] for i in range(len(prepared))])
+
+    def _launch_projection(self, acts: dict[int, torch.Tensor], pipelined: bool) -> _Pending:
+        """Project on the device and start an asynchronous copy of the (small) result to the host."""
+        projs = []
+        for g in self.groups:
+            proj = acts[g.layer].float() @ g.weight.T
+            if g.mean is not None and g.std is not None:
+                proj = (proj - g.mean) / g.std
+            projs.append(proj)
+        dev = next(iter(acts.values())).device
+        if not pipelined or dev.type != "cuda":
+            return _Pending([p.cpu() for p in projs], None)
+        host = []
+        for p in projs:
+            buf = torch.empty(p.shape, dtype=p.dtype, pin_memory=True)
+            buf.copy_(p, non_blocking=True)
+            host.append(buf)
+        event = torch.cuda.Event()
+        event.record()
+        return _Pending(host, event)
 
     def _cap_traces(self, out: list[ScoredDoc]) -> list[ScoredDoc]:
         """Keep traces for the first ``trace_flagged`` flagged documents (input order: deterministic)."""
@@ -321,12 +358,6 @@ class Scorer:
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
         an = analyse(z, self.axes, self.mcfg, regulation=regulation, turns=spans)
         return self._row(p, an)
-
-    def _project(self, acts: torch.Tensor, g: _Group) -> np.ndarray:
-        proj = acts.float() @ g.weight.T
-        if g.mean is not None and g.std is not None:
-            proj = (proj - g.mean) / g.std
-        return proj.cpu().numpy().astype(np.float32)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
         flags = [self._evidence(p, f) for f in an.flags]

@@ -185,6 +185,9 @@ def load_model(
         trust_remote_code: run model code from the repository; off unless asked.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise in our CLI
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:

@@ -204,3 +204,22 @@ def test_pearson_guards() -> None:
     assert pearson([1, 1, 1], [1, 2, 3]) is None
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
 
+
+
+def test_fast_smooth_and_quantile_match_reference() -> None:
+    from emocurate.corpus.regulation import quantile_rows
+
+    def ref(x: np.ndarray, k: int) -> np.ndarray:
+        t, lo, hi = len(x), (k - 1) // 2, k // 2
+        return np.stack([x[max(0, i - lo) : min(t, i + hi + 1)].mean(0) for i in range(t)])
+
+    for t in (1, 2, 5, 8, 9, 10, 40):
+        x = np.random.default_rng(t).normal(size=(t, 3))
+        for k in (1, 2, 3, 8, 9):
+            assert np.allclose(smooth(x, k), ref(x, k)), (t, k)
+        assert np.allclose(quantile_rows(x, 0.95), np.percentile(x, 95, axis=0))
+
+
+def test_find_runs_empty_and_full() -> None:
+    assert find_runs(np.zeros(5, dtype=bool)) == []
+    assert find_runs(np.ones(5, dtype=bool)) == [(0, 5)]
