@@ -72,6 +72,15 @@ def _resolve(spec: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
+def _resolve_corpus(spec: str, base: Path) -> list[str]:
+    """Corpus inputs: ``bundled:sample`` means the bundled JSONL files (not their notes)."""
+    if spec == "bundled:sample":
+        from emocurate.corpus import bundled_corpus
+
+        return [str(p) for p in bundled_corpus()]
+    return [_resolve(spec, base)]
+
+
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
 
@@ -146,7 +155,8 @@ def run_pipeline(
 
         def _gen(path: Path) -> str:
             m = run_generation(gcfg, path)
-            return f"{m.get('records', 0)} {gcfg.kind} records, {m.get('failed', 0)} failed requests"
+            return (f"{m.get('records', 0)} {gcfg.kind} records from {m.get('planned_requests', '?')} requests "
+                    f"({m.get('failed_requests', 0)} failed, reasons in manifest.json)")
 
         gen_dir = r.stage("generate", gcfg.kind, fp_gen, _gen)
         res.artifacts["generated records"] = gen_dir
@@ -198,13 +208,15 @@ def run_pipeline(
         if vec_dir is None:
             raise ConfigError("pipeline: 'score' needs a 'fit' stage")
         scfg = cfg.score
-        inputs = [_resolve(c, base) for c in scfg.corpus]
+        inputs: list[str | Path] = [p for c in scfg.corpus for p in _resolve_corpus(c, base)]
         fp_score = _fingerprint("score", scfg.model_dump(mode="json"), inputs, fp_vec)
         vdir = vec_dir
 
         def _score(path: Path) -> str:
             m = score_corpus(inputs, vdir, path, scfg.options)
-            return f"{m.get('scored', '?')} documents scored, {m.get('quarantined', 0)} quarantined"
+            flagged = (m.get("summary") or {}).get("docs_flagged")
+            flag_s = f", {flagged} flagged" if flagged is not None else ""
+            return f"{m.get('scored', '?')} documents scored{flag_s}, {m.get('quarantined', 0)} quarantined"
 
         score_dir = r.stage("score", "scores", fp_score, _score)
         res.artifacts["scores"] = score_dir / "data"

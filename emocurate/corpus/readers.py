@@ -62,17 +62,17 @@ class ReadOptions:
 
 
 def iter_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -> Iterator[Item]:
-    """Every row of every input, in a deterministic order; duplicate ids are quarantined."""
+    """Every row of every input, in a deterministic order; duplicate ``id_field`` ids are quarantined."""
     opts = opts or ReadOptions()
-    inputs = list(inputs)
+    inputs = list(dict.fromkeys(str(i) for i in inputs))  # the same input twice is read once
     if not inputs:
         raise InputError("no corpus inputs given")
     for spec in inputs:
         _check_input(spec)
-    seen: set[str] = set()
+    seen: set[str] = set()  # generated ids (path + position) cannot collide: track given ids only
     for spec in inputs:
         for item in _iter_input(spec, opts):
-            if isinstance(item, Doc):
+            if isinstance(item, Doc) and opts.id_field is not None:
                 if item.doc_id in seen:
                     yield Bad(item.source, item.position, f"duplicate id '{item.doc_id}'", item.doc_id)
                     continue

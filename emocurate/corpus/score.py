@@ -15,7 +15,7 @@ the longest left context available and the stitched sequence has exactly one val
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +128,53 @@ class _Pending:
             self.event.synchronize()
         arrays = [h.numpy().astype(np.float32, copy=False) for h in self.host]
         return arrays[0], (np.concatenate(arrays[1:], axis=-1) if len(arrays) > 1 else None)
+
+
+@dataclass
+class _Chunk:
+    """Per-chunk state of :meth:`Scorer.run_chunks`: windows, stitched scores, finished rows."""
+
+    prepared: Sequence[Prepared]
+    seqs: list[list[int]]
+    owners: list[tuple[int, int]]
+    remaining: list[int]
+    z: list[np.ndarray]
+    zr: list[np.ndarray] | None
+    done: dict[int, ScoredDoc]
+
+    @classmethod
+    def build(cls, prepared: Sequence[Prepared], bos: int | None, e_main: int, e_reg: int) -> _Chunk:
+        seqs: list[list[int]] = []
+        owners: list[tuple[int, int]] = []
+        remaining = [0] * len(prepared)
+        for di, p in enumerate(prepared):
+            for wi, (start, length, _keep) in enumerate(p.windows):
+                if length == 0:
+                    continue
+                seqs.append(([bos] if bos is not None else []) + p.ids[start : start + length])
+                owners.append((di, wi))
+                remaining[di] += 1
+        z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
+        zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
+        return cls(prepared, seqs, owners, remaining, z, zr, {})
+
+    def finish(self, di: int, scorer: Scorer) -> None:
+        self.done[di] = scorer._finish(self.prepared[di], self.z[di], self.zr[di] if self.zr is not None else None)
+        self.z[di] = self.z[di][:0]  # free the matrix as soon as the row exists
+        if self.zr is not None:
+            self.zr[di] = self.zr[di][:0]
+
+    def finish_empty(self, scorer: Scorer) -> None:
+        """Rows for documents without tokens (they have no windows)."""
+        for di, p in enumerate(self.prepared):
+            if not p.ids and di not in self.done:
+                self.finish(di, scorer)
+
+    def complete(self) -> bool:
+        return len(self.done) == len(self.prepared)
+
+    def results(self) -> list[ScoredDoc]:
+        return [self.done[i] for i in range(len(self.prepared))]
 
 
 def context_length(lm: LoadedModel) -> int:
@@ -262,64 +309,62 @@ class Scorer:
 
     # -- model half -----------------------------------------------------------------------
     def run(self, prepared: Sequence[Prepared]) -> list[ScoredDoc]:
-        """Forward passes (stopped at the probe layer) and metrics for prepared documents.
+        """Forward passes (stopped at the probe layer) and metrics for prepared documents."""
+        return self._cap_traces([r for part in self.run_chunks([prepared]) for r in part])
+
+    def run_chunks(self, chunks: Iterable[Sequence[Prepared]]) -> Iterator[list[ScoredDoc]]:
+        """Score a stream of prepared chunks, yielding each chunk's rows in order.
 
         Software-pipelined on an accelerator: batch k+1 is launched (asynchronously) before the
         CPU stitches batch k's projections and computes the metrics of the documents it
-        completes, so the CPU work hides behind the GPU without a second Python thread (which
-        would fight the forward pass for the GIL).
+        completes, across chunk boundaries too, so the CPU work hides behind the GPU without a
+        second Python thread (which would fight the forward pass for the GIL). At most two
+        chunks' score matrices are alive at once.
         """
-        seqs: list[list[int]] = []
-        owners: list[tuple[int, int]] = []  # (doc, window)
-        remaining = [0] * len(prepared)
-        for di, p in enumerate(prepared):
-            for wi, (start, length, _keep) in enumerate(p.windows):
-                if length == 0:
-                    continue
-                body = p.ids[start : start + length]
-                seqs.append(([self.bos] if self.bos is not None else []) + body)
-                owners.append((di, wi))
-                remaining[di] += 1
+        pipelined = self._overlap()
+        skip = 1 if self.bos is not None else 0
         e_main = len(self.names)
         e_reg = sum(g.weight.shape[0] for g in self.groups[1:])
-        z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
-        zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
-        skip = 1 if self.bos is not None else 0
-        done: dict[int, ScoredDoc] = {}
+        open_chunks: list[_Chunk] = []
+        previous: tuple[_Chunk, Any, _Pending] | None = None
 
-        def consume(batch: Any, pending: _Pending) -> None:
+        def consume(chunk: _Chunk, batch: Any, pending: _Pending) -> None:
             main, reg = pending.result()
             for r, si in enumerate(batch.indices):
-                di, wi = owners[si]
-                start, length, keep = prepared[di].windows[wi]
+                di, wi = chunk.owners[si]
+                start, length, keep = chunk.prepared[di].windows[wi]
                 lo, hi = skip + keep, skip + length
-                z[di][start + keep : start + length] = main[r, lo:hi]
-                if reg is not None and zr is not None:
-                    zr[di][start + keep : start + length] = reg[r, lo:hi]
-                remaining[di] -= 1
-                if remaining[di] == 0:
-                    done[di] = self._finish(prepared[di], z[di], zr[di] if zr is not None else None)
+                chunk.z[di][start + keep : start + length] = main[r, lo:hi]
+                if reg is not None and chunk.zr is not None:
+                    chunk.zr[di][start + keep : start + length] = reg[r, lo:hi]
+                chunk.remaining[di] -= 1
+                if chunk.remaining[di] == 0:
+                    chunk.finish(di, self)
 
-        if seqs:
-            pipelined = self._overlap()
-            with capture(self.lm, self.layers) as cap:
-                previous: tuple[Any, _Pending] | None = None
-                for batch in make_batches(seqs, pad_id=self.pad_id, batch_tokens=self.cfg.batch_tokens,
-                                          padding_side="right"):
+        def ready() -> Iterator[list[ScoredDoc]]:
+            while open_chunks and open_chunks[0].complete():
+                yield open_chunks.pop(0).results()
+
+        with capture(self.lm, self.layers) as cap:
+            for prepared in chunks:
+                chunk = _Chunk.build(prepared, self.bos, e_main, e_reg)
+                open_chunks.append(chunk)
+                for batch in make_batches(chunk.seqs, pad_id=self.pad_id,
+                                          batch_tokens=self.cfg.batch_tokens, padding_side="right"):
                     acts = cap.run(**batch.model_inputs(self.lm.device))
-                    current = (batch, self._launch_projection(acts, pipelined))
+                    current = (chunk, batch, self._launch_projection(acts, pipelined))
                     if previous is not None:
                         consume(*previous)
                     previous = current
                     if not pipelined:
                         consume(*previous)
                         previous = None
-                if previous is not None:
-                    consume(*previous)
-        for di in range(len(prepared)):
-            if di not in done:  # documents without tokens
-                done[di] = self._finish(prepared[di], z[di], zr[di] if zr is not None else None)
-        return self._cap_traces([done[i] for i in range(len(prepared))])
+                    yield from ready()
+                chunk.finish_empty(self)
+                yield from ready()
+            if previous is not None:
+                consume(*previous)
+            yield from ready()
 
     def _launch_projection(self, acts: dict[int, torch.Tensor], pipelined: bool) -> _Pending:
         """Project on the device and start an asynchronous copy of the (small) result to the host."""
@@ -427,16 +472,20 @@ class Scorer:
             chunks.append((first, cur))
         out: list[ScoredDoc] = []
         if not self._overlap() or len(chunks) == 1:
-            for s0, chunk in chunks:
-                out.extend(self.run(self.prepare(chunk, start_index=s0)))
+            for part in self.run_chunks(self.prepare(c, start_index=s0) for s0, c in chunks):
+                out.extend(part)
             return self._cap_traces(out)
         with ThreadPoolExecutor(max_workers=1) as ex:
-            fut = ex.submit(self.prepare, chunks[0][1], start_index=chunks[0][0])
-            for k in range(len(chunks)):
-                prepared = fut.result()
-                if k + 1 < len(chunks):
-                    fut = ex.submit(self.prepare, chunks[k + 1][1], start_index=chunks[k + 1][0])
-                out.extend(self.run(prepared))
+            def ahead() -> Iterator[list[Prepared]]:
+                fut = ex.submit(self.prepare, chunks[0][1], start_index=chunks[0][0])
+                for k in range(len(chunks)):
+                    prepared = fut.result()
+                    if k + 1 < len(chunks):
+                        fut = ex.submit(self.prepare, chunks[k + 1][1], start_index=chunks[k + 1][0])
+                    yield prepared
+
+            for part in self.run_chunks(ahead()):
+                out.extend(part)
         return self._cap_traces(out)
 
     def _overlap(self) -> bool:
