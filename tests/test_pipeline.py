@@ -47,7 +47,11 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     rejected_dir = out / "validated" / "rejected" / "data"
     n_rej = (len(load_dataset("parquet", data_dir=str(rejected_dir), split="train"))
              if any(rejected_dir.glob("*.parquet")) else 0)
-    assert len(kept) + n_rej == gen_manifest["records"] == 6 * 2 * 2
+    assert len(kept) + n_rej == gen_manifest["records"]
+    # every planned request ends as a record or as a failure with a reason
+    assert gen_manifest["planned_requests"] == 6 * 2 * 2
+    assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 2
+    assert all(f["reason"] for f in gen_manifest["failures"])
     assert set(kept["emotion"]) <= {"happy", "sad", "scared", "angry", "excited", "proud"}
 
     # vectors: safetensors + JSON metadata that load back
