@@ -79,6 +79,17 @@ def _gpu_peak() -> dict[str, float]:
     }
 
 
+def _timing(seconds: float, n_tokens: int, n_texts: int, rss0: float, max0: float) -> dict:
+    """One timed extraction: wall time, work done and memory growth since ``rss0``/``max0``."""
+    return {
+        "seconds": seconds,
+        "forward_tokens": n_tokens,
+        "texts": n_texts,
+        "peak_rss_growth_mb": max(0.0, _maxrss_mb() - max(rss0, max0)),
+        **_gpu_peak(),
+    }
+
+
 # ------------------------------------------------------------------------------ data + models
 
 
@@ -176,13 +187,7 @@ def worker_ours(model: str, data: Path, out: Path, layer: int) -> dict:
         vs = fit_vectors(out / "records", cfg, out / f"vs_{pooling}", lm=lm)
         _sync()
         dt = time.perf_counter() - t0
-        result[pooling] = {
-            "seconds": dt,
-            "forward_tokens": n_tokens,
-            "texts": len(recs),
-            "peak_rss_growth_mb": max(0.0, _maxrss_mb() - max(rss0, max0)),
-            **_gpu_peak(),
-        }
+        result[pooling] = _timing(dt, n_tokens, len(recs), rss0, max0)
         if pooling == "last":
             torch.save(
                 {n: vs.vectors[layer][i].clone() for i, n in enumerate(vs.names)}, out / "ours.pt"
@@ -225,15 +230,7 @@ def worker_steering_vectors(model: str, data: Path, out: Path, layer: int) -> di
     _sync()
     dt = time.perf_counter() - t0
     torch.save(vecs, out / "steering_vectors.pt")
-    return {
-        "last": {
-            "seconds": dt,
-            "forward_tokens": n_tokens,
-            "texts": n_texts,
-            "peak_rss_growth_mb": max(0.0, _maxrss_mb() - max(rss0, max0)),
-            **_gpu_peak(),
-        }
-    }
+    return {"last": _timing(dt, n_tokens, n_texts, rss0, max0)}
 
 
 def worker_repeng(model: str, data: Path, out: Path, layer: int) -> dict:
@@ -269,15 +266,7 @@ def worker_repeng(model: str, data: Path, out: Path, layer: int) -> dict:
     _sync()
     dt = time.perf_counter() - t0
     torch.save(vecs, out / "repeng.pt")
-    return {
-        "last": {
-            "seconds": dt,
-            "forward_tokens": n_tokens,
-            "texts": n_texts,
-            "peak_rss_growth_mb": max(0.0, _maxrss_mb() - max(rss0, max0)),
-            **_gpu_peak(),
-        }
-    }
+    return {"last": _timing(dt, n_tokens, n_texts, rss0, max0)}
 
 
 WORKERS = {

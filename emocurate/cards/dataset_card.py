@@ -26,10 +26,10 @@ from emocurate.cards.inputs import (
 from emocurate.cards.inputs import (
     size_category as _size_category,
 )
-from emocurate.cards.metadata import check_card, merge_body, merge_metadata
+from emocurate.cards.metadata import load_existing, merge_body, merge_metadata, write_card
 from emocurate.cards.render import render
-from emocurate.errors import InputError, OutputError
-from emocurate.io import atomic_write_bytes, read_manifest
+from emocurate.errors import InputError
+from emocurate.io import read_manifest
 
 CARD = "README.md"
 # Metadata that states facts about the current data: refreshed on every write.
@@ -205,12 +205,7 @@ def write_dataset_card(
     if validation_dir is None:
         validation_dir = _guess_validation_dir(root)
     card_path = root / CARD
-    existing: DatasetCard | None = None
-    if card_path.exists():
-        try:
-            existing = DatasetCard.load(card_path)
-        except Exception as exc:
-            raise InputError(f"{card_path}: existing card does not parse ({str(exc).splitlines()[0]})") from None
+    existing = load_existing(DatasetCard, card_path)
     old_meta = existing.data.to_dict() if existing is not None else {}
     name = pretty_name or old_meta.get("pretty_name") or _default_name(root)
     ctx = build_context(root, generation_dir=Path(generation_dir) if generation_dir else None,
@@ -234,12 +229,7 @@ def write_dataset_card(
     body = render("dataset_card.md.j2", **ctx)
     text = merge_body(existing.text if existing is not None else None, body)
     card = DatasetCard(f"---\n{_yaml(meta)}---\n\n{text.lstrip()}")
-    content = str(card)
-    errors = check_card(content, "dataset")
-    if errors:
-        raise OutputError(f"{card_path}: generated card metadata is invalid: {errors[0]}")
-    atomic_write_bytes(card_path, content.encode("utf-8"))
-    return card_path
+    return write_card(card_path, str(card), "dataset")
 
 
 def _yaml(meta: dict[str, Any]) -> str:

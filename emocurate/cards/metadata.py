@@ -14,10 +14,14 @@ user wrote outside them (and metadata keys such as ``configs``) survives.
 from __future__ import annotations
 
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, RepoCard
+
+from emocurate.errors import InputError, OutputError
+from emocurate.io import atomic_write_bytes
 
 SIZE_CATEGORIES = {
     "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
@@ -173,3 +177,33 @@ def merge_metadata(existing: dict[str, Any], fresh: dict[str, Any], *, owned: se
         elif key == "tags":
             out[key] = list(dict.fromkeys([*_as_list(out[key]), *_as_list(value)]))
     return out
+
+
+CardT = TypeVar("CardT", bound=RepoCard)
+
+
+def load_existing(card_cls: type[CardT], card_path: Path) -> CardT | None:
+    """The card already at ``card_path`` (None when there is none), to merge a new one into.
+
+    Raises:
+        InputError: the file exists but does not parse as a card.
+    """
+    if not card_path.exists():
+        return None
+    try:
+        return card_cls.load(card_path)
+    except Exception as exc:
+        raise InputError(f"{card_path}: existing card does not parse ({str(exc).splitlines()[0]})") from None
+
+
+def write_card(card_path: Path, content: str, repo_type: str) -> Path:
+    """Check ``content``'s metadata offline (see :func:`check_card`), then write it atomically.
+
+    Raises:
+        OutputError: the generated metadata would not pass the Hub's checks.
+    """
+    errors = check_card(content, repo_type)
+    if errors:
+        raise OutputError(f"{card_path}: generated card metadata is invalid: {errors[0]}")
+    atomic_write_bytes(card_path, content.encode("utf-8"))
+    return card_path

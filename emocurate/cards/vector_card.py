@@ -18,9 +18,8 @@ from emocurate import __version__
 from emocurate.cards import svg
 from emocurate.cards.geometry import Geometry, geometry, load_evaluation
 from emocurate.cards.inputs import dataset_root, summarize_records
-from emocurate.cards.metadata import check_card, merge_body, merge_metadata
+from emocurate.cards.metadata import load_existing, merge_body, merge_metadata, write_card
 from emocurate.cards.render import render
-from emocurate.errors import InputError, OutputError
 from emocurate.io import atomic_write_bytes
 from emocurate.vectors.vectorset import VectorSet
 
@@ -153,12 +152,7 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     if ev and not lens:
         missing.append("logit lens")
     card_path = root / CARD
-    existing: ModelCard | None = None
-    if card_path.exists():
-        try:
-            existing = ModelCard.load(card_path)
-        except Exception as exc:
-            raise InputError(f"{card_path}: existing card does not parse ({str(exc).splitlines()[0]})") from None
+    existing = load_existing(ModelCard, card_path)
     fresh_data: dict[str, Any] = {
         "tags": ["emocurate", "emotion-vectors", "interpretability", "steering", f"layer-{meta.default_layer}"],
         "license": "apache-2.0",
@@ -178,8 +172,4 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     text = merge_body(existing.text if existing is not None else None, body)
     yaml_block = ModelCardData(**merged).to_yaml(original_order=list(merged))
     content = str(ModelCard(f"---\n{yaml_block}\n---\n\n{text.lstrip()}"))
-    errors = check_card(content, "model")
-    if errors:
-        raise OutputError(f"{card_path}: generated card metadata is invalid: {errors[0]}")
-    atomic_write_bytes(card_path, content.encode("utf-8"))
-    return card_path
+    return write_card(card_path, content, "model")

@@ -30,12 +30,12 @@ from emocurate.corpus.score import (
     ScoreConfig,
     ScoredDoc,
     Scorer,
-    context_length,
     load_vectors,
 )
 from emocurate.errors import ConfigError, InputError
 from emocurate.io import atomic_write_bytes, ensure_dir, write_manifest, write_table
 from emocurate.records import canonical_json
+from emocurate.vectors.capture import config_context_length, context_length
 from emocurate.vectors.models import LoadedModel, load_model
 from emocurate.vectors.vectorset import VectorSet
 
@@ -253,13 +253,7 @@ def _model_window(name: str, cfg: ScoreConfig, lm: LoadedModel | None) -> int:
     from emocurate.vectors.models import EMBEDDED, embedded_model_dir
 
     src = str(embedded_model_dir(name)) if name in EMBEDDED else name
-    conf = AutoConfig.from_pretrained(src)
-    text_cfg = getattr(conf, "text_config", None) or conf
-    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
-        val = getattr(text_cfg, key, None)
-        if isinstance(val, int) and val > 0:
-            return val
-    return 2048
+    return config_context_length(AutoConfig.from_pretrained(src))
 
 
 class _TokenizeStage:

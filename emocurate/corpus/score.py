@@ -29,7 +29,7 @@ from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, 
 from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import ConfigError, InputError
 from emocurate.records import Flag, Model
-from emocurate.vectors.capture import capture, make_batches
+from emocurate.vectors.capture import context_length, iter_hidden
 from emocurate.vectors.models import LoadedModel
 from emocurate.vectors.vectorset import VectorSet
 
@@ -175,17 +175,6 @@ class _Chunk:
 
     def results(self) -> list[ScoredDoc]:
         return [self.done[i] for i in range(len(self.prepared))]
-
-
-def context_length(lm: LoadedModel) -> int:
-    """The model's context window (``max_position_embeddings`` or similar; 2048 if unknown)."""
-    cfg = lm.model.config  # type: ignore[union-attr]
-    text_cfg = getattr(cfg, "text_config", None) or cfg
-    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
-        val = getattr(text_cfg, key, None)
-        if isinstance(val, int) and val > 0:
-            return val
-    return 2048
 
 
 def plan_windows(n: int, length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -345,26 +334,24 @@ class Scorer:
             while open_chunks and open_chunks[0].complete():
                 yield open_chunks.pop(0).results()
 
-        with capture(self.lm, self.layers) as cap:
-            for prepared in chunks:
-                chunk = _Chunk.build(prepared, self.bos, e_main, e_reg)
-                open_chunks.append(chunk)
-                for batch in make_batches(chunk.seqs, pad_id=self.pad_id,
-                                          batch_tokens=self.cfg.batch_tokens, padding_side="right"):
-                    acts = cap.run(**batch.model_inputs(self.lm.device))
-                    current = (chunk, batch, self._launch_projection(acts, pipelined))
-                    if previous is not None:
-                        consume(*previous)
-                    previous = current
-                    if not pipelined:
-                        consume(*previous)
-                        previous = None
-                    yield from ready()
-                chunk.finish_empty(self)
+        for prepared in chunks:
+            chunk = _Chunk.build(prepared, self.bos, e_main, e_reg)
+            open_chunks.append(chunk)
+            for batch, acts in iter_hidden(self.lm, chunk.seqs, self.layers,
+                                           batch_tokens=self.cfg.batch_tokens):
+                current = (chunk, batch, self._launch_projection(acts, pipelined))
+                if previous is not None:
+                    consume(*previous)
+                previous = current
+                if not pipelined:
+                    consume(*previous)
+                    previous = None
                 yield from ready()
-            if previous is not None:
-                consume(*previous)
+            chunk.finish_empty(self)
             yield from ready()
+        if previous is not None:
+            consume(*previous)
+        yield from ready()
 
     def _launch_projection(self, acts: dict[int, torch.Tensor], pipelined: bool) -> _Pending:
         """Project on the device and start an asynchronous copy of the (small) result to the host."""

@@ -26,19 +26,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import Field
 
 from emocurate.errors import BackendError, BudgetExceeded, ConfigError
+from emocurate.generators.backends.anthropic_backend import AnthropicBackend
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
+from emocurate.generators.backends.hosted import HostedBackend
+from emocurate.generators.backends.openai_backend import OpenAIBackend
 from emocurate.generators.cache import request_key
-from emocurate.generators.engine import Check, Engine, MalformedOutput, RequestResult
+from emocurate.generators.engine import (
+    Check,
+    Engine,
+    MalformedOutput,
+    RequestResult,
+    check_unique_ids,
+    run_blocking,
+)
 from emocurate.generators.pricing import estimate_cost
 from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
@@ -139,34 +148,27 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return dict(obj.model_dump())
 
 
-def _classified(exc: Exception, backend: Any, headers: dict[str, str]) -> Exception:
-    from emocurate.generators.backends.hosted import classify
+class _HostedBatches:
+    """What both batch APIs share: the backend they build requests with, and its errors."""
 
-    sdk = backend.sdk
-    base = sdk.AnthropicError if backend.name == "anthropic" else sdk.OpenAIError
-    if isinstance(exc, (base, ValueError)):
-        return classify(exc, sdk, backend=backend.name, base_url=backend.base_url,
-                        limit_headers=headers)
-    return exc
+    name: str
 
-
-class AnthropicBatches:
-    """Message Batches: each item is ``{"custom_id", "params"}`` with the Messages API params
-    (structured output as one tool + ``tool_choice``, system prompt with ``cache_control``)."""
-
-    name = "anthropic"
-
-    def __init__(self, backend: Any, *, max_items: int = 10_000) -> None:
+    def __init__(self, backend: HostedBackend, *, max_items: int = 10_000) -> None:
         self.backend = backend
         self.max_items = max_items
 
     async def _do(self, coro: Any) -> Any:
-        from emocurate.generators.backends.hosted import ANTHROPIC_LIMIT_HEADERS
-
-        try:
+        """Await one SDK call; SDK errors become the backend's :class:`CallError`."""
+        with self.backend.sdk_errors():
             return await coro
-        except Exception as exc:
-            raise _classified(exc, self.backend, ANTHROPIC_LIMIT_HEADERS) from None
+
+
+class AnthropicBatches(_HostedBatches):
+    """Message Batches: each item is ``{"custom_id", "params"}`` with the Messages API params
+    (structured output as one tool + ``tool_choice``, system prompt with ``cache_control``)."""
+
+    name = "anthropic"
+    backend: AnthropicBackend
 
     async def submit(self, requests: list[ChatRequest]) -> tuple[str, str]:
         items = [{"custom_id": r.custom_id, "params": self.backend.build_params(r)} for r in requests]
@@ -182,7 +184,7 @@ class AnthropicBatches:
     async def results(self, batch_id: str, structured: dict[str, bool]) -> dict[str, ItemOutcome]:
         out: dict[str, ItemOutcome] = {}
         decoder = await self._do(self.backend.client().messages.batches.results(batch_id))
-        try:
+        with self.backend.sdk_errors({}):
             async for item in decoder:
                 d = _as_dict(item)
                 cid = str(d.get("custom_id", ""))
@@ -203,12 +205,10 @@ class AnthropicBatches:
                         retryable=etype not in ("invalid_request_error", "not_found_error"))
                 else:
                     out[cid] = ItemOutcome(cid, rtype or "unknown", error=rtype or "unknown result")
-        except Exception as exc:
-            raise _classified(exc, self.backend, {}) from None
         return out
 
 
-class OpenAIBatches:
+class OpenAIBatches(_HostedBatches):
     """OpenAI Batch API: a JSONL file of ``{"custom_id", "method", "url", "body"}`` lines
     (``body`` = Chat Completions params, structured output as ``response_format`` json_schema)
     uploaded with ``purpose="batch"``; results come back in an output and an error file."""
@@ -217,17 +217,7 @@ class OpenAIBatches:
     endpoint = "/v1/chat/completions"
     terminal = frozenset({"completed", "expired", "failed", "cancelled"})
 
-    def __init__(self, backend: Any, *, max_items: int = 10_000) -> None:
-        self.backend = backend
-        self.max_items = max_items
-
-    async def _do(self, coro: Any) -> Any:
-        from emocurate.generators.backends.hosted import OPENAI_LIMIT_HEADERS
-
-        try:
-            return await coro
-        except Exception as exc:
-            raise _classified(exc, self.backend, OPENAI_LIMIT_HEADERS) from None
+    backend: OpenAIBackend
 
     async def submit(self, requests: list[ChatRequest]) -> tuple[str, str]:
         lines = [json.dumps({"custom_id": r.custom_id, "method": "POST", "url": self.endpoint,
@@ -297,9 +287,9 @@ def make_batch_provider(backend: Backend, *, max_items: int = 10_000) -> BatchPr
         ConfigError: the backend has no batch API (local and fake backends).
     """
     if backend.name == "anthropic":
-        return AnthropicBatches(backend, max_items=max_items)
+        return AnthropicBatches(cast(AnthropicBackend, backend), max_items=max_items)
     if backend.name == "openai":
-        return OpenAIBatches(backend, max_items=max_items)
+        return OpenAIBatches(cast(OpenAIBackend, backend), max_items=max_items)
     raise ConfigError(f"--batch needs --backend anthropic or openai (not '{backend.name}')")
 
 
@@ -329,30 +319,7 @@ class BatchRunner:
     # -- public -------------------------------------------------------------------------------
     def run_sync(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
         """:meth:`run` from synchronous code (also from inside a running event loop)."""
-        async def main() -> list[RequestResult]:
-            try:
-                return await self.run(requests, check=check)
-            finally:
-                await self.engine.backend.aclose()
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(main())
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["out"] = asyncio.run(main())
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["exc"] = exc
-
-        t = threading.Thread(target=target)
-        t.start()
-        t.join()
-        if "exc" in box:
-            raise box["exc"]
-        return list(box["out"])
+        return run_blocking(self.engine.backend, lambda: self.run(requests, check=check))
 
     async def run(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
         """Answer every request (same order) through batches; see the module docstring.
@@ -362,10 +329,7 @@ class BatchRunner:
             BackendError: a fatal provider error (bad key, unknown model, no batch API).
         """
         eng = self.engine
-        ids = [r.custom_id for r in requests]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i, c in Counter(ids).items() if c > 1)
-            raise ValueError(f"duplicate custom_id '{dup}' in one run")
+        check_unique_ids(requests)
         keys = [request_key(r, eng.backend.name) for r in requests]
         final: dict[str, RequestResult] = {}
         todo: dict[str, list[int]] = {}
@@ -530,17 +494,14 @@ class BatchRunner:
                 c = o.completion
                 if not c.created:
                     c = c.model_copy(update={"created": utc_now()})
-                usd = self._usage(req, c, b.model)
+                usd = self._usage(req, c)
                 ok = True
                 if check is not None and req is not None:
                     try:
                         check(req, c)
                     except (MalformedOutput, ValueError) as exc:
                         ok = False
-                        first_line = str(exc).splitlines()[0] if str(exc) else "unparseable"
-                        o = ItemOutcome(cid, "malformed", error=f"malformed: {first_line}")
-                        eng._errors["malformed"] += 1
-                        eng.stats.malformed += 1
+                        o = ItemOutcome(cid, "malformed", error=eng._malformed(exc))
                 if ok:
                     if eng.cache is not None:
                         eng.cache.put(key, c, custom_id=cid)
@@ -565,15 +526,7 @@ class BatchRunner:
         self.state.save(self.state_path)
         return retry
 
-    def _usage(self, req: ChatRequest | None, c: Completion, model: str) -> float:
+    def _usage(self, req: ChatRequest | None, c: Completion) -> float:
         eng = self.engine
         price = eng.price_for(req) if req is not None else eng.price
-        usd = price.cost(c, batch=True)
-        s = eng.stats
-        s.calls += 1
-        s.input_tokens += c.input_tokens
-        s.output_tokens += c.output_tokens
-        s.cache_read_tokens += c.cache_read_tokens
-        s.cache_write_tokens += c.cache_write_tokens
-        s.usd_spent += usd
-        return usd
+        return eng._record_usage(c, price.cost(c, batch=True))

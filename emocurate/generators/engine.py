@@ -19,8 +19,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from pydantic import Field
 
@@ -102,6 +102,53 @@ class EngineStats(Model):
 
 
 Check = Callable[[ChatRequest, Completion], Any]
+T = TypeVar("T")
+
+
+def check_unique_ids(requests: list[ChatRequest]) -> None:
+    """Refuse a run whose requests share a ``custom_id`` (results are mapped back by it).
+
+    Raises:
+        ValueError: naming the first repeated id.
+    """
+    ids = [r.custom_id for r in requests]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ValueError(f"duplicate custom_id '{dup}' in one run")
+
+
+def run_blocking(backend: Backend, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``make()`` to the end from synchronous code, then close ``backend``.
+
+    The backend's clients belong to the event loop they were made in, so it is closed inside
+    that loop. When the caller already runs an event loop (a notebook, an async app), the
+    coroutine gets a fresh loop on a worker thread and its exception is re-raised here.
+    """
+    async def main() -> T:
+        try:
+            return await make()
+        finally:
+            await backend.aclose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["out"] = asyncio.run(main())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["exc"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "exc" in box:
+        raise box["exc"]
+    out: T = box["out"]
+    return out
 
 
 class Engine:
@@ -151,30 +198,7 @@ class Engine:
 
     def run_sync(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
         """:meth:`run` from synchronous code (also works when an event loop is already running)."""
-        async def main() -> list[RequestResult]:
-            try:
-                return await self.run(requests, check=check)
-            finally:
-                await self.backend.aclose()
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(main())
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["out"] = asyncio.run(main())
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["exc"] = exc
-
-        t = threading.Thread(target=target)
-        t.start()
-        t.join()
-        if "exc" in box:
-            raise box["exc"]
-        return list(box["out"])
+        return run_blocking(self.backend, lambda: self.run(requests, check=check))
 
     async def run(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
         """Run every request; results come back in the same order.
@@ -183,10 +207,7 @@ class Engine:
             BudgetExceeded: the budget cannot pay for even one of the requests to send.
             BackendError: a fatal backend problem (bad key, unknown model, unreachable server).
         """
-        ids = [r.custom_id for r in requests]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i, c in Counter(ids).items() if c > 1)
-            raise ValueError(f"duplicate custom_id '{dup}' in one run")
+        check_unique_ids(requests)
         t0 = time.monotonic()
         name = self.backend.name
         keys = [request_key(r, name) for r in requests]
@@ -266,8 +287,8 @@ class Engine:
         else:
             self.stats.done += 1
 
-    def _record_usage(self, request: ChatRequest, c: Completion) -> float:
-        usd = self.cost(request, c)
+    def _record_usage(self, c: Completion, usd: float) -> float:
+        """Count one billed call (its tokens and ``usd``) in the stats; returns ``usd``."""
         s = self.stats
         s.calls += 1
         s.input_tokens += c.input_tokens
@@ -343,14 +364,12 @@ class Engine:
             if completion.rate_limits:
                 self._limiter.seed(completion.rate_limits)
                 self.stats.rate_limits = dict(self._limiter_limits())
-            usd = self._record_usage(request, completion)
+            usd = self._record_usage(completion, self.cost(request, completion))
             if check is not None:
                 try:
                     check(request, completion)
                 except (MalformedOutput, ValueError) as exc:
-                    last_error = f"malformed: {str(exc).splitlines()[0] if str(exc) else 'unparseable'}"
-                    self._errors["malformed"] += 1
-                    self.stats.malformed += 1
+                    last_error = self._malformed(exc)
                     if attempts <= cfg.max_retries:
                         self.stats.retries += 1
                     continue
@@ -362,6 +381,12 @@ class Engine:
             custom_id=request.custom_id, attempts=attempts,
             error=f"failed after {attempts} attempt(s): {last_error}",
         )
+
+    def _malformed(self, exc: Exception) -> str:
+        """Count a completion that failed the caller's ``check``; returns the error to report."""
+        self._errors["malformed"] += 1
+        self.stats.malformed += 1
+        return f"malformed: {str(exc).splitlines()[0] if str(exc) else 'unparseable'}"
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         cfg = self.config

@@ -226,7 +226,7 @@ def iter_pooled(
     that only need running sums never hold more than one batch.
     """
     tok = lm.tokenizer
-    ids = encode(tok, texts, max_length or _context_length(lm))
+    ids = encode(tok, texts, max_length or context_length(lm))
     bos = has_bos(tok, ids)
     for batch, acts in iter_hidden(
         lm, ids, layers, batch_tokens=batch_tokens, padding_side=padding_side
@@ -284,7 +284,7 @@ def token_activations(
     padding_side: str = "right",
 ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
     """Yield ``(text index, token ids, [n_tokens, hidden] activations)`` in length order."""
-    ids = encode(lm.tokenizer, texts, max_length or _context_length(lm))
+    ids = encode(lm.tokenizer, texts, max_length or context_length(lm))
     for batch, acts in iter_hidden(
         lm, ids, [layer], batch_tokens=batch_tokens, padding_side=padding_side
     ):
@@ -297,9 +297,17 @@ def _norm(layer: int, n: int) -> int:
     return layer + n if layer < 0 else layer
 
 
-def _context_length(lm: LoadedModel) -> int:
-    cfg = lm.model.config  # type: ignore[union-attr]
-    text_cfg = getattr(cfg, "text_config", None) or cfg
+def context_length(lm: LoadedModel) -> int:
+    """The model's context window (``max_position_embeddings`` or similar; 2048 if unknown)."""
+    return config_context_length(lm.model.config)  # type: ignore[union-attr]
+
+
+def config_context_length(config: Any) -> int:
+    """The context window a transformers config declares (2048 if it declares none).
+
+    Multimodal configs keep it in their ``text_config``.
+    """
+    text_cfg = getattr(config, "text_config", None) or config
     for key in ("max_position_embeddings", "n_positions", "n_ctx"):
         val = getattr(text_cfg, key, None)
         if isinstance(val, int) and val > 0:

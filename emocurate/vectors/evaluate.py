@@ -18,7 +18,7 @@ import torch
 
 from emocurate.errors import InputError
 from emocurate.records import Dialogue, Story
-from emocurate.vectors.capture import _context_length, encode
+from emocurate.vectors.capture import context_length, encode
 from emocurate.vectors.models import LoadedModel, final_norm, unembedding
 from emocurate.vectors.vectorset import VectorSet
 
@@ -199,7 +199,7 @@ def evaluate(
     if not texts:
         raise InputError(f"none of the {len(recs)} records has an emotion this vector set knows")
     kept = [r for r in recs if _label_of(vs, r) in vs.names]
-    ids = encode(lm.tokenizer, texts, _context_length(lm))
+    ids = encode(lm.tokenizer, texts, context_length(lm))
     ranges = None
     if vs.meta.kind in ("speaker_human", "speaker_assistant"):
         speaker = vs.meta.kind.split("_", 1)[1]

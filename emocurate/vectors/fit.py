@@ -37,7 +37,7 @@ from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_tabl
 from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json, render_turns
 from emocurate.vectors.capture import (
     Batch,
-    _context_length,
+    context_length,
     encode,
     has_bos,
     iter_hidden,
@@ -312,7 +312,7 @@ def neutral_moments(
     max_length: int | None = None,
 ) -> dict[int, Moments]:
     """Token moments on neutral text (every token but BOS) at ``layers``."""
-    ids = encode(lm.tokenizer, texts, max_length or _context_length(lm))
+    ids = encode(lm.tokenizer, texts, max_length or context_length(lm))
     view = View(kind="neutral", names=["neutral"], labels=[0] * len(ids))
     moments = {layer: Moments() for layer in layers}
     stream_pooled(
@@ -533,7 +533,7 @@ def fit_vectors(
     if lm is None:
         lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     candidates, keep_all = resolve_layers(cfg.layers, lm.n_layers, cfg.max_auto_layers)
-    max_length = cfg.max_length or _context_length(lm)
+    max_length = cfg.max_length or context_length(lm)
     texts = [r.text for r in records]
     ids = encode(lm.tokenizer, texts, max_length)
     views = _views_for(records, lm, ids)

@@ -16,9 +16,5 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _test_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy keys so the real SDKs start; they only ever reach 127.0.0.1 fakes."""
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-not-real")
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key-not-real")
-    for var in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def _test_keys(fake_api_keys: None) -> None:
+    """Every generator test gets dummy keys (see ``fake_api_keys`` in tests/conftest.py)."""

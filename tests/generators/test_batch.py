@@ -5,12 +5,8 @@ submit (the rerun resumes the same batch), budget refusal and batch pricing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +17,8 @@ from emocurate.generators.run import GenerateConfig, plan_requests, run_generati
 from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import BatchFaults, fake_anthropic_server, fake_openai_server
+from tests.generators.helpers import comparable, start_generation
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVERS = {"anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
            "openai": (fake_openai_server, "gpt-4o-mini")}
 
@@ -33,16 +29,6 @@ def batch_cfg(flavor: str, base_url: str, **kw) -> GenerateConfig:
                 progress=False, batch=True, batch_poll_s=0.01, backoff_base_s=0.01,
                 backoff_max_s=0.05)
     return GenerateConfig(**{**base, **kw})
-
-
-def comparable(stories: list[Story]) -> list[dict]:
-    out = []
-    for s in stories:
-        d = s.model_dump(mode="json")
-        d["provenance"].pop("created")
-        d["provenance"].pop("cache_hit")
-        out.append(d)
-    return out
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
@@ -155,14 +141,6 @@ def test_server_without_a_batch_api_is_one_line(tmp_path):
     assert not (tmp_path / "cache" / "batches.json").exists()
 
 
-CHILD = """
-import sys
-from emocurate.generators.run import GenerateConfig, run_generation
-cfg = GenerateConfig.model_validate_json(sys.argv[1])
-run_generation(cfg, sys.argv[2])
-"""
-
-
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
 def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
     ctx, _ = SERVERS[flavor]
@@ -170,9 +148,7 @@ def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
         cfg = batch_cfg(flavor, srv.base_url, batch_poll_s=0.05)
         out = tmp_path / "killed"
         state = out / "cache" / "batches.json"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        child = subprocess.Popen([sys.executable, "-c", CHILD, cfg.model_dump_json(), str(out)],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = start_generation(cfg, out)
         try:
             deadline = time.monotonic() + 30
             while not state.exists() and time.monotonic() < deadline and child.poll() is None:

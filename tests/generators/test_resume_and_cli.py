@@ -4,12 +4,8 @@ Plus the CLI's one-line errors for bad input."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,25 +14,7 @@ from emocurate.generators.run import GenerateConfig, plan_requests, run_generati
 from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import fake_anthropic_server
-
-ROOT = Path(__file__).resolve().parents[2]
-
-CHILD = """
-import sys
-from emocurate.generators.run import GenerateConfig, run_generation
-cfg = GenerateConfig.model_validate_json(sys.argv[1])
-run_generation(cfg, sys.argv[2])
-"""
-
-
-def comparable(stories: list[Story]) -> list[dict]:
-    out = []
-    for s in stories:
-        d = s.model_dump(mode="json")
-        d["provenance"].pop("created")
-        d["provenance"].pop("cache_hit")
-        out.append(d)
-    return out
+from tests.generators.helpers import comparable, start_generation
 
 
 @pytest.mark.slow
@@ -47,9 +25,7 @@ def test_kill_9_then_resume_repeats_no_finished_call(tmp_path):
                              per_topic=6, per_request=2, concurrency=3, progress=False)
         out = tmp_path / "killed"
         cache = out / "cache" / "responses.jsonl"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        child = subprocess.Popen([sys.executable, "-c", CHILD, cfg.model_dump_json(), str(out)],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = start_generation(cfg, out)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if cache.exists() and cache.read_text().count("\n") >= 10:

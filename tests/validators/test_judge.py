@@ -72,11 +72,8 @@ def records() -> list:  # type: ignore[type-arg]
 
 
 @pytest.fixture(autouse=True)
-def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-not-real")
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key-not-real")
-    for var in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
+def _keys(fake_api_keys: None) -> None:
+    """Every judge test gets dummy keys (see ``fake_api_keys`` in tests/conftest.py)."""
 
 
 def cfg() -> JudgeConfig:

@@ -9,25 +9,26 @@ is built with ``max_retries=0``: the engine does all retrying.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
 from typing import Any
 
-from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
+from emocurate.generators.backends.base import CallError, ChatRequest, Completion
 from emocurate.generators.backends.hosted import (
     ANTHROPIC_LIMIT_HEADERS,
-    classify,
+    HostedBackend,
     rate_limits,
     require_key,
 )
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(HostedBackend):
     """Claude models through the official async SDK."""
 
     name = "anthropic"
+    sdk_error = "AnthropicError"
+    limit_headers = ANTHROPIC_LIMIT_HEADERS
     supports_schema = True
     supports_prompt_cache = True
 
@@ -44,21 +45,6 @@ class AnthropicBackend(Backend):
         )
         self._fixed = client
         self._clients: dict[int, Any] = {}
-
-    def client(self) -> Any:
-        """The SDK client of the running event loop (connections cannot cross loops)."""
-        if self._fixed is not None:
-            return self._fixed
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._clients:
-            self._clients[loop] = self._make()
-        return self._clients[loop]
-
-    async def aclose(self) -> None:
-        """Close this loop's client (its connection pool) before the loop ends."""
-        client = self._clients.pop(id(asyncio.get_running_loop()), None)
-        if client is not None:
-            await client.close()
 
     def build_params(self, request: ChatRequest) -> dict[str, Any]:
         """Messages API parameters for one request (also used for batch submission)."""
@@ -90,7 +76,7 @@ class AnthropicBackend(Backend):
 
     async def complete(self, request: ChatRequest) -> Completion:
         """One Messages API call (no SDK retries)."""
-        try:
+        with self.sdk_errors():
             params = self.build_params(request)
             # Sampling knobs go in the body directly: recent SDKs no longer list them as kwargs.
             extra = {k: params.pop(k) for k in ("temperature", "top_p") if k in params}
@@ -100,11 +86,6 @@ class AnthropicBackend(Backend):
             msg = raw.parse()
             if inspect.isawaitable(msg):
                 msg = await msg
-        except Exception as exc:
-            if isinstance(exc, (self.sdk.AnthropicError, ValueError)):
-                raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
-                               limit_headers=ANTHROPIC_LIMIT_HEADERS) from None
-            raise
         limits = rate_limits(raw.headers, ANTHROPIC_LIMIT_HEADERS)
         return self.to_completion(msg, limits=limits,
                                   request_id=raw.headers.get("request-id", ""))

@@ -1,4 +1,5 @@
-"""What the Anthropic and OpenAI backends share: key checks and SDK error classification.
+"""What the Anthropic and OpenAI backends share: clients per event loop, key checks and SDK
+error classification.
 
 Both SDKs raise the same family of exceptions (``APITimeoutError`` < ``APIConnectionError``,
 ``APIStatusError`` with ``status_code`` and ``response.headers``). They are turned into one
@@ -9,12 +10,14 @@ request) or fail just this request (other 4xx).
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
 from emocurate.errors import BackendError
-from emocurate.generators.backends.base import CallError
+from emocurate.generators.backends.base import Backend, CallError
 
 
 def require_key(env_vars: tuple[str, ...], explicit: str | None, backend: str) -> str:
@@ -123,3 +126,50 @@ def _status_message(exc: Any) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])[:200]
     return str(getattr(exc, "message", exc))[:200]
+
+
+class HostedBackend(Backend):
+    """A backend behind an official async SDK (``anthropic`` or ``openai``).
+
+    Subclasses set ``sdk`` (the SDK module), ``sdk_error`` (its base exception class name),
+    ``limit_headers`` and, in ``__init__``, ``_make`` (builds a client), ``_fixed`` (a client
+    given by the caller, or None) and ``_clients`` (an empty dict).
+    """
+
+    sdk: Any
+    sdk_error: ClassVar[str] = ""
+    limit_headers: ClassVar[dict[str, str]] = {}
+    _make: Callable[[], Any]
+    _fixed: Any
+    _clients: dict[int, Any]
+
+    def client(self) -> Any:
+        """The SDK client of the running event loop (connections cannot cross loops)."""
+        if self._fixed is not None:
+            return self._fixed
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._clients:
+            self._clients[loop] = self._make()
+        return self._clients[loop]
+
+    async def aclose(self) -> None:
+        """Close this loop's client (its connection pool) before the loop ends."""
+        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if client is not None:
+            await client.close()
+
+    @contextmanager
+    def sdk_errors(self, limit_headers: dict[str, str] | None = None) -> Iterator[None]:
+        """Turn what the SDK raises in the block (and ValueErrors) into a :class:`CallError`.
+
+        Other exceptions pass through unchanged.
+
+        Args:
+            limit_headers: rate-limit headers to read (default: this backend's).
+        """
+        try:
+            yield
+        except (getattr(self.sdk, self.sdk_error), ValueError) as exc:
+            headers = self.limit_headers if limit_headers is None else limit_headers
+            raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
+                           limit_headers=headers) from None

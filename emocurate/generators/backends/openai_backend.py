@@ -10,25 +10,26 @@ does all retrying. OpenAI-compatible local servers usually need no key: any
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
 from typing import Any
 
-from emocurate.generators.backends.base import Backend, ChatRequest, Completion
+from emocurate.generators.backends.base import ChatRequest, Completion
 from emocurate.generators.backends.hosted import (
     OPENAI_LIMIT_HEADERS,
-    classify,
+    HostedBackend,
     rate_limits,
     require_key,
 )
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(HostedBackend):
     """GPT models or any OpenAI-compatible server through the official async SDK."""
 
     name = "openai"
+    sdk_error = "OpenAIError"
+    limit_headers = OPENAI_LIMIT_HEADERS
     supports_schema = True
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
@@ -48,21 +49,6 @@ class OpenAIBackend(Backend):
         self._clients: dict[int, Any] = {}
         # OpenAI's own models want max_completion_tokens; compatible servers know max_tokens.
         self.token_param = token_param or ("max_tokens" if local else "max_completion_tokens")
-
-    def client(self) -> Any:
-        """The SDK client of the running event loop (connections cannot cross loops)."""
-        if self._fixed is not None:
-            return self._fixed
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._clients:
-            self._clients[loop] = self._make()
-        return self._clients[loop]
-
-    async def aclose(self) -> None:
-        """Close this loop's client (its connection pool) before the loop ends."""
-        client = self._clients.pop(id(asyncio.get_running_loop()), None)
-        if client is not None:
-            await client.close()
 
     def build_params(self, request: ChatRequest) -> dict[str, Any]:
         """Chat Completions parameters for one request (also used for batch files)."""
@@ -92,16 +78,11 @@ class OpenAIBackend(Backend):
 
     async def complete(self, request: ChatRequest) -> Completion:
         """One Chat Completions call (no SDK retries)."""
-        try:
+        with self.sdk_errors():
             raw = await self.client().chat.completions.with_raw_response.create(**self.build_params(request))
             resp = raw.parse()
             if inspect.isawaitable(resp):
                 resp = await resp
-        except Exception as exc:
-            if isinstance(exc, (self.sdk.OpenAIError, ValueError)):
-                raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
-                               limit_headers=OPENAI_LIMIT_HEADERS) from None
-            raise
         limits = rate_limits(raw.headers, OPENAI_LIMIT_HEADERS)
         return self.to_completion(resp, structured=bool(request.schema_), limits=limits,
                                   request_id=raw.headers.get("x-request-id", ""))
