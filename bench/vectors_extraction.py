@@ -379,7 +379,7 @@ def main() -> None:
                 args.bench_python, "repeng", folder, data, work / size / "rp", layer
             )
         ours_v = (
-            torch.load(work / size / "ours" / "ours.pt")
+            torch.load(work / size / "ours" / "ours.pt", weights_only=True)
             if (work / size / "ours" / "ours.pt").exists()
             else None
         )
@@ -389,7 +389,7 @@ def main() -> None:
         ):
             path = work / size / fname
             if ours_v is not None and path.exists():
-                cos = cosines(ours_v, torch.load(path))
+                cos = cosines(ours_v, torch.load(path, weights_only=True))
                 entry[peer]["cosine_with_ours"] = cos
                 entry[peer]["cosine_min"] = (
                     min(cos.values())

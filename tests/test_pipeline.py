@@ -53,6 +53,8 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 2
     assert all(f["reason"] for f in gen_manifest["failures"])
     assert set(kept["emotion"]) <= {"happy", "sad", "scared", "angry", "excited", "proud"}
+    params = json.loads(kept[0]["provenance"]["params"])
+    assert params["stop_reason"] in {"max_tokens", "length", "stop", "eos", "end_turn"}, params
 
     # vectors: safetensors + JSON metadata that load back
     vs = VectorSet.load(out / "vectors")

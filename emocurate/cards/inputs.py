@@ -120,9 +120,9 @@ def summarize_records(folder: str | Path) -> GenerationSummary:
             s.models[str(prov.get("model") or "?")] += 1
             pid = str(prov.get("prompt_id") or "?")
             s.prompts.setdefault(pid, set()).add(str(prov.get("prompt_hash") or ""))
-            params = prov.get("params")
-            if params not in (None, "", "{}"):
-                s.params[params if isinstance(params, str) else json.dumps(params, sort_keys=True)] += 1
+            params = _sampling_params(prov.get("params"))
+            if params:
+                s.params[json.dumps(params, sort_keys=True, separators=(",", ":"))] += 1
             s.input_tokens += int(prov.get("input_tokens") or 0)
             s.output_tokens += int(prov.get("output_tokens") or 0)
             s.cost_usd += float(prov.get("cost_usd") or 0.0)
@@ -236,3 +236,19 @@ def size_category(n: int) -> str:
         if n < bound:
             return name
     return "1B<n<10B"
+
+
+# Per-request facts stored beside the sampling parameters; a card groups rows by settings only.
+PER_REQUEST_KEYS = frozenset({"custom_id", "stop_reason", "request_id"})
+
+
+def _sampling_params(raw: object) -> dict[str, object]:
+    """The sampling settings of one record's provenance, without per-request keys."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return {"raw": raw}
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if k not in PER_REQUEST_KEYS}

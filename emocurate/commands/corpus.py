@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         corpus: list[str] = typer.Argument(..., help="Corpus inputs: JSONL (.gz/.zst), Parquet, text "
                                            "files or folders, saved HF datasets, or hf:PATH[@SPLIT] "
                                            "to stream with datasets.load_dataset."),
-        vectors: Path = typer.Option(..., "--vectors", help="VectorSet folder (from `emocurate vectors fit`)."),
+        vectors: Path = typer.Option(..., "--vectors", help="VectorSet folder (from `emocurate fit`)."),
         out: Path = typer.Option(..., "--out", help="Output folder for scores, traces, quarantine, manifest."),
         text_field: str = typer.Option("text", "--text-field", help="Field holding the document text."),
         id_field: str | None = typer.Option(None, "--id-field", help="Field holding a document id "
@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(1.0, "--threshold", help="Distress episode threshold (z units)."),
     ) -> None:
         """Score corpus documents: emotion profiles, distress episodes, recovery, flags."""
+        from pydantic import ValidationError
+
         from emocurate.corpus.regulation import MetricConfig
         from emocurate.corpus.score import ScoreConfig, score_corpus
         from emocurate.errors import ConfigError
@@ -54,8 +56,12 @@ def register(app: typer.Typer) -> None:
                 layer=layer, regulation_vectors=str(regulation_vectors) if regulation_vectors else None,
                 metrics=MetricConfig(threshold=threshold),
             )
-        except ValueError as exc:
-            raise ConfigError(f"invalid option: {str(exc).splitlines()[-1].strip()}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]  # the first problem, named by its option (the last line is a URL)
+            field = ".".join(str(x) for x in err["loc"])
+            flag = {"metrics.threshold": "threshold"}.get(field, field)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
         s = m.get("summary", {})
         Console(stderr=True).print(

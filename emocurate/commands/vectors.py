@@ -95,7 +95,8 @@ def register(app: typer.Typer) -> None:
         """Fit emotion vectors from records, choose the layer and evaluate on held-out records."""
         from pydantic import ValidationError
 
-        from emocurate.vectors.fit import FitConfig, fit_vectors
+        from emocurate.io import parquet_files
+        from emocurate.vectors.fit import FitConfig, fit_vectors, read_fit_records
         from emocurate.vectors.models import load_model
 
         try:
@@ -117,6 +118,9 @@ def register(app: typer.Typer) -> None:
         except ValidationError as exc:
             err = exc.errors()[0]
             raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        read_fit_records(records_dir)  # a bad input folder fails before a model is downloaded
+        if neutral is not None:
+            parquet_files(neutral)
         lm = load_model(
             model,
             device=device,

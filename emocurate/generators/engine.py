@@ -36,6 +36,18 @@ class MalformedOutput(ValueError):
     """Raised by a ``check`` callback: the completion cannot be parsed into records."""
 
 
+def reseeded(request: ChatRequest, attempt: int) -> ChatRequest:
+    """The request to send after ``attempt`` malformed answers.
+
+    A seeded sampler (the local transformers backend) would return the same malformed text
+    forever, so retries after malformed output move the seed deterministically. The accepted
+    answer is still cached under the original request's key, so reruns stay free and identical.
+    """
+    if request.seed is None:
+        return request
+    return request.model_copy(update={"seed": request.seed + 7919 * attempt})
+
+
 class EngineConfig(Model):
     """How hard and how long the engine may push a backend."""
 
@@ -305,6 +317,7 @@ class Engine:
         reserve = estimate_cost(request, price, batch=cfg.batch_pricing)
         last_error = "not attempted"
         attempts = 0
+        sent = request
         while attempts <= cfg.max_retries:
             if self._fatal is not None:
                 return RequestResult(custom_id=request.custom_id, error="not run: run aborted",
@@ -324,7 +337,7 @@ class Engine:
             self._reserved += reserve
             try:
                 completion = await asyncio.wait_for(
-                    self.backend.complete(request), timeout=cfg.timeout_s + 5.0
+                    self.backend.complete(sent), timeout=cfg.timeout_s + 5.0
                 )
             except CallError as exc:
                 self._reserved -= reserve
@@ -372,6 +385,7 @@ class Engine:
                     last_error = self._malformed(exc)
                     if attempts <= cfg.max_retries:
                         self.stats.retries += 1
+                    sent = reseeded(request, attempts)
                     continue
             if self.cache is not None:
                 self.cache.put(key, completion, custom_id=request.custom_id)

@@ -224,7 +224,7 @@ def _collect(
             backend=cfg.backend, model=c.model or req.model, prompt_id=req.prompt_id,
             prompt_hash=req.prompt_hash,
             params={"temperature": req.temperature, "top_p": req.top_p, "max_tokens": req.max_tokens,
-                    "per_request": n, "custom_id": req.custom_id},
+                    "per_request": n, "custom_id": req.custom_id, "stop_reason": c.stop_reason},
             seed=req.seed, request_id=c.request_id, cache_hit=res.cached,
             input_tokens=(c.input_tokens + c.cache_read_tokens + c.cache_write_tokens) // n,
             output_tokens=c.output_tokens // n, cost_usd=round(res.cost_usd / n, 8),

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from emocurate.errors import ModelLoadError
+from emocurate.errors import ConfigError, ModelLoadError
 
 EMBEDDED = {"stories260K": "data/models/stories260K"}
 
@@ -165,6 +165,24 @@ def _dtype(dtype: str, device: str) -> torch.dtype:
         ) from None
 
 
+def check_device(device: str) -> torch.device:
+    """Parse a device name and check this torch can use it (one clear line otherwise)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device '{device}' (use cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' requested but this torch build sees no CUDA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{device}' requested but only {torch.cuda.device_count()} GPU(s) are visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device '{device}' requested but MPS is not available")
+    elif dev.type not in {"cpu", "cuda", "mps"}:
+        raise ConfigError(f"unsupported device '{device}' (use cpu, cuda, cuda:N or mps)")
+    return dev
+
+
 def load_model(
     name_or_path: str = "stories260K",
     *,
@@ -184,10 +202,15 @@ def load_model(
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: run model code from the repository; off unless asked.
     """
+    if not device_map:
+        check_device(device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise in our CLI
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # retry warnings would bury the one-line error
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if revision:

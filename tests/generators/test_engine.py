@@ -86,6 +86,33 @@ def test_malformed_answers_are_retried_never_cached(tmp_path):
         assert eng.stats.malformed == 5 and len(cache) == 5
 
 
+def test_malformed_retry_moves_the_seed_and_caches_under_the_original_key(tmp_path):
+    """A seeded sampler would repeat the same bad answer; retries must not send the same seed."""
+
+    class Seeded(FakeBackend):
+        sent: list[int | None] = []
+
+        async def complete(self, request):
+            self.sent.append(request.seed)
+            c = await super().complete(request)
+            return c.model_copy(update={"text": "bad" if request.seed == 7 else "good"})
+
+    def check(req: ChatRequest, c: Completion) -> None:
+        if c.text == "bad":
+            raise MalformedOutput("seeded garbage")
+
+    backend = Seeded()
+    with ResponseCache(tmp_path / "c.jsonl") as cache:
+        out = Engine(backend, EngineConfig(), cache, progress=False).run_sync(reqs(1, seed=7), check=check)
+    assert out[0].ok and out[0].attempts == 2
+    assert backend.sent[0] == 7 and backend.sent[1] != 7
+    again = Seeded()
+    again.sent = []
+    with ResponseCache(tmp_path / "c.jsonl") as cache:
+        out2 = Engine(again, EngineConfig(), cache, progress=False).run_sync(reqs(1, seed=7), check=check)
+    assert out2[0].cached and again.sent == []
+
+
 def test_non_retryable_error_fails_only_that_request():
     class Picky(FakeBackend):
         async def complete(self, request):
