@@ -454,6 +454,18 @@ def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[li
     return sorted(train), sorted(held)
 
 
+def selection_split(n: int, *, sweeping: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out rows that choose the layer, and the disjoint rows the evaluation reports on.
+
+    Without a sweep (or with too few rows to halve) both are all rows: nothing was chosen.
+    """
+    every = torch.arange(n)
+    if not sweeping or n < 10:
+        return every, every
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n // 2].sort().values, perm[n // 2 :].sort().values
+
+
 def choose_layer(
     sweep: dict[int, dict[str, float]], candidates: list[int], n_layers: int
 ) -> tuple[int, str]:
@@ -711,10 +723,17 @@ def fit_vectors(
     for view in views:
         vs = fitted[view.kind]
         sweep: dict[int, dict[str, float]] = {}
-        y = torch.cat(gold[view.kind]) if gold[view.kind] else torch.zeros(0, dtype=torch.long)
+        y_all = torch.cat(gold[view.kind]) if gold[view.kind] else torch.zeros(0, dtype=torch.long)
+        layer_scores = {
+            layer: torch.cat(scores[view.kind][layer]) for layer in candidates if len(y_all)
+        }
+        # Choosing the layer on the records it is then scored on would flatter the reported
+        # accuracy: with a sweep, one half of the held-out rows chooses, the other half reports.
+        sel, rep = selection_split(len(y_all), sweeping=len(candidates) > 1, seed=cfg.seed)
+        y = y_all[rep]
         if len(y) > 0:
             for layer in candidates:
-                m = classification_metrics(torch.cat(scores[view.kind][layer]), y, view.names)
+                m = classification_metrics(layer_scores[layer][sel], y_all[sel], view.names)
                 sweep[layer] = {
                     "accuracy": m["accuracy"],
                     "top3": m["top3"],
@@ -734,7 +753,7 @@ def fit_vectors(
         report = full_report(
             vs,
             lm,
-            torch.cat(scores[view.kind][chosen]) if len(y) else None,
+            layer_scores[chosen][rep] if len(y) else None,
             y if len(y) else None,
             layer=chosen,
             k=cfg.logit_lens_k,
@@ -744,6 +763,8 @@ def fit_vectors(
         report["layer_selection"] = how
         report["n_train"] = len(train_idx)
         report["n_heldout"] = int(len(y))
+        report["n_layer_selection"] = int(len(sel)) if len(y) else 0
+        report["selection_disjoint"] = bool(len(y) and len(sel) + len(rep) == len(y_all) and len(sel) < len(y_all))
         report["reference_source"] = reference_source
         report["n_neutral_texts"] = n_neutral
         vs.meta.evaluation = {

@@ -247,3 +247,12 @@ def test_split_is_stratified_and_keeps_training_rows():
     assert sorted(train + held) == list(range(16))
     assert [labels[i] for i in held].count(0) == 2 and [labels[i] for i in held].count(1) == 1
     assert 15 in train
+
+
+def test_layer_is_chosen_on_rows_disjoint_from_the_reported_ones():
+    from emocurate.vectors.fit import selection_split
+
+    sel, rep = selection_split(40, sweeping=True, seed=0)
+    assert len(sel) + len(rep) == 40 and not set(sel.tolist()) & set(rep.tolist())
+    same_sel, same_rep = selection_split(40, sweeping=False, seed=0)
+    assert same_sel.tolist() == same_rep.tolist() == list(range(40))
