@@ -164,3 +164,29 @@ def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
     for line in lines:
         if line.strip():
             yield json.loads(line)
+
+
+def write_configs_readme(
+    out_dir: str | os.PathLike[str], configs: dict[str, str], *, title: str, note: str = ""
+) -> Path | None:
+    """Declare a stage folder's tables as ``datasets`` configs in a minimal ``README.md``.
+
+    A folder with side tables (token traces, exclusions, summaries) beside ``data/`` would
+    otherwise be read by ``load_dataset(DIR)`` as one table with mismatched columns. The first
+    config is the default. An existing README (a user's or a dataset card) is left alone.
+    """
+    out = ensure_dir(out_dir)
+    path = out / "README.md"
+    if path.exists():
+        return None
+    lines = ["---", "configs:"]
+    for name, pattern in configs.items():
+        lines += [f"- config_name: {name}", f"  data_files: {pattern}"]
+    lines += ["---", f"# {title}", ""]
+    if note:
+        lines += [note, ""]
+    loads = ", ".join(f'`load_dataset(DIR, "{n}")`' for n in list(configs)[1:])
+    lines += [f"Written by emocurate {__version__}. `load_dataset(DIR)` reads `{next(iter(configs.values()))}`"
+              + (f"; {loads} read the others." if loads else "."), ""]
+    atomic_write_bytes(path, "\n".join(lines).encode("utf-8"))
+    return path

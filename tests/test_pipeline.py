@@ -68,6 +68,9 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     assert card.startswith("---") and str(len(kept)) in card
     html = (out / "report" / "report.html").read_text()
     assert "<svg" in html and "emocurate" in html
+    # every stage folder loads with a plain load_dataset(DIR)
+    for d in ["stories", "validated/kept", "scores", "curated"]:
+        assert len(load_dataset(str(out / d))["train"]) > 0, d
     assert all((out / d / MARKER).exists() for d in ["stories", "validated", "vectors", "scores", "curated", "report"])
 
     # a rerun does no work and changes nothing

@@ -23,7 +23,13 @@ from pydantic import Field, ValidationError, model_validator
 
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError
-from emocurate.io import ensure_dir, read_manifest, write_manifest, write_table
+from emocurate.io import (
+    ensure_dir,
+    read_manifest,
+    write_configs_readme,
+    write_manifest,
+    write_table,
+)
 from emocurate.records import Model
 
 Action = Literal["keep", "flag", "drop"]
@@ -84,7 +90,11 @@ class Rule(Model):
 
 
 class Rebalance(Model):
-    """Cap the share of any first-dominant emotion among kept documents."""
+    """Cap the share of any first-dominant emotion among the documents kept AFTER rebalancing.
+
+    ``min_keep`` wins over ``max_share``: an emotion is never cut below it, so with few documents
+    (or one emotion only) a share can stay above the cap.
+    """
 
     max_share: float = Field(gt=0.0, le=1.0)
     min_keep: int = Field(default=10, ge=1, description="never cut an emotion below this many documents")
@@ -181,10 +191,32 @@ def decide(df: pl.DataFrame, policy: CuratePolicy) -> tuple[pl.DataFrame, pl.Dat
     return work, summary
 
 
+def _rebalance_quotas(counts: dict[str, int], others: int, rb: Rebalance) -> dict[str, int]:
+    """How many documents of each dominant emotion to keep so no share exceeds ``max_share``.
+
+    The share is measured on the FINAL kept set: cutting one emotion shrinks the total and raises
+    every other share, so the cap ``max(min_keep, floor(max_share * total))`` is recomputed until
+    nothing changes. Caps only shrink, so this stops, and because every step cuts no more than
+    the largest valid set allows, it ends at the largest kept set that satisfies the cap (only
+    ``min_keep`` may leave an emotion above ``max_share``). ``others`` are kept documents without
+    a dominant emotion: they count in the total but are never cut.
+    """
+    quota = dict(counts)
+    while True:
+        total = others + sum(quota.values())
+        cap = max(rb.min_keep, math.floor(rb.max_share * total + 1e-9))
+        changed = {e: cap for e, n in quota.items() if n > cap}
+        if not changed:
+            return quota
+        quota.update(changed)
+
+
 def _rebalance(work: pl.DataFrame, rb: Rebalance) -> tuple[pl.DataFrame, int]:
-    """Drop (deterministically, by a seeded hash of the id) documents of over-represented emotions."""
-    kept = work.filter(pl.col("decision") != "drop")
-    cap = max(rb.min_keep, math.floor(rb.max_share * kept.height))
+    """Drop (deterministically, by a seeded hash of the id) documents of over-represented emotions.
+
+    Within each emotion the documents with the lowest hashes are kept, so the result does not
+    depend on row order and a looser cap keeps a superset of a tighter one.
+    """
     ranked = work.with_columns(
         __dom=pl.col("dominant").list.first(),
         __h=pl.col("doc_id").map_elements(lambda d: _hash01(d, rb.seed), return_dtype=pl.Float64),
@@ -193,11 +225,17 @@ def _rebalance(work: pl.DataFrame, rb: Rebalance) -> tuple[pl.DataFrame, int]:
         .then(pl.col("__h").rank("ordinal").over(pl.col("__dom"), pl.col("decision") != "drop"))
         .otherwise(None)
     )
-    over = (pl.col("__rank") > cap) & pl.col("__dom").is_not_null()
-    n = int(ranked.select(over.fill_null(False).sum()).item())
+    kept = ranked.filter(pl.col("decision") != "drop")
+    counts = {str(r["__dom"]): int(r["len"]) for r in
+              kept.filter(pl.col("__dom").is_not_null()).group_by("__dom").len().to_dicts()}
+    others = kept.height - sum(counts.values())
+    quota = _rebalance_quotas(counts, others, rb)
+    limit = pl.col("__dom").replace_strict(quota, default=None, return_dtype=pl.Int64)
+    over = ((pl.col("__rank") > limit) & pl.col("__dom").is_not_null()).fill_null(False)
+    n = int(ranked.select(over.sum()).item())
     ranked = ranked.with_columns(
-        decision=pl.when(over.fill_null(False)).then(pl.lit("drop")).otherwise(pl.col("decision")),
-        reasons=pl.when(over.fill_null(False))
+        decision=pl.when(over).then(pl.lit("drop")).otherwise(pl.col("decision")),
+        reasons=pl.when(over)
         .then(pl.col("reasons").list.concat(pl.concat_list(pl.lit("rebalance:") + pl.col("__dom"))))
         .otherwise(pl.col("reasons")),
     )
@@ -251,6 +289,11 @@ def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: s
         "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
         "with_text": bool(corpus),
     }
+    write_configs_readme(
+        out, {"default": "data/*.parquet", "excluded": "excluded/*.parquet", "summary": "summary/*.parquet"},
+        title="emocurate curated corpus",
+        note="Kept documents (with decisions and weights); `excluded` keeps every dropped document with its reasons; `summary` counts what each rule did.",
+    )
     write_manifest(out, "curate", **fields)
     return read_manifest(out)
 

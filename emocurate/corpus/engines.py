@@ -33,7 +33,13 @@ from emocurate.corpus.score import (
     load_vectors,
 )
 from emocurate.errors import ConfigError, InputError
-from emocurate.io import atomic_write_bytes, ensure_dir, write_manifest, write_table
+from emocurate.io import (
+    atomic_write_bytes,
+    ensure_dir,
+    write_configs_readme,
+    write_manifest,
+    write_table,
+)
 from emocurate.records import canonical_json
 from emocurate.vectors.capture import config_context_length, context_length
 from emocurate.vectors.models import LoadedModel, load_model
@@ -398,6 +404,11 @@ def _finish(out: Path, markers: list[dict[str, Any]], resumed: int, vs: VectorSe
     }
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
         raise InputError(f"row accounting mismatch: {rows_in} in, {scored} scored, {quarantined} quarantined")
+    write_configs_readme(
+        out, {"default": "data/*.parquet", "tokens": "tokens/*.parquet"},
+        title="emocurate corpus scores",
+        note="One row per document (metrics, flags with token spans); `tokens` holds token-level traces of some documents.",
+    )
     write_manifest(out, "score", **fields)
     from emocurate.io import read_manifest
 

@@ -27,7 +27,7 @@ def test_jsonl_plain_and_gz_and_ids_stable(tmp_path: Path) -> None:
         fh.write("\n".join(json.dumps(r) for r in rows))
     a = list(iter_corpus([plain, gz]))
     assert [d.text for d in _docs(a)] == ["one", "two", "one", "two"]
-    assert len({d.doc_id for d in _docs(a)}) == 4  # ids include the source path
+    assert len({d.doc_id for d in _docs(a)}) == 4  # ids include the file name
     again = list(iter_corpus([plain, gz]))
     assert [d.doc_id for d in _docs(again)] == [d.doc_id for d in _docs(a)]
     assert a[0].position == "line 1"
@@ -103,3 +103,55 @@ def test_zstd(tmp_path: Path) -> None:
     p = tmp_path / "a.jsonl.zst"
     p.write_bytes(zstandard.ZstdCompressor().compress(b'{"text": "zz"}\n'))
     assert [d.text for d in _docs(list(iter_corpus([p])))] == ["zz"]
+
+
+def test_generated_ids_do_not_depend_on_path_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    p = sub / "x.jsonl"
+    p.write_text(json.dumps({"text": "one"}) + "\n" + json.dumps({"text": "two"}) + "\n")
+
+    def ids(spec: str | Path) -> list[str]:
+        return [d.doc_id for d in _docs(list(iter_corpus([spec])))]
+
+    monkeypatch.chdir(sub)
+    ref = ids("x.jsonl")
+    assert len(set(ref)) == 2
+    assert ids("./x.jsonl") == ref
+    assert ids(str(p.resolve())) == ref
+    assert ids("../sub/x.jsonl") == ref
+    monkeypatch.chdir(tmp_path)
+    assert ids("sub/x.jsonl") == ref
+    assert ids("sub") == ref  # a file at the top of a folder input: same ids as on its own
+    assert ids("./sub/") == ref
+    # the source shown in quarantine rows is still the path as given
+    assert _docs(list(iter_corpus(["./sub/x.jsonl"])))[0].source == "./sub/x.jsonl"
+
+
+def test_same_file_twice_is_read_once_and_name_clashes_are_errors(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.jsonl").write_text(json.dumps({"text": d, "id": d}) + "\n")
+    a = tmp_path / "a" / "x.jsonl"
+    assert [d.text for d in _docs(list(iter_corpus([a, tmp_path / "a" / "." / "x.jsonl", tmp_path / "a"])))] == ["a"]
+    with pytest.raises(InputError, match="same generated document ids"):
+        list(iter_corpus([a, tmp_path / "b" / "x.jsonl"]))
+    both = _docs(list(iter_corpus([a, tmp_path / "b" / "x.jsonl"], ReadOptions(id_field="id"))))
+    assert [d.doc_id for d in both] == ["a", "b"]
+
+
+def test_utf8_bom_at_file_start_is_skipped(tmp_path: Path) -> None:
+    rows = b'{"text": "first"}\n{"text": "second"}\n'
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + rows)
+    assert [d.text for d in _docs(list(iter_corpus([p])))] == ["first", "second"]
+    arr = tmp_path / "bom.json"
+    arr.write_bytes(b'\xef\xbb\xbf[{"text": "in array"}]')
+    assert [d.text for d in _docs(list(iter_corpus([arr])))] == ["in array"]
+    txt = tmp_path / "bom.txt"
+    txt.write_bytes("\ufeffplain".encode())
+    assert [d.text for d in _docs(list(iter_corpus([txt])))] == ["plain"]
+    mid = tmp_path / "mid.jsonl"  # a BOM inside the file is still a broken row
+    mid.write_bytes(rows + b'\xef\xbb\xbf{"text": "third"}\n')
+    items = list(iter_corpus([mid]))
+    assert [type(i).__name__ for i in items] == ["Doc", "Doc", "Bad"]
