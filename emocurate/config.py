@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from emocurate.corpus.score import ScoreConfig
-from emocurate.errors import ConfigError
+from emocurate.errors import ConfigError, first_problem
 from emocurate.generators.run import GenerateConfig
 from emocurate.records import Model
 from emocurate.validators.pipeline import ValidateConfig
@@ -78,6 +78,5 @@ def parse_pipeline(data: dict[str, Any], where: str = "pipeline") -> PipelineCon
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{where}: invalid field '{loc}': {err['msg']}") from None
+        loc, msg = first_problem(exc)
+        raise ConfigError(f"{where}: invalid field '{loc}': {msg}") from None

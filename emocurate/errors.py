@@ -8,6 +8,8 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class EmocurateError(Exception):
     """Base class of every error meant for a user; its ``str`` is one actionable line."""
@@ -48,3 +50,14 @@ class BudgetExceeded(EmocurateError):
 
 class OutputError(EmocurateError):
     """An output location cannot be created or written."""
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """The dotted location and message of a pydantic error's first problem.
+
+    Pydantic's own message spans many lines and ends with a documentation URL; users get the
+    first problem, named by its field, in one line.
+    """
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    return loc, str(err["msg"]).removeprefix("Value error, ")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from emocurate import __version__
-from emocurate.errors import InputError, OutputError
+from emocurate.errors import InputError, OutputError, first_problem
 from emocurate.records import from_table, to_table, utc_now
 
 M = TypeVar("M", bound=BaseModel)
@@ -130,9 +130,8 @@ def read_records(
         try:
             out.extend(from_table(table, model))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(x) for x in err["loc"])
-            raise InputError(f"{path}: invalid {model.__name__} row, field '{field}': {err['msg']}") from None
+            field, msg = first_problem(exc)
+            raise InputError(f"{path}: invalid {model.__name__} row, field '{field}': {msg}") from None
     return out
 
 

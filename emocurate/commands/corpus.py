@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
         from emocurate.corpus.regulation import MetricConfig
         from emocurate.corpus.score import ScoreConfig, score_corpus
-        from emocurate.errors import ConfigError
+        from emocurate.errors import ConfigError, first_problem
 
         if engine not in ("local", "ray"):
             raise ConfigError(f"unknown engine '{engine}' (use local or ray)")
@@ -57,10 +57,8 @@ def register(app: typer.Typer) -> None:
                 metrics=MetricConfig(threshold=threshold),
             )
         except ValidationError as exc:
-            err = exc.errors()[0]  # the first problem, named by its option (the last line is a URL)
-            field = ".".join(str(x) for x in err["loc"])
+            field, msg = first_problem(exc)  # named by its option (pydantic's last line is a URL)
             flag = {"metrics.threshold": "threshold"}.get(field, field)
-            msg = str(err["msg"]).removeprefix("Value error, ")
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
         s = m.get("summary", {})

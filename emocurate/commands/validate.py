@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emocurate.errors import ConfigError
+from emocurate.errors import ConfigError, first_problem
 
 
 def _config(opts: dict[str, Any]) -> Any:
@@ -25,9 +25,7 @@ def _config(opts: dict[str, Any]) -> Any:
     try:
         return ValidateConfig(**{k: v for k, v in opts.items() if v is not None})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        field, msg = first_problem(exc)
         where = f"--{field.replace('_', '-')}: " if field else ""
         raise ConfigError(f"invalid option {where}{msg}") from None
 

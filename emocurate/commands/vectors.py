@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from emocurate.errors import ConfigError
+from emocurate.errors import ConfigError, first_problem
 
 
 def _speaker_folders(path: Path) -> list[Path]:
@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
                 }
             )
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+            field, msg = first_problem(exc)
+            raise ConfigError(f"--{field.split('.')[0].replace('_', '-')}: {msg}") from None
         read_fit_records(records_dir)  # a bad input folder fails before a model is downloaded
         if neutral is not None:
             parquet_files(neutral)

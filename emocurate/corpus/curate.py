@@ -22,7 +22,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
-from emocurate.errors import ConfigError, InputError
+from emocurate.errors import ConfigError, InputError, first_problem
 from emocurate.io import (
     ensure_dir,
     read_manifest,
@@ -138,9 +138,8 @@ class CuratePolicy(Model):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            raise ConfigError(f"{p}: invalid policy at '{loc}': {err['msg']}") from None
+            loc, msg = first_problem(exc)
+            raise ConfigError(f"{p}: invalid policy at '{loc}': {msg}") from None
 
 
 def _hash01(doc_id: str, seed: int) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from emocurate.errors import InputError, UnknownEmotionError
+from emocurate.errors import InputError, UnknownEmotionError, first_problem
 from emocurate.io import parquet_files
 from emocurate.records import RECORD_TYPES, AnyRecord, Story, Verdict
 from emocurate.taxonomy import Taxonomy
@@ -78,10 +78,9 @@ def load_records(in_dir: str | os.PathLike[str]) -> tuple[list[AnyRecord], list[
             try:
                 rec = model.model_validate(data)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(x) for x in err["loc"])
+                field, msg = first_problem(exc)
                 raise InputError(f"{path}: row {row_idx}: invalid {kind} record, field '{field}': "
-                                 f"{err['msg']}") from None
+                                 f"{msg}") from None
             records.append(rec)  # type: ignore[arg-type]
             sources.append(Source(str(Path(path)), row_idx))
     return records, sources
