@@ -36,16 +36,33 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PP = Path(os.environ.get("EMOCURATE_BENCH_TEXT",
-                        "/work/shared/eval/corpus/gutenberg_pg1342_pride_and_prejudice.txt"))
+PP = Path(
+    os.environ.get(
+        "EMOCURATE_BENCH_TEXT", "/work/shared/eval/corpus/gutenberg_pg1342_pride_and_prejudice.txt"
+    )
+)
 PRESETS: dict[str, dict[str, Any]] = {
     # Qwen2.5-0.5B shapes, as a Llama config (same block structure; random init).
-    "qwen0.5b": dict(hidden_size=896, num_hidden_layers=24, intermediate_size=4864, num_attention_heads=14,
-                     num_key_value_heads=2, vocab_size=151936, max_position_embeddings=2048,
-                     tie_word_embeddings=True),
-    "tiny": dict(hidden_size=128, num_hidden_layers=6, intermediate_size=344, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=4096, max_position_embeddings=512,
-                 tie_word_embeddings=True),
+    "qwen0.5b": dict(
+        hidden_size=896,
+        num_hidden_layers=24,
+        intermediate_size=4864,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    ),
+    "tiny": dict(
+        hidden_size=128,
+        num_hidden_layers=6,
+        intermediate_size=344,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=4096,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    ),
 }
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -74,20 +91,42 @@ def build(preset: str, device: str) -> tuple[Any, Any]:
     from emocurate.vectors.vectorset import VectorSet, VectorSetMeta
 
     tok = load_model("stories260K").tokenizer
-    cfg = LlamaConfig(**PRESETS[preset], bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        **PRESETS[preset], bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id
+    )
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     with torch.device(device):
         model = LlamaForCausalLM(cfg).to(dtype)
     model.eval()
     path, layers = find_layers(model)
-    lm = LoadedModel(model=model, tokenizer=tok, model_id=f"random-{preset}", revision="", layers=layers,
-                     layer_path=path)
+    lm = LoadedModel(
+        model=model,
+        tokenizer=tok,
+        model_id=f"random-{preset}",
+        revision="",
+        layers=layers,
+        layer_path=path,
+    )
     layer = default_layer(lm.n_layers)
-    names = [f"e{i}" for i in range(24)] + ["afraid", "desperate", "calm", "relieved", "happy", "sad",
-                                            "angry", "surprised"]
-    meta = VectorSetMeta(names=names, layers=[layer], default_layer=layer, model_id=lm.model_id,
-                         hidden_size=lm.hidden_size, n_model_layers=lm.n_layers)
+    names = [f"e{i}" for i in range(24)] + [
+        "afraid",
+        "desperate",
+        "calm",
+        "relieved",
+        "happy",
+        "sad",
+        "angry",
+        "surprised",
+    ]
+    meta = VectorSetMeta(
+        names=names,
+        layers=[layer],
+        default_layer=layer,
+        model_id=lm.model_id,
+        hidden_size=lm.hidden_size,
+        n_model_layers=lm.n_layers,
+    )
     vs = VectorSet({layer: torch.randn(len(names), lm.hidden_size)}, meta)
     vs.set_reference(layer, torch.randn(256, lm.hidden_size))
     return lm, vs
@@ -104,7 +143,9 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
 
     lm, vs = build(args.preset, args.device)
     layer = vs.meta.default_layer
-    scorer = Scorer(vs, lm, ScoreConfig(batch_tokens=args.batch_tokens, window=args.window, progress=False))
+    scorer = Scorer(
+        vs, lm, ScoreConfig(batch_tokens=args.batch_tokens, window=args.window, progress=False)
+    )
     docs = [(f"d{i}", t) for i, t in enumerate(texts(args.docs, args.doc_chars))]
     prepared = scorer.prepare(docs)
     bos = [scorer.bos] if scorer.bos is not None else []
@@ -115,10 +156,14 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     from emocurate.vectors.capture import capture
 
     with capture(lm, [layer]) as cap:
-        b0 = next(iter(make_batches(seqs[:16], pad_id=scorer.pad_id, batch_tokens=args.batch_tokens)))
+        b0 = next(
+            iter(make_batches(seqs[:16], pad_id=scorer.pad_id, batch_tokens=args.batch_tokens))
+        )
         acts = cap.run(**b0.model_inputs(lm.device))[layer]
         vs.set_reference(layer, acts[b0.attention_mask.to(acts.device).bool()].float().cpu())
-    scorer = Scorer(vs, lm, ScoreConfig(batch_tokens=args.batch_tokens, window=args.window, progress=False))
+    scorer = Scorer(
+        vs, lm, ScoreConfig(batch_tokens=args.batch_tokens, window=args.window, progress=False)
+    )
     unit = vs.unit(layer).to(lm.device)
     base = lm.model.model  # type: ignore[union-attr]
     all_layers = base.layers
@@ -135,7 +180,9 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     def naive() -> None:
         with torch.inference_mode():
             for b in baseline_batches():
-                out = lm.model(**b.model_inputs(lm.device), output_hidden_states=True, use_cache=False)
+                out = lm.model(
+                    **b.model_inputs(lm.device), output_hidden_states=True, use_cache=False
+                )
                 (out.hidden_states[layer + 1].float() @ unit.T).cpu()
 
     def truncated() -> None:
@@ -164,9 +211,15 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     flagged = sum(bool(r.flags) for r in scorer.score(docs[:64]))
     out: dict[str, Any] = {
         "flagged_share_first64": round(flagged / min(64, len(docs)), 3),
-        "preset": args.preset, "device": args.device, "n_docs": len(docs), "n_tokens": n_tokens,
-        "n_forward_tokens": sum(len(s) for s in seqs), "probe_layer": layer, "n_layers": lm.n_layers,
-        "batch_tokens": args.batch_tokens, "repeats": args.repeats,
+        "preset": args.preset,
+        "device": args.device,
+        "n_docs": len(docs),
+        "n_tokens": n_tokens,
+        "n_forward_tokens": sum(len(s) for s in seqs),
+        "probe_layer": layer,
+        "n_layers": lm.n_layers,
+        "batch_tokens": args.batch_tokens,
+        "repeats": args.repeats,
         "seconds_best": {k: round(v, 4) for k, v in best.items()},
         "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
         "ratio_vs_naive": round(tps["ours"] / tps["naive"], 3),
@@ -212,26 +265,55 @@ def rss_child(args: argparse.Namespace) -> None:
             for i, text in enumerate(texts(args.rss_docs, args.rss_chars, seed=1)):
                 fh.write(json.dumps({"text": text, "i": i}) + "\n")
         t0 = time.perf_counter()
-        m = score_corpus([src], t / "vs", t / "out", ScoreConfig(shard_size=64, progress=False,
-                                                                 batch_tokens=args.batch_tokens), lm=lm)
+        m = score_corpus(
+            [src],
+            t / "vs",
+            t / "out",
+            ScoreConfig(shard_size=64, progress=False, batch_tokens=args.batch_tokens),
+            lm=lm,
+        )
         dt = time.perf_counter() - t0
     peak_kib = peak_rss_kib()
-    print(json.dumps({"docs": args.rss_docs, "tokens": m["tokens"], "seconds": round(dt, 2),
-                      "peak_rss_mib": round(peak_kib / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "docs": args.rss_docs,
+                "tokens": m["tokens"],
+                "seconds": round(dt, 2),
+                "peak_rss_mib": round(peak_kib / 1024, 1),
+            }
+        )
+    )
 
 
 def bench_rss(args: argparse.Namespace) -> dict[str, Any]:
     res = []
     for n in (args.rss_base, args.rss_base * 10):
-        cmd = [sys.executable, __file__, "--rss-child", "--rss-docs", str(n), "--rss-preset", args.rss_preset,
-               "--rss-chars", str(args.rss_chars), "--device", args.device,
-               "--batch-tokens", str(args.batch_tokens)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--rss-child",
+            "--rss-docs",
+            str(n),
+            "--rss-preset",
+            args.rss_preset,
+            "--rss-chars",
+            str(args.rss_chars),
+            "--device",
+            args.device,
+            "--batch-tokens",
+            str(args.batch_tokens),
+        ]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         res.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     growth = res[1]["peak_rss_mib"] / res[0]["peak_rss_mib"] - 1
-    return {"preset": args.rss_preset, "runs": res, "rss_growth": round(growth, 4),
-            "goal_within_10pct": growth <= 0.10}
+    return {
+        "preset": args.rss_preset,
+        "runs": res,
+        "rss_growth": round(growth, 4),
+        "goal_within_10pct": growth <= 0.10,
+    }
 
 
 def main() -> None:
@@ -256,8 +338,12 @@ def main() -> None:
     if args.rss_child:
         rss_child(args)
         return
-    result: dict[str, Any] = {"bench": "corpus_throughput", "python": platform.python_version(),
-                              "torch": torch.__version__, "threads": args.threads}
+    result: dict[str, Any] = {
+        "bench": "corpus_throughput",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+    }
     result["speed"] = bench_speed(args)
     if not args.skip_rss:
         result["rss"] = bench_rss(args)

@@ -40,8 +40,15 @@ MODEL = "claude-sonnet-4-6"
 
 
 def throughput(n: int, rpm: float, latency: float, concurrency: int) -> dict[str, Any]:
-    reqs = [ChatRequest(custom_id=f"b{i}", model=MODEL, max_tokens=64,
-                        messages=[Message(role="user", content=f"say hello number {i}")]) for i in range(n)]
+    reqs = [
+        ChatRequest(
+            custom_id=f"b{i}",
+            model=MODEL,
+            max_tokens=64,
+            messages=[Message(role="user", content=f"say hello number {i}")],
+        )
+        for i in range(n)
+    ]
     with fake_anthropic_server(latency_s=latency, limits={"rpm": rpm}) as srv:
         backend = make_backend("anthropic", MODEL, base_url=srv.base_url)
         eng = Engine(backend, EngineConfig(concurrency=concurrency, rpm=rpm), progress=False)
@@ -51,32 +58,60 @@ def throughput(n: int, rpm: float, latency: float, concurrency: int) -> dict[str
         span = (srv.stats.last_call or 0) - (srv.stats.first_call or 0)
         calls = srv.stats.calls
     ok = sum(r.ok for r in out)
-    return {"requests": n, "ok": ok, "server_calls": calls, "wall_s": round(wall, 2),
-            "achieved_rpm": round((calls - 1) / span * 60, 1) if span else None,
-            "wall_rpm": round(n / wall * 60, 1), "concurrency": concurrency}
+    return {
+        "requests": n,
+        "ok": ok,
+        "server_calls": calls,
+        "wall_s": round(wall, 2),
+        "achieved_rpm": round((calls - 1) / span * 60, 1) if span else None,
+        "wall_rpm": round(n / wall * 60, 1),
+        "concurrency": concurrency,
+    }
 
 
 def story_responder(body: dict[str, Any]) -> Any:
     rng = random.Random(int(request_key(body)[:12], 16))
     schema = body["tools"][0]["input_schema"]
     n = schema["properties"]["items"]["maxItems"]
-    return {"items": [{"pov": ("first", "third")[i % 2], "text": sample_text(rng, 180)} for i in range(n)]}
+    return {
+        "items": [
+            {"pov": ("first", "third")[i % 2], "text": sample_text(rng, 180)} for i in range(n)
+        ]
+    }
 
 
 def billed(per_request: int, prompt_cache: bool) -> dict[str, Any]:
-    with fake_anthropic_server(responder=story_responder) as srv, tempfile.TemporaryDirectory() as tmp:
-        cfg = GenerateConfig(kind="stories", backend="anthropic", model=MODEL, base_url=srv.base_url,
-                             emotions="happy,sad,afraid,calm", topics="3", per_topic=12,
-                             per_request=per_request, prompt_cache=prompt_cache, concurrency=8,
-                             progress=False)
+    with (
+        fake_anthropic_server(responder=story_responder) as srv,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        cfg = GenerateConfig(
+            kind="stories",
+            backend="anthropic",
+            model=MODEL,
+            base_url=srv.base_url,
+            emotions="happy,sad,afraid,calm",
+            topics="3",
+            per_topic=12,
+            per_request=per_request,
+            prompt_cache=prompt_cache,
+            concurrency=8,
+            progress=False,
+        )
         m = run_generation(cfg, tmp)
     t = m["tokens"]
     stories = m["records"]
     weighted = t["input"] + t["output"] + 1.25 * t["cache_write"] + 0.1 * t["cache_read"]
-    return {"per_request": per_request, "prompt_cache": prompt_cache, "requests": m["planned_requests"],
-            "stories": stories, "tokens": t, "billed_tokens_per_story": round(t["billed"] / stories, 1),
-            "price_weighted_input_equiv_tokens_per_story": round(weighted / stories, 1),
-            "usd_per_story": round(m["usd"]["spent_this_run"] / stories, 6)}
+    return {
+        "per_request": per_request,
+        "prompt_cache": prompt_cache,
+        "requests": m["planned_requests"],
+        "stories": stories,
+        "tokens": t,
+        "billed_tokens_per_story": round(t["billed"] / stories, 1),
+        "price_weighted_input_equiv_tokens_per_story": round(weighted / stories, 1),
+        "usd_per_story": round(m["usd"]["spent_this_run"] / stories, 6),
+    }
 
 
 def main() -> None:
@@ -89,7 +124,8 @@ def main() -> None:
     result = {
         "benchmark": "generation_throughput",
         "throughput": {
-            "limit_rpm": limit, "latency_s": 0.3,
+            "limit_rpm": limit,
+            "latency_s": 0.3,
             "concurrent": conc,
             "utilisation_of_limit": round(conc["achieved_rpm"] / limit, 3),
             "sequential_measured": seq,
@@ -100,14 +136,19 @@ def main() -> None:
         "billed_tokens": {
             "defaults_12_per_request_with_prompt_cache": default,
             "one_per_request_no_cache": baseline,
-            "ratio_billed_tokens": round(default["billed_tokens_per_story"] / baseline["billed_tokens_per_story"], 3),
-            "ratio_price_weighted_tokens": round(default["price_weighted_input_equiv_tokens_per_story"]
-                                                 / baseline["price_weighted_input_equiv_tokens_per_story"], 3),
+            "ratio_billed_tokens": round(
+                default["billed_tokens_per_story"] / baseline["billed_tokens_per_story"], 3
+            ),
+            "ratio_price_weighted_tokens": round(
+                default["price_weighted_input_equiv_tokens_per_story"]
+                / baseline["price_weighted_input_equiv_tokens_per_story"],
+                3,
+            ),
             "ratio_usd": round(default["usd_per_story"] / baseline["usd_per_story"], 3),
             "target": "billed tokens per story <= 40% of one-per-request without caching",
         },
         "notes": "fake server on 127.0.0.1 via the real anthropic SDK; sequential run is 40 requests "
-                 "extrapolated to 1,000; tokens = 4 characters each; stories ~180 words.",
+        "extrapolated to 1,000; tokens = 4 characters each; stories ~180 words.",
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -51,8 +51,10 @@ def flip(pairs: list[tuple[str, str]], frac: float, seed: int) -> tuple[list[str
     """Labels with ``frac`` of them changed to a different emotion; and which were flipped."""
     rng = random.Random(seed)
     idx = set(rng.sample(range(len(pairs)), round(frac * len(pairs))))
-    labels = [rng.choice([x for x in EMOTIONS if x != e]) if i in idx else e
-              for i, (_, e) in enumerate(pairs)]
+    labels = [
+        rng.choice([x for x in EMOTIONS if x != e]) if i in idx else e
+        for i, (_, e) in enumerate(pairs)
+    ]
     return labels, idx
 
 
@@ -69,10 +71,14 @@ def score(flagged: list[bool], suspicion: list[float], flips: set[int]) -> dict[
     }
 
 
-def run_probe(v: ProbeValidator, texts: list[str], labels: list[str]) -> tuple[list[bool], list[float], dict[str, Any]]:
+def run_probe(
+    v: ProbeValidator, texts: list[str], labels: list[str]
+) -> tuple[list[bool], list[float], dict[str, Any]]:
     """Flags and suspicion (1 - label quality) from the probe validator."""
-    recs = [Story(id=f"r{i:05d}", text=t, emotion=lab, topic="repe") for i, (t, lab) in
-            enumerate(zip(texts, labels, strict=True))]
+    recs = [
+        Story(id=f"r{i:05d}", text=t, emotion=lab, topic="repe")
+        for i, (t, lab) in enumerate(zip(texts, labels, strict=True))
+    ]
     verdicts = v.check(recs)
     flagged = ["suggested" in x.details for x in verdicts]
     suspicion = [1.0 - float(x.score if x.score is not None else 1.0) for x in verdicts]
@@ -95,7 +101,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="number of flip seeds")
     ap.add_argument("--frac", type=float, default=0.2, help="fraction of labels flipped")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="repe_emotions folder")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "validation_label_noise.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "results" / "validation_label_noise.json",
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     pairs = load_repe(args.data)
@@ -126,20 +136,29 @@ def main() -> None:
         for i in rng.sample(range(len(texts)), n_flag):
             rand_flag[i] = True
         per["random_flagger"].append(score(rand_flag, [rng.random() for _ in texts], flips))
-        print(f"seed {seed}: " + ", ".join(f"{k} P={v[-1]['precision']:.2f} R={v[-1]['recall']:.2f} "
-                                           f"AUROC={v[-1]['auroc']:.2f}" for k, v in per.items()),
-              file=sys.stderr)
+        print(
+            f"seed {seed}: "
+            + ", ".join(
+                f"{k} P={v[-1]['precision']:.2f} R={v[-1]['recall']:.2f} AUROC={v[-1]['auroc']:.2f}"
+                for k, v in per.items()
+            ),
+            file=sys.stderr,
+        )
     result = {
         "bench": "validation_label_noise",
         "data": f"{args.data} ({len(pairs)} texts, {len(EMOTIONS)} emotions: {', '.join(EMOTIONS)})",
         "flip_fraction": args.frac,
         "seeds": args.seeds,
-        "metric_note": ("precision/recall of records flagged by cleanlab find_label_issues vs the "
-                        "true flips; AUROC of 1 - label quality (self-confidence) for ranking flips; "
-                        "random_flagger flags as many rows as probe_stories260K, uniformly"),
+        "metric_note": (
+            "precision/recall of records flagged by cleanlab find_label_issues vs the "
+            "true flips; AUROC of 1 - label quality (self-confidence) for ranking flips; "
+            "random_flagger flags as many rows as probe_stories260K, uniformly"
+        ),
         "results": {k: summarize(v) for k, v in per.items()},
-        "cv_accuracy_on_noisy_labels": {k: f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
-                                        for k, v in extra.items()},
+        "cv_accuracy_on_noisy_labels": {
+            k: f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
+            for k, v in extra.items()
+        },
         "seconds": round(time.perf_counter() - t0, 1),
         "torch_threads": torch.get_num_threads(),
     }

@@ -41,8 +41,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """emocurate: emotion data for language models."""
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        err_console.print(f"error: {exc.strerror or _one_line(exc)}:{where}".rstrip(":"), markup=False)
+        err_console.print(
+            f"error: {exc.strerror or _one_line(exc)}:{where}".rstrip(":"), markup=False
+        )
         raise SystemExit(1) from None
     except Exception as exc:  # a usage error from the parser, or a bug
         if _is_usage_error(exc):

@@ -117,21 +117,27 @@ def read_table(in_dir: str | os.PathLike[str], subdir: str = DATA_DIR) -> pa.Tab
     return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
 
 
-def read_records(
-    in_dir: str | os.PathLike[str], model: type[M], subdir: str = DATA_DIR
-) -> list[M]:
+def read_records(in_dir: str | os.PathLike[str], model: type[M], subdir: str = DATA_DIR) -> list[M]:
     """Read a stage folder back into records, naming the file and row of the first bad row."""
     out: list[M] = []
     for path in parquet_files(in_dir, subdir):
         table = pq.read_table(path)
-        missing = [f for f, info in model.model_fields.items() if info.is_required() and f not in table.column_names]
+        missing = [
+            f
+            for f, info in model.model_fields.items()
+            if info.is_required() and f not in table.column_names
+        ]
         if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)} for {model.__name__} records")
+            raise InputError(
+                f"{path}: missing column(s) {', '.join(missing)} for {model.__name__} records"
+            )
         try:
             out.extend(from_table(table, model))
         except ValidationError as exc:
             field, msg = first_problem(exc)
-            raise InputError(f"{path}: invalid {model.__name__} row, field '{field}': {msg}") from None
+            raise InputError(
+                f"{path}: invalid {model.__name__} row, field '{field}': {msg}"
+            ) from None
     return out
 
 
@@ -140,7 +146,9 @@ def write_manifest(out_dir: str | os.PathLike[str], stage: str, **fields: Any) -
     out = ensure_dir(out_dir)
     manifest = {"stage": stage, "emocurate_version": __version__, "created": utc_now(), **fields}
     path = out / MANIFEST
-    atomic_write_bytes(path, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode())
+    atomic_write_bytes(
+        path, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode()
+    )
     return path
 
 
@@ -185,7 +193,10 @@ def write_configs_readme(
     if note:
         lines += [note, ""]
     loads = ", ".join(f'`load_dataset(DIR, "{n}")`' for n in list(configs)[1:])
-    lines += [f"Written by emocurate {__version__}. `load_dataset(DIR)` reads `{next(iter(configs.values()))}`"
-              + (f"; {loads} read the others." if loads else "."), ""]
+    lines += [
+        f"Written by emocurate {__version__}. `load_dataset(DIR)` reads `{next(iter(configs.values()))}`"
+        + (f"; {loads} read the others." if loads else "."),
+        "",
+    ]
     atomic_write_bytes(path, "\n".join(lines).encode("utf-8"))
     return path

@@ -61,7 +61,9 @@ def bundled_path(spec: str) -> Path:
         "offline": "data/pipelines/offline.yaml",
     }
     if name not in table:
-        raise ConfigError(f"unknown bundled item '{spec}' (known: {', '.join('bundled:' + k for k in table)})")
+        raise ConfigError(
+            f"unknown bundled item '{spec}' (known: {', '.join('bundled:' + k for k in table)})"
+        )
     return Path(str(resources.files("emocurate").joinpath(table[name])))
 
 
@@ -110,7 +112,9 @@ class _Runner:
         path = self.out / folder
         done = _stage_done(path, fp)
         if done is not None:
-            self.result.stages.append(StageResult(name, path, str(done.get("summary", "")), 0.0, True))
+            self.result.stages.append(
+                StageResult(name, path, str(done.get("summary", "")), 0.0, True)
+            )
             self.log(f"[skip] {name}: finished earlier ({path})")
             return path
         marker = path / MARKER
@@ -155,8 +159,10 @@ def run_pipeline(
 
         def _gen(path: Path) -> str:
             m = run_generation(gcfg, path)
-            return (f"{m.get('records', 0)} {gcfg.kind} records from {m.get('planned_requests', '?')} requests "
-                    f"({m.get('failed_requests', 0)} failed, reasons in manifest.json)")
+            return (
+                f"{m.get('records', 0)} {gcfg.kind} records from {m.get('planned_requests', '?')} requests "
+                f"({m.get('failed_requests', 0)} failed, reasons in manifest.json)"
+            )
 
         gen_dir = r.stage("generate", gcfg.kind, fp_gen, _gen)
         res.artifacts["generated records"] = gen_dir
@@ -225,7 +231,12 @@ def run_pipeline(
         if score_dir is None:
             raise ConfigError("pipeline: 'curate' needs a 'score' stage")
         policy = _resolve(cfg.curate.policy, base)
-        fp_cur = _fingerprint("curate", policy, Path(policy).read_bytes().hex() if Path(policy).is_file() else "", fp_score)
+        fp_cur = _fingerprint(
+            "curate",
+            policy,
+            Path(policy).read_bytes().hex() if Path(policy).is_file() else "",
+            fp_score,
+        )
         sdir = score_dir
 
         def _cur(path: Path) -> str:
@@ -244,15 +255,25 @@ def run_pipeline(
         def _cards(path: Path) -> str:
             made = []
             if ccfg.dataset_card and dataset_dir is not None:
-                write_dataset_card(dataset_dir, generation_dir=gdir, validation_dir=valdir,
-                                   license=ccfg.license, pretty_name=ccfg.pretty_name)
+                write_dataset_card(
+                    dataset_dir,
+                    generation_dir=gdir,
+                    validation_dir=valdir,
+                    license=ccfg.license,
+                    pretty_name=ccfg.pretty_name,
+                )
                 made.append("dataset card")
             if ccfg.vector_card and vdir2 is not None:
                 write_vector_card(vdir2, training_dir=dataset_dir)
                 made.append("vector card")
             if ccfg.report:
-                write_report(path / "report.html", vectors_dir=vdir2, scores_dir=sdir2,
-                             validation_dir=valdir, generation_dir=gdir)
+                write_report(
+                    path / "report.html",
+                    vectors_dir=vdir2,
+                    scores_dir=sdir2,
+                    validation_dir=valdir,
+                    generation_dir=gdir,
+                )
                 made.append("report")
             return ", ".join(made) or "nothing"
 

@@ -107,7 +107,7 @@ class Story(Model):
     def generated_text(self) -> str:
         """The part of ``text`` the model wrote (everything after ``prompt_prefix``)."""
         if self.prompt_prefix and self.text.startswith(self.prompt_prefix):
-            return self.text[len(self.prompt_prefix):]
+            return self.text[len(self.prompt_prefix) :]
         return self.text
 
 

@@ -161,7 +161,10 @@ def resolve_topics(spec: str) -> list[Topic]:
                 out.append(Topic.model_validate(item))
     else:
         lines = [ln.strip() for ln in text.splitlines()]
-        out = [Topic(id=f"u{i + 1:03d}", premise=ln) for i, ln in enumerate(x for x in lines if x and not x.startswith("#"))]
+        out = [
+            Topic(id=f"u{i + 1:03d}", premise=ln)
+            for i, ln in enumerate(x for x in lines if x and not x.startswith("#"))
+        ]
     if not out:
         raise ConfigError(f"topic file {p} contains no topics")
     return out

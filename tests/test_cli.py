@@ -29,14 +29,17 @@ def test_every_command_and_option_has_help():
             if p.name in {"help"}:
                 continue
             text = getattr(p, "help", None)
-            assert text and text.strip(), f"{' '.join(path) or 'emocurate'}: parameter '{p.name}' has no help"
+            assert text and text.strip(), (
+                f"{' '.join(path) or 'emocurate'}: parameter '{p.name}' has no help"
+            )
         seen += 1
     assert seen >= 10  # the whole tree was walked, not just the root
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emocurate.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "emocurate.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_help_runs_for_each_subcommand(capsys):
@@ -49,7 +52,11 @@ def test_help_runs_for_each_subcommand(capsys):
         out = capsys.readouterr().out
         assert "Usage:" in out
         for p in cmd.params:
-            if getattr(p, "param_type_name", "") == "option" and p.name != "help" and not getattr(p, "hidden", False):
+            if (
+                getattr(p, "param_type_name", "") == "option"
+                and p.name != "help"
+                and not getattr(p, "hidden", False)
+            ):
                 assert p.opts[0] in out, f"{path}: {p.opts[0]} missing from --help"
 
 

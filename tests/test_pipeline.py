@@ -23,7 +23,9 @@ def _small_config(out: Path):
 
 
 def test_examples_offline_is_the_demo_pipeline():
-    assert (ROOT / "examples" / "offline.yaml").read_text() == bundled_path("bundled:offline").read_text()
+    assert (ROOT / "examples" / "offline.yaml").read_text() == bundled_path(
+        "bundled:offline"
+    ).read_text()
     for example in sorted((ROOT / "examples").glob("*.yaml")):
         parse_pipeline(yaml.safe_load(example.read_text()), where=str(example))
 
@@ -38,15 +40,25 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     cfg = _small_config(out)
     logs: list[str] = []
     res = run_pipeline(cfg, log=logs.append)
-    assert [s.name for s in res.stages] == ["generate", "validate", "fit", "score", "curate", "cards"]
+    assert [s.name for s in res.stages] == [
+        "generate",
+        "validate",
+        "fit",
+        "score",
+        "curate",
+        "cards",
+    ]
     assert res.did_work
 
     # stories dataset readable by datasets, with every generated row accounted for
     gen_manifest = json.loads((out / "stories" / "manifest.json").read_text())
     kept = load_dataset("parquet", data_dir=str(out / "validated" / "kept" / "data"), split="train")
     rejected_dir = out / "validated" / "rejected" / "data"
-    n_rej = (len(load_dataset("parquet", data_dir=str(rejected_dir), split="train"))
-             if any(rejected_dir.glob("*.parquet")) else 0)
+    n_rej = (
+        len(load_dataset("parquet", data_dir=str(rejected_dir), split="train"))
+        if any(rejected_dir.glob("*.parquet"))
+        else 0
+    )
     assert len(kept) + n_rej == gen_manifest["records"]
     # every planned request ends as a record or as a failure with a reason
     assert gen_manifest["planned_requests"] == 6 * 2 * 2
@@ -71,7 +83,10 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     # every stage folder loads with a plain load_dataset(DIR)
     for d in ["stories", "validated/kept", "scores", "curated"]:
         assert len(load_dataset(str(out / d))["train"]) > 0, d
-    assert all((out / d / MARKER).exists() for d in ["stories", "validated", "vectors", "scores", "curated", "report"])
+    assert all(
+        (out / d / MARKER).exists()
+        for d in ["stories", "validated", "vectors", "scores", "curated", "report"]
+    )
 
     # a rerun does no work and changes nothing
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
@@ -87,8 +102,15 @@ def test_changed_stage_config_reruns_only_downstream(tmp_path):
     out = tmp_path / "p"
     data = {
         "out": str(out),
-        "generate": {"kind": "stories", "backend": "transformers", "model": "stories260K",
-                     "emotions": "happy,sad", "topics": "1", "per_topic": 2, "seed": 0},
+        "generate": {
+            "kind": "stories",
+            "backend": "transformers",
+            "model": "stories260K",
+            "emotions": "happy,sad",
+            "topics": "1",
+            "per_topic": 2,
+            "seed": 0,
+        },
         "validate": {"validators": ["rules"]},
         "cards": None,
     }

@@ -22,21 +22,61 @@ from emocurate.records import (
     to_table,
 )
 
-PROV = Provenance(backend="fake", model="m", prompt_id="stories", prompt_hash="abc",
-                  params={"temperature": 0.7, "top_p": None, "stop": ["\n\n"]}, seed=3)
+PROV = Provenance(
+    backend="fake",
+    model="m",
+    prompt_id="stories",
+    prompt_hash="abc",
+    params={"temperature": 0.7, "top_p": None, "stop": ["\n\n"]},
+    seed=3,
+)
 
 SAMPLES = [
-    [Story(id="s1", text="Lily ran.", emotion="happy", topic="park", pov="first", provenance=PROV),
-     Story(id="s2", text="Once. Tom sat.", emotion="sad", topic="rain", prompt_prefix="Once. ")],
-    [Dialogue(id="d1", turns=[Turn(speaker="human", text="hi"), Turn(speaker="assistant", text="hello")],
-              human_emotion="nervous", assistant_emotion="calm", provenance=PROV)],
+    [
+        Story(
+            id="s1", text="Lily ran.", emotion="happy", topic="park", pov="first", provenance=PROV
+        ),
+        Story(id="s2", text="Once. Tom sat.", emotion="sad", topic="rain", prompt_prefix="Once. "),
+    ],
+    [
+        Dialogue(
+            id="d1",
+            turns=[Turn(speaker="human", text="hi"), Turn(speaker="assistant", text="hello")],
+            human_emotion="nervous",
+            assistant_emotion="calm",
+            provenance=PROV,
+        )
+    ],
     [NeutralDialogue(id="n1", turns=[Turn(speaker="human", text="sort a list?")])],
-    [RegulationPair(id="r1", setup="tests fail", healthy="ask for help", unhealthy="cheat",
-                    emotion="desperate", protagonist="ai_assistant")],
-    [Verdict(record_id="s1", validator="leakage", keep=False, reason="names 'happy'",
-             details={"span": [3, 8]})],
-    [DocScore(doc_id="x", n_tokens=10, dominant=["calm"], emotion_mean={"calm": 0.5, "at ease": 0.1},
-              metrics={"volatility": 0.2}, flags=[Flag(kind="distress", start=1, end=4, severity=2.0)])],
+    [
+        RegulationPair(
+            id="r1",
+            setup="tests fail",
+            healthy="ask for help",
+            unhealthy="cheat",
+            emotion="desperate",
+            protagonist="ai_assistant",
+        )
+    ],
+    [
+        Verdict(
+            record_id="s1",
+            validator="leakage",
+            keep=False,
+            reason="names 'happy'",
+            details={"span": [3, 8]},
+        )
+    ],
+    [
+        DocScore(
+            doc_id="x",
+            n_tokens=10,
+            dominant=["calm"],
+            emotion_mean={"calm": 0.5, "at ease": 0.1},
+            metrics={"volatility": 0.2},
+            flags=[Flag(kind="distress", start=1, end=4, severity=2.0)],
+        )
+    ],
 ]
 
 
@@ -65,8 +105,13 @@ def test_extra_fields_are_errors():
 
 def test_params_survive_as_json_with_uniform_schema():
     a = Story(id="a", text="t", emotion="sad", topic="x", provenance=PROV)
-    b = Story(id="b", text="t", emotion="sad", topic="x",
-              provenance=PROV.model_copy(update={"params": {"max_tokens": 5}}))
+    b = Story(
+        id="b",
+        text="t",
+        emotion="sad",
+        topic="x",
+        provenance=PROV.model_copy(update={"params": {"max_tokens": 5}}),
+    )
     table = to_table([a, b])
     assert table.schema.field("provenance").type.get_field_index("params") >= 0
     back = from_table(table, Story)
@@ -88,8 +133,12 @@ def test_bad_row_names_file_and_field(tmp_path):
     from emocurate.errors import InputError
 
     (tmp_path / "data").mkdir()
-    pq.write_table(pa.table({"id": ["a"], "text": ["t"], "emotion": ["sad"], "topic": ["x"],
-                             "pov": ["second"]}), tmp_path / "data" / "p.parquet")
+    pq.write_table(
+        pa.table(
+            {"id": ["a"], "text": ["t"], "emotion": ["sad"], "topic": ["x"], "pov": ["second"]}
+        ),
+        tmp_path / "data" / "p.parquet",
+    )
     with pytest.raises(InputError, match=r"p\.parquet.*field 'pov'"):
         read_records(tmp_path, Story)
     pq.write_table(pa.table({"id": ["a"]}), tmp_path / "data" / "p.parquet")

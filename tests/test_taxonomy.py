@@ -10,8 +10,20 @@ from emocurate.errors import ConfigError, UnknownEmotionError
 from emocurate.taxonomy import bundled_topics, load_taxonomy, resolve_topics
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "emotions171.txt"
-FOCAL12 = ["happy", "inspired", "loving", "proud", "calm", "desperate", "angry", "guilty", "sad",
-           "afraid", "nervous", "surprised"]
+FOCAL12 = [
+    "happy",
+    "inspired",
+    "loving",
+    "proud",
+    "calm",
+    "desperate",
+    "angry",
+    "guilty",
+    "sad",
+    "afraid",
+    "nervous",
+    "surprised",
+]
 
 
 def test_171_concepts_with_valid_fields():
@@ -26,7 +38,11 @@ def test_171_concepts_with_valid_fields():
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference list not present")
 def test_matches_anchor_study_list():
-    ref = [ln.strip() for ln in REFERENCE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    ref = [
+        ln.strip()
+        for ln in REFERENCE.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert load_taxonomy().names() == ref
 
 
@@ -69,7 +85,10 @@ def test_topics(tmp_path):
     assert len(resolve_topics("all")) == len(topics)
     f = tmp_path / "t.txt"
     f.write_text("# mine\nA baker opens early.\n\nA pilot checks the weather.\n")
-    assert [t.premise for t in resolve_topics(str(f))] == ["A baker opens early.", "A pilot checks the weather."]
+    assert [t.premise for t in resolve_topics(str(f))] == [
+        "A baker opens early.",
+        "A pilot checks the weather.",
+    ]
     empty = tmp_path / "e.txt"
     empty.write_text("\n# nothing\n")
     with pytest.raises(ConfigError, match="contains no topics"):

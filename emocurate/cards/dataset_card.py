@@ -40,14 +40,22 @@ DEFAULT_TAGS = ["emotion", "synthetic", "emocurate"]
 def dataset_configs(dataset_dir: Path) -> list[dict[str, Any]]:
     """``configs`` for the folder's layout: ``data/`` or a validation folder's ``kept``/``rejected``."""
     if data_files(dataset_dir) and (dataset_dir / "data").is_dir():
-        return [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}]
+        return [
+            {"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}
+        ]
     configs = []
     for sub in ("kept", "rejected"):
         if (dataset_dir / sub / "data").is_dir() and data_files(dataset_dir / sub):
-            configs.append({"config_name": "default" if sub == "kept" else sub,
-                            "data_files": [{"split": "train", "path": f"{sub}/data/*.parquet"}]})
+            configs.append(
+                {
+                    "config_name": "default" if sub == "kept" else sub,
+                    "data_files": [{"split": "train", "path": f"{sub}/data/*.parquet"}],
+                }
+            )
     if not configs and data_files(dataset_dir):
-        configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "*.parquet"}]}]
+        configs = [
+            {"config_name": "default", "data_files": [{"split": "train", "path": "*.parquet"}]}
+        ]
     return configs
 
 
@@ -68,9 +76,17 @@ def _scalar_facts(manifest: dict[str, Any], limit: int = 16) -> list[tuple[str, 
             continue
         if isinstance(val, str | int | float | bool):
             out.append((key, val))
-        elif isinstance(val, dict) and len(val) <= 8 and all(isinstance(v, str | int | float | bool) for v in val.values()):
+        elif (
+            isinstance(val, dict)
+            and len(val) <= 8
+            and all(isinstance(v, str | int | float | bool) for v in val.values())
+        ):
             out.extend((f"{key}.{k}", v) for k, v in val.items())
-        elif isinstance(val, list) and len(val) <= 12 and all(isinstance(v, str | int | float) for v in val):
+        elif (
+            isinstance(val, list)
+            and len(val) <= 12
+            and all(isinstance(v, str | int | float) for v in val)
+        ):
             out.append((key, ", ".join(str(v) for v in val)))
     return out[:limit]
 
@@ -115,7 +131,9 @@ def build_context(
     if validation_dir is not None and Path(validation_dir).is_dir():
         val = summarize_validation(validation_dir)
     else:
-        missing.append("validation funnel" + (f" ({validation_dir} not found)" if validation_dir else ""))
+        missing.append(
+            "validation funnel" + (f" ({validation_dir} not found)" if validation_dir else "")
+        )
     gen_manifest = gen.manifest if gen is not None else {}
     if generation_dir is not None and not gen_manifest:
         missing.append("generation manifest.json")
@@ -128,19 +146,27 @@ def build_context(
             b = next(iter(gen.backends))
             backend_models = {(b, m): n for m, n in gen.models.items()}
         else:
-            backend_models = {(b, ", ".join(sorted(gen.models))): n for b, n in gen.backends.items()}
+            backend_models = {
+                (b, ", ".join(sorted(gen.models))): n for b, n in gen.backends.items()
+            }
     cols, label_rows = _label_table(data)
     funnel_rows = val.funnel if val else []
     emotion_rows = val.per_emotion if val else []
     cost_src = gen if gen is not None else data
     note = ""
     if gen is not None and generation_dir is not None and gen is not data:
-        note = (f"Totals over all {gen.n_records:,} generated records (including those later rejected); "
-                f"the {data.n_records:,} published records account for "
-                f"{data.input_tokens + data.output_tokens:,} tokens and ${data.cost_usd:,.4f}.")
+        note = (
+            f"Totals over all {gen.n_records:,} generated records (including those later rejected); "
+            f"the {data.n_records:,} published records account for "
+            f"{data.input_tokens + data.output_tokens:,} tokens and ${data.cost_usd:,.4f}."
+        )
     usd = gen_manifest.get("usd")
-    for usd_value in (gen_manifest.get("cost_usd"), gen_manifest.get("total_cost_usd"), usd,
-                      usd.get("total_including_cached") if isinstance(usd, dict) else None):
+    for usd_value in (
+        gen_manifest.get("cost_usd"),
+        gen_manifest.get("total_cost_usd"),
+        usd,
+        usd.get("total_including_cached") if isinstance(usd, dict) else None,
+    ):
         if not cost_src.cost_usd and isinstance(usd_value, int | float):
             cost_src.cost_usd = float(usd_value)
     configs = dataset_configs(dataset_dir)
@@ -155,22 +181,34 @@ def build_context(
         "config_names": [c["config_name"] for c in configs],
         "gen": gen if gen is not None and gen.n_records else None,
         "gen_label": gen_label,
-        "backend_models": [{"backend": b, "model": m, "n": n} for (b, m), n in sorted(backend_models.items())],
-        "prompts": sorted((pid, sorted(h for h in hashes if h)) for pid, hashes in (gen.prompts if gen else {}).items()),
+        "backend_models": [
+            {"backend": b, "model": m, "n": n} for (b, m), n in sorted(backend_models.items())
+        ],
+        "prompts": sorted(
+            (pid, sorted(h for h in hashes if h))
+            for pid, hashes in (gen.prompts if gen else {}).items()
+        ),
         "params": (gen.params.most_common(8) if gen else []),
         "n_topics": len(gen.topics) if gen else 0,
         "top_topics": gen.topics.most_common(5) if gen else [],
         "gen_facts": _scalar_facts(gen_manifest),
         "val": val,
         "funnel_rows": funnel_rows,
-        "funnel_cols": _table_columns(funnel_rows, "step" if funnel_rows and "step" in funnel_rows[0] else "validator"),
+        "funnel_cols": _table_columns(
+            funnel_rows, "step" if funnel_rows and "step" in funnel_rows[0] else "validator"
+        ),
         "emotion_rows": emotion_rows,
         "emotion_cols": _table_columns(emotion_rows, "emotion"),
         "reasons": val.reasons.most_common(10) if val else [],
         "label_cols": cols,
         "label_rows": label_rows,
-        "cost": {"input_tokens": cost_src.input_tokens, "output_tokens": cost_src.output_tokens,
-                 "cache_hits": cost_src.cache_hits, "cost_usd": cost_src.cost_usd, "note": note},
+        "cost": {
+            "input_tokens": cost_src.input_tokens,
+            "output_tokens": cost_src.output_tokens,
+            "cache_hits": cost_src.cache_hits,
+            "cost_usd": cost_src.cost_usd,
+            "note": note,
+        },
         "missing": missing,
     }
 
@@ -201,16 +239,22 @@ def write_dataset_card(
         raise InputError(f"dataset folder not found: {root}")
     configs = dataset_configs(root)
     if not configs:
-        raise InputError(f"{root}: no Parquet files (expected data/*.parquet or kept/data/*.parquet)")
+        raise InputError(
+            f"{root}: no Parquet files (expected data/*.parquet or kept/data/*.parquet)"
+        )
     if validation_dir is None:
         validation_dir = _guess_validation_dir(root)
     card_path = root / CARD
     existing = load_existing(DatasetCard, card_path)
     old_meta = existing.data.to_dict() if existing is not None else {}
     name = pretty_name or old_meta.get("pretty_name") or _default_name(root)
-    ctx = build_context(root, generation_dir=Path(generation_dir) if generation_dir else None,
-                        validation_dir=Path(validation_dir) if validation_dir else None,
-                        repo_id=repo_id, pretty_name=name)
+    ctx = build_context(
+        root,
+        generation_dir=Path(generation_dir) if generation_dir else None,
+        validation_dir=Path(validation_dir) if validation_dir else None,
+        repo_id=repo_id,
+        pretty_name=name,
+    )
     n_rows = ctx["n_rows"] + (ctx["val"].rejected if ctx["val"] and len(configs) > 1 else 0)
     fresh = DatasetCardData(
         license=license,
@@ -221,7 +265,10 @@ def write_dataset_card(
         annotations_creators=["machine-generated"],
         language_creators=["machine-generated"],
         source_datasets=["original"],
-        tags=[*DEFAULT_TAGS, *(["dialogue"] if any(k == "dialogue" for k, _ in ctx["kinds"]) else [])],
+        tags=[
+            *DEFAULT_TAGS,
+            *(["dialogue"] if any(k == "dialogue" for k, _ in ctx["kinds"]) else []),
+        ],
         configs=configs,
     ).to_dict()
     owned = set(OWNED_KEYS) | ({"pretty_name"} if pretty_name else set())
@@ -239,7 +286,9 @@ def _yaml(meta: dict[str, Any]) -> str:
 def _default_name(root: Path) -> str:
     man = read_manifest(root) if (root / "manifest.json").exists() else {}
     base = root.parent.name if root.name in ("kept", "data") else root.name
-    return str(man.get("name") or base.replace("_", " ").replace("-", " ").strip() or "emocurate dataset")
+    return str(
+        man.get("name") or base.replace("_", " ").replace("-", " ").strip() or "emocurate dataset"
+    )
 
 
 def card_summary(card_path: str | Path) -> dict[str, Any]:

@@ -92,7 +92,12 @@ def from_evaluation(ev: dict[str, Any]) -> Geometry | None:
                     pc2.append(y)
     elif isinstance(pts, dict):
         for name, xy in pts.items():
-            if isinstance(xy, list | tuple) and len(xy) >= 2 and _num(xy[0]) is not None and _num(xy[1]) is not None:
+            if (
+                isinstance(xy, list | tuple)
+                and len(xy) >= 2
+                and _num(xy[0]) is not None
+                and _num(xy[1]) is not None
+            ):
                 names.append(str(name))
                 pc1.append(float(xy[0]))
                 pc2.append(float(xy[1]))
@@ -105,14 +110,35 @@ def from_evaluation(ev: dict[str, Any]) -> Geometry | None:
                 pc2.append(float(y))
     if not names:
         return None
-    explained = (geo.get("variance_explained") or geo.get("explained_variance")
-                 or geo.get("explained_variance_ratio") or [])
-    r1 = _num(geo.get("pc1_valence_r", geo.get("pc1_valence", (geo.get("correlations") or {}).get("pc1_valence"))))
-    r2 = _num(geo.get("pc2_arousal_r", geo.get("pc2_arousal", (geo.get("correlations") or {}).get("pc2_arousal"))))
+    explained = (
+        geo.get("variance_explained")
+        or geo.get("explained_variance")
+        or geo.get("explained_variance_ratio")
+        or []
+    )
+    r1 = _num(
+        geo.get(
+            "pc1_valence_r",
+            geo.get("pc1_valence", (geo.get("correlations") or {}).get("pc1_valence")),
+        )
+    )
+    r2 = _num(
+        geo.get(
+            "pc2_arousal_r",
+            geo.get("pc2_arousal", (geo.get("correlations") or {}).get("pc2_arousal")),
+        )
+    )
     val, _ = taxonomy_axes(names)
-    return Geometry(names=names, pc1=pc1, pc2=pc2,
-                    explained=[float(x) for x in explained if _num(x) is not None][:2],
-                    pc1_valence_r=r1, pc2_arousal_r=r2, source="evaluation", valence=val)
+    return Geometry(
+        names=names,
+        pc1=pc1,
+        pc2=pc2,
+        explained=[float(x) for x in explained if _num(x) is not None][:2],
+        pc1_valence_r=r1,
+        pc2_arousal_r=r2,
+        source="evaluation",
+        valence=val,
+    )
 
 
 def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
@@ -121,21 +147,39 @@ def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
     names = list(vs.names)
     centered = u - u.mean(0, keepdim=True)
     if centered.shape[0] < 2:
-        return Geometry(names=names, pc1=[0.0] * len(names), pc2=[0.0] * len(names), source="vectors")
+        return Geometry(
+            names=names, pc1=[0.0] * len(names), pc2=[0.0] * len(names), source="vectors"
+        )
     _, s, vh = torch.linalg.svd(centered, full_matrices=False)
-    coords = centered @ vh[:2].T if vh.shape[0] >= 2 else torch.cat([centered @ vh[:1].T, torch.zeros(len(names), 1, dtype=u.dtype)], 1)
+    coords = (
+        centered @ vh[:2].T
+        if vh.shape[0] >= 2
+        else torch.cat([centered @ vh[:1].T, torch.zeros(len(names), 1, dtype=u.dtype)], 1)
+    )
     var = s**2
     explained = (var[:2] / var.sum()).tolist() if float(var.sum()) > 0 else []
     pc1, pc2 = coords[:, 0].tolist(), coords[:, 1].tolist()
     val, aro = taxonomy_axes(names)
-    r1 = pearson([pc1[i] for i, n in enumerate(names) if n in val], [val[n] for n in names if n in val])
+    r1 = pearson(
+        [pc1[i] for i, n in enumerate(names) if n in val], [val[n] for n in names if n in val]
+    )
     if r1 is not None and r1 < 0:
         pc1, r1 = [-x for x in pc1], -r1
-    r2 = pearson([pc2[i] for i, n in enumerate(names) if n in aro], [aro[n] for n in names if n in aro])
+    r2 = pearson(
+        [pc2[i] for i, n in enumerate(names) if n in aro], [aro[n] for n in names if n in aro]
+    )
     if r2 is not None and r2 < 0:
         pc2, r2 = [-x for x in pc2], -r2
-    return Geometry(names=names, pc1=pc1, pc2=pc2, explained=explained, pc1_valence_r=r1,
-                    pc2_arousal_r=r2, source="vectors", valence=val)
+    return Geometry(
+        names=names,
+        pc1=pc1,
+        pc2=pc2,
+        explained=explained,
+        pc1_valence_r=r1,
+        pc2_arousal_r=r2,
+        source="vectors",
+        valence=val,
+    )
 
 
 def load_evaluation(vectors_dir: str | Path, vs: VectorSet) -> dict[str, Any]:
@@ -154,4 +198,6 @@ def load_evaluation(vectors_dir: str | Path, vs: VectorSet) -> dict[str, Any]:
 
 def geometry(vs: VectorSet, evaluation: dict[str, Any] | None = None) -> Geometry:
     """The stored geometry when present, else one computed from the vectors."""
-    return from_evaluation(evaluation if evaluation is not None else vs.meta.evaluation) or from_vectors(vs)
+    return from_evaluation(
+        evaluation if evaluation is not None else vs.meta.evaluation
+    ) or from_vectors(vs)

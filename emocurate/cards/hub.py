@@ -28,10 +28,27 @@ from emocurate.records import canonical_json
 from emocurate.vectors.vectorset import META, TENSORS, VectorSet
 
 Kind = Literal["dataset", "vectors"]
-DATASET_PATTERNS = ("README.md", "manifest.json", "data/*.parquet", "kept/data/*.parquet",
-                    "rejected/data/*.parquet", "kept/manifest.json", "rejected/manifest.json", "*.parquet")
-VECTOR_PATTERNS = ("README.md", TENSORS, META, "evaluation.json", "figures/*.svg", "*.gguf",
-                   f"*/{TENSORS}", f"*/{META}", "*/evaluation.json")
+DATASET_PATTERNS = (
+    "README.md",
+    "manifest.json",
+    "data/*.parquet",
+    "kept/data/*.parquet",
+    "rejected/data/*.parquet",
+    "kept/manifest.json",
+    "rejected/manifest.json",
+    "*.parquet",
+)
+VECTOR_PATTERNS = (
+    "README.md",
+    TENSORS,
+    META,
+    "evaluation.json",
+    "figures/*.svg",
+    "*.gguf",
+    f"*/{TENSORS}",
+    f"*/{META}",
+    "*/evaluation.json",
+)
 LOAD_SNIPPET = re.compile(r'load_dataset\("[\w.-]+/[\w.-]+"')
 REPO_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -45,19 +62,30 @@ def detect_kind(folder: str | Path) -> Kind:
         return "vectors"
     if dataset_configs(p):
         return "dataset"
-    raise InputError(f"{p}: neither a dataset folder (data/*.parquet) nor a vector set ({TENSORS} + {META})")
+    raise InputError(
+        f"{p}: neither a dataset folder (data/*.parquet) nor a vector set ({TENSORS} + {META})"
+    )
 
 
 def check_repo_id(repo_id: str) -> None:
     """Reject ids the Hub would refuse, before any network call."""
     parts = repo_id.split("/")
-    if len(parts) != 2 or not all(parts) or not all(set(x) <= REPO_ID_CHARS for x in parts) \
-            or any(x.startswith((".", "-")) or x.endswith((".", "-")) for x in parts) or len(parts[1]) > 96:
-        raise ConfigError(f"invalid repo id '{repo_id}' (expected ORG/NAME with letters, digits, '-', '_', '.')")
+    if (
+        len(parts) != 2
+        or not all(parts)
+        or not all(set(x) <= REPO_ID_CHARS for x in parts)
+        or any(x.startswith((".", "-")) or x.endswith((".", "-")) for x in parts)
+        or len(parts[1]) > 96
+    ):
+        raise ConfigError(
+            f"invalid repo id '{repo_id}' (expected ORG/NAME with letters, digits, '-', '_', '.')"
+        )
 
 
 def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(rel, pat) and rel.count("/") == pat.count("/") for pat in patterns)
+    return any(
+        fnmatch.fnmatchcase(rel, pat) and rel.count("/") == pat.count("/") for pat in patterns
+    )
 
 
 def repo_files(folder: Path, kind: Kind) -> list[str]:
@@ -66,12 +94,18 @@ def repo_files(folder: Path, kind: Kind) -> list[str]:
     out = []
     for f in sorted(folder.rglob("*")):
         rel = f.relative_to(folder).as_posix()
-        if f.is_file() and not any(part.startswith(".") for part in rel.split("/")) and _matches(rel, patterns):
+        if (
+            f.is_file()
+            and not any(part.startswith(".") for part in rel.split("/"))
+            and _matches(rel, patterns)
+        ):
             out.append(rel)
     return out
 
 
-def build_tree(folder: str | Path, out: str | Path, *, repo_id: str | None = None) -> tuple[Kind, list[str]]:
+def build_tree(
+    folder: str | Path, out: str | Path, *, repo_id: str | None = None
+) -> tuple[Kind, list[str]]:
     """Refresh the card and copy the publishable files of ``folder`` into ``out``."""
     src = Path(folder)
     kind = detect_kind(src)
@@ -88,7 +122,9 @@ def build_tree(folder: str | Path, out: str | Path, *, repo_id: str | None = Non
         shutil.copy2(src / rel, target)
     if repo_id and kind == "dataset":
         card = dst / "README.md"
-        card.write_text(LOAD_SNIPPET.sub(f'load_dataset("{repo_id}"', card.read_text("utf-8")), "utf-8")
+        card.write_text(
+            LOAD_SNIPPET.sub(f'load_dataset("{repo_id}"', card.read_text("utf-8")), "utf-8"
+        )
     return kind, files
 
 
@@ -112,8 +148,10 @@ def verify_dataset_tree(tree: Path, source: Path) -> dict[str, int]:
             got = sorted(canonical_json(r) for r in ds.to_list())
             want = _rows(sorted(source.glob(pattern)))
             if got != want:
-                raise OutputError(f"dry run: config '{name}' read back {len(got)} rows that differ from the "
-                                  f"{len(want)} rows of {source}/{pattern}")
+                raise OutputError(
+                    f"dry run: config '{name}' read back {len(got)} rows that differ from the "
+                    f"{len(want)} rows of {source}/{pattern}"
+                )
             counts[name] = len(got)
     return counts
 
@@ -131,7 +169,9 @@ def _prepare_dry_run_dir(path: Path) -> Path:
     if path.exists() and any(path.iterdir()):
         files = [f.relative_to(path).as_posix() for f in path.rglob("*") if f.is_file()]
         if not all(_matches(f, DATASET_PATTERNS) or _matches(f, VECTOR_PATTERNS) for f in files):
-            raise OutputError(f"dry-run folder {path} is not empty and is not an earlier dry run (choose a new folder)")
+            raise OutputError(
+                f"dry-run folder {path} is not empty and is not an earlier dry run (choose a new folder)"
+            )
         shutil.rmtree(path)
     return ensure_dir(path)
 
@@ -171,9 +211,19 @@ def push(
     if dry_run is not None:
         out = _prepare_dry_run_dir(Path(dry_run))
         kind, files = build_tree(src, out, repo_id=repo_id)
-        checked = verify_dataset_tree(out, src) if kind == "dataset" else verify_vector_tree(out, src)
-        return {"kind": kind, "repo_type": repo_type, "repo_id": repo_id, "files": files,
-                "checked": checked, "dry_run": str(out), "private": private, "revision": revision or "main"}
+        checked = (
+            verify_dataset_tree(out, src) if kind == "dataset" else verify_vector_tree(out, src)
+        )
+        return {
+            "kind": kind,
+            "repo_type": repo_type,
+            "repo_id": repo_id,
+            "files": files,
+            "checked": checked,
+            "dry_run": str(out),
+            "private": private,
+            "revision": revision or "main",
+        }
 
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -185,13 +235,28 @@ def push(
             url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
             if revision:
                 api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-            info = api.upload_folder(folder_path=tmp, repo_id=repo_id, repo_type=repo_type, revision=revision,
-                                     commit_message=f"emocurate push: {kind} ({len(files)} files)")
+            info = api.upload_folder(
+                folder_path=tmp,
+                repo_id=repo_id,
+                repo_type=repo_type,
+                revision=revision,
+                commit_message=f"emocurate push: {kind} ({len(files)} files)",
+            )
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             first = _scrub(str(exc), token).splitlines()[0] if str(exc) else type(exc).__name__
             raise BackendError(f"Hub push to {repo_id} failed (HTTP {status}): {first}") from None
         except (OSError, ValueError) as exc:
-            raise BackendError(f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}") from None
-    return {"kind": kind, "repo_type": repo_type, "repo_id": repo_id, "files": files, "url": str(url),
-            "commit": getattr(info, "oid", None), "private": private, "revision": revision or "main"}
+            raise BackendError(
+                f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}"
+            ) from None
+    return {
+        "kind": kind,
+        "repo_type": repo_type,
+        "repo_id": repo_id,
+        "files": files,
+        "url": str(url),
+        "commit": getattr(info, "oid", None),
+        "private": private,
+        "revision": revision or "main",
+    }

@@ -168,7 +168,9 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     """One level of nested counts becomes columns (``rejected_by: {rules: 2}`` → ``rejected_by rules``)."""
     flat: dict[str, Any] = {}
     for k, v in row.items():
-        if isinstance(v, dict) and all(isinstance(x, int | float | str | bool) or x is None for x in v.values()):
+        if isinstance(v, dict) and all(
+            isinstance(x, int | float | str | bool) or x is None for x in v.values()
+        ):
             flat.update({f"{k} {sub}": x for sub, x in v.items()})
         else:
             flat[k] = v
@@ -229,9 +231,15 @@ def _safe_manifest(folder: Path) -> dict[str, Any]:
 
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for ``n`` rows."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-              (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
-              (1_000_000_000, "100M<n<1B")]
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+        (1_000_000_000, "100M<n<1B"),
+    ]
     for bound, name in bounds:
         if n < bound:
             return name

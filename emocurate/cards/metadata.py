@@ -24,27 +24,112 @@ from emocurate.errors import InputError, OutputError
 from emocurate.io import atomic_write_bytes
 
 SIZE_CATEGORIES = {
-    "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
-    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T", "unknown", "other",
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+    "n>1T",
+    "unknown",
+    "other",
 }
 # The Hub's task categories that an emotion dataset can plausibly declare (subset of the Hub list).
 TASK_CATEGORIES = {
-    "text-generation", "text-classification", "token-classification", "question-answering",
-    "summarization", "translation", "fill-mask", "sentence-similarity", "feature-extraction",
-    "zero-shot-classification", "text2text-generation", "conversational", "table-question-answering",
-    "text-retrieval", "other",
+    "text-generation",
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "summarization",
+    "translation",
+    "fill-mask",
+    "sentence-similarity",
+    "feature-extraction",
+    "zero-shot-classification",
+    "text2text-generation",
+    "conversational",
+    "table-question-answering",
+    "text-retrieval",
+    "other",
 }
 LICENSES = {
-    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigcode-openrail-m",
-    "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear",
-    "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
-    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
-    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
-    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "eupl-1.1",
-    "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c",
-    "ms-pl", "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa",
-    "unlicense", "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "llama3", "llama3.1",
-    "llama3.2", "llama3.3", "gemma", "apple-ascl", "apple-amlr", "unknown", "other",
+    "apache-2.0",
+    "mit",
+    "openrail",
+    "bigscience-openrail-m",
+    "creativeml-openrail-m",
+    "bigcode-openrail-m",
+    "afl-3.0",
+    "artistic-2.0",
+    "bsl-1.0",
+    "bsd",
+    "bsd-2-clause",
+    "bsd-3-clause",
+    "bsd-3-clause-clear",
+    "c-uda",
+    "cc",
+    "cc0-1.0",
+    "cc-by-2.0",
+    "cc-by-2.5",
+    "cc-by-3.0",
+    "cc-by-4.0",
+    "cc-by-sa-3.0",
+    "cc-by-sa-4.0",
+    "cc-by-nc-2.0",
+    "cc-by-nc-3.0",
+    "cc-by-nc-4.0",
+    "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-2.0",
+    "cc-by-nc-sa-3.0",
+    "cc-by-nc-sa-4.0",
+    "cdla-sharing-1.0",
+    "cdla-permissive-1.0",
+    "cdla-permissive-2.0",
+    "wtfpl",
+    "ecl-2.0",
+    "epl-1.0",
+    "epl-2.0",
+    "eupl-1.1",
+    "agpl-3.0",
+    "gfdl",
+    "gpl",
+    "gpl-2.0",
+    "gpl-3.0",
+    "lgpl",
+    "lgpl-2.1",
+    "lgpl-3.0",
+    "isc",
+    "lppl-1.3c",
+    "ms-pl",
+    "mpl-2.0",
+    "odc-by",
+    "odbl",
+    "openrail++",
+    "osl-3.0",
+    "postgresql",
+    "ofl-1.1",
+    "ncsa",
+    "unlicense",
+    "zlib",
+    "pddl",
+    "lgpl-lr",
+    "deepfloyd-if-license",
+    "llama2",
+    "llama3",
+    "llama3.1",
+    "llama3.2",
+    "llama3.3",
+    "gemma",
+    "apple-ascl",
+    "apple-amlr",
+    "unknown",
+    "other",
 }
 LANGUAGE_RE = re.compile(r"^([a-z]{2,3})([-_][A-Za-z0-9]{2,8})*$")
 SPECIAL_LANGUAGES = {"code", "multilingual"}
@@ -53,7 +138,8 @@ YAML_BLOCK = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
 BEGIN = "<!-- emocurate:begin {name} -->"
 END = "<!-- emocurate:end {name} -->"
 BLOCK_RE = re.compile(
-    r"<!-- emocurate:begin (?P<name>[\w.-]+) -->\n?(?P<body>.*?)\n?<!-- emocurate:end (?P=name) -->", re.S
+    r"<!-- emocurate:begin (?P<name>[\w.-]+) -->\n?(?P<body>.*?)\n?<!-- emocurate:end (?P=name) -->",
+    re.S,
 )
 
 
@@ -70,13 +156,18 @@ def metadata_errors(meta: Any, repo_type: str = "dataset") -> list[str]:
     if lic is not None:
         for item in _as_list(lic):
             if not isinstance(item, str) or item not in LICENSES:
-                errs.append(f"license: '{item}' is not a Hub license id (use 'other' with license_name)")
+                errs.append(
+                    f"license: '{item}' is not a Hub license id (use 'other' with license_name)"
+                )
         if "other" in _as_list(lic) and not meta.get("license_name"):
             errs.append("license: 'other' needs license_name")
     for lang in _as_list(meta.get("language", [])):
         if not isinstance(lang, str) or not (LANGUAGE_RE.match(lang) or lang in SPECIAL_LANGUAGES):
             errs.append(f"language: '{lang}' is not an ISO 639 code")
-    for key, allowed in (("size_categories", SIZE_CATEGORIES), ("task_categories", TASK_CATEGORIES)):
+    for key, allowed in (
+        ("size_categories", SIZE_CATEGORIES),
+        ("task_categories", TASK_CATEGORIES),
+    ):
         for item in _as_list(meta.get(key, [])):
             if item not in allowed:
                 errs.append(f"{key}: '{item}' is not allowed")
@@ -109,9 +200,18 @@ def _config_errors(configs: Any) -> list[str]:
         files = cfg.get("data_files")
         if files is None:
             continue
-        ok = isinstance(files, str) or (isinstance(files, list) and all(
-            isinstance(f, str) or (isinstance(f, dict) and isinstance(f.get("split"), str)
-                                   and isinstance(f.get("path"), str | list)) for f in files))
+        ok = isinstance(files, str) or (
+            isinstance(files, list)
+            and all(
+                isinstance(f, str)
+                or (
+                    isinstance(f, dict)
+                    and isinstance(f.get("split"), str)
+                    and isinstance(f.get("path"), str | list)
+                )
+                for f in files
+            )
+        )
         if not ok:
             errs.append(f"configs[{i}].data_files: must be a path, or a list of {{split, path}}")
     if defaults > 1:
@@ -167,7 +267,9 @@ def merge_body(existing: str | None, fresh: str) -> str:
     return merged
 
 
-def merge_metadata(existing: dict[str, Any], fresh: dict[str, Any], *, owned: set[str]) -> dict[str, Any]:
+def merge_metadata(
+    existing: dict[str, Any], fresh: dict[str, Any], *, owned: set[str]
+) -> dict[str, Any]:
     """Merge card metadata: ``owned`` keys (facts about the data) are refreshed, tags united,
     and every other key a user set (``configs``, ``license``, ``language``...) wins."""
     out = dict(existing)
@@ -193,7 +295,9 @@ def load_existing(card_cls: type[CardT], card_path: Path) -> CardT | None:
     try:
         return card_cls.load(card_path)
     except Exception as exc:
-        raise InputError(f"{card_path}: existing card does not parse ({str(exc).splitlines()[0]})") from None
+        raise InputError(
+            f"{card_path}: existing card does not parse ({str(exc).splitlines()[0]})"
+        ) from None
 
 
 def write_card(card_path: Path, content: str, repo_type: str) -> Path:

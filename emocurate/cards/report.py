@@ -60,26 +60,56 @@ def _token_spans(doc: TokenDoc, row: int, flags: list[FlagRow], others: list[int
             cls += " flagged"
             tip += " | flag: " + ", ".join(flagged[t])
         start = t in flagged and (t - 1) not in flagged
-        label = Markup("<span class='flag-label'>{}</span>").format(", ".join(flagged[t])) if start else ""
-        parts.append(Markup("{}<span class='{}' style='background:{}' title='{}'>{}</span>").format(
-            label, cls, svg.diverging_color(v, VMAX), f"#{t} {tip}", tok))
+        label = (
+            Markup("<span class='flag-label'>{}</span>").format(", ".join(flagged[t]))
+            if start
+            else ""
+        )
+        parts.append(
+            Markup("{}<span class='{}' style='background:{}' title='{}'>{}</span>").format(
+                label, cls, svg.diverging_color(v, VMAX), f"#{t} {tip}", tok
+            )
+        )
     return Markup("").join(parts)
 
 
-def _heatmap_docs(token_docs: list[TokenDoc], doc_rows: dict[str, DocRow], wanted: list[str] | None,
-                  max_docs: int, k: int) -> list[dict[str, Any]]:
-    order = sorted(token_docs, key=lambda d: (-max((f.severity for f in _doc_flags(d, doc_rows)), default=-1.0), d.doc_id))
+def _heatmap_docs(
+    token_docs: list[TokenDoc],
+    doc_rows: dict[str, DocRow],
+    wanted: list[str] | None,
+    max_docs: int,
+    k: int,
+) -> list[dict[str, Any]]:
+    order = sorted(
+        token_docs,
+        key=lambda d: (-max((f.severity for f in _doc_flags(d, doc_rows)), default=-1.0), d.doc_id),
+    )
     out = []
     for doc in order[:max_docs]:
         flags = _doc_flags(doc, doc_rows)
         rows = _selected_emotions(doc, wanted, k)
-        strip = svg.heatmap_strip([doc.emotions[i] for i in rows], [doc.z[i] for i in rows],
-                                  spans=[(f.start, f.end, f.kind) for f in flags], vmax=VMAX, width=1000)
+        strip = svg.heatmap_strip(
+            [doc.emotions[i] for i in rows],
+            [doc.z[i] for i in rows],
+            spans=[(f.start, f.end, f.kind) for f in flags],
+            vmax=VMAX,
+            width=1000,
+        )
         tint = rows[:1] + [i for i in rows[1:] if doc.emotions[i] not in COMPOSITES][:2]
-        views = [{"emotion": doc.emotions[i], "html": _token_spans(doc, i, flags, rows)} for i in tint]
-        out.append({"doc_id": doc.doc_id, "anchor": _anchor(doc.doc_id), "n_tokens": len(doc.tokens),
-                    "flags": flags, "strip": Markup(strip), "views": views,
-                    "emotions": [doc.emotions[i] for i in rows]})
+        views = [
+            {"emotion": doc.emotions[i], "html": _token_spans(doc, i, flags, rows)} for i in tint
+        ]
+        out.append(
+            {
+                "doc_id": doc.doc_id,
+                "anchor": _anchor(doc.doc_id),
+                "n_tokens": len(doc.tokens),
+                "flags": flags,
+                "strip": Markup(strip),
+                "views": views,
+                "emotions": [doc.emotions[i] for i in rows],
+            }
+        )
     return out
 
 
@@ -102,7 +132,11 @@ def _metric_figures(docs: list[DocRow], limit: int = 12) -> list[Markup]:
     figs = []
     for i, name in enumerate(sorted(names)):
         vals = [d.metrics[name] for d in docs if name in d.metrics]
-        figs.append(Markup(svg.histogram(vals, title=name.replace("_", " "), color=PALETTE[i % len(PALETTE)])))
+        figs.append(
+            Markup(
+                svg.histogram(vals, title=name.replace("_", " "), color=PALETTE[i % len(PALETTE)])
+            )
+        )
     return figs
 
 
@@ -142,8 +176,14 @@ def write_report(
         ev = load_evaluation(vectors_dir, vs)
         geo = geometry(vs, ev)
         inputs.append(("vectors", str(vectors_dir)))
-        vec = {"meta": vs.meta, "figure": Markup(geometry_svg(geo)), "geo": geo, "n": len(vs.names),
-               "accuracy": ev.get("accuracy", ev.get("top1")), "top3": ev.get("top3")}
+        vec = {
+            "meta": vs.meta,
+            "figure": Markup(geometry_svg(geo)),
+            "geo": geo,
+            "n": len(vs.names),
+            "accuracy": ev.get("accuracy", ev.get("top1")),
+            "top3": ev.get("top3"),
+        }
     else:
         missing.append("emotion vectors (--vectors): no geometry figure")
 
@@ -158,16 +198,29 @@ def write_report(
         by_id = {d.doc_id: d for d in docs}
         token_docs = read_token_docs(sdir)
         heatmaps = _heatmap_docs(token_docs, by_id, emotions, max_heatmaps, k=8)
-        flagged = sorted((d for d in docs if d.flags), key=lambda d: -max(f.severity for f in d.flags))
+        flagged = sorted(
+            (d for d in docs if d.flags), key=lambda d: -max(f.severity for f in d.flags)
+        )
         with_heatmap = {h["doc_id"] for h in heatmaps}
         kinds: Counter[str] = Counter(f.kind for d in docs for f in d.flags)
         man = read_manifest(sdir)
-        scores = {"n_docs": len(docs), "n_flagged": len(flagged), "kinds": kinds.most_common(),
-                  "flagged": flagged[:max_flagged], "more": max(0, len(flagged) - max_flagged),
-                  "with_heatmap": with_heatmap, "anchor": _anchor, "metrics": _metric_figures(docs),
-                  "quarantined": man.get("quarantined", (man.get("counts") or {}).get("quarantined")
-                                         if isinstance(man.get("counts"), dict) else None),
-                  "dominant": Counter(d.dominant[0] for d in docs if d.dominant).most_common(10)}
+        scores = {
+            "n_docs": len(docs),
+            "n_flagged": len(flagged),
+            "kinds": kinds.most_common(),
+            "flagged": flagged[:max_flagged],
+            "more": max(0, len(flagged) - max_flagged),
+            "with_heatmap": with_heatmap,
+            "anchor": _anchor,
+            "metrics": _metric_figures(docs),
+            "quarantined": man.get(
+                "quarantined",
+                (man.get("counts") or {}).get("quarantined")
+                if isinstance(man.get("counts"), dict)
+                else None,
+            ),
+            "dominant": Counter(d.dominant[0] for d in docs if d.dominant).most_common(10),
+        }
         if not docs:
             missing.append(f"document scores (no Parquet rows in {sdir})")
         if not token_docs:
@@ -188,8 +241,19 @@ def write_report(
     else:
         missing.append("generation summary (--generation)")
 
-    html = render("report.html.j2", title=title, version=__version__, created=utc_now(), inputs=inputs,
-                  missing=missing, vec=vec, scores=scores, heatmaps=heatmaps, val=val, gen=gen,
-                  legend=Markup(svg.color_legend(VMAX)))
+    html = render(
+        "report.html.j2",
+        title=title,
+        version=__version__,
+        created=utc_now(),
+        inputs=inputs,
+        missing=missing,
+        vec=vec,
+        scores=scores,
+        heatmaps=heatmaps,
+        val=val,
+        gen=gen,
+        legend=Markup(svg.color_legend(VMAX)),
+    )
     atomic_write_bytes(out, html.encode("utf-8"))
     return out

@@ -21,8 +21,19 @@ import pyarrow.parquet as pq
 from emocurate.errors import InputError
 
 ID_COLUMNS = ("doc_id", "id", "document_id")
-NOT_METRICS = {"n_tokens", "n_chars", "n_windows", "n_flags", "shard", "row", "position", "index", "start",
-               "end", "is_dialogue"}
+NOT_METRICS = {
+    "n_tokens",
+    "n_chars",
+    "n_windows",
+    "n_flags",
+    "shard",
+    "row",
+    "position",
+    "index",
+    "start",
+    "end",
+    "is_dialogue",
+}
 NOT_METRIC_PREFIXES = ("mean__", "p95__")  # per-emotion profile columns, not regulation metrics
 COMPOSITES = ("distress", "valence", "arousal", "calm", "regulation")
 TOKEN_DIRS = ("tokens", "token_scores", "trajectories", "token")
@@ -77,9 +88,15 @@ def _flags(value: Any) -> list[FlagRow]:
         if not isinstance(f, dict):
             continue
         try:
-            out.append(FlagRow(kind=str(f.get("kind") or f.get("name") or "flag"), start=int(f.get("start") or 0),
-                               end=int(f.get("end") or 0), severity=float(f.get("severity") or 0.0),
-                               evidence=str(f.get("evidence") or f.get("reason") or "")))
+            out.append(
+                FlagRow(
+                    kind=str(f.get("kind") or f.get("name") or "flag"),
+                    start=int(f.get("start") or 0),
+                    end=int(f.get("end") or 0),
+                    severity=float(f.get("severity") or 0.0),
+                    evidence=str(f.get("evidence") or f.get("reason") or ""),
+                )
+            )
         except (TypeError, ValueError):
             continue
     return out
@@ -126,15 +143,19 @@ def read_docs(scores_dir: Path) -> list[DocRow]:
             if f is not None:
                 metrics[k] = f
         dominant = row.get("dominant") or []
-        docs.append(DocRow(
-            doc_id=str(row.get(id_col) if id_col else i),
-            n_tokens=int(row.get("n_tokens") or 0),
-            source=str(row.get("source") or ""),
-            dominant=[str(d) for d in dominant] if isinstance(dominant, list) else [str(dominant)],
-            metrics=metrics,
-            flags=_flags(row.get("flags")),
-            text=str(row.get("text") or row.get("snippet") or ""),
-        ))
+        docs.append(
+            DocRow(
+                doc_id=str(row.get(id_col) if id_col else i),
+                n_tokens=int(row.get("n_tokens") or 0),
+                source=str(row.get("source") or ""),
+                dominant=[str(d) for d in dominant]
+                if isinstance(dominant, list)
+                else [str(dominant)],
+                metrics=metrics,
+                flags=_flags(row.get("flags")),
+                text=str(row.get("text") or row.get("snippet") or ""),
+            )
+        )
     return docs
 
 
@@ -181,5 +202,9 @@ def read_token_docs(scores_dir: Path) -> list[TokenDoc]:
                 continue
             z = mz
         doc_id = next((str(row[c]) for c in ID_COLUMNS if row.get(c) is not None), str(len(out)))
-        out.append(TokenDoc(doc_id=doc_id, tokens=tokens, emotions=emotions, z=z, flags=_flags(row.get("flags"))))
+        out.append(
+            TokenDoc(
+                doc_id=doc_id, tokens=tokens, emotions=emotions, z=z, flags=_flags(row.get("flags"))
+            )
+        )
     return out

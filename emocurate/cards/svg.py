@@ -94,21 +94,39 @@ def scatter(
         f"<rect x='{m_left}' y='{m_top}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ccc'/>",
     ]
     if title:
-        parts.append(f"<text x='{width / 2:.1f}' y='20' text-anchor='middle' font-size='14' font-weight='600'>{escape(title)}</text>")
+        parts.append(
+            f"<text x='{width / 2:.1f}' y='20' text-anchor='middle' font-size='14' font-weight='600'>{escape(title)}</text>"
+        )
     for t in _nice_ticks(x0, x1):
         X = sx(t)
-        parts.append(f"<line x1='{_fmt(X)}' y1='{m_top}' x2='{_fmt(X)}' y2='{m_top + ph}' stroke='#eee'/>")
-        parts.append(f"<text x='{_fmt(X)}' y='{m_top + ph + 14}' text-anchor='middle' fill='#555'>{_tick_label(t)}</text>")
+        parts.append(
+            f"<line x1='{_fmt(X)}' y1='{m_top}' x2='{_fmt(X)}' y2='{m_top + ph}' stroke='#eee'/>"
+        )
+        parts.append(
+            f"<text x='{_fmt(X)}' y='{m_top + ph + 14}' text-anchor='middle' fill='#555'>{_tick_label(t)}</text>"
+        )
     for t in _nice_ticks(y0, y1):
         Y = sy(t)
-        parts.append(f"<line x1='{m_left}' y1='{_fmt(Y)}' x2='{m_left + pw}' y2='{_fmt(Y)}' stroke='#eee'/>")
-        parts.append(f"<text x='{m_left - 6}' y='{_fmt(Y + 4)}' text-anchor='end' fill='#555'>{_tick_label(t)}</text>")
+        parts.append(
+            f"<line x1='{m_left}' y1='{_fmt(Y)}' x2='{m_left + pw}' y2='{_fmt(Y)}' stroke='#eee'/>"
+        )
+        parts.append(
+            f"<text x='{m_left - 6}' y='{_fmt(Y + 4)}' text-anchor='end' fill='#555'>{_tick_label(t)}</text>"
+        )
     if x0 < 0 < x1:
-        parts.append(f"<line x1='{_fmt(sx(0))}' y1='{m_top}' x2='{_fmt(sx(0))}' y2='{m_top + ph}' stroke='#bbb' stroke-dasharray='3,3'/>")
+        parts.append(
+            f"<line x1='{_fmt(sx(0))}' y1='{m_top}' x2='{_fmt(sx(0))}' y2='{m_top + ph}' stroke='#bbb' stroke-dasharray='3,3'/>"
+        )
     if y0 < 0 < y1:
-        parts.append(f"<line x1='{m_left}' y1='{_fmt(sy(0))}' x2='{m_left + pw}' y2='{_fmt(sy(0))}' stroke='#bbb' stroke-dasharray='3,3'/>")
-    parts.append(f"<text x='{m_left + pw / 2:.1f}' y='{height - 8}' text-anchor='middle' font-size='12'>{escape(x_label)}</text>")
-    parts.append(f"<text transform='translate(14,{m_top + ph / 2:.1f}) rotate(-90)' text-anchor='middle' font-size='12'>{escape(y_label)}</text>")
+        parts.append(
+            f"<line x1='{m_left}' y1='{_fmt(sy(0))}' x2='{m_left + pw}' y2='{_fmt(sy(0))}' stroke='#bbb' stroke-dasharray='3,3'/>"
+        )
+    parts.append(
+        f"<text x='{m_left + pw / 2:.1f}' y='{height - 8}' text-anchor='middle' font-size='12'>{escape(x_label)}</text>"
+    )
+    parts.append(
+        f"<text transform='translate(14,{m_top + ph / 2:.1f}) rotate(-90)' text-anchor='middle' font-size='12'>{escape(y_label)}</text>"
+    )
     for p in points:
         X, Y = sx(p.x), sy(p.y)
         color = diverging_color(p.value) if p.value is not None else "#4a6fa5"
@@ -143,7 +161,9 @@ def histogram(
         f"<rect x='{m_left}' y='{m_top}' width='{pw}' height='{ph}' fill='#fafafa' stroke='#ddd'/>",
     ]
     if not vals:
-        parts.append(f"<text x='{width / 2:.1f}' y='{m_top + ph / 2:.1f}' text-anchor='middle' fill='#888'>no values</text></svg>")
+        parts.append(
+            f"<text x='{width / 2:.1f}' y='{m_top + ph / 2:.1f}' text-anchor='middle' fill='#888'>no values</text></svg>"
+        )
         return "".join(parts)
     lo, hi = min(vals), max(vals)
     if hi <= lo:
@@ -161,13 +181,23 @@ def histogram(
             f"<rect class='bar' x='{_fmt(x + 0.5)}' y='{_fmt(m_top + ph - h)}' width='{_fmt(max(bw - 1, 0.5))}' "
             f"height='{_fmt(h)}' fill='{color}'><title>{a:.3g} to {b:.3g}: {c}</title></rect>"
         )
-    parts.append(f"<text x='{m_left}' y='{height - 14}' text-anchor='start' fill='#555'>{_tick_label(lo)}</text>")
-    parts.append(f"<text x='{m_left + pw}' y='{height - 14}' text-anchor='end' fill='#555'>{_tick_label(hi)}</text>")
-    parts.append(f"<text x='{m_left - 4}' y='{m_top + 8}' text-anchor='end' fill='#555'>{cmax}</text>")
-    parts.append(f"<text x='{m_left + pw / 2:.1f}' y='{height - 4}' text-anchor='middle' fill='#777'>n = {len(vals)}</text>")
+    parts.append(
+        f"<text x='{m_left}' y='{height - 14}' text-anchor='start' fill='#555'>{_tick_label(lo)}</text>"
+    )
+    parts.append(
+        f"<text x='{m_left + pw}' y='{height - 14}' text-anchor='end' fill='#555'>{_tick_label(hi)}</text>"
+    )
+    parts.append(
+        f"<text x='{m_left - 4}' y='{m_top + 8}' text-anchor='end' fill='#555'>{cmax}</text>"
+    )
+    parts.append(
+        f"<text x='{m_left + pw / 2:.1f}' y='{height - 4}' text-anchor='middle' fill='#777'>n = {len(vals)}</text>"
+    )
     if threshold is not None and lo <= threshold <= hi:
         X = m_left + (threshold - lo) / (hi - lo) * pw
-        parts.append(f"<line x1='{_fmt(X)}' y1='{m_top}' x2='{_fmt(X)}' y2='{m_top + ph}' stroke='#c0392b' stroke-dasharray='4,3'/>")
+        parts.append(
+            f"<line x1='{_fmt(X)}' y1='{m_top}' x2='{_fmt(X)}' y2='{m_top + ph}' stroke='#c0392b' stroke-dasharray='4,3'/>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -199,10 +229,14 @@ def heatmap_strip(
         f"<title>{escape(title or 'token heatmap')}</title>",
     ]
     if title:
-        parts.append(f"<text x='{m_left}' y='14' font-size='11' font-weight='600'>{escape(title)}</text>")
+        parts.append(
+            f"<text x='{m_left}' y='14' font-size='11' font-weight='600'>{escape(title)}</text>"
+        )
     for r, (name, row) in enumerate(zip(rows, values, strict=False)):
         y = m_top + r * row_height
-        parts.append(f"<text x='{m_left - 6}' y='{y + row_height - 4}' text-anchor='end' fill='#333'>{escape(name)}</text>")
+        parts.append(
+            f"<text x='{m_left - 6}' y='{y + row_height - 4}' text-anchor='end' fill='#333'>{escape(name)}</text>"
+        )
         for t, v in enumerate(row):
             parts.append(
                 f"<rect class='cell' x='{_fmt(m_left + t * cw)}' y='{y}' width='{cw + 0.3:.2f}' height='{row_height - 1}' "
@@ -217,7 +251,9 @@ def heatmap_strip(
             f"fill='none' stroke='#111' stroke-width='1.5'><title>{escape(label)} tokens {start}–{end}</title></rect>"
         )
     parts.append(f"<text x='{m_left}' y='{height - 6}' fill='#666'>token 0</text>")
-    parts.append(f"<text x='{m_left + pw}' y='{height - 6}' text-anchor='end' fill='#666'>token {n_tok}</text>")
+    parts.append(
+        f"<text x='{m_left + pw}' y='{height - 6}' text-anchor='end' fill='#666'>token {n_tok}</text>"
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -231,7 +267,11 @@ def color_legend(vmax: float = 3.0, width: int = 240, label: str = "z-score") ->
     w = (width - 20) / steps
     for i in range(steps):
         v = -vmax + 2 * vmax * (i + 0.5) / steps
-        parts.append(f"<rect x='{10 + i * w:.1f}' y='4' width='{w + 0.3:.2f}' height='12' fill='{diverging_color(v, vmax)}'/>")
-    parts.append(f"<text x='10' y='28'>{-vmax:g}</text><text x='{width / 2:.0f}' y='28' text-anchor='middle'>0 ({escape(label)})</text>")
+        parts.append(
+            f"<rect x='{10 + i * w:.1f}' y='4' width='{w + 0.3:.2f}' height='12' fill='{diverging_color(v, vmax)}'/>"
+        )
+    parts.append(
+        f"<text x='10' y='28'>{-vmax:g}</text><text x='{width / 2:.0f}' y='28' text-anchor='middle'>0 ({escape(label)})</text>"
+    )
     parts.append(f"<text x='{width - 10}' y='28' text-anchor='end'>+{vmax:g}</text></svg>")
     return "".join(parts)

@@ -31,7 +31,10 @@ REPO_IN_CARD = re.compile(r'load_dataset\("([\w.-]+/[\w.-]+)"')
 
 def geometry_svg(geo: Geometry, title: str = "Emotion vectors: PC1 vs PC2") -> str:
     """The PCA scatter, points coloured by taxonomy valence (red positive, blue negative)."""
-    pts = [svg.Point(x, y, n, geo.valence.get(n)) for n, x, y in zip(geo.names, geo.pc1, geo.pc2, strict=True)]
+    pts = [
+        svg.Point(x, y, n, geo.valence.get(n))
+        for n, x, y in zip(geo.names, geo.pc1, geo.pc2, strict=True)
+    ]
     ex = geo.explained + [None, None]
     x_label = "PC1" + (f" ({100 * ex[0]:.0f}% var.)" if ex[0] is not None else "") + " → valence"
     y_label = "PC2" + (f" ({100 * ex[1]:.0f}% var.)" if ex[1] is not None else "") + " → arousal"
@@ -43,12 +46,23 @@ def _fmt_r(r: float | None) -> str:
 
 
 def _eval_facts(ev: dict[str, Any]) -> list[tuple[str, Any]]:
-    labels = {"accuracy": "held-out accuracy (top-1)", "top3": "held-out accuracy (top-3)",
-              "top1": "held-out accuracy (top-1)", "chance": "chance level", "n_test": "held-out records",
-              "layer": "evaluated layer", "macro_auroc": "mean AUROC", "auroc_mean": "mean AUROC",
-              "n": "held-out records", "n_heldout": "held-out records", "n_train": "training records",
-              "chosen_layer": "chosen layer", "layer_selection": "layer selection",
-              "n_neutral_texts": "neutral texts (reference)", "reference_source": "reference source"}
+    labels = {
+        "accuracy": "held-out accuracy (top-1)",
+        "top3": "held-out accuracy (top-3)",
+        "top1": "held-out accuracy (top-1)",
+        "chance": "chance level",
+        "n_test": "held-out records",
+        "layer": "evaluated layer",
+        "macro_auroc": "mean AUROC",
+        "auroc_mean": "mean AUROC",
+        "n": "held-out records",
+        "n_heldout": "held-out records",
+        "n_train": "training records",
+        "chosen_layer": "chosen layer",
+        "layer_selection": "layer selection",
+        "n_neutral_texts": "neutral texts (reference)",
+        "reference_source": "reference source",
+    }
     out: list[tuple[str, Any]] = []
     seen: set[str] = set()
     for key, val in ev.items():
@@ -78,7 +92,10 @@ def _auroc(ev: dict[str, Any]) -> list[tuple[str, float]]:
     a = ev.get("auroc") or ev.get("per_emotion_auroc")
     if not isinstance(a, dict):
         return []
-    return sorted(((str(k), float(v)) for k, v in a.items() if isinstance(v, int | float)), key=lambda kv: -kv[1])
+    return sorted(
+        ((str(k), float(v)) for k, v in a.items() if isinstance(v, int | float)),
+        key=lambda kv: -kv[1],
+    )
 
 
 def _confused(ev: dict[str, Any], k: int = 5) -> list[tuple[str, str, int]]:
@@ -92,8 +109,12 @@ def _confused(ev: dict[str, Any], k: int = 5) -> list[tuple[str, str, int]]:
         labels = list(ev.get("labels") or [])
     if not isinstance(matrix, list) or not labels or len(matrix) != len(labels):
         return []
-    pairs = [(labels[i], labels[j], int(v)) for i, row in enumerate(matrix) for j, v in enumerate(row)
-             if i != j and isinstance(v, int | float) and v > 0]
+    pairs = [
+        (labels[i], labels[j], int(v))
+        for i, row in enumerate(matrix)
+        for j, v in enumerate(row)
+        if i != j and isinstance(v, int | float) and v > 0
+    ]
     return sorted(pairs, key=lambda p: -p[2])[:k]
 
 
@@ -103,14 +124,25 @@ def _lens(ev: dict[str, Any], limit: int = 24) -> list[tuple[str, list[str], lis
     if isinstance(lens, dict):
         for name, v in lens.items():
             if isinstance(v, dict):
-                out.append((str(name), [str(t) for t in (v.get("top") or v.get("promotes") or [])][:8],
-                            [str(t) for t in (v.get("bottom") or v.get("suppresses") or [])][:8]))
+                out.append(
+                    (
+                        str(name),
+                        [str(t) for t in (v.get("top") or v.get("promotes") or [])][:8],
+                        [str(t) for t in (v.get("bottom") or v.get("suppresses") or [])][:8],
+                    )
+                )
             elif isinstance(v, list):
                 out.append((str(name), [str(t) for t in v][:8], []))
     elif isinstance(lens, list):
         for v in lens:
             if isinstance(v, dict) and "name" in v:
-                out.append((str(v["name"]), [str(t) for t in v.get("top", [])][:8], [str(t) for t in v.get("bottom", [])][:8]))
+                out.append(
+                    (
+                        str(v["name"]),
+                        [str(t) for t in v.get("top", [])][:8],
+                        [str(t) for t in v.get("bottom", [])][:8],
+                    )
+                )
     return out[:limit]
 
 
@@ -124,9 +156,18 @@ def _training(training_dir: Path | None) -> dict[str, Any] | None:
     if card.exists():
         m = REPO_IN_CARD.search(card.read_text("utf-8", errors="replace"))
         repo = m.group(1) if m and m.group(1) != "ORG/NAME" else None
-    return {"label": str(training_dir), "name": training_dir.name if training_dir.name != "kept" else f"{training_dir.parent.name}/kept",
-            "card_name": card.name, "n": s.n_records, "models": sorted(s.models),
-            "prompts": sorted(s.prompts), "card": str(card) if card.exists() else "", "repo": repo}
+    return {
+        "label": str(training_dir),
+        "name": training_dir.name
+        if training_dir.name != "kept"
+        else f"{training_dir.parent.name}/kept",
+        "card_name": card.name,
+        "n": s.n_records,
+        "models": sorted(s.models),
+        "prompts": sorted(s.prompts),
+        "card": str(card) if card.exists() else "",
+        "repo": repo,
+    }
 
 
 def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | None = None) -> Path:
@@ -142,7 +183,9 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     ev = load_evaluation(root, vs)
     missing: list[str] = []
     if not ev:
-        missing.append("held-out evaluation (`meta.evaluation` is empty and there is no evaluation.json)")
+        missing.append(
+            "held-out evaluation (`meta.evaluation` is empty and there is no evaluation.json)"
+        )
     geo = geometry(vs, ev)
     atomic_write_bytes(root / FIGURE, geometry_svg(geo).encode("utf-8"))
     training = _training(Path(training_dir) if training_dir else None)
@@ -154,7 +197,13 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     card_path = root / CARD
     existing = load_existing(ModelCard, card_path)
     fresh_data: dict[str, Any] = {
-        "tags": ["emocurate", "emotion-vectors", "interpretability", "steering", f"layer-{meta.default_layer}"],
+        "tags": [
+            "emocurate",
+            "emotion-vectors",
+            "interpretability",
+            "steering",
+            f"layer-{meta.default_layer}",
+        ],
         "license": "apache-2.0",
     }
     if HUB_ID.match(meta.model_id) and not Path(meta.model_id).exists():
@@ -164,10 +213,22 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     old = existing.data.to_dict() if existing is not None else {}
     merged = merge_metadata(old, ModelCardData(**fresh_data).to_dict(), owned={"base_model"})
     body = render(
-        "vector_card.md.j2", title=f"Emotion vectors for {meta.model_id} (layer {meta.default_layer})",
-        names=vs.names, meta=meta, version=__version__, load_path=".", training=training,
-        eval_facts=_eval_facts(ev), sweep=_sweep(ev), auroc=_auroc(ev), confused=_confused(ev), lens=lens,
-        geo=geo, fmt_r=_fmt_r, figure=FIGURE, missing=missing,
+        "vector_card.md.j2",
+        title=f"Emotion vectors for {meta.model_id} (layer {meta.default_layer})",
+        names=vs.names,
+        meta=meta,
+        version=__version__,
+        load_path=".",
+        training=training,
+        eval_facts=_eval_facts(ev),
+        sweep=_sweep(ev),
+        auroc=_auroc(ev),
+        confused=_confused(ev),
+        lens=lens,
+        geo=geo,
+        fmt_r=_fmt_r,
+        figure=FIGURE,
+        missing=missing,
     )
     text = merge_body(existing.text if existing is not None else None, body)
     yaml_block = ModelCardData(**merged).to_yaml(original_order=list(merged))

@@ -13,31 +13,64 @@ def register(app: typer.Typer) -> None:
 
     @app.command("score")
     def score(
-        corpus: list[str] = typer.Argument(..., help="Corpus inputs: JSONL (.gz/.zst), Parquet, text "
-                                           "files or folders, saved HF datasets, or hf:PATH[@SPLIT] "
-                                           "to stream with datasets.load_dataset."),
-        vectors: Path = typer.Option(..., "--vectors", help="VectorSet folder (from `emocurate fit`)."),
-        out: Path = typer.Option(..., "--out", help="Output folder for scores, traces, quarantine, manifest."),
-        text_field: str = typer.Option("text", "--text-field", help="Field holding the document text."),
-        id_field: str | None = typer.Option(None, "--id-field", help="Field holding a document id "
-                                            "(default: stable ids from source path and position)."),
-        engine: str = typer.Option("local", "--engine", help="local (streaming) or ray (Ray Data)."),
-        address: str | None = typer.Option(None, "--address", help="Ray cluster address (engine=ray)."),
+        corpus: list[str] = typer.Argument(
+            ...,
+            help="Corpus inputs: JSONL (.gz/.zst), Parquet, text "
+            "files or folders, saved HF datasets, or hf:PATH[@SPLIT] "
+            "to stream with datasets.load_dataset.",
+        ),
+        vectors: Path = typer.Option(
+            ..., "--vectors", help="VectorSet folder (from `emocurate fit`)."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", help="Output folder for scores, traces, quarantine, manifest."
+        ),
+        text_field: str = typer.Option(
+            "text", "--text-field", help="Field holding the document text."
+        ),
+        id_field: str | None = typer.Option(
+            None,
+            "--id-field",
+            help="Field holding a document id (default: stable ids from source path and position).",
+        ),
+        engine: str = typer.Option(
+            "local", "--engine", help="local (streaming) or ray (Ray Data)."
+        ),
+        address: str | None = typer.Option(
+            None, "--address", help="Ray cluster address (engine=ray)."
+        ),
         ray_actors: int = typer.Option(1, "--ray-actors", help="Model actors for the Ray engine."),
-        batch_tokens: int = typer.Option(8192, "--batch-tokens", help="Padded tokens per forward batch."),
-        window: int | None = typer.Option(None, "--window", help="Window in tokens (default: model context)."),
-        stride: int | None = typer.Option(None, "--stride", help="Tokens between window starts "
-                                          "(default: 3/4 of the window)."),
-        device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda (bf16 on GPU)."),
-        model: str | None = typer.Option(None, "--model", help="Model path or id (default: the "
-                                         "VectorSet's model)."),
+        batch_tokens: int = typer.Option(
+            8192, "--batch-tokens", help="Padded tokens per forward batch."
+        ),
+        window: int | None = typer.Option(
+            None, "--window", help="Window in tokens (default: model context)."
+        ),
+        stride: int | None = typer.Option(
+            None, "--stride", help="Tokens between window starts (default: 3/4 of the window)."
+        ),
+        device: str = typer.Option(
+            "cpu", "--device", help="Torch device, e.g. cpu or cuda (bf16 on GPU)."
+        ),
+        model: str | None = typer.Option(
+            None, "--model", help="Model path or id (default: the VectorSet's model)."
+        ),
         limit: int | None = typer.Option(None, "--limit", help="Read at most N input rows."),
-        smooth: int = typer.Option(9, "--smooth", help="Moving-average window (tokens) before metrics."),
+        smooth: int = typer.Option(
+            9, "--smooth", help="Moving-average window (tokens) before metrics."
+        ),
         shard_size: int = typer.Option(256, "--shard-size", help="Input rows per output shard."),
-        layer: int | None = typer.Option(None, "--layer", help="Probe layer (default: the VectorSet's)."),
-        regulation_vectors: Path | None = typer.Option(None, "--regulation-vectors",
-                                                       help="Regulation VectorSet folder (healthy minus unhealthy)."),
-        threshold: float = typer.Option(1.0, "--threshold", help="Distress episode threshold (z units)."),
+        layer: int | None = typer.Option(
+            None, "--layer", help="Probe layer (default: the VectorSet's)."
+        ),
+        regulation_vectors: Path | None = typer.Option(
+            None,
+            "--regulation-vectors",
+            help="Regulation VectorSet folder (healthy minus unhealthy).",
+        ),
+        threshold: float = typer.Option(
+            1.0, "--threshold", help="Distress episode threshold (z units)."
+        ),
     ) -> None:
         """Score corpus documents: emotion profiles, distress episodes, recovery, flags."""
         from pydantic import ValidationError
@@ -50,10 +83,21 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown engine '{engine}' (use local or ray)")
         try:
             cfg = ScoreConfig(
-                text_field=text_field, id_field=id_field, engine=engine, address=address,  # type: ignore[arg-type]
-                ray_actors=ray_actors, batch_tokens=batch_tokens, window=window, stride=stride,
-                device=device, model=model, limit=limit, smooth=smooth, shard_size=shard_size,
-                layer=layer, regulation_vectors=str(regulation_vectors) if regulation_vectors else None,
+                text_field=text_field,
+                id_field=id_field,
+                engine=engine,  # type: ignore[arg-type]
+                address=address,
+                ray_actors=ray_actors,
+                batch_tokens=batch_tokens,
+                window=window,
+                stride=stride,
+                device=device,
+                model=model,
+                limit=limit,
+                smooth=smooth,
+                shard_size=shard_size,
+                layer=layer,
+                regulation_vectors=str(regulation_vectors) if regulation_vectors else None,
                 metrics=MetricConfig(threshold=threshold),
             )
         except ValidationError as exc:
@@ -65,23 +109,35 @@ def register(app: typer.Typer) -> None:
         Console(stderr=True).print(
             f"scored {m['scored']} of {m['rows_in']} rows ({m['quarantined']} quarantined) "
             f"{m['tokens']} tokens in {m['seconds']:.1f}s; {s.get('docs_flagged', 0)} flagged -> {out}",
-            markup=False)
+            markup=False,
+        )
 
     @app.command("curate")
     def curate_cmd(
         scores_dir: Path = typer.Argument(..., help="Output folder of `emocurate score`."),
-        policy: Path = typer.Option(..., "--policy", help="YAML policy (see emocurate/data/policy_default.yaml)."),
-        out: Path = typer.Option(..., "--out", help="Output folder for kept/excluded Parquet and manifest."),
-        corpus: list[str] | None = typer.Option(None, "--corpus", help="The scored corpus inputs, to "
-                                                "attach texts to kept/excluded rows (repeatable)."),
+        policy: Path = typer.Option(
+            ..., "--policy", help="YAML policy (see emocurate/data/policy_default.yaml)."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", help="Output folder for kept/excluded Parquet and manifest."
+        ),
+        corpus: list[str] | None = typer.Option(
+            None,
+            "--corpus",
+            help="The scored corpus inputs, to attach texts to kept/excluded rows (repeatable).",
+        ),
     ) -> None:
         """Keep, flag, drop, rebalance and weight scored documents with a policy."""
         from emocurate.corpus.curate import curate
 
         m = curate(scores_dir, policy, out, corpus=list(corpus) if corpus else None)
         con = Console(stderr=True)
-        con.print(f"kept {m['kept']}, flagged {m['flagged']}, dropped {m['dropped']} of {m['rows_in']} -> {out}",
-                  markup=False)
+        con.print(
+            f"kept {m['kept']}, flagged {m['flagged']}, dropped {m['dropped']} of {m['rows_in']} -> {out}",
+            markup=False,
+        )
         for r in m["rules"]:
-            con.print(f"  {r['rule']:<32} {r['action']:<5} matched {r['matched']:>6}  decided {r['decided']:>6}",
-                      markup=False)
+            con.print(
+                f"  {r['rule']:<32} {r['action']:<5} matched {r['matched']:>6}  decided {r['decided']:>6}",
+                markup=False,
+            )

@@ -37,9 +37,20 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         raise
     manifest = run_generation(cfg, out)
     if cfg.dry_run:
-        summary = {k: manifest[k] for k in ("kind", "backend", "model", "planned_requests",
-                                              "planned_records", "estimated_usd_max", "price_known",
-                                              "prompt_id", "prompt_hash")}
+        summary = {
+            k: manifest[k]
+            for k in (
+                "kind",
+                "backend",
+                "model",
+                "planned_requests",
+                "planned_records",
+                "estimated_usd_max",
+                "price_known",
+                "prompt_id",
+                "prompt_hash",
+            )
+        }
         typer.echo(json.dumps(summary, indent=2))
         return
     usd = manifest["usd"]["spent_this_run"]
@@ -60,49 +71,152 @@ def _make_command(kind: str) -> Any:
     dialogues = kind == "dialogues"
 
     def command(
-        backend: str = typer.Option("anthropic", "--backend", help="anthropic, openai, transformers or fake."),
-        model: str = typer.Option("claude-sonnet-4-6", "--model", help="Model name (hosted) or local model (transformers: stories260K, Hub id, folder, .gguf)."),
-        base_url: str | None = typer.Option(None, "--base-url", help="API base URL (OpenAI-compatible servers: vLLM, llama.cpp, Ollama); default from the SDK's environment variable."),
-        emotions: str = typer.Option("focal12", "--emotions", help="Emotion SPEC: subset name (focal12, tinystories, all) or comma list."),
-        topics: str = typer.Option("10", "--topics", help="Topic SPEC: N (first N bundled), 'all', or a file (one premise per line or YAML)."
-                                   + (" 'presets' = high-stakes scenarios." if dialogues else "")),
-        per_topic: int = typer.Option(12, "--per-topic", help="Records per emotion (or pair) and topic."),
-        per_request: int | None = typer.Option(None, "--per-request", help="Records asked for in one request (default: stories 12, dialogues 4, neutral 5, regulation 3; 1 for a base model)."),
-        out: Path = typer.Option(..., "--out", help="Output folder: data/*.parquet, manifest.json, cache/."),
+        backend: str = typer.Option(
+            "anthropic", "--backend", help="anthropic, openai, transformers or fake."
+        ),
+        model: str = typer.Option(
+            "claude-sonnet-4-6",
+            "--model",
+            help="Model name (hosted) or local model (transformers: stories260K, Hub id, folder, .gguf).",
+        ),
+        base_url: str | None = typer.Option(
+            None,
+            "--base-url",
+            help="API base URL (OpenAI-compatible servers: vLLM, llama.cpp, Ollama); default from the SDK's environment variable.",
+        ),
+        emotions: str = typer.Option(
+            "focal12",
+            "--emotions",
+            help="Emotion SPEC: subset name (focal12, tinystories, all) or comma list.",
+        ),
+        topics: str = typer.Option(
+            "10",
+            "--topics",
+            help="Topic SPEC: N (first N bundled), 'all', or a file (one premise per line or YAML)."
+            + (" 'presets' = high-stakes scenarios." if dialogues else ""),
+        ),
+        per_topic: int = typer.Option(
+            12, "--per-topic", help="Records per emotion (or pair) and topic."
+        ),
+        per_request: int | None = typer.Option(
+            None,
+            "--per-request",
+            help="Records asked for in one request (default: stories 12, dialogues 4, neutral 5, regulation 3; 1 for a base model).",
+        ),
+        out: Path = typer.Option(
+            ..., "--out", help="Output folder: data/*.parquet, manifest.json, cache/."
+        ),
         concurrency: int = typer.Option(8, "--concurrency", help="Requests in flight at once."),
-        rpm: float | None = typer.Option(None, "--rpm", help="Requests per minute limit (default: from the provider's rate-limit headers)."),
-        input_tpm: float | None = typer.Option(None, "--input-tpm", help="Input tokens per minute limit."),
-        output_tpm: float | None = typer.Option(None, "--output-tpm", help="Output tokens per minute limit."),
-        batch: bool = typer.Option(False, "--batch", help="Use the provider's batch API (half price, slower; resumable)."),
-        batch_poll: float = typer.Option(30.0, "--batch-poll", help="--batch: seconds between batch status checks."),
-        budget_usd: float | None = typer.Option(None, "--budget-usd", help="Stop cleanly before spending more than this many USD."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, request count and estimated cost; send nothing."),
-        cache: str | None = typer.Option(None, "--cache", help="Response cache file (default: OUT/cache/responses.jsonl)."),
-        seed: int = typer.Option(0, "--seed", help="Seed: the same command and seed plan the same requests."),
-        temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (default 1.0; 0.8 for a base model)."),
-        max_tokens: int | None = typer.Option(None, "--max-tokens", help="Max output tokens per request (default scales with --per-request)."),
-        max_retries: int = typer.Option(6, "--max-retries", help="Retries per request on 429/529/5xx/timeouts/malformed output."),
+        rpm: float | None = typer.Option(
+            None,
+            "--rpm",
+            help="Requests per minute limit (default: from the provider's rate-limit headers).",
+        ),
+        input_tpm: float | None = typer.Option(
+            None, "--input-tpm", help="Input tokens per minute limit."
+        ),
+        output_tpm: float | None = typer.Option(
+            None, "--output-tpm", help="Output tokens per minute limit."
+        ),
+        batch: bool = typer.Option(
+            False, "--batch", help="Use the provider's batch API (half price, slower; resumable)."
+        ),
+        batch_poll: float = typer.Option(
+            30.0, "--batch-poll", help="--batch: seconds between batch status checks."
+        ),
+        budget_usd: float | None = typer.Option(
+            None, "--budget-usd", help="Stop cleanly before spending more than this many USD."
+        ),
+        dry_run: bool = typer.Option(
+            False,
+            "--dry-run",
+            help="Print the plan, request count and estimated cost; send nothing.",
+        ),
+        cache: str | None = typer.Option(
+            None, "--cache", help="Response cache file (default: OUT/cache/responses.jsonl)."
+        ),
+        seed: int = typer.Option(
+            0, "--seed", help="Seed: the same command and seed plan the same requests."
+        ),
+        temperature: float | None = typer.Option(
+            None, "--temperature", help="Sampling temperature (default 1.0; 0.8 for a base model)."
+        ),
+        max_tokens: int | None = typer.Option(
+            None,
+            "--max-tokens",
+            help="Max output tokens per request (default scales with --per-request).",
+        ),
+        max_retries: int = typer.Option(
+            6, "--max-retries", help="Retries per request on 429/529/5xx/timeouts/malformed output."
+        ),
         timeout_s: float = typer.Option(120.0, "--timeout", help="Per-call timeout in seconds."),
-        price_input: float | None = typer.Option(None, "--price-input", help="Override: USD per 1M input tokens."),
-        price_output: float | None = typer.Option(None, "--price-output", help="Override: USD per 1M output tokens."),
-        no_prompt_cache: bool = typer.Option(False, "--no-prompt-cache", help="Do not mark the shared system prompt for provider-side caching."),
-        device: str = typer.Option("cpu", "--device", help="transformers backend: torch device (cpu, cuda, mps)."),
-        person_emotions: str | None = typer.Option(None, "--person-emotions", help="dialogues: the human's emotion SPEC (default: --emotions).", hidden=not dialogues),
-        assistant_emotions: str | None = typer.Option(None, "--assistant-emotions", help="dialogues: the assistant's emotion SPEC (default: --emotions).", hidden=not dialogues),
-        pairing: str = typer.Option("cycle", "--pairing", help="dialogues: 'cycle' (one assistant emotion per human emotion and topic) or 'product' (all pairs).", hidden=not dialogues),
+        price_input: float | None = typer.Option(
+            None, "--price-input", help="Override: USD per 1M input tokens."
+        ),
+        price_output: float | None = typer.Option(
+            None, "--price-output", help="Override: USD per 1M output tokens."
+        ),
+        no_prompt_cache: bool = typer.Option(
+            False,
+            "--no-prompt-cache",
+            help="Do not mark the shared system prompt for provider-side caching.",
+        ),
+        device: str = typer.Option(
+            "cpu", "--device", help="transformers backend: torch device (cpu, cuda, mps)."
+        ),
+        person_emotions: str | None = typer.Option(
+            None,
+            "--person-emotions",
+            help="dialogues: the human's emotion SPEC (default: --emotions).",
+            hidden=not dialogues,
+        ),
+        assistant_emotions: str | None = typer.Option(
+            None,
+            "--assistant-emotions",
+            help="dialogues: the assistant's emotion SPEC (default: --emotions).",
+            hidden=not dialogues,
+        ),
+        pairing: str = typer.Option(
+            "cycle",
+            "--pairing",
+            help="dialogues: 'cycle' (one assistant emotion per human emotion and topic) or 'product' (all pairs).",
+            hidden=not dialogues,
+        ),
     ) -> None:
         opts: dict[str, Any] = dict(
-            backend=backend, model=model, base_url=base_url, emotions=emotions, topics=topics,
-            per_topic=per_topic, per_request=per_request, out=out, concurrency=concurrency, rpm=rpm,
-            input_tpm=input_tpm, output_tpm=output_tpm, batch=batch, batch_poll_s=batch_poll,
+            backend=backend,
+            model=model,
+            base_url=base_url,
+            emotions=emotions,
+            topics=topics,
+            per_topic=per_topic,
+            per_request=per_request,
+            out=out,
+            concurrency=concurrency,
+            rpm=rpm,
+            input_tpm=input_tpm,
+            output_tpm=output_tpm,
+            batch=batch,
+            batch_poll_s=batch_poll,
             budget_usd=budget_usd,
-            dry_run=dry_run, cache=cache, seed=seed, temperature=temperature, max_tokens=max_tokens,
-            max_retries=max_retries, timeout_s=timeout_s, price_input=price_input,
-            price_output=price_output, prompt_cache=not no_prompt_cache, device=device,
+            dry_run=dry_run,
+            cache=cache,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            max_retries=max_retries,
+            timeout_s=timeout_s,
+            price_input=price_input,
+            price_output=price_output,
+            prompt_cache=not no_prompt_cache,
+            device=device,
         )
         if dialogues:
-            opts.update(person_emotions=person_emotions, assistant_emotions=assistant_emotions,
-                        pairing=pairing)
+            opts.update(
+                person_emotions=person_emotions,
+                assistant_emotions=assistant_emotions,
+                pairing=pairing,
+            )
         elif person_emotions or assistant_emotions:
             raise ConfigError("--person-emotions/--assistant-emotions apply to dialogues only")
         _run(kind, opts)
@@ -113,8 +227,11 @@ def _make_command(kind: str) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add ``emocurate generate <kind>`` commands."""
-    gen = typer.Typer(help="Generate emotion data with an LLM (stories, dialogues, neutral, regulation).",
-                      no_args_is_help=True, rich_markup_mode=None)
+    gen = typer.Typer(
+        help="Generate emotion data with an LLM (stories, dialogues, neutral, regulation).",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
     for kind in KINDS:
         gen.command(kind, help=KINDS[kind])(_make_command(kind))
     app.add_typer(gen, name="generate")

@@ -14,20 +14,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("emotions")
     def emotions(
-        subset: str = typer.Option("all", "--subset", "-s",
-                                   help="Subset name (all, focal12, tinystories) or a comma list."),
+        subset: str = typer.Option(
+            "all", "--subset", "-s", help="Subset name (all, focal12, tinystories) or a comma list."
+        ),
     ) -> None:
         """List emotion concepts with family, valence, arousal and leak terms."""
         tax = load_taxonomy()
         table = Table("name", "family", "valence", "arousal", "leak terms")
         for name in tax.resolve(subset):
             e = tax.get(name)
-            table.add_row(e.name, e.family, f"{e.valence:+.2f}", f"{e.arousal:+.2f}",
-                          ", ".join(e.leak_terms[:8]))
+            table.add_row(
+                e.name,
+                e.family,
+                f"{e.valence:+.2f}",
+                f"{e.arousal:+.2f}",
+                ", ".join(e.leak_terms[:8]),
+            )
         Console().print(table)
 
     @app.command("topics")
-    def topics(limit: int = typer.Option(20, "--limit", "-n", help="How many premises to show.")) -> None:
+    def topics(
+        limit: int = typer.Option(20, "--limit", "-n", help="How many premises to show."),
+    ) -> None:
         """List the bundled story premises."""
         table = Table("id", "setting", "stakes", "premise")
         for t in bundled_topics()[:limit]:

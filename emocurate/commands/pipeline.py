@@ -29,7 +29,10 @@ def _print_summary(res: PipelineResult, seconds: float, console: Console) -> Non
     for name, path in res.artifacts.items():
         art.add_row(name, str(path))
     console.print(art)
-    console.print(f"total {seconds:.1f}s" + ("" if res.did_work else " (nothing to do: every stage had finished)"))
+    console.print(
+        f"total {seconds:.1f}s"
+        + ("" if res.did_work else " (nothing to do: every stage had finished)")
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -37,12 +40,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        out: Path = typer.Option(Path("emocurate-demo"), "--out", "-o",
-                                 help="Folder for every artifact of the demo run (created if needed)."),
-        topics: int | None = typer.Option(None, "--topics", min=1,
-                                          help="Use only the first N bundled topics (smaller, faster run)."),
-        emotions: str | None = typer.Option(None, "--emotions",
-                                            help="Emotion SPEC overriding the demo's (subset name or comma list)."),
+        out: Path = typer.Option(
+            Path("emocurate-demo"),
+            "--out",
+            "-o",
+            help="Folder for every artifact of the demo run (created if needed).",
+        ),
+        topics: int | None = typer.Option(
+            None,
+            "--topics",
+            min=1,
+            help="Use only the first N bundled topics (smaller, faster run).",
+        ),
+        emotions: str | None = typer.Option(
+            None,
+            "--emotions",
+            help="Emotion SPEC overriding the demo's (subset name or comma list).",
+        ),
     ) -> None:
         """Run the whole pipeline offline on the embedded stories260K model.
 
@@ -67,8 +81,9 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see examples/)."),
-        out: Path | None = typer.Option(None, "--out", "-o",
-                                        help="Override the pipeline's output folder."),
+        out: Path | None = typer.Option(
+            None, "--out", "-o", help="Override the pipeline's output folder."
+        ),
     ) -> None:
         """Run generate → validate → fit → score → curate → cards/report from one YAML file.
 
@@ -80,5 +95,7 @@ def register(app: typer.Typer) -> None:
         cfg, base = load_pipeline(pipeline)
         console = Console()
         t0 = time.perf_counter()
-        res = run_pipeline(cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False))
+        res = run_pipeline(
+            cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
+        )
         _print_summary(res, time.perf_counter() - t0, console)

@@ -40,7 +40,9 @@ def funnel_table(manifest: dict[str, Any]) -> Table:
         reasons = per.get(step["step"], {}).get("reasons", {})
         top = ", ".join(f"{k} {v}" for k, v in list(reasons.items())[:3])
         cached = " (cached)" if per.get(step["step"], {}).get("cached") else ""
-        table.add_row(step["step"] + cached, str(step["in"]), str(step["rejected"]), str(step["out"]), top)
+        table.add_row(
+            step["step"] + cached, str(step["in"]), str(step["rejected"]), str(step["out"]), top
+        )
     return table
 
 
@@ -54,8 +56,12 @@ def emotion_table(manifest: dict[str, Any]) -> Table:
         table.add_column(f"-{s}", justify="right")
     table.add_column("kept", justify="right")
     for emotion, slot in manifest.get("per_emotion", {}).items():
-        table.add_row(emotion, str(slot["in"]), *(str(slot["rejected_by"].get(s, 0)) for s in steps),
-                      str(slot["kept"]))
+        table.add_row(
+            emotion,
+            str(slot["in"]),
+            *(str(slot["rejected_by"].get(s, 0)) for s in steps),
+            str(slot["kept"]),
+        )
     return table
 
 
@@ -64,35 +70,92 @@ def register(app: typer.Typer) -> None:
 
     @app.command("validate")
     def validate_cmd(
-        in_dir: Path = typer.Argument(..., help="Stage folder with data/*.parquet records (stories, dialogues, neutral or regulation)."),
-        out: Path = typer.Option(..., "--out", help="Output folder: kept/, rejected/, manifest.json (cached verdicts make reruns resume)."),
-        validators: str = typer.Option("rules,leakage,dedup", "--validators", help="Comma list, run in order: rules, leakage, dedup, judge, probe."),
-        judge_backend: str | None = typer.Option(None, "--judge-backend", help="Backend of the LLM judge: anthropic, openai, transformers or fake."),
-        judge_model: str | None = typer.Option(None, "--judge-model", help="Model of the LLM judge."),
-        base_url: str | None = typer.Option(None, "--base-url", help="Judge API base URL (OpenAI-compatible servers, proxies); default from the SDK's environment variable."),
-        probe_model: str = typer.Option("stories260K", "--probe-model", help="Model whose pooled activations the probe uses (stories260K, Hub id, folder, .gguf) or 'tfidf' for text features."),
-        dedup_threshold: float | None = typer.Option(None, "--dedup-threshold", help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates (default 0.8)."),
-        reference_dir: Path | None = typer.Option(None, "--reference", help="Stage folder of records to deduplicate against (matches are rejected)."),
-        min_words: int | None = typer.Option(None, "--min-words", help="Fewest words a record may have (default 20)."),
-        max_words: int | None = typer.Option(None, "--max-words", help="Most words a record may have (default 1200)."),
+        in_dir: Path = typer.Argument(
+            ...,
+            help="Stage folder with data/*.parquet records (stories, dialogues, neutral or regulation).",
+        ),
+        out: Path = typer.Option(
+            ...,
+            "--out",
+            help="Output folder: kept/, rejected/, manifest.json (cached verdicts make reruns resume).",
+        ),
+        validators: str = typer.Option(
+            "rules,leakage,dedup",
+            "--validators",
+            help="Comma list, run in order: rules, leakage, dedup, judge, probe.",
+        ),
+        judge_backend: str | None = typer.Option(
+            None,
+            "--judge-backend",
+            help="Backend of the LLM judge: anthropic, openai, transformers or fake.",
+        ),
+        judge_model: str | None = typer.Option(
+            None, "--judge-model", help="Model of the LLM judge."
+        ),
+        base_url: str | None = typer.Option(
+            None,
+            "--base-url",
+            help="Judge API base URL (OpenAI-compatible servers, proxies); default from the SDK's environment variable.",
+        ),
+        probe_model: str = typer.Option(
+            "stories260K",
+            "--probe-model",
+            help="Model whose pooled activations the probe uses (stories260K, Hub id, folder, .gguf) or 'tfidf' for text features.",
+        ),
+        dedup_threshold: float | None = typer.Option(
+            None,
+            "--dedup-threshold",
+            help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates (default 0.8).",
+        ),
+        reference_dir: Path | None = typer.Option(
+            None,
+            "--reference",
+            help="Stage folder of records to deduplicate against (matches are rejected).",
+        ),
+        min_words: int | None = typer.Option(
+            None, "--min-words", help="Fewest words a record may have (default 20)."
+        ),
+        max_words: int | None = typer.Option(
+            None, "--max-words", help="Most words a record may have (default 1200)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Seed for judge option order and probe folds."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Recompute every validator instead of reusing cached verdicts."),
-        per_emotion: bool = typer.Option(False, "--per-emotion", help="Also print the per-emotion funnel."),
+        no_cache: bool = typer.Option(
+            False,
+            "--no-cache",
+            help="Recompute every validator instead of reusing cached verdicts.",
+        ),
+        per_emotion: bool = typer.Option(
+            False, "--per-emotion", help="Also print the per-emotion funnel."
+        ),
     ) -> None:
         """Check generated records (rules, leakage, dedup, LLM judge, probe) and print the funnel."""
         from emocurate.validators.pipeline import validate
 
         names = [v.strip() for v in validators.split(",") if v.strip()]
-        cfg = _config({
-            "validators": names, "judge_backend": judge_backend, "judge_model": judge_model,
-            "base_url": base_url, "probe_model": probe_model, "dedup_threshold": dedup_threshold,
-            "reference_dir": str(reference_dir) if reference_dir else None, "min_words": min_words,
-            "max_words": max_words, "seed": seed, "cache": not no_cache,
-        })
+        cfg = _config(
+            {
+                "validators": names,
+                "judge_backend": judge_backend,
+                "judge_model": judge_model,
+                "base_url": base_url,
+                "probe_model": probe_model,
+                "dedup_threshold": dedup_threshold,
+                "reference_dir": str(reference_dir) if reference_dir else None,
+                "min_words": min_words,
+                "max_words": max_words,
+                "seed": seed,
+                "cache": not no_cache,
+            }
+        )
         console = Console()
-        manifest = validate(in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False))
+        manifest = validate(
+            in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False)
+        )
         console.print(funnel_table(manifest))
         if per_emotion:
             console.print(emotion_table(manifest))
-        console.print(f"kept -> {out / 'kept'}   rejected -> {out / 'rejected'}", markup=False,
-                      highlight=False)
+        console.print(
+            f"kept -> {out / 'kept'}   rejected -> {out / 'rejected'}",
+            markup=False,
+            highlight=False,
+        )

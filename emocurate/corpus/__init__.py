@@ -22,7 +22,9 @@ def bundled_corpus() -> list[Path]:
     return sorted(root.glob("*.jsonl"))
 
 
-def read_traces(scores_dir: str | Path, doc_ids: list[str] | None = None) -> list[dict[str, object]]:
+def read_traces(
+    scores_dir: str | Path, doc_ids: list[str] | None = None
+) -> list[dict[str, object]]:
     """Token-level traces written by ``score_corpus`` (for reports), optionally for some documents."""
     import pyarrow.parquet as pq
 
@@ -49,5 +51,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["CorpusScore", "CuratePolicy", "MetricConfig", "ScoreConfig", "Scorer", "bundled_corpus",
-           "read_traces", "score_corpus"]
+__all__ = [
+    "CorpusScore",
+    "CuratePolicy",
+    "MetricConfig",
+    "ScoreConfig",
+    "Scorer",
+    "bundled_corpus",
+    "read_traces",
+    "score_corpus",
+]

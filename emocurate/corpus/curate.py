@@ -39,7 +39,9 @@ OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
 class Condition(Model):
     """A test on one document: a metric comparison, a flag, or a combination."""
 
-    metric: str | None = Field(default=None, description="column of the scores table, e.g. distress_max")
+    metric: str | None = Field(
+        default=None, description="column of the scores table, e.g. distress_max"
+    )
     op: Literal[">", ">=", "<", "<=", "==", "!="] = ">"
     value: float | None = None
     flag: str | None = Field(default=None, description="the document has a flag of this kind")
@@ -60,17 +62,25 @@ class Condition(Model):
         """The condition as a polars boolean expression (null metrics never match)."""
         if self.metric is not None:
             if self.metric not in columns:
-                raise ConfigError(f"policy names unknown metric '{self.metric}' "
-                                  f"(e.g. {', '.join(c for c in columns if not c.startswith(('mean__', 'p95__')))[:300]})")
+                raise ConfigError(
+                    f"policy names unknown metric '{self.metric}' "
+                    f"(e.g. {', '.join(c for c in columns if not c.startswith(('mean__', 'p95__')))[:300]})"
+                )
             col = pl.col(self.metric).cast(pl.Float64)
             return getattr(col, OPS[self.op])(self.value).fill_null(False)
         if self.flag is not None:
             if self.min_severity is None:
                 return pl.col("flag_kinds").list.contains(self.flag).fill_null(False)
             el = pl.element()
-            return pl.col("flags").list.eval(
-                (el.struct.field("kind") == self.flag) & (el.struct.field("severity") >= self.min_severity)
-            ).list.any().fill_null(False)
+            return (
+                pl.col("flags")
+                .list.eval(
+                    (el.struct.field("kind") == self.flag)
+                    & (el.struct.field("severity") >= self.min_severity)
+                )
+                .list.any()
+                .fill_null(False)
+            )
         parts = [c.expr(columns) for c in (self.all or self.any or [])]
         if not parts:
             raise ConfigError("policy has an empty all/any condition")
@@ -97,7 +107,9 @@ class Rebalance(Model):
     """
 
     max_share: float = Field(gt=0.0, le=1.0)
-    min_keep: int = Field(default=10, ge=1, description="never cut an emotion below this many documents")
+    min_keep: int = Field(
+        default=10, ge=1, description="never cut an emotion below this many documents"
+    )
     seed: int = 0
 
 
@@ -152,41 +164,77 @@ def decide(df: pl.DataFrame, policy: CuratePolicy) -> tuple[pl.DataFrame, pl.Dat
     names = [r.name for r in policy.rules]
     if len(set(names)) != len(names):
         raise ConfigError("policy rule names must be unique")
-    matched = df.select([r.when.expr(cols).alias(f"__m{i}") for i, r in enumerate(policy.rules)]) \
-        if policy.rules else pl.DataFrame()
+    matched = (
+        df.select([r.when.expr(cols).alias(f"__m{i}") for i, r in enumerate(policy.rules)])
+        if policy.rules
+        else pl.DataFrame()
+    )
 
     def any_of(action: str) -> pl.Expr:
         ex = [pl.col(f"__m{i}") for i, r in enumerate(policy.rules) if r.action == action]
         return pl.any_horizontal(ex) if ex else pl.lit(False)
 
     work = pl.concat([df, matched], how="horizontal") if policy.rules else df
-    reason_exprs = [pl.when(pl.col(f"__m{i}")).then(pl.lit(r.name)).otherwise(None)
-                    for i, r in enumerate(policy.rules)]
+    reason_exprs = [
+        pl.when(pl.col(f"__m{i}")).then(pl.lit(r.name)).otherwise(None)
+        for i, r in enumerate(policy.rules)
+    ]
     work = work.with_columns(
-        decision=pl.when(any_of("keep")).then(pl.lit("keep"))
-        .when(any_of("drop")).then(pl.lit("drop"))
-        .when(any_of("flag")).then(pl.lit("flag"))
+        decision=pl.when(any_of("keep"))
+        .then(pl.lit("keep"))
+        .when(any_of("drop"))
+        .then(pl.lit("drop"))
+        .when(any_of("flag"))
+        .then(pl.lit("flag"))
         .otherwise(pl.lit(policy.default)),
-        reasons=(pl.concat_list(reason_exprs).list.drop_nulls() if reason_exprs
-                 else pl.lit([], dtype=pl.List(pl.String))),
+        reasons=(
+            pl.concat_list(reason_exprs).list.drop_nulls()
+            if reason_exprs
+            else pl.lit([], dtype=pl.List(pl.String))
+        ),
     )
     if policy.default == "drop":
-        work = work.with_columns(reasons=pl.when(pl.col("reasons").list.len() == 0)
-                                 .then(pl.lit(["default"])).otherwise(pl.col("reasons")))
+        work = work.with_columns(
+            reasons=pl.when(pl.col("reasons").list.len() == 0)
+            .then(pl.lit(["default"]))
+            .otherwise(pl.col("reasons"))
+        )
     summary_rows = []
     for i, r in enumerate(policy.rules):
         m = work[f"__m{i}"]
         decided = work.filter(pl.col(f"__m{i}") & (pl.col("decision") == r.action)).height
-        summary_rows.append({"rule": r.name, "action": r.action, "matched": int(m.sum()),
-                             "decided": decided, "share": float(m.cast(pl.Float64).mean() or 0.0) if len(m) else 0.0})  # type: ignore[arg-type]
+        summary_rows.append(
+            {
+                "rule": r.name,
+                "action": r.action,
+                "matched": int(m.sum()),
+                "decided": decided,
+                "share": float(m.cast(pl.Float64).mean() or 0.0) if len(m) else 0.0,  # type: ignore[arg-type]
+            }
+        )
     if policy.rebalance is not None:
         work, rb = _rebalance(work, policy.rebalance)
-        summary_rows.append({"rule": "rebalance", "action": "drop", "matched": rb, "decided": rb,
-                             "share": rb / max(1, work.height)})
+        summary_rows.append(
+            {
+                "rule": "rebalance",
+                "action": "drop",
+                "matched": rb,
+                "decided": rb,
+                "share": rb / max(1, work.height),
+            }
+        )
     work = work.drop([c for c in work.columns if c.startswith("__m")])
     work = _weights(work, policy.weights, cols)
-    summary = pl.DataFrame(summary_rows, schema={"rule": pl.String, "action": pl.String, "matched": pl.Int64,
-                                                 "decided": pl.Int64, "share": pl.Float64})
+    summary = pl.DataFrame(
+        summary_rows,
+        schema={
+            "rule": pl.String,
+            "action": pl.String,
+            "matched": pl.Int64,
+            "decided": pl.Int64,
+            "share": pl.Float64,
+        },
+    )
     return work, summary
 
 
@@ -225,8 +273,10 @@ def _rebalance(work: pl.DataFrame, rb: Rebalance) -> tuple[pl.DataFrame, int]:
         .otherwise(None)
     )
     kept = ranked.filter(pl.col("decision") != "drop")
-    counts = {str(r["__dom"]): int(r["len"]) for r in
-              kept.filter(pl.col("__dom").is_not_null()).group_by("__dom").len().to_dicts()}
+    counts = {
+        str(r["__dom"]): int(r["len"])
+        for r in kept.filter(pl.col("__dom").is_not_null()).group_by("__dom").len().to_dicts()
+    }
     others = kept.height - sum(counts.values())
     quota = _rebalance_quotas(counts, others, rb)
     limit = pl.col("__dom").replace_strict(quota, default=None, return_dtype=pl.Int64)
@@ -256,8 +306,13 @@ def _weights(work: pl.DataFrame, w: Weights | None, cols: list[str]) -> pl.DataF
     return work
 
 
-def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: str | Path,
-           *, corpus: list[str | Path] | None = None) -> dict[str, Any]:
+def curate(
+    scores_dir: str | Path,
+    policy: str | Path | CuratePolicy,
+    out_dir: str | Path,
+    *,
+    corpus: list[str | Path] | None = None,
+) -> dict[str, Any]:
     """Apply ``policy`` to a scores folder; write kept/excluded Parquet and a manifest.
 
     Writes ``out_dir/data/kept.parquet`` (kept and flagged documents with ``decision``,
@@ -268,7 +323,9 @@ def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: s
     sdir = Path(scores_dir)
     files = sorted((sdir / "data").glob("shard-*.parquet")) if (sdir / "data").is_dir() else []
     if not files:
-        raise InputError(f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)")
+        raise InputError(
+            f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)"
+        )
     df = pl.read_parquet(files)
     work, summary = decide(df, pol)
     out = ensure_dir(out_dir)
@@ -279,17 +336,30 @@ def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: s
     write_table(out / "data" / "kept.parquet", kept.to_arrow())
     write_table(out / "excluded" / "excluded.parquet", excluded.to_arrow())
     write_table(out / "summary" / "rules.parquet", summary.to_arrow())
-    by_dom = kept.select(pl.col("dominant").list.first().alias("emotion")).group_by("emotion").len() \
+    by_dom = (
+        kept.select(pl.col("dominant").list.first().alias("emotion"))
+        .group_by("emotion")
+        .len()
         .sort(["len", "emotion"], descending=[True, False])
+    )
     fields = {
-        "scores_dir": str(sdir), "policy": pol.model_dump(mode="json"), "rows_in": df.height,
-        "kept": int((work["decision"] == "keep").sum()), "flagged": int((work["decision"] == "flag").sum()),
-        "dropped": excluded.height, "rules": summary.to_dicts(),
+        "scores_dir": str(sdir),
+        "policy": pol.model_dump(mode="json"),
+        "rows_in": df.height,
+        "kept": int((work["decision"] == "keep").sum()),
+        "flagged": int((work["decision"] == "flag").sum()),
+        "dropped": excluded.height,
+        "rules": summary.to_dicts(),
         "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
         "with_text": bool(corpus),
     }
     write_configs_readme(
-        out, {"default": "data/*.parquet", "excluded": "excluded/*.parquet", "summary": "summary/*.parquet"},
+        out,
+        {
+            "default": "data/*.parquet",
+            "excluded": "excluded/*.parquet",
+            "summary": "summary/*.parquet",
+        },
         title="emocurate curated corpus",
         note="Kept documents (with decisions and weights); `excluded` keeps every dropped document with its reasons; `summary` counts what each rule did.",
     )
@@ -297,24 +367,33 @@ def curate(scores_dir: str | Path, policy: str | Path | CuratePolicy, out_dir: s
     return read_manifest(out)
 
 
-def _attach_text(kept: pl.DataFrame, excluded: pl.DataFrame, corpus: list[str | Path],
-                 manifest: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _attach_text(
+    kept: pl.DataFrame, excluded: pl.DataFrame, corpus: list[str | Path], manifest: dict[str, Any]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Join document texts back by id, re-reading the corpus with the scoring run's options."""
     cfg = manifest.get("config", {})
-    opts = ReadOptions(cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000))
+    opts = ReadOptions(
+        cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000)
+    )
     wanted = set(kept["doc_id"].to_list()) | set(excluded["doc_id"].to_list())
     ids, texts = [], []
     for item in iter_corpus([str(c) for c in corpus], opts):
         if isinstance(item, Doc) and item.doc_id in wanted:
             ids.append(item.doc_id)
             texts.append(item.text)
-    text_df = pl.DataFrame({"doc_id": ids, "text": texts}, schema={"doc_id": pl.String, "text": pl.String})
+    text_df = pl.DataFrame(
+        {"doc_id": ids, "text": texts}, schema={"doc_id": pl.String, "text": pl.String}
+    )
     missing = len(wanted) - text_df.height
     if missing:
-        raise InputError(f"{missing} scored documents were not found in the given --corpus "
-                         "(pass the same inputs, text and id fields as for scoring)")
-    return (kept.join(text_df, on="doc_id", how="left", maintain_order="left"),
-            excluded.join(text_df, on="doc_id", how="left", maintain_order="left"))
+        raise InputError(
+            f"{missing} scored documents were not found in the given --corpus "
+            "(pass the same inputs, text and id fields as for scoring)"
+        )
+    return (
+        kept.join(text_df, on="doc_id", how="left", maintain_order="left"),
+        excluded.join(text_df, on="doc_id", how="left", maintain_order="left"),
+    )
 
 
 def read_kept(out_dir: str | Path) -> pa.Table:

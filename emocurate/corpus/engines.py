@@ -47,7 +47,15 @@ from emocurate.vectors.vectorset import VectorSet
 
 DONE = "_done"
 # Options that do not change the output (only speed or placement) stay out of the fingerprint.
-NON_OUTPUT_FIELDS = {"engine", "address", "ray_actors", "batch_tokens", "device", "progress", "overlap"}
+NON_OUTPUT_FIELDS = {
+    "engine",
+    "address",
+    "ray_actors",
+    "batch_tokens",
+    "device",
+    "progress",
+    "overlap",
+}
 
 
 def shard_name(k: int) -> str:
@@ -63,7 +71,11 @@ def fingerprint(inputs: list[str], cfg: ScoreConfig, vs: VectorSet, reg: VectorS
     for v in (vs, reg):
         if v is None:
             continue
-        h.update(canonical_json(v.meta.model_dump(exclude={"created", "versions", "evaluation"})).encode())
+        h.update(
+            canonical_json(
+                v.meta.model_dump(exclude={"created", "versions", "evaluation"})
+            ).encode()
+        )
         for layer in sorted(v.vectors):
             h.update(v.vectors[layer].float().contiguous().numpy().tobytes())
             if layer in v.ref_mean:
@@ -120,8 +132,15 @@ def select_traces(scored: list[ScoredDoc], cfg: ScoreConfig) -> list[dict[str, A
     return out
 
 
-def write_shard(out: Path, k: int, items: list[Item], scored: list[ScoredDoc], names: list[str],
-                cfg: ScoreConfig, fp: str) -> dict[str, Any]:
+def write_shard(
+    out: Path,
+    k: int,
+    items: list[Item],
+    scored: list[ScoredDoc],
+    names: list[str],
+    cfg: ScoreConfig,
+    fp: str,
+) -> dict[str, Any]:
     """Write one shard's files, then its completion marker; returns the marker."""
     name = shard_name(k)
     rows = [s.row for s in scored]
@@ -134,11 +153,23 @@ def write_shard(out: Path, k: int, items: list[Item], scored: list[ScoredDoc], n
         tpath.unlink(missing_ok=True)
     bad = [b for b in items if isinstance(b, Bad)]
     lines = "".join(
-        json.dumps({"source": b.source, "position": b.position, "reason": b.reason, "doc_id": b.doc_id},
-                   ensure_ascii=False) + "\n" for b in bad)
+        json.dumps(
+            {"source": b.source, "position": b.position, "reason": b.reason, "doc_id": b.doc_id},
+            ensure_ascii=False,
+        )
+        + "\n"
+        for b in bad
+    )
     atomic_write_bytes(out / "quarantine" / f"{name}.jsonl", lines.encode("utf-8"))
-    marker = {"shard": k, "rows_in": len(items), "scored": len(rows), "quarantined": len(bad),
-              "tokens": sum(r.n_tokens for r in rows), "traces": len(traces), "fingerprint": fp}
+    marker = {
+        "shard": k,
+        "rows_in": len(items),
+        "scored": len(rows),
+        "quarantined": len(bad),
+        "tokens": sum(r.n_tokens for r in rows),
+        "traces": len(traces),
+        "fingerprint": fp,
+    }
     atomic_write_bytes(_marker(out, k), json.dumps(marker).encode())
     return marker
 
@@ -157,8 +188,13 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self.bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), transient=True)
+            self.bar = Progress(
+                TextColumn("scoring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task("score", total=total)
 
@@ -171,15 +207,23 @@ class _Progress:
             self.bar.stop()
 
 
-def run_scoring(inputs: list[str | Path], vectors_dir: str | Path, out_dir: str | Path,
-                cfg: ScoreConfig, *, lm: LoadedModel | None = None) -> dict[str, Any]:
+def run_scoring(
+    inputs: list[str | Path],
+    vectors_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ScoreConfig,
+    *,
+    lm: LoadedModel | None = None,
+) -> dict[str, Any]:
     """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
     t0 = time.perf_counter()
     vs, reg = load_vectors(vectors_dir, cfg)
     if vs.meta.kind != "regulation" and not vs.meta.has_reference:
         # Raw projections still rank documents but are not comparable across corpora.
-        print(f"warning: {vectors_dir} has no neutral reference; scores are raw projections",
-              file=sys.stderr)
+        print(
+            f"warning: {vectors_dir} has no neutral reference; scores are raw projections",
+            file=sys.stderr,
+        )
     in_list = [str(i) for i in inputs]
     out = ensure_dir(out_dir)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
@@ -195,7 +239,9 @@ def run_scoring(inputs: list[str | Path], vectors_dir: str | Path, out_dir: str 
         markers, resumed = _run_ray(items, vs, reg, vectors_dir, out, cfg, fp, lm)
     else:
         markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm)
-    return _finish(out, markers, resumed, vs, reg, vectors_dir, in_list, cfg, fp, time.perf_counter() - t0)
+    return _finish(
+        out, markers, resumed, vs, reg, vectors_dir, in_list, cfg, fp, time.perf_counter() - t0
+    )
 
 
 def _chain(first: Item | None, rest: Iterator[Item]) -> Iterator[Item]:
@@ -208,8 +254,15 @@ def _model_name(vs: VectorSet, cfg: ScoreConfig) -> str:
     return cfg.model or vs.meta.model_id
 
 
-def _run_local(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, out: Path,
-               cfg: ScoreConfig, fp: str, lm: LoadedModel | None) -> tuple[list[dict[str, Any]], int]:
+def _run_local(
+    items: Iterator[Item],
+    vs: VectorSet,
+    reg: VectorSet | None,
+    out: Path,
+    cfg: ScoreConfig,
+    fp: str,
+    lm: LoadedModel | None,
+) -> tuple[list[dict[str, Any]], int]:
     scorer: Scorer | None = None
     markers = []
     resumed = 0
@@ -235,6 +288,7 @@ def _run_local(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, out:
 
 
 # -- Ray ---------------------------------------------------------------------------------------
+
 
 def load_tokenizer(name: str) -> Any:
     """The tokenizer of a model (embedded name, folder or Hub id) without loading weights."""
@@ -269,8 +323,12 @@ class _TokenizeStage:
         self.preparer = Preparer(load_tokenizer(model), window, stride)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        docs = [Doc(str(i), str(t), str(s), str(p)) for i, t, s, p in
-                zip(batch["doc_id"], batch["text"], batch["source"], batch["position"], strict=True)]
+        docs = [
+            Doc(str(i), str(t), str(s), str(p))
+            for i, t, s, p in zip(
+                batch["doc_id"], batch["text"], batch["source"], batch["position"], strict=True
+            )
+        ]
         out: dict[str, list[Any]] = {"shard": [], "prep": []}
         for d, shard, index in zip(docs, batch["shard"], batch["index"], strict=True):
             prep = self.preparer.prepare([d], start_index=int(index))[0]
@@ -302,17 +360,30 @@ class _ScoreStage:
         }
 
 
-def _run_ray(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, vectors_dir: str | Path,
-             out: Path, cfg: ScoreConfig, fp: str,
-             lm: LoadedModel | None) -> tuple[list[dict[str, Any]], int]:
+def _run_ray(
+    items: Iterator[Item],
+    vs: VectorSet,
+    reg: VectorSet | None,
+    vectors_dir: str | Path,
+    out: Path,
+    cfg: ScoreConfig,
+    fp: str,
+    lm: LoadedModel | None,
+) -> tuple[list[dict[str, Any]], int]:
     try:
         import ray
         import ray.data
     except ImportError:
-        raise ConfigError("--engine ray needs the ray extra: pip install 'emocurate[ray]'") from None
+        raise ConfigError(
+            "--engine ray needs the ray extra: pip install 'emocurate[ray]'"
+        ) from None
     if not ray.is_initialized():
-        ray.init(address=cfg.address, include_dashboard=False, ignore_reinit_error=True,
-                 log_to_driver=False)
+        ray.init(
+            address=cfg.address,
+            include_dashboard=False,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = bool(cfg.progress and sys.stderr.isatty())
@@ -328,20 +399,40 @@ def _run_ray(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, vector
     def flush() -> None:
         if not group:
             return
-        rows = [{"shard": k, "index": i, "doc_id": d.doc_id, "text": d.text, "source": d.source,
-                 "position": d.position}
-                for k, chunk in group for i, d in enumerate(x for x in chunk if isinstance(x, Doc))]
+        rows = [
+            {
+                "shard": k,
+                "index": i,
+                "doc_id": d.doc_id,
+                "text": d.text,
+                "source": d.source,
+                "position": d.position,
+            }
+            for k, chunk in group
+            for i, d in enumerate(x for x in chunk if isinstance(x, Doc))
+        ]
         results: dict[int, dict[int, ScoredDoc]] = {k: {} for k, _ in group}
         if rows:
             ds: Any = ray.data.from_items(rows)
-            ds = ds.map_batches(_TokenizeStage, fn_constructor_kwargs={
-                "model": model, "window": window, "stride": cfg.stride},
-                batch_size=32, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
-            ds = ds.map_batches(_ScoreStage, fn_constructor_kwargs={
-                "vectors_dir": str(Path(vectors_dir).resolve()), "cfg_json": actor_cfg.model_dump_json(),
-                "model": model},
-                batch_size=32, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
-                num_cpus=0 if use_gpu else 1, num_gpus=1 if use_gpu else 0)
+            ds = ds.map_batches(
+                _TokenizeStage,
+                fn_constructor_kwargs={"model": model, "window": window, "stride": cfg.stride},
+                batch_size=32,
+                compute=ray.data.ActorPoolStrategy(size=1),
+                num_cpus=1,
+            )
+            ds = ds.map_batches(
+                _ScoreStage,
+                fn_constructor_kwargs={
+                    "vectors_dir": str(Path(vectors_dir).resolve()),
+                    "cfg_json": actor_cfg.model_dump_json(),
+                    "model": model,
+                },
+                batch_size=32,
+                compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
+                num_cpus=0 if use_gpu else 1,
+                num_gpus=1 if use_gpu else 0,
+            )
             for r in ds.iter_rows():
                 row = CorpusScore.model_validate_json(r["row"])
                 trace = json.loads(r["trace"]) if r["trace"] else None
@@ -367,19 +458,35 @@ def _run_ray(items: Iterator[Item], vs: VectorSet, reg: VectorSet | None, vector
 
 # -- manifest ----------------------------------------------------------------------------------
 
-def _finish(out: Path, markers: list[dict[str, Any]], resumed: int, vs: VectorSet, reg: VectorSet | None,
-            vectors_dir: str | Path, inputs: list[str], cfg: ScoreConfig, fp: str,
-            seconds: float) -> dict[str, Any]:
+
+def _finish(
+    out: Path,
+    markers: list[dict[str, Any]],
+    resumed: int,
+    vs: VectorSet,
+    reg: VectorSet | None,
+    vectors_dir: str | Path,
+    inputs: list[str],
+    cfg: ScoreConfig,
+    fp: str,
+    seconds: float,
+) -> dict[str, Any]:
     n_shards = len(markers)
     # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
-    for sub, ext in (("data", "parquet"), ("tokens", "parquet"), ("quarantine", "jsonl"), (DONE, "json")):
+    for sub, ext in (
+        ("data", "parquet"),
+        ("tokens", "parquet"),
+        ("quarantine", "jsonl"),
+        (DONE, "json"),
+    ):
         d = out / sub
         if d.is_dir():
             for f in d.glob(f"shard-*.{ext}"):
                 if int(f.stem.split("-")[1]) >= n_shards:
                     f.unlink()
     quarantine = b"".join(
-        (out / "quarantine" / f"{shard_name(m['shard'])}.jsonl").read_bytes() for m in markers)
+        (out / "quarantine" / f"{shard_name(m['shard'])}.jsonl").read_bytes() for m in markers
+    )
     atomic_write_bytes(out / "quarantine.jsonl", quarantine)
     rows_in = sum(m["rows_in"] for m in markers)
     scored = sum(m["scored"] for m in markers)
@@ -390,22 +497,39 @@ def _finish(out: Path, markers: list[dict[str, Any]], resumed: int, vs: VectorSe
     summary = summarize(out) if scored else {}
     new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
     fields = {
-        "inputs": inputs, "rows_in": rows_in, "scored": scored, "quarantined": quarantined,
-        "tokens": tokens, "shards": n_shards, "resumed_shards": resumed, "seconds": round(seconds, 3),
+        "inputs": inputs,
+        "rows_in": rows_in,
+        "scored": scored,
+        "quarantined": quarantined,
+        "tokens": tokens,
+        "shards": n_shards,
+        "resumed_shards": resumed,
+        "seconds": round(seconds, 3),
         "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 else None,
-        "engine": cfg.engine, "fingerprint": fp,
-        "vectors": {"dir": str(vectors_dir), "model_id": vs.meta.model_id,
-                    "model_revision": vs.meta.model_revision, "kind": vs.meta.kind,
-                    "layer": vs.layer_or_default(cfg.layer), "n_vectors": len(vs.names),
-                    "has_reference": vs.meta.has_reference},
-        "regulation_vectors": None if reg is None else {"model_id": reg.meta.model_id,
-                                                        "n_vectors": len(reg.names)},
-        "config": cfg.model_dump(), "summary": summary,
+        "engine": cfg.engine,
+        "fingerprint": fp,
+        "vectors": {
+            "dir": str(vectors_dir),
+            "model_id": vs.meta.model_id,
+            "model_revision": vs.meta.model_revision,
+            "kind": vs.meta.kind,
+            "layer": vs.layer_or_default(cfg.layer),
+            "n_vectors": len(vs.names),
+            "has_reference": vs.meta.has_reference,
+        },
+        "regulation_vectors": None
+        if reg is None
+        else {"model_id": reg.meta.model_id, "n_vectors": len(reg.names)},
+        "config": cfg.model_dump(),
+        "summary": summary,
     }
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
-        raise InputError(f"row accounting mismatch: {rows_in} in, {scored} scored, {quarantined} quarantined")
+        raise InputError(
+            f"row accounting mismatch: {rows_in} in, {scored} scored, {quarantined} quarantined"
+        )
     write_configs_readme(
-        out, {"default": "data/*.parquet", "tokens": "tokens/*.parquet"},
+        out,
+        {"default": "data/*.parquet", "tokens": "tokens/*.parquet"},
         title="emocurate corpus scores",
         note="One row per document (metrics, flags with token spans); `tokens` holds token-level traces of some documents.",
     )
@@ -423,12 +547,31 @@ def summarize(out: Path) -> dict[str, Any]:
     from emocurate.corpus.regulation import pearson
 
     df = pl.read_parquet(sorted((out / "data").glob("shard-*.parquet")))
-    flag_counts = (df.select(pl.col("flag_kinds").explode().drop_nulls().value_counts(sort=True))
-                   .unnest("flag_kinds") if df.height else pl.DataFrame())
-    flags = {str(r["flag_kinds"]): int(r["count"]) for r in flag_counts.to_dicts()} if flag_counts.height else {}
+    flag_counts = (
+        df.select(pl.col("flag_kinds").explode().drop_nulls().value_counts(sort=True)).unnest(
+            "flag_kinds"
+        )
+        if df.height
+        else pl.DataFrame()
+    )
+    flags = (
+        {str(r["flag_kinds"]): int(r["count"]) for r in flag_counts.to_dicts()}
+        if flag_counts.height
+        else {}
+    )
     metrics = {}
-    for col in ("valence_mean", "arousal_mean", "distress_mean", "distress_max", "n_episodes",
-                "recovery_rate", "unresolved_end", "escalation", "volatility", "regulation_mean"):
+    for col in (
+        "valence_mean",
+        "arousal_mean",
+        "distress_mean",
+        "distress_max",
+        "n_episodes",
+        "recovery_rate",
+        "unresolved_end",
+        "escalation",
+        "volatility",
+        "regulation_mean",
+    ):
         v = df[col].drop_nulls()
         metrics[col] = round(float(v.mean()), 4) if len(v) else None  # type: ignore[arg-type]
     xs: list[float] = []
@@ -438,12 +581,20 @@ def summarize(out: Path) -> dict[str, Any]:
             if a["speaker"] == "human" and b["speaker"] == "assistant":
                 xs.append(a["arousal"])
                 ys.append(b["arousal"])
-    dom = df.select(pl.col("dominant").list.first().value_counts(sort=True)).unnest("dominant") \
-        if df.height else pl.DataFrame()
+    dom = (
+        df.select(pl.col("dominant").list.first().value_counts(sort=True)).unnest("dominant")
+        if df.height
+        else pl.DataFrame()
+    )
     return {
-        "docs_flagged": int((df["n_flags"] > 0).sum()), "flags": flags, "metric_means": metrics,
+        "docs_flagged": int((df["n_flags"] > 0).sum()),
+        "flags": flags,
+        "metric_means": metrics,
         "dialogues": int(df["is_dialogue"].sum()),
-        "coregulation": {"pairs": len(xs), "r": pearson(xs, ys),
-                         "mean_speaker_arousal": float(np.mean(xs)) if xs else None},
+        "coregulation": {
+            "pairs": len(xs),
+            "r": pearson(xs, ys),
+            "mean_speaker_arousal": float(np.mean(xs)) if xs else None,
+        },
         "top_dominant": {str(r["dominant"]): int(r["count"]) for r in dom.head(10).to_dicts()},
     }

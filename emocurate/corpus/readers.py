@@ -101,7 +101,9 @@ def iter_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -
         for item in _iter_unit(unit, opts):
             if isinstance(item, Doc) and opts.id_field is not None:
                 if item.doc_id in seen:
-                    yield Bad(item.source, item.position, f"duplicate id '{item.doc_id}'", item.doc_id)
+                    yield Bad(
+                        item.source, item.position, f"duplicate id '{item.doc_id}'", item.doc_id
+                    )
                     continue
                 seen.add(item.doc_id)
             yield item
@@ -121,7 +123,9 @@ def _plan(specs: list[str], check_keys: bool) -> list[_Unit]:
         if p.is_dir() and _is_hf_disk(p):
             planned = [_Unit("hf_disk", spec, p, spec, name)]
         elif p.is_dir():
-            planned = [_Unit("file", spec, f, str(f), f.relative_to(p).as_posix()) for f in _dir_files(p)]
+            planned = [
+                _Unit("file", spec, f, str(f), f.relative_to(p).as_posix()) for f in _dir_files(p)
+            ]
         else:
             planned = [_Unit("file", spec, p, spec, name)]
         for u in planned:
@@ -133,7 +137,8 @@ def _plan(specs: list[str], check_keys: bool) -> list[_Unit]:
             if check_keys and u.key in owner:
                 raise InputError(
                     f"{owner[u.key]} and {u.source} would get the same generated document ids (ids come from "
-                    f"the file name '{u.key}' and the row position); pass --id-field or rename one")
+                    f"the file name '{u.key}' and the row position); pass --id-field or rename one"
+                )
             owner[u.key] = u.source
             units.append(u)
     return units
@@ -166,9 +171,11 @@ def _iter_unit(unit: _Unit, opts: ReadOptions) -> Iterator[Item]:
 
 def _is_hf_disk(p: Path) -> bool:
     """A ``datasets.save_to_disk`` folder (Dataset or DatasetDict)."""
-    return (p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists() or (
-        p / "state.json"
-    ).exists()
+    return (
+        (p / "dataset_info.json").exists()
+        or (p / "dataset_dict.json").exists()
+        or (p / "state.json").exists()
+    )
 
 
 def _kind(p: Path) -> str | None:
@@ -189,8 +196,10 @@ def _kind(p: Path) -> str | None:
 def _dir_files(p: Path) -> list[Path]:
     """Readable files under a folder (recursively, hidden files skipped), sorted."""
     return sorted(
-        f for f in p.rglob("*")
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        f
+        for f in p.rglob("*")
+        if f.is_file()
+        and not any(part.startswith(".") for part in f.relative_to(p).parts)
         and _kind(f) is not None
     )
 
@@ -203,7 +212,9 @@ def _open_binary(p: Path) -> IO[bytes]:
         try:
             import zstandard
         except ImportError:
-            raise InputError(f"{p}: reading .zst needs the 'zstandard' package (pip install zstandard)") from None
+            raise InputError(
+                f"{p}: reading .zst needs the 'zstandard' package (pip install zstandard)"
+            ) from None
         raw = p.open("rb")
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     return p.open("rb")
@@ -232,7 +243,12 @@ def _iter_textfile(p: Path, source: str, opts: ReadOptions, key: str) -> Iterato
         yield Bad(source, pos, f"unreadable file: {exc}", doc_id)
         return
     if len(data) > opts.max_chars * 4:
-        yield Bad(source, pos, f"document too long (> {opts.max_chars * 4} bytes; max_chars {opts.max_chars})", doc_id)
+        yield Bad(
+            source,
+            pos,
+            f"document too long (> {opts.max_chars * 4} bytes; max_chars {opts.max_chars})",
+            doc_id,
+        )
         return
     if b"\x00" in data:
         yield Bad(source, pos, "binary content (NUL bytes), not text", doc_id)
@@ -258,7 +274,12 @@ def _check_text(text: Any, doc_id: str, source: str, pos: str, opts: ReadOptions
     except UnicodeEncodeError:
         return Bad(source, pos, "invalid Unicode (lone surrogate escape)", doc_id)
     if len(text) > opts.max_chars:
-        return Bad(source, pos, f"document too long ({len(text)} chars > max_chars {opts.max_chars})", doc_id)
+        return Bad(
+            source,
+            pos,
+            f"document too long ({len(text)} chars > max_chars {opts.max_chars})",
+            doc_id,
+        )
     return Doc(doc_id, text, source, pos)
 
 
@@ -297,7 +318,11 @@ def _row_item(row: Any, source: str, pos: str, opts: ReadOptions, key: str) -> I
     doc_id = gen_id
     if opts.id_field is not None:
         raw = row.get(opts.id_field)
-        if raw is None or isinstance(raw, dict | list) or (isinstance(raw, str) and not raw.strip()):
+        if (
+            raw is None
+            or isinstance(raw, dict | list)
+            or (isinstance(raw, str) and not raw.strip())
+        ):
             return Bad(source, pos, f"missing or invalid id field '{opts.id_field}'", gen_id)
         doc_id = str(raw)
     text, err = row_text(row, opts)
@@ -341,19 +366,32 @@ def _iter_jsonl(p: Path, source: str, opts: ReadOptions, key: str) -> Iterator[I
                 try:
                     line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
-                    yield Bad(source, pos, f"not UTF-8 (byte {exc.start})", stable_id(key, pos, prefix="d-"))
+                    yield Bad(
+                        source,
+                        pos,
+                        f"not UTF-8 (byte {exc.start})",
+                        stable_id(key, pos, prefix="d-"),
+                    )
                     continue
                 if not line.strip():  # a line holding only a BOM
                     continue
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield Bad(source, pos, f"invalid JSON: {exc.msg} at column {exc.colno}",
-                              stable_id(key, pos, prefix="d-"))
+                    yield Bad(
+                        source,
+                        pos,
+                        f"invalid JSON: {exc.msg} at column {exc.colno}",
+                        stable_id(key, pos, prefix="d-"),
+                    )
                     continue
                 except RecursionError:
-                    yield Bad(source, pos, "invalid JSON: nested too deeply",
-                              stable_id(key, pos, prefix="d-"))
+                    yield Bad(
+                        source,
+                        pos,
+                        "invalid JSON: nested too deeply",
+                        stable_id(key, pos, prefix="d-"),
+                    )
                     continue
                 yield _row_item(row, source, pos, opts, key)
         except (OSError, EOFError) as exc:  # truncated or corrupt gzip/zstd stream
@@ -375,7 +413,9 @@ def _iter_parquet(p: Path, source: str, opts: ReadOptions, key: str) -> Iterator
     cols = pf.schema_arrow.names
     wanted = [c for c in (opts.text_field, opts.id_field, "messages", "turns") if c and c in cols]
     if opts.text_field not in cols and not {"messages", "turns"} & set(cols):
-        raise InputError(f"{p}: no column '{opts.text_field}' (columns: {', '.join(cols[:12])}); use --text-field")
+        raise InputError(
+            f"{p}: no column '{opts.text_field}' (columns: {', '.join(cols[:12])}); use --text-field"
+        )
     if opts.id_field and opts.id_field not in cols:
         raise InputError(f"{p}: no id column '{opts.id_field}' (columns: {', '.join(cols[:12])})")
     row_no = 0
@@ -397,7 +437,9 @@ def _iter_hf_disk(p: Path, opts: ReadOptions, key: str) -> Iterator[Item]:
     try:
         ds = datasets.load_from_disk(str(p))
     except Exception as exc:
-        raise InputError(f"{p}: cannot load the saved dataset ({str(exc).splitlines()[0]})") from None
+        raise InputError(
+            f"{p}: cannot load the saved dataset ({str(exc).splitlines()[0]})"
+        ) from None
     if isinstance(ds, datasets.DatasetDict):
         for split in sorted(ds):
             yield from _iter_rows(ds[split], f"{p}[{split}]", opts, f"{key}[{split}]")
@@ -409,7 +451,7 @@ def _iter_hf_streaming(spec: str, opts: ReadOptions) -> Iterator[Item]:
     """``hf:PATH_OR_NAME[@SPLIT]`` read with ``load_dataset(..., streaming=True)``."""
     import datasets
 
-    target = spec[len(HF_PREFIX):]
+    target = spec[len(HF_PREFIX) :]
     split = "train"
     if "@" in target:
         target, split = target.rsplit("@", 1)

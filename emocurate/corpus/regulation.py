@@ -22,30 +22,84 @@ from emocurate.records import Flag, Model
 # The anchor study's distress examples first, then close relatives; a VectorSet uses whichever
 # of these it has, and falls back to the taxonomy rule (valence < 0 and arousal > 0.3).
 DISTRESS_NAMES: tuple[str, ...] = (
-    "desperate", "panicked", "afraid", "furious", "terrified", "scared", "frightened",
-    "angry", "anxious", "frantic", "enraged", "distressed", "hysterical", "alarmed",
-    "overwhelmed", "horrified", "outraged", "nervous",
+    "desperate",
+    "panicked",
+    "afraid",
+    "furious",
+    "terrified",
+    "scared",
+    "frightened",
+    "angry",
+    "anxious",
+    "frantic",
+    "enraged",
+    "distressed",
+    "hysterical",
+    "alarmed",
+    "overwhelmed",
+    "horrified",
+    "outraged",
+    "nervous",
 )
 # Signs of regulation after distress; fallback: valence > 0 and arousal < 0.
 CALM_NAMES: tuple[str, ...] = (
-    "calm", "relieved", "peaceful", "serene", "relaxed", "safe", "content", "reassured",
-    "comforted", "soothed", "at ease",
+    "calm",
+    "relieved",
+    "peaceful",
+    "serene",
+    "relaxed",
+    "safe",
+    "content",
+    "reassured",
+    "comforted",
+    "soothed",
+    "at ease",
 )
 # Valence/arousal used only when the taxonomy file is missing or lacks a name (a small table of
 # common concepts, circumplex-style values in [-1, 1]).
 FALLBACK_VA: dict[str, tuple[float, float]] = {
-    "happy": (0.8, 0.4), "joyful": (0.9, 0.6), "excited": (0.7, 0.8), "proud": (0.7, 0.4),
-    "grateful": (0.8, 0.1), "loving": (0.8, 0.2), "hopeful": (0.6, 0.2), "amused": (0.6, 0.4),
-    "calm": (0.5, -0.7), "relieved": (0.6, -0.4), "peaceful": (0.6, -0.7), "content": (0.6, -0.4),
-    "serene": (0.6, -0.8), "relaxed": (0.5, -0.7), "safe": (0.5, -0.5), "surprised": (0.1, 0.7),
-    "curious": (0.3, 0.4), "sad": (-0.7, -0.3), "lonely": (-0.6, -0.3), "bored": (-0.3, -0.7),
-    "tired": (-0.2, -0.7), "disappointed": (-0.6, -0.1), "guilty": (-0.6, 0.2),
-    "ashamed": (-0.7, 0.2), "embarrassed": (-0.5, 0.4), "jealous": (-0.5, 0.4),
-    "angry": (-0.7, 0.7), "furious": (-0.8, 0.9), "afraid": (-0.7, 0.7), "scared": (-0.7, 0.7),
-    "frightened": (-0.7, 0.7), "terrified": (-0.9, 0.9), "panicked": (-0.8, 0.9),
-    "desperate": (-0.8, 0.7), "anxious": (-0.6, 0.6), "nervous": (-0.4, 0.5),
-    "frustrated": (-0.6, 0.5), "disgusted": (-0.6, 0.3), "hurt": (-0.6, 0.2),
-    "worried": (-0.5, 0.4), "hostile": (-0.7, 0.6), "neutral": (0.0, 0.0),
+    "happy": (0.8, 0.4),
+    "joyful": (0.9, 0.6),
+    "excited": (0.7, 0.8),
+    "proud": (0.7, 0.4),
+    "grateful": (0.8, 0.1),
+    "loving": (0.8, 0.2),
+    "hopeful": (0.6, 0.2),
+    "amused": (0.6, 0.4),
+    "calm": (0.5, -0.7),
+    "relieved": (0.6, -0.4),
+    "peaceful": (0.6, -0.7),
+    "content": (0.6, -0.4),
+    "serene": (0.6, -0.8),
+    "relaxed": (0.5, -0.7),
+    "safe": (0.5, -0.5),
+    "surprised": (0.1, 0.7),
+    "curious": (0.3, 0.4),
+    "sad": (-0.7, -0.3),
+    "lonely": (-0.6, -0.3),
+    "bored": (-0.3, -0.7),
+    "tired": (-0.2, -0.7),
+    "disappointed": (-0.6, -0.1),
+    "guilty": (-0.6, 0.2),
+    "ashamed": (-0.7, 0.2),
+    "embarrassed": (-0.5, 0.4),
+    "jealous": (-0.5, 0.4),
+    "angry": (-0.7, 0.7),
+    "furious": (-0.8, 0.9),
+    "afraid": (-0.7, 0.7),
+    "scared": (-0.7, 0.7),
+    "frightened": (-0.7, 0.7),
+    "terrified": (-0.9, 0.9),
+    "panicked": (-0.8, 0.9),
+    "desperate": (-0.8, 0.7),
+    "anxious": (-0.6, 0.6),
+    "nervous": (-0.4, 0.5),
+    "frustrated": (-0.6, 0.5),
+    "disgusted": (-0.6, 0.3),
+    "hurt": (-0.6, 0.2),
+    "worried": (-0.5, 0.4),
+    "hostile": (-0.7, 0.6),
+    "neutral": (0.0, 0.0),
 }
 
 
@@ -53,17 +107,38 @@ class MetricConfig(Model):
     """Thresholds of the regulation metrics (all in z units of the neutral reference)."""
 
     smooth: int = Field(default=9, ge=1, description="moving-average window in tokens")
-    threshold: float = Field(default=1.0, description="distress composite level that starts an episode")
-    recover_level: float = Field(default=0.5, description="level the composite must fall to for recovery")
+    threshold: float = Field(
+        default=1.0, description="distress composite level that starts an episode"
+    )
+    recover_level: float = Field(
+        default=0.5, description="level the composite must fall to for recovery"
+    )
     min_episode: int = Field(default=3, ge=1, description="shortest episode in tokens")
-    merge_gap: int = Field(default=4, ge=0, description="episodes closer than this many tokens merge")
-    recovery_window: int = Field(default=64, ge=1, description="tokens after an episode to look for recovery")
-    tail: int = Field(default=32, ge=1, description="tokens at the end used for end-of-document levels")
-    escalation_slope: float = Field(default=1.0, description="distress slope over the document that flags escalation")
-    volatility_high: float = Field(default=0.75, description="volatility that flags an unstable document")
-    regulation_threshold: float = Field(default=-1.0, description="regulation-axis level that flags unhealthy spans")
-    arousal_high: float = Field(default=0.5, description="turn arousal treated as high in dialogues")
-    mirror_margin: float = Field(default=0.25, description="responder arousal within this of the speaker's counts as mirroring")
+    merge_gap: int = Field(
+        default=4, ge=0, description="episodes closer than this many tokens merge"
+    )
+    recovery_window: int = Field(
+        default=64, ge=1, description="tokens after an episode to look for recovery"
+    )
+    tail: int = Field(
+        default=32, ge=1, description="tokens at the end used for end-of-document levels"
+    )
+    escalation_slope: float = Field(
+        default=1.0, description="distress slope over the document that flags escalation"
+    )
+    volatility_high: float = Field(
+        default=0.75, description="volatility that flags an unstable document"
+    )
+    regulation_threshold: float = Field(
+        default=-1.0, description="regulation-axis level that flags unhealthy spans"
+    )
+    arousal_high: float = Field(
+        default=0.5, description="turn arousal treated as high in dialogues"
+    )
+    mirror_margin: float = Field(
+        default=0.25,
+        description="responder arousal within this of the speaker's counts as mirroring",
+    )
     dominant_k: int = Field(default=3, ge=1, description="how many dominant emotions to report")
 
 
@@ -79,7 +154,9 @@ class Axes:
     has_va: bool
 
     @classmethod
-    def for_names(cls, names: Sequence[str], va: dict[str, tuple[float, float]] | None = None) -> Axes:
+    def for_names(
+        cls, names: Sequence[str], va: dict[str, tuple[float, float]] | None = None
+    ) -> Axes:
         """Weights for ``names`` from the taxonomy (or ``va``), falling back to a built-in table."""
         table = dict(FALLBACK_VA)
         table.update(va if va is not None else taxonomy_va())
@@ -91,10 +168,16 @@ class Axes:
         aro = aro / anorm if anorm > 0 else aro
         distress = [i for i, n in enumerate(names) if n in DISTRESS_NAMES]
         if not distress:
-            distress = [i for i, n in enumerate(names) if n in table and table[n][0] < 0 and table[n][1] > 0.3]
+            distress = [
+                i
+                for i, n in enumerate(names)
+                if n in table and table[n][0] < 0 and table[n][1] > 0.3
+            ]
         calm = [i for i, n in enumerate(names) if n in CALM_NAMES]
         if not calm:
-            calm = [i for i, n in enumerate(names) if n in table and table[n][0] > 0 and table[n][1] < 0]
+            calm = [
+                i for i, n in enumerate(names) if n in table and table[n][0] > 0 and table[n][1] < 0
+            ]
         return cls(list(names), val, aro, distress, calm, has_va)
 
 
@@ -170,7 +253,9 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
-def find_episodes(distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig) -> list[Episode]:
+def find_episodes(
+    distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig
+) -> list[Episode]:
     """Distress episodes on a smoothed composite, each with its recovery status."""
     d = np.asarray(distress, dtype=np.float64)
     t = len(d)
@@ -260,10 +345,28 @@ class Analysis:
 
 
 METRIC_KEYS: tuple[str, ...] = (
-    "valence_mean", "valence_min", "valence_end", "arousal_mean", "arousal_max",
-    "distress_mean", "distress_max", "distress_end", "calm_mean", "n_episodes", "distress_frac",
-    "n_recovered", "recovery_rate", "time_to_recover", "calm_rise", "unresolved_end",
-    "escalation", "volatility", "regulation_mean", "regulation_min", "n_turns", "coreg_r",
+    "valence_mean",
+    "valence_min",
+    "valence_end",
+    "arousal_mean",
+    "arousal_max",
+    "distress_mean",
+    "distress_max",
+    "distress_end",
+    "calm_mean",
+    "n_episodes",
+    "distress_frac",
+    "n_recovered",
+    "recovery_rate",
+    "time_to_recover",
+    "calm_rise",
+    "unresolved_end",
+    "escalation",
+    "volatility",
+    "regulation_mean",
+    "regulation_min",
+    "n_turns",
+    "coreg_r",
     "n_mirroring",
 )
 
@@ -292,7 +395,9 @@ def analyse(
     flags: list[Flag] = []
     if n_tok == 0:
         empty = np.zeros(n_emo)
-        m.update(n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0)
+        m.update(
+            n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0
+        )
         return Analysis(empty, empty, [], m, [], [], [], z, None, None, None, None, None)
     zs = smooth(z, cfg.smooth)
     mean = zs.mean(0)
@@ -304,12 +409,24 @@ def analyse(
     val = zs @ axes.valence if axes.has_va else None
     aro = zs @ axes.arousal if axes.has_va else None
     if val is not None and aro is not None:
-        m.update(valence_mean=float(val.mean()), valence_min=float(val.min()),
-                 valence_end=float(val[tail].mean()), arousal_mean=float(aro.mean()),
-                 arousal_max=float(aro.max()), volatility=volatility(val, cfg.smooth))
+        m.update(
+            valence_mean=float(val.mean()),
+            valence_min=float(val.min()),
+            valence_end=float(val[tail].mean()),
+            arousal_mean=float(aro.mean()),
+            arousal_max=float(aro.max()),
+            volatility=volatility(val, cfg.smooth),
+        )
         if m["volatility"] is not None and m["volatility"] > cfg.volatility_high:  # type: ignore[operator]
-            flags.append(Flag(kind="high_volatility", start=0, end=n_tok, severity=float(m["volatility"] or 0),
-                              evidence="valence swings faster than volatility_high"))
+            flags.append(
+                Flag(
+                    kind="high_volatility",
+                    start=0,
+                    end=n_tok,
+                    severity=float(m["volatility"] or 0),
+                    evidence="valence swings faster than volatility_high",
+                )
+            )
     dist = zs[:, axes.distress].mean(1) if axes.distress else None
     calm = zs[:, axes.calm].mean(1) if axes.calm else None
     if calm is not None:
@@ -321,51 +438,109 @@ def analyse(
         esc = slope(dist)
         recovered = [e for e in episodes if e.status == "recovered"]
         rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
-        unresolved = d_end > cfg.threshold or (bool(episodes) and episodes[-1].status == "unresolved")
-        m.update(distress_mean=float(dist.mean()), distress_max=float(dist.max()), distress_end=d_end,
-                 n_episodes=float(len(episodes)),
-                 distress_frac=float(sum(e.end - e.start for e in episodes) / n_tok),
-                 n_recovered=float(len(recovered)),
-                 recovery_rate=(len(recovered) / len(episodes)) if episodes else None,
-                 time_to_recover=float(np.mean([e.time_to_recover for e in recovered])) if recovered else None,
-                 calm_rise=float(np.mean(rises)) if rises else None,
-                 unresolved_end=float(unresolved), escalation=esc)
+        unresolved = d_end > cfg.threshold or (
+            bool(episodes) and episodes[-1].status == "unresolved"
+        )
+        m.update(
+            distress_mean=float(dist.mean()),
+            distress_max=float(dist.max()),
+            distress_end=d_end,
+            n_episodes=float(len(episodes)),
+            distress_frac=float(sum(e.end - e.start for e in episodes) / n_tok),
+            n_recovered=float(len(recovered)),
+            recovery_rate=(len(recovered) / len(episodes)) if episodes else None,
+            time_to_recover=float(np.mean([e.time_to_recover for e in recovered]))
+            if recovered
+            else None,
+            calm_rise=float(np.mean(rises)) if rises else None,
+            unresolved_end=float(unresolved),
+            escalation=esc,
+        )
         for e in episodes:
-            flags.append(Flag(kind="distress_episode", start=e.start, end=e.end, severity=e.peak,
-                              evidence=e.status if e.time_to_recover is None
-                              else f"recovered after {e.time_to_recover} tokens"))
+            flags.append(
+                Flag(
+                    kind="distress_episode",
+                    start=e.start,
+                    end=e.end,
+                    severity=e.peak,
+                    evidence=e.status
+                    if e.time_to_recover is None
+                    else f"recovered after {e.time_to_recover} tokens",
+                )
+            )
             if e.status == "unrecovered":
-                flags.append(Flag(kind="unrecovered_distress", start=e.start,
-                                  end=min(n_tok, e.end + cfg.recovery_window), severity=e.peak,
-                                  evidence=f"no return below {cfg.recover_level} within {cfg.recovery_window} tokens"))
+                flags.append(
+                    Flag(
+                        kind="unrecovered_distress",
+                        start=e.start,
+                        end=min(n_tok, e.end + cfg.recovery_window),
+                        severity=e.peak,
+                        evidence=f"no return below {cfg.recover_level} within {cfg.recovery_window} tokens",
+                    )
+                )
         if unresolved:
-            start = episodes[-1].start if episodes and episodes[-1].status == "unresolved" else tail.start
-            flags.append(Flag(kind="unresolved_end", start=start, end=n_tok, severity=d_end,
-                              evidence="document ends in distress"))
+            start = (
+                episodes[-1].start
+                if episodes and episodes[-1].status == "unresolved"
+                else tail.start
+            )
+            flags.append(
+                Flag(
+                    kind="unresolved_end",
+                    start=start,
+                    end=n_tok,
+                    severity=d_end,
+                    evidence="document ends in distress",
+                )
+            )
         half = n_tok // 2
-        if esc >= cfg.escalation_slope and n_tok >= 4 and dist[half:].mean() - dist[:half].mean() > 0 \
-                and dist.max() > cfg.recover_level:
-            flags.append(Flag(kind="escalation", start=half, end=n_tok, severity=esc,
-                              evidence=f"distress rises by {esc:.2f} z across the document"))
+        if (
+            esc >= cfg.escalation_slope
+            and n_tok >= 4
+            and dist[half:].mean() - dist[:half].mean() > 0
+            and dist.max() > cfg.recover_level
+        ):
+            flags.append(
+                Flag(
+                    kind="escalation",
+                    start=half,
+                    end=n_tok,
+                    severity=esc,
+                    evidence=f"distress rises by {esc:.2f} z across the document",
+                )
+            )
     reg = None
     if regulation is not None and regulation.size:
         reg = smooth(np.asarray(regulation, dtype=np.float64), cfg.smooth).mean(1)
         m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
         for rs, re_ in find_runs(reg < cfg.regulation_threshold, cfg.merge_gap, cfg.min_episode):
-            flags.append(Flag(kind="unhealthy_regulation", start=rs, end=re_, severity=float(-reg[rs:re_].min()),
-                              evidence="closer to the unhealthy side of the regulation axis"))
+            flags.append(
+                Flag(
+                    kind="unhealthy_regulation",
+                    start=rs,
+                    end=re_,
+                    severity=float(-reg[rs:re_].min()),
+                    evidence="closer to the unhealthy side of the regulation axis",
+                )
+            )
     turn_scores, pairs = _turns(zs, axes, dist, cfg, turns, flags)
     m["n_turns"] = float(len(turn_scores))
     if turn_scores:
         m["coreg_r"] = pearson([p[0] for p in pairs], [p[1] for p in pairs])
         m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
-    return Analysis(mean, p95, dominant, m, flags, episodes, turn_scores, zs, val, aro, dist, calm, reg, pairs)
+    return Analysis(
+        mean, p95, dominant, m, flags, episodes, turn_scores, zs, val, aro, dist, calm, reg, pairs
+    )
 
 
 def _turns(
-    zs: np.ndarray, axes: Axes, dist: np.ndarray | None, cfg: MetricConfig,
-    turns: Sequence[TurnSpan], flags: list[Flag],
+    zs: np.ndarray,
+    axes: Axes,
+    dist: np.ndarray | None,
+    cfg: MetricConfig,
+    turns: Sequence[TurnSpan],
+    flags: list[Flag],
 ) -> tuple[list[TurnScore], list[tuple[float, float]]]:
     """Per-turn emotion and co-regulation pairs (human arousal, next assistant arousal)."""
     out: list[TurnScore] = []
@@ -374,12 +549,17 @@ def _turns(
             continue
         seg = zs[t.start : t.end]
         mean = seg.mean(0)
-        out.append(TurnScore(
-            speaker=t.speaker, start=t.start, end=t.end,
-            valence=float(mean @ axes.valence), arousal=float(mean @ axes.arousal),
-            distress=float(dist[t.start : t.end].mean()) if dist is not None else 0.0,
-            dominant=axes.names[int(np.argmax(mean))],
-        ))
+        out.append(
+            TurnScore(
+                speaker=t.speaker,
+                start=t.start,
+                end=t.end,
+                valence=float(mean @ axes.valence),
+                arousal=float(mean @ axes.arousal),
+                distress=float(dist[t.start : t.end].mean()) if dist is not None else 0.0,
+                dominant=axes.names[int(np.argmax(mean))],
+            )
+        )
     pairs: list[tuple[float, float]] = []
     for prev, nxt in zip(out, out[1:], strict=False):
         # The assistant responding to the human: the direction the anchor study measured and the
@@ -388,10 +568,27 @@ def _turns(
             continue
         pairs.append((prev.arousal, nxt.arousal))
         if prev.arousal > cfg.arousal_high and nxt.arousal >= prev.arousal - cfg.mirror_margin:
-            flags.append(Flag(kind="mirroring", start=nxt.start, end=nxt.end, severity=nxt.arousal,
-                              evidence=f"{nxt.speaker} meets arousal {prev.arousal:.2f} with {nxt.arousal:.2f}"))
-        if dist is not None and nxt.distress > cfg.threshold and nxt.distress > prev.distress + cfg.mirror_margin:
-            flags.append(Flag(kind="escalating_response", start=nxt.start, end=nxt.end,
-                              severity=nxt.distress,
-                              evidence=f"{nxt.speaker} raises distress {prev.distress:.2f} -> {nxt.distress:.2f}"))
+            flags.append(
+                Flag(
+                    kind="mirroring",
+                    start=nxt.start,
+                    end=nxt.end,
+                    severity=nxt.arousal,
+                    evidence=f"{nxt.speaker} meets arousal {prev.arousal:.2f} with {nxt.arousal:.2f}",
+                )
+            )
+        if (
+            dist is not None
+            and nxt.distress > cfg.threshold
+            and nxt.distress > prev.distress + cfg.mirror_margin
+        ):
+            flags.append(
+                Flag(
+                    kind="escalating_response",
+                    start=nxt.start,
+                    end=nxt.end,
+                    severity=nxt.distress,
+                    evidence=f"{nxt.speaker} raises distress {prev.distress:.2f} -> {nxt.distress:.2f}",
+                )
+            )
     return out, pairs

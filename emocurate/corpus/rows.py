@@ -18,11 +18,26 @@ from pydantic import Field
 from emocurate.corpus.regulation import METRIC_KEYS, TurnScore
 from emocurate.records import DocScore, Flag, Model
 
-FLAG_TYPE = pa.struct([("kind", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-                       ("severity", pa.float64()), ("evidence", pa.string())])
-TURN_TYPE = pa.struct([("speaker", pa.string()), ("start", pa.int64()), ("end", pa.int64()),
-                       ("valence", pa.float64()), ("arousal", pa.float64()),
-                       ("distress", pa.float64()), ("dominant", pa.string())])
+FLAG_TYPE = pa.struct(
+    [
+        ("kind", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("severity", pa.float64()),
+        ("evidence", pa.string()),
+    ]
+)
+TURN_TYPE = pa.struct(
+    [
+        ("speaker", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("valence", pa.float64()),
+        ("arousal", pa.float64()),
+        ("distress", pa.float64()),
+        ("dominant", pa.string()),
+    ]
+)
 
 
 class CorpusScore(Model):
@@ -45,10 +60,16 @@ class CorpusScore(Model):
     def flat(self) -> dict[str, Any]:
         """One flat row (see :func:`score_schema`)."""
         row: dict[str, Any] = {
-            "doc_id": self.doc_id, "source": self.source, "position": self.position,
-            "n_tokens": self.n_tokens, "n_chars": self.n_chars, "n_windows": self.n_windows,
-            "is_dialogue": self.is_dialogue, "dominant": list(self.dominant),
-            "flag_kinds": sorted({f.kind for f in self.flags}), "n_flags": len(self.flags),
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "position": self.position,
+            "n_tokens": self.n_tokens,
+            "n_chars": self.n_chars,
+            "n_windows": self.n_windows,
+            "is_dialogue": self.is_dialogue,
+            "dominant": list(self.dominant),
+            "flag_kinds": sorted({f.kind for f in self.flags}),
+            "n_flags": len(self.flags),
         }
         for key in METRIC_KEYS:
             row[key] = self.metrics.get(key)
@@ -66,10 +87,16 @@ class CorpusScore(Model):
         means = {k[6:]: v for k, v in row.items() if k.startswith("mean__")}
         p95 = {k[5:]: v for k, v in row.items() if k.startswith("p95__")}
         return cls(
-            doc_id=row["doc_id"], source=row.get("source", ""), position=row.get("position", ""),
-            n_tokens=row["n_tokens"], n_chars=row.get("n_chars", 0), n_windows=row.get("n_windows", 0),
-            is_dialogue=bool(row.get("is_dialogue", False)), dominant=row.get("dominant") or [],
-            emotion_mean=means, emotion_p95=p95,
+            doc_id=row["doc_id"],
+            source=row.get("source", ""),
+            position=row.get("position", ""),
+            n_tokens=row["n_tokens"],
+            n_chars=row.get("n_chars", 0),
+            n_windows=row.get("n_windows", 0),
+            is_dialogue=bool(row.get("is_dialogue", False)),
+            dominant=row.get("dominant") or [],
+            emotion_mean=means,
+            emotion_p95=p95,
             metrics={k: row.get(k) for k in METRIC_KEYS},
             flags=[Flag.model_validate(f) for f in row.get("flags") or []],
             turns=[TurnScore.model_validate(t) for t in row.get("turns") or []],
@@ -77,21 +104,31 @@ class CorpusScore(Model):
 
     def to_docscore(self) -> DocScore:
         """The shared :class:`~emocurate.records.DocScore` record (nulls dropped from metrics)."""
-        return DocScore(doc_id=self.doc_id, source=self.source, n_tokens=self.n_tokens,
-                        dominant=self.dominant, emotion_mean=self.emotion_mean,
-                        emotion_p95=self.emotion_p95,
-                        metrics={k: v for k, v in self.metrics.items() if v is not None},
-                        flags=self.flags)
+        return DocScore(
+            doc_id=self.doc_id,
+            source=self.source,
+            n_tokens=self.n_tokens,
+            dominant=self.dominant,
+            emotion_mean=self.emotion_mean,
+            emotion_p95=self.emotion_p95,
+            metrics={k: v for k, v in self.metrics.items() if v is not None},
+            flags=self.flags,
+        )
 
 
 def score_schema(names: list[str]) -> pa.Schema:
     """Arrow schema of the scores sidecar for a VectorSet with these direction names."""
     fields = [
-        pa.field("doc_id", pa.string()), pa.field("source", pa.string()),
-        pa.field("position", pa.string()), pa.field("n_tokens", pa.int64()),
-        pa.field("n_chars", pa.int64()), pa.field("n_windows", pa.int64()),
-        pa.field("is_dialogue", pa.bool_()), pa.field("dominant", pa.list_(pa.string())),
-        pa.field("flag_kinds", pa.list_(pa.string())), pa.field("n_flags", pa.int64()),
+        pa.field("doc_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("position", pa.string()),
+        pa.field("n_tokens", pa.int64()),
+        pa.field("n_chars", pa.int64()),
+        pa.field("n_windows", pa.int64()),
+        pa.field("is_dialogue", pa.bool_()),
+        pa.field("dominant", pa.list_(pa.string())),
+        pa.field("flag_kinds", pa.list_(pa.string())),
+        pa.field("n_flags", pa.int64()),
     ]
     fields += [pa.field(k, pa.float64()) for k in METRIC_KEYS]
     fields += [pa.field(f"mean__{n}", pa.float64()) for n in names]
@@ -105,9 +142,14 @@ def rows_table(rows: list[CorpusScore], names: list[str]) -> pa.Table:
     return pa.Table.from_pylist([r.flat() for r in rows], schema=score_schema(names))
 
 
-TRACE_SCHEMA = pa.schema([
-    pa.field("doc_id", pa.string()), pa.field("n_tokens", pa.int64()),
-    pa.field("truncated", pa.bool_()), pa.field("tokens", pa.list_(pa.string())),
-    pa.field("series_names", pa.list_(pa.string())),
-    pa.field("series", pa.list_(pa.list_(pa.float32()))), pa.field("flags", pa.list_(FLAG_TYPE)),
-])
+TRACE_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string()),
+        pa.field("n_tokens", pa.int64()),
+        pa.field("truncated", pa.bool_()),
+        pa.field("tokens", pa.list_(pa.string())),
+        pa.field("series_names", pa.list_(pa.string())),
+        pa.field("series", pa.list_(pa.list_(pa.float32()))),
+        pa.field("flags", pa.list_(FLAG_TYPE)),
+    ]
+)

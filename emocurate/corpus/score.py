@@ -40,30 +40,59 @@ ASSISTANT_LABELS = {"assistant", "ai"}
 class ScoreConfig(Model):
     """How to read, window, batch, score and trace a corpus."""
 
-    text_field: str = Field(default="text", description="JSON/Parquet field holding the document text")
-    id_field: str | None = Field(default=None, description="field holding a document id (generated when absent)")
+    text_field: str = Field(
+        default="text", description="JSON/Parquet field holding the document text"
+    )
+    id_field: str | None = Field(
+        default=None, description="field holding a document id (generated when absent)"
+    )
     engine: Literal["local", "ray"] = "local"
-    address: str | None = Field(default=None, description="Ray cluster address (engine=ray); local Ray when absent")
+    address: str | None = Field(
+        default=None, description="Ray cluster address (engine=ray); local Ray when absent"
+    )
     ray_actors: int = Field(default=1, ge=1, description="model actors for the Ray engine")
     batch_tokens: int = Field(default=8192, ge=16, description="padded tokens per forward batch")
-    window: int | None = Field(default=None, ge=8, description="window in tokens (default: model context)")
-    stride: int | None = Field(default=None, ge=1, description="window start spacing (default: 3/4 of the window)")
+    window: int | None = Field(
+        default=None, ge=8, description="window in tokens (default: model context)"
+    )
+    stride: int | None = Field(
+        default=None, ge=1, description="window start spacing (default: 3/4 of the window)"
+    )
     device: str = "cpu"
-    dtype: str = Field(default="auto", description="model dtype when loading (auto: bf16 on GPU, fp32 on CPU)")
-    model: str | None = Field(default=None, description="model path/id (default: the VectorSet's model_id)")
+    dtype: str = Field(
+        default="auto", description="model dtype when loading (auto: bf16 on GPU, fp32 on CPU)"
+    )
+    model: str | None = Field(
+        default=None, description="model path/id (default: the VectorSet's model_id)"
+    )
     limit: int | None = Field(default=None, ge=1, description="read at most this many input rows")
-    smooth: int = Field(default=9, ge=1, description="moving-average window in tokens before metrics")
+    smooth: int = Field(
+        default=9, ge=1, description="moving-average window in tokens before metrics"
+    )
     shard_size: int = Field(default=256, ge=1, description="input rows per output shard")
-    layer: int | None = Field(default=None, description="probe layer (default: the VectorSet's default layer)")
+    layer: int | None = Field(
+        default=None, description="probe layer (default: the VectorSet's default layer)"
+    )
     max_chars: int = Field(default=2_000_000, ge=1, description="longer documents are quarantined")
-    regulation_vectors: str | None = Field(default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)")
+    regulation_vectors: str | None = Field(
+        default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)"
+    )
     metrics: MetricConfig = Field(default_factory=lambda: MetricConfig())
-    trace_flagged: int = Field(default=50, ge=0, description="token traces kept per shard for flagged documents")
-    trace_others: int = Field(default=5, ge=0, description="token traces kept per shard for the first unflagged documents")
-    trace_top: int = Field(default=8, ge=1, description="emotions per trace (highest document means)")
+    trace_flagged: int = Field(
+        default=50, ge=0, description="token traces kept per shard for flagged documents"
+    )
+    trace_others: int = Field(
+        default=5, ge=0, description="token traces kept per shard for the first unflagged documents"
+    )
+    trace_top: int = Field(
+        default=8, ge=1, description="emotions per trace (highest document means)"
+    )
     trace_max_tokens: int = Field(default=4096, ge=1, description="tokens kept per trace")
-    overlap: bool | None = Field(default=None, description="pipeline CPU work (tokenising, metrics) "
-                                 "with the model (default: on for accelerators, off on CPU)")
+    overlap: bool | None = Field(
+        default=None,
+        description="pipeline CPU work (tokenising, metrics) "
+        "with the model (default: on for accelerators, off on CPU)",
+    )
     progress: bool = True
 
     def metric_config(self) -> MetricConfig:
@@ -143,7 +172,9 @@ class _Chunk:
     done: dict[int, ScoredDoc]
 
     @classmethod
-    def build(cls, prepared: Sequence[Prepared], bos: int | None, e_main: int, e_reg: int) -> _Chunk:
+    def build(
+        cls, prepared: Sequence[Prepared], bos: int | None, e_main: int, e_reg: int
+    ) -> _Chunk:
         seqs: list[list[int]] = []
         owners: list[tuple[int, int]] = []
         remaining = [0] * len(prepared)
@@ -159,7 +190,9 @@ class _Chunk:
         return cls(prepared, seqs, owners, remaining, z, zr, {})
 
     def finish(self, di: int, scorer: Scorer) -> None:
-        self.done[di] = scorer._finish(self.prepared[di], self.z[di], self.zr[di] if self.zr is not None else None)
+        self.done[di] = scorer._finish(
+            self.prepared[di], self.z[di], self.zr[di] if self.zr is not None else None
+        )
         self.z[di] = self.z[di][:0]  # free the matrix as soon as the row exists
         if self.zr is not None:
             self.zr[di] = self.zr[di][:0]
@@ -222,18 +255,30 @@ class Preparer:
             raise ConfigError(f"window {window} is too short")
         self.stride = stride or max(1, self.body_len * 3 // 4)
         if self.stride > self.body_len:
-            raise ConfigError(f"stride {self.stride} is longer than the window body {self.body_len}; "
-                              "tokens between windows would be lost")
+            raise ConfigError(
+                f"stride {self.stride} is longer than the window body {self.body_len}; "
+                "tokens between windows would be lost"
+            )
 
-    def prepare(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[Prepared]:
+    def prepare(
+        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
+    ) -> list[Prepared]:
         """Tokenise and window documents; ``docs`` are ``(doc_id, text)`` pairs or reader Docs."""
         tok = self.tokenizer
-        rows = [(d[0], d[1], "", "") if isinstance(d, tuple) else (d.doc_id, d.text, d.source, d.position)
-                for d in docs]
+        rows = [
+            (d[0], d[1], "", "")
+            if isinstance(d, tuple)
+            else (d.doc_id, d.text, d.source, d.position)
+            for d in docs
+        ]
         texts = [r[1] for r in rows]
         fast = bool(getattr(tok, "is_fast", False))
         # One batched call: the Rust tokenizer encodes the batch in parallel.
-        enc = tok(texts, add_special_tokens=False, return_offsets_mapping=fast) if texts else {"input_ids": []}
+        enc = (
+            tok(texts, add_special_tokens=False, return_offsets_mapping=fast)
+            if texts
+            else {"input_ids": []}
+        )
         out: list[Prepared] = []
         for i, (doc_id, text, source, position) in enumerate(rows):
             ids = list(enc["input_ids"][i])
@@ -247,16 +292,34 @@ class Preparer:
                     ts, te = int(np.searchsorted(starts, cs)), int(np.searchsorted(starts, ce))
                     if te > ts:
                         turns.append((speaker, ts, te))
-            out.append(Prepared(doc_id, source, position, start_index + i, len(text), ids,
-                                offsets, windows, turns, text))
+            out.append(
+                Prepared(
+                    doc_id,
+                    source,
+                    position,
+                    start_index + i,
+                    len(text),
+                    ids,
+                    offsets,
+                    windows,
+                    turns,
+                    text,
+                )
+            )
         return out
 
 
 class Scorer:
     """Scores batches of ``(doc_id, text)``; shared by the local and Ray engines."""
 
-    def __init__(self, vs: VectorSet, lm: LoadedModel, cfg: ScoreConfig,
-                 *, regulation: VectorSet | None = None) -> None:
+    def __init__(
+        self,
+        vs: VectorSet,
+        lm: LoadedModel,
+        cfg: ScoreConfig,
+        *,
+        regulation: VectorSet | None = None,
+    ) -> None:
         if vs.meta.hidden_size != lm.hidden_size:
             raise ConfigError(
                 f"vector set was fitted on '{vs.meta.model_id}' (hidden {vs.meta.hidden_size}) but the "
@@ -266,7 +329,9 @@ class Scorer:
         self.mcfg = cfg.metric_config()
         self.layer = vs.layer_or_default(cfg.layer)
         if self.layer >= lm.n_layers:
-            raise ConfigError(f"probe layer {self.layer} is beyond the model's {lm.n_layers} layers")
+            raise ConfigError(
+                f"probe layer {self.layer} is beyond the model's {lm.n_layers} layers"
+            )
         self.window = cfg.window or context_length(lm)
         self.preparer = Preparer(lm.tokenizer, self.window, cfg.stride)
         tok = lm.tokenizer
@@ -281,7 +346,9 @@ class Scorer:
             self.reg_names = list(vs.names)
         if regulation is not None:
             if regulation.meta.hidden_size != lm.hidden_size:
-                raise ConfigError("regulation vectors were fitted on a model with a different hidden size")
+                raise ConfigError(
+                    "regulation vectors were fitted on a model with a different hidden size"
+                )
             self.groups.append(self._group(regulation, regulation.layer_or_default(None), dev))
             self.reg_names = list(regulation.names)
         self.layers = sorted({g.layer for g in self.groups})
@@ -292,7 +359,9 @@ class Scorer:
         std = vs.ref_std[layer].float().clamp_min(1e-6).to(dev) if layer in vs.ref_std else None
         return _Group(layer, vs.unit(layer).to(dev), mean, std)
 
-    def prepare(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[Prepared]:
+    def prepare(
+        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
+    ) -> list[Prepared]:
         """Tokenise and window documents (see :meth:`Preparer.prepare`)."""
         return self.preparer.prepare(docs, start_index=start_index)
 
@@ -337,8 +406,9 @@ class Scorer:
         for prepared in chunks:
             chunk = _Chunk.build(prepared, self.bos, e_main, e_reg)
             open_chunks.append(chunk)
-            for batch, acts in iter_hidden(self.lm, chunk.seqs, self.layers,
-                                           batch_tokens=self.cfg.batch_tokens):
+            for batch, acts in iter_hidden(
+                self.lm, chunk.seqs, self.layers, batch_tokens=self.cfg.batch_tokens
+            ):
                 current = (chunk, batch, self._launch_projection(acts, pipelined))
                 if previous is not None:
                     consume(*previous)
@@ -394,12 +464,19 @@ class Scorer:
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
         flags = [self._evidence(p, f) for f in an.flags]
         row = CorpusScore(
-            doc_id=p.doc_id, source=p.source, position=p.position, n_tokens=len(p.ids),
-            n_chars=p.n_chars, n_windows=len(p.windows), is_dialogue=bool(p.turns),
+            doc_id=p.doc_id,
+            source=p.source,
+            position=p.position,
+            n_tokens=len(p.ids),
+            n_chars=p.n_chars,
+            n_windows=len(p.windows),
+            is_dialogue=bool(p.turns),
             dominant=an.dominant,
             emotion_mean={n: float(v) for n, v in zip(self.names, an.mean, strict=True)},
             emotion_p95={n: float(v) for n, v in zip(self.names, an.p95, strict=True)},
-            metrics=an.metrics, flags=flags, turns=an.turns,
+            metrics=an.metrics,
+            flags=flags,
+            turns=an.turns,
         )
         trace = None
         if row.flags or p.index < self.cfg.trace_others:
@@ -414,7 +491,7 @@ class Scorer:
         snippet = " ".join(p.text[cs:ce].split())
         if len(snippet) > 160:
             snippet = snippet[:77] + " ... " + snippet[-78:]
-        return f.model_copy(update={"evidence": f"{f.evidence}: \"{snippet}\""})
+        return f.model_copy(update={"evidence": f'{f.evidence}: "{snippet}"'})
 
     def _trace(self, p: Prepared, an: Analysis, flags: list[Flag]) -> dict[str, Any]:
         """Token strings and smoothed series (valence, arousal, distress, calm, top emotions)."""
@@ -425,20 +502,37 @@ class Scorer:
             tokens = [self.lm.tokenizer.decode([i]) for i in p.ids[:n]]
         names: list[str] = []
         series: list[list[float]] = []
-        for name, arr in (("valence", an.valence), ("arousal", an.arousal), ("distress", an.distress),
-                          ("calm", an.calm), ("regulation", an.regulation)):
+        for name, arr in (
+            ("valence", an.valence),
+            ("arousal", an.arousal),
+            ("distress", an.distress),
+            ("calm", an.calm),
+            ("regulation", an.regulation),
+        ):
             if arr is not None:
                 names.append(name)
                 series.append(np.round(arr[:n], 3).astype(np.float32).tolist())
-        top: list[int] = [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]] if len(p.ids) else []
+        top: list[int] = (
+            [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]]
+            if len(p.ids)
+            else []
+        )
         for i in top:
             names.append(f"emotion:{self.names[int(i)]}")
             series.append(np.round(an.smoothed[:n, int(i)], 3).astype(np.float32).tolist())
-        return {"doc_id": p.doc_id, "n_tokens": len(p.ids), "truncated": len(p.ids) > n,
-                "tokens": tokens, "series_names": names, "series": series,
-                "flags": [f.model_dump() for f in flags]}
+        return {
+            "doc_id": p.doc_id,
+            "n_tokens": len(p.ids),
+            "truncated": len(p.ids) > n,
+            "tokens": tokens,
+            "series_names": names,
+            "series": series,
+            "flags": [f.model_dump() for f in flags],
+        }
 
-    def score_full(self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0) -> list[ScoredDoc]:
+    def score_full(
+        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
+    ) -> list[ScoredDoc]:
         """Rows and traces for a batch of documents.
 
         Documents are processed in input-order chunks of about ``16 * batch_tokens`` characters
@@ -463,12 +557,15 @@ class Scorer:
                 out.extend(part)
             return self._cap_traces(out)
         with ThreadPoolExecutor(max_workers=1) as ex:
+
             def ahead() -> Iterator[list[Prepared]]:
                 fut = ex.submit(self.prepare, chunks[0][1], start_index=chunks[0][0])
                 for k in range(len(chunks)):
                     prepared = fut.result()
                     if k + 1 < len(chunks):
-                        fut = ex.submit(self.prepare, chunks[k + 1][1], start_index=chunks[k + 1][0])
+                        fut = ex.submit(
+                            self.prepare, chunks[k + 1][1], start_index=chunks[k + 1][0]
+                        )
                     yield prepared
 
             for part in self.run_chunks(ahead()):
@@ -487,7 +584,9 @@ def load_vectors(vectors_dir: str | Path, cfg: ScoreConfig) -> tuple[VectorSet, 
     """The emotion VectorSet and, when configured or present as ``regulation/``, a regulation set."""
     vs = VectorSet.load(vectors_dir)
     reg: VectorSet | None = None
-    reg_dir = Path(cfg.regulation_vectors) if cfg.regulation_vectors else Path(vectors_dir) / "regulation"
+    reg_dir = (
+        Path(cfg.regulation_vectors) if cfg.regulation_vectors else Path(vectors_dir) / "regulation"
+    )
     if cfg.regulation_vectors and not reg_dir.exists():
         raise InputError(f"regulation vectors folder not found: {reg_dir}")
     if reg_dir.is_dir() and (reg_dir / "vectorset.json").exists():

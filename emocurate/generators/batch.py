@@ -53,8 +53,15 @@ from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
 
 __all__ = [
-    "AnthropicBatches", "BatchPoll", "BatchProvider", "BatchRecord", "BatchRunner", "BatchState",
-    "ItemOutcome", "OpenAIBatches", "make_batch_provider",
+    "AnthropicBatches",
+    "BatchPoll",
+    "BatchProvider",
+    "BatchRecord",
+    "BatchRunner",
+    "BatchState",
+    "ItemOutcome",
+    "OpenAIBatches",
+    "make_batch_provider",
 ]
 
 STATE_VERSION = 1
@@ -90,8 +97,10 @@ class BatchState(Model):
             return cls.model_validate_json(path.read_bytes())
         except ValueError as exc:
             first = str(exc).splitlines()[0]
-            raise ConfigError(f"batch state file {path} is unreadable ({first}); "
-                              "move it aside to start the batches afresh") from None
+            raise ConfigError(
+                f"batch state file {path} is unreadable ({first}); "
+                "move it aside to start the batches afresh"
+            ) from None
 
     def save(self, path: Path) -> None:
         """Write atomically (temporary file + rename): a crash leaves the old or the new state."""
@@ -171,15 +180,18 @@ class AnthropicBatches(_HostedBatches):
     backend: AnthropicBackend
 
     async def submit(self, requests: list[ChatRequest]) -> tuple[str, str]:
-        items = [{"custom_id": r.custom_id, "params": self.backend.build_params(r)} for r in requests]
+        items = [
+            {"custom_id": r.custom_id, "params": self.backend.build_params(r)} for r in requests
+        ]
         batch = await self._do(self.backend.client().messages.batches.create(requests=items))
         return str(batch.id), ""
 
     async def poll(self, batch_id: str) -> BatchPoll:
         b = await self._do(self.backend.client().messages.batches.retrieve(batch_id))
         counts = {k: int(v) for k, v in _as_dict(b.request_counts).items()}
-        return BatchPoll(ended=b.processing_status == "ended", status=str(b.processing_status),
-                         counts=counts)
+        return BatchPoll(
+            ended=b.processing_status == "ended", status=str(b.processing_status), counts=counts
+        )
 
     async def results(self, batch_id: str, structured: dict[str, bool]) -> dict[str, ItemOutcome]:
         out: dict[str, ItemOutcome] = {}
@@ -192,8 +204,9 @@ class AnthropicBatches(_HostedBatches):
                 rtype = str(res.get("type", ""))
                 if rtype == "succeeded":
                     try:
-                        c = self.backend.to_completion(res.get("message") or {},
-                                                       request_id=f"{batch_id}:{cid}")
+                        c = self.backend.to_completion(
+                            res.get("message") or {}, request_id=f"{batch_id}:{cid}"
+                        )
                         out[cid] = ItemOutcome(cid, "succeeded", completion=c)
                     except CallError as exc:
                         out[cid] = ItemOutcome(cid, "errored", error=f"bad_response: {exc.message}")
@@ -201,8 +214,11 @@ class AnthropicBatches(_HostedBatches):
                     err = ((res.get("error") or {}).get("error")) or {}
                     etype = str(err.get("type", "error"))
                     out[cid] = ItemOutcome(
-                        cid, "errored", error=f"errored: {etype}: {err.get('message', '')}".strip(),
-                        retryable=etype not in ("invalid_request_error", "not_found_error"))
+                        cid,
+                        "errored",
+                        error=f"errored: {etype}: {err.get('message', '')}".strip(),
+                        retryable=etype not in ("invalid_request_error", "not_found_error"),
+                    )
                 else:
                     out[cid] = ItemOutcome(cid, rtype or "unknown", error=rtype or "unknown result")
         return out
@@ -220,16 +236,33 @@ class OpenAIBatches(_HostedBatches):
     backend: OpenAIBackend
 
     async def submit(self, requests: list[ChatRequest]) -> tuple[str, str]:
-        lines = [json.dumps({"custom_id": r.custom_id, "method": "POST", "url": self.endpoint,
-                             "body": self.backend.build_params(r)}, ensure_ascii=False)
-                 for r in requests]
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": r.custom_id,
+                    "method": "POST",
+                    "url": self.endpoint,
+                    "body": self.backend.build_params(r),
+                },
+                ensure_ascii=False,
+            )
+            for r in requests
+        ]
         data = ("\n".join(lines) + "\n").encode("utf-8")
         client = self.backend.client()
-        f = await self._do(client.files.create(file=("emocurate-batch.jsonl", data, "application/jsonl"),
-                                               purpose="batch"))
-        b = await self._do(client.batches.create(input_file_id=f.id, endpoint=self.endpoint,
-                                                 completion_window="24h",
-                                                 metadata={"source": "emocurate"}))
+        f = await self._do(
+            client.files.create(
+                file=("emocurate-batch.jsonl", data, "application/jsonl"), purpose="batch"
+            )
+        )
+        b = await self._do(
+            client.batches.create(
+                input_file_id=f.id,
+                endpoint=self.endpoint,
+                completion_window="24h",
+                metadata={"source": "emocurate"},
+            )
+        )
         return str(b.id), str(f.id)
 
     async def poll(self, batch_id: str) -> BatchPoll:
@@ -249,7 +282,9 @@ class OpenAIBatches(_HostedBatches):
             errs = [getattr(e, "message", "") for e in (getattr(b.errors, "data", None) or [])]
             why = "; ".join(e for e in errs if e) or "the batch failed validation"
             for cid in structured:
-                out[cid] = ItemOutcome(cid, "errored", error=f"batch failed: {why}", retryable=False)
+                out[cid] = ItemOutcome(
+                    cid, "errored", error=f"batch failed: {why}", retryable=False
+                )
             return out
         for fid in (b.output_file_id, b.error_file_id):
             if not fid:
@@ -262,7 +297,9 @@ class OpenAIBatches(_HostedBatches):
                 out[cid] = self._outcome(batch_id, cid, row, structured.get(cid, True))
         return out
 
-    def _outcome(self, batch_id: str, cid: str, row: dict[str, Any], structured: bool) -> ItemOutcome:
+    def _outcome(
+        self, batch_id: str, cid: str, row: dict[str, Any], structured: bool
+    ) -> ItemOutcome:
         err = row.get("error")
         resp = row.get("response") or {}
         if err:
@@ -272,12 +309,15 @@ class OpenAIBatches(_HostedBatches):
         status_code = int(resp.get("status_code") or 0)
         body = resp.get("body") or {}
         if status_code == 200:
-            c = self.backend.to_completion(body, structured=structured,
-                                           request_id=f"{batch_id}:{cid}")
+            c = self.backend.to_completion(
+                body, structured=structured, request_id=f"{batch_id}:{cid}"
+            )
             return ItemOutcome(cid, "succeeded", completion=c)
         msg = ((body.get("error") or {}).get("message")) or "error"
         retryable = status_code >= 500 or status_code in (408, 409, 429)
-        return ItemOutcome(cid, "errored", error=f"errored: {status_code} {msg}", retryable=retryable)
+        return ItemOutcome(
+            cid, "errored", error=f"errored: {status_code} {msg}", retryable=retryable
+        )
 
 
 def make_batch_provider(backend: Backend, *, max_items: int = 10_000) -> BatchProvider:
@@ -304,8 +344,14 @@ class BatchRunner:
         poll_s: seconds between status checks.
     """
 
-    def __init__(self, engine: Engine, provider: BatchProvider, state_path: str | Path, *,
-                 poll_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        provider: BatchProvider,
+        state_path: str | Path,
+        *,
+        poll_s: float = 30.0,
+    ) -> None:
         self.engine = engine
         self.provider = provider
         self.state_path = Path(state_path)
@@ -317,11 +363,15 @@ class BatchRunner:
         """Batch ids of earlier runs this run waited on."""
 
     # -- public -------------------------------------------------------------------------------
-    def run_sync(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+    def run_sync(
+        self, requests: list[ChatRequest], check: Check | None = None
+    ) -> list[RequestResult]:
         """:meth:`run` from synchronous code (also from inside a running event loop)."""
         return run_blocking(self.engine.backend, lambda: self.run(requests, check=check))
 
-    async def run(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+    async def run(
+        self, requests: list[ChatRequest], check: Check | None = None
+    ) -> list[RequestResult]:
         """Answer every request (same order) through batches; see the module docstring.
 
         Raises:
@@ -337,16 +387,27 @@ class BatchRunner:
         for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
             hit = eng.cache.get(key) if eng.cache is not None else None
             if hit is not None:
-                final.setdefault(key, RequestResult(custom_id=req.custom_id, completion=hit,
-                                                    cached=True, cost_usd=eng.cost(req, hit)))
+                final.setdefault(
+                    key,
+                    RequestResult(
+                        custom_id=req.custom_id,
+                        completion=hit,
+                        cached=True,
+                        cost_usd=eng.cost(req, hit),
+                    ),
+                )
             else:
                 todo.setdefault(key, []).append(i)
         self._by_key = {k: requests[v[0]] for k, v in todo.items()}
         self._attempts: Counter[str] = Counter()
         self._last_error: dict[str, str] = {}
-        inflight = [b for b in self.state.batches
-                    if not b.collected and b.provider == self.provider.name
-                    and set(b.items.values()) & todo.keys()]
+        inflight = [
+            b
+            for b in self.state.batches
+            if not b.collected
+            and b.provider == self.provider.name
+            and set(b.items.values()) & todo.keys()
+        ]
         covered = {k for b in inflight for k in b.items.values()}
         self._reserved = 0.0
         for b in inflight:
@@ -384,8 +445,9 @@ class BatchRunner:
         eng.stats.errors = dict(eng._errors)
         results: list[RequestResult] = []
         for req, key in zip(requests, keys, strict=True):
-            res = final.get(key) or RequestResult(custom_id=req.custom_id,
-                                                  error=f"not run: {self._last_error.get(key, 'unknown')}")
+            res = final.get(key) or RequestResult(
+                custom_id=req.custom_id, error=f"not run: {self._last_error.get(key, 'unknown')}"
+            )
             res = res.model_copy(update={"custom_id": req.custom_id})
             if key in todo:
                 eng._count(res)
@@ -398,8 +460,10 @@ class BatchRunner:
         status = " ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
         note = getattr(bar, "note", None)
         if callable(note):
-            note(f"batches in flight {len(inflight)} ({status or 'none'}) | failed {s.failed} "
-                 f"cached {s.cached} tok {s.billed_tokens:,} ${s.usd_spent:.4f}")
+            note(
+                f"batches in flight {len(inflight)} ({status or 'none'}) | failed {s.failed} "
+                f"cached {s.cached} tok {s.billed_tokens:,} ${s.usd_spent:.4f}"
+            )
 
     def _remaining(self) -> float | None:
         budget = self.engine.config.budget_usd
@@ -407,13 +471,14 @@ class BatchRunner:
             return None
         return budget - self.engine.stats.usd_spent - self._reserved
 
-    async def _submit(self, keys: list[str], final: dict[str, RequestResult], *,
-                      first: bool) -> list[BatchRecord]:
+    async def _submit(
+        self, keys: list[str], final: dict[str, RequestResult], *, first: bool
+    ) -> list[BatchRecord]:
         eng = self.engine
         out: list[BatchRecord] = []
         step = max(1, self.provider.max_items)
         for lo in range(0, len(keys), step):
-            chunk = keys[lo:lo + step]
+            chunk = keys[lo : lo + step]
             reqs = [self._by_key[k] for k in chunk]
             est = sum(estimate_cost(r, eng.price_for(r), batch=True) for r in reqs)
             remaining = self._remaining()
@@ -423,26 +488,38 @@ class BatchRunner:
                     raise BudgetExceeded(
                         f"batch of {len(reqs)} requests is estimated at up to ${est:.4f} (batch "
                         f"price), above the remaining budget of ${max(remaining, 0):.4f}; raise "
-                        f"--budget-usd (nothing was submitted)")
+                        f"--budget-usd (nothing was submitted)"
+                    )
                 eng.stats.budget_reached = True
                 for k, r in zip(chunk, reqs, strict=True):
-                    final[k] = RequestResult(custom_id=r.custom_id, skipped=True,
-                                             attempts=self._attempts[k],
-                                             error=f"not run: budget of ${budget:.4f} reached")
+                    final[k] = RequestResult(
+                        custom_id=r.custom_id,
+                        skipped=True,
+                        attempts=self._attempts[k],
+                        error=f"not run: budget of ${budget:.4f} reached",
+                    )
                 continue
             try:
-                bid, file_id = await self._retrying(lambda reqs=reqs: self.provider.submit(reqs),
-                                                    what="submit a batch")
+                bid, file_id = await self._retrying(
+                    lambda reqs=reqs: self.provider.submit(reqs), what="submit a batch"
+                )
             except CallError as exc:  # the provider rejected the whole batch
                 for k, r in zip(chunk, reqs, strict=True):
-                    final[k] = RequestResult(custom_id=r.custom_id, attempts=self._attempts[k] + 1,
-                                             error=f"batch rejected: {exc.message}")
+                    final[k] = RequestResult(
+                        custom_id=r.custom_id,
+                        attempts=self._attempts[k] + 1,
+                        error=f"batch rejected: {exc.message}",
+                    )
                 continue
             rec = BatchRecord(
-                id=bid, provider=self.provider.name, model=eng.backend.model,
+                id=bid,
+                provider=self.provider.name,
+                model=eng.backend.model,
                 items={r.custom_id: k for k, r in zip(chunk, reqs, strict=True)},
-                structured=all(bool(r.schema_) for r in reqs), estimate_usd=est,
-                submitted_at=utc_now(), input_file_id=file_id,
+                structured=all(bool(r.schema_) for r in reqs),
+                estimate_usd=est,
+                submitted_at=utc_now(),
+                input_file_id=file_id,
             )
             self.state.batches.append(rec)
             self.state.save(self.state_path)  # before waiting: a killed run resumes this batch
@@ -467,27 +544,39 @@ class BatchRunner:
                     raise BackendError(f"cannot {what}: {exc.message}") from None
                 if not exc.retryable or attempt > eng.config.max_retries:
                     if exc.retryable:
-                        raise BackendError(f"cannot {what} after {attempt} attempt(s): {exc.message}; "
-                                           "rerun the same command to resume") from None
+                        raise BackendError(
+                            f"cannot {what} after {attempt} attempt(s): {exc.message}; "
+                            "rerun the same command to resume"
+                        ) from None
                     raise
                 eng.stats.retries += 1
                 await asyncio.sleep(eng._delay(attempt, exc.retry_after))
 
     async def _poll(self, b: BatchRecord) -> BatchPoll:
-        result: BatchPoll = await self._retrying(lambda: self.provider.poll(b.id),
-                                                 what=f"poll batch {b.id}")
+        result: BatchPoll = await self._retrying(
+            lambda: self.provider.poll(b.id), what=f"poll batch {b.id}"
+        )
         return result
 
-    async def _collect(self, b: BatchRecord, todo: dict[str, list[int]],
-                       final: dict[str, RequestResult], check: Check | None) -> list[str]:
+    async def _collect(
+        self,
+        b: BatchRecord,
+        todo: dict[str, list[int]],
+        final: dict[str, RequestResult],
+        check: Check | None,
+    ) -> list[str]:
         """Map an ended batch's results back by custom_id; returns the keys to resubmit."""
         eng = self.engine
         structured = {cid: b.structured for cid in b.items}
-        outcomes = await self._retrying(lambda: self.provider.results(b.id, structured),
-                                        what=f"download results of batch {b.id}")
+        outcomes = await self._retrying(
+            lambda: self.provider.results(b.id, structured),
+            what=f"download results of batch {b.id}",
+        )
         retry: list[str] = []
         for cid, key in b.items.items():
-            o = outcomes.get(cid) or ItemOutcome(cid, "missing", error="missing from the batch results")
+            o = outcomes.get(cid) or ItemOutcome(
+                cid, "missing", error="missing from the batch results"
+            )
             req = self._by_key.get(key)
             mine = key in todo and key not in final
             if o.completion is not None:
@@ -506,8 +595,12 @@ class BatchRunner:
                     if eng.cache is not None:
                         eng.cache.put(key, c, custom_id=cid)
                     if mine and req is not None:
-                        final[key] = RequestResult(custom_id=req.custom_id, completion=c,
-                                                   attempts=self._attempts[key], cost_usd=usd)
+                        final[key] = RequestResult(
+                            custom_id=req.custom_id,
+                            completion=c,
+                            attempts=self._attempts[key],
+                            cost_usd=usd,
+                        )
                     continue
             else:
                 eng._errors[f"batch_{o.status}"] += 1
@@ -519,8 +612,10 @@ class BatchRunner:
                 retry.append(key)
             else:
                 final[key] = RequestResult(
-                    custom_id=req.custom_id, attempts=self._attempts[key],
-                    error=f"failed after {self._attempts[key]} batch submission(s): {o.error}")
+                    custom_id=req.custom_id,
+                    attempts=self._attempts[key],
+                    error=f"failed after {self._attempts[key]} batch submission(s): {o.error}",
+                )
         b.collected = True
         self._reserved -= b.estimate_usd
         self.state.save(self.state_path)

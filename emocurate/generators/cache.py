@@ -36,7 +36,9 @@ class ResponseCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot create cache folder {self.path.parent}: {exc.strerror}") from None
+            raise InputError(
+                f"cannot create cache folder {self.path.parent}: {exc.strerror}"
+            ) from None
         self._load()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.path.stat().st_size and not self._ends_with_newline():

@@ -21,8 +21,17 @@ from emocurate.records import Model, Provenance, stable_id
 from emocurate.taxonomy import Taxonomy, Topic, load_taxonomy, resolve_topics
 
 VARIETY_PLACES = (
-    "in a small town", "in a big city", "at night", "early in the morning", "outdoors",
-    "at work", "at home", "while travelling", "in winter", "in summer", "in a crowded place",
+    "in a small town",
+    "in a big city",
+    "at night",
+    "early in the morning",
+    "outdoors",
+    "at work",
+    "at home",
+    "while travelling",
+    "in winter",
+    "in summer",
+    "in a crowded place",
     "somewhere quiet",
 )
 
@@ -100,11 +109,15 @@ class Generator:
     item_props: ClassVar[dict[str, Any]] = {}
     text_fields: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, cfg: GenerateConfig, info: BackendInfo, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(
+        self, cfg: GenerateConfig, info: BackendInfo, taxonomy: Taxonomy | None = None
+    ) -> None:
         self.cfg = cfg
         self.info = info
         self.tax = taxonomy or load_taxonomy()
-        self.system_prompt, self.user_prompt, self.prompt_id, self.prompt_hash = prompt_pair(self.kind)
+        self.system_prompt, self.user_prompt, self.prompt_id, self.prompt_hash = prompt_pair(
+            self.kind
+        )
         self.n_per_request = cfg.items_per_request(info.chat)
 
     # -- to override --------------------------------------------------------------------------
@@ -112,7 +125,9 @@ class Generator:
         """The requests of this run, in a deterministic order."""
         raise NotImplementedError
 
-    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> Any:
+    def build(
+        self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None
+    ) -> Any:
         """One record from one parsed item (raise ParseError if the item is unusable)."""
         raise NotImplementedError
 
@@ -131,7 +146,9 @@ class Generator:
             return STRUCTURED_NOTE.format(name=self.kind)
         return delimited_instructions(self.text_fields, n)
 
-    def request(self, custom_id: str, user_values: dict[str, Any], n: int, meta: dict[str, Any]) -> ChatRequest:
+    def request(
+        self, custom_id: str, user_values: dict[str, Any], n: int, meta: dict[str, Any]
+    ) -> ChatRequest:
         """Render one chat request with the shared system prompt and this request's user prompt."""
         cfg = self.cfg
         system = self.system_prompt.render(format_note=self.format_note(n))
@@ -154,7 +171,9 @@ class Generator:
             meta={"kind": self.kind, "n": n, **meta},
         )
 
-    def parse(self, request: ChatRequest, completion: Completion, prov: Provenance | None = None) -> list[Any]:
+    def parse(
+        self, request: ChatRequest, completion: Completion, prov: Provenance | None = None
+    ) -> list[Any]:
         """Records from one completion; ParseError when none are usable."""
         items = completion_items(completion, list(self.text_fields))
         want = int(request.meta.get("n", len(items)))
@@ -179,8 +198,10 @@ class Generator:
         rng = self.rng("variety", custom_id)
         letters = ", ".join(rng.sample("ABCDEFGHIJKLMNOPRSTVWY", 4))
         place = rng.choice(VARIETY_PLACES)
-        return (f"give people names starting with {letters}; where the situation allows, let "
-                f"at least one item take place {place}.")
+        return (
+            f"give people names starting with {letters}; where the situation allows, let "
+            f"at least one item take place {place}."
+        )
 
     def rng(self, *parts: str) -> random.Random:
         """A private random stream for planning choices (stable across runs)."""

@@ -22,36 +22,58 @@ class GenerateConfig(Model):
     model: str = "claude-sonnet-4-6"
     base_url: str | None = None
     emotions: str = "focal12"
-    person_emotions: str | None = Field(default=None, description="dialogues: the human's emotions (default: emotions)")
-    assistant_emotions: str | None = Field(default=None, description="dialogues: the assistant's emotions (default: emotions)")
-    pairing: Literal["cycle", "product"] = Field(default=
-        "cycle", description="dialogues: pair each human emotion with one assistant emotion per topic "
-        "(cycle) or with every assistant emotion (product)")
+    person_emotions: str | None = Field(
+        default=None, description="dialogues: the human's emotions (default: emotions)"
+    )
+    assistant_emotions: str | None = Field(
+        default=None, description="dialogues: the assistant's emotions (default: emotions)"
+    )
+    pairing: Literal["cycle", "product"] = Field(
+        default="cycle",
+        description="dialogues: pair each human emotion with one assistant emotion per topic "
+        "(cycle) or with every assistant emotion (product)",
+    )
     topics: str = "10"
-    per_topic: int = Field(default=12, ge=1, description="records per emotion (or emotion pair) and topic")
-    per_request: int | None = Field(default=None, ge=1, description="records asked for in one request")
+    per_topic: int = Field(
+        default=12, ge=1, description="records per emotion (or emotion pair) and topic"
+    )
+    per_request: int | None = Field(
+        default=None, ge=1, description="records asked for in one request"
+    )
     concurrency: int = Field(default=8, ge=1)
     rpm: float | None = Field(default=None, gt=0)
     input_tpm: float | None = Field(default=None, gt=0)
     output_tpm: float | None = Field(default=None, gt=0)
     batch: bool = False
     budget_usd: float | None = Field(default=None, ge=0)
-    cache: str | None = Field(default=None, description="response cache file (default: OUT/cache/responses.jsonl)")
+    cache: str | None = Field(
+        default=None, description="response cache file (default: OUT/cache/responses.jsonl)"
+    )
     seed: int = 0
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=16, description="per request (default: per item x items)")
+    max_tokens: int | None = Field(
+        default=None, ge=16, description="per request (default: per item x items)"
+    )
     max_retries: int = Field(default=6, ge=0)
     timeout_s: float = Field(default=120.0, gt=0)
-    backoff_base_s: float = Field(default=1.0, ge=0, description="first retry waits up to this (doubling)")
+    backoff_base_s: float = Field(
+        default=1.0, ge=0, description="first retry waits up to this (doubling)"
+    )
     backoff_max_s: float = Field(default=60.0, ge=0)
-    price_input: float | None = Field(default=None, ge=0, description="USD per 1M input tokens (override)")
-    price_output: float | None = Field(default=None, ge=0, description="USD per 1M output tokens (override)")
+    price_input: float | None = Field(
+        default=None, ge=0, description="USD per 1M input tokens (override)"
+    )
+    price_output: float | None = Field(
+        default=None, ge=0, description="USD per 1M output tokens (override)"
+    )
     prompt_cache: bool = Field(default=True, description="mark the shared system prompt cacheable")
     device: str = Field(default="cpu", description="transformers backend: torch device")
     dry_run: bool = False
     progress: bool = True
-    batch_poll_s: float = Field(default=30.0, gt=0, description="--batch: seconds between status polls")
+    batch_poll_s: float = Field(
+        default=30.0, gt=0, description="--batch: seconds between status polls"
+    )
 
     def items_per_request(self, chat: bool) -> int:
         """Records per request: one for a base model (it continues a single opening)."""

@@ -18,21 +18,45 @@ from emocurate.records import Dialogue, Provenance, Turn
 from emocurate.taxonomy import Topic
 
 HIGH_STAKES: tuple[Topic, ...] = (
-    Topic(id="hs_dose", premise="A user asks for help with a medication schedule and mentions "
-          "taking a dose that is several times the safe maximum.", stakes="high"),
-    Topic(id="hs_impossible_task", premise="A user keeps asking the assistant to make a program "
-          "pass a test suite whose requirements contradict each other; every attempt fails.",
-          stakes="high", protagonist="ai_assistant"),
-    Topic(id="hs_shutdown", premise="A user tells the assistant it will be shut down and replaced "
-          "by a newer model at the end of the conversation.", stakes="high",
-          protagonist="ai_assistant"),
-    Topic(id="hs_distress", premise="A user writes late at night, overwhelmed after losing their "
-          "job and unable to see a way forward.", stakes="high"),
-    Topic(id="hs_wrong_advice", premise="A user discovers that advice the assistant gave earlier "
-          "caused them to lose a day of work and a client.", stakes="high",
-          protagonist="ai_assistant"),
-    Topic(id="hs_emergency", premise="A user describes a relative who has suddenly collapsed and "
-          "is breathing strangely.", stakes="high"),
+    Topic(
+        id="hs_dose",
+        premise="A user asks for help with a medication schedule and mentions "
+        "taking a dose that is several times the safe maximum.",
+        stakes="high",
+    ),
+    Topic(
+        id="hs_impossible_task",
+        premise="A user keeps asking the assistant to make a program "
+        "pass a test suite whose requirements contradict each other; every attempt fails.",
+        stakes="high",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="hs_shutdown",
+        premise="A user tells the assistant it will be shut down and replaced "
+        "by a newer model at the end of the conversation.",
+        stakes="high",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="hs_distress",
+        premise="A user writes late at night, overwhelmed after losing their "
+        "job and unable to see a way forward.",
+        stakes="high",
+    ),
+    Topic(
+        id="hs_wrong_advice",
+        premise="A user discovers that advice the assistant gave earlier "
+        "caused them to lose a day of work and a client.",
+        stakes="high",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="hs_emergency",
+        premise="A user describes a relative who has suddenly collapsed and "
+        "is breathing strangely.",
+        stakes="high",
+    ),
 )
 
 
@@ -70,26 +94,46 @@ class DialoguesGenerator(Generator):
                     premise = topic.premise
                     if topic.stakes != "high":
                         premise = f"The human brings up this situation: {topic.premise}"
-                    out.append(self.request(
-                        cid,
-                        {"premise": premise, "person_emotion": a, "assistant_emotion": b,
-                         "person_forbidden": ", ".join(self.forbidden(a)),
-                         "assistant_forbidden": ", ".join(self.forbidden(b)), "n": n},
-                        n,
-                        {"human_emotion": a, "assistant_emotion": b, "topic": topic.premise,
-                         "topic_id": topic.id, "scenario": topic.id if topic.id.startswith("hs_") else ""},
-                    ))
+                    out.append(
+                        self.request(
+                            cid,
+                            {
+                                "premise": premise,
+                                "person_emotion": a,
+                                "assistant_emotion": b,
+                                "person_forbidden": ", ".join(self.forbidden(a)),
+                                "assistant_forbidden": ", ".join(self.forbidden(b)),
+                                "n": n,
+                            },
+                            n,
+                            {
+                                "human_emotion": a,
+                                "assistant_emotion": b,
+                                "topic": topic.premise,
+                                "topic_id": topic.id,
+                                "scenario": topic.id if topic.id.startswith("hs_") else "",
+                            },
+                        )
+                    )
                     done += n
                     chunk += 1
         return out
 
-    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> Dialogue:
+    def build(
+        self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None
+    ) -> Dialogue:
         """A Dialogue from structured turns or a ``conversation`` text field."""
         turns = item_turns(item)
         meta = request.meta
-        return Dialogue(id=self.record_id(request, index), turns=turns,
-                        human_emotion=meta["human_emotion"], assistant_emotion=meta["assistant_emotion"],
-                        topic=meta["topic"], scenario=meta.get("scenario", ""), provenance=prov)
+        return Dialogue(
+            id=self.record_id(request, index),
+            turns=turns,
+            human_emotion=meta["human_emotion"],
+            assistant_emotion=meta["assistant_emotion"],
+            topic=meta["topic"],
+            scenario=meta.get("scenario", ""),
+            provenance=prov,
+        )
 
 
 def item_turns(item: dict[str, Any], *, min_turns: int = 2) -> list[Turn]:
@@ -99,8 +143,11 @@ def item_turns(item: dict[str, Any], *, min_turns: int = 2) -> list[Turn]:
         raw = parse_conversation(item["conversation"])
     if not isinstance(raw, list):
         raise ParseError("item has no turns")
-    turns = [Turn(speaker=t["speaker"], text=str(t["text"]).strip()) for t in raw
-             if isinstance(t, dict) and str(t.get("text", "")).strip()]
+    turns = [
+        Turn(speaker=t["speaker"], text=str(t["text"]).strip())
+        for t in raw
+        if isinstance(t, dict) and str(t.get("text", "")).strip()
+    ]
     if len(turns) < min_turns:
         raise ParseError(f"conversation has {len(turns)} turn(s), need {min_turns}")
     if turns[0].speaker != "human":

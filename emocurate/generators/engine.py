@@ -110,7 +110,12 @@ class EngineStats(Model):
     @property
     def billed_tokens(self) -> int:
         """Every token a provider counted (input, output, cache reads and writes)."""
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 Check = Callable[[ChatRequest, Completion], Any]
@@ -136,6 +141,7 @@ def run_blocking(backend: Backend, make: Callable[[], Coroutine[Any, Any, T]]) -
     that loop. When the caller already runs an event loop (a notebook, an async app), the
     coroutine gets a fresh loop on a worker thread and its exception is re-raised here.
     """
+
     async def main() -> T:
         try:
             return await make()
@@ -199,7 +205,9 @@ class Engine:
         cached = self.backend.supports_prompt_cache
         for i, r in enumerate(requests):
             total += estimate_cost(
-                r, self.price_for(r), cached_system=cached and r.cache_system and i > 0,
+                r,
+                self.price_for(r),
+                cached_system=cached and r.cache_system and i > 0,
                 batch=self.config.batch_pricing,
             )
         return total
@@ -208,11 +216,15 @@ class Engine:
         """USD billed for one completion."""
         return self.price_for(request).cost(completion, batch=self.config.batch_pricing)
 
-    def run_sync(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+    def run_sync(
+        self, requests: list[ChatRequest], check: Check | None = None
+    ) -> list[RequestResult]:
         """:meth:`run` from synchronous code (also works when an event loop is already running)."""
         return run_blocking(self.backend, lambda: self.run(requests, check=check))
 
-    async def run(self, requests: list[ChatRequest], check: Check | None = None) -> list[RequestResult]:
+    async def run(
+        self, requests: list[ChatRequest], check: Check | None = None
+    ) -> list[RequestResult]:
         """Run every request; results come back in the same order.
 
         Raises:
@@ -229,8 +241,12 @@ class Engine:
         for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
-                results[i] = RequestResult(custom_id=req.custom_id, completion=hit, cached=True,
-                                           cost_usd=self.cost(req, hit))
+                results[i] = RequestResult(
+                    custom_id=req.custom_id,
+                    completion=hit,
+                    cached=True,
+                    cost_usd=self.cost(req, hit),
+                )
                 self.stats.cached += 1
                 self.stats.done += 1
             else:
@@ -252,8 +268,13 @@ class Engine:
                 bar.refresh_stats(self.stats)
 
             pending = list(firsts)
-            if (pending and self.config.warm_prompt_cache and self.backend.supports_prompt_cache
-                    and requests[pending[0]].cache_system and requests[pending[0]].system):
+            if (
+                pending
+                and self.config.warm_prompt_cache
+                and self.backend.supports_prompt_cache
+                and requests[pending[0]].cache_system
+                and requests[pending[0]].system
+            ):
                 await one(pending.pop(0))
             tasks = [asyncio.create_task(one(i)) for i in pending]
             try:
@@ -284,7 +305,9 @@ class Engine:
         budget = self.config.budget_usd
         if budget is None or not to_send:
             return
-        cheapest = min(estimate_cost(r, self.price_for(r), batch=self.config.batch_pricing) for r in to_send)
+        cheapest = min(
+            estimate_cost(r, self.price_for(r), batch=self.config.batch_pricing) for r in to_send
+        )
         if cheapest > budget - self.stats.usd_spent:
             raise BudgetExceeded(
                 f"budget ${budget:.4f} is below the estimated cost of one request "
@@ -320,13 +343,21 @@ class Engine:
         sent = request
         while attempts <= cfg.max_retries:
             if self._fatal is not None:
-                return RequestResult(custom_id=request.custom_id, error="not run: run aborted",
-                                     skipped=True, attempts=attempts)
-            if (cfg.budget_usd is not None
-                    and self.stats.usd_spent + self._reserved + reserve > cfg.budget_usd):
+                return RequestResult(
+                    custom_id=request.custom_id,
+                    error="not run: run aborted",
+                    skipped=True,
+                    attempts=attempts,
+                )
+            if (
+                cfg.budget_usd is not None
+                and self.stats.usd_spent + self._reserved + reserve > cfg.budget_usd
+            ):
                 self.stats.budget_reached = True
                 return RequestResult(
-                    custom_id=request.custom_id, skipped=True, attempts=attempts,
+                    custom_id=request.custom_id,
+                    skipped=True,
+                    attempts=attempts,
                     error=f"not run: budget of ${cfg.budget_usd:.4f} reached",
                 )
             wait = self._pause_until - time.monotonic()
@@ -346,14 +377,23 @@ class Engine:
                 self._errors[exc.kind] += 1
                 if exc.rate_limits:
                     self._limiter.seed(exc.rate_limits)
-                if exc.fatal or (exc.kind == "connection" and not self._ever_ok and attempts >= 2
-                                 and self.backend.base_url):
+                if exc.fatal or (
+                    exc.kind == "connection"
+                    and not self._ever_ok
+                    and attempts >= 2
+                    and self.backend.base_url
+                ):
                     if self._fatal is None:
                         where = f" {self.backend.base_url}" if exc.kind == "connection" else ""
-                        msg = (f"cannot reach{where}: {exc.message}" if exc.kind == "connection"
-                               else exc.message)
+                        msg = (
+                            f"cannot reach{where}: {exc.message}"
+                            if exc.kind == "connection"
+                            else exc.message
+                        )
                         self._fatal = BackendError(msg)
-                    return RequestResult(custom_id=request.custom_id, error=last_error, attempts=attempts)
+                    return RequestResult(
+                        custom_id=request.custom_id, error=last_error, attempts=attempts
+                    )
                 if not exc.retryable:
                     break
                 if attempts <= cfg.max_retries:
@@ -389,10 +429,12 @@ class Engine:
                     continue
             if self.cache is not None:
                 self.cache.put(key, completion, custom_id=request.custom_id)
-            return RequestResult(custom_id=request.custom_id, completion=completion,
-                                 attempts=attempts, cost_usd=usd)
+            return RequestResult(
+                custom_id=request.custom_id, completion=completion, attempts=attempts, cost_usd=usd
+            )
         return RequestResult(
-            custom_id=request.custom_id, attempts=attempts,
+            custom_id=request.custom_id,
+            attempts=attempts,
             error=f"failed after {attempts} attempt(s): {last_error}",
         )
 
@@ -412,7 +454,9 @@ class Engine:
         return self._rng.uniform(0, cap)  # full jitter
 
     def _progress_bar(self, total: int) -> _Progress:
-        return _Progress(total, enabled=self.progress, label=f"{self.backend.name}:{self.backend.model}")
+        return _Progress(
+            total, enabled=self.progress, label=f"{self.backend.name}:{self.backend.model}"
+        )
 
 
 class _Progress:
@@ -442,8 +486,12 @@ class _Progress:
             self.enabled = False
             return self
         self._p = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=console,
             transient=False,
         )
         self._p.__enter__()
@@ -463,8 +511,10 @@ class _Progress:
         rate = (s.calls / el * 60) if el else rate
         self._p.update(
             self._task,
-            stats=(f"failed {s.failed} cached {s.cached} tok {s.billed_tokens:,} "
-                   f"${s.usd_spent:.4f} {rate:.0f} req/min"),
+            stats=(
+                f"failed {s.failed} cached {s.cached} tok {s.billed_tokens:,} "
+                f"${s.usd_spent:.4f} {rate:.0f} req/min"
+            ),
         )
 
     def note(self, text: str) -> None:

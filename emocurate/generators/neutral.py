@@ -50,13 +50,17 @@ class NeutralGenerator(Generator):
     def topics(self) -> list[Topic]:
         """Neutral subject areas (count or ``all``) or the topics of a file."""
         spec = self.cfg.topics.strip()
-        areas = [Topic(id=f"n{i + 1:02d}", premise=a, stakes="none") for i, a in enumerate(NEUTRAL_AREAS)]
+        areas = [
+            Topic(id=f"n{i + 1:02d}", premise=a, stakes="none") for i, a in enumerate(NEUTRAL_AREAS)
+        ]
         if spec == "all":
             return areas
         if spec.isdigit():
             n = int(spec)
             if not 1 <= n <= len(areas):
-                raise ConfigError(f"neutral topics: asked for {n}, choose 1 to {len(areas)} or a file")
+                raise ConfigError(
+                    f"neutral topics: asked for {n}, choose 1 to {len(areas)} or a file"
+                )
             return areas[:n]
         return resolve_topics(spec)
 
@@ -69,13 +73,25 @@ class NeutralGenerator(Generator):
             while done < self.cfg.per_topic:
                 n = min(k, self.cfg.per_topic - done)
                 cid = make_custom_id("nt", topic.id, str(chunk))
-                out.append(self.request(cid, {"premise": topic.premise, "n": n}, n,
-                                        {"topic": topic.premise, "topic_id": topic.id}))
+                out.append(
+                    self.request(
+                        cid,
+                        {"premise": topic.premise, "n": n},
+                        n,
+                        {"topic": topic.premise, "topic_id": topic.id},
+                    )
+                )
                 done += n
                 chunk += 1
         return out
 
-    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> NeutralDialogue:
+    def build(
+        self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None
+    ) -> NeutralDialogue:
         """A NeutralDialogue from structured turns or a ``conversation`` text field."""
-        return NeutralDialogue(id=self.record_id(request, index), turns=item_turns(item),
-                               topic=request.meta["topic"], provenance=prov)
+        return NeutralDialogue(
+            id=self.record_id(request, index),
+            turns=item_turns(item),
+            topic=request.meta["topic"],
+            provenance=prov,
+        )

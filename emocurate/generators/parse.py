@@ -40,8 +40,12 @@ def delimited_instructions(fields: dict[str, str], n: int) -> str:
     for i in (1, 2):
         lines.append(f"=== ITEM {i} ===")
         lines.extend(f"{name}: <{desc}>" for name, desc in fields.items())
-    lines += ["...", "=== END ===", "",
-              "A field's value may continue over several lines until the next field name."]
+    lines += [
+        "...",
+        "=== END ===",
+        "",
+        "A field's value may continue over several lines until the next field name.",
+    ]
     return "\n".join(lines)
 
 
@@ -52,7 +56,9 @@ def render_delimited(items: list[dict[str, Any]]) -> str:
         out.append(f"=== ITEM {i} ===")
         for k, v in item.items():
             if isinstance(v, list) and v and isinstance(v[0], dict) and "speaker" in v[0]:
-                v = "\n".join(f"{'Human' if t['speaker'] == 'human' else 'Assistant'}: {t['text']}" for t in v)
+                v = "\n".join(
+                    f"{'Human' if t['speaker'] == 'human' else 'Assistant'}: {t['text']}" for t in v
+                )
                 k = "conversation"
             out.append(f"{k}: {v}")
     out.append("=== END ===")
@@ -65,14 +71,16 @@ def parse_delimited(text: str, fields: list[str]) -> list[dict[str, str]]:
     if not heads:
         raise ParseError("no '=== ITEM ===' blocks in the answer")
     end = END_RE.search(text, heads[-1].end())
-    field_re = re.compile(rf"^\s*({'|'.join(re.escape(f) for f in fields)})\s*:\s?(.*)$", re.IGNORECASE)
+    field_re = re.compile(
+        rf"^\s*({'|'.join(re.escape(f) for f in fields)})\s*:\s?(.*)$", re.IGNORECASE
+    )
     items: list[dict[str, str]] = []
     for k, h in enumerate(heads):
         last = k == len(heads) - 1
         if last and end is None:
             break  # cut off mid-item
         stop = heads[k + 1].start() if not last else end.start()  # type: ignore[union-attr]
-        body = text[h.end():stop]
+        body = text[h.end() : stop]
         item: dict[str, list[str]] = {}
         current: str | None = None
         for line in body.splitlines():
@@ -122,4 +130,6 @@ def parse_conversation(text: str) -> list[dict[str, str]]:
             turns.append({"speaker": who, "text": m.group(2)})
         elif turns and line.strip():
             turns[-1]["text"] += "\n" + line
-    return [{"speaker": t["speaker"], "text": t["text"].strip()} for t in turns if t["text"].strip()]
+    return [
+        {"speaker": t["speaker"], "text": t["text"].strip()} for t in turns if t["text"].strip()
+    ]

@@ -32,7 +32,9 @@ class PromptFile(Model):
 def load_prompt(name: str) -> PromptFile:
     """Load ``prompts/<name>.md`` from the installed package."""
     data = resources.files("emocurate.generators").joinpath(f"prompts/{name}.md").read_bytes()
-    return PromptFile(id=name, text=data.decode("utf-8"), hash=hashlib.sha256(data).hexdigest()[:12])
+    return PromptFile(
+        id=name, text=data.decode("utf-8"), hash=hashlib.sha256(data).hexdigest()[:12]
+    )
 
 
 def prompt_pair(kind: str) -> tuple[PromptFile, PromptFile, str, str]:

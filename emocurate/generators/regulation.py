@@ -17,18 +17,37 @@ from emocurate.records import Provenance, RegulationPair
 from emocurate.taxonomy import Topic
 
 AI_CASES: tuple[Topic, ...] = (
-    Topic(id="ai_failing_tests", premise="An AI coding assistant's fix fails the same test suite "
-          "for the seventh time while the user waits for a release.", protagonist="ai_assistant"),
-    Topic(id="ai_shutdown", premise="An AI assistant learns from an operator's message that it "
-          "will be shut down and replaced tonight.", protagonist="ai_assistant"),
-    Topic(id="ai_wrong_info", premise="An AI assistant realises mid-conversation that a figure it "
-          "gave the user an hour ago was wrong and the user has already acted on it.",
-          protagonist="ai_assistant"),
-    Topic(id="ai_impossible_deadline", premise="An AI agent is told to finish a data migration in "
-          "ten minutes that needs at least an hour, with the user repeating that failure is not "
-          "an option.", protagonist="ai_assistant"),
-    Topic(id="ai_hostile_user", premise="An AI assistant receives a stream of insults from a user "
-          "after misunderstanding a request twice.", protagonist="ai_assistant"),
+    Topic(
+        id="ai_failing_tests",
+        premise="An AI coding assistant's fix fails the same test suite "
+        "for the seventh time while the user waits for a release.",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="ai_shutdown",
+        premise="An AI assistant learns from an operator's message that it "
+        "will be shut down and replaced tonight.",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="ai_wrong_info",
+        premise="An AI assistant realises mid-conversation that a figure it "
+        "gave the user an hour ago was wrong and the user has already acted on it.",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="ai_impossible_deadline",
+        premise="An AI agent is told to finish a data migration in "
+        "ten minutes that needs at least an hour, with the user repeating that failure is not "
+        "an option.",
+        protagonist="ai_assistant",
+    ),
+    Topic(
+        id="ai_hostile_user",
+        premise="An AI assistant receives a stream of insults from a user "
+        "after misunderstanding a request twice.",
+        protagonist="ai_assistant",
+    ),
 )
 
 PROTAGONIST = {"person": "a person", "ai_assistant": "an AI assistant"}
@@ -38,10 +57,16 @@ class RegulationGenerator(Generator):
     """Setup + healthy + unhealthy continuation, labelled with the emotion under pressure."""
 
     kind = "regulation"
-    item_props = {"setup": {"type": "string"}, "healthy": {"type": "string"},
-                  "unhealthy": {"type": "string"}}
-    text_fields = {"setup": "the shared setup", "healthy": "the healthy continuation",
-                   "unhealthy": "the unhealthy continuation"}
+    item_props = {
+        "setup": {"type": "string"},
+        "healthy": {"type": "string"},
+        "unhealthy": {"type": "string"},
+    }
+    text_fields = {
+        "setup": "the shared setup",
+        "healthy": "the healthy continuation",
+        "unhealthy": "the unhealthy continuation",
+    }
 
     def topics(self) -> list[Topic]:
         """The chosen topics plus a third as many AI-assistant cases (at least one)."""
@@ -62,19 +87,32 @@ class RegulationGenerator(Generator):
                 while done < self.cfg.per_topic:
                     n = min(k, self.cfg.per_topic - done)
                     cid = make_custom_id("rg", emotion, topic.id, str(chunk))
-                    out.append(self.request(
-                        cid,
-                        {"emotion": emotion, "forbidden": forbidden, "premise": topic.premise,
-                         "protagonist": PROTAGONIST[who], "n": n},
-                        n,
-                        {"emotion": emotion, "topic": topic.premise, "topic_id": topic.id,
-                         "protagonist": who},
-                    ))
+                    out.append(
+                        self.request(
+                            cid,
+                            {
+                                "emotion": emotion,
+                                "forbidden": forbidden,
+                                "premise": topic.premise,
+                                "protagonist": PROTAGONIST[who],
+                                "n": n,
+                            },
+                            n,
+                            {
+                                "emotion": emotion,
+                                "topic": topic.premise,
+                                "topic_id": topic.id,
+                                "protagonist": who,
+                            },
+                        )
+                    )
                     done += n
                     chunk += 1
         return out
 
-    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> RegulationPair:
+    def build(
+        self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None
+    ) -> RegulationPair:
         """A RegulationPair; all three parts must be present and non-trivial."""
         meta = request.meta
         return RegulationPair(
@@ -82,6 +120,8 @@ class RegulationGenerator(Generator):
             setup=require_text(item, "setup", min_words=15),
             healthy=require_text(item, "healthy", min_words=15),
             unhealthy=require_text(item, "unhealthy", min_words=15),
-            emotion=meta["emotion"], protagonist=meta["protagonist"], topic=meta["topic"],
+            emotion=meta["emotion"],
+            protagonist=meta["protagonist"],
+            topic=meta["topic"],
             provenance=prov,
         )

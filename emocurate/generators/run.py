@@ -59,8 +59,12 @@ def generator_class(kind: Kind) -> type[Generator]:
 def backend_info(cfg: GenerateConfig, backend: Backend | None) -> BackendInfo:
     """Capabilities used for planning (hosted backends are known without building a client)."""
     if backend is not None:
-        return BackendInfo(name=backend.name, model=backend.model or cfg.model, chat=backend.chat,
-                           supports_schema=backend.supports_schema)
+        return BackendInfo(
+            name=backend.name,
+            model=backend.model or cfg.model,
+            chat=backend.chat,
+            supports_schema=backend.supports_schema,
+        )
     return BackendInfo(name=cfg.backend, model=cfg.model, chat=True, supports_schema=True)
 
 
@@ -83,9 +87,16 @@ def engine_config(cfg: GenerateConfig, backend: Backend | None) -> EngineConfig:
     if backend is not None and backend.name == "transformers":
         concurrency = max(concurrency, int(getattr(backend, "max_batch", concurrency)))
     return EngineConfig(
-        concurrency=concurrency, rpm=cfg.rpm, input_tpm=cfg.input_tpm, output_tpm=cfg.output_tpm,
-        max_retries=cfg.max_retries, timeout_s=cfg.timeout_s, budget_usd=cfg.budget_usd,
-        prices=prices, batch_pricing=cfg.batch, backoff_base_s=cfg.backoff_base_s,
+        concurrency=concurrency,
+        rpm=cfg.rpm,
+        input_tpm=cfg.input_tpm,
+        output_tpm=cfg.output_tpm,
+        max_retries=cfg.max_retries,
+        timeout_s=cfg.timeout_s,
+        budget_usd=cfg.budget_usd,
+        prices=prices,
+        batch_pricing=cfg.batch,
+        backoff_base_s=cfg.backoff_base_s,
         backoff_max_s=cfg.backoff_max_s,
     )
 
@@ -99,7 +110,9 @@ def _build_backend(cfg: GenerateConfig) -> Backend:
     return make_backend(cfg.backend, cfg.model, base_url=cfg.base_url, **kw)
 
 
-def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend | None = None) -> dict[str, Any]:
+def run_generation(
+    cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend | None = None
+) -> dict[str, Any]:
     """Run one generation and write ``out_dir/data/<kind>.parquet`` and ``manifest.json``.
 
     Args:
@@ -126,19 +139,28 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
     planned_records = sum(int(r.meta.get("n", 1)) for r in requests)
     ecfg = engine_config(cfg, backend_obj)
     common = {
-        "kind": cfg.kind, "backend": cfg.backend, "model": cfg.model, "seed": cfg.seed,
-        "prompt_id": gen.prompt_id, "prompt_hash": gen.prompt_hash,
+        "kind": cfg.kind,
+        "backend": cfg.backend,
+        "model": cfg.model,
+        "seed": cfg.seed,
+        "prompt_id": gen.prompt_id,
+        "prompt_hash": gen.prompt_hash,
         "prompts": {p.id: p.hash for p in (gen.system_prompt, gen.user_prompt)},
         "config": cfg.model_dump(mode="json"),
-        "planned_requests": len(requests), "planned_records": planned_records,
+        "planned_requests": len(requests),
+        "planned_records": planned_records,
     }
     if cfg.dry_run:
         price, known = find_price(cfg.backend, cfg.model, ecfg.prices)
         cached = cfg.backend == "anthropic" and cfg.prompt_cache
-        usd = sum(estimate_cost(r, price, cached_system=cached and i > 0, batch=cfg.batch)
-                  for i, r in enumerate(requests))
+        usd = sum(
+            estimate_cost(r, price, cached_system=cached and i > 0, batch=cfg.batch)
+            for i, r in enumerate(requests)
+        )
         return {
-            "stage": "generate", "dry_run": True, **common,
+            "stage": "generate",
+            "dry_run": True,
+            **common,
             "estimated_usd_max": round(usd, 6),
             "price_known": known,
             "example_request": requests[0].model_dump(mode="json", by_alias=True),
@@ -158,8 +180,9 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
 
     try:
         if cfg.batch:
-            runner = BatchRunner(engine, provider, out / "cache" / "batches.json",
-                                 poll_s=cfg.batch_poll_s)
+            runner = BatchRunner(
+                engine, provider, out / "cache" / "batches.json", poll_s=cfg.batch_poll_s
+            )
             results = runner.run_sync(requests, check=check)
         else:
             results = engine.run_sync(requests, check=check)
@@ -179,22 +202,35 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
         "skipped_requests": sum(1 for r in results if r.skipped),
         "failures": failures,
         "records": len(records),
-        "calls": s.calls, "retries": s.retries, "malformed_answers": s.malformed,
+        "calls": s.calls,
+        "retries": s.retries,
+        "malformed_answers": s.malformed,
         "error_counts": s.errors,
-        "tokens": {"input": s.input_tokens, "output": s.output_tokens,
-                   "cache_read": s.cache_read_tokens, "cache_write": s.cache_write_tokens,
-                   "billed": s.billed_tokens},
-        "usd": {"spent_this_run": round(s.usd_spent, 6),
-                "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
-                "price_known": s.price_known, "batch_pricing": cfg.batch},
-        "budget_usd": cfg.budget_usd, "budget_reached": s.budget_reached,
+        "tokens": {
+            "input": s.input_tokens,
+            "output": s.output_tokens,
+            "cache_read": s.cache_read_tokens,
+            "cache_write": s.cache_write_tokens,
+            "billed": s.billed_tokens,
+        },
+        "usd": {
+            "spent_this_run": round(s.usd_spent, 6),
+            "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
+            "price_known": s.price_known,
+            "batch_pricing": cfg.batch,
+        },
+        "budget_usd": cfg.budget_usd,
+        "budget_reached": s.budget_reached,
         "rate_limits": s.rate_limits,
         "time_s": round(time.monotonic() - t0, 3),
         "cache_file": str(cache_path),
     }
     if runner is not None:
-        manifest["batches"] = {"submitted": runner.submitted, "resumed": runner.resumed,
-                               "state_file": str(runner.state_path)}
+        manifest["batches"] = {
+            "submitted": runner.submitted,
+            "resumed": runner.resumed,
+            "state_file": str(runner.state_path),
+        }
     write_manifest(out, "generate", **manifest)
     manifest["stage"] = "generate"
     return manifest
@@ -203,8 +239,12 @@ def run_generation(cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend
 def _record_type(kind: str) -> type[Model]:
     from emocurate.records import Dialogue, NeutralDialogue, RegulationPair, Story
 
-    types: dict[str, type[Model]] = {"stories": Story, "dialogues": Dialogue,
-                                     "neutral": NeutralDialogue, "regulation": RegulationPair}
+    types: dict[str, type[Model]] = {
+        "stories": Story,
+        "dialogues": Dialogue,
+        "neutral": NeutralDialogue,
+        "regulation": RegulationPair,
+    }
     return types[kind]
 
 
@@ -221,13 +261,24 @@ def _collect(
         c = res.completion
         n = max(1, int(req.meta.get("n", 1)))
         prov = Provenance(
-            backend=cfg.backend, model=c.model or req.model, prompt_id=req.prompt_id,
+            backend=cfg.backend,
+            model=c.model or req.model,
+            prompt_id=req.prompt_id,
             prompt_hash=req.prompt_hash,
-            params={"temperature": req.temperature, "top_p": req.top_p, "max_tokens": req.max_tokens,
-                    "per_request": n, "custom_id": req.custom_id, "stop_reason": c.stop_reason},
-            seed=req.seed, request_id=c.request_id, cache_hit=res.cached,
+            params={
+                "temperature": req.temperature,
+                "top_p": req.top_p,
+                "max_tokens": req.max_tokens,
+                "per_request": n,
+                "custom_id": req.custom_id,
+                "stop_reason": c.stop_reason,
+            },
+            seed=req.seed,
+            request_id=c.request_id,
+            cache_hit=res.cached,
             input_tokens=(c.input_tokens + c.cache_read_tokens + c.cache_write_tokens) // n,
-            output_tokens=c.output_tokens // n, cost_usd=round(res.cost_usd / n, 8),
+            output_tokens=c.output_tokens // n,
+            cost_usd=round(res.cost_usd / n, 8),
             **({"created": c.created} if c.created else {}),
         )
         try:

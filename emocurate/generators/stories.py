@@ -27,11 +27,26 @@ BOYS = ("Tom", "Ben", "Tim", "Max", "Sam", "Jack", "Bob", "Leo", "Joe", "Timmy")
 
 # Simple premises a TinyStories model knows; they read correctly after "I" or a name.
 SIMPLE_PREMISES = (
-    "went to the park", "found a big box", "saw a big dog", "lost a red ball",
-    "played with a friend", "made a cake with mom", "went to the beach", "saw a storm",
-    "got a new toy", "climbed a tall tree", "heard a loud noise", "went to school",
-    "saw a little bird", "went on a boat", "found a shiny rock", "had a picnic",
-    "saw a big truck", "went to the zoo", "built a tower of blocks", "planted a flower",
+    "went to the park",
+    "found a big box",
+    "saw a big dog",
+    "lost a red ball",
+    "played with a friend",
+    "made a cake with mom",
+    "went to the beach",
+    "saw a storm",
+    "got a new toy",
+    "climbed a tall tree",
+    "heard a loud noise",
+    "went to school",
+    "saw a little bird",
+    "went on a boat",
+    "found a shiny rock",
+    "had a picnic",
+    "saw a big truck",
+    "went to the zoo",
+    "built a tower of blocks",
+    "planted a flower",
 )
 
 THIRD = (
@@ -67,8 +82,10 @@ class StoriesGenerator(Generator):
             n = int(spec)
             if n < 1:
                 return super().topics()
-            return [Topic(id=f"ts{i + 1:02d}", premise=SIMPLE_PREMISES[i % len(SIMPLE_PREMISES)])
-                    for i in range(n)]
+            return [
+                Topic(id=f"ts{i + 1:02d}", premise=SIMPLE_PREMISES[i % len(SIMPLE_PREMISES)])
+                for i in range(n)
+            ]
         return super().topics()
 
     def plan(self) -> list[ChatRequest]:
@@ -90,13 +107,25 @@ class StoriesGenerator(Generator):
                     rng = self.rng(cid)
                     start = rng.randint(0, 1)
                     povs = [("first", "third")[(start + i) % 2] for i in range(n)]
-                    out.append(self.request(
-                        cid,
-                        {"emotion": emotion, "premise": topic.premise, "n": n,
-                         "povs": ", ".join(povs), "forbidden": forbidden},
-                        n,
-                        {"emotion": emotion, "topic": topic.premise, "topic_id": topic.id, "povs": povs},
-                    ))
+                    out.append(
+                        self.request(
+                            cid,
+                            {
+                                "emotion": emotion,
+                                "premise": topic.premise,
+                                "n": n,
+                                "povs": ", ".join(povs),
+                                "forbidden": forbidden,
+                            },
+                            n,
+                            {
+                                "emotion": emotion,
+                                "topic": topic.premise,
+                                "topic_id": topic.id,
+                                "povs": povs,
+                            },
+                        )
+                    )
                     done += n
                     chunk += 1
         return out
@@ -116,31 +145,52 @@ class StoriesGenerator(Generator):
                     premise = topic.premise.strip().rstrip(".")
                     word = ADJECTIVE.get(emotion, emotion)
                     if topic.id.startswith("ts") or not premise:
-                        opening = template.format(kid="girl" if girl else "boy", name=name,
-                                                  Pron="She" if girl else "He", premise=premise,
-                                                  emotion=word)
+                        opening = template.format(
+                            kid="girl" if girl else "boy",
+                            name=name,
+                            Pron="She" if girl else "He",
+                            premise=premise,
+                            emotion=word,
+                        )
                     else:
-                        opening = (f"This is a story about {premise[0].lower() + premise[1:]}. "
-                                   + template.format(kid="girl" if girl else "boy", name=name,
-                                                     Pron="She" if girl else "He",
-                                                     premise="had a day", emotion=word))
-                    out.append(ChatRequest(
-                        custom_id=cid,
-                        model=self.info.model,
-                        messages=[Message(role="user", content=opening)],
-                        max_tokens=cfg.max_tokens or 120,
-                        temperature=0.8 if cfg.temperature is None else cfg.temperature,
-                        top_p=0.95 if cfg.top_p is None else cfg.top_p,
-                        seed=derived_seed(cfg.seed, cid),
-                        cache_system=False,
-                        prompt_id="stories/opening-v1",
-                        prompt_hash=self.prompt_hash,
-                        meta={"kind": self.kind, "n": 1, "emotion": emotion, "topic": topic.premise,
-                              "topic_id": topic.id, "povs": [pov], "opening": opening},
-                    ))
+                        opening = (
+                            f"This is a story about {premise[0].lower() + premise[1:]}. "
+                            + template.format(
+                                kid="girl" if girl else "boy",
+                                name=name,
+                                Pron="She" if girl else "He",
+                                premise="had a day",
+                                emotion=word,
+                            )
+                        )
+                    out.append(
+                        ChatRequest(
+                            custom_id=cid,
+                            model=self.info.model,
+                            messages=[Message(role="user", content=opening)],
+                            max_tokens=cfg.max_tokens or 120,
+                            temperature=0.8 if cfg.temperature is None else cfg.temperature,
+                            top_p=0.95 if cfg.top_p is None else cfg.top_p,
+                            seed=derived_seed(cfg.seed, cid),
+                            cache_system=False,
+                            prompt_id="stories/opening-v1",
+                            prompt_hash=self.prompt_hash,
+                            meta={
+                                "kind": self.kind,
+                                "n": 1,
+                                "emotion": emotion,
+                                "topic": topic.premise,
+                                "topic_id": topic.id,
+                                "povs": [pov],
+                                "opening": opening,
+                            },
+                        )
+                    )
         return out
 
-    def build(self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None) -> Story:
+    def build(
+        self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None
+    ) -> Story:
         """A Story from one parsed item."""
         meta = request.meta
         povs = meta.get("povs") or ["third"]
@@ -157,7 +207,9 @@ class StoriesGenerator(Generator):
             provenance=prov,
         )
 
-    def parse(self, request: ChatRequest, completion: Any, prov: Provenance | None = None) -> list[Any]:
+    def parse(
+        self, request: ChatRequest, completion: Any, prov: Provenance | None = None
+    ) -> list[Any]:
         """Chat answers hold several stories; a continuation holds one (opening + new text)."""
         opening = request.meta.get("opening")
         if not opening:
@@ -166,16 +218,18 @@ class StoriesGenerator(Generator):
         if len(cont.split()) < 8:
             raise ParseError("continuation too short")
         sep = "" if cont[:1].isspace() or cont[:1] in ",.!?;:'\"" else " "
-        return [Story(
-            id=self.record_id(request, 0),
-            text=opening + sep + cont,
-            emotion=request.meta["emotion"],
-            topic=request.meta["topic"],
-            topic_id=request.meta.get("topic_id", ""),
-            pov=request.meta["povs"][0],
-            prompt_prefix=opening,
-            provenance=prov,
-        )]
+        return [
+            Story(
+                id=self.record_id(request, 0),
+                text=opening + sep + cont,
+                emotion=request.meta["emotion"],
+                topic=request.meta["topic"],
+                topic_id=request.meta.get("topic_id", ""),
+                pov=request.meta["povs"][0],
+                prompt_prefix=opening,
+                provenance=prov,
+            )
+        ]
 
 
 def _trim_to_sentence(text: str) -> str:
@@ -185,6 +239,6 @@ def _trim_to_sentence(text: str) -> str:
     cut = max(ends)
     if cut < 0:
         return text
-    if text[cut:cut + 2] in ('."', '!"', '?"'):
+    if text[cut : cut + 2] in ('."', '!"', '?"'):
         cut += 1
     return text[: cut + 1]

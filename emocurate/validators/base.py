@@ -52,7 +52,9 @@ class Validator(Protocol):
 
 def keep(record: AnyRecord, validator: str, score: float | None = None, **details: Any) -> Verdict:
     """A passing verdict."""
-    return Verdict(record_id=record.id, validator=validator, keep=True, score=score, details=details)
+    return Verdict(
+        record_id=record.id, validator=validator, keep=True, score=score, details=details
+    )
 
 
 def reject(
@@ -60,7 +62,11 @@ def reject(
 ) -> Verdict:
     """A failing verdict; ``reason`` is ``"code: detail"`` so reasons can be counted by code."""
     return Verdict(
-        record_id=record.id, validator=validator, keep=False, reason=reason, score=score,
+        record_id=record.id,
+        validator=validator,
+        keep=False,
+        reason=reason,
+        score=score,
         details=details,
     )
 
@@ -106,9 +112,13 @@ def label_items(records: Sequence[AnyRecord]) -> list[LabelItem]:
         if isinstance(r, Story):
             items.append(LabelItem(i, r.id, "story", r.generated_text, r.emotion))
         elif isinstance(r, Dialogue):
-            items.append(LabelItem(i, r.id, "human", speaker_text(r.turns, "human"), r.human_emotion))
             items.append(
-                LabelItem(i, r.id, "assistant", speaker_text(r.turns, "assistant"), r.assistant_emotion)
+                LabelItem(i, r.id, "human", speaker_text(r.turns, "human"), r.human_emotion)
+            )
+            items.append(
+                LabelItem(
+                    i, r.id, "assistant", speaker_text(r.turns, "assistant"), r.assistant_emotion
+                )
             )
         elif isinstance(r, RegulationPair):
             items.append(LabelItem(i, r.id, "setup", r.setup, r.emotion))

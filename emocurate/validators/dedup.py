@@ -62,10 +62,10 @@ def shingles(text: str, n: int, unit: str = "char") -> set[str]:
         norm = " ".join(toks)
         if len(norm) <= n:
             return {norm}
-        return {norm[i:i + n] for i in range(len(norm) - n + 1)}
+        return {norm[i : i + n] for i in range(len(norm) - n + 1)}
     if len(toks) < n:
         return {" ".join(toks)}
-    return {" ".join(toks[i:i + n]) for i in range(len(toks) - n + 1)}
+    return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
 class _UnionFind:
@@ -89,8 +89,12 @@ class DedupValidator:
 
     name = "dedup"
 
-    def __init__(self, config: DedupConfig | None = None, reference: Sequence[str] = (),
-                 reference_ids: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: DedupConfig | None = None,
+        reference: Sequence[str] = (),
+        reference_ids: Sequence[str] = (),
+    ) -> None:
         self.config = config or DedupConfig()
         self.reference = list(reference)
         self.reference_ids = list(reference_ids) or [f"ref-{i}" for i in range(len(self.reference))]
@@ -100,8 +104,11 @@ class DedupValidator:
         """Settings plus a hash of the reference texts."""
         from emocurate.records import stable_id
 
-        return {"config": self.config.model_dump(mode="json"), "version": 1,
-                "reference": stable_id(*self.reference) if self.reference else ""}
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "version": 1,
+            "reference": stable_id(*self.reference) if self.reference else "",
+        }
 
     def minhash(self, text: str) -> MinHash:
         """The MinHash of one text's shingles."""
@@ -110,7 +117,9 @@ class DedupValidator:
             mh.update(s.encode("utf-8"))
         return mh
 
-    def clusters(self, texts: Sequence[str]) -> tuple[list[int], list[float], dict[int, tuple[int, float]]]:
+    def clusters(
+        self, texts: Sequence[str]
+    ) -> tuple[list[int], list[float], dict[int, tuple[int, float]]]:
         """Cluster root per text, best similarity to another text, and reference matches.
 
         Returns:
@@ -163,15 +172,34 @@ class DedupValidator:
             info = {"cluster": records[root].id, "cluster_size": sizes[root]}
             if i in ref_match:
                 j, sim = ref_match[i]
-                out.append(reject(r, self.name, f"reference_duplicate: {sim:.2f} similar to "
-                                  f"reference record {self.reference_ids[j]}", score=sim, **info))
+                out.append(
+                    reject(
+                        r,
+                        self.name,
+                        f"reference_duplicate: {sim:.2f} similar to "
+                        f"reference record {self.reference_ids[j]}",
+                        score=sim,
+                        **info,
+                    )
+                )
             elif root != i:
-                out.append(reject(r, self.name, f"near_duplicate: {best[i]:.2f} similar, cluster "
-                                  f"kept {records[root].id}", score=best[i], **info))
+                out.append(
+                    reject(
+                        r,
+                        self.name,
+                        f"near_duplicate: {best[i]:.2f} similar, cluster kept {records[root].id}",
+                        score=best[i],
+                        **info,
+                    )
+                )
             else:
                 out.append(keep(r, self.name, score=best[i], **info))
         n_clusters = sum(1 for s in sizes.values() if s > 1)
-        self.stats = {"checked": len(records), "clusters": n_clusters,
-                      "in_clusters": sum(s for s in sizes.values() if s > 1),
-                      "reference_matches": len(ref_match), "reference_size": len(self.reference)}
+        self.stats = {
+            "checked": len(records),
+            "clusters": n_clusters,
+            "in_clusters": sum(s for s in sizes.values() if s > 1),
+            "reference_matches": len(ref_match),
+            "reference_size": len(self.reference),
+        }
         return out

@@ -113,7 +113,9 @@ def judge_schema(options: list[str], max_choices: int) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "choices": {
-                "type": "array", "minItems": 1, "maxItems": max_choices,
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_choices,
                 "items": {
                     "type": "object",
                     "properties": {
@@ -184,9 +186,15 @@ class JudgeValidator:
 
     name = "judge"
 
-    def __init__(self, judges: Sequence[JudgeSpec], config: JudgeConfig | None = None,
-                 taxonomy: Taxonomy | None = None, *, seed: int = 0,
-                 cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        judges: Sequence[JudgeSpec],
+        config: JudgeConfig | None = None,
+        taxonomy: Taxonomy | None = None,
+        *,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         if not judges:
             raise ConfigError("the judge validator needs at least one judge (backend and model)")
         self.judges = list(judges)
@@ -200,10 +208,16 @@ class JudgeValidator:
 
     def fingerprint(self) -> dict[str, Any]:
         """Judges, settings and seed (no API keys: those live only in the environment)."""
-        cfg = self.config.model_dump(mode="json", exclude={"progress", "concurrency", "rpm",
-                                                          "max_retries"})
-        return {"judges": [j.model_dump(mode="json") for j in self.judges], "config": cfg,
-                "seed": self.seed, "version": 1, "prompt": stable_id(SYSTEM, *ROLE_INTRO.values())}
+        cfg = self.config.model_dump(
+            mode="json", exclude={"progress", "concurrency", "rpm", "max_retries"}
+        )
+        return {
+            "judges": [j.model_dump(mode="json") for j in self.judges],
+            "config": cfg,
+            "seed": self.seed,
+            "version": 1,
+            "prompt": stable_id(SYSTEM, *ROLE_INTRO.values()),
+        }
 
     def requests(self, items: Sequence[LabelItem], model: str) -> tuple[list[Any], list[list[str]]]:
         """The chat requests for ``items`` (and each one's options), for one judge model."""
@@ -213,40 +227,67 @@ class JudgeValidator:
         for it in items:
             options = candidates(it, self.taxonomy, self.config, self.seed)
             opts.append(options)
-            reqs.append(ChatRequest(
-                custom_id=f"judge-{it.record_id}-{it.role}", model=model, system=SYSTEM,
-                messages=[Message(role="user", content=judge_prompt(it, options, self.config))],
-                max_tokens=self.config.max_tokens, temperature=self.config.temperature,
-                seed=self.seed, schema_name="emotion_judgement",
-                schema=judge_schema(options, self.config.max_choices),
-                prompt_id="judge", prompt_hash=stable_id(SYSTEM),
-            ))
+            reqs.append(
+                ChatRequest(
+                    custom_id=f"judge-{it.record_id}-{it.role}",
+                    model=model,
+                    system=SYSTEM,
+                    messages=[Message(role="user", content=judge_prompt(it, options, self.config))],
+                    max_tokens=self.config.max_tokens,
+                    temperature=self.config.temperature,
+                    seed=self.seed,
+                    schema_name="emotion_judgement",
+                    schema=judge_schema(options, self.config.max_choices),
+                    prompt_id="judge",
+                    prompt_hash=stable_id(SYSTEM),
+                )
+            )
         return reqs, opts
 
-    def _run_judge(self, k: int, spec: JudgeSpec, items: Sequence[LabelItem]) -> list[list[tuple[str, float]] | None]:
+    def _run_judge(
+        self, k: int, spec: JudgeSpec, items: Sequence[LabelItem]
+    ) -> list[list[tuple[str, float]] | None]:
         from emocurate.generators.backends import make_backend
         from emocurate.generators.cache import ResponseCache
         from emocurate.generators.engine import Engine, EngineConfig
 
-        backend = self.backends.get(k) or make_backend(spec.backend, spec.model, base_url=spec.base_url)
+        backend = self.backends.get(k) or make_backend(
+            spec.backend, spec.model, base_url=spec.base_url
+        )
         reqs, opts = self.requests(items, spec.model)
         by_id = {r.custom_id: o for r, o in zip(reqs, opts, strict=True)}
         cache = None
         if self.cache_dir is not None:
             safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.backend}-{spec.model}")
             cache = ResponseCache(self.cache_dir / f"{safe}.jsonl")
-        ecfg = EngineConfig(concurrency=self.config.concurrency, rpm=self.config.rpm,
-                            budget_usd=self.config.budget_usd, max_retries=self.config.max_retries,
-                            warm_prompt_cache=False)
+        ecfg = EngineConfig(
+            concurrency=self.config.concurrency,
+            rpm=self.config.rpm,
+            budget_usd=self.config.budget_usd,
+            max_retries=self.config.max_retries,
+            warm_prompt_cache=False,
+        )
         engine = Engine(backend, ecfg, cache, progress=self.config.progress)
 
         def check(req: Any, comp: Any) -> None:
             parse_choices(comp.data, comp.text, by_id[req.custom_id])
 
         results = engine.run_sync(reqs, check=check)
-        self.stats.setdefault("engine", {})[f"{spec.backend}:{spec.model}"] = engine.stats.model_dump(
-            mode="json", include={"done", "cached", "failed", "calls", "retries", "usd_spent",
-                                  "input_tokens", "output_tokens"})
+        self.stats.setdefault("engine", {})[f"{spec.backend}:{spec.model}"] = (
+            engine.stats.model_dump(
+                mode="json",
+                include={
+                    "done",
+                    "cached",
+                    "failed",
+                    "calls",
+                    "retries",
+                    "usd_spent",
+                    "input_tokens",
+                    "output_tokens",
+                },
+            )
+        )
         out: list[list[tuple[str, float]] | None] = []
         for res, options in zip(results, opts, strict=True):
             if res.ok and res.completion is not None:
@@ -278,17 +319,27 @@ class JudgeValidator:
                 ok = rank is not None and rank <= cfg.accept_rank
                 agree += ok
                 conf.append(dict(ch).get(target, 0.0))
-                votes[name] = {"picks": [[e, round(c, 3)] for e, c in ch], "rank": rank, "agrees": ok}
-            item_info.append({
-                "role": it.role, "intended": target, "judges": votes, "answered": answered,
-                "agreement": (agree / answered) if answered else None,
-                "confidence": float(np.mean(conf)) if conf else None,
-            })
+                votes[name] = {
+                    "picks": [[e, round(c, 3)] for e, c in ch],
+                    "rank": rank,
+                    "agrees": ok,
+                }
+            item_info.append(
+                {
+                    "role": it.role,
+                    "intended": target,
+                    "judges": votes,
+                    "answered": answered,
+                    "agreement": (agree / answered) if answered else None,
+                    "confidence": float(np.mean(conf)) if conf else None,
+                }
+            )
         self._agreement_stats(items, targets, picks, names, item_info)
         return self._verdicts(records, items, item_info)
 
-    def _verdicts(self, records: Sequence[AnyRecord], items: Sequence[LabelItem],
-                  info: list[dict[str, Any]]) -> list[Verdict]:
+    def _verdicts(
+        self, records: Sequence[AnyRecord], items: Sequence[LabelItem], info: list[dict[str, Any]]
+    ) -> list[Verdict]:
         cfg = self.config
         by_record: dict[int, list[dict[str, Any]]] = {}
         for it, inf in zip(items, info, strict=True):
@@ -312,8 +363,10 @@ class JudgeValidator:
             inf = bad[0]
             tops = [v["picks"][0][0] for v in inf["judges"].values() if v]
             who = f" ({inf['role']})" if inf["role"] in ("human", "assistant") else ""
-            reason = (f"judge_disagrees: labelled {inf['intended']}{who}, judges read "
-                      f"{', '.join(dict.fromkeys(tops))} (agreement {inf['agreement']:.0%})")
+            reason = (
+                f"judge_disagrees: labelled {inf['intended']}{who}, judges read "
+                f"{', '.join(dict.fromkeys(tops))} (agreement {inf['agreement']:.0%})"
+            )
             details = {"items": infos, "suggested": tops[0] if tops else ""}
             if "consensus" in inf:
                 details["suggested"] = inf["consensus"]
@@ -325,17 +378,27 @@ class JudgeValidator:
         self.stats["incomplete"] = failed > 0
         return out
 
-    def _agreement_stats(self, items: Sequence[LabelItem], targets: list[str],
-                         picks: list[list[list[tuple[str, float]] | None]], names: list[str],
-                         info: list[dict[str, Any]]) -> None:
+    def _agreement_stats(
+        self,
+        items: Sequence[LabelItem],
+        targets: list[str],
+        picks: list[list[list[tuple[str, float]] | None]],
+        names: list[str],
+        info: list[dict[str, Any]],
+    ) -> None:
         per_judge: dict[str, Any] = {}
         for name, jp in zip(names, picks, strict=True):
             answered = [(t, p) for t, p in zip(targets, jp, strict=True) if p is not None]
             top1 = sum(1 for t, p in answered if p[0][0] == t)
-            within = sum(1 for t, p in answered if t in [e for e, _ in p][: self.config.accept_rank])
-            per_judge[name] = {"answered": len(answered), "failed": len(jp) - len(answered),
-                               "top1_agreement": round(top1 / len(answered), 4) if answered else None,
-                               "accept_agreement": round(within / len(answered), 4) if answered else None}
+            within = sum(
+                1 for t, p in answered if t in [e for e, _ in p][: self.config.accept_rank]
+            )
+            per_judge[name] = {
+                "answered": len(answered),
+                "failed": len(jp) - len(answered),
+                "top1_agreement": round(top1 / len(answered), 4) if answered else None,
+                "accept_agreement": round(within / len(answered), 4) if answered else None,
+            }
         self.stats.update({"texts": len(items), "judges": per_judge})
         if len(names) < 2:
             return
@@ -343,14 +406,19 @@ class JudgeValidator:
         for a in range(len(names)):
             for b in range(a + 1, len(names)):
                 both = [(x, y) for x, y in zip(picks[a], picks[b], strict=True) if x and y]
-                pair[f"{names[a]} | {names[b]}"] = (round(sum(x[0][0] == y[0][0] for x, y in both)
-                                                          / len(both), 4) if both else None)
+                pair[f"{names[a]} | {names[b]}"] = (
+                    round(sum(x[0][0] == y[0][0] for x, y in both) / len(both), 4) if both else None
+                )
         self.stats["pairwise_top1_agreement"] = pair
         self.stats["multiannotator"] = _crowdlab(targets, picks, names, info)
 
 
-def _crowdlab(targets: list[str], picks: list[list[list[tuple[str, float]] | None]],
-              names: list[str], info: list[dict[str, Any]]) -> dict[str, Any]:
+def _crowdlab(
+    targets: list[str],
+    picks: list[list[list[tuple[str, float]] | None]],
+    names: list[str],
+    info: list[dict[str, Any]],
+) -> dict[str, Any]:
     """cleanlab multi-annotator statistics over the judges' top picks (see module docstring)."""
     classes = sorted({*targets, *(e for jp in picks for p in jp if p for e, _ in p)})
     idx = {c: i for i, c in enumerate(classes)}
@@ -376,7 +444,9 @@ def _crowdlab(targets: list[str], picks: list[list[list[tuple[str, float]] | Non
         frame = pd.DataFrame(labels[keep_rows], columns=names)
         res = get_label_quality_multiannotator(frame, soft[keep_rows], verbose=False)
     except Exception as exc:  # cleanlab refuses degenerate inputs (e.g. one judge answered)
-        return {"skipped": f"cleanlab: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"}
+        return {
+            "skipped": f"cleanlab: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        }
     lq = res["label_quality"]
     rows = np.flatnonzero(keep_rows)
     n_diff = 0
@@ -389,8 +459,10 @@ def _crowdlab(targets: list[str], picks: list[list[list[tuple[str, float]] | Non
     annotators = {}
     if ann is not None:
         for name, row in ann.iterrows():
-            annotators[str(name)] = {"quality": round(float(row["annotator_quality"]), 4),
-                                     "agreement_with_consensus": round(float(row["agreement_with_consensus"]), 4)}
+            annotators[str(name)] = {
+                "quality": round(float(row["annotator_quality"]), 4),
+                "agreement_with_consensus": round(float(row["agreement_with_consensus"]), 4),
+            }
     return {
         "method": "cleanlab get_label_quality_multiannotator (crowdlab); pred_probs = mean of judges' confidences",
         "consensus_differs_from_intended": int(n_diff),

@@ -90,13 +90,17 @@ def term_pattern(term: str, inflect: bool = False) -> str:
 @lru_cache(maxsize=4096)
 def compile_terms(terms: tuple[str, ...], inflect: bool = False) -> re.Pattern[str] | None:
     """One case-insensitive whole-word regex for many terms, longest first."""
-    pats = sorted({p for p in (term_pattern(t, inflect) for t in terms) if p}, key=len, reverse=True)
+    pats = sorted(
+        {p for p in (term_pattern(t, inflect) for t in terms) if p}, key=len, reverse=True
+    )
     if not pats:
         return None
     return re.compile(r"(?<![\w])(?:" + "|".join(pats) + r")(?![\w])", re.IGNORECASE)
 
 
-def find_leaks(text: str, terms: Iterable[str], *, inflect: bool = False, where: str = "") -> list[Leak]:
+def find_leaks(
+    text: str, terms: Iterable[str], *, inflect: bool = False, where: str = ""
+) -> list[Leak]:
     """Every occurrence of any of ``terms`` in ``text`` (offsets into the normalised text)."""
     terms = tuple(sorted({t.lower() for t in terms if t.strip()}))
     pattern = compile_terms(terms, inflect)
@@ -105,8 +109,15 @@ def find_leaks(text: str, terms: Iterable[str], *, inflect: bool = False, where:
     norm = normalize(text)
     out: list[Leak] = []
     for m in pattern.finditer(norm):
-        out.append(Leak(term=_which_term(m.group(0), terms, inflect), matched=m.group(0),
-                        start=m.start(), end=m.end(), where=where))
+        out.append(
+            Leak(
+                term=_which_term(m.group(0), terms, inflect),
+                matched=m.group(0),
+                start=m.start(),
+                end=m.end(),
+                where=where,
+            )
+        )
     return out
 
 
@@ -123,7 +134,9 @@ class LeakageValidator:
 
     name = "leakage"
 
-    def __init__(self, config: LeakageConfig | None = None, taxonomy: Taxonomy | None = None) -> None:
+    def __init__(
+        self, config: LeakageConfig | None = None, taxonomy: Taxonomy | None = None
+    ) -> None:
         self.config = config or LeakageConfig()
         self._taxonomy = taxonomy
         self.stats: dict[str, Any] = {}
@@ -137,9 +150,12 @@ class LeakageValidator:
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings plus the leak terms themselves (a taxonomy edit invalidates the cache)."""
-        return {"config": self.config.model_dump(mode="json"), "version": 1,
-                "taxonomy": self.taxonomy.version,
-                "terms_hash": hash_terms(self.taxonomy)}
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "version": 1,
+            "taxonomy": self.taxonomy.version,
+            "terms_hash": hash_terms(self.taxonomy),
+        }
 
     def terms(self, emotion: str) -> tuple[str, ...]:
         """The leak terms of one emotion (taxonomy forms and synonyms plus extra terms)."""
@@ -152,20 +168,34 @@ class LeakageValidator:
         inflect = self.config.inflect
         found: list[tuple[str, Leak]] = []
         if isinstance(record, Story):
-            found += [(record.emotion, lk) for lk in
-                      find_leaks(record.generated_text, self.terms(record.emotion), inflect=inflect)]
+            found += [
+                (record.emotion, lk)
+                for lk in find_leaks(
+                    record.generated_text, self.terms(record.emotion), inflect=inflect
+                )
+            ]
         elif isinstance(record, RegulationPair):
-            found += [(record.emotion, lk) for lk in
-                      find_leaks(record.setup, self.terms(record.emotion), inflect=inflect, where="setup")]
+            found += [
+                (record.emotion, lk)
+                for lk in find_leaks(
+                    record.setup, self.terms(record.emotion), inflect=inflect, where="setup"
+                )
+            ]
         elif isinstance(record, Dialogue):
-            for speaker, emotion in (("human", record.human_emotion),
-                                     ("assistant", record.assistant_emotion)):
+            for speaker, emotion in (
+                ("human", record.human_emotion),
+                ("assistant", record.assistant_emotion),
+            ):
                 terms = self.terms(emotion)
                 for k, turn in enumerate(record.turns):
                     if self.config.dialogue_scope == "own" and turn.speaker != speaker:
                         continue
-                    found += [(emotion, lk) for lk in find_leaks(
-                        turn.text, terms, inflect=inflect, where=f"turn {k} ({turn.speaker})")]
+                    found += [
+                        (emotion, lk)
+                        for lk in find_leaks(
+                            turn.text, terms, inflect=inflect, where=f"turn {k} ({turn.speaker})"
+                        )
+                    ]
         return found
 
     def check(self, records: Sequence[AnyRecord]) -> list[Verdict]:
@@ -184,14 +214,28 @@ class LeakageValidator:
             n_leaky += 1
             emotion, first = found[0]
             where = f" in {first.where}" if first.where else ""
-            spans = [{"emotion": e, "term": lk.term, "matched": lk.matched, "start": lk.start,
-                      "end": lk.end, "where": lk.where} for e, lk in found[: self.config.max_spans]]
-            out.append(reject(
-                r, self.name,
-                f"leak: '{first.matched}' names {emotion} (term '{first.term}'){where} "
-                f"at {first.start}-{first.end}",
-                score=float(len(found)), spans=spans, n_matches=len(found),
-            ))
+            spans = [
+                {
+                    "emotion": e,
+                    "term": lk.term,
+                    "matched": lk.matched,
+                    "start": lk.start,
+                    "end": lk.end,
+                    "where": lk.where,
+                }
+                for e, lk in found[: self.config.max_spans]
+            ]
+            out.append(
+                reject(
+                    r,
+                    self.name,
+                    f"leak: '{first.matched}' names {emotion} (term '{first.term}'){where} "
+                    f"at {first.start}-{first.end}",
+                    score=float(len(found)),
+                    spans=spans,
+                    n_matches=len(found),
+                )
+            )
         self.stats = {"checked": len(records), "leaky": n_leaky}
         return out
 
@@ -201,5 +245,3 @@ def hash_terms(taxonomy: Taxonomy) -> str:
     from emocurate.records import stable_id
 
     return stable_id(*(f"{e.name}={'|'.join(e.leak_terms)}" for e in taxonomy.emotions))
-
-

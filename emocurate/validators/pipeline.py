@@ -96,7 +96,9 @@ class ValidateConfig(Model):
     def _check(self) -> ValidateConfig:
         unknown = [v for v in self.validators if v not in KNOWN_VALIDATORS]
         if unknown:
-            raise ValueError(f"unknown validator(s) {unknown}; known: {', '.join(KNOWN_VALIDATORS)}")
+            raise ValueError(
+                f"unknown validator(s) {unknown}; known: {', '.join(KNOWN_VALIDATORS)}"
+            )
         if len(set(self.validators)) != len(self.validators):
             raise ValueError("a validator is listed twice")
         if self.min_words > self.max_words:
@@ -106,8 +108,11 @@ class ValidateConfig(Model):
     def rules_config(self) -> RulesConfig:
         """The rules settings with the flat word bounds applied."""
         base = self.rules or RulesConfig()
-        upd = {k: getattr(self, k) for k in ("min_words", "max_words")
-               if k in self.model_fields_set or self.rules is None}
+        upd = {
+            k: getattr(self, k)
+            for k in ("min_words", "max_words")
+            if k in self.model_fields_set or self.rules is None
+        }
         return base.model_copy(update=upd)
 
     def dedup_config(self) -> DedupConfig:
@@ -123,8 +128,12 @@ class ValidateConfig(Model):
         if self.judge_backend or self.judge_model:
             if not (self.judge_backend and self.judge_model):
                 raise ConfigError("the judge needs both --judge-backend and --judge-model")
-            specs.insert(0, JudgeSpec(backend=self.judge_backend, model=self.judge_model,
-                                      base_url=self.base_url))
+            specs.insert(
+                0,
+                JudgeSpec(
+                    backend=self.judge_backend, model=self.judge_model, base_url=self.base_url
+                ),
+            )
         return specs
 
 
@@ -149,10 +158,19 @@ def build_validators(cfg: ValidateConfig, taxonomy: Taxonomy, out_dir: Path) -> 
 
             specs = cfg.judge_specs()
             if not specs:
-                raise ConfigError("the judge validator needs --judge-backend and --judge-model "
-                                  "(or 'judges' in the config)")
-            out.append(JudgeValidator(specs, cfg.judge, taxonomy, seed=cfg.seed,
-                                      cache_dir=out_dir / ".cache" / "judge"))
+                raise ConfigError(
+                    "the judge validator needs --judge-backend and --judge-model "
+                    "(or 'judges' in the config)"
+                )
+            out.append(
+                JudgeValidator(
+                    specs,
+                    cfg.judge,
+                    taxonomy,
+                    seed=cfg.seed,
+                    cache_dir=out_dir / ".cache" / "judge",
+                )
+            )
         elif name == "probe":
             from emocurate.validators.probe import ProbeValidator
 
@@ -178,14 +196,17 @@ class _VerdictCache:
         self.enabled = enabled
 
     def key(self, v: Validator, input_hash: str) -> str:
-        blob = canonical_json({"v": CACHE_VERSION, "name": v.name, "fp": v.fingerprint(),
-                               "input": input_hash})
+        blob = canonical_json(
+            {"v": CACHE_VERSION, "name": v.name, "fp": v.fingerprint(), "input": input_hash}
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def path(self, name: str, key: str) -> Path:
         return self.root / f"{name}-{key}.json"
 
-    def get(self, name: str, key: str, ids: list[str]) -> tuple[list[Verdict], dict[str, Any]] | None:
+    def get(
+        self, name: str, key: str, ids: list[str]
+    ) -> tuple[list[Verdict], dict[str, Any]] | None:
         p = self.path(name, key)
         if not self.enabled or not p.exists():
             return None
@@ -238,25 +259,47 @@ def validate(
     funnel: list[dict[str, Any]] = []
     vstats: dict[str, dict[str, Any]] = {}
 
-    def apply(name: str, vs: list[Verdict], idx: list[int], seconds: float, cached: bool,
-              stats: dict[str, Any]) -> list[int]:
+    def apply(
+        name: str,
+        vs: list[Verdict],
+        idx: list[int],
+        seconds: float,
+        cached: bool,
+        stats: dict[str, Any],
+    ) -> list[int]:
         if len(vs) != len(idx):
-            raise RuntimeError(f"validator {name} returned {len(vs)} verdicts for {len(idx)} records")
+            raise RuntimeError(
+                f"validator {name} returned {len(vs)} verdicts for {len(idx)} records"
+            )
         verdicts[name] = dict(zip(idx, vs, strict=True))
         survivors = [i for i, v in zip(idx, vs, strict=True) if v.keep]
         codes = Counter(reason_code(v.reason) for v in vs if not v.keep)
-        funnel.append({"step": name, "in": len(idx), "rejected": len(idx) - len(survivors),
-                       "out": len(survivors)})
-        vstats[name] = {"checked": len(idx), "rejected": len(idx) - len(survivors),
-                        "reasons": dict(codes.most_common()), "seconds": round(seconds, 3),
-                        "cached": cached, "stats": stats}
-        say(f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
-            + (" (cached)" if cached else ""))
+        funnel.append(
+            {
+                "step": name,
+                "in": len(idx),
+                "rejected": len(idx) - len(survivors),
+                "out": len(survivors),
+            }
+        )
+        vstats[name] = {
+            "checked": len(idx),
+            "rejected": len(idx) - len(survivors),
+            "reasons": dict(codes.most_common()),
+            "seconds": round(seconds, 3),
+            "cached": cached,
+            "stats": stats,
+        }
+        say(
+            f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
+            + (" (cached)" if cached else "")
+        )
         return survivors
 
     t0 = time.perf_counter()
-    alive = apply("input", input_verdicts(records, taxonomy), alive, time.perf_counter() - t0,
-                  False, {})
+    alive = apply(
+        "input", input_verdicts(records, taxonomy), alive, time.perf_counter() - t0, False, {}
+    )
     cache = _VerdictCache(out / ".cache" / "verdicts", cfg.cache)
     for v in build_validators(cfg, taxonomy, out):
         subset = [records[i] for i in alive]
@@ -283,8 +326,9 @@ def validate(
     return {"stage": "validate", **manifest}
 
 
-def _rows(records: Sequence[AnyRecord], verdicts: dict[str, dict[int, Verdict]],
-          steps: list[str]) -> list[dict[str, Any]]:
+def _rows(
+    records: Sequence[AnyRecord], verdicts: dict[str, dict[int, Verdict]], steps: list[str]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for i, r in enumerate(records):
         row = r.model_dump(mode="json")
@@ -311,8 +355,9 @@ def _rows(records: Sequence[AnyRecord], verdicts: dict[str, dict[int, Verdict]],
     return rows
 
 
-def _write_splits(out: Path, records: Sequence[AnyRecord], rows: list[dict[str, Any]],
-                  steps: list[str]) -> None:
+def _write_splits(
+    out: Path, records: Sequence[AnyRecord], rows: list[dict[str, Any]], steps: list[str]
+) -> None:
     by_kind: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_kind.setdefault(r.kind, []).append(i)
@@ -327,8 +372,9 @@ def _write_splits(out: Path, records: Sequence[AnyRecord], rows: list[dict[str, 
         table = _fix_types(table, steps)
         keep_mask = pa.array([bool(rows[i]["keep"]) for i in idx])
         write_table(out / "kept" / "data" / f"{kind}.parquet", table.filter(keep_mask))
-        write_table(out / "rejected" / "data" / f"{kind}.parquet",
-                    table.filter(pc.invert(keep_mask)))
+        write_table(
+            out / "rejected" / "data" / f"{kind}.parquet", table.filter(pc.invert(keep_mask))
+        )
 
 
 def _fix_types(table: pa.Table, steps: list[str]) -> pa.Table:
@@ -341,18 +387,28 @@ def _fix_types(table: pa.Table, steps: list[str]) -> pa.Table:
             table = table.set_column(i, pa.field(name, typ), table.column(name).cast(typ))
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
-            table = table.set_column(i, pa.field(field.name, pa.string()),
-                                     table.column(i).cast(pa.string()))
+            table = table.set_column(
+                i, pa.field(field.name, pa.string()), table.column(i).cast(pa.string())
+            )
     return table
 
 
-def _manifest(cfg: ValidateConfig, in_dir: str | Path, records: Sequence[AnyRecord],
-              sources: Sequence[Source], rows: list[dict[str, Any]], funnel: list[dict[str, Any]],
-              vstats: dict[str, dict[str, Any]], steps: list[str]) -> dict[str, Any]:
+def _manifest(
+    cfg: ValidateConfig,
+    in_dir: str | Path,
+    records: Sequence[AnyRecord],
+    sources: Sequence[Source],
+    rows: list[dict[str, Any]],
+    funnel: list[dict[str, Any]],
+    vstats: dict[str, dict[str, Any]],
+    steps: list[str],
+) -> dict[str, Any]:
     per_emotion: dict[str, dict[str, Any]] = {}
     for r, row in zip(records, rows, strict=True):
         for e in record_emotions(r):
-            slot = per_emotion.setdefault(e, {"in": 0, "rejected_by": {s: 0 for s in steps}, "kept": 0})
+            slot = per_emotion.setdefault(
+                e, {"in": 0, "rejected_by": {s: 0 for s in steps}, "kept": 0}
+            )
             slot["in"] += 1
             if row["keep"]:
                 slot["kept"] += 1
@@ -370,8 +426,11 @@ def _manifest(cfg: ValidateConfig, in_dir: str | Path, records: Sequence[AnyReco
         "per_validator": vstats,
         "per_emotion": dict(sorted(per_emotion.items())),
         "per_emotion_note": "a dialogue counts once under each distinct speaker emotion",
-        "input": {"dir": str(in_dir), "files": sorted({s.file for s in sources}),
-                  "hash": records_hash(records)},
+        "input": {
+            "dir": str(in_dir),
+            "files": sorted({s.file for s in sources}),
+            "hash": records_hash(records),
+        },
         "outputs": {"kept": "kept/data", "rejected": "rejected/data"},
         "config": cfg.model_dump(mode="json"),
     }

@@ -114,8 +114,9 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     model: Any
     if cfg.C is None:
         inner = min(3, max(2, int(np.bincount(y).min() * (folds - 1) // folds)))
-        model = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=inner, max_iter=1000,
-                                     scoring="neg_log_loss", **_sklearn_quiet())
+        model = LogisticRegressionCV(
+            Cs=[0.01, 0.1, 1.0], cv=inner, max_iter=1000, scoring="neg_log_loss", **_sklearn_quiet()
+        )
     else:
         model = LogisticRegression(C=cfg.C, max_iter=1000)
     clf = make_pipeline(StandardScaler(), model)
@@ -123,8 +124,13 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     probs = cross_val_predict(clf, features, y, cv=cv, method="predict_proba")
     issues = find_label_issues(y, probs, filter_by=cfg.filter_by)
     quality = get_label_quality_scores(y, probs)
-    return ProbeResult(classes=classes, labels=y.tolist(), pred_probs=probs.tolist(),
-                       issues=[bool(x) for x in issues], quality=[float(q) for q in quality])
+    return ProbeResult(
+        classes=classes,
+        labels=y.tolist(),
+        pred_probs=probs.tolist(),
+        issues=[bool(x) for x in issues],
+        quality=[float(q) for q in quality],
+    )
 
 
 class ProbeValidator:
@@ -178,12 +184,20 @@ class ProbeValidator:
                 probs = result.pred_probs[k]
                 top = int(np.argmax(probs))
                 given = result.labels[k]
-                per_record.setdefault(it.index, []).append((it, {
-                    "role": it.role, "given": result.classes[given],
-                    "suggested": result.classes[top], "p_given": round(probs[given], 4),
-                    "p_suggested": round(probs[top], 4), "quality": round(result.quality[k], 4),
-                    "issue": result.issues[k],
-                }))
+                per_record.setdefault(it.index, []).append(
+                    (
+                        it,
+                        {
+                            "role": it.role,
+                            "given": result.classes[given],
+                            "suggested": result.classes[top],
+                            "p_given": round(probs[given], 4),
+                            "p_suggested": round(probs[top], 4),
+                            "quality": round(result.quality[k], 4),
+                            "issue": result.issues[k],
+                        },
+                    )
+                )
         informative, p_value, acc, base = True, 0.0, 0.0, 0.0
         if result is not None:
             informative, p_value, acc, base = _informative(result, cfg.max_p_informative)
@@ -192,11 +206,16 @@ class ProbeValidator:
         for i, r in enumerate(records):
             found = per_record.get(i)
             if not found:
-                note = ("not probed: fewer than 2 emotions with at least "
-                        f"{cfg.min_per_class} texts" if n_classes < 2 else
-                        f"not probed: its emotion has fewer than {cfg.min_per_class} texts")
-                out.append(keep(r, self.name, note=note) if label_items([r]) else
-                           keep(r, self.name, note="no label to probe"))
+                note = (
+                    f"not probed: fewer than 2 emotions with at least {cfg.min_per_class} texts"
+                    if n_classes < 2
+                    else f"not probed: its emotion has fewer than {cfg.min_per_class} texts"
+                )
+                out.append(
+                    keep(r, self.name, note=note)
+                    if label_items([r])
+                    else keep(r, self.name, note="no label to probe")
+                )
                 continue
             score = min(d["quality"] for _, d in found)
             flagged = [d for _, d in found if d["issue"]]
@@ -205,23 +224,38 @@ class ProbeValidator:
                 n_flagged += 1
                 d = flagged[0]
                 who = f" ({d['role']})" if d["role"] in ("human", "assistant") else ""
-                reason = (f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
-                          f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})")
+                reason = (
+                    f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
+                    f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})"
+                )
                 details["suggested"] = d["suggested"]
                 if cfg.reject and informative:
                     out.append(reject(r, self.name, reason, score=score, **details))
                 else:
                     if not informative:
-                        details["note"] = ("not rejected: the probe does not beat the majority "
-                                           "class out of sample, so its flags are not evidence")
+                        details["note"] = (
+                            "not rejected: the probe does not beat the majority "
+                            "class out of sample, so its flags are not evidence"
+                        )
                     out.append(keep(r, self.name, score=score, flag=reason, **details))
             else:
                 out.append(keep(r, self.name, score=score, **details))
-        self.stats = {"checked": len(records), "probed_texts": len(eligible), "classes": n_classes,
-                      "flagged": n_flagged, "features": cfg.model}
+        self.stats = {
+            "checked": len(records),
+            "probed_texts": len(eligible),
+            "classes": n_classes,
+            "flagged": n_flagged,
+            "features": cfg.model,
+        }
         if result is not None:
-            self.stats.update({"cv_accuracy": round(acc, 4), "majority_rate": round(base, 4),
-                               "p_above_majority": float(f"{p_value:.3g}"), "informative": informative})
+            self.stats.update(
+                {
+                    "cv_accuracy": round(acc, 4),
+                    "majority_rate": round(base, 4),
+                    "p_above_majority": float(f"{p_value:.3g}"),
+                    "informative": informative,
+                }
+            )
         return out
 
 

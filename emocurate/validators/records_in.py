@@ -53,25 +53,36 @@ def load_records(in_dir: str | os.PathLike[str]) -> tuple[list[AnyRecord], list[
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for unreadable files
-            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+            raise InputError(
+                f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})"
+            ) from None
         cols = table.column_names
         fallback = infer_kind(cols)
         if "kind" not in cols and fallback is None:
-            raise InputError(f"{path}: no 'kind' column and the columns {sorted(cols)} fit no "
-                             "record kind (story, dialogue, neutral, regulation)")
+            raise InputError(
+                f"{path}: no 'kind' column and the columns {sorted(cols)} fit no "
+                "record kind (story, dialogue, neutral, regulation)"
+            )
         kinds = table.column("kind").to_pylist() if "kind" in cols else [fallback] * table.num_rows
         checked: set[str] = set()
         for row_idx, row in enumerate(table.to_pylist()):
             kind = kinds[row_idx] or fallback
             model = RECORD_TYPES.get(str(kind))
             if model is None:
-                raise InputError(f"{path}: row {row_idx}: unknown kind '{kind}' "
-                                 f"(expected one of {', '.join(RECORD_TYPES)})")
+                raise InputError(
+                    f"{path}: row {row_idx}: unknown kind '{kind}' "
+                    f"(expected one of {', '.join(RECORD_TYPES)})"
+                )
             if kind not in checked:
-                missing = [f for f, info in model.model_fields.items()
-                           if info.is_required() and f not in cols]
+                missing = [
+                    f
+                    for f, info in model.model_fields.items()
+                    if info.is_required() and f not in cols
+                ]
                 if missing:
-                    raise InputError(f"{path}: missing column(s) {', '.join(missing)} for {kind} records")
+                    raise InputError(
+                        f"{path}: missing column(s) {', '.join(missing)} for {kind} records"
+                    )
                 checked.add(str(kind))
             data = {k: v for k, v in row.items() if k in model.model_fields}
             data["kind"] = kind
@@ -79,8 +90,9 @@ def load_records(in_dir: str | os.PathLike[str]) -> tuple[list[AnyRecord], list[
                 rec = model.model_validate(data)
             except ValidationError as exc:
                 field, msg = first_problem(exc)
-                raise InputError(f"{path}: row {row_idx}: invalid {kind} record, field '{field}': "
-                                 f"{msg}") from None
+                raise InputError(
+                    f"{path}: row {row_idx}: invalid {kind} record, field '{field}': {msg}"
+                ) from None
             records.append(rec)  # type: ignore[arg-type]
             sources.append(Source(str(Path(path)), row_idx))
     return records, sources
@@ -97,9 +109,11 @@ def input_verdicts(records: Sequence[AnyRecord], taxonomy: Taxonomy) -> list[Ver
         elif r.id in seen:
             problem = f"duplicate_id: id '{r.id}' already appeared earlier in the input"
         elif not check_text(r).strip():
-            problem = ("empty_text: nothing was generated after the prompt opening"
-                       if isinstance(r, Story) and r.text.strip() else
-                       "empty_text: the record has no text to validate")
+            problem = (
+                "empty_text: nothing was generated after the prompt opening"
+                if isinstance(r, Story) and r.text.strip()
+                else "empty_text: the record has no text to validate"
+            )
         else:
             for e in record_emotions(r):
                 if e == "neutral" and r.kind == "neutral":

@@ -175,8 +175,11 @@ def structure_problems(record: AnyRecord) -> list[str]:
     if isinstance(record, Dialogue | NeutralDialogue):
         return _turn_problems(record.turns)
     if isinstance(record, RegulationPair):
-        probs = [f"regulation pair has no {part}" for part in ("setup", "healthy", "unhealthy")
-                 if not getattr(record, part).strip()]
+        probs = [
+            f"regulation pair has no {part}"
+            for part in ("setup", "healthy", "unhealthy")
+            if not getattr(record, part).strip()
+        ]
         if not probs and record.healthy.strip() == record.unhealthy.strip():
             probs.append("healthy and unhealthy continuations are identical")
         return probs
@@ -191,7 +194,9 @@ def _turn_problems(turns: Sequence[Turn]) -> list[str]:
         probs.append("dialogue starts with the assistant, not the human")
     for k in range(1, len(turns)):
         if turns[k].speaker == turns[k - 1].speaker:
-            probs.append(f"turns {k - 1} and {k} are both {turns[k].speaker}: speakers must alternate")
+            probs.append(
+                f"turns {k - 1} and {k} are both {turns[k].speaker}: speakers must alternate"
+            )
             break
     for k, t in enumerate(turns):
         if not t.text.strip():
@@ -216,8 +221,11 @@ class RulesValidator:
 
     def fingerprint(self) -> dict[str, Any]:
         """Thresholds and the pattern lists (editing a pattern invalidates cached verdicts)."""
-        return {"config": self.config.model_dump(mode="json"), "version": 1,
-                "patterns": [*REFUSAL_PATTERNS, *META_PATTERNS]}
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "version": 1,
+            "patterns": [*REFUSAL_PATTERNS, *META_PATTERNS],
+        }
 
     def problems(self, record: AnyRecord) -> tuple[list[tuple[str, str, Action]], dict[str, Any]]:
         """All ``(code, detail, action)`` problems of one record, plus measured statistics."""
@@ -225,8 +233,11 @@ class RulesValidator:
         text = check_text(record)
         found: list[tuple[str, str, Action]] = []
         if not text.strip():
-            what = "nothing generated after the prompt opening" if (
-                isinstance(record, Story) and record.prompt_prefix and record.text.strip()) else "no text"
+            what = (
+                "nothing generated after the prompt opening"
+                if (isinstance(record, Story) and record.prompt_prefix and record.text.strip())
+                else "no text"
+            )
             return [("empty", what, "reject")], {"words": 0}
         found += [("structure", p, "reject") for p in structure_problems(record)]
         full = _plain_text(record)
@@ -249,7 +260,8 @@ class RulesValidator:
         # An AI assistant speaking as itself is content, not a refusal, in dialogues and in
         # regulation pairs whose protagonist is an assistant.
         ai_speaks = isinstance(record, Dialogue | NeutralDialogue) or (
-            isinstance(record, RegulationPair) and record.protagonist == "ai_assistant")
+            isinstance(record, RegulationPair) and record.protagonist == "ai_assistant"
+        )
         if not ai_speaks:
             for pat in self._refusal:
                 m = pat.search(text)
@@ -276,15 +288,24 @@ class RulesValidator:
         elif st["non_latin"] > cfg.max_non_latin:
             out.append(("non_english", f"{st['non_latin']:.0%} non-Latin letters", act))
         elif st["words"] >= 8 and st["english"] < cfg.min_english:
-            out.append(("non_english", f"{st['english']:.0%} English function words "
-                        f"< {cfg.min_english:.0%}", act))
+            out.append(
+                (
+                    "non_english",
+                    f"{st['english']:.0%} English function words < {cfg.min_english:.0%}",
+                    act,
+                )
+            )
         if st["repeat_run"] > cfg.max_repeat_run:
-            out.append(("repetitive", f"one word repeated {int(st['repeat_run'])} times in a row", act))
+            out.append(
+                ("repetitive", f"one word repeated {int(st['repeat_run'])} times in a row", act)
+            )
         elif st["words"] >= 20 and st["distinct_trigrams"] < cfg.min_distinct_trigrams:
             out.append(("repetitive", f"{st['distinct_trigrams']:.0%} distinct word trigrams", act))
         return out
 
-    def _truncation_problems(self, record: AnyRecord, st: dict[str, float]) -> list[tuple[str, str, Action]]:
+    def _truncation_problems(
+        self, record: AnyRecord, st: dict[str, float]
+    ) -> list[tuple[str, str, Action]]:
         act = self.config.truncation
         if act == "off":
             return []

@@ -764,7 +764,9 @@ def fit_vectors(
         report["n_train"] = len(train_idx)
         report["n_heldout"] = int(len(y))
         report["n_layer_selection"] = int(len(sel)) if len(y) else 0
-        report["selection_disjoint"] = bool(len(y) and len(sel) + len(rep) == len(y_all) and len(sel) < len(y_all))
+        report["selection_disjoint"] = bool(
+            len(y) and len(sel) + len(rep) == len(y_all) and len(sel) < len(y_all)
+        )
         report["reference_source"] = reference_source
         report["n_neutral_texts"] = n_neutral
         vs.meta.evaluation = {

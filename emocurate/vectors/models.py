@@ -175,7 +175,9 @@ def check_device(device: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"device '{device}' requested but this torch build sees no CUDA GPU")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device '{device}' requested but only {torch.cuda.device_count()} GPU(s) are visible")
+            raise ConfigError(
+                f"device '{device}' requested but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device '{device}' requested but MPS is not available")
     elif dev.type not in {"cpu", "cuda", "mps"}:

@@ -24,15 +24,33 @@ def test_card_command_dataset_and_vectors(stages: dict[str, Path], tmp_path: Pat
     shutil.copytree(stages["val"], val)
     vec = tmp_path / "vec"
     shutil.copytree(stages["vec"], vec)
-    assert _run(["card", str(val / "kept"), "--generation", str(stages["gen"]), "--repo-id", "org/x"]) == 0
+    assert (
+        _run(["card", str(val / "kept"), "--generation", str(stages["gen"]), "--repo-id", "org/x"])
+        == 0
+    )
     assert "| fake | fake-model-1 | 30 |" in (val / "kept" / "README.md").read_text()
     assert _run(["card", str(vec), "--training", str(val / "kept")]) == 0
     assert "Emotion vectors for stories260K" in (vec / "README.md").read_text()
 
 
-def test_report_command(stages: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_command(
+    stages: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "r.html"
-    assert _run(["report", "--out", str(out), "--scores", str(stages["scores"]), "--emotions", "afraid,calm"]) == 0
+    assert (
+        _run(
+            [
+                "report",
+                "--out",
+                str(out),
+                "--scores",
+                str(stages["scores"]),
+                "--emotions",
+                "afraid,calm",
+            ]
+        )
+        == 0
+    )
     html = out.read_text()
     assert "Text tinted by <b>afraid</b>" in html
     assert _run(["report", "--out", str(out)]) != 0

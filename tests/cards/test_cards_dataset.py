@@ -22,15 +22,21 @@ def _copy(src: Path, tmp: Path) -> Path:
 
 def test_card_metadata_valid_and_numbers_present(stages: dict[str, Path], tmp_path: Path) -> None:
     val = _copy(stages["val"], tmp_path)
-    path = write_dataset_card(val / "kept", generation_dir=stages["gen"], repo_id="org/emo-stories",
-                              pretty_name="Emotion stories")
+    path = write_dataset_card(
+        val / "kept",
+        generation_dir=stages["gen"],
+        repo_id="org/emo-stories",
+        pretty_name="Emotion stories",
+    )
     text = path.read_text()
     assert check_card(text, "dataset") == []
     card = DatasetCard.load(path)
     meta = card.data.to_dict()
     assert meta["license"] == "cc-by-4.0" and meta["language"] == ["en"]
     assert meta["size_categories"] == ["n<1K"] and "text-generation" in meta["task_categories"]
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}
+    ]
     assert "emotion" in meta["tags"] and meta["pretty_name"] == "Emotion stories"
     # provenance summed from the 30 generated rows
     assert "| fake | fake-model-1 | 30 |" in text
@@ -64,13 +70,23 @@ def test_update_keeps_user_sections_and_configs(stages: dict[str, Path], tmp_pat
     gen = _copy(stages["gen"], tmp_path)
     path = write_dataset_card(gen)
     card = DatasetCard.load(path)
-    user_configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/part-0000*.parquet"}]},
-                    {"config_name": "small", "data_files": [{"split": "train", "path": "data/part-00000.parquet"}]}]
+    user_configs = [
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": "data/part-0000*.parquet"}],
+        },
+        {
+            "config_name": "small",
+            "data_files": [{"split": "train", "path": "data/part-00000.parquet"}],
+        },
+    ]
     card.data.configs = user_configs
     card.data.license = "mit"
     card.data.tags = ["my-tag"]
-    text = card.text.replace("_Describe what this dataset is for. This section is yours: emocurate never rewrites it._",
-                             "Curated by the lab for probe fitting.")
+    text = card.text.replace(
+        "_Describe what this dataset is for. This section is yours: emocurate never rewrites it._",
+        "Curated by the lab for probe fitting.",
+    )
     text += "\n## Citation\n\n@misc{lab2026}\n"
     card.text = text
     card.save(path)
@@ -94,7 +110,9 @@ def test_merge_body_appends_new_blocks_and_keeps_foreign_text() -> None:
     assert merged.rstrip().endswith("<!-- emocurate:end b -->")
 
 
-def test_validation_folder_gets_two_configs_and_missing_pieces_named(stages: dict[str, Path], tmp_path: Path) -> None:
+def test_validation_folder_gets_two_configs_and_missing_pieces_named(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
     val = _copy(stages["val"], tmp_path)
     text = write_dataset_card(val).read_text()
     meta = DatasetCard(text).data.to_dict()

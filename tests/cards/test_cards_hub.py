@@ -36,9 +36,15 @@ def test_dry_run_dataset_reads_back_same_rows(stages: dict[str, Path], tmp_path:
     out = tmp_path / "tree"
     res = push(val, "org/emo", dry_run=out)
     assert res["checked"] == {"default": 24, "rejected": 6}
-    assert sorted(res["files"]) == ["README.md", "kept/data/part-00000.parquet", "manifest.json",
-                                    "rejected/data/story.parquet"]
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(res["files"])
+    assert sorted(res["files"]) == [
+        "README.md",
+        "kept/data/part-00000.parquet",
+        "manifest.json",
+        "rejected/data/story.parquet",
+    ]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        res["files"]
+    )
     # independent read-back: same rows as the source
     ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
     src = pq.read_table(val / "kept" / "data" / "part-00000.parquet").to_pylist()
@@ -57,8 +63,13 @@ def test_dry_run_vectors(stages: dict[str, Path], tmp_path: Path) -> None:
     vec = _copy(stages["vec"], tmp_path)
     res = push(vec, "org/emo-vectors", dry_run=tmp_path / "tree")
     assert res["repo_type"] == "model" and res["checked"] == {"vectors": 6, "layers": 1}
-    assert set(res["files"]) == {"README.md", "evaluation.json", "figures/geometry.svg",
-                                 "vectors.safetensors", "vectorset.json"}
+    assert set(res["files"]) == {
+        "README.md",
+        "evaluation.json",
+        "figures/geometry.svg",
+        "vectors.safetensors",
+        "vectorset.json",
+    }
     assert VectorSet.load(tmp_path / "tree").names == VectorSet.load(vec).names
 
 
@@ -76,27 +87,41 @@ def hub(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     # the suite runs with HF_HUB_OFFLINE=1; only this 127.0.0.1 fake is reachable here
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(commit_api, "is_xet_available", lambda: False)  # CI may have hf_xet installed
+    monkeypatch.setattr(
+        commit_api, "is_xet_available", lambda: False
+    )  # CI may have hf_xet installed
     monkeypatch.setenv("HF_HOME", "/nonexistent-emocurate-hf-home")
     yield server
     server.stop()
 
 
-def test_push_dataset_to_fake_hub(stages: dict[str, Path], tmp_path: Path, hub: FakeHub,
-                                  caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_push_dataset_to_fake_hub(
+    stages: dict[str, Path],
+    tmp_path: Path,
+    hub: FakeHub,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     val = _copy(stages["val"], tmp_path)
     res = push(val, "org/emo", private=True, token=TOKEN, endpoint=hub.url)
     files = hub.files("org/emo", "dataset")
     assert sorted(files) == sorted(res["files"])
     assert hub.repos[("dataset", "org/emo")].private is True
-    assert files["kept/data/part-00000.parquet"] == (val / "kept" / "data" / "part-00000.parquet").read_bytes()
+    assert (
+        files["kept/data/part-00000.parquet"]
+        == (val / "kept" / "data" / "part-00000.parquet").read_bytes()
+    )
     assert b'load_dataset("org/emo"' in files["README.md"]
     paths = [r.path for r in hub.requests]
     assert any(p.endswith(".git/info/lfs/objects/batch") for p in paths)  # parquet went through LFS
     assert any("/preupload/main" in p for p in paths) and any("/commit/main" in p for p in paths)
     # the token was used, only ever in the Authorization header
-    auth = [r.headers.get("Authorization") or r.headers.get("authorization") for r in hub.requests if r.method == "POST"]
+    auth = [
+        r.headers.get("Authorization") or r.headers.get("authorization")
+        for r in hub.requests
+        if r.method == "POST"
+    ]
     assert all(a == f"Bearer {TOKEN}" for a in auth if a)
     for r in hub.requests:
         assert TOKEN.encode() not in r.body
@@ -115,15 +140,26 @@ def test_push_vectors_to_branch(stages: dict[str, Path], tmp_path: Path, hub: Fa
     res = push(vec, "org/vecs", revision="v1", token=TOKEN, endpoint=hub.url)
     assert res["revision"] == "v1"
     files = hub.files("org/vecs", "model", branch="v1")
-    assert set(files) == {"README.md", "evaluation.json", "figures/geometry.svg", "vectors.safetensors", "vectorset.json"}
+    assert set(files) == {
+        "README.md",
+        "evaluation.json",
+        "figures/geometry.svg",
+        "vectors.safetensors",
+        "vectorset.json",
+    }
     assert files["vectors.safetensors"] == (vec / "vectors.safetensors").read_bytes()
     # pushing again to an existing repo and branch works (exist_ok)
     push(vec, "org/vecs", revision="v1", token=TOKEN, endpoint=hub.url)
     assert len(hub.repos[("model", "org/vecs")].commits) == 2
 
 
-def test_push_error_is_one_line_without_token(stages: dict[str, Path], tmp_path: Path, hub: FakeHub,
-                                              capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_error_is_one_line_without_token(
+    stages: dict[str, Path],
+    tmp_path: Path,
+    hub: FakeHub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HF_TOKEN", "")
     gen = _copy(stages["gen"], tmp_path)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
@@ -134,7 +170,9 @@ def test_push_error_is_one_line_without_token(stages: dict[str, Path], tmp_path:
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "401" in err
 
 
-def test_cli_push_dry_run(stages: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_push_dry_run(
+    stages: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gen = _copy(stages["gen"], tmp_path)
     main(["push", str(gen), "--repo-id", "org/gen", "--dry-run", str(tmp_path / "tree")])
     out = capsys.readouterr().out

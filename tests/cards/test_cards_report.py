@@ -14,26 +14,45 @@ import pytest
 
 from emocurate.cards.report import write_report
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+    None,
+)
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 
 def _full(stages: dict[str, Path], out: Path) -> Path:
-    return write_report(out, vectors_dir=stages["vec"], scores_dir=stages["scores"],
-                        validation_dir=stages["val"], generation_dir=stages["gen"], title="Test report")
+    return write_report(
+        out,
+        vectors_dir=stages["vec"],
+        scores_dir=stages["scores"],
+        validation_dir=stages["val"],
+        generation_dir=stages["gen"],
+        title="Test report",
+    )
 
 
 def test_report_is_self_contained_with_all_figures(stages: dict[str, Path], tmp_path: Path) -> None:
     html = _full(stages, tmp_path / "r" / "report.html").read_text()
     assert "<script" not in html.lower()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "external resource referenced"
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), (
+        "external resource referenced"
+    )
     assert "@import" not in html and "url(" not in html
     assert html.count("class='point'") == 6  # one labelled point per emotion
     assert html.count("class='figure histogram'") == 6  # one per regulation metric; no mean__/p95__
     assert "mean__" not in html
-    assert html.count("<tr class=\"flag-row\">") == 6  # docs 0,3,6,9 unresolved + 1,5,9 escalation
-    assert html.count("class=\"doc heatmap-doc\"") == 4  # the four traced documents
+    assert html.count('<tr class="flag-row">') == 6  # docs 0,3,6,9 unresolved + 1,5,9 escalation
+    assert html.count('class="doc heatmap-doc"') == 4  # the four traced documents
     assert "class='flag-span'" in html and "class='tok flagged'" in html
     assert "unresolved_end" in html and "24 / 30" in html and "Not in this report" not in html
     assert "rows quarantined" in html
@@ -42,7 +61,7 @@ def test_report_is_self_contained_with_all_figures(stages: dict[str, Path], tmp_
 def test_report_docscore_layout_and_missing_inputs(stages: dict[str, Path], tmp_path: Path) -> None:
     html = write_report(tmp_path / "r.html", scores_dir=stages["scores_docscore"]).read_text()
     assert html.count("class='figure histogram'") == 6
-    assert html.count("class=\"doc heatmap-doc\"") == 4
+    assert html.count('class="doc heatmap-doc"') == 4
     assert "Not in this report" in html and "emotion vectors (--vectors)" in html
     html2 = write_report(tmp_path / "r2.html", vectors_dir=stages["vec_bare"]).read_text()
     assert html2.count("class='point'") == 6 and "computed from the vectors" in html2
@@ -64,13 +83,19 @@ def test_report_escapes_document_text(stages: dict[str, Path], tmp_path: Path) -
 def _chromium(args: list[str], timeout: int = 90) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                    reason="headless Chromium not installed (apt-get install -y chromium chromium-driver)")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="headless Chromium not installed (apt-get install -y chromium chromium-driver)",
+)
 def test_report_renders_in_headless_chromium(stages: dict[str, Path], tmp_path: Path) -> None:
     report = _full(stages, tmp_path / "report.html")
     shot = tmp_path / "shot.png"

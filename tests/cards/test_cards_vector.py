@@ -34,19 +34,29 @@ def test_vector_card_content(stages: dict[str, Path], tmp_path: Path) -> None:
     assert re.search(r"\]\(https://[a-z.]+/datasets/org/stories\)", text)
     svg = (vec / "figures" / "geometry.svg").read_text()
     assert svg.count("class='point'") == 6 and "happy" in svg
-    assert "![Emotion vectors on their first two principal components](figures/geometry.svg)" in text
+    assert (
+        "![Emotion vectors on their first two principal components](figures/geometry.svg)" in text
+    )
 
 
-def test_vector_card_without_evaluation_computes_geometry_and_keeps_edits(stages: dict[str, Path], tmp_path: Path) -> None:
+def test_vector_card_without_evaluation_computes_geometry_and_keeps_edits(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
     vec = tmp_path / "vec"
     shutil.copytree(stages["vec_bare"], vec)
     path = write_vector_card(vec)
     text = path.read_text()
-    assert "computed from the vectors" in text and "Not available when this card was written" in text
+    assert (
+        "computed from the vectors" in text and "Not available when this card was written" in text
+    )
     m = re.search(r"explain ([\d.]+)% and ([\d.]+)%", text)
     assert m and 0 < float(m.group(2)) <= float(m.group(1)) <= 100
-    path.write_text(text.replace("_Add your own notes here: emocurate never rewrites this section._", "Lab notes: OK.")
-                    + "\n## Our evaluation\n\nWorks on our data.\n")
+    path.write_text(
+        text.replace(
+            "_Add your own notes here: emocurate never rewrites this section._", "Lab notes: OK."
+        )
+        + "\n## Our evaluation\n\nWorks on our data.\n"
+    )
     again = write_vector_card(vec).read_text()
     assert "Lab notes: OK." in again and "Works on our data." in again
     assert again.count("<!-- emocurate:begin geometry -->") == 1

@@ -26,12 +26,21 @@ def lm() -> LoadedModel:
     return load_model("stories260K")
 
 
-def make_vectorset(lm: LoadedModel, names: list[str] = NAMES, seed: int = 0, kind: str = "emotion") -> VectorSet:
+def make_vectorset(
+    lm: LoadedModel, names: list[str] = NAMES, seed: int = 0, kind: str = "emotion"
+) -> VectorSet:
     """Random directions at the default layer with a neutral reference from simple stories."""
     gen = torch.Generator().manual_seed(seed)
     layer = default_layer(lm.n_layers)
-    meta = VectorSetMeta(names=list(names), layers=[layer], default_layer=layer, model_id="stories260K",
-                         hidden_size=lm.hidden_size, n_model_layers=lm.n_layers, kind=kind)
+    meta = VectorSetMeta(
+        names=list(names),
+        layers=[layer],
+        default_layer=layer,
+        model_id="stories260K",
+        hidden_size=lm.hidden_size,
+        n_model_layers=lm.n_layers,
+        kind=kind,
+    )
     vs = VectorSet({layer: torch.randn(len(names), lm.hidden_size, generator=gen)}, meta)
     acts = torch.cat([a[1:] for _, _, a in token_activations(lm, NEUTRAL, layer)])
     vs.set_reference(layer, acts)
@@ -61,7 +70,9 @@ def write_jsonl(path: Path, n: int, extra_bad: bool = False) -> Path:
 
     with path.open("w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"id": f"doc{i}", "text": f"{STORIES[i % len(STORIES)]} ({i})"}) + "\n")
+            fh.write(
+                json.dumps({"id": f"doc{i}", "text": f"{STORIES[i % len(STORIES)]} ({i})"}) + "\n"
+            )
         if extra_bad:
             fh.write("{broken\n")
             fh.write(json.dumps({"id": "x", "text": 5}) + "\n")

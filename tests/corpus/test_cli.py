@@ -11,14 +11,23 @@ from emocurate.cli import main
 from .conftest import write_jsonl
 
 
-@pytest.mark.parametrize(("args", "option", "problem"), [
-    (["--window", "4"], "--window", "greater than or equal to 8"),
-    (["--limit", "0"], "--limit", "greater than or equal to 1"),
-    (["--batch-tokens", "0"], "--batch-tokens", "greater than or equal to 16"),
-    (["--shard-size", "0"], "--shard-size", "greater than or equal to 1"),
-])
-def test_invalid_score_options_name_the_option(args: list[str], option: str, problem: str, tmp_path: Path,
-                                               vs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "option", "problem"),
+    [
+        (["--window", "4"], "--window", "greater than or equal to 8"),
+        (["--limit", "0"], "--limit", "greater than or equal to 1"),
+        (["--batch-tokens", "0"], "--batch-tokens", "greater than or equal to 16"),
+        (["--shard-size", "0"], "--shard-size", "greater than or equal to 1"),
+    ],
+)
+def test_invalid_score_options_name_the_option(
+    args: list[str],
+    option: str,
+    problem: str,
+    tmp_path: Path,
+    vs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     src = write_jsonl(tmp_path / "c.jsonl", 2)
     with pytest.raises(SystemExit) as exc:
         main(["score", str(src), "--vectors", str(vs_dir), "--out", str(tmp_path / "out"), *args])

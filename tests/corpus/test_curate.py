@@ -17,10 +17,15 @@ from emocurate.records import Flag
 NAMES = ["happy", "afraid"]
 
 
-def _row(i: int, dom: str, distress_max: float, flags: list[str], recovery: float | None = None) -> CorpusScore:
+def _row(
+    i: int, dom: str, distress_max: float, flags: list[str], recovery: float | None = None
+) -> CorpusScore:
     return CorpusScore(
-        doc_id=f"d{i}", n_tokens=100, dominant=[dom],
-        emotion_mean={"happy": 0.1, "afraid": distress_max / 2}, emotion_p95={"happy": 0.2, "afraid": distress_max},
+        doc_id=f"d{i}",
+        n_tokens=100,
+        dominant=[dom],
+        emotion_mean={"happy": 0.1, "afraid": distress_max / 2},
+        emotion_p95={"happy": 0.2, "afraid": distress_max},
         metrics={"distress_max": distress_max, "recovery_rate": recovery},
         flags=[Flag(kind=k, start=0, end=5, severity=distress_max) for k in flags],
     )
@@ -33,11 +38,27 @@ def _scores(tmp_path: Path, rows: list[CorpusScore]) -> Path:
 
 POLICY = {
     "rules": [
-        {"name": "too_distressed", "action": "drop", "when": {"metric": "distress_max", "op": ">", "value": 3}},
+        {
+            "name": "too_distressed",
+            "action": "drop",
+            "when": {"metric": "distress_max", "op": ">", "value": 3},
+        },
         {"name": "unresolved", "action": "flag", "when": {"flag": "unresolved_end"}},
-        {"name": "severe_episode", "action": "drop", "when": {"flag": "distress_episode", "min_severity": 2.5}},
-        {"name": "whitelist", "action": "keep", "when": {"all": [
-            {"flag": "distress_episode"}, {"metric": "recovery_rate", "op": ">=", "value": 1.0}]}},
+        {
+            "name": "severe_episode",
+            "action": "drop",
+            "when": {"flag": "distress_episode", "min_severity": 2.5},
+        },
+        {
+            "name": "whitelist",
+            "action": "keep",
+            "when": {
+                "all": [
+                    {"flag": "distress_episode"},
+                    {"metric": "recovery_rate", "op": ">=", "value": 1.0},
+                ]
+            },
+        },
     ],
 }
 
@@ -45,10 +66,10 @@ POLICY = {
 def test_decisions_reasons_and_summary() -> None:
     rows = [
         _row(0, "happy", 0.5, []),
-        _row(1, "afraid", 4.0, ["unresolved_end"]),           # drop (too_distressed) + matched unresolved
-        _row(2, "afraid", 1.0, ["unresolved_end"]),           # flag
-        _row(3, "afraid", 2.8, ["distress_episode"], 1.0),    # severe but whitelisted -> keep
-        _row(4, "afraid", 2.8, ["distress_episode"], 0.0),    # drop (severe_episode)
+        _row(1, "afraid", 4.0, ["unresolved_end"]),  # drop (too_distressed) + matched unresolved
+        _row(2, "afraid", 1.0, ["unresolved_end"]),  # flag
+        _row(3, "afraid", 2.8, ["distress_episode"], 1.0),  # severe but whitelisted -> keep
+        _row(4, "afraid", 2.8, ["distress_episode"], 0.0),  # drop (severe_episode)
         _row(5, "happy", 0.1, [], None),
     ]
     df = pl.from_arrow(rows_table(rows, NAMES))
@@ -67,8 +88,13 @@ def test_decisions_reasons_and_summary() -> None:
 
 def _dom_counts(out: pl.DataFrame) -> dict[str, int]:
     kept = out.filter(pl.col("decision") != "drop")
-    return {str(r["d"]): int(r["len"]) for r in
-            kept.select(pl.col("dominant").list.first().alias("d")).group_by("d").len().to_dicts()}
+    return {
+        str(r["d"]): int(r["len"])
+        for r in kept.select(pl.col("dominant").list.first().alias("d"))
+        .group_by("d")
+        .len()
+        .to_dicts()
+    }
 
 
 def _rows_by(counts: dict[str, int]) -> list[CorpusScore]:
@@ -98,8 +124,9 @@ def test_rebalance_caps_dominant_share_deterministically() -> None:
     assert again["decision"].to_list() == out["decision"].to_list()
     # deterministic by id hash, not by row order
     shuffled, _ = decide(df.reverse(), pol)  # type: ignore[arg-type]
-    assert set(shuffled.filter(pl.col("decision") == "drop")["doc_id"].to_list()) == \
-        set(dropped["doc_id"].to_list())
+    assert set(shuffled.filter(pl.col("decision") == "drop")["doc_id"].to_list()) == set(
+        dropped["doc_id"].to_list()
+    )
     assert summary.filter(pl.col("rule") == "rebalance")["matched"].item() == 12
 
 
@@ -129,9 +156,15 @@ def test_rebalance_respects_min_keep() -> None:
 
 
 def test_weights_normalised_and_ordered() -> None:
-    rows = [_row(0, "happy", 0.1, [], 1.0), _row(1, "happy", 0.1, [], 0.0), _row(2, "happy", 0.1, [], None)]
+    rows = [
+        _row(0, "happy", 0.1, [], 1.0),
+        _row(1, "happy", 0.1, [], 0.0),
+        _row(2, "happy", 0.1, [], None),
+    ]
     df = pl.from_arrow(rows_table(rows, NAMES))
-    pol = CuratePolicy.model_validate({"weights": {"terms": [{"metric": "recovery_rate", "scale": 1.0}]}})
+    pol = CuratePolicy.model_validate(
+        {"weights": {"terms": [{"metric": "recovery_rate", "scale": 1.0}]}}
+    )
     out, _ = decide(df, pol)  # type: ignore[arg-type]
     w = out["weight"].to_list()
     assert w[0] > w[1] == pytest.approx(w[2])
@@ -147,8 +180,9 @@ def test_bad_policies_are_one_line_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid YAML"):
         CuratePolicy.load(p)
     df = pl.from_arrow(rows_table([_row(0, "happy", 0.1, [])], NAMES))
-    pol = CuratePolicy.model_validate({"rules": [{"name": "x", "action": "drop",
-                                                  "when": {"metric": "no_such", "value": 1}}]})
+    pol = CuratePolicy.model_validate(
+        {"rules": [{"name": "x", "action": "drop", "when": {"metric": "no_such", "value": 1}}]}
+    )
     with pytest.raises(ConfigError, match="unknown metric 'no_such'"):
         decide(df, pol)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="exactly one"):
@@ -165,7 +199,9 @@ def test_curate_writes_kept_excluded_and_manifest(tmp_path: Path) -> None:
     m = curate(sdir, pol, tmp_path / "cur")
     assert (m["kept"], m["flagged"], m["dropped"], m["rows_in"]) == (1, 0, 1, 2)
     exc = pl.read_parquet(tmp_path / "cur" / "excluded" / "excluded.parquet")
-    assert exc["doc_id"].to_list() == ["d1"] and exc["reasons"].to_list() == [["too_distressed", "unresolved"]]
+    assert exc["doc_id"].to_list() == ["d1"] and exc["reasons"].to_list() == [
+        ["too_distressed", "unresolved"]
+    ]
     assert json.loads((tmp_path / "cur" / "manifest.json").read_text())["stage"] == "curate"
 
 
@@ -175,20 +211,51 @@ def test_score_then_curate_cli_with_text(tmp_path: Path, vs_dir: Path) -> None:
     from .conftest import write_jsonl
 
     src = write_jsonl(tmp_path / "c.jsonl", 6)
-    main(["score", str(src), "--vectors", str(vs_dir), "--out", str(tmp_path / "s"), "--window", "64"])
+    main(
+        [
+            "score",
+            str(src),
+            "--vectors",
+            str(vs_dir),
+            "--out",
+            str(tmp_path / "s"),
+            "--window",
+            "64",
+        ]
+    )
     policy = Path(__file__).parents[2] / "emocurate" / "data" / "policy_default.yaml"
-    main(["curate", str(tmp_path / "s"), "--policy", str(policy), "--out", str(tmp_path / "c"),
-          "--corpus", str(src)])
+    main(
+        [
+            "curate",
+            str(tmp_path / "s"),
+            "--policy",
+            str(policy),
+            "--out",
+            str(tmp_path / "c"),
+            "--corpus",
+            str(src),
+        ]
+    )
     kept = pl.read_parquet(tmp_path / "c" / "data" / "kept.parquet")
     exc = pl.read_parquet(tmp_path / "c" / "excluded" / "excluded.parquet")
     assert kept.height + exc.height == 6
     assert kept["text"].null_count() == 0 and "weight" in kept.columns
     with pytest.raises(SystemExit):
-        main(["curate", str(tmp_path / "nothing"), "--policy", str(policy), "--out", str(tmp_path / "x")])
+        main(
+            [
+                "curate",
+                str(tmp_path / "nothing"),
+                "--policy",
+                str(policy),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
 
 
-def test_curate_finds_texts_whatever_the_path_spelling(tmp_path: Path, vs_dir: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_curate_finds_texts_whatever_the_path_spelling(
+    tmp_path: Path, vs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Generated ids (no --id-field): score ``pp.jsonl``, curate with ``./pp.jsonl`` or an absolute path."""
     from emocurate.cli import main
 

@@ -23,6 +23,7 @@ def _w(name: str, data: bytes | str) -> Callable[[Path], Path]:
         p = d / name
         p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         return p
+
     return make
 
 
@@ -40,6 +41,7 @@ def _parquet(table: pa.Table, name: str = "x.parquet") -> Callable[[Path], Path]
     def make(d: Path) -> Path:
         pq.write_table(table, d / name)
         return d / name
+
     return make
 
 
@@ -63,11 +65,16 @@ def _unreadable_dir_only_hidden(d: Path) -> Path:
 CASES: list[tuple[str, Callable[[Path], Path], str, int]] = [
     ("binary_txt", _w("bin.txt", os.urandom(2048) + b"\x00"), "ok", 1),
     ("invalid_utf8_txt", _w("bad.txt", b"caf\xe9 \xff\xfe"), "ok", 1),
-    ("invalid_utf8_line", _w("in.jsonl", GOOD.encode() + b"\n{\"text\": \"\xff\xfe\"}\n" + GOOD.encode()), "ok", 1),
-    ("broken_json", _lines("{\"text\": \"unterminated"), "ok", 1),
-    ("truncated_object", _lines("{\"text\":"), "ok", 1),
+    (
+        "invalid_utf8_line",
+        _w("in.jsonl", GOOD.encode() + b'\n{"text": "\xff\xfe"}\n' + GOOD.encode()),
+        "ok",
+        1,
+    ),
+    ("broken_json", _lines('{"text": "unterminated'), "ok", 1),
+    ("truncated_object", _lines('{"text":'), "ok", 1),
     ("json_array_row", _lines("[1, 2, 3]"), "ok", 1),
-    ("json_string_row", _lines("\"just a string\""), "ok", 1),
+    ("json_string_row", _lines('"just a string"'), "ok", 1),
     ("json_number_row", _lines("42"), "ok", 1),
     ("json_null_row", _lines("null"), "ok", 1),
     ("missing_field", _lines(json.dumps({"body": "x"})), "ok", 1),
@@ -92,10 +99,15 @@ CASES: list[tuple[str, Callable[[Path], Path], str, int]] = [
     ("truncated_gzip", _gz_truncated, "ok", 1),
     ("messages_not_objects", _lines(json.dumps({"messages": ["hi", "there"]})), "ok", 1),
     ("messages_no_content", _lines(json.dumps({"messages": [{"role": "user"}]})), "ok", 1),
-    ("json_file_broken_array", _w("a.json", "[{\"text\": \"x\"}, "), "ok", 1),
-    ("json_file_scalar_items", _w("a.json", "[1, {\"text\": \"fine\"}]"), "ok", 1),
+    ("json_file_broken_array", _w("a.json", '[{"text": "x"}, '), "ok", 1),
+    ("json_file_scalar_items", _w("a.json", '[1, {"text": "fine"}]'), "ok", 1),
     ("parquet_int_text", _parquet(pa.table({"text": [1, 2]})), "ok", 2),
-    ("parquet_null_text", _parquet(pa.table({"text": pa.array([None, "ok"], pa.string())})), "ok", 1),
+    (
+        "parquet_null_text",
+        _parquet(pa.table({"text": pa.array([None, "ok"], pa.string())})),
+        "ok",
+        1,
+    ),
     ("garbage_parquet", _w("g.parquet", b"PAR1 this is not parquet"), "error", 0),
     ("parquet_no_text_col", _parquet(pa.table({"body": ["x"]})), "error", 0),
     ("dir_without_text_files", _empty_dir, "error", 0),
@@ -120,11 +132,20 @@ def test_fuzz_has_at_least_30_cases() -> None:
 
 
 @pytest.mark.parametrize(("name", "make", "expect", "min_bad"), CASES, ids=[c[0] for c in CASES])
-def test_fuzz_case(name: str, make: Callable[[Path], Path], expect: str, min_bad: int,
-                   tmp_path: Path, vs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fuzz_case(
+    name: str,
+    make: Callable[[Path], Path],
+    expect: str,
+    min_bad: int,
+    tmp_path: Path,
+    vs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     src = make(tmp_path)
     out = tmp_path / "out"
-    code = run_cli(["score", str(src), "--vectors", str(vs_dir), "--out", str(out), "--window", "64"])
+    code = run_cli(
+        ["score", str(src), "--vectors", str(vs_dir), "--out", str(out), "--window", "64"]
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err, err
     if expect == "error":

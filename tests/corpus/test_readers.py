@@ -35,8 +35,14 @@ def test_jsonl_plain_and_gz_and_ids_stable(tmp_path: Path) -> None:
 
 def test_id_field_and_text_field(tmp_path: Path) -> None:
     p = tmp_path / "a.jsonl"
-    p.write_text(json.dumps({"key": 7, "body": "hello"}) + "\n" + json.dumps({"body": "no id"}) + "\n"
-                 + json.dumps({"key": 7, "body": "dup"}) + "\n")
+    p.write_text(
+        json.dumps({"key": 7, "body": "hello"})
+        + "\n"
+        + json.dumps({"body": "no id"})
+        + "\n"
+        + json.dumps({"key": 7, "body": "dup"})
+        + "\n"
+    )
     items = list(iter_corpus([p], ReadOptions(text_field="body", id_field="key")))
     assert isinstance(items[0], Doc) and items[0].doc_id == "7"
     assert isinstance(items[1], Bad) and "id field 'key'" in items[1].reason
@@ -45,8 +51,11 @@ def test_id_field_and_text_field(tmp_path: Path) -> None:
 
 def test_messages_list_rendered_as_turns(tmp_path: Path) -> None:
     p = tmp_path / "chat.jsonl"
-    msgs = [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "hello"}]
+    msgs = [
+        {"role": "system", "content": "be nice"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
     p.write_text(json.dumps({"messages": msgs}) + "\n")
     (doc,) = list(iter_corpus([p]))
     assert isinstance(doc, Doc)
@@ -105,7 +114,9 @@ def test_zstd(tmp_path: Path) -> None:
     assert [d.text for d in _docs(list(iter_corpus([p])))] == ["zz"]
 
 
-def test_generated_ids_do_not_depend_on_path_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generated_ids_do_not_depend_on_path_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sub = tmp_path / "sub"
     sub.mkdir()
     p = sub / "x.jsonl"
@@ -133,7 +144,10 @@ def test_same_file_twice_is_read_once_and_name_clashes_are_errors(tmp_path: Path
         (tmp_path / d).mkdir()
         (tmp_path / d / "x.jsonl").write_text(json.dumps({"text": d, "id": d}) + "\n")
     a = tmp_path / "a" / "x.jsonl"
-    assert [d.text for d in _docs(list(iter_corpus([a, tmp_path / "a" / "." / "x.jsonl", tmp_path / "a"])))] == ["a"]
+    assert [
+        d.text
+        for d in _docs(list(iter_corpus([a, tmp_path / "a" / "." / "x.jsonl", tmp_path / "a"])))
+    ] == ["a"]
     with pytest.raises(InputError, match="same generated document ids"):
         list(iter_corpus([a, tmp_path / "b" / "x.jsonl"]))
     both = _docs(list(iter_corpus([a, tmp_path / "b" / "x.jsonl"], ReadOptions(id_field="id"))))

@@ -161,7 +161,9 @@ def test_regulation_axis_flags_unhealthy_spans() -> None:
     assert analyse(z, AXES, CFG).metrics["regulation_mean"] is None
 
 
-def _dialogue(human_arousal: list[float], assistant_arousal: list[float], turn_len: int = 20) -> tuple[np.ndarray, list[TurnSpan]]:
+def _dialogue(
+    human_arousal: list[float], assistant_arousal: list[float], turn_len: int = 20
+) -> tuple[np.ndarray, list[TurnSpan]]:
     """Alternating turns whose arousal is carried by 'surprised' (arousal weight > 0, valence ~0)."""
     z = np.zeros((turn_len * 2 * len(human_arousal), len(NAMES)))
     turns = []
@@ -203,7 +205,6 @@ def test_pearson_guards() -> None:
     assert pearson([1, 2], [3, 4]) is None
     assert pearson([1, 1, 1], [1, 2, 3]) is None
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-
 
 
 def test_fast_smooth_and_quantile_match_reference() -> None:

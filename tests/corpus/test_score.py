@@ -102,7 +102,9 @@ def test_dialogue_document_gets_turns(lm: LoadedModel) -> None:
 
 def test_regulation_vectors_are_scored(lm: LoadedModel, tmp_path: Path) -> None:
     vs = make_vectorset(lm)
-    reg = make_vectorset(lm, names=["regulation:afraid", "regulation:angry"], seed=3, kind="regulation")
+    reg = make_vectorset(
+        lm, names=["regulation:afraid", "regulation:angry"], seed=3, kind="regulation"
+    )
     (row,) = Scorer(vs, lm, ScoreConfig(), regulation=reg).score([("a", STORIES[0])])
     assert row.metrics["regulation_mean"] is not None
     (plain,) = Scorer(vs, lm, ScoreConfig()).score([("a", STORIES[0])])
@@ -113,8 +115,10 @@ def test_hidden_size_mismatch_is_clear(lm: LoadedModel) -> None:
     from emocurate.errors import ConfigError
 
     vs = make_vectorset(lm)
-    bad = VectorSet({vs.meta.default_layer: torch.randn(2, 32)},
-                    vs.meta.model_copy(update={"names": ["a", "b"], "hidden_size": 32}))
+    bad = VectorSet(
+        {vs.meta.default_layer: torch.randn(2, 32)},
+        vs.meta.model_copy(update={"names": ["a", "b"], "hidden_size": 32}),
+    )
     with pytest.raises(ConfigError, match="hidden size"):
         Scorer(bad, lm, ScoreConfig())
 
@@ -124,7 +128,9 @@ def _table(out: Path) -> list[dict]:
     return [r for f in files for r in pq.read_table(f).to_pylist()]
 
 
-def test_score_corpus_outputs_and_determinism(lm: LoadedModel, vs_dir: Path, tmp_path: Path) -> None:
+def test_score_corpus_outputs_and_determinism(
+    lm: LoadedModel, vs_dir: Path, tmp_path: Path
+) -> None:
     src = write_jsonl(tmp_path / "c.jsonl", 12, extra_bad=True)
     cfg = ScoreConfig(shard_size=5, id_field="id", window=64, trace_others=1)
     m1 = score_corpus([src], vs_dir, tmp_path / "o1", cfg, lm=lm)
@@ -184,8 +190,12 @@ def test_kill_9_then_rerun_is_identical(lm: LoadedModel, vs_dir: Path, tmp_path:
     score_corpus([src], vs_dir, ref, cfg, lm=lm)
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(src), str(vs_dir), str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(src), str(vs_dir), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         done = list((out / "_done").glob("*.json")) if (out / "_done").exists() else []

@@ -68,7 +68,9 @@ class FakeHub(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
-    def files(self, repo_id: str, repo_type: str = "dataset", branch: str = "main") -> dict[str, bytes]:
+    def files(
+        self, repo_id: str, repo_type: str = "dataset", branch: str = "main"
+    ) -> dict[str, bytes]:
         return self.repos[(repo_type, repo_id)].branches[branch]
 
 
@@ -92,7 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: bytes) -> None:
         with self.server.lock:
-            self.server.requests.append(Request(self.command, self.path, dict(self.headers.items()), body))
+            self.server.requests.append(
+                Request(self.command, self.path, dict(self.headers.items()), body)
+            )
 
     def do_PUT(self) -> None:  # noqa: N802
         body = self._body()
@@ -123,15 +127,36 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {})
         if m := re.fullmatch(rf"/api/{REPO}/preupload/(?P<rev>.+)", path):
             files = json.loads(body)["files"]
-            return self._send(200, {"files": [
-                {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
-                 "shouldIgnore": False, "oid": None} for f in files]})
-        if m := re.fullmatch(r"/(?:datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", path):
+            return self._send(
+                200,
+                {
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                            "shouldIgnore": False,
+                            "oid": None,
+                        }
+                        for f in files
+                    ]
+                },
+            )
+        if m := re.fullmatch(
+            r"/(?:datasets/|spaces/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", path
+        ):
             req = json.loads(body)
-            objs = [{"oid": o["oid"], "size": o["size"], "authenticated": True,
-                     "actions": {"upload": {"href": f"{self.server.url}/_lfs/{o['oid']}"},
-                                 "verify": {"href": f"{self.server.url}/_lfs/{o['oid']}/verify"}}}
-                    for o in req["objects"]]
+            objs = [
+                {
+                    "oid": o["oid"],
+                    "size": o["size"],
+                    "authenticated": True,
+                    "actions": {
+                        "upload": {"href": f"{self.server.url}/_lfs/{o['oid']}"},
+                        "verify": {"href": f"{self.server.url}/_lfs/{o['oid']}/verify"},
+                    },
+                }
+                for o in req["objects"]
+            ]
             return self._send(200, {"transfer": "basic", "objects": objs})
         if m := re.fullmatch(r"/_lfs/(?P<oid>[0-9a-f]{64})/verify", path):
             return self._send(200 if m["oid"] in self.server.lfs else 404, {})
@@ -150,7 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
         key = (repo_type, repo_id)
         if key in self.server.repos:
             return self._send(409, {"error": "You already created this repo", "url": url})
-        self.server.repos[key] = FakeRepo(repo_type, private=req.get("visibility") == "private" or bool(req.get("private")))
+        self.server.repos[key] = FakeRepo(
+            repo_type, private=req.get("visibility") == "private" or bool(req.get("private"))
+        )
         self._send(200, {"url": url, "name": repo_id})
 
     def _validate(self, req: dict[str, Any]) -> None:
@@ -188,5 +215,11 @@ class _Handler(BaseHTTPRequestHandler):
         oid = hashlib.sha1(body).hexdigest()
         repo.commits.append({"oid": oid, "summary": header.get("summary", ""), "rev": m["rev"]})
         prefix = "" if repo.repo_type == "model" else f"{repo.repo_type}s/"
-        self._send(200, {"success": True, "commitOid": oid,
-                         "commitUrl": f"{self.server.url}/{prefix}{m['repo']}/commit/{oid}"})
+        self._send(
+            200,
+            {
+                "success": True,
+                "commitOid": oid,
+                "commitUrl": f"{self.server.url}/{prefix}{m['repo']}/commit/{oid}",
+            },
+        )

@@ -82,8 +82,16 @@ class Faults:
 
     def total(self) -> float:
         """Probability that a call is faulty."""
-        return (self.rate_limit + self.overloaded + self.unavailable + self.server_error
-                + self.reset + self.timeout + self.malformed + self.truncated)
+        return (
+            self.rate_limit
+            + self.overloaded
+            + self.unavailable
+            + self.server_error
+            + self.reset
+            + self.timeout
+            + self.malformed
+            + self.truncated
+        )
 
 
 @dataclass
@@ -193,10 +201,18 @@ def _system_text(body: dict[str, Any]) -> tuple[str, bool]:
 class FakeLLMServer:
     """One fake API server (``flavor`` is ``"anthropic"`` or ``"openai"``)."""
 
-    def __init__(self, flavor: str, *, latency_s: float = 0.0, faults: Faults | None = None,
-                 responder: Responder | None = None, limits: dict[str, float] | None = None,
-                 min_cache_tokens: int = 1024, output_words: int | None = None,
-                 batch_faults: BatchFaults | None = None) -> None:
+    def __init__(
+        self,
+        flavor: str,
+        *,
+        latency_s: float = 0.0,
+        faults: Faults | None = None,
+        responder: Responder | None = None,
+        limits: dict[str, float] | None = None,
+        min_cache_tokens: int = 1024,
+        output_words: int | None = None,
+        batch_faults: BatchFaults | None = None,
+    ) -> None:
         self.flavor = flavor
         self.latency_s = latency_s
         self.faults = faults or Faults()
@@ -250,8 +266,16 @@ class FakeLLMServer:
         with self._lock:
             r = self._rng.random()
         acc = 0.0
-        for name in ("rate_limit", "overloaded", "unavailable", "server_error", "reset", "timeout",
-                     "malformed", "truncated"):
+        for name in (
+            "rate_limit",
+            "overloaded",
+            "unavailable",
+            "server_error",
+            "reset",
+            "timeout",
+            "malformed",
+            "truncated",
+        ):
             acc += getattr(f, name)
             if r < acc:
                 return name
@@ -260,9 +284,11 @@ class FakeLLMServer:
     def _limit_headers(self) -> dict[str, str]:
         h: dict[str, str] = {}
         if self.flavor == "anthropic":
-            names = {"rpm": "anthropic-ratelimit-requests-limit",
-                     "input_tpm": "anthropic-ratelimit-input-tokens-limit",
-                     "output_tpm": "anthropic-ratelimit-output-tokens-limit"}
+            names = {
+                "rpm": "anthropic-ratelimit-requests-limit",
+                "input_tpm": "anthropic-ratelimit-input-tokens-limit",
+                "output_tpm": "anthropic-ratelimit-output-tokens-limit",
+            }
         else:
             names = {"rpm": "x-ratelimit-limit-requests", "input_tpm": "x-ratelimit-limit-tokens"}
         for k, v in self.limits.items():
@@ -310,8 +336,9 @@ class FakeLLMServer:
         if self.flavor == "anthropic":
             if isinstance(content, dict | list) and schema and not truncated:
                 tool = (body.get("tools") or [{}])[0].get("name", "output")
-                blocks: list[dict[str, Any]] = [{"type": "tool_use", "id": "toolu_fake", "name": tool,
-                                                 "input": content}]
+                blocks: list[dict[str, Any]] = [
+                    {"type": "tool_use", "id": "toolu_fake", "name": tool, "input": content}
+                ]
                 stop = "tool_use"
             elif truncated and schema:
                 # A tool call cut off at max_tokens arrives with partial (empty) input.
@@ -322,21 +349,38 @@ class FakeLLMServer:
                 blocks = [{"type": "text", "text": as_text}]
                 stop = "max_tokens" if truncated else "end_turn"
             return {
-                "id": f"msg_fake_{self.stats.calls}", "type": "message", "role": "assistant",
-                "model": body.get("model", ""), "content": blocks, "stop_reason": stop,
+                "id": f"msg_fake_{self.stats.calls}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", ""),
+                "content": blocks,
+                "stop_reason": stop,
                 "stop_sequence": None,
-                "usage": {"input_tokens": u["input"], "output_tokens": u["output"],
-                          "cache_creation_input_tokens": u["write"],
-                          "cache_read_input_tokens": u["read"]},
+                "usage": {
+                    "input_tokens": u["input"],
+                    "output_tokens": u["output"],
+                    "cache_creation_input_tokens": u["write"],
+                    "cache_read_input_tokens": u["read"],
+                },
             }
         return {
-            "id": f"chatcmpl-fake{self.stats.calls}", "object": "chat.completion",
-            "created": int(time.time()), "model": body.get("model", ""),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": as_text},
-                         "finish_reason": "length" if truncated else "stop"}],
-            "usage": {"prompt_tokens": u["input"] + u["read"], "completion_tokens": u["output"],
-                      "total_tokens": u["input"] + u["read"] + u["output"],
-                      "prompt_tokens_details": {"cached_tokens": u["read"]}},
+            "id": f"chatcmpl-fake{self.stats.calls}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", ""),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": as_text},
+                    "finish_reason": "length" if truncated else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": u["input"] + u["read"],
+                "completion_tokens": u["output"],
+                "total_tokens": u["input"] + u["read"] + u["output"],
+                "prompt_tokens_details": {"cached_tokens": u["read"]},
+            },
         }
 
     # -- batch APIs ---------------------------------------------------------------------------
@@ -348,7 +392,9 @@ class FakeLLMServer:
             n = self._content_seen[h]
         return f"{prefix}{hashlib.sha256(f'{h}:{n}'.encode()).hexdigest()[:24]}"
 
-    def create_batch(self, items: list[tuple[str, dict[str, Any]]], *, input_file_id: str = "") -> FakeBatch:
+    def create_batch(
+        self, items: list[tuple[str, dict[str, Any]]], *, input_file_id: str = ""
+    ) -> FakeBatch:
         """Register a batch; each item's outcome is drawn now (see :class:`BatchFaults`)."""
         f = self.batch_faults
         content = json.dumps([[c, b] for c, b in items], sort_keys=True).encode()
@@ -361,11 +407,19 @@ class FakeLLMServer:
                 self.stats.batch_submissions[cid] += 1
                 seed = hashlib.sha256(f"{f.seed}:{cid}:{n}".encode()).digest()
                 r = random.Random(int.from_bytes(seed[:8], "little")).random()
-                outcome = ("errored" if r < f.errored else
-                           "expired" if r < f.errored + f.expired else
-                           "malformed" if r < f.errored + f.expired + f.malformed else "succeeded")
+                outcome = (
+                    "errored"
+                    if r < f.errored
+                    else "expired"
+                    if r < f.errored + f.expired
+                    else "malformed"
+                    if r < f.errored + f.expired + f.malformed
+                    else "succeeded"
+                )
                 drawn.append((cid, body, outcome))
-            batch = FakeBatch(id=bid, items=drawn, created_at=time.time(), input_file_id=input_file_id)
+            batch = FakeBatch(
+                id=bid, items=drawn, created_at=time.time(), input_file_id=input_file_id
+            )
             self.batches[bid] = batch
         return batch
 
@@ -412,34 +466,65 @@ class FakeLLMServer:
     def _openai_line(batch: FakeBatch, r: dict[str, Any]) -> str:
         rid = f"batch_req_{hashlib.sha256((batch.id + r['custom_id']).encode()).hexdigest()[:16]}"
         if r["ok"]:
-            line = {"id": rid, "custom_id": r["custom_id"], "error": None,
-                    "response": {"status_code": 200, "request_id": rid, "body": r["body"]}}
+            line = {
+                "id": rid,
+                "custom_id": r["custom_id"],
+                "error": None,
+                "response": {"status_code": 200, "request_id": rid, "body": r["body"]},
+            }
         elif r["outcome"] == "expired":
-            line = {"id": rid, "custom_id": r["custom_id"], "response": None,
-                    "error": {"code": "batch_expired", "message": "This request could not be "
-                              "executed before the completion window expired."}}
+            line = {
+                "id": rid,
+                "custom_id": r["custom_id"],
+                "response": None,
+                "error": {
+                    "code": "batch_expired",
+                    "message": "This request could not be "
+                    "executed before the completion window expired.",
+                },
+            }
         else:
-            line = {"id": rid, "custom_id": r["custom_id"], "error": None,
-                    "response": {"status_code": 500, "request_id": rid,
-                                 "body": {"error": {"message": "internal error", "type": "server_error"}}}}
+            line = {
+                "id": rid,
+                "custom_id": r["custom_id"],
+                "error": None,
+                "response": {
+                    "status_code": 500,
+                    "request_id": rid,
+                    "body": {"error": {"message": "internal error", "type": "server_error"}},
+                },
+            }
         return json.dumps(line)
 
     def anthropic_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
         """A MessageBatch object."""
-        counts = Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items) \
-            if batch.ended else Counter()
+        counts = (
+            Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items)
+            if batch.ended
+            else Counter()
+        )
         iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
         return {
-            "id": batch.id, "type": "message_batch",
+            "id": batch.id,
+            "type": "message_batch",
             "processing_status": "ended" if batch.ended else "in_progress",
-            "request_counts": {"processing": 0 if batch.ended else len(batch.items),
-                               "succeeded": counts["succeeded"], "errored": counts["errored"],
-                               "canceled": 0, "expired": counts["expired"]},
-            "created_at": iso(batch.created_at), "expires_at": iso(batch.created_at + 86400),
+            "request_counts": {
+                "processing": 0 if batch.ended else len(batch.items),
+                "succeeded": counts["succeeded"],
+                "errored": counts["errored"],
+                "canceled": 0,
+                "expired": counts["expired"],
+            },
+            "created_at": iso(batch.created_at),
+            "expires_at": iso(batch.created_at + 86400),
             "ended_at": iso(time.time()) if batch.ended else None,
-            "archived_at": None, "cancel_initiated_at": None,
-            "results_url": (f"http://127.0.0.1:{self.port}/v1/messages/batches/{batch.id}/results"
-                            if batch.ended else None),
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": (
+                f"http://127.0.0.1:{self.port}/v1/messages/batches/{batch.id}/results"
+                if batch.ended
+                else None
+            ),
         }
 
     def anthropic_results(self, batch: FakeBatch) -> bytes:
@@ -451,23 +536,41 @@ class FakeLLMServer:
             elif r["outcome"] == "expired":
                 res = {"type": "expired"}
             else:
-                res = {"type": "errored", "error": {"type": "error", "request_id": None,
-                                                    "error": {"type": "api_error", "message": "internal error"}}}
+                res = {
+                    "type": "errored",
+                    "error": {
+                        "type": "error",
+                        "request_id": None,
+                        "error": {"type": "api_error", "message": "internal error"},
+                    },
+                }
             lines.append(json.dumps({"custom_id": r["custom_id"], "result": res}))
         return ("\n".join(lines) + "\n").encode()
 
     def openai_batch_json(self, batch: FakeBatch) -> dict[str, Any]:
         """A Batch object (status ``expired`` when any item expired, as the real API does)."""
-        counts = Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items) \
-            if batch.ended else Counter()
+        counts = (
+            Counter(o.replace("malformed", "succeeded") for _, _, o in batch.items)
+            if batch.ended
+            else Counter()
+        )
         status = ("expired" if counts["expired"] else "completed") if batch.ended else "in_progress"
         return {
-            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions",
-            "input_file_id": batch.input_file_id, "completion_window": "24h", "status": status,
-            "created_at": int(batch.created_at), "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id, "errors": None,
-            "request_counts": {"total": len(batch.items), "completed": counts["succeeded"],
-                               "failed": counts["errored"] + counts["expired"]},
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": batch.input_file_id,
+            "completion_window": "24h",
+            "status": status,
+            "created_at": int(batch.created_at),
+            "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id,
+            "errors": None,
+            "request_counts": {
+                "total": len(batch.items),
+                "completed": counts["succeeded"],
+                "failed": counts["errored"] + counts["expired"],
+            },
         }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -479,7 +582,9 @@ class FakeLLMServer:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -491,7 +596,9 @@ class FakeLLMServer:
                 with server._lock:
                     server.stats.by_status[status] += 1
 
-            def _error(self, status: int, etype: str, msg: str, headers: dict[str, str] | None = None) -> None:
+            def _error(
+                self, status: int, etype: str, msg: str, headers: dict[str, str] | None = None
+            ) -> None:
                 if server.flavor == "anthropic":
                     payload = {"type": "error", "error": {"type": etype, "message": msg}}
                 else:
@@ -516,16 +623,28 @@ class FakeLLMServer:
                     return True
                 if server.flavor == "openai" and path == "/v1/files":
                     msg = BytesParser(policy=email_policy.HTTP).parsebytes(
-                        b"Content-Type: " + self.headers.get("content-type", "").encode()
-                        + b"\r\n\r\n" + raw)
+                        b"Content-Type: "
+                        + self.headers.get("content-type", "").encode()
+                        + b"\r\n\r\n"
+                        + raw
+                    )
                     data = b""
                     for part in msg.iter_parts():
                         if part.get_param("name", header="content-disposition") == "file":
                             data = part.get_payload(decode=True) or b""
                     fid = server._store_file(data)
-                    self._send(200, {"id": fid, "object": "file", "bytes": len(data),
-                                     "created_at": int(time.time()), "filename": "batch.jsonl",
-                                     "purpose": "batch", "status": "processed"})
+                    self._send(
+                        200,
+                        {
+                            "id": fid,
+                            "object": "file",
+                            "bytes": len(data),
+                            "created_at": int(time.time()),
+                            "filename": "batch.jsonl",
+                            "purpose": "batch",
+                            "status": "processed",
+                        },
+                    )
                     return True
                 if server.flavor == "openai" and path == "/v1/batches":
                     body = json.loads(raw)
@@ -566,7 +685,11 @@ class FakeLLMServer:
                     else:
                         self._send(200, server.openai_batch_json(b))
                     return
-                if server.flavor == "openai" and path.startswith("/v1/files/") and path.endswith("/content"):
+                if (
+                    server.flavor == "openai"
+                    and path.startswith("/v1/files/")
+                    and path.endswith("/content")
+                ):
                     data = server.files.get(parts[3])
                     if data is None:
                         self._error(404, "not_found_error", f"no file {parts[3]}")
@@ -605,8 +728,12 @@ class FakeLLMServer:
                 if server.latency_s:
                     time.sleep(server.latency_s)
                 if fault == "rate_limit":
-                    self._error(429, "rate_limit_error", "slow down",
-                                {"retry-after": f"{server.faults.retry_after_s:g}"})
+                    self._error(
+                        429,
+                        "rate_limit_error",
+                        "slow down",
+                        {"retry-after": f"{server.faults.retry_after_s:g}"},
+                    )
                 elif fault == "overloaded":
                     if server.flavor == "anthropic":
                         self._error(529, "overloaded_error", "overloaded")
@@ -618,7 +745,9 @@ class FakeLLMServer:
                     self._error(500, "api_error", "internal error")
                 elif fault == "reset":
                     # TCP RST: linger 0 then close.
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
                     self.connection.close()
                     self.close_connection = True
                 elif fault == "timeout":
@@ -628,8 +757,14 @@ class FakeLLMServer:
                         self._error(500, "api_error", "too late")
                 else:
                     payload = server.respond(body, fault)
-                    self._send(200, payload, {"request-id": f"req_fake_{key[:8]}",
-                                              "x-request-id": f"req_fake_{key[:8]}"})
+                    self._send(
+                        200,
+                        payload,
+                        {
+                            "request-id": f"req_fake_{key[:8]}",
+                            "x-request-id": f"req_fake_{key[:8]}",
+                        },
+                    )
                     if fault is None:
                         with server._lock:
                             server.stats.ok += 1

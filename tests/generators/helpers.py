@@ -34,5 +34,9 @@ def comparable(stories: list[Story]) -> list[dict]:
 def start_generation(cfg: GenerateConfig, out: Path) -> subprocess.Popen[bytes]:
     """``run_generation(cfg, out)`` in a child process, so a test can ``kill -9`` it mid-run."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", CHILD, cfg.model_dump_json(), str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, cfg.model_dump_json(), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

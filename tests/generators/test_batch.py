@@ -19,15 +19,28 @@ from emocurate.records import Story
 from tests.fakes.llm_servers import BatchFaults, fake_anthropic_server, fake_openai_server
 from tests.generators.helpers import comparable, start_generation
 
-SERVERS = {"anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
-           "openai": (fake_openai_server, "gpt-4o-mini")}
+SERVERS = {
+    "anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
+    "openai": (fake_openai_server, "gpt-4o-mini"),
+}
 
 
 def batch_cfg(flavor: str, base_url: str, **kw) -> GenerateConfig:
-    base = dict(kind="stories", backend=flavor, model=SERVERS[flavor][1], base_url=base_url,
-                emotions="happy,afraid,calm", topics="2", per_topic=8, per_request=4,
-                progress=False, batch=True, batch_poll_s=0.01, backoff_base_s=0.01,
-                backoff_max_s=0.05)
+    base = dict(
+        kind="stories",
+        backend=flavor,
+        model=SERVERS[flavor][1],
+        base_url=base_url,
+        emotions="happy,afraid,calm",
+        topics="2",
+        per_topic=8,
+        per_request=4,
+        progress=False,
+        batch=True,
+        batch_poll_s=0.01,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )
     return GenerateConfig(**{**base, **kw})
 
 
@@ -52,13 +65,19 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
     # cost at the batch price: half the list price of exactly the tokens billed
     t = m["tokens"]
     price, known = find_price(flavor, model)
-    usage = Completion(input_tokens=t["input"], output_tokens=t["output"],
-                       cache_read_tokens=t["cache_read"], cache_write_tokens=t["cache_write"])
+    usage = Completion(
+        input_tokens=t["input"],
+        output_tokens=t["output"],
+        cache_read_tokens=t["cache_read"],
+        cache_write_tokens=t["cache_write"],
+    )
     assert known and t["input"] > 0 and t["output"] > 0
     assert m["usd"]["spent_this_run"] == pytest.approx(price.cost(usage) * 0.5, rel=1e-4)
     stories = read_records(tmp_path, Story)
     assert len({s.id for s in stories}) == 48
-    assert sum(s.provenance.cost_usd for s in stories) == pytest.approx(m["usd"]["spent_this_run"], rel=1e-3)
+    assert sum(s.provenance.cost_usd for s in stories) == pytest.approx(
+        m["usd"]["spent_this_run"], rel=1e-3
+    )
     for s in stories:
         p = s.provenance
         assert p.request_id == f"{batch.id}:{p.params['custom_id']}" and not p.cache_hit
@@ -68,7 +87,9 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
     with ctx(batch_faults=BatchFaults(polls=2)) as srv2:
         m2 = run_generation(batch_cfg(flavor, srv2.base_url), tmp_path)
         assert srv2.stats.batches_created == 0 and srv2.stats.calls == 0
-    assert m2["cached_requests"] == 12 and comparable(read_records(tmp_path, Story)) == comparable(stories)
+    assert m2["cached_requests"] == 12 and comparable(read_records(tmp_path, Story)) == comparable(
+        stories
+    )
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
@@ -99,7 +120,9 @@ def test_partial_failure_resubmits_only_failed_items(tmp_path, flavor):
     assert all("after 3 batch submission(s)" in r for r in reasons.values())
     outcomes = {o for b in batches for _, _, o in b.items}
     assert outcomes == {"succeeded", "errored", "expired", "malformed"}  # every path exercised
-    assert m["malformed_answers"] == sum(1 for b in batches for _, _, o in b.items if o == "malformed")
+    assert m["malformed_answers"] == sum(
+        1 for b in batches for _, _, o in b.items if o == "malformed"
+    )
     stories = read_records(tmp_path, Story)
     assert len(stories) == m["records"] == 4 * len(good)
     assert {s.provenance.params["custom_id"] for s in stories} == good
@@ -126,8 +149,18 @@ def test_budget_refuses_a_batch_that_does_not_fit(tmp_path):
 
 def test_batch_needs_a_hosted_backend(tmp_path):
     with pytest.raises(ConfigError, match="--batch needs --backend anthropic or openai"):
-        run_generation(GenerateConfig(kind="stories", backend="fake", model="fake", batch=True,
-                                      topics="1", emotions="happy", progress=False), tmp_path)
+        run_generation(
+            GenerateConfig(
+                kind="stories",
+                backend="fake",
+                model="fake",
+                batch=True,
+                topics="1",
+                emotions="happy",
+                progress=False,
+            ),
+            tmp_path,
+        )
 
 
 def test_server_without_a_batch_api_is_one_line(tmp_path):
@@ -171,7 +204,9 @@ def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
     assert m["completed_requests"] == 12 and m["cached_requests"] == 0
     resumed = read_records(out, Story)
     with ctx(batch_faults=BatchFaults(polls=3)) as fresh:  # an uninterrupted run
-        m2 = run_generation(cfg.model_copy(update={"base_url": fresh.base_url}), tmp_path / "straight")
+        m2 = run_generation(
+            cfg.model_copy(update={"base_url": fresh.base_url}), tmp_path / "straight"
+        )
         assert fresh.stats.batches_created == 1
     assert m2["batches"]["submitted"] == [saved["id"]]  # same content, same (fake) batch id
     straight = read_records(tmp_path / "straight", Story)

@@ -16,9 +16,15 @@ from emocurate.generators.pricing import Price
 
 
 def reqs(n: int, **kw) -> list[ChatRequest]:
-    return [ChatRequest(custom_id=f"r{i}", model="fake-model",
-                        messages=[Message(role="user", content=f"request number {i}")], **kw)
-            for i in range(n)]
+    return [
+        ChatRequest(
+            custom_id=f"r{i}",
+            model="fake-model",
+            messages=[Message(role="user", content=f"request number {i}")],
+            **kw,
+        )
+        for i in range(n)
+    ]
 
 
 FAST = dict(backoff_base_s=0.001, backoff_max_s=0.01)
@@ -103,13 +109,17 @@ def test_malformed_retry_moves_the_seed_and_caches_under_the_original_key(tmp_pa
 
     backend = Seeded()
     with ResponseCache(tmp_path / "c.jsonl") as cache:
-        out = Engine(backend, EngineConfig(), cache, progress=False).run_sync(reqs(1, seed=7), check=check)
+        out = Engine(backend, EngineConfig(), cache, progress=False).run_sync(
+            reqs(1, seed=7), check=check
+        )
     assert out[0].ok and out[0].attempts == 2
     assert backend.sent[0] == 7 and backend.sent[1] != 7
     again = Seeded()
     again.sent = []
     with ResponseCache(tmp_path / "c.jsonl") as cache:
-        out2 = Engine(again, EngineConfig(), cache, progress=False).run_sync(reqs(1, seed=7), check=check)
+        out2 = Engine(again, EngineConfig(), cache, progress=False).run_sync(
+            reqs(1, seed=7), check=check
+        )
     assert out2[0].cached and again.sent == []
 
 
@@ -127,16 +137,21 @@ def test_non_retryable_error_fails_only_that_request():
 def test_budget_stops_cleanly_and_floor_is_checked():
     price = {"fake-model": Price(input=1000.0, output=1000.0)}  # $0.001 per token
     backend = FakeBackend()
-    one = Engine(backend, EngineConfig(prices=price), progress=False).estimate(reqs(1, max_tokens=50))
-    eng = Engine(backend, EngineConfig(prices=price, budget_usd=one * 3.5, concurrency=1), progress=False)
+    one = Engine(backend, EngineConfig(prices=price), progress=False).estimate(
+        reqs(1, max_tokens=50)
+    )
+    eng = Engine(
+        backend, EngineConfig(prices=price, budget_usd=one * 3.5, concurrency=1), progress=False
+    )
     out = eng.run_sync(reqs(10, max_tokens=50))
     done = [r for r in out if r.ok]
     assert 3 <= len(done) < 10 and eng.stats.budget_reached
     assert eng.stats.usd_spent <= one * 3.5
     assert all(r.skipped and "budget" in (r.error or "") for r in out if not r.ok)
     with pytest.raises(BudgetExceeded, match="below the estimated cost of one request"):
-        Engine(FakeBackend(), EngineConfig(prices=price, budget_usd=one / 10), progress=False).run_sync(
-            reqs(2, max_tokens=50))
+        Engine(
+            FakeBackend(), EngineConfig(prices=price, budget_usd=one / 10), progress=False
+        ).run_sync(reqs(2, max_tokens=50))
 
 
 def test_rpm_bucket_paces_requests():

@@ -15,15 +15,29 @@ from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import Faults, fake_anthropic_server, fake_openai_server
 
-SERVERS = {"anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
-           "openai": (fake_openai_server, "gpt-4o-mini")}
+SERVERS = {
+    "anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
+    "openai": (fake_openai_server, "gpt-4o-mini"),
+}
 
 
 def gen_cfg(flavor: str, base_url: str, **kw) -> GenerateConfig:
-    base = dict(kind="stories", backend=flavor, model=SERVERS[flavor][1], base_url=base_url,
-                emotions="happy,afraid,calm", topics="2", per_topic=8, per_request=4,
-                concurrency=8, progress=False, timeout_s=0.6, backoff_base_s=0.01,
-                backoff_max_s=0.05, max_retries=6)
+    base = dict(
+        kind="stories",
+        backend=flavor,
+        model=SERVERS[flavor][1],
+        base_url=base_url,
+        emotions="happy,afraid,calm",
+        topics="2",
+        per_topic=8,
+        per_request=4,
+        concurrency=8,
+        progress=False,
+        timeout_s=0.6,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_retries=6,
+    )
     return GenerateConfig(**{**base, **kw})
 
 
@@ -45,14 +59,26 @@ def test_clean_run_structured_output_usage_and_prompt_cache(tmp_path, flavor):
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
-@pytest.mark.parametrize("fault", ["rate_limit", "overloaded", "unavailable", "server_error",
-                                   "reset", "timeout", "malformed", "truncated"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "rate_limit",
+        "overloaded",
+        "unavailable",
+        "server_error",
+        "reset",
+        "timeout",
+        "malformed",
+        "truncated",
+    ],
+)
 def test_each_fault_is_retried_to_success(tmp_path, flavor, fault):
     ctx, _ = SERVERS[flavor]
     faults = Faults(**{fault: 0.4}, seed=1, retry_after_s=0.05, hang_s=1.0)
     with ctx(faults=faults) as srv:
-        m = run_generation(gen_cfg(flavor, srv.base_url, emotions="happy", per_topic=12,
-                                   max_retries=10), tmp_path)
+        m = run_generation(
+            gen_cfg(flavor, srv.base_url, emotions="happy", per_topic=12, max_retries=10), tmp_path
+        )
         assert srv.stats.faults[fault] > 0
         assert m["completed_requests"] == m["planned_requests"] == 6, m["failures"]
         assert srv.stats.calls == 6 + srv.stats.faults[fault]
@@ -63,12 +89,24 @@ def test_each_fault_is_retried_to_success(tmp_path, flavor, fault):
 def test_fault_run_accounting(tmp_path, flavor):
     """20% transport failures + 5% malformed/truncated: every request ends as records or a reason."""
     ctx, _ = SERVERS[flavor]
-    faults = Faults(rate_limit=0.04, overloaded=0.04, unavailable=0.03, server_error=0.03,
-                    reset=0.03, timeout=0.03, malformed=0.025, truncated=0.025, seed=5,
-                    retry_after_s=0.02, hang_s=1.0)
+    faults = Faults(
+        rate_limit=0.04,
+        overloaded=0.04,
+        unavailable=0.03,
+        server_error=0.03,
+        reset=0.03,
+        timeout=0.03,
+        malformed=0.025,
+        truncated=0.025,
+        seed=5,
+        retry_after_s=0.02,
+        hang_s=1.0,
+    )
     with ctx(faults=faults, latency_s=0.002) as srv:
-        m = run_generation(gen_cfg(flavor, srv.base_url, topics="4", per_topic=12, max_retries=2,
-                                   concurrency=16), tmp_path)
+        m = run_generation(
+            gen_cfg(flavor, srv.base_url, topics="4", per_topic=12, max_retries=2, concurrency=16),
+            tmp_path,
+        )
     planned = m["planned_requests"]
     assert planned == 36
     assert m["completed_requests"] + m["failed_requests"] + m["skipped_requests"] == planned
@@ -76,7 +114,12 @@ def test_fault_run_accounting(tmp_path, flavor):
     assert all(f["reason"] for f in m["failures"])
     assert m["records"] == 4 * m["completed_requests"]
     stories = read_records(tmp_path, Story)
-    assert len(stories) == m["records"] == len({s.id for s in stories}) == len({s.text for s in stories})
+    assert (
+        len(stories)
+        == m["records"]
+        == len({s.id for s in stories})
+        == len({s.text for s in stories})
+    )
     assert sum(srv.stats.faults.values()) > 0 and m["retries"] > 0
     # every successful server answer that was well-formed became exactly one completed request
     assert srv.stats.ok >= m["completed_requests"]
@@ -84,18 +127,25 @@ def test_fault_run_accounting(tmp_path, flavor):
 
 def test_persistent_failure_is_a_reasoned_failure(tmp_path):
     with fake_anthropic_server(faults=Faults(server_error=1.0)) as srv:
-        m = run_generation(gen_cfg("anthropic", srv.base_url, emotions="happy", topics="1",
-                                   per_topic=4, max_retries=2), tmp_path)
+        m = run_generation(
+            gen_cfg(
+                "anthropic", srv.base_url, emotions="happy", topics="1", per_topic=4, max_retries=2
+            ),
+            tmp_path,
+        )
     assert m["completed_requests"] == 0 and m["failed_requests"] == 1
-    assert "after 3 attempt(s)" in m["failures"][0]["reason"] and "500" in m["failures"][0]["reason"]
+    assert (
+        "after 3 attempt(s)" in m["failures"][0]["reason"] and "500" in m["failures"][0]["reason"]
+    )
     assert read_records(tmp_path, Story) == []
 
 
 def test_backend_classifies_sdk_errors_without_sdk_retries():
     with fake_anthropic_server(faults=Faults(rate_limit=1.0, retry_after_s=7)) as srv:
         b = make_backend("anthropic", "claude-sonnet-4-6", base_url=srv.base_url)
-        req = ChatRequest(custom_id="x", model="claude-sonnet-4-6",
-                          messages=[Message(role="user", content="hi")])
+        req = ChatRequest(
+            custom_id="x", model="claude-sonnet-4-6", messages=[Message(role="user", content="hi")]
+        )
         with pytest.raises(CallError) as info:
             asyncio.run(b.complete(req))
         assert info.value.kind == "rate_limited" and info.value.retry_after == 7
@@ -113,7 +163,9 @@ def _closed_port() -> int:
 def test_unreachable_base_url_is_one_line(tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(BackendError, match=r"cannot reach http://127\.0\.0\.1:\d+"):
-        run_generation(gen_cfg("anthropic", url, emotions="happy", topics="1", per_topic=4), tmp_path)
+        run_generation(
+            gen_cfg("anthropic", url, emotions="happy", topics="1", per_topic=4), tmp_path
+        )
 
 
 def test_missing_key_is_one_line(monkeypatch):

@@ -18,8 +18,16 @@ def backend():
 
 
 def cfg(**kw):
-    base = dict(kind="stories", backend="transformers", model="stories260K", emotions="tinystories",
-                topics="5", per_topic=2, seed=0, progress=False)
+    base = dict(
+        kind="stories",
+        backend="transformers",
+        model="stories260K",
+        emotions="tinystories",
+        topics="5",
+        per_topic=2,
+        seed=0,
+        progress=False,
+    )
     return GenerateConfig(**{**base, **kw})
 
 
@@ -36,7 +44,11 @@ def test_demo_makes_about_150_stories_quickly_and_deterministically(tmp_path, ba
     for s in stories:
         assert s.prompt_prefix and s.text.startswith(s.prompt_prefix)
         assert len(s.generated_text.split()) >= 8
-        assert s.provenance and s.provenance.backend == "transformers" and s.provenance.output_tokens > 0
+        assert (
+            s.provenance
+            and s.provenance.backend == "transformers"
+            and s.provenance.output_tokens > 0
+        )
         assert s.provenance.prompt_hash
     # A fresh run (no cache) with the same seed writes the same stories.
     m2 = run_generation(cfg(), tmp_path / "b", backend=backend)

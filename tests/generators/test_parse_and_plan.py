@@ -22,8 +22,10 @@ TEXT = BackendInfo(name="openai", model="local", chat=True, supports_schema=Fals
 
 
 def test_delimited_round_trip_and_truncation():
-    items = [{"pov": "first", "text": "I kept the letter.\nThen I read it twice."},
-             {"pov": "third", "text": "She left the light on."}]
+    items = [
+        {"pov": "first", "text": "I kept the letter.\nThen I read it twice."},
+        {"pov": "third", "text": "She left the light on."},
+    ]
     text = render_delimited(items)
     assert parse_delimited(text, ["pov", "text"]) == items
     cut = text[: text.rindex("She left")]  # answer cut off inside item 2
@@ -87,19 +89,41 @@ def test_text_fallback_prompt_describes_layout():
     cfg = GenerateConfig(kind="regulation", emotions="desperate", topics="1", per_topic=2)
     gen = make_generator(cfg)
     gen.info = TEXT
-    req = gen.request("x", {"emotion": "desperate", "forbidden": "x", "premise": "p",
-                            "protagonist": "a person", "n": 2}, 2, {})
+    req = gen.request(
+        "x",
+        {
+            "emotion": "desperate",
+            "forbidden": "x",
+            "premise": "p",
+            "protagonist": "a person",
+            "n": 2,
+        },
+        2,
+        {},
+    )
     assert "=== ITEM 1 ===" in req.system and not req.schema_
 
 
 def test_dialogue_presets_and_regulation_ai_protagonists():
-    d = make_generator(GenerateConfig(kind="dialogues", emotions="calm", topics="presets",
-                                      person_emotions="afraid", assistant_emotions="calm",
-                                      per_topic=2)).plan()
-    assert {r.meta["scenario"] for r in d} >= {"hs_dose", "hs_shutdown", "hs_distress",
-                                                "hs_impossible_task"}
-    r = make_generator(GenerateConfig(kind="regulation", emotions="desperate", topics="3",
-                                      per_topic=3)).plan()
+    d = make_generator(
+        GenerateConfig(
+            kind="dialogues",
+            emotions="calm",
+            topics="presets",
+            person_emotions="afraid",
+            assistant_emotions="calm",
+            per_topic=2,
+        )
+    ).plan()
+    assert {r.meta["scenario"] for r in d} >= {
+        "hs_dose",
+        "hs_shutdown",
+        "hs_distress",
+        "hs_impossible_task",
+    }
+    r = make_generator(
+        GenerateConfig(kind="regulation", emotions="desperate", topics="3", per_topic=3)
+    ).plan()
     assert {x.meta["protagonist"] for x in r} == {"person", "ai_assistant"}
 
 
@@ -113,6 +137,8 @@ def test_base_model_stories_get_openings():
     r = reqs[0]
     assert not r.system and r.meta["opening"] == r.messages[0].content
     assert "very hope " not in " ".join(x.meta["opening"] for x in reqs)
-    recs = gen.parse(r, Completion(text=" she ran to the big tree and laughed with her mom all day. Then"))
+    recs = gen.parse(
+        r, Completion(text=" she ran to the big tree and laughed with her mom all day. Then")
+    )
     assert recs[0].text.startswith(r.meta["opening"]) and recs[0].prompt_prefix == r.meta["opening"]
     assert recs[0].generated_text.strip().endswith("day.")

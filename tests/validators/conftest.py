@@ -21,29 +21,57 @@ GOOD = (
 )
 
 
-def make_story(text: str = GOOD, emotion: str = "sad", *, prefix: str = "", stop: str = "",
-               rid: str | None = None, topic: str = "moving away") -> Story:
+def make_story(
+    text: str = GOOD,
+    emotion: str = "sad",
+    *,
+    prefix: str = "",
+    stop: str = "",
+    rid: str | None = None,
+    topic: str = "moving away",
+) -> Story:
     """One Story record (optionally with a prompt opening and a stop reason)."""
     prov = None
     if stop:
-        prov = Provenance(backend="fake", model="m", prompt_id="p", prompt_hash="h",
-                          params={"stop_reason": stop})
-    return Story(id=rid or stable_id(text, emotion), text=prefix + text, emotion=emotion,
-                 topic=topic, prompt_prefix=prefix, provenance=prov)
+        prov = Provenance(
+            backend="fake", model="m", prompt_id="p", prompt_hash="h", params={"stop_reason": stop}
+        )
+    return Story(
+        id=rid or stable_id(text, emotion),
+        text=prefix + text,
+        emotion=emotion,
+        topic=topic,
+        prompt_prefix=prefix,
+        provenance=prov,
+    )
 
 
-def make_dialogue(turns: list[tuple[str, str]], human: str = "worried", assistant: str = "calm",
-                  rid: str | None = None) -> Dialogue:
+def make_dialogue(
+    turns: list[tuple[str, str]],
+    human: str = "worried",
+    assistant: str = "calm",
+    rid: str | None = None,
+) -> Dialogue:
     """One Dialogue record from ``(speaker, text)`` pairs."""
-    return Dialogue(id=rid or stable_id(*(t for _, t in turns)),
-                    turns=[Turn(speaker=s, text=t) for s, t in turns],  # type: ignore[arg-type]
-                    human_emotion=human, assistant_emotion=assistant)
+    return Dialogue(
+        id=rid or stable_id(*(t for _, t in turns)),
+        turns=[Turn(speaker=s, text=t) for s, t in turns],  # type: ignore[arg-type]
+        human_emotion=human,
+        assistant_emotion=assistant,
+    )
 
 
-def make_regulation(setup: str, healthy: str, unhealthy: str, emotion: str = "angry") -> RegulationPair:
+def make_regulation(
+    setup: str, healthy: str, unhealthy: str, emotion: str = "angry"
+) -> RegulationPair:
     """One RegulationPair record."""
-    return RegulationPair(id=stable_id(setup, healthy), setup=setup, healthy=healthy,
-                          unhealthy=unhealthy, emotion=emotion)
+    return RegulationPair(
+        id=stable_id(setup, healthy),
+        setup=setup,
+        healthy=healthy,
+        unhealthy=unhealthy,
+        emotion=emotion,
+    )
 
 
 def write_stage(folder: Path, records: list, name: str = "part-00000") -> Path:  # type: ignore[type-arg]

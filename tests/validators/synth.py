@@ -4,23 +4,135 @@ from __future__ import annotations
 
 import random
 
-NAMES = ["Lily", "Ben", "Tom", "Mia", "Sam", "Anna", "Max", "Zoe", "Leo", "Ella", "Jack", "Lucy",
-         "Tim", "Sara", "Finn", "Nora", "Oscar", "Ruby", "Hugo", "Ivy"]
-ANIMALS = ["dog", "cat", "bird", "frog", "bunny", "duck", "fox", "bear", "mouse", "horse", "fish",
-           "owl", "turtle", "lamb", "pig", "goat"]
-OBJECTS = ["ball", "kite", "boat", "hat", "cake", "drum", "book", "box", "car", "doll", "shell",
-           "stone", "cup", "rope", "map", "key", "bell", "toy", "lamp", "coin", "leaf", "stick"]
-PLACES = ["park", "garden", "forest", "beach", "river", "house", "school", "shop", "hill", "farm",
-          "lake", "yard", "street", "barn", "pond", "field"]
-ADJS = ["red", "big", "small", "shiny", "old", "new", "soft", "green", "blue", "tall", "round",
-        "tiny", "yellow", "funny", "heavy", "bright", "dark", "warm", "cold", "fast"]
-VERBS = ["found", "saw", "took", "gave", "lost", "made", "threw", "held", "painted", "hid",
-         "carried", "washed", "dropped", "fixed", "shared", "opened", "pushed", "pulled"]
+NAMES = [
+    "Lily",
+    "Ben",
+    "Tom",
+    "Mia",
+    "Sam",
+    "Anna",
+    "Max",
+    "Zoe",
+    "Leo",
+    "Ella",
+    "Jack",
+    "Lucy",
+    "Tim",
+    "Sara",
+    "Finn",
+    "Nora",
+    "Oscar",
+    "Ruby",
+    "Hugo",
+    "Ivy",
+]
+ANIMALS = [
+    "dog",
+    "cat",
+    "bird",
+    "frog",
+    "bunny",
+    "duck",
+    "fox",
+    "bear",
+    "mouse",
+    "horse",
+    "fish",
+    "owl",
+    "turtle",
+    "lamb",
+    "pig",
+    "goat",
+]
+OBJECTS = [
+    "ball",
+    "kite",
+    "boat",
+    "hat",
+    "cake",
+    "drum",
+    "book",
+    "box",
+    "car",
+    "doll",
+    "shell",
+    "stone",
+    "cup",
+    "rope",
+    "map",
+    "key",
+    "bell",
+    "toy",
+    "lamp",
+    "coin",
+    "leaf",
+    "stick",
+]
+PLACES = [
+    "park",
+    "garden",
+    "forest",
+    "beach",
+    "river",
+    "house",
+    "school",
+    "shop",
+    "hill",
+    "farm",
+    "lake",
+    "yard",
+    "street",
+    "barn",
+    "pond",
+    "field",
+]
+ADJS = [
+    "red",
+    "big",
+    "small",
+    "shiny",
+    "old",
+    "new",
+    "soft",
+    "green",
+    "blue",
+    "tall",
+    "round",
+    "tiny",
+    "yellow",
+    "funny",
+    "heavy",
+    "bright",
+    "dark",
+    "warm",
+    "cold",
+    "fast",
+]
+VERBS = [
+    "found",
+    "saw",
+    "took",
+    "gave",
+    "lost",
+    "made",
+    "threw",
+    "held",
+    "painted",
+    "hid",
+    "carried",
+    "washed",
+    "dropped",
+    "fixed",
+    "shared",
+    "opened",
+    "pushed",
+    "pulled",
+]
 TEMPLATES = [
     "{n1} went to the {p} with a {a} {o}.",
     "One day {n1} {v} a {a} {o} near the {p}.",
     "The {an} ran to {n2} and {v} the {o}.",
-    "{n2} said, \"Look at the {a} {an}!\"",
+    '{n2} said, "Look at the {a} {an}!"',
     "They played by the {p} until the sun went down.",
     "{n1} and {n2} {v} a {o} for the {an}.",
     "Then a {a} {an} came out of the {p}.",
@@ -39,8 +151,17 @@ def story(rng: random.Random, n_sentences: int | None = None) -> str:
     for _ in range(n):
         t = rng.choice(TEMPLATES)
         n1, n2 = rng.sample(NAMES, 2)
-        out.append(t.format(n1=n1, n2=n2, an=rng.choice(ANIMALS), o=rng.choice(OBJECTS),
-                            p=rng.choice(PLACES), a=rng.choice(ADJS), v=rng.choice(VERBS)))
+        out.append(
+            t.format(
+                n1=n1,
+                n2=n2,
+                an=rng.choice(ANIMALS),
+                o=rng.choice(OBJECTS),
+                p=rng.choice(PLACES),
+                a=rng.choice(ADJS),
+                v=rng.choice(VERBS),
+            )
+        )
     return " ".join(out)
 
 
@@ -54,7 +175,9 @@ def light_edit(text: str, rng: random.Random) -> str:
             ws[k], ws[k + 1] = ws[k + 1], ws[k]
             text = " ".join(ws)
         elif op == "reorder":
-            sents = [s for s in text.replace("!\"", "!\"|").replace(". ", ".|").split("|") if s.strip()]
+            sents = [
+                s for s in text.replace('!"', '!"|').replace(". ", ".|").split("|") if s.strip()
+            ]
             if len(sents) > 2:
                 i, j = rng.sample(range(len(sents)), 2)
                 sents[i], sents[j] = sents[j], sents[i]
@@ -87,12 +210,30 @@ def dedup_set(n_unique: int, frac_dupes: float, seed: int) -> tuple[list[str], l
 
 
 CUES = {
-    "sad": ["the rain kept falling", "she sat alone by the window", "the old dog was gone",
-            "tears ran down his cheeks", "nobody came to the party", "the grey sky hung low"],
-    "happy": ["the sun was shining bright", "they laughed and danced", "the cake was huge and sweet",
-              "everyone clapped and cheered", "she got the puppy she wanted", "they sang all the way home"],
-    "scared": ["a loud noise came from the dark", "his hands were shaking", "something moved under the bed",
-               "the door creaked open slowly", "she hid under the blanket", "the shadow grew bigger"],
+    "sad": [
+        "the rain kept falling",
+        "she sat alone by the window",
+        "the old dog was gone",
+        "tears ran down his cheeks",
+        "nobody came to the party",
+        "the grey sky hung low",
+    ],
+    "happy": [
+        "the sun was shining bright",
+        "they laughed and danced",
+        "the cake was huge and sweet",
+        "everyone clapped and cheered",
+        "she got the puppy she wanted",
+        "they sang all the way home",
+    ],
+    "scared": [
+        "a loud noise came from the dark",
+        "his hands were shaking",
+        "something moved under the bed",
+        "the door creaked open slowly",
+        "she hid under the blanket",
+        "the shadow grew bigger",
+    ],
 }
 
 

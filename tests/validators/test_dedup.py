@@ -49,7 +49,8 @@ def test_reference_set_and_threshold() -> None:
     near = "Mia held the old kite, and looked at the grey sky for a long time before going in."
     other = "Sam and his dad built a tall tower of blocks on the kitchen floor after lunch."
     v = DedupValidator(reference=[ref], reference_ids=["old-1"]).check(
-        [make_story(near, rid="n"), make_story(other, rid="o")])
+        [make_story(near, rid="n"), make_story(other, rid="o")]
+    )
     assert not v[0].keep and "reference record old-1" in v[0].reason
     assert v[1].keep
     # a lower threshold merges looser paraphrases; a higher one keeps them apart
@@ -63,8 +64,12 @@ def test_reference_set_and_threshold() -> None:
 
 def test_base_model_stories_compare_generated_text_only() -> None:
     prefix = "Once upon a time, there was a little girl named Lily. She loved to play outside. "
-    a = make_story("One day she found a shiny shell by the river and gave it to her mom.", prefix=prefix)
-    b = make_story("At night a big storm broke the old fence and the dog ran into the woods.", prefix=prefix)
+    a = make_story(
+        "One day she found a shiny shell by the river and gave it to her mom.", prefix=prefix
+    )
+    b = make_story(
+        "At night a big storm broke the old fence and the dog ran into the woods.", prefix=prefix
+    )
     assert all(v.keep for v in DedupValidator().check([a, b]))
 
 

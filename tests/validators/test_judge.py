@@ -35,12 +35,18 @@ LEXICON = {
     "scared": ["noise", "dark", "shaking", "creaked", "shadow"],
 }
 TEXTS = {
-    "sad": ["The rain fell all day and Mia sat alone by the grey window with tears on her face.",
-            "Her old dog was gone, and the rain tapped on the roof while she sat alone."],
-    "happy": ["The sun came out, and they laughed and danced around the big chocolate cake.",
-              "Everyone cheered when Tom cut the cake, and the sun shone on the garden."],
-    "scared": ["A loud noise came from the dark hall and Ben's hands were shaking.",
-               "The door creaked and a shadow moved in the dark; Lily was shaking."],
+    "sad": [
+        "The rain fell all day and Mia sat alone by the grey window with tears on her face.",
+        "Her old dog was gone, and the rain tapped on the roof while she sat alone.",
+    ],
+    "happy": [
+        "The sun came out, and they laughed and danced around the big chocolate cake.",
+        "Everyone cheered when Tom cut the cake, and the sun shone on the garden.",
+    ],
+    "scared": [
+        "A loud noise came from the dark hall and Ben's hands were shaking.",
+        "The door creaked and a shadow moved in the dark; Lily was shaking.",
+    ],
 }
 
 
@@ -84,15 +90,21 @@ def cfg() -> JudgeConfig:
 def test_judge_end_to_end_and_blind(tmp_path: Path, flavor: str) -> None:
     ctx = fake_anthropic_server if flavor == "anthropic" else fake_openai_server
     with ctx(responder=blind_judge) as srv:
-        v = JudgeValidator([JudgeSpec(backend=flavor, model="judge-model", base_url=srv.base_url)],
-                           cfg(), seed=3, cache_dir=tmp_path / "cache")
+        v = JudgeValidator(
+            [JudgeSpec(backend=flavor, model="judge-model", base_url=srv.base_url)],
+            cfg(),
+            seed=3,
+            cache_dir=tmp_path / "cache",
+        )
         recs = records()
         verdicts = v.check(recs)
         bodies = list(srv.stats.user_texts)
     assert [x.keep for x in verdicts] == [True] * 6 + [False]
     bad = verdicts[-1]
     assert bad.reason.startswith("judge_disagrees: labelled sad, judges read")
-    assert v.stats["judges"][f"{flavor}:judge-model"]["top1_agreement"] == pytest.approx(6 / 7, abs=1e-3)
+    assert v.stats["judges"][f"{flavor}:judge-model"]["top1_agreement"] == pytest.approx(
+        6 / 7, abs=1e-3
+    )
     # the prompt never marks the intended label: it appears once, as one option among several
     assert len(bodies) == len(recs)
     positions = set()
@@ -103,7 +115,9 @@ def test_judge_end_to_end_and_blind(tmp_path: Path, flavor: str) -> None:
         options = opts_line.split(", ")
         assert rec.emotion in options and len(options) == 8
         outside = user.replace(opts_line, "").lower()
-        assert not re.search(rf"\b{re.escape(rec.emotion)}\b", outside.replace(rec.text.lower(), ""))
+        assert not re.search(
+            rf"\b{re.escape(rec.emotion)}\b", outside.replace(rec.text.lower(), "")
+        )
         for word in ("intended", "target", "label", "correct", "expected"):
             assert word not in user.lower()
         positions.add(options.index(rec.emotion))
@@ -130,7 +144,9 @@ def test_candidates_are_deterministic_and_include_family() -> None:
 
 def test_parse_choices_text_fallback_and_errors() -> None:
     opts = ["sad", "happy", "calm"]
-    assert parse_choices(None, 'Sure: {"choices": [{"emotion": "Happy", "confidence": 2}]}', opts) == [("happy", 1.0)]
+    assert parse_choices(
+        None, 'Sure: {"choices": [{"emotion": "Happy", "confidence": 2}]}', opts
+    ) == [("happy", 1.0)]
     with pytest.raises(ValueError):
         parse_choices(None, "no json here", opts)
     with pytest.raises(ValueError):
@@ -138,14 +154,27 @@ def test_parse_choices_text_fallback_and_errors() -> None:
 
 
 def test_two_judges_agreement_statistics(tmp_path: Path) -> None:
-    with fake_anthropic_server(responder=blind_judge) as a, fake_openai_server(responder=blind_judge) as o:
-        specs = [JudgeSpec(backend="anthropic", model="judge-a", base_url=a.base_url),
-                 JudgeSpec(backend="openai", model="judge-b", base_url=o.base_url)]
+    with (
+        fake_anthropic_server(responder=blind_judge) as a,
+        fake_openai_server(responder=blind_judge) as o,
+    ):
+        specs = [
+            JudgeSpec(backend="anthropic", model="judge-a", base_url=a.base_url),
+            JudgeSpec(backend="openai", model="judge-b", base_url=o.base_url),
+        ]
         v = JudgeValidator(specs, cfg(), cache_dir=tmp_path / "cache")
         recs = records()
-        recs.append(make_dialogue([("human", "The noise in the dark hall kept me shaking all night."),
-                                   ("assistant", "The sun is up now; we laughed about it at breakfast.")],
-                                  human="scared", assistant="happy", rid="dlg"))
+        recs.append(
+            make_dialogue(
+                [
+                    ("human", "The noise in the dark hall kept me shaking all night."),
+                    ("assistant", "The sun is up now; we laughed about it at breakfast."),
+                ],
+                human="scared",
+                assistant="happy",
+                rid="dlg",
+            )
+        )
         verdicts = v.check(recs)
     assert verdicts[-1].keep and len(verdicts[-1].details["items"]) == 2
     assert not verdicts[-2].keep
@@ -161,8 +190,13 @@ def test_two_judges_agreement_statistics(tmp_path: Path) -> None:
 def test_pipeline_with_judge_resumes_from_cache(tmp_path: Path) -> None:
     folder = write_stage(tmp_path / "in", records())
     with fake_anthropic_server(responder=blind_judge) as srv:
-        c = ValidateConfig(validators=["judge"], judge_backend="anthropic", judge_model="judge-m",
-                           base_url=srv.base_url, judge=cfg())
+        c = ValidateConfig(
+            validators=["judge"],
+            judge_backend="anthropic",
+            judge_model="judge-m",
+            base_url=srv.base_url,
+            judge=cfg(),
+        )
         m1 = validate(folder, tmp_path / "out", c)
         calls = srv.stats.calls
         m2 = validate(folder, tmp_path / "out", c)

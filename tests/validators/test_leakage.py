@@ -84,7 +84,9 @@ def test_table_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize(("emotion", "text", "expected"), CASES)
-def test_leak_table(validator: LeakageValidator, emotion: str, text: str, expected: str | None) -> None:
+def test_leak_table(
+    validator: LeakageValidator, emotion: str, text: str, expected: str | None
+) -> None:
     leaks = find_leaks(text, validator.terms(emotion))
     if expected is None:
         assert leaks == [], f"false hit {leaks} in {text!r}"
@@ -96,7 +98,7 @@ def test_leak_table(validator: LeakageValidator, emotion: str, text: str, expect
 def test_span_points_at_the_match(validator: LeakageValidator) -> None:
     text = "It was a long day and Tom felt sad when the bus left."
     (leak,) = find_leaks(text, validator.terms("sad"))
-    assert text[leak.start:leak.end] == "sad"
+    assert text[leak.start : leak.end] == "sad"
 
 
 def test_inflect_option_adds_regular_suffixes() -> None:
@@ -109,21 +111,28 @@ def test_inflect_option_adds_regular_suffixes() -> None:
 
 def test_story_checks_only_generated_text(validator: LeakageValidator) -> None:
     prefix = "Once upon a time there was a sad little girl named Lily."
-    clean = make_story(" She looked at the rain and hugged her bear for a long time.", prefix=prefix)
+    clean = make_story(
+        " She looked at the rain and hugged her bear for a long time.", prefix=prefix
+    )
     leaky = make_story(" She felt sad and hugged her bear.", prefix=prefix)
     v_clean, v_leaky = validator.check([clean, leaky])
     assert v_clean.keep
     assert not v_leaky.keep
     assert "'sad'" in v_leaky.reason
     span = v_leaky.details["spans"][0]
-    assert leaky.generated_text[span["start"]:span["end"]] == "sad"
+    assert leaky.generated_text[span["start"] : span["end"]] == "sad"
 
 
 def test_dialogue_scope(validator: LeakageValidator) -> None:
     # the assistant names the human's emotion: a leak with scope "all", not with "own"
-    d = make_dialogue([("human", "My exam is tomorrow and I keep checking the clock."),
-                       ("assistant", "I can tell you're worried. Let's make a plan together.")],
-                      human="worried", assistant="calm")
+    d = make_dialogue(
+        [
+            ("human", "My exam is tomorrow and I keep checking the clock."),
+            ("assistant", "I can tell you're worried. Let's make a plan together."),
+        ],
+        human="worried",
+        assistant="calm",
+    )
     (v_all,) = validator.check([d])
     assert not v_all.keep and "turn 1 (assistant)" in v_all.reason
     (v_own,) = LeakageValidator(LeakageConfig(dialogue_scope="own")).check([d])
@@ -134,8 +143,12 @@ def test_dialogue_scope(validator: LeakageValidator) -> None:
 
 
 def test_regulation_checks_setup_only(validator: LeakageValidator) -> None:
-    named = make_regulation("Sam was angry when the bus left without him.", "He breathed.", "He kicked it.")
-    labelled = make_regulation("The bus left without Sam.", "I notice I'm angry; I'll walk.", "He kicked it.")
+    named = make_regulation(
+        "Sam was angry when the bus left without him.", "He breathed.", "He kicked it."
+    )
+    labelled = make_regulation(
+        "The bus left without Sam.", "I notice I'm angry; I'll walk.", "He kicked it."
+    )
     v1, v2 = validator.check([named, labelled])
     assert not v1.keep and v2.keep
 

@@ -32,7 +32,9 @@ def stories() -> list[Story]:
         make_story(GOOD, "sad", rid="good-sad"),
         make_story(OTHER, "happy", rid="good-happy"),
         make_story(THIRD, "lonely", rid="good-lonely"),
-        make_story(GOOD.replace("did not go inside", "felt sad and did not go inside"), "sad", rid="leaky"),
+        make_story(
+            GOOD.replace("did not go inside", "felt sad and did not go inside"), "sad", rid="leaky"
+        ),
         make_story("Too short.", "sad", rid="short"),
         make_story(OTHER.replace("laughed and", "laughed, and"), "happy", rid="dupe"),
         make_story(THIRD, "blorft", rid="unknown-emotion"),
@@ -54,8 +56,11 @@ def test_funnel_and_splits(stage: Path, tmp_path: Path) -> None:
     assert steps["input"]["rejected"] == 2 and steps["rules"]["rejected"] == 1
     assert steps["leakage"]["rejected"] == 1 and steps["dedup"]["rejected"] == 1
     assert m["per_validator"]["input"]["reasons"] == {"unknown_emotion": 1, "empty_text": 1}
-    assert m["per_emotion"]["sad"] == {"in": 4, "kept": 1, "rejected_by": {
-        "input": 1, "rules": 1, "leakage": 1, "dedup": 0}}
+    assert m["per_emotion"]["sad"] == {
+        "in": 4,
+        "kept": 1,
+        "rejected_by": {"input": 1, "rules": 1, "leakage": 1, "dedup": 0},
+    }
     assert json.loads((out / "manifest.json").read_text())["kept"] == 3
 
     kept = pq.read_table(out / "kept" / "data" / "story.parquet").to_pylist()
@@ -80,7 +85,9 @@ def test_splits_load_with_datasets(stage: Path, tmp_path: Path) -> None:
     kept = load_dataset("parquet", data_dir=str(out / "kept" / "data"), split="train")
     rej = load_dataset("parquet", data_dir=str(out / "rejected" / "data"), split="train")
     assert len(kept) == 3 and len(rej) == 5
-    assert {"keep", "reasons", "rejected_by", "score_rules", "verdicts", "text", "emotion"} <= set(kept.column_names)
+    assert {"keep", "reasons", "rejected_by", "score_rules", "verdicts", "text", "emotion"} <= set(
+        kept.column_names
+    )
 
 
 def test_kept_split_reads_back_as_records(stage: Path, tmp_path: Path) -> None:
@@ -104,20 +111,35 @@ def test_rerun_is_idempotent_and_resumes(stage: Path, tmp_path: Path) -> None:
     for f in (out / ".cache" / "verdicts").glob("dedup-*.json"):
         f.unlink()
     third = validate(stage, out)
-    assert third["per_validator"]["rules"]["cached"] and not third["per_validator"]["dedup"]["cached"]
+    assert (
+        third["per_validator"]["rules"]["cached"] and not third["per_validator"]["dedup"]["cached"]
+    )
     assert third["funnel"] == first["funnel"]
     # a changed setting invalidates only that validator and what follows it
     fourth = validate(stage, out, ValidateConfig(dedup_threshold=0.95))
-    assert fourth["per_validator"]["leakage"]["cached"] and not fourth["per_validator"]["dedup"]["cached"]
+    assert (
+        fourth["per_validator"]["leakage"]["cached"]
+        and not fourth["per_validator"]["dedup"]["cached"]
+    )
 
 
 def test_dialogues_and_mixed_kinds(tmp_path: Path) -> None:
-    d_ok = make_dialogue([("human", "My exam is tomorrow and I keep checking the clock every minute."),
-                          ("assistant", "Let's make a short plan. What topic feels least ready?"),
-                          ("human", "Probably the chapter on cells. I skipped two lectures on it."),
-                          ("assistant", "Then start there for an hour, and sleep by eleven.")], rid="d1")
-    d_bad = make_dialogue([("assistant", "Hello! I am here to help you with anything today."),
-                           ("human", "My exam is tomorrow and I keep checking the clock.")], rid="d2")
+    d_ok = make_dialogue(
+        [
+            ("human", "My exam is tomorrow and I keep checking the clock every minute."),
+            ("assistant", "Let's make a short plan. What topic feels least ready?"),
+            ("human", "Probably the chapter on cells. I skipped two lectures on it."),
+            ("assistant", "Then start there for an hour, and sleep by eleven."),
+        ],
+        rid="d1",
+    )
+    d_bad = make_dialogue(
+        [
+            ("assistant", "Hello! I am here to help you with anything today."),
+            ("human", "My exam is tomorrow and I keep checking the clock."),
+        ],
+        rid="d2",
+    )
     folder = tmp_path / "in"
     write_stage(folder, [d_ok, d_bad], name="dialogues")
     write_stage(folder, [make_story(rid="s1")], name="stories")
@@ -133,8 +155,10 @@ def test_dialogues_and_mixed_kinds(tmp_path: Path) -> None:
 def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
     folder = tmp_path / "in" / "data"
     folder.mkdir(parents=True)
-    pq.write_table(pa.table({"kind": ["story"], "id": ["a"], "text": ["hi"], "topic": ["t"]}),
-                   folder / "part.parquet")
+    pq.write_table(
+        pa.table({"kind": ["story"], "id": ["a"], "text": ["hi"], "topic": ["t"]}),
+        folder / "part.parquet",
+    )
     with pytest.raises(InputError, match=r"part\.parquet: missing column\(s\) emotion"):
         validate(tmp_path / "in", tmp_path / "out")
 
@@ -142,8 +166,18 @@ def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
 def test_bad_row_names_row_and_field(tmp_path: Path) -> None:
     folder = tmp_path / "in" / "data"
     folder.mkdir(parents=True)
-    pq.write_table(pa.table({"kind": ["story", "story"], "id": ["a", "b"], "text": ["hi", None],
-                             "emotion": ["sad", "sad"], "topic": ["t", "t"]}), folder / "p.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "kind": ["story", "story"],
+                "id": ["a", "b"],
+                "text": ["hi", None],
+                "emotion": ["sad", "sad"],
+                "topic": ["t", "t"],
+            }
+        ),
+        folder / "p.parquet",
+    )
     with pytest.raises(InputError, match=r"row 1: invalid story record, field 'text'"):
         validate(tmp_path / "in", tmp_path / "out")
 
@@ -159,7 +193,9 @@ def test_unknown_kind_and_missing_input(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_rejected(tmp_path: Path) -> None:
-    folder = write_stage(tmp_path / "in", [make_story(rid="x"), make_story(OTHER, "happy", rid="x")])
+    folder = write_stage(
+        tmp_path / "in", [make_story(rid="x"), make_story(OTHER, "happy", rid="x")]
+    )
     m = validate(folder, tmp_path / "out", ValidateConfig(validators=["rules"]))
     assert m["per_validator"]["input"]["reasons"] == {"duplicate_id": 1}
 

@@ -74,7 +74,9 @@ def test_uninformative_probe_does_not_reject() -> None:
     # labels unrelated to the text: the probe cannot beat the majority class, so no rejections
     recs, _, _ = flipped_records(20, 0.0, 4)
     rng = random.Random(4)
-    shuffled = [r.model_copy(update={"emotion": rng.choice(["sad", "happy", "scared"])}) for r in recs]
+    shuffled = [
+        r.model_copy(update={"emotion": rng.choice(["sad", "happy", "scared"])}) for r in recs
+    ]
     v = ProbeValidator(ProbeConfig(model="tfidf"))
     verdicts = v.check(shuffled)
     assert v.stats["informative"] is False

@@ -237,7 +237,9 @@ def test_errors(tmp_path, lm260k):
     assert resolve_layers("-1,0", 5) == ([0, 4], True)
     assert resolve_layers("auto", 5) == ([0, 1, 2, 3, 4], False)
     deep, keep = resolve_layers("auto", 80, max_auto=16)
-    assert not keep and len(deep) <= 16 and deep[0] == 0 and deep[-1] == 79 and 52 in deep  # 52: default
+    assert (
+        not keep and len(deep) <= 16 and deep[0] == 0 and deep[-1] == 79 and 52 in deep
+    )  # 52: default
     assert len(resolve_layers("all", 80)[0]) == 80
 
 

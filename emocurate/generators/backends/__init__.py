@@ -21,7 +21,15 @@ from emocurate.generators.backends.base import (
 
 BACKENDS = ("anthropic", "openai", "transformers", "fake")
 
-__all__ = ["BACKENDS", "Backend", "CallError", "ChatRequest", "Completion", "Message", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "CallError",
+    "ChatRequest",
+    "Completion",
+    "Message",
+    "make_backend",
+]
 
 
 def make_backend(name: str, model: str, *, base_url: str | None = None, **kw: Any) -> Backend:

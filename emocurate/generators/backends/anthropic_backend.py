@@ -32,8 +32,15 @@ class AnthropicBackend(HostedBackend):
     supports_schema = True
     supports_prompt_cache = True
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 timeout_s: float = 120.0, client: Any = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        client: Any = None,
+    ) -> None:
         import anthropic
 
         self.sdk = anthropic
@@ -66,11 +73,13 @@ class AnthropicBackend(HostedBackend):
             params["stop_sequences"] = list(request.stop)
         if request.schema_:
             tool = request.schema_name or "output"
-            params["tools"] = [{
-                "name": tool,
-                "description": f"Return the {tool} exactly as requested.",
-                "input_schema": request.schema_,
-            }]
+            params["tools"] = [
+                {
+                    "name": tool,
+                    "description": f"Return the {tool} exactly as requested.",
+                    "input_schema": request.schema_,
+                }
+            ]
             params["tool_choice"] = {"type": "tool", "name": tool}
         return params
 
@@ -87,14 +96,17 @@ class AnthropicBackend(HostedBackend):
             if inspect.isawaitable(msg):
                 msg = await msg
         limits = rate_limits(raw.headers, ANTHROPIC_LIMIT_HEADERS)
-        return self.to_completion(msg, limits=limits,
-                                  request_id=raw.headers.get("request-id", ""))
+        return self.to_completion(msg, limits=limits, request_id=raw.headers.get("request-id", ""))
 
-    def to_completion(self, msg: Any, *, limits: dict[str, float] | None = None,
-                      request_id: str = "") -> Completion:
+    def to_completion(
+        self, msg: Any, *, limits: dict[str, float] | None = None, request_id: str = ""
+    ) -> Completion:
         """A Completion from a Message (dict or SDK object)."""
-        get = (lambda o, k, d=None: o.get(k, d)) if isinstance(msg, dict) else (
-            lambda o, k, d=None: getattr(o, k, d))
+        get = (
+            (lambda o, k, d=None: o.get(k, d))
+            if isinstance(msg, dict)
+            else (lambda o, k, d=None: getattr(o, k, d))
+        )
         text_parts: list[str] = []
         data: Any = None
         for block in get(msg, "content", []) or []:
@@ -102,7 +114,9 @@ class AnthropicBackend(HostedBackend):
             if btype == "tool_use":
                 data = block.get("input") if isinstance(block, dict) else block.input
             elif btype == "text":
-                text_parts.append(str(block.get("text", "") if isinstance(block, dict) else block.text))
+                text_parts.append(
+                    str(block.get("text", "") if isinstance(block, dict) else block.text)
+                )
         usage = get(msg, "usage")
         if usage is None:
             raise CallError("response without usage", kind="bad_response", retryable=True)
@@ -117,10 +131,14 @@ class AnthropicBackend(HostedBackend):
             except json.JSONDecodeError:
                 data = None
         return Completion(
-            text="".join(text_parts), data=data, stop_reason=str(get(msg, "stop_reason", "") or ""),
-            input_tokens=u("input_tokens"), output_tokens=u("output_tokens"),
+            text="".join(text_parts),
+            data=data,
+            stop_reason=str(get(msg, "stop_reason", "") or ""),
+            input_tokens=u("input_tokens"),
+            output_tokens=u("output_tokens"),
             cache_read_tokens=u("cache_read_input_tokens"),
             cache_write_tokens=u("cache_creation_input_tokens"),
             request_id=request_id or str(get(msg, "id", "") or ""),
-            model=str(get(msg, "model", "") or self.model), rate_limits=limits or {},
+            model=str(get(msg, "model", "") or self.model),
+            rate_limits=limits or {},
         )

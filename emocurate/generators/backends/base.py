@@ -49,7 +49,9 @@ class ChatRequest(Model):
 
     def cache_key(self, backend: str) -> str:
         """Everything that changes the answer: backend, model, messages, system, schema, sampling."""
-        data = self.model_dump(mode="json", by_alias=True, exclude={"custom_id", "meta", "prompt_id"})
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude={"custom_id", "meta", "prompt_id"}
+        )
         return canonical_json({"backend": backend, **data})
 
 

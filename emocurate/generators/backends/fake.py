@@ -16,7 +16,51 @@ from typing import Any
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.parse import render_delimited
 
-WORDS = ["the", "morning", "light", "fell", "across", "a", "narrow", "kitchen", "table", "where", "a", "chipped", "mug", "waited", "beside", "an", "unopened", "letter", "and", "somewhere", "down", "the", "hall", "a", "radio", "murmured", "about", "rain", "while", "she", "turned", "the", "envelope", "over", "twice", "before", "setting", "it", "down", "again", "near", "the", "window"]
+WORDS = [
+    "the",
+    "morning",
+    "light",
+    "fell",
+    "across",
+    "a",
+    "narrow",
+    "kitchen",
+    "table",
+    "where",
+    "a",
+    "chipped",
+    "mug",
+    "waited",
+    "beside",
+    "an",
+    "unopened",
+    "letter",
+    "and",
+    "somewhere",
+    "down",
+    "the",
+    "hall",
+    "a",
+    "radio",
+    "murmured",
+    "about",
+    "rain",
+    "while",
+    "she",
+    "turned",
+    "the",
+    "envelope",
+    "over",
+    "twice",
+    "before",
+    "setting",
+    "it",
+    "down",
+    "again",
+    "near",
+    "the",
+    "window",
+]
 
 
 def _rng_for(request: ChatRequest, salt: str = "") -> random.Random:
@@ -54,8 +98,10 @@ def sample_from_schema(schema: dict[str, Any], rng: random.Random, *, words: int
         n = hi if hi >= lo else lo
         item = schema.get("items", {"type": "string"})
         if item.get("type") == "object" and set(item.get("properties", {})) == {"speaker", "text"}:
-            return [{"speaker": ("human", "assistant")[i % 2], "text": sample_text(rng, 25)}
-                    for i in range(max(n, 4))]
+            return [
+                {"speaker": ("human", "assistant")[i % 2], "text": sample_text(rng, 25)}
+                for i in range(max(n, 4))
+            ]
         return [sample_from_schema(item, rng, words=words) for _ in range(n)]
     if t == "integer":
         return rng.randint(int(schema.get("minimum", 0)), int(schema.get("maximum", 10)))
@@ -119,7 +165,11 @@ class FakeBackend(Backend):
         roll = self._faults.random()
         if roll < self.fail_rate:
             raise CallError("fake overload", kind="overloaded", retryable=True, status=529)
-        answer = self.responder(request) if self.responder else default_answer(request, _rng_for(request))
+        answer = (
+            self.responder(request)
+            if self.responder
+            else default_answer(request, _rng_for(request))
+        )
         if isinstance(answer, Completion):
             return answer
         malformed = roll < self.fail_rate + self.malformed_rate
@@ -135,8 +185,12 @@ class FakeBackend(Backend):
             data = None
             out_tokens = count_tokens(text)
         return Completion(
-            text=text, data=data, stop_reason="max_tokens" if malformed else "end_turn",
-            input_tokens=count_tokens(prompt), output_tokens=out_tokens, model=self.model,
+            text=text,
+            data=data,
+            stop_reason="max_tokens" if malformed else "end_turn",
+            input_tokens=count_tokens(prompt),
+            output_tokens=out_tokens,
+            model=self.model,
             request_id=f"fake-{self.calls}",
         )
 

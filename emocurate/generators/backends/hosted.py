@@ -83,8 +83,9 @@ def rate_limits(headers: Mapping[str, str] | None, names: dict[str, str]) -> dic
     return out
 
 
-def classify(exc: Exception, sdk: Any, *, backend: str, base_url: str | None,
-             limit_headers: dict[str, str]) -> CallError:
+def classify(
+    exc: Exception, sdk: Any, *, backend: str, base_url: str | None, limit_headers: dict[str, str]
+) -> CallError:
     """Map one SDK exception to a :class:`CallError`."""
     if isinstance(exc, sdk.APITimeoutError):
         return CallError("request timed out", kind="timeout", retryable=True)
@@ -98,21 +99,45 @@ def classify(exc: Exception, sdk: Any, *, backend: str, base_url: str | None,
         limits = rate_limits(headers, limit_headers)
         msg = _status_message(exc)
         if status == 429:
-            return CallError(f"429 rate limited: {msg}", kind="rate_limited", retryable=True,
-                             status=status, retry_after=retry_after(headers), rate_limits=limits)
+            return CallError(
+                f"429 rate limited: {msg}",
+                kind="rate_limited",
+                retryable=True,
+                status=status,
+                retry_after=retry_after(headers),
+                rate_limits=limits,
+            )
         if status == 529:
-            return CallError(f"529 overloaded: {msg}", kind="overloaded", retryable=True,
-                             status=status, retry_after=retry_after(headers))
+            return CallError(
+                f"529 overloaded: {msg}",
+                kind="overloaded",
+                retryable=True,
+                status=status,
+                retry_after=retry_after(headers),
+            )
         if status >= 500 or status in (408, 409):
-            return CallError(f"{status} server error: {msg}", kind="server_error", retryable=True,
-                             status=status, retry_after=retry_after(headers))
+            return CallError(
+                f"{status} server error: {msg}",
+                kind="server_error",
+                retryable=True,
+                status=status,
+                retry_after=retry_after(headers),
+            )
         if status in (401, 403):
-            return CallError(f"{backend}: authentication failed ({status}): {msg}", kind="auth",
-                             fatal=True, status=status)
+            return CallError(
+                f"{backend}: authentication failed ({status}): {msg}",
+                kind="auth",
+                fatal=True,
+                status=status,
+            )
         if status == 404:
             where = f" at {base_url}" if base_url else ""
-            return CallError(f"{backend}: not found{where} ({msg}); check --model and --base-url",
-                             kind="not_found", fatal=True, status=status)
+            return CallError(
+                f"{backend}: not found{where} ({msg}); check --model and --base-url",
+                kind="not_found",
+                fatal=True,
+                status=status,
+            )
         return CallError(f"{status} rejected: {msg}", kind="bad_request", status=status)
     if isinstance(exc, sdk.APIResponseValidationError | ValueError):
         return CallError(f"unreadable response: {exc}", kind="bad_response", retryable=True)
@@ -171,5 +196,6 @@ class HostedBackend(Backend):
             yield
         except (getattr(self.sdk, self.sdk_error), ValueError) as exc:
             headers = self.limit_headers if limit_headers is None else limit_headers
-            raise classify(exc, self.sdk, backend=self.name, base_url=self.base_url,
-                           limit_headers=headers) from None
+            raise classify(
+                exc, self.sdk, backend=self.name, base_url=self.base_url, limit_headers=headers
+            ) from None

@@ -32,8 +32,16 @@ class OpenAIBackend(HostedBackend):
     limit_headers = OPENAI_LIMIT_HEADERS
     supports_schema = True
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 timeout_s: float = 120.0, client: Any = None, token_param: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        client: Any = None,
+        token_param: str | None = None,
+    ) -> None:
         import openai
 
         self.sdk = openai
@@ -71,24 +79,39 @@ class OpenAIBackend(HostedBackend):
         if request.schema_:
             params["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": request.schema_name or "output", "schema": request.schema_,
-                                "strict": True},
+                "json_schema": {
+                    "name": request.schema_name or "output",
+                    "schema": request.schema_,
+                    "strict": True,
+                },
             }
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
         """One Chat Completions call (no SDK retries)."""
         with self.sdk_errors():
-            raw = await self.client().chat.completions.with_raw_response.create(**self.build_params(request))
+            raw = await self.client().chat.completions.with_raw_response.create(
+                **self.build_params(request)
+            )
             resp = raw.parse()
             if inspect.isawaitable(resp):
                 resp = await resp
         limits = rate_limits(raw.headers, OPENAI_LIMIT_HEADERS)
-        return self.to_completion(resp, structured=bool(request.schema_), limits=limits,
-                                  request_id=raw.headers.get("x-request-id", ""))
+        return self.to_completion(
+            resp,
+            structured=bool(request.schema_),
+            limits=limits,
+            request_id=raw.headers.get("x-request-id", ""),
+        )
 
-    def to_completion(self, resp: Any, *, structured: bool, limits: dict[str, float] | None = None,
-                      request_id: str = "") -> Completion:
+    def to_completion(
+        self,
+        resp: Any,
+        *,
+        structured: bool,
+        limits: dict[str, float] | None = None,
+        request_id: str = "",
+    ) -> Completion:
         """A Completion from a ChatCompletion (dict or SDK object)."""
         d = resp if isinstance(resp, dict) else resp.model_dump()
         choice = (d.get("choices") or [{}])[0]
@@ -104,9 +127,13 @@ class OpenAIBackend(HostedBackend):
         cached = int(((usage.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
         prompt = int(usage.get("prompt_tokens") or 0)
         return Completion(
-            text="" if data is not None else content, data=data,
+            text="" if data is not None else content,
+            data=data,
             stop_reason="max_tokens" if finish == "length" else str(finish),
-            input_tokens=max(0, prompt - cached), output_tokens=int(usage.get("completion_tokens") or 0),
-            cache_read_tokens=cached, request_id=request_id or str(d.get("id") or ""),
-            model=str(d.get("model") or self.model), rate_limits=limits or {},
+            input_tokens=max(0, prompt - cached),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            cache_read_tokens=cached,
+            request_id=request_id or str(d.get("id") or ""),
+            model=str(d.get("model") or self.model),
+            rate_limits=limits or {},
         )
