@@ -9,6 +9,7 @@ from pathlib import Path
 
 from emocurate.generators.run import GenerateConfig
 from emocurate.records import Story
+from tests.fakes.llm_servers import fake_anthropic_server, fake_openai_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +19,31 @@ from emocurate.generators.run import GenerateConfig, run_generation
 cfg = GenerateConfig.model_validate_json(sys.argv[1])
 run_generation(cfg, sys.argv[2])
 """
+
+
+SERVERS = {
+    "anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
+    "openai": (fake_openai_server, "gpt-4o-mini"),
+}
+"""Fake server factory and model name per hosted backend."""
+
+
+def hosted_cfg(flavor: str, base_url: str, **kw: object) -> GenerateConfig:
+    """A small story run against a fake server: 3 emotions x 2 topics x 8, 4 per request."""
+    base: dict[str, object] = dict(
+        kind="stories",
+        backend=flavor,
+        model=SERVERS[flavor][1],
+        base_url=base_url,
+        emotions="happy,afraid,calm",
+        topics="2",
+        per_topic=8,
+        per_request=4,
+        progress=False,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+    )
+    return GenerateConfig.model_validate({**base, **kw})
 
 
 def comparable(stories: list[Story]) -> list[dict]:

@@ -16,32 +16,12 @@ from emocurate.generators.pricing import find_price
 from emocurate.generators.run import GenerateConfig, plan_requests, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
-from tests.fakes.llm_servers import BatchFaults, fake_anthropic_server, fake_openai_server
-from tests.generators.helpers import comparable, start_generation
-
-SERVERS = {
-    "anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
-    "openai": (fake_openai_server, "gpt-4o-mini"),
-}
+from tests.fakes.llm_servers import BatchFaults, fake_anthropic_server
+from tests.generators.helpers import SERVERS, comparable, hosted_cfg, start_generation
 
 
 def batch_cfg(flavor: str, base_url: str, **kw) -> GenerateConfig:
-    base = dict(
-        kind="stories",
-        backend=flavor,
-        model=SERVERS[flavor][1],
-        base_url=base_url,
-        emotions="happy,afraid,calm",
-        topics="2",
-        per_topic=8,
-        per_request=4,
-        progress=False,
-        batch=True,
-        batch_poll_s=0.01,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-    )
-    return GenerateConfig(**{**base, **kw})
+    return hosted_cfg(flavor, base_url, **{"batch": True, "batch_poll_s": 0.01, **kw})
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])

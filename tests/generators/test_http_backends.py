@@ -13,32 +13,14 @@ from emocurate.generators.backends.base import CallError, ChatRequest, Message
 from emocurate.generators.run import GenerateConfig, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
-from tests.fakes.llm_servers import Faults, fake_anthropic_server, fake_openai_server
-
-SERVERS = {
-    "anthropic": (fake_anthropic_server, "claude-sonnet-4-6"),
-    "openai": (fake_openai_server, "gpt-4o-mini"),
-}
+from tests.fakes.llm_servers import Faults, fake_anthropic_server
+from tests.generators.helpers import SERVERS, hosted_cfg
 
 
 def gen_cfg(flavor: str, base_url: str, **kw) -> GenerateConfig:
-    base = dict(
-        kind="stories",
-        backend=flavor,
-        model=SERVERS[flavor][1],
-        base_url=base_url,
-        emotions="happy,afraid,calm",
-        topics="2",
-        per_topic=8,
-        per_request=4,
-        concurrency=8,
-        progress=False,
-        timeout_s=0.6,
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-        max_retries=6,
+    return hosted_cfg(
+        flavor, base_url, **{"concurrency": 8, "timeout_s": 0.6, "max_retries": 6, **kw}
     )
-    return GenerateConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
