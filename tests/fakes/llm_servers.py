@@ -64,6 +64,19 @@ from emocurate.generators.backends.fake import count_tokens, sample_from_schema,
 Responder = Callable[[dict[str, Any]], Any]
 
 
+FAULT_KINDS = (
+    "rate_limit",
+    "overloaded",
+    "unavailable",
+    "server_error",
+    "reset",
+    "timeout",
+    "malformed",
+    "truncated",
+)
+"""Every fault the fake servers can inject (each a rate on :class:`Faults`)."""
+
+
 @dataclass
 class Faults:
     """Per-call fault probabilities (independent draws, checked in this order)."""
@@ -266,16 +279,7 @@ class FakeLLMServer:
         with self._lock:
             r = self._rng.random()
         acc = 0.0
-        for name in (
-            "rate_limit",
-            "overloaded",
-            "unavailable",
-            "server_error",
-            "reset",
-            "timeout",
-            "malformed",
-            "truncated",
-        ):
+        for name in FAULT_KINDS:
             acc += getattr(f, name)
             if r < acc:
                 return name

@@ -13,7 +13,7 @@ from emocurate.generators.backends.base import CallError, ChatRequest, Message
 from emocurate.generators.run import GenerateConfig, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
-from tests.fakes.llm_servers import Faults, fake_anthropic_server
+from tests.fakes.llm_servers import FAULT_KINDS, Faults, fake_anthropic_server
 from tests.generators.helpers import SERVERS, hosted_cfg
 
 
@@ -41,19 +41,7 @@ def test_clean_run_structured_output_usage_and_prompt_cache(tmp_path, flavor):
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "rate_limit",
-        "overloaded",
-        "unavailable",
-        "server_error",
-        "reset",
-        "timeout",
-        "malformed",
-        "truncated",
-    ],
-)
+@pytest.mark.parametrize("fault", FAULT_KINDS)
 def test_each_fault_is_retried_to_success(tmp_path, flavor, fault):
     ctx, _ = SERVERS[flavor]
     faults = Faults(**{fault: 0.4}, seed=1, retry_after_s=0.05, hang_s=1.0)
