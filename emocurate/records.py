@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 
 def _parse_json_dict(value: Any) -> Any:
@@ -130,18 +130,30 @@ class Dialogue(Model):
 
 
 class NeutralDialogue(Model):
-    """An emotionally neutral human/assistant conversation, used to denoise vectors."""
+    """An emotionally neutral human/assistant conversation, used to denoise vectors.
+
+    A base model cannot hold a conversation, so for one (the embedded stories260K) the neutral
+    baseline is plain narrative in the model's own register instead: ``narrative`` is set and
+    ``turns`` is empty.
+    """
 
     kind: Literal["neutral"] = "neutral"
     id: str
-    turns: list[Turn]
+    turns: list[Turn] = Field(default_factory=list)
+    narrative: str = ""
     topic: str = ""
     provenance: Provenance | None = None
 
+    @model_validator(mode="after")
+    def _has_text(self) -> NeutralDialogue:
+        if not self.turns and not self.narrative.strip():
+            raise ValueError("a neutral record needs turns or a narrative")
+        return self
+
     @property
     def text(self) -> str:
-        """The conversation rendered as ``Human: ...`` / ``Assistant: ...`` lines."""
-        return render_turns(self.turns)
+        """The conversation rendered as ``Human: ...`` / ``Assistant: ...`` lines (or the narrative)."""
+        return render_turns(self.turns) if self.turns else self.narrative
 
 
 class RegulationPair(Model):

@@ -40,6 +40,9 @@ def funnel_table(manifest: dict[str, Any]) -> Table:
         reasons = per.get(step["step"], {}).get("reasons", {})
         top = ", ".join(f"{k} {v}" for k, v in list(reasons.items())[:3])
         cached = " (cached)" if per.get(step["step"], {}).get("cached") else ""
+        status = str(step.get("status", "used"))
+        if status != "used":
+            top = status.upper() if not top else f"{status.upper()}; {top}"
         table.add_row(
             step["step"] + cached, str(step["in"]), str(step["rejected"]), str(step["out"]), top
         )

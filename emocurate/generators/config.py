@@ -77,6 +77,6 @@ class GenerateConfig(Model):
 
     def items_per_request(self, chat: bool) -> int:
         """Records per request: one for a base model (it continues a single opening)."""
-        if not chat and self.kind == "stories":
+        if not chat and self.kind in ("stories", "neutral"):
             return 1
         return self.per_request or DEFAULT_PER_REQUEST[self.kind]

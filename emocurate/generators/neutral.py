@@ -7,12 +7,20 @@ its own.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from emocurate.errors import ConfigError
-from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import TURNS_SCHEMA, Generator, make_custom_id
+from emocurate.generators.backends.base import ChatRequest, Message
+from emocurate.generators.common import (
+    TURNS_SCHEMA,
+    Generator,
+    ParseError,
+    derived_seed,
+    make_custom_id,
+)
 from emocurate.generators.dialogues import item_turns
+from emocurate.generators.stories import BOYS, GIRLS, trim_to_sentence
 from emocurate.records import NeutralDialogue, Provenance
 from emocurate.taxonomy import Topic, resolve_topics
 
@@ -37,6 +45,32 @@ NEUTRAL_AREAS = (
     "statistics: mean, median and standard deviation",
     "office logistics: booking rooms and ordering supplies",
     "HTTP status codes and REST API design",
+)
+
+
+# Base models (no chat template) continue matter-of-fact openings in their own register; what
+# they write is kept only if it names no emotion of the taxonomy (see ``NeutralGenerator.parse``).
+NEUTRAL_OPENINGS = (
+    "{name} put three cups on the table. One cup was red, one was blue and one was green.",
+    "{name} and {poss} dad went to the shop to buy bread, milk and eggs.",
+    "{name} had a box of blocks. {Pron} counted the blocks. There were ten blocks in the box.",
+    "In the morning, {name} walked to school. The school was next to the park.",
+    "{name} drew a house with a door and two windows. Then {pron} drew a tree next to it.",
+    "The bus stopped at the corner. {name} got on the bus with {poss} mom.",
+    "{name} washed the plates and put them on the shelf. Then {pron} dried the cups.",
+    "Every day, {name} fed the fish. The fish lived in a small tank by the window.",
+    "{name} made a list: apples, bread, soap and a new pencil.",
+    "{name} sorted the socks into pairs. There were white socks and gray socks.",
+    "The train went past the farm. {name} looked at the cows and the barn.",
+    "{name} planted seeds in a pot. {Pron} gave them water and put the pot in the sun.",
+    "{name} read a book about boats. The book said that boats float on water.",
+    "{name} folded the towels and put them in the closet.",
+    "It was Monday. {name} put on {poss} coat and took {poss} bag.",
+    "{name} built a tower with six blocks. Then {pron} built a bridge with four more.",
+    "{name} and {poss} friend walked to the library. They took out two books.",
+    "The cat sat on the mat. {name} gave the cat some water in a bowl.",
+    "{name} painted the fence white. It took all morning to paint the fence.",
+    "{name} swept the floor of the kitchen and put the broom in the corner.",
 )
 
 
@@ -66,6 +100,8 @@ class NeutralGenerator(Generator):
 
     def plan(self) -> list[ChatRequest]:
         """One request per subject area x chunk of ``per_request`` conversations."""
+        if not self.info.chat:
+            return self._plan_openings()
         out: list[ChatRequest] = []
         k = self.n_per_request
         for topic in self.topics():
@@ -84,6 +120,81 @@ class NeutralGenerator(Generator):
                 done += n
                 chunk += 1
         return out
+
+    def _plan_openings(self) -> list[ChatRequest]:
+        """Base models: one neutral opening per record for the model to continue."""
+        spec = self.cfg.topics.strip()
+        n_open = len(NEUTRAL_OPENINGS) if spec == "all" or not spec.isdigit() else int(spec)
+        if not 1 <= n_open <= len(NEUTRAL_OPENINGS):
+            raise ConfigError(
+                f"neutral topics: asked for {n_open}, choose 1 to {len(NEUTRAL_OPENINGS)} for a base model"
+            )
+        out: list[ChatRequest] = []
+        for t in range(n_open):
+            for r in range(self.cfg.per_topic):
+                cid = make_custom_id("nt", f"open{t + 1:02d}", str(r))
+                rng = self.rng(cid)
+                girl = rng.random() < 0.5
+                opening = NEUTRAL_OPENINGS[t].format(
+                    name=rng.choice(GIRLS if girl else BOYS),
+                    Pron="She" if girl else "He",
+                    pron="she" if girl else "he",
+                    poss="her" if girl else "his",
+                )
+                out.append(
+                    ChatRequest(
+                        custom_id=cid,
+                        model=self.info.model,
+                        messages=[Message(role="user", content=opening)],
+                        max_tokens=self.cfg.max_tokens or 48,
+                        temperature=0.8 if self.cfg.temperature is None else self.cfg.temperature,
+                        top_p=0.95 if self.cfg.top_p is None else self.cfg.top_p,
+                        seed=derived_seed(self.cfg.seed, cid),
+                        cache_system=False,
+                        prompt_id="neutral/opening-v1",
+                        prompt_hash=self.prompt_hash,
+                        meta={
+                            "kind": self.kind,
+                            "n": 1,
+                            "topic": "neutral opening",
+                            "topic_id": f"open{t + 1:02d}",
+                            "opening": opening,
+                        },
+                    )
+                )
+        return out
+
+    @cached_property
+    def _emotion_terms(self) -> tuple[str, ...]:
+        return tuple(sorted({t for e in self.tax.emotions for t in e.leak_terms}))
+
+    def parse(
+        self, request: ChatRequest, completion: Any, prov: Provenance | None = None
+    ) -> list[Any]:
+        """Chat answers hold conversations; a base model's continuation is one narrative.
+
+        A continuation that names any emotion of the taxonomy is not neutral: it is refused as
+        malformed, so the engine retries it with a moved seed.
+        """
+        opening = request.meta.get("opening")
+        if not opening:
+            return super().parse(request, completion, prov)
+        from emocurate.validators.leakage import find_leaks
+
+        cont = trim_to_sentence(completion.text)
+        if len(cont.split()) < 8:
+            raise ParseError("continuation too short")
+        leaks = find_leaks(cont, self._emotion_terms)
+        if leaks:
+            raise ParseError(f"continuation names an emotion ('{leaks[0].matched}')")
+        return [
+            NeutralDialogue(
+                id=self.record_id(request, 0),
+                narrative=opening + cont,
+                topic=request.meta["topic"],
+                provenance=prov,
+            )
+        ]
 
     def build(
         self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None

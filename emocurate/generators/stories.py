@@ -214,14 +214,15 @@ class StoriesGenerator(Generator):
         opening = request.meta.get("opening")
         if not opening:
             return super().parse(request, completion, prov)
-        cont = _trim_to_sentence(completion.text)
+        # The backend decodes prompt and continuation together, so the continuation carries its
+        # own leading space; adding one would split a word the model finished ("I" + "t was").
+        cont = trim_to_sentence(completion.text)
         if len(cont.split()) < 8:
             raise ParseError("continuation too short")
-        sep = "" if cont[:1].isspace() or cont[:1] in ",.!?;:'\"" else " "
         return [
             Story(
                 id=self.record_id(request, 0),
-                text=opening + sep + cont,
+                text=opening + cont,
                 emotion=request.meta["emotion"],
                 topic=request.meta["topic"],
                 topic_id=request.meta.get("topic_id", ""),
@@ -232,7 +233,7 @@ class StoriesGenerator(Generator):
         ]
 
 
-def _trim_to_sentence(text: str) -> str:
+def trim_to_sentence(text: str) -> str:
     """Drop an unfinished last sentence (generation stops at a token limit, not a full stop)."""
     text = text.rstrip()
     ends = [text.rfind(c) for c in (".", "!", "?", '."', '!"', '?"')]

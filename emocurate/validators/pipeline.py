@@ -274,12 +274,15 @@ def validate(
         verdicts[name] = dict(zip(idx, vs, strict=True))
         survivors = [i for i, v in zip(idx, vs, strict=True) if v.keep]
         codes = Counter(reason_code(v.reason) for v in vs if not v.keep)
+        used = stats.get("used", True) is not False
+        status = "used" if used else f"not used: {stats.get('not_used_reason', 'uninformative')}"
         funnel.append(
             {
                 "step": name,
                 "in": len(idx),
                 "rejected": len(idx) - len(survivors),
                 "out": len(survivors),
+                "status": status,
             }
         )
         vstats[name] = {
@@ -288,10 +291,16 @@ def validate(
             "reasons": dict(codes.most_common()),
             "seconds": round(seconds, 3),
             "cached": cached,
+            "used": used,
+            "status": status,
             "stats": stats,
         }
         say(
-            f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
+            (
+                f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
+                if used
+                else f"{name}: NOT USED ({status[len('not used: ') :]})"
+            )
             + (" (cached)" if cached else "")
         )
         return survivors

@@ -256,6 +256,20 @@ class ProbeValidator:
                     "informative": informative,
                 }
             )
+            if not informative:
+                # Said on the console, in the manifest and on the card: a validator that
+                # rejected nothing because it could not learn the labels was not used.
+                self.stats["used"] = False
+                self.stats["not_used_reason"] = (
+                    f"the probe does not beat the majority class out of sample (cv accuracy "
+                    f"{acc:.3f} vs majority {base:.3f}, binomial p={p_value:.2g}); its "
+                    f"{n_flagged} flags are kept as notes, nothing was rejected"
+                )
+        elif n_classes < 2:
+            self.stats["used"] = False
+            self.stats["not_used_reason"] = (
+                f"fewer than 2 emotions with at least {cfg.min_per_class} texts to probe"
+            )
         return out
 
 

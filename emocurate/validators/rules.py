@@ -172,6 +172,8 @@ def stop_reason(record: AnyRecord) -> str:
 
 def structure_problems(record: AnyRecord) -> list[str]:
     """Structural faults of dialogues and regulation pairs (empty list when fine)."""
+    if isinstance(record, NeutralDialogue) and not record.turns:
+        return []  # a base model's neutral narrative has no turns to check
     if isinstance(record, Dialogue | NeutralDialogue):
         return _turn_problems(record.turns)
     if isinstance(record, RegulationPair):
@@ -348,15 +350,15 @@ class RulesValidator:
 
 def _plain_text(record: AnyRecord) -> str:
     """Text without speaker labels, so "Human:" does not count as a word."""
-    if isinstance(record, Dialogue | NeutralDialogue):
+    if isinstance(record, Dialogue | NeutralDialogue) and record.turns:
         return "\n\n".join(t.text for t in record.turns)
     return record_text(record)
 
 
 def _last_text(record: AnyRecord) -> str:
     """The part of a record whose ending tells whether generation was cut off."""
-    if isinstance(record, Dialogue | NeutralDialogue):
-        return record.turns[-1].text if record.turns else ""
+    if isinstance(record, Dialogue | NeutralDialogue) and record.turns:
+        return record.turns[-1].text
     if isinstance(record, RegulationPair):
         # Both continuations are generated; a cut in either counts (report the worse one).
         return record.unhealthy if ends_mid_sentence(record.unhealthy) else record.healthy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -63,3 +64,38 @@ def test_demo_makes_about_150_stories_quickly_and_deterministically(tmp_path, ba
     other = read_records(tmp_path / "c", Story)
     first = {s.id: s.text for s in stories}
     assert all(first.get(s.id) != s.text for s in other)
+
+
+SPLIT_WORD = re.compile(r"(?<![\w'])(?:I t|A nna|T om|S he|H e|L ily|W e)(?!\w)")
+
+
+def test_continuations_join_without_splitting_words(tmp_path, backend):
+    """The opening and the model's continuation are joined as the model decoded them:
+    "I" + "t was" is "It was", never "I t was"."""
+    run_generation(cfg(emotions="happy,sad", topics="10"), tmp_path / "s", backend=backend)
+    stories = read_records(tmp_path / "s", Story)
+    split = [s.text for s in stories if SPLIT_WORD.search(s.text)]
+    assert not split, split[:3]
+    for s in stories:
+        gen = s.generated_text
+        # the continuation is a clean suffix: either it starts a new word (space/punctuation)
+        # or it finishes the opening's last word, never with a space pushed inside a word
+        assert gen == s.text[len(s.prompt_prefix) :]
+
+
+def test_base_model_neutral_records_name_no_emotion(tmp_path, backend):
+    """A base model gets matter-of-fact openings; continuations naming an emotion are retried."""
+    from emocurate.records import NeutralDialogue
+    from emocurate.taxonomy import load_taxonomy
+    from emocurate.validators.leakage import find_leaks
+
+    m = run_generation(
+        cfg(kind="neutral", topics="6", per_topic=2, max_tokens=40), tmp_path / "n", backend=backend
+    )
+    recs = read_records(tmp_path / "n", NeutralDialogue)
+    assert m["planned_requests"] == 12
+    assert len(recs) + m["failed_requests"] == 12 and len(recs) >= 10
+    terms = [t for e in load_taxonomy().emotions for t in e.leak_terms]
+    for r in recs:
+        assert r.narrative and not r.turns and r.text == r.narrative
+        assert not find_leaks(r.text, terms), r.text

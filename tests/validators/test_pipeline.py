@@ -205,3 +205,30 @@ def test_config_errors() -> None:
         ValidateConfig(validators=["rules", "vibes"])
     with pytest.raises(ValueError, match="min_words"):
         ValidateConfig(min_words=50, max_words=10)
+
+
+def test_uninformative_probe_is_reported_not_used(tmp_path: Path) -> None:
+    """A probe that cannot beat the majority class rejects nothing, and says so in the
+    manifest (funnel status) and on the console, instead of a bare "0 rejected"."""
+    import random
+
+    from .synth import labelled_stories
+
+    rng = random.Random(4)
+    recs = [
+        make_story(text, rng.choice(["sad", "happy", "scared"]), rid=f"r{i:03d}")
+        for i, (text, _) in enumerate(labelled_stories(20, 4))
+    ]
+    said: list[str] = []
+    m = validate(
+        write_stage(tmp_path / "in", recs),
+        tmp_path / "out",
+        ValidateConfig(validators=["probe"], probe_model="tfidf"),
+        log=said.append,
+    )
+    probe = {s["step"]: s for s in m["funnel"]}["probe"]
+    assert probe["rejected"] == 0
+    assert probe["status"].startswith("not used: the probe does not beat the majority class")
+    assert m["per_validator"]["probe"]["used"] is False
+    assert any("probe: NOT USED" in line for line in said), said
+    assert {s["step"]: s for s in m["funnel"]}["input"]["status"] == "used"
