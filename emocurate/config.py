@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from emocurate.corpus.guard import Untrusted
 from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ConfigError, first_problem
 from emocurate.generators.run import GenerateConfig
@@ -32,6 +33,10 @@ class CurateStage(Model):
     """Curation policy applied to the scores (``bundled:default`` is the shipped policy)."""
 
     policy: str = "bundled:default"
+    untrusted: Untrusted = Field(
+        default="refuse",
+        description="when the vectors do not beat chance: refuse drops, flag-only, or force",
+    )
 
 
 class CardsStage(Model):

@@ -235,13 +235,17 @@ def run_pipeline(
             "curate",
             policy,
             Path(policy).read_bytes().hex() if Path(policy).is_file() else "",
+            cfg.curate.untrusted,
             fp_score,
         )
         sdir = score_dir
+        mode = cfg.curate.untrusted
 
         def _cur(path: Path) -> str:
-            m = curate(sdir, policy, path)
-            return f"{m.get('kept', '?')} kept, {m.get('flagged', 0)} flagged, {m.get('dropped', 0)} dropped"
+            m = curate(sdir, policy, path, untrusted=mode)
+            g = m.get("guardrail", {})
+            note = f" ({g['decision']}: {g['reason']})" if g.get("decision") == "flag-only" else ""
+            return f"{m.get('kept', '?')} kept, {m.get('flagged', 0)} flagged, {m.get('dropped', 0)} dropped{note}"
 
         cur_dir = r.stage("curate", "curated", fp_cur, _cur)
         res.artifacts["curated"] = cur_dir

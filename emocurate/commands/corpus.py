@@ -115,8 +115,10 @@ def register(app: typer.Typer) -> None:
     @app.command("curate")
     def curate_cmd(
         scores_dir: Path = typer.Argument(..., help="Output folder of `emocurate score`."),
-        policy: Path = typer.Option(
-            ..., "--policy", help="YAML policy (see emocurate/data/policy_default.yaml)."
+        policy: str = typer.Option(
+            ...,
+            "--policy",
+            help="YAML policy file, or bundled:default (emocurate/data/policy_default.yaml).",
         ),
         out: Path = typer.Option(
             ..., "--out", help="Output folder for kept/excluded Parquet and manifest."
@@ -126,12 +128,38 @@ def register(app: typer.Typer) -> None:
             "--corpus",
             help="The scored corpus inputs, to attach texts to kept/excluded rows (repeatable).",
         ),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Drop/rebalance even when the vectors' held-out accuracy overlaps chance.",
+        ),
+        flag_only: bool = typer.Option(
+            False,
+            "--flag-only",
+            help="When the vectors do not beat chance, turn drops into flags instead of refusing.",
+        ),
     ) -> None:
-        """Keep, flag, drop, rebalance and weight scored documents with a policy."""
+        """Keep, flag, drop, rebalance and weight scored documents with a policy.
+
+        Drops and rebalancing are refused (unless --force or --flag-only) when the vectors the
+        corpus was scored with do not beat chance on held-out rows.
+
+        Example: emocurate curate runs/scores --policy bundled:default --out runs/curated
+        """
         from emocurate.corpus.curate import curate
 
-        m = curate(scores_dir, policy, out, corpus=list(corpus) if corpus else None)
+        from emocurate.pipeline import bundled_path
+
+        if policy.startswith("bundled:"):
+            policy = str(bundled_path(policy))
+        mode = "force" if force else "flag-only" if flag_only else "refuse"
+        m = curate(
+            scores_dir, policy, out, corpus=list(corpus) if corpus else None, untrusted=mode
+        )
         con = Console(stderr=True)
+        g = m.get("guardrail", {})
+        if g.get("decision") in ("flag-only", "forced"):
+            con.print(f"guardrail: {g['decision']}: {g['reason']}", markup=False)
         con.print(
             f"kept {m['kept']}, flagged {m['flagged']}, dropped {m['dropped']} of {m['rows_in']} -> {out}",
             markup=False,

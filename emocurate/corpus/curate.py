@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from emocurate.corpus.guard import Untrusted, check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError, first_problem
 from emocurate.io import (
@@ -152,6 +153,30 @@ class CuratePolicy(Model):
         except ValidationError as exc:
             loc, msg = first_problem(exc)
             raise ConfigError(f"{p}: invalid policy at '{loc}': {msg}") from None
+
+
+def risky_actions(pol: CuratePolicy) -> list[str]:
+    """The parts of a policy that remove documents."""
+    out = [f"drop (rule {r.name})" for r in pol.rules if r.action == "drop"]
+    if pol.rebalance is not None:
+        out.append("rebalance")
+    if pol.default == "drop":
+        out.append("drop by default")
+    return out
+
+
+def flag_only(pol: CuratePolicy) -> CuratePolicy:
+    """The same policy with every drop turned into a flag and no rebalancing."""
+    return pol.model_copy(
+        update={
+            "rules": [
+                r.model_copy(update={"action": "flag"}) if r.action == "drop" else r
+                for r in pol.rules
+            ],
+            "rebalance": None,
+            "default": "keep",
+        }
+    )
 
 
 def _hash01(doc_id: str, seed: int) -> float:
@@ -312,8 +337,13 @@ def curate(
     out_dir: str | Path,
     *,
     corpus: list[str | Path] | None = None,
+    untrusted: Untrusted = "refuse",
 ) -> dict[str, Any]:
     """Apply ``policy`` to a scores folder; write kept/excluded Parquet and a manifest.
+
+    Drops, rebalancing and ``default: drop`` need vectors whose held-out accuracy interval is
+    above chance (see :mod:`emocurate.corpus.guard`); otherwise ``untrusted`` decides: refuse
+    (one-line error), ``flag-only`` (drops become flags, no rebalance) or ``force``.
 
     Writes ``out_dir/data/kept.parquet`` (kept and flagged documents with ``decision``,
     ``reasons`` and ``weight``; with ``corpus`` also their ``text``), ``out_dir/excluded/
@@ -327,6 +357,10 @@ def curate(
             f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)"
         )
     df = pl.read_parquet(files)
+    vectors_dir = read_manifest(sdir).get("vectors", {}).get("dir")
+    guard = check(vectors_dir, risky_actions(pol), untrusted)
+    if guard.decision == "flag-only":
+        pol = flag_only(pol)
     work, summary = decide(df, pol)
     out = ensure_dir(out_dir)
     kept = work.filter(pl.col("decision") != "drop")
@@ -352,6 +386,7 @@ def curate(
         "rules": summary.to_dicts(),
         "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
         "with_text": bool(corpus),
+        "guardrail": guard.model_dump(mode="json"),
     }
     write_configs_readme(
         out,

@@ -196,7 +196,8 @@ def test_curate_writes_kept_excluded_and_manifest(tmp_path: Path) -> None:
     import yaml
 
     pol.write_text(yaml.safe_dump(POLICY))
-    m = curate(sdir, pol, tmp_path / "cur")
+    m = curate(sdir, pol, tmp_path / "cur", untrusted="force")
+    assert m["guardrail"]["decision"] == "forced"
     assert (m["kept"], m["flagged"], m["dropped"], m["rows_in"]) == (1, 0, 1, 2)
     exc = pl.read_parquet(tmp_path / "cur" / "excluded" / "excluded.parquet")
     assert exc["doc_id"].to_list() == ["d1"] and exc["reasons"].to_list() == [
@@ -234,6 +235,7 @@ def test_score_then_curate_cli_with_text(tmp_path: Path, vs_dir: Path) -> None:
             str(tmp_path / "c"),
             "--corpus",
             str(src),
+            "--force",
         ]
     )
     kept = pl.read_parquet(tmp_path / "c" / "data" / "kept.parquet")
@@ -270,3 +272,91 @@ def test_curate_finds_texts_whatever_the_path_spelling(
         main(["curate", "s", "--policy", str(policy), "--out", "c", "--corpus", spelling])
         kept = pl.read_parquet(tmp_path / "c" / "data" / "kept.parquet")
         assert kept.height == 4 and kept["text"].null_count() == 0
+
+
+def _with_evaluation(tmp_path: Path, sdir: Path, acc: float, ci: tuple[float, float]) -> Path:
+    """Point the scores manifest at a vector folder whose evaluation says ``acc`` [ci]."""
+    from emocurate.io import write_manifest
+
+    vdir = tmp_path / "vectors"
+    vdir.mkdir(exist_ok=True)
+    (vdir / "evaluation.json").write_text(
+        json.dumps({"accuracy": acc, "accuracy_ci": list(ci), "chance": 0.25, "n_heldout": 40})
+    )
+    write_manifest(sdir, "score", vectors={"dir": str(vdir)})
+    return vdir
+
+
+def test_drops_refused_when_vectors_overlap_chance(tmp_path: Path) -> None:
+    """Dropping on vectors that do not beat chance would remove data on noise: refused, with
+    the reason and the way out in one line; --flag-only keeps everything as flags."""
+    import yaml
+
+    from emocurate.errors import InputError
+
+    rows = [_row(0, "happy", 0.5, []), _row(1, "afraid", 4.0, ["unresolved_end"])]
+    sdir = _scores(tmp_path, rows)
+    _with_evaluation(tmp_path, sdir, 0.27, (0.20, 0.34))
+    pol = tmp_path / "p.yaml"
+    pol.write_text(yaml.safe_dump(POLICY))
+    with pytest.raises(
+        InputError, match=r"refuses to drop \(rule too_distressed\).*overlaps chance 0.25.*--force"
+    ):
+        curate(sdir, pol, tmp_path / "cur")
+    assert not (tmp_path / "cur").exists()
+    m = curate(sdir, pol, tmp_path / "cur", untrusted="flag-only")
+    assert (m["kept"], m["flagged"], m["dropped"]) == (1, 1, 0)
+    assert m["guardrail"]["decision"] == "flag-only" and not m["guardrail"]["trusted"]
+    # no evaluation at all is not trust either
+    (tmp_path / "vectors" / "evaluation.json").unlink()
+    with pytest.raises(InputError, match="no held-out evaluation"):
+        curate(sdir, pol, tmp_path / "cur2")
+
+
+def test_drops_allowed_when_vectors_beat_chance(tmp_path: Path) -> None:
+    import yaml
+
+    rows = [_row(0, "happy", 0.5, []), _row(1, "afraid", 4.0, ["unresolved_end"])]
+    sdir = _scores(tmp_path, rows)
+    _with_evaluation(tmp_path, sdir, 0.61, (0.52, 0.70))
+    pol = tmp_path / "p.yaml"
+    pol.write_text(yaml.safe_dump(POLICY))
+    m = curate(sdir, pol, tmp_path / "cur")
+    assert m["dropped"] == 1 and m["guardrail"]["decision"] == "allowed"
+    # a policy without drops needs no trust at all
+    (tmp_path / "vectors" / "evaluation.json").unlink()
+    pol.write_text(yaml.safe_dump({"rules": [POLICY["rules"][1]]}))
+    m = curate(sdir, pol, tmp_path / "cur3")
+    assert m["guardrail"]["decision"] == "not needed" and m["flagged"] == 1
+
+
+def test_default_policy_does_not_rebalance(tmp_path: Path) -> None:
+    """A near-constant dominant emotion with no rule firing must not drop most of a corpus."""
+    policy = CuratePolicy.load(
+        Path(__file__).parents[2] / "emocurate" / "data" / "policy_default.yaml"
+    )
+    rows = [_row(i, "happy", 0.1, []) for i in range(40)] + [_row(40, "afraid", 0.1, [])]
+    df = pl.from_arrow(rows_table(rows, NAMES))
+    out, _ = decide(df.with_columns(n_tokens=pl.lit(100)), policy)  # type: ignore[arg-type]
+    assert (out["decision"] == "drop").sum() == 0
+
+
+def test_cli_accepts_bundled_policy(tmp_path: Path) -> None:
+    from emocurate.cli import main
+
+    rows = [_row(0, "happy", 0.5, []), _row(1, "afraid", 4.0, ["unresolved_end"])]
+    sdir = _scores(tmp_path, rows)
+    _with_evaluation(tmp_path, sdir, 0.27, (0.20, 0.34))
+    main(
+        [
+            "curate",
+            str(sdir),
+            "--policy",
+            "bundled:default",
+            "--out",
+            str(tmp_path / "c"),
+            "--flag-only",
+        ]
+    )
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert m["guardrail"]["decision"] == "flag-only" and m["dropped"] == 0
