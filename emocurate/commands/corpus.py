@@ -147,11 +147,12 @@ def register(app: typer.Typer) -> None:
         Example: emocurate curate runs/scores --policy bundled:default --out runs/curated
         """
         from emocurate.corpus.curate import curate
+        from emocurate.corpus.guard import Untrusted
         from emocurate.pipeline import bundled_path
 
         if policy.startswith("bundled:"):
             policy = str(bundled_path(policy))
-        mode = "force" if force else "flag-only" if flag_only else "refuse"
+        mode: Untrusted = "force" if force else "flag-only" if flag_only else "refuse"
         m = curate(scores_dir, policy, out, corpus=list(corpus) if corpus else None, untrusted=mode)
         con = Console(stderr=True)
         g = m.get("guardrail", {})
