@@ -45,14 +45,42 @@ def _selected_emotions(doc: TokenDoc, wanted: list[str] | None, k: int) -> list[
     return (first + rest)[:k]
 
 
+CONTEXT = 24
+"""Tokens of context shown around each flagged span in the text view."""
+HEAD = 160
+"""Tokens shown from the start of a document without flags."""
+
+
+def excerpt_tokens(n_tokens: int, flags: list[FlagRow]) -> list[int]:
+    """Token positions the text view shows: each flagged span with ``CONTEXT`` tokens around it
+    (the evidence a curator reads), or the first ``HEAD`` tokens when nothing is flagged.
+
+    Showing every token of every document (one element each, three times) made a 50-document
+    report tens of megabytes; the heatmap strip above still shows the whole trajectory.
+    """
+    keep: set[int] = set()
+    for f in flags:
+        keep.update(range(max(f.start - CONTEXT, 0), min(f.end + CONTEXT, n_tokens)))
+    if not keep:
+        keep = set(range(min(HEAD, n_tokens)))
+    return sorted(keep)
+
+
 def _token_spans(doc: TokenDoc, row: int, flags: list[FlagRow], others: list[int]) -> Markup:
-    """The document's text, each token tinted by one emotion's z-score; flagged tokens outlined."""
+    """Excerpts of the document's text, each token tinted by one emotion's z-score, flagged
+    tokens outlined, per-token values of the shown emotions on hover."""
     flagged: dict[int, list[str]] = {}
     for f in flags:
         for t in range(max(f.start, 0), min(f.end, len(doc.tokens))):
             flagged.setdefault(t, []).append(f.kind)
     parts = []
-    for t, tok in enumerate(doc.tokens):
+    shown = excerpt_tokens(len(doc.tokens), flags)
+    prev = -1
+    for t in shown:
+        tok = doc.tokens[t]
+        if t != prev + 1:
+            parts.append(Markup("<span class='gap'> … </span>"))
+        prev = t
         v = doc.z[row][t]
         tip = ", ".join(f"{doc.emotions[i]} {doc.z[i][t]:+.2f}" for i in others)
         cls = "tok"
@@ -70,6 +98,8 @@ def _token_spans(doc: TokenDoc, row: int, flags: list[FlagRow], others: list[int
                 label, cls, svg.diverging_color(v, VMAX), f"#{t} {tip}", tok
             )
         )
+    if prev < len(doc.tokens) - 1:
+        parts.append(Markup("<span class='gap'> … </span>"))
     return Markup("").join(parts)
 
 
@@ -95,9 +125,9 @@ def _heatmap_docs(
             vmax=VMAX,
             width=1000,
         )
-        tint = rows[:1] + [i for i in rows[1:] if doc.emotions[i] not in COMPOSITES][:2]
+        # One text view, tinted by the first row; every shown row's value is on hover.
         views = [
-            {"emotion": doc.emotions[i], "html": _token_spans(doc, i, flags, rows)} for i in tint
+            {"emotion": doc.emotions[rows[0]], "html": _token_spans(doc, rows[0], flags, rows)}
         ]
         out.append(
             {

@@ -202,6 +202,47 @@ def histogram(
     return "".join(parts)
 
 
+LEVELS = 16
+"""Colour steps per sign in the heatmap images (33 colours in all: compresses well)."""
+
+
+def png_indexed(pixels: Sequence[Sequence[int]], palette: Sequence[tuple[int, int, int]]) -> bytes:
+    """A palette PNG of ``pixels`` (rows of palette indices), written with zlib alone."""
+    import struct
+    import zlib
+
+    h = len(pixels)
+    w = len(pixels[0]) if h else 0
+    raw = b"".join(b"\x00" + bytes(row) for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)
+    plte = bytes(c for rgb in palette for c in rgb)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"PLTE", plte)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _palette(vmax: float) -> list[tuple[int, int, int]]:
+    out = []
+    for k in range(-LEVELS, LEVELS + 1):
+        c = diverging_color(vmax * k / LEVELS, vmax)
+        out.append((int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)))
+    return out
+
+
+def _level(v: float, vmax: float) -> int:
+    t = 0.0 if vmax <= 0 or not math.isfinite(v) else max(-1.0, min(1.0, v / vmax))
+    return round(t * LEVELS) + LEVELS
+
+
 def heatmap_strip(
     rows: Sequence[str],
     values: Sequence[Sequence[float]],
@@ -214,9 +255,13 @@ def heatmap_strip(
 ) -> str:
     """Emotions (rows) by token position (columns), coloured by z-score; flagged spans boxed.
 
+    The cells are one embedded PNG (one pixel per token and emotion, scaled without smoothing),
+    so a 2,000-token document costs a few kilobytes instead of one SVG element per cell.
     ``spans`` are ``(start, end, label)`` token ranges (end exclusive) drawn as outlined bands
     across all rows, so a curator sees where the flag sits on the trajectory.
     """
+    import base64
+
     n_tok = max((len(r) for r in values), default=0)
     m_left, m_top = 110, 22 if title else 6
     m_bottom = 22
@@ -232,16 +277,22 @@ def heatmap_strip(
         parts.append(
             f"<text x='{m_left}' y='14' font-size='11' font-weight='600'>{escape(title)}</text>"
         )
-    for r, (name, row) in enumerate(zip(rows, values, strict=False)):
+    for r, name in enumerate(rows):
         y = m_top + r * row_height
         parts.append(
             f"<text x='{m_left - 6}' y='{y + row_height - 4}' text-anchor='end' fill='#333'>{escape(name)}</text>"
         )
-        for t, v in enumerate(row):
-            parts.append(
-                f"<rect class='cell' x='{_fmt(m_left + t * cw)}' y='{y}' width='{cw + 0.3:.2f}' height='{row_height - 1}' "
-                f"fill='{diverging_color(v, vmax)}'/>"
-            )
+    if n_tok and rows:
+        pixels = [
+            [_level(row[t], vmax) if t < len(row) else LEVELS for t in range(n_tok)]
+            for row in values
+        ]
+        data = base64.b64encode(png_indexed(pixels, _palette(vmax))).decode("ascii")
+        parts.append(
+            f"<image class='cells' x='{m_left}' y='{m_top}' width='{_fmt(pw)}' "
+            f"height='{row_height * len(rows)}' preserveAspectRatio='none' "
+            f"style='image-rendering:pixelated' href='data:image/png;base64,{data}'/>"
+        )
     y_end = m_top + row_height * len(rows)
     for start, end, label in spans:
         x = m_left + start * cw

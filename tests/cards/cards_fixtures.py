@@ -261,13 +261,19 @@ def _flags_for(i: int, n_tok: int) -> list[Flag]:
     return flags
 
 
-def make_scores(root: Path, n_docs: int = 12, layout: str = "corpus") -> Path:
+def make_scores(
+    root: Path,
+    n_docs: int = 12,
+    layout: str = "corpus",
+    n_traced: int = 4,
+    n_tokens: int | None = None,
+) -> Path:
     """A scores folder. ``corpus``: the corpus stage's flat layout (metric columns,
     ``mean__<emotion>`` columns, ``tokens/`` traces with ``series_names``/``series``);
     ``docscore``: DocScore records (metrics as a JSON map) with an emotions x tokens ``z`` trace."""
     rows, traces = [], []
     for i in range(n_docs):
-        n_tok = 40 + 7 * i
+        n_tok = n_tokens or 40 + 7 * i
         flags = _flags_for(i, n_tok)
         metrics = {
             "valence_mean": 0.3 - 0.05 * i,
@@ -307,7 +313,7 @@ def make_scores(root: Path, n_docs: int = 12, layout: str = "corpus") -> Path:
             row.update({f"p95__{e}": 0.3 * k for k, e in enumerate(EMOTIONS)})
             row["flags"] = [f.model_dump() for f in flags]
             rows.append(row)
-        if i < 4:
+        if i < n_traced:
             toks = [(" The" if t % 9 == 0 else " w") + str(t) for t in range(n_tok)]
             series = {
                 e: _trajectory(
