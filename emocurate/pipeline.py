@@ -240,9 +240,11 @@ def run_pipeline(
         )
         sdir = score_dir
         mode = cfg.curate.untrusted
+        # Curated rows carry their text: a curator reads what was kept, flagged or dropped.
+        corpus_inputs = list(inputs) if cfg.score is not None else None
 
         def _cur(path: Path) -> str:
-            m = curate(sdir, policy, path, untrusted=mode)
+            m = curate(sdir, policy, path, corpus=corpus_inputs, untrusted=mode)
             g = m.get("guardrail", {})
             note = f" ({g['decision']}: {g['reason']})" if g.get("decision") == "flag-only" else ""
             return f"{m.get('kept', '?')} kept, {m.get('flagged', 0)} flagged, {m.get('dropped', 0)} dropped{note}"
