@@ -325,7 +325,10 @@ def measure_steering(
         vs.index(emotion)
         at = vs.layer_or_default(layer)
         words = emotion_words(emotion)
-        forms = [[_word_ids(tok, ids, p, w) for w in words] for p, ids in zip(prompts, prompt_ids, strict=True)]
+        forms = [
+            [_word_ids(tok, ids, p, w) for w in words]
+            for p, ids in zip(prompts, prompt_ids, strict=True)
+        ]
         proj = np.zeros((len(prompts), len(strengths)))
         wlp = np.zeros_like(proj)
         for k, s in enumerate(strengths):

@@ -267,3 +267,12 @@ def test_vector_card_steering_section(planted, planted_report, tmp_path):
     later.save(tmp_path)  # a refit in the same folder: the old measurement no longer applies
     section = write_vector_card(tmp_path).read_text().split("## Steering")[1]
     assert "belongs to an earlier fit" in section and "**fail**" not in section
+
+
+def test_generate_changes_with_strength(happy_dir, lm260k):
+    happy_set = VectorSet.load(happy_dir)
+    prompt = "Once upon a time, there was a girl named Lily. She felt"
+    plain = generate(lm260k, happy_set, "happy", 0.0, prompt, max_new_tokens=15)
+    pushed = generate(lm260k, happy_set, "happy", 1.0, prompt, max_new_tokens=15, layer=4)
+    assert plain.startswith(prompt) and pushed != plain
+    assert "happy" in pushed
