@@ -218,6 +218,7 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
         names=vs.names,
         meta=meta,
         version=__version__,
+        steering=steering_summary(root, vs),
         load_path=".",
         training=training,
         eval_facts=_eval_facts(ev),
@@ -234,3 +235,22 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     yaml_block = ModelCardData(**merged).to_yaml(original_order=list(merged))
     content = str(ModelCard(f"---\n{yaml_block}\n---\n\n{text.lstrip()}"))
     return write_card(card_path, content, "model")
+
+
+def steering_summary(vectors_dir: Path, vs: VectorSet) -> dict[str, Any]:
+    """What the card's Steering section shows: the saved ``steering.json`` when it was measured
+    on this very fit, else why there is nothing to show."""
+    from emocurate.vectors.steer import STEERING_FILE, load_steering, verdict_sentence
+
+    report = load_steering(vectors_dir)
+    if report is None:
+        return {"status": "missing", "file": STEERING_FILE}
+    if not report.matches(vs):
+        return {"status": "stale", "file": STEERING_FILE, "created": report.created}
+    return {
+        "status": "measured",
+        "file": STEERING_FILE,
+        "report": report,
+        "rows": [(e, verdict_sentence(e)) for e in report.emotions.values()],
+        "n_pass": sum(e.verdict == "pass" for e in report.emotions.values()),
+    }

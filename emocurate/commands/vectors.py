@@ -225,20 +225,30 @@ def register(app: typer.Typer) -> None:
     @app.command("steer")
     def steer_cmd(
         vectors_dir: Path = typer.Argument(..., help="A vector set folder (from `emocurate fit`)."),
-        emotion: str = typer.Option(
-            ..., "--emotion", "-e", help="Emotion direction to steer toward."
-        ),
-        strength: float = typer.Option(
+        emotion: list[str] = typer.Option(
             ...,
+            "--emotion",
+            "-e",
+            help="Emotion direction to steer toward (repeat it to measure several).",
+        ),
+        strength: float | None = typer.Option(
+            None,
             "--strength",
             "-s",
-            help="Multiple of the mean residual norm to add (negative steers away).",
+            help="Fraction of the mean residual norm at the layer to add (negative steers away); "
+            "with --dose-response, the grid's half-width (default 0.5).",
         ),
-        prompt: str = typer.Option(..., "--prompt", "-p", help="Text to continue."),
+        prompt: str | None = typer.Option(
+            None, "--prompt", "-p", help="Text to continue (needed unless --dose-response)."
+        ),
         layer: int | None = typer.Option(
             None, "--layer", help="Layer to steer (default: the set's chosen layer)."
         ),
-        max_new_tokens: int = typer.Option(60, "--max-new-tokens", help="Tokens to generate."),
+        max_new_tokens: int | None = typer.Option(
+            None,
+            "--max-new-tokens",
+            help="Tokens to generate (default 60; 24 per prompt and strength for --dose-response).",
+        ),
         temperature: float = typer.Option(
             0.0, "--temperature", help="Sampling temperature (0 = greedy)."
         ),
@@ -253,32 +263,77 @@ def register(app: typer.Typer) -> None:
         dose: bool = typer.Option(
             False,
             "--dose-response",
-            help="Also print the emotion words' mean log-probability "
-            "at strengths -S, -S/2, 0, S/2, S.",
+            help="Measure the dose-response over strengths -S..+S (S = --strength or 0.5): the "
+            "vector's projection read back on greedy continuations and the log-probability of "
+            "the emotion's word forms, each with Spearman rho, p, n and a pass/fail verdict.",
+        ),
+        steps: int = typer.Option(
+            11, "--steps", help="Number of strengths in the dose-response grid (odd includes 0)."
+        ),
+        save: bool = typer.Option(
+            True,
+            "--save/--no-save",
+            help="Write the dose-response to steering.json in the vector set folder "
+            "(the vector card reads it).",
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the dose-response report as JSON instead of a table."
         ),
     ) -> None:
-        """Generate a continuation while adding an emotion vector to the residual stream."""
+        """Generate while adding an emotion vector to the residual stream, or measure whether
+        steering along it moves the model (--dose-response)."""
         from emocurate.vectors.models import load_model
-        from emocurate.vectors.steer import dose_response, generate
+        from emocurate.vectors.steer import generate, measure_steering, save_steering
         from emocurate.vectors.vectorset import VectorSet
 
+        if prompt is None and not dose:
+            raise ConfigError("pass --prompt to generate, or --dose-response to measure steering")
+        if prompt is not None and (strength is None or len(emotion) != 1):
+            raise ConfigError("generation needs --strength and exactly one --emotion")
+        if as_json and (prompt is not None or not dose):
+            raise ConfigError("--json prints the dose-response report: use it without --prompt")
+        if dose and steps < 3:
+            raise ConfigError(f"--steps must be at least 3 (got {steps})")
         vs = VectorSet.load(vectors_dir, kind=kind)
-        vs.index(emotion)
+        for name in emotion:
+            vs.index(name)
         lm = load_model(model or vs.meta.model_id, device=device)
-        typer.echo(
-            generate(
-                lm,
-                vs,
-                emotion,
-                strength,
-                prompt,
-                layer=layer,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                seed=seed,
+        if prompt is not None and strength is not None:
+            typer.echo(
+                generate(
+                    lm,
+                    vs,
+                    emotion[0],
+                    strength,
+                    prompt,
+                    layer=layer,
+                    max_new_tokens=max_new_tokens or 60,
+                    temperature=temperature,
+                    seed=seed,
+                )
             )
+        if not dose:
+            return
+        half = abs(strength) if strength else 0.5
+        grid = [round(-half + 2 * half * i / (steps - 1), 6) for i in range(steps)]
+        report = measure_steering(
+            lm, vs, emotion, grid, layer=layer, max_new_tokens=max_new_tokens or 24
         )
-        if dose:
-            s = abs(strength) or 1.0
-            for row in dose_response(lm, vs, emotion, [-s, -s / 2, 0.0, s / 2, s], layer=layer):
-                typer.echo(f"strength {row['strength']:+.2f}: mean log-prob {row['logprob']:.3f}")
+        if save:
+            from emocurate.vectors.vectorset import META, SPEAKER_SUBDIRS
+
+            folder = vectors_dir
+            if kind is not None and (vectors_dir / SPEAKER_SUBDIRS.get(kind, kind) / META).exists():
+                folder = vectors_dir / SPEAKER_SUBDIRS.get(kind, kind)
+            path = save_steering(report, folder)
+        if as_json:
+            typer.echo(report.model_dump_json(indent=2))
+            return
+        from rich.console import Console
+
+        from emocurate.vectors.steer import print_steering
+
+        console = Console(highlight=False)
+        print_steering(report, console)
+        if save:
+            console.print(f"saved {path}")

@@ -103,7 +103,8 @@ def test_cli_fit_evaluate_export_steer(tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert text.startswith("Once upon a time, Tom was") and "strength +1.00" in text
+    assert text.startswith("Once upon a time, Tom was") and "+1.00" in text
+    assert "rho" in text and (out / "steering.json").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
