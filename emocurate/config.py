@@ -22,6 +22,17 @@ from emocurate.validators.pipeline import ValidateConfig
 from emocurate.vectors.fit import FitConfig
 
 
+class SteerStage(Model):
+    """Measure the fitted vectors' steering dose-response (``steering.json``, on the card)."""
+
+    emotions: list[str] | None = Field(
+        default=None, description="emotions to measure (default: every vector of the set)"
+    )
+    strength: float = Field(default=0.5, gt=0, description="grid from -strength to +strength")
+    steps: int = Field(default=11, ge=3)
+    max_new_tokens: int = Field(default=24, ge=1)
+
+
 class ScoreStage(Model):
     """Corpus scoring: which corpora, and how."""
 
@@ -57,6 +68,7 @@ class PipelineConfig(Model):
     neutral: GenerateConfig | None = None
     validate_: ValidateConfig | None = Field(default=None, alias="validate")
     fit: FitConfig | None = None
+    steer: SteerStage | None = None
     score: ScoreStage | None = None
     curate: CurateStage | None = None
     cards: CardsStage | None = Field(default_factory=CardsStage)

@@ -67,6 +67,21 @@ def bundled_path(spec: str) -> Path:
     return Path(str(resources.files("emocurate").joinpath(table[name])))
 
 
+def _measure_steering(vs: Any, vec_dir: Path, sc: Any, fcfg: Any) -> str:
+    """Dose-response of the fitted vectors, saved beside them for the vector card."""
+    from emocurate.vectors.models import load_model
+    from emocurate.vectors.steer import measure_steering, save_steering
+
+    lm = load_model(fcfg.model, device=fcfg.device, dtype=fcfg.dtype)
+    grid = [sc.strength * (2 * k / (sc.steps - 1) - 1) for k in range(sc.steps)]
+    report = measure_steering(
+        lm, vs, sc.emotions or vs.names, grid, max_new_tokens=sc.max_new_tokens
+    )
+    save_steering(report, vec_dir)
+    passed = [name for name, e in report.emotions.items() if e.verdict == "pass"]
+    return f"passes for {len(passed)} of {len(report.emotions)} emotions"
+
+
 def _resolve(spec: str, base: Path) -> str:
     if spec.startswith("bundled:"):
         return str(bundled_path(spec))
@@ -197,7 +212,14 @@ def run_pipeline(
         if train_dir is None:
             raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
         fcfg = cfg.fit
-        fp_vec = _fingerprint("fit", fcfg.model_dump(mode="json"), fp_val or fp_gen, fp_neu)
+        steer_cfg = cfg.steer
+        fp_vec = _fingerprint(
+            "fit",
+            fcfg.model_dump(mode="json"),
+            steer_cfg.model_dump(mode="json") if steer_cfg else None,
+            fp_val or fp_gen,
+            fp_neu,
+        )
         tdir, ndir = train_dir, neutral_dir
 
         def _fit(path: Path) -> str:
@@ -205,6 +227,8 @@ def run_pipeline(
             ev = vs.meta.evaluation
             acc = ev.get("accuracy")
             acc_s = f", held-out accuracy {acc:.2f}" if isinstance(acc, float) else ""
+            if steer_cfg is not None:
+                acc_s += "; steering " + _measure_steering(vs, path, steer_cfg, fcfg)
             return f"{len(vs.names)} vectors at layer {vs.meta.default_layer}{acc_s}"
 
         vec_dir = r.stage("fit", "vectors", fp_vec, _fit)
