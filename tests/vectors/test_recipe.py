@@ -19,13 +19,9 @@ from synth import make_stories
 from emocurate.io import write_records
 from emocurate.records import Story
 from emocurate.vectors.capture import encode, pool_start
-from emocurate.vectors.evaluate import (
-    MIN_SELECTION_ROWS,
-    Evaluation,
-    lexical_baseline,
-    mcnemar_one_sided,
-)
+from emocurate.vectors.evaluate import Evaluation, lexical_baseline, mcnemar_one_sided
 from emocurate.vectors.fit import (
+    MIN_SELECTION_ROWS,
     FitConfig,
     choose_layer,
     encode_with_offsets,
@@ -203,9 +199,17 @@ def test_multi_seed_evaluation_on_noisy_labels(tmp_path, lm260k):
     assert vs.meta.eval_seeds == 5
 
 
-def test_vectors_evaluate_warns_on_training_rows(tmp_path, capsys):
-    from test_cli import run
+def run(args: list[str]) -> int:
+    from emocurate.cli import main
 
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_vectors_evaluate_warns_on_training_rows(tmp_path, capsys):
     write_records(tmp_path / "rec", make_stories(6))
     write_records(tmp_path / "fresh", make_stories(3, seed=9))
     out = tmp_path / "vs"
