@@ -35,9 +35,10 @@ from emocurate.vectors.vectorset import VectorSet
 EVALUATION_FILE = "evaluation.json"
 INTERVAL = (
     "95% corrected resampled t interval over split seeds (Nadeau & Bengio 2003: "
-    "sd^2 * (1/S + n_heldout/n_train), t with S-1 df); Wilson score interval with one seed"
+    "sd^2 * (1/S + n_heldout/n_train), t with S-1 df), clipped to [0, 1]; Wilson score "
+    "interval with one seed"
 )
-LEXICAL = "TF-IDF (words, sublinear tf) + logistic regression (C=1) on the pooled text"
+LEXICAL = "TF-IDF (words, sublinear tf) + logistic regression (C=1)"
 PERMUTATIONS = 2000
 
 
@@ -214,10 +215,13 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
-def spread(values: Sequence[float], n_train: int, n_heldout: int) -> Spread:
+def spread(
+    values: Sequence[float], n_train: int, n_heldout: int, *, bounded: bool = True
+) -> Spread:
     """Mean, sd and the corrected resampled t interval of per-seed values (see :data:`INTERVAL`).
 
-    With one seed the interval is Wilson's on that split's ``n_heldout`` rows.
+    ``bounded`` clips the interval to [0, 1] (accuracies); with one seed the interval is
+    Wilson's on that split's ``n_heldout`` rows.
     """
     vals = [float(v) for v in values]
     mean = sum(vals) / len(vals)
@@ -226,14 +230,19 @@ def spread(values: Sequence[float], n_train: int, n_heldout: int) -> Spread:
         return Spread(mean=mean, sd=0.0, ci=wilson(k, n_heldout), per_seed=vals)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
     half = _t975(len(vals) - 1) * sd * math.sqrt(1 / len(vals) + n_heldout / max(n_train, 1))
-    return Spread(mean=mean, sd=sd, ci=(mean - half, mean + half), per_seed=vals)
+    lo, hi = mean - half, mean + half
+    if bounded:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return Spread(mean=mean, sd=sd, ci=(lo, hi), per_seed=vals)
 
 
 def compare(
     vectors: Sequence[float], lexical: Sequence[float], n_train: int, n_heldout: int
 ) -> Comparison:
     """Paired per-seed difference vectors − lexical with its interval, and a plain verdict."""
-    d = spread([a - b for a, b in zip(vectors, lexical, strict=True)], n_train, n_heldout)
+    d = spread(
+        [a - b for a, b in zip(vectors, lexical, strict=True)], n_train, n_heldout, bounded=False
+    )
     lo, hi = d.ci
     if len(d.per_seed) < 2:
         lo, hi = d.mean, d.mean

@@ -132,9 +132,7 @@ def test_lexical_baseline_uses_the_given_splits():
     assert lexical_baseline(texts, labels, splits) == [1.0]
     # training rows that teach the opposite mapping: the held-out rows are then all wrong
     swapped = ["beta"] * 3 + ["alpha"] * 3 + ["alpha"] * 3 + ["beta"] * 3
-    assert lexical_baseline(swapped, labels, [([0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11])]) == [
-        0.0
-    ]
+    assert lexical_baseline(swapped, labels, [([0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11])]) == [0.0]
 
 
 def test_mcnemar_one_sided_exact():
