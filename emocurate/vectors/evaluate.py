@@ -551,7 +551,7 @@ def evaluate(
         usable = [bool(r) for r in ranges]
         view = View(kind=vs.meta.kind, names=vs.names, labels=labels, ranges=ranges)
     else:
-        short = "clip" if vs.meta.short == "clip" else "skip"
+        short: Literal["skip", "clip"] = "clip" if vs.meta.short == "clip" else "skip"
         win = pool_windows(
             lm.tokenizer,
             kept,
