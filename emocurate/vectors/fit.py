@@ -670,7 +670,7 @@ def choose_layer(
     p = mcnemar_one_sided(b, c)
     level = alpha / len(alts)
     moved = p < level
-    rows = f"{n} held-out rows" + (f" (split seed {seed})" if seed is not None else "")
+    rows = f"{n} held-out rows" + (f" of split seed {seed}" if seed is not None else "")
     rule = (
         f"default {where}; most accurate alternative layer {best} "
         f"({float(alt.float().mean()):.3f} vs {float(ref.float().mean()):.3f} on {rows}); "
