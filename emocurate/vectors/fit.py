@@ -79,8 +79,6 @@ from emocurate.vectors.evaluate import (
 from emocurate.vectors.models import LoadedModel, default_layer, load_model, model_type
 from emocurate.vectors.vectorset import SPEAKER_SUBDIRS, VectorSet, VectorSetMeta
 
-__all__ = ["EVALUATION_FILE", "FitConfig", "fit_vectors"]
-
 TRAIN_IDS_FILE = "train_ids.json"
 MIN_SELECTION_ROWS = 30
 """A sweep never moves away from the default layer on fewer held-out rows than this."""
