@@ -1,8 +1,11 @@
 """Vector card: a Hub ``README.md`` for a VectorSet folder.
 
 Says which model and revision the vectors belong to (they are meaningless for any other), how
-they were fitted (layer, hook site, pooling, method, neutral-PC denoising), what data trained
-them, how well they do on held-out data, and how their geometry lines up with valence and
+they were fitted (layer and how it was chosen, hook site, pooling window, method, neutral-PC
+denoising), what data trained them (records left out, share naming their label), how well they
+do on held-out data (accuracy ± interval over split seeds beside chance, the majority class and
+a lexical baseline, read through :class:`~emocurate.vectors.evaluate.Evaluation`; one sentence
+says whether they beat the lexical baseline), and how their geometry lines up with valence and
 arousal (a PCA figure saved as ``figures/geometry.svg`` next to the card).
 """
 
@@ -16,11 +19,13 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from emocurate import __version__
 from emocurate.cards import svg
-from emocurate.cards.geometry import Geometry, geometry, load_evaluation
+from emocurate.cards.geometry import Geometry, geometry
 from emocurate.cards.inputs import dataset_root, summarize_records
 from emocurate.cards.metadata import load_existing, merge_body, merge_metadata, write_card
 from emocurate.cards.render import render
+from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
+from emocurate.vectors.evaluate import EVALUATION_FILE, Evaluation, LayerMetrics, read_evaluation
 from emocurate.vectors.vectorset import VectorSet
 
 CARD = "README.md"
@@ -45,105 +50,68 @@ def _fmt_r(r: float | None) -> str:
     return "n/a" if r is None else f"{r:+.2f}"
 
 
-def _eval_facts(ev: dict[str, Any]) -> list[tuple[str, Any]]:
-    labels = {
-        "accuracy": "held-out accuracy (top-1)",
-        "top3": "held-out accuracy (top-3)",
-        "top1": "held-out accuracy (top-1)",
-        "chance": "chance level",
-        "n_test": "held-out records",
-        "layer": "evaluated layer",
-        "macro_auroc": "mean AUROC",
-        "auroc_mean": "mean AUROC",
-        "n": "held-out records",
-        "n_heldout": "held-out records",
-        "n_train": "training records",
-        "chosen_layer": "chosen layer",
-        "layer_selection": "layer selection",
-        "n_neutral_texts": "neutral texts (reference)",
-        "reference_source": "reference source",
-    }
-    out: list[tuple[str, Any]] = []
-    seen: set[str] = set()
-    for key, val in ev.items():
-        if isinstance(val, bool) or not isinstance(val, int | float | str):
-            continue
-        label = labels.get(key, key)
-        if label not in seen and key not in ("kind", "method"):
-            seen.add(label)
-            out.append((label, val))
-    auroc = ev.get("auroc") or ev.get("per_emotion_auroc")
-    if isinstance(auroc, dict) and auroc and "mean AUROC" not in seen:
-        vals = [float(v) for v in auroc.values() if isinstance(v, int | float)]
-        if vals:
-            out.append(("mean AUROC", sum(vals) / len(vals)))
-    return out
+def _fmt3(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
-def _sweep(ev: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    sweep = ev.get("sweep")
-    if not isinstance(sweep, dict):
+def _baselines(ev: Evaluation) -> list[tuple[str, str, str, str]]:
+    """Rows of the accuracy table: what, held-out accuracy, its spread, its 95% interval."""
+    if ev.accuracy is None:
         return []
-    rows = [(str(k), v) for k, v in sweep.items() if isinstance(v, dict)]
-    return sorted(rows, key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
-
-
-def _auroc(ev: dict[str, Any]) -> list[tuple[str, float]]:
-    a = ev.get("auroc") or ev.get("per_emotion_auroc")
-    if not isinstance(a, dict):
-        return []
-    return sorted(
-        ((str(k), float(v)) for k, v in a.items() if isinstance(v, int | float)),
-        key=lambda kv: -kv[1],
+    rows = []
+    ci = ev.accuracy_ci or (ev.accuracy, ev.accuracy)
+    rows.append(
+        (
+            f"emotion vectors (layer {ev.layer})",
+            _fmt3(ev.accuracy),
+            f"± {_fmt3(ev.accuracy_sd)}",
+            f"{ci[0]:.3f} – {ci[1]:.3f}",
+        )
     )
+    if ev.lexical is not None:
+        lo, hi = ev.lexical.ci
+        rows.append(
+            (
+                "lexical baseline (TF-IDF + logistic regression)",
+                _fmt3(ev.lexical.mean),
+                f"± {ev.lexical.sd:.3f}",
+                f"{lo:.3f} – {hi:.3f}",
+            )
+        )
+    if ev.majority is not None:
+        rows.append(("majority class", _fmt3(ev.majority), "", ""))
+    rows.append((f"chance (1/{len(ev.labels)})", _fmt3(ev.chance), "", ""))
+    return rows
 
 
-def _confused(ev: dict[str, Any], k: int = 5) -> list[tuple[str, str, int]]:
-    conf = ev.get("confusion")
-    labels: list[str] = []
-    matrix: Any = None
-    if isinstance(conf, dict):
-        labels, matrix = list(conf.get("labels") or []), conf.get("matrix")
-    elif isinstance(conf, list):
-        matrix = conf
-        labels = list(ev.get("labels") or [])
-    if not isinstance(matrix, list) or not labels or len(matrix) != len(labels):
+def _sweep(ev: Evaluation) -> list[tuple[str, LayerMetrics]]:
+    return sorted(ev.sweep.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+
+
+def _auroc(ev: Evaluation) -> list[tuple[str, float]]:
+    return sorted(ev.auroc.items(), key=lambda kv: -kv[1])
+
+
+def _confused(ev: Evaluation, k: int = 5) -> list[tuple[str, str, int]]:
+    labels, matrix = ev.labels, ev.confusion
+    if not matrix or len(matrix) != len(labels):
         return []
     pairs = [
         (labels[i], labels[j], int(v))
         for i, row in enumerate(matrix)
         for j, v in enumerate(row)
-        if i != j and isinstance(v, int | float) and v > 0
+        if i != j and v > 0
     ]
     return sorted(pairs, key=lambda p: -p[2])[:k]
 
 
-def _lens(ev: dict[str, Any], limit: int = 24) -> list[tuple[str, list[str], list[str]]]:
-    lens = ev.get("logit_lens")
-    out: list[tuple[str, list[str], list[str]]] = []
-    if isinstance(lens, dict):
-        for name, v in lens.items():
-            if isinstance(v, dict):
-                out.append(
-                    (
-                        str(name),
-                        [str(t) for t in (v.get("top") or v.get("promotes") or [])][:8],
-                        [str(t) for t in (v.get("bottom") or v.get("suppresses") or [])][:8],
-                    )
-                )
-            elif isinstance(v, list):
-                out.append((str(name), [str(t) for t in v][:8], []))
-    elif isinstance(lens, list):
-        for v in lens:
-            if isinstance(v, dict) and "name" in v:
-                out.append(
-                    (
-                        str(v["name"]),
-                        [str(t) for t in v.get("top", [])][:8],
-                        [str(t) for t in v.get("bottom", [])][:8],
-                    )
-                )
-    return out[:limit]
+def _lens(ev: Evaluation | None, limit: int = 24) -> list[tuple[str, list[str], list[str]]]:
+    if ev is None:
+        return []
+    return [
+        (name, [str(t) for t in v.get("top", [])][:8], [str(t) for t in v.get("bottom", [])][:8])
+        for name, v in ev.logit_lens.items()
+    ][:limit]
 
 
 def _training(training_dir: Path | None) -> dict[str, Any] | None:
@@ -180,13 +148,16 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     root = Path(vectors_dir)
     vs = VectorSet.load(root)
     meta = vs.meta
-    ev = load_evaluation(root, vs)
     missing: list[str] = []
-    if not ev:
-        missing.append(
-            "held-out evaluation (`meta.evaluation` is empty and there is no evaluation.json)"
-        )
-    geo = geometry(vs, ev)
+    ev: Evaluation | None = None
+    try:
+        ev = read_evaluation(root)
+    except InputError as exc:
+        missing.append(f"held-out evaluation ({exc.message})")
+    else:
+        if ev is None:
+            missing.append(f"held-out evaluation (no {EVALUATION_FILE} next to vectorset.json)")
+    geo = geometry(vs, ev.model_dump(mode="json") if ev is not None else {})
     atomic_write_bytes(root / FIGURE, geometry_svg(geo).encode("utf-8"))
     training = _training(Path(training_dir) if training_dir else None)
     if training_dir is not None and training is None:
@@ -221,10 +192,11 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
         steering=steering_summary(root, vs),
         load_path=".",
         training=training,
-        eval_facts=_eval_facts(ev),
-        sweep=_sweep(ev),
-        auroc=_auroc(ev),
-        confused=_confused(ev),
+        ev=ev,
+        baselines=_baselines(ev) if ev is not None else [],
+        sweep=_sweep(ev) if ev is not None else [],
+        auroc=_auroc(ev) if ev is not None else [],
+        confused=_confused(ev) if ev is not None else [],
         lens=lens,
         geo=geo,
         fmt_r=_fmt_r,

@@ -52,13 +52,23 @@ def register(app: typer.Typer) -> None:
         layers: str = typer.Option(
             "auto",
             "--layers",
-            help="auto (sweep, keep best), all (sweep, keep all) or a comma list of layer indices.",
+            help="auto (sweep, keep the chosen layer), all (sweep, keep all) or a comma list of "
+            "layer indices; the layer nearest 2/3 of the depth unless another is significantly "
+            "better on held-out rows.",
         ),
         method: str = typer.Option(
             "mean_diff", "--method", help="mean_diff (anchor recipe), pca or logistic."
         ),
         skip: int = typer.Option(
-            50, "--skip", help="Pool from this token on (clipped to half of short texts)."
+            50,
+            "--skip",
+            help="Pool from this token on, exactly (never before a story's generated part).",
+        ),
+        short: str = typer.Option(
+            "skip",
+            "--short",
+            help="Records with no token from --skip on: skip (leave out, counted) or clip "
+            "(pool from half their length).",
         ),
         pooling: str = typer.Option(
             "mean",
@@ -74,9 +84,12 @@ def register(app: typer.Typer) -> None:
             help="Share of neutral variance whose top PCs are projected out.",
         ),
         holdout: float = typer.Option(
-            0.2, "--holdout", help="Fraction of records held out for the layer sweep."
+            0.2, "--holdout", help="Fraction of records held out in each evaluation split."
         ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the first held-out split."),
+        eval_seeds: int = typer.Option(
+            5, "--eval-seeds", help="Split seeds of the held-out evaluation (mean ± sd over them)."
+        ),
         device: str = typer.Option(
             "cpu", "--device", help="Torch device (cpu, cuda, cuda:1, mps)."
         ),
@@ -96,6 +109,7 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from emocurate.io import parquet_files
+        from emocurate.vectors.evaluate import read_evaluation
         from emocurate.vectors.fit import FitConfig, fit_vectors, read_fit_records
         from emocurate.vectors.models import load_model
 
@@ -106,11 +120,13 @@ def register(app: typer.Typer) -> None:
                     "layers": layers,
                     "method": method,
                     "skip": skip,
+                    "short": short,
                     "pooling": pooling,
                     "batch_tokens": batch_tokens,
                     "neutral_variance": neutral_variance,
                     "holdout": holdout,
                     "seed": seed,
+                    "eval_seeds": eval_seeds,
                     "device": device,
                     "dtype": dtype,
                 }
@@ -130,16 +146,25 @@ def register(app: typer.Typer) -> None:
         )
         vs = fit_vectors(records_dir, cfg, out, neutral_dir=neutral, lm=lm)
         for folder in _speaker_folders(out):
-            ev = json.loads((folder / "evaluation.json").read_text())
-            acc = (
-                f"held-out accuracy {ev['accuracy']:.3f} (chance {ev['chance']:.3f})"
-                if "accuracy" in ev
-                else "no held-out"
-            )
+            ev = read_evaluation(folder)
+            if ev is None:
+                continue
+            acc = "no held-out rows"
+            if ev.accuracy is not None and ev.accuracy_ci is not None:
+                lo, hi = ev.accuracy_ci
+                acc = (
+                    f"held-out accuracy {ev.accuracy:.3f} ± {ev.accuracy_sd or 0.0:.3f} "
+                    f"(95% CI {lo:.3f}-{hi:.3f}, {len(ev.seeds)} splits; chance {ev.chance:.3f}"
+                    + (f", majority {ev.majority:.3f}" if ev.majority is not None else "")
+                    + (f", lexical {ev.lexical.mean:.3f}" if ev.lexical is not None else "")
+                    + ")"
+                )
             typer.echo(
-                f"{folder}: {ev['kind']} vectors, {len(vs.names)} emotions, layer {ev['chosen_layer']} "
-                f"({ev['layer_selection']}), {acc}"
+                f"{folder}: {ev.kind} vectors, {len(vs.names)} emotions, layer {ev.chosen_layer}, "
+                f"{acc}; {ev.n_records} records fitted, {ev.n_skipped_short} too short"
             )
+            if ev.vs_lexical is not None:
+                typer.echo(f"  {ev.vs_lexical.sentence}")
 
     @group.command("evaluate")
     def evaluate_cmd(
@@ -161,15 +186,26 @@ def register(app: typer.Typer) -> None:
             None, "--out", help="Write the report JSON here (default: print it)."
         ),
     ) -> None:
-        """Held-out accuracy, top-3, confusion, AUROC, geometry and logit lens of a vector set."""
+        """Accuracy, top-3, confusion, AUROC, geometry and logit lens of a vector set on records.
+
+        Warns (one line on stderr, ``overlap_warning`` in the report) when records were used to
+        fit the set (ids or texts in its ``train_ids.json``).
+        """
         from emocurate.vectors.evaluate import evaluate
-        from emocurate.vectors.fit import read_fit_records
+        from emocurate.vectors.fit import load_train_ids, read_fit_records
         from emocurate.vectors.models import load_model
-        from emocurate.vectors.vectorset import VectorSet
+        from emocurate.vectors.vectorset import META, SPEAKER_SUBDIRS, VectorSet
 
         vs = VectorSet.load(vectors_dir, kind=kind)
+        set_dir = vectors_dir
+        if kind is not None and (vectors_dir / SPEAKER_SUBDIRS.get(kind, kind) / META).exists():
+            set_dir = vectors_dir / SPEAKER_SUBDIRS.get(kind, kind)
         lm = load_model(model or vs.meta.model_id, device=device)
-        report = evaluate(vs, lm, read_fit_records(on), layer=layer)  # type: ignore[arg-type]
+        report = evaluate(
+            vs, lm, read_fit_records(on), layer=layer, train_ids=load_train_ids(set_dir)
+        )
+        if report["overlap_warning"]:
+            typer.echo(f"warning: {report['overlap_warning']}", err=True)
         text = json.dumps(report, indent=2, default=float)
         if out:
             out.write_text(text + "\n")

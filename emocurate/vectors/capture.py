@@ -158,15 +158,20 @@ def make_batches(
         start = end
 
 
-def pool_start(n_tokens: int, skip: int, has_bos: bool) -> int:
-    """First pooled position: ``skip`` (anchor recipe: 50), clipped to half of a short text.
+def pool_start(
+    n_tokens: int, skip: int, has_bos: bool, *, first: int = 0, clip: bool = False
+) -> int:
+    """First pooled position: token ``skip`` exactly (anchor recipe: 50), never before ``first``.
 
-    The BOS position is never pooled: its activation is an attention-sink outlier.
+    ``first`` is the first token a caller allows (for a story, the first token of its generated
+    part). The BOS position is never pooled: its activation is an attention-sink outlier. A
+    result ``>= n_tokens`` means the text has no token in the window; callers leave it out (and
+    count it) rather than pool something else. ``clip=True`` is the opt-in, named ``clip`` rule:
+    a short text is pooled from ``min(skip, n_tokens // 2)`` instead (still never before
+    ``first`` or the BOS).
     """
-    start = min(skip, n_tokens // 2)
-    if has_bos:
-        start = max(start, 1)
-    return min(start, max(n_tokens - 1, 0))
+    start = min(skip, n_tokens // 2) if clip else skip
+    return max(start, first, 1 if has_bos else 0)
 
 
 def has_bos(tokenizer: Any, ids: Sequence[Sequence[int]]) -> bool:
@@ -222,8 +227,11 @@ def iter_pooled(
 ) -> Iterator[tuple[list[int], dict[int, torch.Tensor]]]:
     """Yield ``(text indices, {layer: [batch, hidden] float32})`` one batch at a time.
 
-    Pooling is the mean over tokens ``[pool_start, end)`` (see :func:`pool_start`). Callers
-    that only need running sums never hold more than one batch.
+    Pooling is the mean over tokens ``[pool_start, end)`` (see :func:`pool_start`). Every text
+    gets a row, so a text too short for the window is pooled by the named ``clip`` rule (from
+    half its length; a text of only BOS is pooled at its last token). Fitting does not use this
+    helper: it leaves short records out and counts them. Callers that only need running sums
+    never hold more than one batch.
     """
     tok = lm.tokenizer
     ids = encode(tok, texts, max_length or context_length(lm))
@@ -232,7 +240,8 @@ def iter_pooled(
         lm, ids, layers, batch_tokens=batch_tokens, padding_side=padding_side
     ):
         any_act = next(iter(acts.values()))
-        mask = pool_mask(batch, [pool_start(n, skip, bos) for n in batch.lengths], any_act.device)
+        starts = [min(pool_start(n, skip, bos, clip=True), max(n - 1, 0)) for n in batch.lengths]
+        mask = pool_mask(batch, starts, any_act.device)
         denom = mask.sum(1, keepdim=True).clamp_min(1.0)
         out = {}
         for layer in layers:

@@ -1,7 +1,13 @@
-"""Evidence that the vectors mean what their names say.
+"""Evidence that the vectors mean what their names say, with its spread and its baselines.
 
 - Classification: held-out nearest-vector accuracy (argmax of z-scored projections, the same
   scores the corpus scorer uses), top-3, confusion matrix, per-emotion one-vs-rest AUROC.
+- Honest figures (:class:`Evaluation`, written as ``evaluation.json`` by ``fit``): accuracy over
+  several split seeds as mean ± sd with a 95% interval (the corrected resampled t interval of
+  Nadeau & Bengio, 2003, which widens the naive t interval for the overlap of the seeds'
+  training sets), beside chance (1/E), the majority class and a lexical baseline (TF-IDF +
+  logistic regression on the same splits and the same pooled text), and a paired comparison
+  with the lexical baseline that says plainly whether the vectors beat it.
 - Geometry: PCA of the vectors (centred over emotions), variance explained, PC1/PC2 coordinates
   per emotion and their correlation with the taxonomy's valence and arousal (PC signs are fixed
   so PC1 correlates positively with valence and PC2 with arousal).
@@ -11,16 +17,316 @@
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+from pydantic import Field, ValidationError
 
-from emocurate.errors import InputError
-from emocurate.records import Dialogue, Story
-from emocurate.vectors.capture import context_length, encode
+from emocurate.errors import InputError, first_problem
+from emocurate.records import Dialogue, Model, Story
+from emocurate.vectors.capture import context_length
 from emocurate.vectors.models import LoadedModel, final_norm, unembedding
 from emocurate.vectors.vectorset import VectorSet
+
+EVALUATION_FILE = "evaluation.json"
+INTERVAL = (
+    "95% corrected resampled t interval over split seeds (Nadeau & Bengio 2003: "
+    "sd^2 * (1/S + n_heldout/n_train), t with S-1 df), clipped to [0, 1]; Wilson score "
+    "interval with one seed"
+)
+LEXICAL = "TF-IDF (words, sublinear tf) + logistic regression (C=1)"
+PERMUTATIONS = 2000
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation artifact
+
+
+class Spread(Model):
+    """One held-out figure over split seeds: mean, sd, 95% interval and the per-seed values."""
+
+    mean: float
+    sd: float
+    ci: tuple[float, float]
+    per_seed: list[float]
+
+
+class Comparison(Model):
+    """Vectors minus the lexical baseline, paired by split seed."""
+
+    diff_mean: float
+    diff_ci: tuple[float, float]
+    verdict: Literal["above", "below", "not distinguishable"]
+    sentence: str
+
+
+class LayerMetrics(Model):
+    """Held-out metrics of one swept layer (means over split seeds)."""
+
+    accuracy: float
+    accuracy_sd: float = 0.0
+    top3: float = 0.0
+    auroc_mean: float = 0.0
+    selection_accuracy: float | None = None  # on the rows the selection test uses
+
+
+class LayerSelection(Model):
+    """How the layer was chosen, with the test that allowed (or refused) a move."""
+
+    rule: str
+    default_layer: int
+    layer: int
+    moved: bool = False
+    candidates: list[int] = Field(default_factory=list)
+    best_alternative: int | None = None
+    test: str = ""
+    n_rows: int = 0
+    min_rows: int = 0
+    b: int = 0  # rows the alternative gets right and the default wrong
+    c: int = 0  # rows the default gets right and the alternative wrong
+    p_value: float | None = None
+    alpha: float | None = None  # after the Bonferroni correction
+
+
+class GeometryReport(Model):
+    """PCA of the vectors and its agreement with the taxonomy's valence and arousal.
+
+    Principal components have no sign of their own: PC1 is oriented so that its correlation
+    with valence is >= 0 and PC2 so that its correlation with arousal is >= 0 (``orientation``).
+    The cross correlations keep their sign under that orientation. ``*_p`` are permutation
+    p-values of ``|r|`` (emotion labels shuffled), ``n_in_taxonomy`` the emotions they rest on.
+    """
+
+    variance_explained: list[float] = Field(default_factory=list)
+    coords: dict[str, list[float]] = Field(default_factory=dict)
+    pc1_valence_r: float | None = None
+    pc2_arousal_r: float | None = None
+    pc1_arousal_r: float | None = None
+    pc2_valence_r: float | None = None
+    pc1_valence_p: float | None = None
+    pc2_arousal_p: float | None = None
+    n_in_taxonomy: int = 0
+    orientation: str = "PC1 sign: r(PC1, valence) >= 0; PC2 sign: r(PC2, arousal) >= 0"
+
+
+class Evaluation(Model):
+    """``evaluation.json``: held-out evidence of one fitted vector set, read by cards and reports.
+
+    Classification fields are ``None`` when nothing was held out (``holdout`` 0). ``n_train``
+    and ``n_heldout`` are the rows of one split (the first seed); the saved vectors are refitted
+    on all ``n_records`` records after the evaluation.
+    """
+
+    kind: str = "emotion"
+    method: str = "mean_diff"
+    layer: int
+    chosen_layer: int
+    layer_selection: str = ""
+    selection: LayerSelection | None = None
+    labels: list[str]
+    seeds: list[int] = Field(default_factory=list)
+    holdout: float = 0.0
+    n_records: int = 0
+    n_train: int = 0
+    n_heldout: int = 0
+    n: int = 0  # held-out rows per split (older readers call it n)
+    n_skipped_short: int = 0
+    label_leak_share: float | None = None
+    n_label_leak: int = 0
+    n_leak_checked: int = 0
+    accuracy: float | None = None
+    accuracy_sd: float | None = None
+    accuracy_ci: tuple[float, float] | None = None
+    accuracy_per_seed: list[float] = Field(default_factory=list)
+    interval: str = INTERVAL
+    top3: float | None = None
+    chance: float
+    majority: float | None = None
+    majority_per_seed: list[float] = Field(default_factory=list)
+    lexical: Spread | None = None
+    lexical_method: str = LEXICAL
+    vs_lexical: Comparison | None = None
+    auroc: dict[str, float] = Field(default_factory=dict)
+    auroc_mean: float | None = None
+    confusion: list[list[int]] = Field(default_factory=list)  # summed over the split seeds
+    sweep: dict[str, LayerMetrics] = Field(default_factory=dict)
+    geometry: GeometryReport = Field(default_factory=GeometryReport)
+    logit_lens: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    reference_source: str = ""
+    n_neutral_texts: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The scalars kept in ``vectorset.json`` (``meta.evaluation``)."""
+        out: dict[str, Any] = {"chance": self.chance, "n": self.n, "seeds": len(self.seeds)}
+        if self.accuracy is not None and self.accuracy_ci is not None:
+            out.update(
+                accuracy=self.accuracy,
+                accuracy_sd=self.accuracy_sd,
+                accuracy_ci_low=self.accuracy_ci[0],
+                accuracy_ci_high=self.accuracy_ci[1],
+                top3=self.top3,
+                majority=self.majority,
+                auroc_mean=self.auroc_mean,
+            )
+        if self.lexical is not None:
+            out["lexical"] = self.lexical.mean
+        if self.vs_lexical is not None:
+            out["vs_lexical"] = self.vs_lexical.verdict
+        return out
+
+
+def read_evaluation(folder: str | Path) -> Evaluation | None:
+    """The folder's ``evaluation.json`` through :class:`Evaluation` (``None`` when absent)."""
+    path = Path(folder) / EVALUATION_FILE
+    if not path.exists():
+        return None
+    try:
+        return Evaluation.model_validate_json(path.read_text("utf-8"))
+    except ValidationError as exc:
+        field, msg = first_problem(exc)
+        raise InputError(
+            f"{path}: not an evaluation this emocurate writes ({field}: {msg}); refit the vectors"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+def _t975(df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion ``k/n``."""
+    if n == 0:
+        return 0.0, 1.0
+    z = 1.959963984540054
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def spread(
+    values: Sequence[float], n_train: int, n_heldout: int, *, bounded: bool = True
+) -> Spread:
+    """Mean, sd and the corrected resampled t interval of per-seed values (see :data:`INTERVAL`).
+
+    ``bounded`` clips the interval to [0, 1] (accuracies); with one seed the interval is
+    Wilson's on that split's ``n_heldout`` rows.
+    """
+    vals = [float(v) for v in values]
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        k = round(mean * n_heldout)
+        return Spread(mean=mean, sd=0.0, ci=wilson(k, n_heldout), per_seed=vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+    half = _t975(len(vals) - 1) * sd * math.sqrt(1 / len(vals) + n_heldout / max(n_train, 1))
+    lo, hi = mean - half, mean + half
+    if bounded:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return Spread(mean=mean, sd=sd, ci=(lo, hi), per_seed=vals)
+
+
+def compare(
+    vectors: Sequence[float], lexical: Sequence[float], n_train: int, n_heldout: int
+) -> Comparison:
+    """Paired per-seed difference vectors − lexical with its interval, and a plain verdict."""
+    d = spread(
+        [a - b for a, b in zip(vectors, lexical, strict=True)], n_train, n_heldout, bounded=False
+    )
+    lo, hi = d.ci
+    if len(d.per_seed) < 2:
+        lo, hi = d.mean, d.mean
+        verdict: Literal["above", "below", "not distinguishable"] = "not distinguishable"
+    elif lo > 0:
+        verdict = "above"
+    elif hi < 0:
+        verdict = "below"
+    else:
+        verdict = "not distinguishable"
+    sentence = {
+        "above": "The vectors beat the lexical baseline: the 95% interval of their paired "
+        f"accuracy gain ({lo:+.3f} to {hi:+.3f}) lies above zero.",
+        "below": "The vectors do not beat the lexical baseline: a keyword classifier on the same "
+        f"text is more accurate (paired gain {lo:+.3f} to {hi:+.3f}, 95% interval).",
+        "not distinguishable": "The vectors do not beat the lexical baseline: the 95% interval "
+        f"of their paired accuracy gain ({lo:+.3f} to {hi:+.3f}) includes zero."
+        if len(d.per_seed) >= 2
+        else "Whether the vectors beat the lexical baseline is not known: one split has no "
+        "interval (use several --eval-seeds).",
+    }[verdict]
+    return Comparison(diff_mean=d.mean, diff_ci=(lo, hi), verdict=verdict, sentence=sentence)
+
+
+def mcnemar_one_sided(b: int, c: int) -> float:
+    """Exact one-sided McNemar p-value: P(X >= b), X ~ Binomial(b + c, 1/2).
+
+    ``b`` counts rows the challenger gets right and the incumbent wrong, ``c`` the reverse.
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    return float(sum(math.comb(n, k) for k in range(b, n + 1)) / 2**n)
+
+
+def lexical_baseline(
+    texts: Sequence[str], labels: Sequence[int], splits: Sequence[tuple[list[int], list[int]]]
+) -> list[float]:
+    """Held-out accuracy of TF-IDF + logistic regression per ``(train, held)`` split.
+
+    The vectorizer is fitted on each split's training rows only. A split whose training rows
+    hold one label (or no words) predicts that label.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    out: list[float] = []
+    for train, held in splits:
+        y_train = [labels[i] for i in train]
+        y_held = [labels[i] for i in held]
+        if not held:
+            continue
+        try:
+            vec = TfidfVectorizer(sublinear_tf=True)
+            x_train = vec.fit_transform([texts[i] for i in train])
+        except ValueError:  # no words at all in the training texts
+            x_train = None
+        if x_train is None or len(set(y_train)) < 2:
+            top = max(set(y_train), key=y_train.count)
+            pred = [top] * len(held)
+        else:
+            clf = LogisticRegression(max_iter=2000, C=1.0)
+            clf.fit(x_train, y_train)
+            pred = [int(p) for p in clf.predict(vec.transform([texts[i] for i in held]))]
+        out.append(sum(p == g for p, g in zip(pred, y_held, strict=True)) / len(held))
+    return out
+
+
+def majority_baseline(
+    labels: Sequence[int], splits: Sequence[tuple[list[int], list[int]]]
+) -> list[float]:
+    """Held-out accuracy of always predicting each split's most frequent training label."""
+    out: list[float] = []
+    for train, held in splits:
+        if not held:
+            continue
+        y_train = [labels[i] for i in train]
+        top = max(sorted(set(y_train)), key=y_train.count)
+        out.append(sum(labels[i] == top for i in held) / len(held))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
 
 
 def classification_metrics(
@@ -72,8 +378,23 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b) / den if den > 0 else 0.0
 
 
+def _perm_p(x: torch.Tensor, y: torch.Tensor, r_obs: float, seed: int = 0) -> float:
+    """Permutation p-value of ``|r|``: share of label shuffles with a correlation as large."""
+    rng = random.Random(seed)
+    idx = list(range(len(y)))
+    hits = 0
+    for _ in range(PERMUTATIONS):
+        rng.shuffle(idx)
+        if abs(_pearson(x, y[idx])) >= abs(r_obs) - 1e-12:
+            hits += 1
+    return (hits + 1) / (PERMUTATIONS + 1)
+
+
 def geometry(vectors: torch.Tensor, names: Sequence[str]) -> dict[str, Any]:
-    """PCA of the emotion vectors and its agreement with the taxonomy's valence/arousal."""
+    """PCA of the emotion vectors and its agreement with the taxonomy's valence/arousal.
+
+    See :class:`GeometryReport` for the orientation convention and the permutation p-values.
+    """
     x = vectors.double()
     x = x - x.mean(0, keepdim=True)
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
@@ -95,6 +416,8 @@ def geometry(vectors: torch.Tensor, names: Sequence[str]) -> dict[str, Any]:
             out["pc2_arousal_r"] = abs(r_a)
             out["pc1_arousal_r"] = _pearson(coords[mask, 0], aro[mask])
             out["pc2_valence_r"] = _pearson(coords[mask, 1], val[mask])
+            out["pc1_valence_p"] = _perm_p(coords[mask, 0], val[mask], r_v)
+            out["pc2_arousal_p"] = _perm_p(coords[mask, 1], aro[mask], r_a, seed=1)
             out["n_in_taxonomy"] = int(mask.sum())
     out["coords"] = {n: [float(coords[i, 0]), float(coords[i, 1])] for i, n in enumerate(names)}
     return out
@@ -183,15 +506,32 @@ def _labelled_texts(
 
 
 def evaluate(
-    vs: VectorSet, lm: LoadedModel, records: list[Story], layer: int | None = None
+    vs: VectorSet,
+    lm: LoadedModel,
+    records: Sequence[Story | Dialogue],
+    layer: int | None = None,
+    *,
+    train_ids: tuple[set[str], set[str]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a VectorSet on labelled records (held-out stories, or dialogues for speaker sets).
 
-    Pools each record the way the set was fitted (speaker sets pool over that speaker's turns),
-    scores it with the set's z-scored projections, and reports classification metrics, geometry
-    and the logit lens. Records whose emotion the set lacks are counted in ``skipped``.
+    Pools each record the way the set was fitted (token ``skip`` exactly, never before the
+    generated part, the set's ``short`` rule; speaker sets pool over that speaker's turns),
+    scores it with the set's z-scored projections, and reports classification metrics (with a
+    Wilson interval of the accuracy), geometry and the logit lens. Records whose emotion the
+    set lacks are counted in ``skipped``, records too short for the window in
+    ``n_skipped_short``. With ``train_ids`` (the fitted records' ids and text hashes), records
+    the set was fitted on (same text; ids alone may repeat across datasets) are counted in
+    ``n_overlap`` and ``overlap_warning`` says so.
     """
-    from emocurate.vectors.fit import View, stream_pooled, turn_token_ranges
+    from emocurate.vectors.fit import (
+        View,
+        encode_with_offsets,
+        pool_windows,
+        stream_pooled,
+        text_hash,
+        turn_token_ranges,
+    )
 
     layer = vs.layer_or_default(layer)
     recs: list[Any] = list(records)
@@ -199,8 +539,7 @@ def evaluate(
     if not texts:
         raise InputError(f"none of the {len(recs)} records has an emotion this vector set knows")
     kept = [r for r in recs if _label_of(vs, r) in vs.names]
-    ids = encode(lm.tokenizer, texts, context_length(lm))
-    ranges = None
+    ids, offsets = encode_with_offsets(lm.tokenizer, texts, context_length(lm))
     if vs.meta.kind in ("speaker_human", "speaker_assistant"):
         speaker = vs.meta.kind.split("_", 1)[1]
         ranges = [
@@ -209,7 +548,34 @@ def evaluate(
             else [(0, len(ids[i]))]
             for i, d in enumerate(kept)
         ]
-    view = View(kind=vs.meta.kind, names=vs.names, labels=labels, ranges=ranges)
+        usable = [bool(r) for r in ranges]
+        view = View(kind=vs.meta.kind, names=vs.names, labels=labels, ranges=ranges)
+    else:
+        short: Literal["skip", "clip"] = "clip" if vs.meta.short == "clip" else "skip"
+        win = pool_windows(
+            lm.tokenizer,
+            kept,
+            ids,
+            offsets,
+            skip=vs.meta.skip,
+            short=short,
+            last=vs.meta.pooling == "last token",
+        )
+        usable = win.usable(ids)
+        view = View(kind=vs.meta.kind, names=vs.names, labels=labels, starts=win.starts)
+    rows = [i for i, u in enumerate(usable) if u]
+    if not rows:
+        raise InputError(
+            f"none of the {len(kept)} records has a token in the pooling window "
+            f"(from token {vs.meta.skip}, after the prompt's opening)"
+        )
+    view = View(
+        kind=view.kind,
+        names=view.names,
+        labels=[view.labels[i] for i in rows],
+        starts=None if view.starts is None else [view.starts[i] for i in rows],
+        ranges=None if view.ranges is None else [view.ranges[i] for i in rows],
+    )
     chunks: list[torch.Tensor] = []
     gold: list[torch.Tensor] = []
 
@@ -220,15 +586,25 @@ def evaluate(
         gold.append(torch.tensor([v.labels[i] for i in indices])[valid.cpu()])
 
     stream_pooled(
-        lm,
-        ids,
-        [view],
-        [layer],
-        skip=vs.meta.skip,
-        batch_tokens=8192,
-        on_pooled=on_pooled,
-        last=vs.meta.pooling == "last token",
+        lm, [ids[i] for i in rows], [view], [layer], batch_tokens=8192, on_pooled=on_pooled
     )
-    report = full_report(vs, lm, torch.cat(chunks), torch.cat(gold), layer=layer)
+    y = torch.cat(gold)
+    report = full_report(vs, lm, torch.cat(chunks), y, layer=layer)
+    k = round(report["accuracy"] * report["n"])
+    report["accuracy_ci"] = list(wilson(k, report["n"]))
+    report["interval"] = "95% Wilson score interval over the evaluated records"
     report["skipped"] = skipped
+    report["n_skipped_short"] = len(kept) - len(rows)
+    report["n_overlap"] = None
+    report["overlap_warning"] = None
+    if train_ids is not None:
+        _, fitted_hashes = train_ids
+        evaluated = [kept[i] for i in rows]
+        overlap = sum(text_hash(r.text) in fitted_hashes for r in evaluated)
+        report["n_overlap"] = overlap
+        if overlap:
+            report["overlap_warning"] = (
+                f"{overlap} of {len(evaluated)} evaluated records were used to fit these vectors "
+                "(same text as a record in train_ids.json): the accuracy is not held-out"
+            )
     return report

@@ -1,16 +1,34 @@
-"""Fit emotion vectors from labelled records: the anchor recipe, two alternatives, a layer sweep.
+"""Fit emotion vectors from labelled records: the study's recipe, two alternatives, a layer sweep.
 
-Anchor recipe (``mean_diff``): mean residual activation of each story from token ``skip`` on,
-averaged per emotion, minus the mean over emotions; then project out the top principal
-components of neutral-dialogue activations (enough for ``neutral_variance`` of their variance).
+Recipe (``mean_diff``, the defaults): the mean residual activation of each story from token
+``skip`` (50) on, exactly, and never before the first token of the part the model generated
+(a story's ``prompt_prefix`` may name the emotion, and the leakage validator checks only the
+generated part: what is pooled is what it checked). Records with no token in that window are
+left out of fitting and counted (``n_skipped_short``); ``short="clip"`` is the opt-in, named
+rule that pools them from half their length instead. Per-emotion means minus their mean over
+emotions; then the top principal components of neutral-dialogue activations (enough for
+``neutral_variance`` = 50% of their variance) are projected out whenever neutral text is
+given. The default layer is the one nearest two thirds of the depth (``models.default_layer``);
+a sweep reports every candidate layer and moves away from the default only when the gain is
+significant on held-out rows (one-sided exact McNemar test, Bonferroni over the alternative
+layers, alpha :data:`SELECTION_ALPHA`) and never on fewer than :data:`MIN_SELECTION_ROWS` rows.
 Alternatives: ``pca`` (first principal direction of each emotion's differences from the other
 emotions, sign- and scale-aligned with the mean difference) and ``logistic`` (a multinomial
 logistic probe's weight rows).
 
-Memory: ``mean_diff`` keeps running sums only (per-emotion sums and one second-moment matrix
-per candidate layer for the z-score reference), so memory does not grow with the number of
-records; ``pca`` and ``logistic`` must keep one pooled row per training record and layer.
-Held-out records are scored batch by batch; only their ``[n, n_emotions]`` scores are kept.
+Evaluation: ``eval_seeds`` stratified splits (seeds ``seed``, ``seed + 1``, ...); for each, the
+vectors are fitted on the training rows (same neutral-PC projection) and score the held-out
+rows, beside the majority class and a lexical baseline on the same splits and the same pooled
+text (see :mod:`emocurate.vectors.evaluate`). The z-score reference used while scoring is the
+saved set's (neutral text, or the pooled tokens of all fitted records: label-free statistics).
+The saved vectors are then fitted on every usable record. The layer test uses the first
+seed's held-out rows; when the layer moves, those rows also enter the reported evaluation.
+
+Memory: ``mean_diff`` keeps running sums only (per-emotion sums over all records and over each
+seed's training rows, and one second-moment matrix per candidate layer for the z-score
+reference), so memory does not grow with the number of records: one forward pass fills the
+sums, a second scores each record in the seeds that hold it out (only ``[n, n_emotions]``
+scores are kept). ``pca`` and ``logistic`` must keep one pooled row per record and layer.
 
 Dialogue records give speaker-aware vectors: activations pooled over the human's turns fit
 ``speaker_human`` vectors (labelled with ``human_emotion``) and over the assistant's turns
@@ -32,22 +50,45 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from emocurate.errors import ConfigError, InputError
+from emocurate.errors import ConfigError, InputError, UnknownEmotionError
 from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_table
 from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json, render_turns
 from emocurate.vectors.capture import (
     Batch,
     context_length,
-    encode,
     has_bos,
     iter_hidden,
     pool_mask,
     pool_start,
 )
+from emocurate.vectors.evaluate import (
+    EVALUATION_FILE,
+    Evaluation,
+    GeometryReport,
+    LayerMetrics,
+    LayerSelection,
+    classification_metrics,
+    compare,
+    geometry,
+    lexical_baseline,
+    logit_lens,
+    majority_baseline,
+    mcnemar_one_sided,
+    spread,
+)
 from emocurate.vectors.models import LoadedModel, default_layer, load_model, model_type
 from emocurate.vectors.vectorset import SPEAKER_SUBDIRS, VectorSet, VectorSetMeta
 
-EVALUATION_FILE = "evaluation.json"
+TRAIN_IDS_FILE = "train_ids.json"
+MIN_SELECTION_ROWS = 30
+"""A sweep never moves away from the default layer on fewer held-out rows than this."""
+SELECTION_ALPHA = 0.05
+"""Family-wise significance level of the layer-selection test (Bonferroni over alternatives)."""
+SELECTION_TEST = (
+    "one-sided exact McNemar test (sign test on the held-out rows where the two layers "
+    "disagree) of the most accurate alternative against the default, Bonferroni over the "
+    "alternative layers"
+)
 
 
 class FitConfig(Model):
@@ -57,6 +98,9 @@ class FitConfig(Model):
     layers: str = "auto"  # auto | all | "N,M"
     method: Literal["mean_diff", "pca", "logistic"] = "mean_diff"
     skip: int = Field(50, ge=0)
+    short: Literal["skip", "clip"] = "skip"
+    """Records with no token at or after the pooling start: ``skip`` leaves them out (counted),
+    ``clip`` pools them from half their length (never before the generated part)."""
     pooling: Literal["mean", "last"] = (
         "mean"  # mean from token skip (anchor), or the last token only
     )
@@ -64,6 +108,8 @@ class FitConfig(Model):
     neutral_variance: float = Field(0.5, ge=0.0, le=1.0)
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
+    eval_seeds: int = Field(5, ge=1)
+    """Split seeds of the held-out evaluation (``seed``, ``seed + 1``, ...)."""
     device: str = "cpu"
     dtype: str = "auto"
     max_length: int | None = None
@@ -77,14 +123,114 @@ class FitConfig(Model):
 
 @dataclass
 class View:
-    """One labelled pooling of the texts: which tokens to pool and the label of each text."""
+    """One labelled pooling of the texts: which tokens to pool and the label of each text.
 
-    kind: str  # emotion | speaker_human | speaker_assistant
+    Story views pool ``[starts[i], n)``; speaker views pool their ``ranges``. ``texts`` holds
+    the pooled part as text (what the lexical baseline and the label-leak check read).
+    """
+
+    kind: str  # emotion | speaker_human | speaker_assistant | neutral
     names: list[str]
     labels: list[int]  # index into names per text
-    ranges: list[list[tuple[int, int]]] | None = (
-        None  # token ranges per text; None: [pool_start, n)
-    )
+    starts: list[int] | None = None
+    ranges: list[list[tuple[int, int]]] | None = None
+    texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Windows:
+    """Per text: the first pooled token (``>= len(ids)``: no token in the window) and its text."""
+
+    starts: list[int]
+    texts: list[str]
+
+    def usable(self, ids: Sequence[Sequence[int]]) -> list[bool]:
+        """Whether each text has at least one token in its window."""
+        return [s < len(i) for s, i in zip(self.starts, ids, strict=True)]
+
+
+def encode_with_offsets(
+    tokenizer: Any, texts: Sequence[str], max_length: int | None
+) -> tuple[list[list[int]], list[list[tuple[int, int]]] | None]:
+    """Token ids (as :func:`capture.encode`) and character offsets (``None`` without a fast tokenizer)."""
+    kwargs: dict[str, Any] = {
+        "add_special_tokens": True,
+        "truncation": max_length is not None,
+        "max_length": max_length,
+    }
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(list(texts), return_offsets_mapping=True, **kwargs)
+        offsets = [[(int(a), int(b)) for a, b in o] for o in enc["offset_mapping"]]
+        return [list(i) for i in enc["input_ids"]], offsets
+    enc = tokenizer(list(texts), **kwargs)
+    return [list(i) for i in enc["input_ids"]], None
+
+
+def first_generated_token(
+    tokenizer: Any, story: Story, ids: Sequence[int], offsets: Sequence[tuple[int, int]] | None
+) -> int:
+    """Index of the first token wholly inside the generated part of ``story.text``.
+
+    With offsets: the first real token starting at or after the end of ``prompt_prefix``.
+    Without (a slow tokenizer): the prefix's own token count plus one, so a token merged
+    across the boundary is not pooled either. ``len(ids)`` when nothing was generated.
+    """
+    if not story.prompt_prefix or not story.text.startswith(story.prompt_prefix):
+        return 0
+    cut = len(story.prompt_prefix)
+    if offsets is not None:
+        for i, (a, b) in enumerate(offsets):
+            if b > a and a >= cut:
+                return i
+        return len(ids)
+    n_prefix = len(tokenizer(story.prompt_prefix, add_special_tokens=True)["input_ids"])
+    return min(n_prefix + 1, len(ids))
+
+
+def _span_text(
+    tokenizer: Any,
+    text: str,
+    ids: Sequence[int],
+    offsets: Sequence[tuple[int, int]] | None,
+    start: int,
+    end: int,
+) -> str:
+    if start >= end:
+        return ""
+    if offsets is None:
+        return str(tokenizer.decode(list(ids[start:end]), skip_special_tokens=True))
+    return text[offsets[start][0] : offsets[end - 1][1]]
+
+
+def pool_windows(
+    tokenizer: Any,
+    records: Sequence[Story],
+    ids: Sequence[Sequence[int]],
+    offsets: Sequence[Sequence[tuple[int, int]]] | None,
+    *,
+    skip: int,
+    short: Literal["skip", "clip"] = "skip",
+    last: bool = False,
+) -> Windows:
+    """Where each story's pooling starts and what it pools (see the module docstring).
+
+    ``last`` pools the final token only (when it lies in the generated part).
+    """
+    bos = has_bos(tokenizer, ids)
+    starts: list[int] = []
+    texts: list[str] = []
+    for i, r in enumerate(records):
+        n = len(ids[i])
+        offs = offsets[i] if offsets is not None else None
+        first = first_generated_token(tokenizer, r, ids[i], offs)
+        if last:
+            floor = max(first, 1 if bos else 0)
+            start = n - 1 if n - 1 >= floor else n
+        else:
+            start = pool_start(n, skip, bos, first=first, clip=short == "clip")
+        starts.append(start)
+        texts.append(_span_text(tokenizer, r.text, ids[i], offs, start, n))
+    return Windows(starts=starts, texts=texts)
 
 
 def read_fit_records(records_dir: str | Path) -> list[Story] | list[Dialogue]:
@@ -212,24 +358,25 @@ class Moments:
 
 @dataclass
 class ViewStats:
-    """Per-label running sums at one layer (plus pooled rows when a method needs them)."""
+    """Per-label running sums at one layer: all records, and each seed's training rows.
 
-    sums: torch.Tensor
-    counts: torch.Tensor
+    ``rows`` (with their record indices and labels) are kept only for methods that need them.
+    """
+
+    sums: torch.Tensor  # [E, d] over every usable record
+    counts: torch.Tensor  # [E]
+    seed_sums: torch.Tensor  # [S, E, d] over each split's training rows
+    seed_counts: torch.Tensor  # [S, E]
     rows: list[torch.Tensor] = field(default_factory=list)
-    row_labels: list[torch.Tensor] = field(default_factory=list)
+    row_index: list[torch.Tensor] = field(default_factory=list)
 
 
-def _masks(
-    batch: Batch, view: View, skip: int, bos: bool, device: torch.device, last: bool = False
-) -> torch.Tensor:
+def _masks(batch: Batch, view: View, device: torch.device) -> torch.Tensor:
     if view.ranges is None:
-        starts = (
-            [max(n - 1, 0) for n in batch.lengths]
-            if last
-            else [pool_start(n, skip, bos) for n in batch.lengths]
-        )
-        return pool_mask(batch, starts, device)
+        starts = view.starts
+        if starts is None:
+            raise ValueError(f"view {view.kind} has neither starts nor ranges")
+        return pool_mask(batch, [starts[i] for i in batch.indices], device)
     width = batch.input_ids.shape[1]
     mask = torch.zeros(len(batch.indices), width, device=device)
     for r, i in enumerate(batch.indices):
@@ -245,23 +392,21 @@ def stream_pooled(
     views: list[View],
     layers: list[int],
     *,
-    skip: int,
     batch_tokens: int,
     on_pooled: Any,
     moments: dict[int, Moments] | None = None,
-    last: bool = False,
     desc: str = "",
 ) -> None:
     """One forward pass over ``ids``; calls ``on_pooled(view, indices, valid, {layer: [b, d]})``.
 
-    ``moments`` (when given) accumulate every pooled token of the first view, for the z-score
-    reference and the residual norm. ``last`` pools only the final token (story views). A rich
-    progress bar (texts done) is shown when ``desc`` is set and stderr is a terminal.
+    Each view says which tokens of each text to pool (its ``starts`` or ``ranges``, indexed
+    like ``ids``). ``moments`` (when given) accumulate every pooled token of the first view,
+    for the z-score reference and the residual norm. A rich progress bar (texts done) is shown
+    when ``desc`` is set and stderr is a terminal.
     """
-    bos = has_bos(lm.tokenizer, ids)
     with _progress(desc, len(ids)) as advance:
         for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens):
-            _pool_batch(batch, acts, views, layers, skip, bos, last, on_pooled, moments)
+            _pool_batch(batch, acts, views, layers, on_pooled, moments)
             advance(len(batch.indices))
 
 
@@ -282,15 +427,12 @@ def _pool_batch(
     acts: dict[int, torch.Tensor],
     views: list[View],
     layers: list[int],
-    skip: int,
-    bos: bool,
-    last: bool,
     on_pooled: Any,
     moments: dict[int, Moments] | None,
 ) -> None:
     device = next(iter(acts.values())).device
     for v_i, view in enumerate(views):
-        mask = _masks(batch, view, skip, bos, device, last)
+        mask = _masks(batch, view, device)
         valid = mask.sum(1) > 0
         denom = mask.sum(1, keepdim=True).clamp_min(1.0)
         pooled = {
@@ -312,15 +454,20 @@ def neutral_moments(
     max_length: int | None = None,
 ) -> dict[int, Moments]:
     """Token moments on neutral text (every token but BOS) at ``layers``."""
-    ids = encode(lm.tokenizer, texts, max_length or context_length(lm))
-    view = View(kind="neutral", names=["neutral"], labels=[0] * len(ids))
+    ids, _ = encode_with_offsets(lm.tokenizer, texts, max_length or context_length(lm))
+    bos = has_bos(lm.tokenizer, ids)
+    view = View(
+        kind="neutral",
+        names=["neutral"],
+        labels=[0] * len(ids),
+        starts=[pool_start(len(i), 0, bos) for i in ids],
+    )
     moments = {layer: Moments() for layer in layers}
     stream_pooled(
         lm,
         ids,
         [view],
         layers,
-        skip=0,
         batch_tokens=batch_tokens,
         on_pooled=lambda *a: None,
         desc="fit: neutral records",
@@ -454,70 +601,264 @@ def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[li
     return sorted(train), sorted(held)
 
 
-def selection_split(n: int, *, sweeping: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out rows that choose the layer, and the disjoint rows the evaluation reports on.
-
-    Without a sweep (or with too few rows to halve) both are all rows: nothing was chosen.
-    """
-    every = torch.arange(n)
-    if not sweeping or n < 10:
-        return every, every
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[: n // 2].sort().values, perm[n // 2 :].sort().values
+def default_candidate(candidates: Sequence[int], n_layers: int) -> int:
+    """The candidate nearest two thirds of the depth (``models.default_layer``; ties: lower)."""
+    target = default_layer(n_layers)
+    return min(candidates, key=lambda c: (abs(c - target), c))
 
 
 def choose_layer(
-    sweep: dict[int, dict[str, float]], candidates: list[int], n_layers: int
-) -> tuple[int, str]:
-    """Best held-out accuracy (ties: mean AUROC, then closeness to two thirds of the depth)."""
+    per_row: dict[int, torch.Tensor],
+    candidates: list[int],
+    n_layers: int,
+    *,
+    seed: int | None = None,
+    min_rows: int = MIN_SELECTION_ROWS,
+    alpha: float = SELECTION_ALPHA,
+) -> LayerSelection:
+    """The default layer unless an alternative is significantly more accurate (see module doc).
+
+    Args:
+        per_row: per candidate layer, a bool tensor of held-out correctness on the same rows.
+        candidates: the swept layers.
+        n_layers: the model's depth (the default is the candidate nearest two thirds of it).
+        seed: the split seed the rows come from (only named in the rule text).
+    """
     target = default_layer(n_layers)
-    if len(candidates) == 1:
-        return candidates[0], "fixed"
-    if not sweep:
-        best = min(candidates, key=lambda c: abs(c - target))
-        return best, "default"
-    best = max(
-        candidates,
-        key=lambda c: (
-            round(sweep[c]["accuracy"], 6),
-            round(sweep[c].get("auroc_mean", 0.0), 6),
-            -abs(c - target),
-        ),
+    default = default_candidate(candidates, n_layers)
+    where = (
+        f"layer {default}, nearest two thirds of the {n_layers}-layer depth"
+        if default == target
+        else f"layer {default}, the candidate nearest two thirds of the depth (layer {target})"
     )
-    return best, "sweep"
+    if len(candidates) == 1:
+        return LayerSelection(
+            rule=f"fixed: layer {default} given by --layers",
+            default_layer=default,
+            layer=default,
+            candidates=list(candidates),
+        )
+    base: dict[str, Any] = {
+        "default_layer": default,
+        "candidates": list(candidates),
+        "test": SELECTION_TEST,
+        "min_rows": min_rows,
+    }
+    if default not in per_row or len(per_row[default]) == 0:
+        return LayerSelection(
+            rule=f"default {where}; no held-out rows, so the {len(candidates) - 1} other "
+            "layers were not tested",
+            layer=default,
+            **base,
+        )
+    ref = per_row[default].bool()
+    n = len(ref)
+    if n < min_rows:
+        return LayerSelection(
+            rule=f"default {where}; every layer's held-out metrics are reported, but {n} "
+            f"held-out rows are below the minimum of {min_rows} needed to move away from it",
+            layer=default,
+            n_rows=n,
+            **base,
+        )
+    alts = [c for c in candidates if c != default]
+    best = max(alts, key=lambda c: (int(per_row[c].sum()), -abs(c - default), -c))
+    alt = per_row[best].bool()
+    b, c = int((alt & ~ref).sum()), int((ref & ~alt).sum())
+    p = mcnemar_one_sided(b, c)
+    level = alpha / len(alts)
+    moved = p < level
+    rows = f"{n} held-out rows" + (f" of split seed {seed}" if seed is not None else "")
+    rule = (
+        f"default {where}; most accurate alternative layer {best} "
+        f"({float(alt.float().mean()):.3f} vs {float(ref.float().mean()):.3f} on {rows}); "
+        f"one-sided exact McNemar b={b}, c={c}, p={p:.3g} against alpha {alpha}/{len(alts)}"
+        f" = {level:.3g} (Bonferroni): "
+        + (f"moved to layer {best}" if moved else "kept the default")
+    )
+    return LayerSelection(
+        rule=rule,
+        layer=best if moved else default,
+        moved=moved,
+        best_alternative=best,
+        n_rows=n,
+        b=b,
+        c=c,
+        p_value=p,
+        alpha=level,
+        **base,
+    )
 
 
-def _views_for(
-    records: list[Story] | list[Dialogue], lm: LoadedModel, ids: list[list[int]]
+def _story_views(
+    records: list[Story],
+    tokenizer: Any,
+    ids: list[list[int]],
+    offsets: list[list[tuple[int, int]]] | None,
+    cfg: FitConfig,
 ) -> list[View]:
-    if records and isinstance(records[0], Dialogue):
-        dialogues: list[Dialogue] = [r for r in records if isinstance(r, Dialogue)]
-        spans = [turn_token_ranges(lm.tokenizer, d, ids[i]) for i, d in enumerate(dialogues)]
-        views = []
-        for speaker, attr in (("human", "human_emotion"), ("assistant", "assistant_emotion")):
-            labs = [str(getattr(d, attr)) for d in dialogues]
-            names = emotion_order(labs)
-            views.append(
-                View(
-                    kind=f"speaker_{speaker}",
-                    names=names,
-                    labels=[names.index(x) for x in labs],
-                    ranges=[s[speaker] for s in spans],
-                )
-            )
-        return views
-    labs = [r.emotion for r in records if isinstance(r, Story)]
+    win = pool_windows(
+        tokenizer, records, ids, offsets, skip=cfg.skip, short=cfg.short, last=cfg.pooling == "last"
+    )
+    labs = [r.emotion for r in records]
     names = emotion_order(labs)
-    return [View(kind="emotion", names=names, labels=[names.index(x) for x in labs])]
+    return [
+        View(
+            kind="emotion",
+            names=names,
+            labels=[names.index(x) for x in labs],
+            starts=win.starts,
+            texts=win.texts,
+        )
+    ]
 
 
-def _subset(view: View, idx: list[int]) -> View:
+def _dialogue_views(
+    dialogues: list[Dialogue],
+    tokenizer: Any,
+    ids: list[list[int]],
+    offsets: list[list[tuple[int, int]]] | None,
+) -> list[View]:
+    spans = [turn_token_ranges(tokenizer, d, ids[i]) for i, d in enumerate(dialogues)]
+    views = []
+    for speaker, attr in (("human", "human_emotion"), ("assistant", "assistant_emotion")):
+        labs = [str(getattr(d, attr)) for d in dialogues]
+        names = emotion_order(labs)
+        ranges = [s[speaker] for s in spans]
+        texts = [
+            " ".join(
+                _span_text(
+                    tokenizer,
+                    d.text,
+                    ids[i],
+                    offsets[i] if offsets else None,
+                    a,
+                    min(b, len(ids[i])),
+                )
+                for a, b in ranges[i]
+            )
+            for i, d in enumerate(dialogues)
+        ]
+        views.append(
+            View(
+                kind=f"speaker_{speaker}",
+                names=names,
+                labels=[names.index(x) for x in labs],
+                ranges=ranges,
+                texts=texts,
+            )
+        )
+    return views
+
+
+def build_views(
+    records: list[Story] | list[Dialogue],
+    tokenizer: Any,
+    ids: list[list[int]],
+    offsets: list[list[tuple[int, int]]] | None,
+    cfg: FitConfig,
+) -> tuple[list[View], list[bool]]:
+    """The labelled poolings of the records and whether each record has tokens to pool in all."""
+    if records and isinstance(records[0], Dialogue):
+        views = _dialogue_views(
+            [r for r in records if isinstance(r, Dialogue)], tokenizer, ids, offsets
+        )
+    else:
+        views = _story_views(
+            [r for r in records if isinstance(r, Story)], tokenizer, ids, offsets, cfg
+        )
+    usable = [True] * len(ids)
+    for view in views:
+        for i in range(len(ids)):
+            if view.starts is not None and view.starts[i] >= len(ids[i]):
+                usable[i] = False
+            if view.ranges is not None and not any(
+                a < min(b, len(ids[i])) for a, b in view.ranges[i]
+            ):
+                usable[i] = False
+    return views, usable
+
+
+def _subset(view: View, idx: list[int], *, rename: bool = False) -> View:
+    """The view restricted to texts ``idx``; ``rename`` recomputes the names from what is left."""
+    labels = [view.labels[i] for i in idx]
+    names = view.names
+    if rename:
+        names = emotion_order([view.names[x] for x in labels])
+        labels = [names.index(view.names[x]) for x in labels]
     return View(
         kind=view.kind,
-        names=view.names,
-        labels=[view.labels[i] for i in idx],
+        names=names,
+        labels=labels,
+        starts=None if view.starts is None else [view.starts[i] for i in idx],
         ranges=None if view.ranges is None else [view.ranges[i] for i in idx],
+        texts=[view.texts[i] for i in idx] if view.texts else [],
     )
+
+
+def label_leaks(view: View) -> int:
+    """How many pooled texts contain their own label or its word forms.
+
+    Uses the leakage validator's terms and matcher (taxonomy forms and synonyms, whole words,
+    hyphen/space variants); a label the taxonomy lacks is searched as itself.
+    """
+    from emocurate.validators.leakage import LeakageValidator, find_leaks
+
+    validator = LeakageValidator()
+    terms: dict[str, tuple[str, ...]] = {}
+    for name in view.names:
+        try:
+            terms[name] = validator.terms(name)
+        except UnknownEmotionError:
+            terms[name] = (name.lower(),)
+    return sum(
+        bool(find_leaks(text, terms[view.names[lab]]))
+        for text, lab in zip(view.texts, view.labels, strict=True)
+    )
+
+
+def save_train_ids(folder: Path, records: Sequence[Story | Dialogue], data_hash: str) -> None:
+    """``train_ids.json``: the ids and text hashes of the fitted records (for overlap checks)."""
+    payload = {
+        "train_data_hash": data_hash,
+        "ids": [r.id for r in records],
+        "text_sha256": [text_hash(r.text) for r in records],
+    }
+    atomic_write_bytes(folder / TRAIN_IDS_FILE, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+def text_hash(text: str) -> str:
+    """sha256 (16 hex) of one record's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def load_train_ids(folder: str | Path) -> tuple[set[str], set[str]] | None:
+    """The fitted records' ids and text hashes stored with a vector set (``None``: not stored)."""
+    path = Path(folder) / TRAIN_IDS_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return set(map(str, data["ids"])), set(map(str, data["text_sha256"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable list of training records ({exc})") from None
+
+
+@dataclass
+class _SeedScores:
+    """Held-out z-scores of one (view, layer, seed): record indices and ``[n, E]`` scores."""
+
+    index: list[torch.Tensor] = field(default_factory=list)
+    scores: list[torch.Tensor] = field(default_factory=list)
+
+    def ordered(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.cat(self.index)
+        order = idx.argsort()
+        return idx[order], torch.cat(self.scores)[order]
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
 
 
 def fit_vectors(
@@ -528,14 +869,15 @@ def fit_vectors(
     neutral_dir: str | Path | None = None,
     lm: LoadedModel | None = None,
 ) -> VectorSet:
-    """Fit, choose the layer, evaluate on held-out records and save into ``out_dir``.
+    """Fit, evaluate over split seeds, choose the layer and save into ``out_dir``.
 
     Story records give one ``emotion`` VectorSet saved in ``out_dir``; Dialogue records give
     ``speaker_human`` and ``speaker_assistant`` sets in ``out_dir/human`` and
     ``out_dir/assistant`` (the assistant set is returned). The z-score reference comes from the
-    neutral records when ``neutral_dir`` is given (``meta.reference_source == "neutral"``), else
-    from every pooled token of the training records (``"train_tokens"``; no neutral-PC
-    projection then). Each folder also gets ``evaluation.json``.
+    neutral records when ``neutral_dir`` is given (``meta.reference_source == "neutral"``, and
+    the neutral PCs are projected out), else from every pooled token of the fitted records
+    (``"train_tokens"``). Each folder also gets ``evaluation.json`` (:class:`Evaluation`) and
+    ``train_ids.json``.
     """
     records = read_fit_records(records_dir)
     if len(records) < 2:
@@ -546,61 +888,87 @@ def fit_vectors(
         lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     candidates, keep_all = resolve_layers(cfg.layers, lm.n_layers, cfg.max_auto_layers)
     max_length = cfg.max_length or context_length(lm)
-    texts = [r.text for r in records]
-    ids = encode(lm.tokenizer, texts, max_length)
-    views = _views_for(records, lm, ids)
+    ids_all, offsets = encode_with_offsets(lm.tokenizer, [r.text for r in records], max_length)
+    views_all, usable = build_views(records, lm.tokenizer, ids_all, offsets, cfg)
+    keep = [i for i, u in enumerate(usable) if u]
+    n_short = len(records) - len(keep)
+    if len(keep) < 2:
+        raise InputError(
+            f"{records_dir}: only {len(keep)} of {len(records)} records have a token at or after "
+            f"the pooling start (token {cfg.skip}, after the prompt's opening); lower --skip or "
+            "pass --short clip"
+        )
+    recs: list[Any] = [records[i] for i in keep]
+    ids = [ids_all[i] for i in keep]
+    views = [_subset(v, keep, rename=True) for v in views_all]
     for view in views:
         if len(view.names) < 2:
             raise InputError(
                 f"{records_dir}: need at least 2 distinct emotions for {view.kind} vectors, "
                 f"found {view.names}"
             )
-
-    # split on the first view's labels (stories: the emotion; dialogues: the human emotion)
-    train_idx, held_idx = split_holdout(views[0].labels, cfg.holdout, cfg.seed)
+    n = len(ids)
+    dev = lm.device
     need_rows = cfg.method != "mean_diff"
 
-    # pass 1: training records -> per-label running sums (+ token moments for the fallback reference)
+    # the evaluation splits, on the first view's labels (stories: the emotion; dialogues: human)
+    seeds = [cfg.seed + k for k in range(cfg.eval_seeds)] if cfg.holdout > 0 else []
+    splits = [split_holdout(views[0].labels, cfg.holdout, s) for s in seeds]
+    if splits and not splits[0][1]:
+        seeds, splits = [], []  # too few records per emotion to hold any out
+    n_seeds = len(splits)
+    held_mask = torch.zeros(n_seeds, n, dtype=torch.bool)
+    for k, (_, held) in enumerate(splits):
+        held_mask[k, held] = True
+    train_mask = (~held_mask).to(dev)
+
+    # pass 1: every record -> per-label sums (all records, and each seed's training rows)
     stats = {
         v.kind: {
             layer: ViewStats(
-                sums=torch.zeros(len(v.names), lm.hidden_size, device=lm.device),
-                counts=torch.zeros(len(v.names), device=lm.device),
+                sums=torch.zeros(len(v.names), lm.hidden_size, device=dev),
+                counts=torch.zeros(len(v.names), device=dev),
+                seed_sums=torch.zeros(n_seeds, len(v.names), lm.hidden_size, device=dev),
+                seed_counts=torch.zeros(n_seeds, len(v.names), device=dev),
             )
             for layer in candidates
         }
         for v in views
     }
-    train_views = [_subset(v, train_idx) for v in views]
-    train_moments = {layer: Moments() for layer in candidates}
+    fit_moments = {layer: Moments() for layer in candidates}
 
-    def add_train(
+    def add_record(
         view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
     ) -> None:
+        idx = torch.tensor(indices, device=valid.device)[valid]
         labels = torch.tensor([view.labels[i] for i in indices], device=valid.device)[valid]
+        ones = torch.ones(len(labels), device=valid.device)
+        in_train = train_mask[:, idx.to(dev)].to(valid.device)
         for layer, p in pooled.items():
+            rows = p[valid]
             st = stats[view.kind][layer]
-            st.sums.index_add_(0, labels, p[valid])
-            st.counts.index_add_(0, labels, torch.ones_like(labels, dtype=st.counts.dtype))
+            st.sums.index_add_(0, labels, rows)
+            st.counts.index_add_(0, labels, ones)
+            for k in range(n_seeds):
+                m = in_train[k]
+                st.seed_sums[k].index_add_(0, labels[m], rows[m])
+                st.seed_counts[k].index_add_(0, labels[m], ones[m])
             if need_rows:
-                st.rows.append(p[valid].cpu())
-                st.row_labels.append(labels.cpu())
+                st.rows.append(rows.cpu())
+                st.row_index.append(idx.cpu())
 
-    last = cfg.pooling == "last"
     stream_pooled(
         lm,
-        [ids[i] for i in train_idx],
-        train_views,
+        ids,
+        views,
         candidates,
-        skip=cfg.skip,
         batch_tokens=cfg.batch_tokens,
-        on_pooled=add_train,
-        desc="fit: training records",
-        moments=train_moments,
-        last=last,
+        on_pooled=add_record,
+        desc="fit: records",
+        moments=fit_moments,
     )
 
-    ref_moments = train_moments
+    ref_moments = fit_moments
     reference_source = "train_tokens"
     n_neutral = 0
     if neutral_dir is not None:
@@ -611,54 +979,159 @@ def fit_vectors(
                 lm, neutral_texts, candidates, batch_tokens=cfg.batch_tokens, max_length=max_length
             )
             reference_source = "neutral"
+    project_pcs = reference_source == "neutral" and cfg.neutral_variance > 0
+    pcs: dict[int, tuple[torch.Tensor, int]] = {}
+    if project_pcs:
+        for layer in candidates:
+            pcs[layer] = neutral_projection(ref_moments[layer].cov().cpu(), cfg.neutral_variance)
 
-    # vectors per view and layer
-    fitted: dict[str, VectorSet] = {}
+    def direction(
+        view: View, layer: int, sums: torch.Tensor, counts: torch.Tensor, train: torch.Tensor | None
+    ) -> torch.Tensor:
+        md = mean_diff(sums, counts).cpu()
+        v = md
+        if need_rows:
+            st = stats[view.kind][layer]
+            rows, ridx = torch.cat(st.rows), torch.cat(st.row_index)
+            labels = torch.tensor(view.labels)[ridx]
+            if train is not None:
+                sel = train.cpu()[ridx]
+                rows, labels = rows[sel], labels[sel]
+            v = (
+                pca_diff(rows, labels, md)
+                if cfg.method == "pca"
+                else logistic_probe(rows, labels, len(view.names), cfg.seed)
+            )
+        if layer in pcs:
+            u_pcs = pcs[layer][0]
+            v = v - (v @ u_pcs) @ u_pcs.T
+        return v.float()
+
+    def unit_and_ref(
+        v: torch.Tensor, layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        mean, std = reference_from_moments(unit, ref_moments[layer])
+        return unit, mean, std
+
+    # per seed: vectors from the training rows; pass 2 scores each record where it is held out
+    seed_dirs: dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]] = {
+        v.kind: {
+            layer: [
+                unit_and_ref(
+                    direction(
+                        v,
+                        layer,
+                        stats[v.kind][layer].seed_sums[k],
+                        stats[v.kind][layer].seed_counts[k],
+                        train_mask[k],
+                    ),
+                    layer,
+                )
+                for k in range(n_seeds)
+            ]
+            for layer in candidates
+        }
+        for v in views
+    }
+    scores = {
+        v.kind: {layer: [_SeedScores() for _ in range(n_seeds)] for layer in candidates}
+        for v in views
+    }
+    if n_seeds:
+        held_rows = held_mask.any(0).nonzero().flatten().tolist()
+
+        def add_held(
+            view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
+        ) -> None:
+            orig = torch.tensor([held_rows[i] for i in indices])
+            held_here = held_mask[:, orig] & valid.cpu().unsqueeze(0)
+            for layer, p in pooled.items():
+                for k in range(n_seeds):
+                    m = held_here[k]
+                    if not bool(m.any()):
+                        continue
+                    unit, mean, std = seed_dirs[view.kind][layer][k]
+                    z = (p[m.to(p.device)] @ unit.T.to(p.device) - mean.to(p.device)) / std.to(
+                        p.device
+                    ).clamp_min(1e-6)
+                    scores[view.kind][layer][k].index.append(orig[m])
+                    scores[view.kind][layer][k].scores.append(z.float().cpu())
+
+        stream_pooled(
+            lm,
+            [ids[i] for i in held_rows],
+            [_subset(v, held_rows) for v in views],
+            candidates,
+            batch_tokens=cfg.batch_tokens,
+            on_pooled=add_held,
+            desc="fit: held-out records",
+        )
+
     data_hash = records_hash(
         [
-            {
-                "id": getattr(r, "id", ""),
-                "text": texts[i],
-                "labels": [v.names[v.labels[i]] for v in views],
-            }
-            for i, r in enumerate(records)
+            {"id": r.id, "text": r.text, "labels": [v.names[v.labels[i]] for v in views]}
+            for i, r in enumerate(recs)
         ]
     )
+    out_root = ensure_dir(out_dir)
+    n_train = len(splits[0][0]) if splits else n
+    n_held = len(splits[0][1]) if splits else 0
+    result: VectorSet | None = None
     for view in views:
+        gold = torch.tensor(view.labels)
+        per_layer: dict[int, list[dict[str, Any]]] = {}
+        correct0: dict[int, torch.Tensor] = {}
+        for layer in candidates:
+            per_layer[layer] = []
+            for k in range(n_seeds):
+                idx, z = scores[view.kind][layer][k].ordered()
+                per_layer[layer].append(classification_metrics(z, gold[idx], view.names))
+                if k == 0:
+                    correct0[layer] = z.argmax(1) == gold[idx]
+        sweep = {
+            layer: LayerMetrics(
+                accuracy=_mean([m["accuracy"] for m in ms]),
+                accuracy_sd=spread([m["accuracy"] for m in ms], n_train, n_held).sd,
+                top3=_mean([m["top3"] for m in ms]),
+                auroc_mean=_mean([m["auroc_mean"] for m in ms]),
+                selection_accuracy=ms[0]["accuracy"],
+            )
+            for layer, ms in per_layer.items()
+            if ms
+        }
+        selection = choose_layer(
+            correct0, candidates, lm.n_layers, seed=seeds[0] if seeds else None
+        )
+        chosen = selection.layer
+        layers_kept = candidates if keep_all else [chosen]
+
+        # the saved vectors: every usable record
         vecs: dict[int, torch.Tensor] = {}
-        pcs: dict[str, int] = {}
         ref_mean: dict[int, torch.Tensor] = {}
         ref_std: dict[int, torch.Tensor] = {}
-        for layer in candidates:
+        for layer in layers_kept:
             st = stats[view.kind][layer]
             missing = [view.names[e] for e in range(len(view.names)) if st.counts[e] == 0]
             if missing:
-                raise InputError(
-                    f"{records_dir}: no training tokens for {view.kind} emotion(s) {missing}"
-                )
-            md = mean_diff(st.sums, st.counts).cpu()
-            if cfg.method == "mean_diff":
-                v = md
-            else:
-                rows = torch.cat(st.rows)
-                labels = torch.cat(st.row_labels)
-                v = (
-                    pca_diff(rows, labels, md)
-                    if cfg.method == "pca"
-                    else logistic_probe(rows, labels, len(view.names), cfg.seed)
-                )
-            if reference_source == "neutral" and cfg.neutral_variance > 0:
-                u_pcs, k = neutral_projection(ref_moments[layer].cov().cpu(), cfg.neutral_variance)
-                v = v - (v @ u_pcs) @ u_pcs.T
-                pcs[str(layer)] = k
-            vecs[layer] = v.float()
-            unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            ref_mean[layer], ref_std[layer] = reference_from_moments(unit, ref_moments[layer])
-        counts = stats[view.kind][candidates[0]].counts
+                raise InputError(f"{records_dir}: no tokens for {view.kind} emotion(s) {missing}")
+            vecs[layer] = direction(view, layer, st.sums, st.counts, None)
+            _, ref_mean[layer], ref_std[layer] = unit_and_ref(vecs[layer], layer)
+        counts = stats[view.kind][chosen].counts
+        n_leak = label_leaks(view)
+        leak_share = n_leak / n
+        pooling = (
+            "mean over each speaker's turn tokens"
+            if view.ranges is not None
+            else "last token"
+            if cfg.pooling == "last"
+            else "mean from token skip (exactly; never before the first generated token) to end"
+            + (" (short records: clipped to n//2)" if cfg.short == "clip" else "")
+        )
         meta = VectorSetMeta(
             names=view.names,
-            layers=candidates,
-            default_layer=candidates[0],
+            layers=layers_kept,
+            default_layer=chosen,
             model_id=lm.model_id,
             model_revision=lm.revision,
             model_type=model_type(lm.model),
@@ -666,117 +1139,107 @@ def fit_vectors(
             n_model_layers=lm.n_layers,
             kind=view.kind,
             hook_site=f"{lm.layer_path}[i] output (residual stream)",
-            pooling=(
-                "mean over each speaker's turn tokens"
-                if view.ranges is not None
-                else "last token"
-                if last
-                else "mean from token skip (clipped to n//2) to end"
-            ),
+            pooling=pooling,
             skip=cfg.skip if view.ranges is None else 0,
+            short=cfg.short,
             method=cfg.method,
             train_data_hash=data_hash,
-            n_train_records=len(train_idx),
-            neutral_pcs=pcs,
+            n_train_records=n,
+            n_skipped_short=n_short,
+            label_leak_share=leak_share,
+            n_label_leak=n_leak,
+            n_leak_checked=n,
+            neutral_pcs={str(layer): pcs[layer][1] for layer in layers_kept if layer in pcs},
             neutral_variance=cfg.neutral_variance if reference_source == "neutral" else 0.0,
             has_reference=True,
             reference_source=reference_source,
-            residual_norm={str(layer): train_moments[layer].mean_norm for layer in candidates},
+            residual_norm={str(layer): fit_moments[layer].mean_norm for layer in layers_kept},
+            layer_selection=selection.rule,
+            sweep={str(k): m.model_dump(exclude_none=True) for k, m in sweep.items()},
             holdout=cfg.holdout,
             seed=cfg.seed,
+            eval_seeds=n_seeds,
             emotion_counts={n: int(c) for n, c in zip(view.names, counts.tolist(), strict=True)},
         )
-        fitted[view.kind] = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
-
-    # pass 2: held-out records -> z-scored projections per layer (only [n, E] scores are kept)
-    scores: dict[str, dict[int, list[torch.Tensor]]] = {
-        v.kind: {layer: [] for layer in candidates} for v in views
-    }
-    gold: dict[str, list[torch.Tensor]] = {v.kind: [] for v in views}
-    if held_idx:
-        held_views = [_subset(v, held_idx) for v in views]
-
-        def add_held(
-            view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
-        ) -> None:
-            vs = fitted[view.kind]
-            gold[view.kind].append(torch.tensor([view.labels[i] for i in indices])[valid.cpu()])
-            for layer, p in pooled.items():
-                scores[view.kind][layer].append(vs.project(p[valid], layer).cpu())
-
-        stream_pooled(
-            lm,
-            [ids[i] for i in held_idx],
-            held_views,
-            candidates,
-            skip=cfg.skip,
-            batch_tokens=cfg.batch_tokens,
-            on_pooled=add_held,
-            desc="fit: held-out records",
-            last=last,
-        )
-
-    from emocurate.vectors.evaluate import classification_metrics, full_report
-
-    out_root = ensure_dir(out_dir)
-    result: VectorSet | None = None
-    for view in views:
-        vs = fitted[view.kind]
-        sweep: dict[int, dict[str, float]] = {}
-        y_all = torch.cat(gold[view.kind]) if gold[view.kind] else torch.zeros(0, dtype=torch.long)
-        layer_scores = {
-            layer: torch.cat(scores[view.kind][layer]) for layer in candidates if len(y_all)
-        }
-        # Choosing the layer on the records it is then scored on would flatter the reported
-        # accuracy: with a sweep, one half of the held-out rows chooses, the other half reports.
-        sel, rep = selection_split(len(y_all), sweeping=len(candidates) > 1, seed=cfg.seed)
-        y = y_all[rep]
-        if len(y) > 0:
-            for layer in candidates:
-                m = classification_metrics(layer_scores[layer][sel], y_all[sel], view.names)
-                sweep[layer] = {
-                    "accuracy": m["accuracy"],
-                    "top3": m["top3"],
-                    "auroc_mean": m["auroc_mean"],
-                }
-        chosen, how = choose_layer(sweep, candidates, lm.n_layers)
-        keep = candidates if keep_all else [chosen]
-        vs.vectors = {layer: vs.vectors[layer] for layer in keep}
-        vs.ref_mean = {layer: vs.ref_mean[layer] for layer in keep}
-        vs.ref_std = {layer: vs.ref_std[layer] for layer in keep}
-        vs.meta.layers = keep
-        vs.meta.default_layer = chosen
-        vs.meta.layer_selection = how
-        vs.meta.residual_norm = {k: v for k, v in vs.meta.residual_norm.items() if int(k) in keep}
-        vs.meta.neutral_pcs = {k: v for k, v in vs.meta.neutral_pcs.items() if int(k) in keep}
-        vs.meta.sweep = {str(k): v for k, v in sweep.items()}
-        report = full_report(
+        vs = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
+        ev = _evaluation(
+            view,
             vs,
             lm,
-            layer_scores[chosen][rep] if len(y) else None,
-            y if len(y) else None,
-            layer=chosen,
-            k=cfg.logit_lens_k,
+            cfg,
+            selection=selection,
+            per_seed=per_layer.get(chosen, []),
+            sweep=sweep,
+            seeds=seeds,
+            splits=splits,
         )
-        report["sweep"] = vs.meta.sweep
-        report["chosen_layer"] = chosen
-        report["layer_selection"] = how
-        report["n_train"] = len(train_idx)
-        report["n_heldout"] = int(len(y))
-        report["n_layer_selection"] = int(len(sel)) if len(y) else 0
-        report["selection_disjoint"] = bool(
-            len(y) and len(sel) + len(rep) == len(y_all) and len(sel) < len(y_all)
-        )
-        report["reference_source"] = reference_source
-        report["n_neutral_texts"] = n_neutral
-        vs.meta.evaluation = {
-            k: report[k] for k in ("accuracy", "top3", "chance", "auroc_mean", "n") if k in report
-        }
+        ev.n_records = n
+        ev.n_skipped_short = n_short
+        ev.label_leak_share, ev.n_label_leak, ev.n_leak_checked = leak_share, n_leak, n
+        ev.reference_source, ev.n_neutral_texts = reference_source, n_neutral
+        vs.meta.evaluation = ev.summary()
         target = out_root if len(views) == 1 else out_root / SPEAKER_SUBDIRS[view.kind]
         vs.save(target)
-        atomic_write_bytes(
-            target / EVALUATION_FILE, (json.dumps(report, indent=2, default=float) + "\n").encode()
-        )
+        atomic_write_bytes(target / EVALUATION_FILE, (ev.model_dump_json(indent=2) + "\n").encode())
+        save_train_ids(target, recs, data_hash)
         result = vs
     assert result is not None
     return result
+
+
+def _evaluation(
+    view: View,
+    vs: VectorSet,
+    lm: LoadedModel,
+    cfg: FitConfig,
+    *,
+    selection: LayerSelection,
+    per_seed: list[dict[str, Any]],
+    sweep: dict[int, LayerMetrics],
+    seeds: list[int],
+    splits: list[tuple[list[int], list[int]]],
+) -> Evaluation:
+    """The :class:`Evaluation` of one view at the chosen layer from its per-seed metrics."""
+    layer = selection.layer
+    names = view.names
+    ev = Evaluation(
+        kind=view.kind,
+        method=cfg.method,
+        layer=layer,
+        chosen_layer=layer,
+        layer_selection=selection.rule,
+        selection=selection,
+        labels=names,
+        seeds=seeds,
+        holdout=cfg.holdout,
+        chance=1.0 / len(names),
+        sweep={str(k): m for k, m in sweep.items()},
+        geometry=GeometryReport.model_validate(geometry(vs.vectors[layer], names)),
+        logit_lens=logit_lens(lm, vs.vectors[layer], names, cfg.logit_lens_k),
+    )
+    if not per_seed:
+        return ev
+    n_train, n_held = len(splits[0][0]), len(splits[0][1])
+    acc = spread([m["accuracy"] for m in per_seed], n_train, n_held)
+    lexical = lexical_baseline(view.texts, view.labels, splits)
+    majority = majority_baseline(view.labels, splits)
+    auroc: dict[str, float] = {}
+    for name in names:
+        vals = [m["auroc"][name] for m in per_seed if name in m["auroc"]]
+        if vals:
+            auroc[name] = _mean(vals)
+    confusion = [[0] * len(names) for _ in names]
+    for m in per_seed:
+        for i, row in enumerate(m["confusion"]):
+            for j, v in enumerate(row):
+                confusion[i][j] += int(v)
+    ev.n_train, ev.n_heldout, ev.n = n_train, n_held, n_held
+    ev.accuracy, ev.accuracy_sd, ev.accuracy_ci = acc.mean, acc.sd, acc.ci
+    ev.accuracy_per_seed = acc.per_seed
+    ev.top3 = _mean([m["top3"] for m in per_seed])
+    ev.majority, ev.majority_per_seed = _mean(majority), majority
+    ev.lexical = spread(lexical, n_train, n_held)
+    ev.vs_lexical = compare(acc.per_seed, lexical, n_train, n_held)
+    ev.auroc, ev.auroc_mean = auroc, _mean(list(auroc.values()))
+    ev.confusion = confusion
+    return ev

@@ -62,9 +62,19 @@ class VectorSetMeta(Model):
     hook_site: str = "decoder_block_output"
     pooling: str = "mean"
     skip: int = 50
+    short: str = "clip"
+    """Records with no token at or after ``skip``: ``skip`` (left out of fitting, counted in
+    ``n_skipped_short``) or ``clip`` (pooled from half their length). Sets written before this
+    field existed clipped, hence the default."""
     method: str = "mean_diff"
     train_data_hash: str = ""
-    n_train_records: int = 0
+    n_train_records: int = 0  # records the saved vectors were fitted on
+    n_skipped_short: int = 0  # records left out: no token in the pooling window
+    label_leak_share: float | None = None
+    """Share of fitted texts whose pooled part names their label or its word forms (the leakage
+    validator's terms and matcher); ``None`` when not measured."""
+    n_label_leak: int = 0
+    n_leak_checked: int = 0
     neutral_pcs: dict[str, int] = Field(default_factory=dict)
     neutral_variance: float = 0.0
     has_reference: bool = False
@@ -72,10 +82,12 @@ class VectorSetMeta(Model):
     residual_norm: dict[str, float] = Field(
         default_factory=dict
     )  # mean token ‖h‖ per layer (steering scale)
-    layer_selection: str = ""  # how default_layer was chosen (sweep | fixed | default)
+    layer_selection: str = ""
+    """How default_layer was chosen: the rule, and the test with its n and p-value."""
     sweep: dict[str, dict[str, float]] = Field(default_factory=dict)  # held-out metrics per layer
     holdout: float = 0.0
     seed: int = 0
+    eval_seeds: int = 0  # split seeds of the held-out evaluation (0: none)
     emotion_counts: dict[str, int] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=library_versions)

@@ -24,9 +24,17 @@ def test_vector_card_content(stages: dict[str, Path], tmp_path: Path) -> None:
     meta = ModelCard(text).data.to_dict()
     assert "emotion-vectors" in meta["tags"] and meta["datasets"] == ["org/stories"]
     assert "| model | `stories260K` |" in text and "| revision | `abc123` |" in text
-    assert "3 (default 3 of 5)" in text and "`mean_diff`, mean pooling from token 50" in text
-    assert "| held-out accuracy (top-1) | 0.83 |" in text and "| mean AUROC | 0.925 |" in text
-    assert "| **3** | 0.83 | 0.97 | 0.925 |" in text  # layer sweep from evaluation.json
+    assert "3 (default 3 of 5)" in text and "| method | `mean_diff` |" in text
+    assert "skip = 50" in text
+    # accuracy ± interval beside chance, majority and the lexical baseline, and the verdict
+    assert "**0.830 ± 0.040** (95% interval 0.770 – 0.890) over 5 split seeds" in text
+    assert "| emotion vectors (layer 3) | 0.830 | ± 0.040 | 0.770 – 0.890 |" in text
+    assert "| lexical baseline (TF-IDF + logistic regression) | 0.900 | ± 0.030 |" in text
+    assert "| majority class | 0.200 |" in text and "| chance (1/6) | 0.167 |" in text
+    assert "**The vectors do not beat the lexical baseline" in text
+    assert "2 left out because they have no token in the pooling window" in text
+    assert "0.0% of the fitted texts (0 of 150)" in text
+    assert "| **3** | 0.83 | 0 | 0.97 | 0.925 |" in text  # layer sweep from evaluation.json
     assert "PC1 vs valence r = +0.91" in text and "PC2 vs arousal r = +0.74" in text
     assert "`sad` → `afraid` (2)" in text
     assert "| happy | `happyly` `joy` | `the` `of` |" in text
@@ -60,3 +68,32 @@ def test_vector_card_without_evaluation_computes_geometry_and_keeps_edits(
     again = write_vector_card(vec).read_text()
     assert "Lab notes: OK." in again and "Works on our data." in again
     assert again.count("<!-- emocurate:begin geometry -->") == 1
+
+
+def test_vector_card_from_a_fit_states_the_lexical_verdict(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "vectors"))
+    from synth import make_stories
+
+    from emocurate.io import write_records
+    from emocurate.vectors.fit import FitConfig, fit_vectors
+    from emocurate.vectors.models import load_model
+
+    write_records(tmp_path / "rec", make_stories(8))
+    fit_vectors(
+        tmp_path / "rec", FitConfig(layers="4"), tmp_path / "vs", lm=load_model("stories260K")
+    )
+    text = write_vector_card(tmp_path / "vs").read_text()
+    # synthetic stories name their emotion: the keyword baseline is hard to beat
+    assert re.search(r"\*\*The vectors (beat|do not beat) the lexical baseline", text)
+    assert re.search(r"[\d.]+% of the fitted texts \(\d+ of 32\) name their own label", text)
+    assert "chance (1/4)" in text and "majority class" in text
+
+
+def test_vector_card_names_an_outdated_evaluation(stages: dict[str, Path], tmp_path: Path) -> None:
+    vec = tmp_path / "vec"
+    shutil.copytree(stages["vec"], vec)
+    (vec / "evaluation.json").write_text('{"accuracy": 0.5, "n_test": 4}')
+    text = write_vector_card(vec).read_text()
+    assert "Not available when this card was written" in text and "refit the vectors" in text
