@@ -242,6 +242,31 @@ def find_turns(text: str) -> list[tuple[str, int, int]]:
     return turns
 
 
+def clean_offsets(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token character offsets that never overlap.
+
+    SentencePiece tokenizers emit a bare ``▁`` before some characters with the same offsets as
+    the character itself, so ``text[a:b]`` of consecutive tokens would repeat it ("AA"); such a
+    token is cut back to end where the next one starts.
+    """
+    out = [(int(a), int(b)) for a, b in offsets]
+    for k in range(len(out) - 1, 0, -1):
+        a, b = out[k - 1]
+        nxt = out[k][0]
+        if b > nxt:
+            out[k - 1] = (min(a, nxt), nxt)
+    return out
+
+
+def word_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to whole words (to the nearest whitespace on each side)."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
+
+
 class Preparer:
     """The CPU half of scoring: tokenise, plan windows, find dialogue turns (no model needed)."""
 
@@ -282,7 +307,7 @@ class Preparer:
         out: list[Prepared] = []
         for i, (doc_id, text, source, position) in enumerate(rows):
             ids = list(enc["input_ids"][i])
-            offsets = enc["offset_mapping"][i] if fast else []
+            offsets = clean_offsets(enc["offset_mapping"][i]) if fast else []
             windows = plan_windows(len(ids), self.body_len, self.stride)
             turns: list[tuple[str, int, int]] = []
             char_turns = find_turns(text)
@@ -484,10 +509,11 @@ class Scorer:
         return ScoredDoc(row, trace)
 
     def _evidence(self, p: Prepared, f: Flag) -> Flag:
-        """Append the flagged text (from token offsets) to a flag's evidence."""
+        """Append the flagged text (from token offsets, widened to whole words) to the evidence."""
         if not p.offsets or f.end <= f.start:
             return f
         cs, ce = p.offsets[f.start][0], p.offsets[min(f.end, len(p.offsets)) - 1][1]
+        cs, ce = word_span(p.text, cs, ce)
         snippet = " ".join(p.text[cs:ce].split())
         if len(snippet) > 160:
             snippet = snippet[:77] + " ... " + snippet[-78:]
