@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
 from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, analyse
 from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import ConfigError, InputError
@@ -78,6 +79,20 @@ class ScoreConfig(Model):
         default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)"
     )
     metrics: MetricConfig = Field(default_factory=lambda: MetricConfig())
+    fpr: float = Field(
+        default=DEFAULT_RATE,
+        gt=0.0,
+        lt=1.0,
+        description="false-positive rate per flag kind on the calibration reference",
+    )
+    z_thresholds: bool = Field(
+        default=False,
+        description="use the fixed z-unit thresholds of `metrics` instead of the calibration",
+    )
+    calibration: Calibration | None = Field(
+        default=None,
+        description="the vector set's calibration (score_corpus loads calibration.json)",
+    )
     trace_flagged: int = Field(
         default=50, ge=0, description="token traces kept per shard for flagged documents"
     )
@@ -378,6 +393,13 @@ class Scorer:
             self.reg_names = list(regulation.names)
         self.layers = sorted({g.layer for g in self.groups})
 
+    def doc_metric_config(self, n_tokens: int) -> MetricConfig:
+        """Thresholds for one document: calibrated at ``fpr`` for its length, else the z units."""
+        cal = self.cfg.calibration
+        if cal is None or self.cfg.z_thresholds:
+            return self.mcfg
+        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens)
+
     @staticmethod
     def _group(vs: VectorSet, layer: int, dev: torch.device) -> _Group:
         mean = vs.ref_mean[layer].float().to(dev) if layer in vs.ref_mean else None
@@ -483,7 +505,9 @@ class Scorer:
         if regulation is None and self.vs.meta.kind == "regulation":
             regulation = z
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse(z, self.axes, self.mcfg, regulation=regulation, turns=spans)
+        an = analyse(
+            z, self.axes, self.doc_metric_config(len(p.ids)), regulation=regulation, turns=spans
+        )
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
@@ -636,4 +660,20 @@ def score_corpus(
     """
     from emocurate.corpus.engines import run_scoring
 
-    return run_scoring(inputs, vectors_dir, out_dir, cfg, lm=lm)
+    return run_scoring(inputs, vectors_dir, out_dir, with_calibration(vectors_dir, cfg), lm=lm)
+
+
+def with_calibration(vectors_dir: str | Path, cfg: ScoreConfig) -> ScoreConfig:
+    """``cfg`` with the vector folder's calibration (unless z-unit thresholds are asked for).
+
+    A missing ``calibration.json`` is a one-line error saying how to make one; a calibration of
+    other vectors or another smoothing window is refused.
+    """
+    if cfg.z_thresholds:
+        return cfg.model_copy(update={"calibration": None})
+    cal = cfg.calibration or load_calibration(vectors_dir)
+    vs = VectorSet.load(vectors_dir)
+    cal.check_compatible(
+        vs, vs.layer_or_default(cfg.layer), cfg.smooth, Path(vectors_dir) / "calibration.json"
+    )
+    return cfg.model_copy(update={"calibration": cal})
