@@ -60,9 +60,7 @@ def register(app: typer.Typer) -> None:
         )
         th = cal.thresholds(rate)
         con.print(
-            "thresholds at rate "
-            + f"{rate}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in th.items()),
+            "thresholds at rate " + f"{rate}: " + ", ".join(f"{k} {v:.3f}" for k, v in th.items()),
             markup=False,
         )
         con.print(

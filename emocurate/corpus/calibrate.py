@@ -13,8 +13,8 @@ set and noise for another. Here every flag kind has a per-document statistic ``s
 * ``escalation`` -- the distress slope over the document (the flag also needs an episode).
 * ``volatility`` -- the valence volatility.
 * ``regulation`` -- the highest level below which the regulation axis has a run (negated).
-* ``mirroring`` -- the highest human-turn arousal answered by an assistant turn within
-  ``mirror_margin`` of it (dialogues only; the token-level arousal when the reference has too
+* ``mirroring`` -- the level below which some human turn is mirrored by the answer
+  (:func:`mirroring_level`; dialogues only; the token-level arousal when the reference has too
   few dialogues).
 
 :func:`calibrate` scores a reference corpus (neutral text by default), cuts its documents into
@@ -124,6 +124,8 @@ class Calibration(Model):
     reference: list[str] = Field(description="the reference inputs as given")
     reference_hash: str = Field(description="sha256 (16 hex) of the reference texts in order")
     n_docs: int
+    n_skipped: int = Field(default=0, description="reference rows not used (unreadable, empty)")
+    skipped_examples: list[str] = Field(default_factory=list)
     n_chunks: int
     n_dialogue_chunks: int
     n_tokens: int
@@ -217,15 +219,20 @@ def vectors_hash(vs: VectorSet, layer: int) -> str:
 
 
 def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
-    """Highest human-turn arousal answered within ``margin`` (unsmoothed turn means)."""
+    """The mirroring statistic: flagged at ``arousal_high = t`` iff the value exceeds ``t``.
+
+    Per human->assistant pair (unsmoothed turn means): the human's arousal when the answer is
+    within ``margin`` of it, else the lower of the two; the maximum over pairs.
+    """
     ar = []
     for t in turns:
         if t.end > t.start:
             ar.append((t.speaker, float(z[t.start : t.end].mean(0) @ axes.arousal)))
     best = FLOOR
     for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
-        if sa == "human" and sb == "assistant" and b >= a - margin:
-            best = max(best, a)
+        if sa == "human" and sb == "assistant":
+            # regulation.mirrors at level t is true iff this value exceeds t
+            best = max(best, a if b >= a - margin else min(a, b))
     return best
 
 
@@ -330,11 +337,20 @@ def calibrate(
     inputs = reference_inputs(vectors_dir, reference)
     vs, reg = load_vectors(vectors_dir, cfg)
     docs: list[Doc] = []
-    for item in iter_corpus(inputs, ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)):
+    skipped: list[str] = []
+    # Reference ids do not matter (ids are generated), so an id field of the scored corpus
+    # missing from the reference costs nothing; unreadable rows are counted, never hidden.
+    for item in iter_corpus(inputs, ReadOptions(cfg.text_field, None, cfg.max_chars)):
         if isinstance(item, Doc) and item.text.strip():
             docs.append(item)
             if len(docs) >= limit:
                 break
+        else:
+            skipped.append(
+                f"{item.source} {item.position}: {item.reason}"
+                if not isinstance(item, Doc)
+                else f"{item.source} {item.position}: empty text"
+            )
     if not docs:
         raise InputError(f"calibration reference {', '.join(inputs)} has no readable documents")
     lm = lm or load_model(cfg.model or vs.meta.model_id, device=cfg.device, dtype=cfg.dtype)
@@ -359,6 +375,8 @@ def calibrate(
         reference=[str(r) for r in (reference or inputs)],
         reference_hash=hashlib.sha256("\x1e".join(d.text for d in docs).encode()).hexdigest()[:16],
         n_docs=len(docs),
+        n_skipped=len(skipped),
+        skipped_examples=skipped[:5],
         n_chunks=n_chunks,
         n_dialogue_chunks=n_dialogue,
         n_tokens=n_tokens,

@@ -611,6 +611,18 @@ def analyse(
     )
 
 
+def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:
+    """A high-arousal turn met with about as much arousal, or with high arousal itself.
+
+    ``speaker > arousal_high`` and (``responder >= speaker - mirror_margin`` or
+    ``responder > arousal_high``): the second clause keeps the rule meaningful when arousal is
+    far above the margin's scale (a responder at 9.5 answering 10 mirrors).
+    """
+    return speaker > cfg.arousal_high and (
+        responder >= speaker - cfg.mirror_margin or responder > cfg.arousal_high
+    )
+
+
 def _turns(
     z: np.ndarray,
     axes: Axes,
@@ -648,7 +660,7 @@ def _turns(
         if not (prev.speaker == "human" and nxt.speaker == "assistant"):
             continue
         pairs.append((prev.arousal, nxt.arousal))
-        if prev.arousal > cfg.arousal_high and nxt.arousal >= prev.arousal - cfg.mirror_margin:
+        if mirrors(prev.arousal, nxt.arousal, cfg):
             flags.append(
                 Flag(
                     kind="mirroring",
@@ -661,7 +673,7 @@ def _turns(
         if (
             dist is not None
             and nxt.distress > cfg.threshold
-            and nxt.distress > prev.distress + cfg.mirror_margin
+            and nxt.distress - prev.distress > max(cfg.mirror_margin, cfg.threshold)
         ):
             flags.append(
                 Flag(

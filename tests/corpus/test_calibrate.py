@@ -103,16 +103,16 @@ def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
     assert json.loads((vs_dir / CALIBRATION_FILE).read_text())["check"]["rate"] == 0.01
 
 
-def test_score_without_calibration_says_how_to_make_one(
-    lm: LoadedModel, tmp_path: Path
-) -> None:
+def test_score_without_calibration_says_how_to_make_one(lm: LoadedModel, tmp_path: Path) -> None:
     d = tmp_path / "vec"
     make_vectorset(lm).save(d)
     src = write_jsonl(tmp_path / "c.jsonl", 2)
     with pytest.raises(InputError, match="emocurate calibrate .* --reference CORPUS"):
         score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
     # the z-unit thresholds stay available, explicitly
-    m = score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm)
+    m = score_corpus(
+        [src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm
+    )
     assert m["scored"] == 2 and m["config"]["calibration"] is None
 
 
@@ -147,6 +147,36 @@ def test_cli_calibrate_then_score(
     err = capsys.readouterr().err
     assert "calibrated on 12 documents" in err and "flag rate on the reference" in err
     src = write_jsonl(tmp_path / "c.jsonl", 3)
-    main(["score", str(src), "--vectors", str(d), "--out", str(tmp_path / "o"), "--threshold", "0.05"])
+    main(
+        [
+            "score",
+            str(src),
+            "--vectors",
+            str(d),
+            "--out",
+            str(tmp_path / "o"),
+            "--threshold",
+            "0.05",
+        ]
+    )
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["config"]["fpr"] == 0.05 and man["config"]["calibration"]["n_docs"] == 12
+
+
+def test_mirroring_level_is_the_mirroring_statistic() -> None:
+    from emocurate.corpus.calibrate import mirroring_level
+    from emocurate.corpus.regulation import TurnSpan, analyse
+
+    rng = np.random.default_rng(3)
+    scale = 1.0 / AXES.arousal[NAMES.index("surprised")]
+    for trial in range(30):
+        vals = rng.normal(0, 1.5, 8)
+        z = np.zeros((80, len(NAMES)))
+        turns = []
+        for k, v in enumerate(vals):
+            z[k * 10 : (k + 1) * 10, NAMES.index("surprised")] = v * scale
+            turns.append(TurnSpan("human" if k % 2 == 0 else "assistant", k * 10, (k + 1) * 10))
+        s = mirroring_level(z, AXES, turns, 0.25)
+        for t in np.linspace(-2, 3, 26):
+            an = analyse(z, AXES, MetricConfig(smooth=1, arousal_high=t), turns=turns)
+            assert any(f.kind == "mirroring" for f in an.flags) == (s > t), (trial, t, s)

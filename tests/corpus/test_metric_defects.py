@@ -92,3 +92,29 @@ def test_coregulation_needs_minimum_pairs() -> None:
     assert an.metrics["coreg_r"] is None  # 4 < coreg_min_pairs (5)
     an5 = analyse(z, AXES, MetricConfig(smooth=1, coreg_min_pairs=4), turns=turns)
     assert an5.metrics["coreg_r"] is not None and an5.metrics["coreg_r"] < -0.5
+
+
+def test_mirroring_holds_at_any_scale() -> None:
+    # Both turns far above the high-arousal level: the responder mirrors even though its arousal
+    # is a little (more than the 0.25 margin) below the speaker's.
+    z, turns = _dialogue([10.0, 0.0, 0.0, 0.0, 0.0], [9.5, 0.0, 0.0, 0.0, 0.0], turn_len=20)
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert [f.kind for f in an.flags if f.kind == "mirroring"] == ["mirroring"]
+    # a calm responder is not mirroring
+    z, turns = _dialogue([10.0, 0.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 0.0], turn_len=20)
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert not [f for f in an.flags if f.kind == "mirroring"]
+
+
+def test_escalating_response_needs_a_rise_of_a_threshold() -> None:
+    # Human distress 10, assistant 10.4: the same level, not an escalation by the responder.
+    z = np.zeros((40, len(NAMES)))
+    for n in ("afraid", "angry", "desperate"):
+        z[:20, NAMES.index(n)] = 10.0
+        z[20:, NAMES.index(n)] = 10.4
+    turns = [TurnSpan("human", 0, 20), TurnSpan("assistant", 20, 40)]
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert "escalating_response" not in {f.kind for f in an.flags}
+    z[20:, [NAMES.index(n) for n in ("afraid", "angry", "desperate")]] = 12.0
+    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    assert "escalating_response" in {f.kind for f in an.flags}
