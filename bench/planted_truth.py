@@ -192,17 +192,14 @@ def _dialogue(rng: random.Random, mirror: bool) -> str:
         distressed = k in (0, 2, 4)
         m = rng.choice(DISTRESS)
         h = span(m, filler(rng, 2)) if distressed else f"{rng.choice(QUESTIONS)} {sentence(rng)}"
-        if distressed:
-            a = span(m if mirror else "~", filler(rng, 2))
-        else:
-            a = filler(rng, 2)
+        a = span(m if mirror else "~", filler(rng, 2)) if distressed else filler(rng, 2)
         parts.append(f"Human: {h}\n\nAssistant: {a}")
     return "\n\n".join(parts)
 
 
-def test_corpus(rng: random.Random, per_type: int, n_neutral: int) -> list[dict[str, Any]]:
+def make_corpus(rng: random.Random, per_type: int, n_neutral: int) -> list[dict[str, Any]]:
     docs = []
-    for i in range(per_type):
+    for _ in range(per_type):
         m = rng.choice(DISTRESS)
         docs.append(
             {
@@ -270,12 +267,12 @@ def truth(doc: dict[str, Any], planter: Planter, lm: LoadedModel) -> dict[str, s
         offs = clean_offsets(enc["offset_mapping"])
         pos = 0
         for k in range(6):
-            if k not in (0, 2, 4):
-                continue
             a = text.index("Assistant:", text.index("Human:", pos))
             end = text.find("\n\nHuman:", a)
             end = len(text) if end < 0 else end
             pos = end
+            if k not in (0, 2, 4):  # the distressed human turns, answered in kind
+                continue
             out["mirroring"] |= {
                 i for i, (s, _) in enumerate(offs) if a + len("Assistant:") <= s < end
             }
@@ -372,7 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             scfg = ScoreConfig(id_field="id", fpr=args.rate, progress=False)
             cal = calibrate(t / "vectors", [ref], scfg, lm=lm, rate=args.rate)
-            docs = test_corpus(rng, args.docs, args.neutral_docs)
+            docs = make_corpus(rng, args.docs, args.neutral_docs)
             src = write_jsonl(
                 t / "corpus.jsonl", [{"id": d["id"], "text": d["text"]} for d in docs]
             )
