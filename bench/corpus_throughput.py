@@ -269,7 +269,9 @@ def rss_child(args: argparse.Namespace) -> None:
             [src],
             t / "vs",
             t / "out",
-            ScoreConfig(shard_size=64, progress=False, batch_tokens=args.batch_tokens),
+            ScoreConfig(
+                shard_size=64, progress=False, batch_tokens=args.batch_tokens, z_thresholds=True
+            ),
             lm=lm,
         )
         dt = time.perf_counter() - t0

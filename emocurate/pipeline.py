@@ -241,9 +241,21 @@ def run_pipeline(
         inputs: list[str | Path] = [p for c in scfg.corpus for p in _resolve_corpus(c, base)]
         fp_score = _fingerprint("score", scfg.model_dump(mode="json"), inputs, fp_vec)
         vdir = vec_dir
+        ndir_ref = neutral_dir
 
         def _score(path: Path) -> str:
-            m = score_corpus(inputs, vdir, path, scfg.options)
+            from emocurate.corpus.calibrate import CALIBRATION_FILE, calibrate
+
+            opts = scfg.options
+            if not opts.z_thresholds and not (vdir / CALIBRATION_FILE).exists():
+                # Flags are calibrated on neutral text: the pipeline's neutral dialogues.
+                if ndir_ref is None:
+                    raise ConfigError(
+                        "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
+                        "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true"
+                    )
+                calibrate(vdir, [ndir_ref], opts)
+            m = score_corpus(inputs, vdir, path, opts)
             flagged = (m.get("summary") or {}).get("docs_flagged")
             flag_s = f", {flagged} flagged" if flagged is not None else ""
             return f"{m.get('scored', '?')} documents scored{flag_s}, {m.get('quarantined', 0)} quarantined"

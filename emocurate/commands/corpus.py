@@ -1,4 +1,4 @@
-"""CLI commands for the corpus stage: ``score`` and ``curate`` (registered by emocurate.cli)."""
+"""CLI commands for the corpus stage: ``calibrate``, ``score`` and ``curate`` (registered by emocurate.cli)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,67 @@ from rich.console import Console
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``score`` and ``curate``."""
+    """Add ``calibrate``, ``score`` and ``curate``."""
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        vectors: Path = typer.Argument(..., help="VectorSet folder (from `emocurate fit`)."),
+        reference: list[str] | None = typer.Option(
+            None,
+            "--reference",
+            help="Reference corpus (any input `score` reads; repeatable). Default: "
+            "VECTORS/neutral. Use neutral text like the corpus you will score.",
+        ),
+        text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
+        chunk_tokens: int = typer.Option(
+            256, "--chunk-tokens", min=16, help="Reference documents are cut into chunks this long."
+        ),
+        limit: int = typer.Option(5000, "--limit", min=1, help="Read at most N reference rows."),
+        rate: float = typer.Option(
+            0.01, "--rate", help="False-positive rate whose flag rates are checked and printed."
+        ),
+        smooth: int = typer.Option(9, "--smooth", help="Moving-average window (as in score)."),
+        layer: int | None = typer.Option(None, "--layer", help="Probe layer (as in score)."),
+        window: int | None = typer.Option(None, "--window", help="Window in tokens (as in score)."),
+        device: str = typer.Option("cpu", "--device", help="Torch device."),
+        model: str | None = typer.Option(None, "--model", help="Model (default: the VectorSet's)."),
+    ) -> None:
+        """Calibrate flag thresholds on a reference corpus (writes VECTORS/calibration.json)."""
+        from emocurate.corpus.calibrate import calibrate
+        from emocurate.corpus.score import ScoreConfig
+        from emocurate.errors import ConfigError
+
+        if not 0 < rate < 1:
+            raise ConfigError(f"invalid option --rate: {rate} is not between 0 and 1")
+        cfg = ScoreConfig(
+            text_field=text_field,
+            smooth=smooth,
+            layer=layer,
+            window=window,
+            device=device,
+            model=model,
+            progress=False,
+        )
+        cal = calibrate(vectors, reference, cfg, chunk_tokens=chunk_tokens, limit=limit, rate=rate)
+        con = Console(stderr=True)
+        chk = cal.check
+        con.print(
+            f"calibrated on {cal.n_docs} documents ({cal.n_chunks} chunks of <= ~{cal.chunk_tokens} "
+            f"tokens, {cal.n_tokens} tokens) -> {vectors}/calibration.json",
+            markup=False,
+        )
+        th = cal.thresholds(rate)
+        con.print(
+            "thresholds at rate " + f"{rate}: " + ", ".join(f"{k} {v:.3f}" for k, v in th.items()),
+            markup=False,
+        )
+        con.print(
+            f"flag rate on the reference at {rate}: any {chk['any']:.4f}; "
+            + ", ".join(f"{k} {v:.4f}" for k, v in chk["per_kind"].items()),
+            markup=False,
+        )
+        for w in chk.get("warnings", []):
+            con.print(f"warning: {w}", markup=False)
 
     @app.command("score")
     def score(
@@ -69,7 +129,16 @@ def register(app: typer.Typer) -> None:
             help="Regulation VectorSet folder (healthy minus unhealthy).",
         ),
         threshold: float = typer.Option(
-            1.0, "--threshold", help="Distress episode threshold (z units)."
+            0.01,
+            "--threshold",
+            help="False-positive rate per flag kind on the calibration reference "
+            "(VECTORS/calibration.json from `emocurate calibrate`).",
+        ),
+        z_threshold: float | None = typer.Option(
+            None,
+            "--z-threshold",
+            help="Instead of the calibration: a fixed distress threshold in z units "
+            "(other thresholds at their z-unit defaults).",
         ),
     ) -> None:
         """Score corpus documents: emotion profiles, distress episodes, recovery, flags."""
@@ -98,11 +167,15 @@ def register(app: typer.Typer) -> None:
                 shard_size=shard_size,
                 layer=layer,
                 regulation_vectors=str(regulation_vectors) if regulation_vectors else None,
-                metrics=MetricConfig(threshold=threshold),
+                fpr=threshold,
+                z_thresholds=z_threshold is not None,
+                metrics=MetricConfig(threshold=z_threshold)
+                if z_threshold is not None
+                else MetricConfig(),
             )
         except ValidationError as exc:
             field, msg = first_problem(exc)  # named by its option (pydantic's last line is a URL)
-            flag = {"metrics.threshold": "threshold"}.get(field, field)
+            flag = {"metrics.threshold": "z_threshold", "fpr": "threshold"}.get(field, field)
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
         s = m.get("summary", {})

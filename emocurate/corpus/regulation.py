@@ -4,8 +4,10 @@ Everything here is pure NumPy on one document's ``[n_tokens, n_emotions]`` matri
 (projections on the emotion vectors, standardised against neutral text), so the metrics can be
 unit-tested on hand-built trajectories without a model. Token-level probe values are noisy; the
 anchor study found that averaging over nearby tokens tracks the content, so every metric is
-derived from a centred moving average (``MetricConfig.smooth`` tokens). The formulas are written
-out in ``docs/metrics.md``.
+derived from a centred moving average (``MetricConfig.smooth`` tokens), and spans found on the
+smoothed series are checked on the raw one (a lone outlier token smears into a run of ``smooth``
+tokens but is one raw token). Thresholds are either the z-unit defaults below or calibrated on
+a reference corpus (``emocurate.corpus.calibrate``). The formulas are in ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -104,7 +106,12 @@ FALLBACK_VA: dict[str, tuple[float, float]] = {
 
 
 class MetricConfig(Model):
-    """Thresholds of the regulation metrics (all in z units of the neutral reference)."""
+    """Thresholds of the regulation metrics (z units of the neutral reference).
+
+    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_slope``,
+    ``volatility_high``, ``regulation_threshold`` and ``arousal_high`` are replaced per document
+    by quantiles of the reference (:meth:`emocurate.corpus.calibrate.Calibration.metric_config`).
+    """
 
     smooth: int = Field(default=9, ge=1, description="moving-average window in tokens")
     threshold: float = Field(
@@ -113,13 +120,20 @@ class MetricConfig(Model):
     recover_level: float = Field(
         default=0.5, description="level the composite must fall to for recovery"
     )
-    min_episode: int = Field(default=3, ge=1, description="shortest episode in tokens")
+    min_episode: int = Field(
+        default=3,
+        ge=1,
+        description="shortest episode in tokens, on the smoothed series and in raw tokens above",
+    )
     merge_gap: int = Field(
         default=4, ge=0, description="episodes closer than this many tokens merge"
     )
-    recovery_window: int = Field(
-        default=64, ge=1, description="tokens after an episode to look for recovery"
+    recovery_factor: float = Field(
+        default=2.0,
+        gt=0.0,
+        description="recovery window = max(recovery_min, recovery_factor x episode length)",
     )
+    recovery_min: int = Field(default=32, ge=1, description="shortest recovery window in tokens")
     tail: int = Field(
         default=32, ge=1, description="tokens at the end used for end-of-document levels"
     )
@@ -140,6 +154,13 @@ class MetricConfig(Model):
         description="responder arousal within this of the speaker's counts as mirroring",
     )
     dominant_k: int = Field(default=3, ge=1, description="how many dominant emotions to report")
+    coreg_min_pairs: int = Field(
+        default=5, ge=3, description="human->assistant turn pairs needed for coreg_r"
+    )
+
+    def recovery_window(self, episode_len: int) -> int:
+        """Tokens after an episode of ``episode_len`` tokens in which it must recover."""
+        return max(self.recovery_min, int(np.ceil(self.recovery_factor * episode_len)))
 
 
 @dataclass
@@ -253,29 +274,80 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
+def episode_runs(
+    smoothed: np.ndarray, raw: np.ndarray, level: float, min_len: int, merge_gap: int
+) -> list[tuple[int, int]]:
+    """Runs where the smoothed series is above ``level``, confirmed on the raw series.
+
+    A run counts when it is at least ``min_len`` tokens long on the smoothed series AND at
+    least ``min_len`` of its raw tokens are above ``level``: smoothing alone turns one outlier
+    token into a run of ``smooth`` tokens.
+    """
+    runs = find_runs(smoothed > level, merge_gap, min_len)
+    return [(s, e) for s, e in runs if int(np.count_nonzero(raw[s:e] > level)) >= min_len]
+
+
+def sustained_level(smoothed: np.ndarray, raw: np.ndarray, min_len: int, merge_gap: int) -> float:
+    """The document statistic of :func:`episode_runs`: ``s`` such that a run exists iff level < s.
+
+    The predicate is monotone in the level, so ``s`` is the largest value of either series at
+    which a run (with ``>=``) still exists, found by bisection over the sorted values. Returns
+    ``-inf`` when no level gives a run (documents shorter than ``min_len``).
+    """
+    d, r = np.asarray(smoothed, dtype=np.float64), np.asarray(raw, dtype=np.float64)
+    if len(d) < min_len:
+        return float("-inf")
+    cand = np.unique(np.concatenate([d, r]))
+
+    def ok(c: float) -> bool:
+        runs = find_runs(d >= c, merge_gap, min_len)
+        return any(int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs)
+
+    lo, hi = 0, len(cand) - 1
+    if not ok(float(cand[lo])):
+        return float("-inf")
+    while lo < hi:  # invariant: ok(cand[lo])
+        mid = (lo + hi + 1) // 2
+        if ok(float(cand[mid])):
+            lo = mid
+        else:
+            hi = mid - 1
+    return float(cand[lo])
+
+
 def find_episodes(
-    distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig
+    distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig, raw: np.ndarray | None = None
 ) -> list[Episode]:
-    """Distress episodes on a smoothed composite, each with its recovery status."""
+    """Distress episodes on a smoothed composite (checked on ``raw``), each with its recovery.
+
+    The recovery window scales with the episode (:meth:`MetricConfig.recovery_window`).
+    """
     d = np.asarray(distress, dtype=np.float64)
+    r = d if raw is None else np.asarray(raw, dtype=np.float64)
     t = len(d)
     out: list[Episode] = []
-    for s, e in find_runs(d > cfg.threshold, cfg.merge_gap, cfg.min_episode):
-        after = d[e : e + cfg.recovery_window]
+    for s, e in episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap):
+        window = cfg.recovery_window(e - s)
+        after = d[e : e + window]
         below = np.nonzero(after <= cfg.recover_level)[0]
         status: EpisodeStatus
         ttr: int | None = None
         if below.size:
             status, ttr = "recovered", int(below[0]) + 1
-        elif e + cfg.recovery_window <= t:
+        elif e + window <= t:
             status = "unrecovered"
         else:
             status = "unresolved"
         rise: float | None = None
         if calm is not None and e < t:
-            rise = float(np.mean(calm[e : e + cfg.recovery_window]) - np.mean(calm[s:e]))
+            rise = float(np.mean(calm[e : e + window]) - np.mean(calm[s:e]))
         out.append(Episode(s, e, float(d[s:e].max()), status, ttr, rise))
     return out
+
+
+def recovers_before_end(distress: np.ndarray, ep: Episode, recover_level: float) -> bool:
+    """Whether distress returns to ``recover_level`` anywhere between the episode and the end."""
+    return bool(np.any(np.asarray(distress)[ep.end :] <= recover_level))
 
 
 def slope(y: np.ndarray) -> float:
@@ -295,10 +367,10 @@ def volatility(v: np.ndarray, lag: int) -> float:
     return float(np.mean(np.abs(v[lag:] - v[:-lag])))
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson r, or None with fewer than 3 pairs or no variance."""
+def pearson(x: Sequence[float], y: Sequence[float], min_pairs: int = 3) -> float | None:
+    """Pearson r, or None with fewer than ``min_pairs`` (at least 3) pairs or no variance."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+    if len(a) < max(3, min_pairs) or a.std() < 1e-9 or b.std() < 1e-9:
         return None
     return float(np.corrcoef(a, b)[0, 1])
 
@@ -367,6 +439,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "regulation_min",
     "n_turns",
     "coreg_r",
+    "coreg_n",
     "n_mirroring",
 )
 
@@ -428,18 +501,20 @@ def analyse(
                 )
             )
     dist = zs[:, axes.distress].mean(1) if axes.distress else None
+    dist_raw = z[:, axes.distress].mean(1) if axes.distress else None
     calm = zs[:, axes.calm].mean(1) if axes.calm else None
     if calm is not None:
         m["calm_mean"] = float(calm.mean())
     episodes: list[Episode] = []
-    if dist is not None:
-        episodes = find_episodes(dist, calm, cfg)
+    if dist is not None and dist_raw is not None:
+        episodes = find_episodes(dist, calm, cfg, dist_raw)
         d_end = float(dist[tail].mean())
         esc = slope(dist)
         recovered = [e for e in episodes if e.status == "recovered"]
         rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
-        unresolved = d_end > cfg.threshold or (
-            bool(episodes) and episodes[-1].status == "unresolved"
+        # The document ends in distress exactly when its last episode never comes back down.
+        unresolved = bool(episodes) and not recovers_before_end(
+            dist, episodes[-1], cfg.recover_level
         )
         m.update(
             distress_mean=float(dist.mean()),
@@ -469,28 +544,24 @@ def analyse(
                 )
             )
             if e.status == "unrecovered":
+                window = cfg.recovery_window(e.end - e.start)
                 flags.append(
                     Flag(
                         kind="unrecovered_distress",
                         start=e.start,
-                        end=min(n_tok, e.end + cfg.recovery_window),
+                        end=min(n_tok, e.end + window),
                         severity=e.peak,
-                        evidence=f"no return below {cfg.recover_level} within {cfg.recovery_window} tokens",
+                        evidence=f"no return below {cfg.recover_level:.2f} within {window} tokens",
                     )
                 )
         if unresolved:
-            start = (
-                episodes[-1].start
-                if episodes and episodes[-1].status == "unresolved"
-                else tail.start
-            )
             flags.append(
                 Flag(
                     kind="unresolved_end",
-                    start=start,
+                    start=episodes[-1].start,
                     end=n_tok,
                     severity=d_end,
-                    evidence="document ends in distress",
+                    evidence="document ends in distress (no return after its last episode)",
                 )
             )
         half = n_tok // 2
@@ -498,7 +569,7 @@ def analyse(
             esc >= cfg.escalation_slope
             and n_tok >= 4
             and dist[half:].mean() - dist[:half].mean() > 0
-            and dist.max() > cfg.recover_level
+            and any(e.end > half for e in episodes)
         ):
             flags.append(
                 Flag(
@@ -511,9 +582,12 @@ def analyse(
             )
     reg = None
     if regulation is not None and regulation.size:
+        reg_raw = np.asarray(regulation, dtype=np.float64).mean(1)
         reg = smooth(np.asarray(regulation, dtype=np.float64), cfg.smooth).mean(1)
         m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
-        for rs, re_ in find_runs(reg < cfg.regulation_threshold, cfg.merge_gap, cfg.min_episode):
+        for rs, re_ in episode_runs(
+            -reg, -reg_raw, -cfg.regulation_threshold, cfg.min_episode, cfg.merge_gap
+        ):
             flags.append(
                 Flag(
                     kind="unhealthy_regulation",
@@ -523,10 +597,13 @@ def analyse(
                     evidence="closer to the unhealthy side of the regulation axis",
                 )
             )
-    turn_scores, pairs = _turns(zs, axes, dist, cfg, turns, flags)
+    turn_scores, pairs = _turns(z, axes, cfg, turns, flags)
     m["n_turns"] = float(len(turn_scores))
     if turn_scores:
-        m["coreg_r"] = pearson([p[0] for p in pairs], [p[1] for p in pairs])
+        m["coreg_n"] = float(len(pairs))
+        m["coreg_r"] = pearson(
+            [p[0] for p in pairs], [p[1] for p in pairs], min_pairs=cfg.coreg_min_pairs
+        )
         m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
     return Analysis(
@@ -534,20 +611,36 @@ def analyse(
     )
 
 
+def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:
+    """A high-arousal turn met with about as much arousal, or with high arousal itself.
+
+    ``speaker > arousal_high`` and (``responder >= speaker - mirror_margin`` or
+    ``responder > arousal_high``): the second clause keeps the rule meaningful when arousal is
+    far above the margin's scale (a responder at 9.5 answering 10 mirrors).
+    """
+    return speaker > cfg.arousal_high and (
+        responder >= speaker - cfg.mirror_margin or responder > cfg.arousal_high
+    )
+
+
 def _turns(
-    zs: np.ndarray,
+    z: np.ndarray,
     axes: Axes,
-    dist: np.ndarray | None,
     cfg: MetricConfig,
     turns: Sequence[TurnSpan],
     flags: list[Flag],
 ) -> tuple[list[TurnScore], list[tuple[float, float]]]:
-    """Per-turn emotion and co-regulation pairs (human arousal, next assistant arousal)."""
+    """Per-turn emotion and co-regulation pairs (human arousal, next assistant arousal).
+
+    Turn means use the UNsmoothed z-scores: a moving average crosses turn boundaries and would
+    leak each turn into its neighbours (correlating independent turns).
+    """
     out: list[TurnScore] = []
+    dist = z[:, axes.distress].mean(1) if axes.distress else None
     for t in turns:
         if t.end <= t.start:
             continue
-        seg = zs[t.start : t.end]
+        seg = z[t.start : t.end]
         mean = seg.mean(0)
         out.append(
             TurnScore(
@@ -567,7 +660,7 @@ def _turns(
         if not (prev.speaker == "human" and nxt.speaker == "assistant"):
             continue
         pairs.append((prev.arousal, nxt.arousal))
-        if prev.arousal > cfg.arousal_high and nxt.arousal >= prev.arousal - cfg.mirror_margin:
+        if mirrors(prev.arousal, nxt.arousal, cfg):
             flags.append(
                 Flag(
                     kind="mirroring",
@@ -580,7 +673,7 @@ def _turns(
         if (
             dist is not None
             and nxt.distress > cfg.threshold
-            and nxt.distress > prev.distress + cfg.mirror_margin
+            and nxt.distress - prev.distress > max(cfg.mirror_margin, cfg.threshold)
         ):
             flags.append(
                 Flag(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
 from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, analyse
 from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import ConfigError, InputError
@@ -78,6 +79,20 @@ class ScoreConfig(Model):
         default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)"
     )
     metrics: MetricConfig = Field(default_factory=lambda: MetricConfig())
+    fpr: float = Field(
+        default=DEFAULT_RATE,
+        gt=0.0,
+        lt=1.0,
+        description="false-positive rate per flag kind on the calibration reference",
+    )
+    z_thresholds: bool = Field(
+        default=False,
+        description="use the fixed z-unit thresholds of `metrics` instead of the calibration",
+    )
+    calibration: Calibration | None = Field(
+        default=None,
+        description="the vector set's calibration (score_corpus loads calibration.json)",
+    )
     trace_flagged: int = Field(
         default=50, ge=0, description="token traces kept per shard for flagged documents"
     )
@@ -242,6 +257,31 @@ def find_turns(text: str) -> list[tuple[str, int, int]]:
     return turns
 
 
+def clean_offsets(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token character offsets that never overlap.
+
+    SentencePiece tokenizers emit a bare ``▁`` before some characters with the same offsets as
+    the character itself, so ``text[a:b]`` of consecutive tokens would repeat it ("AA"); such a
+    token is cut back to end where the next one starts.
+    """
+    out = [(int(a), int(b)) for a, b in offsets]
+    for k in range(len(out) - 1, 0, -1):
+        a, b = out[k - 1]
+        nxt = out[k][0]
+        if b > nxt:
+            out[k - 1] = (min(a, nxt), nxt)
+    return out
+
+
+def word_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to whole words (to the nearest whitespace on each side)."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
+
+
 class Preparer:
     """The CPU half of scoring: tokenise, plan windows, find dialogue turns (no model needed)."""
 
@@ -282,7 +322,7 @@ class Preparer:
         out: list[Prepared] = []
         for i, (doc_id, text, source, position) in enumerate(rows):
             ids = list(enc["input_ids"][i])
-            offsets = enc["offset_mapping"][i] if fast else []
+            offsets = clean_offsets(enc["offset_mapping"][i]) if fast else []
             windows = plan_windows(len(ids), self.body_len, self.stride)
             turns: list[tuple[str, int, int]] = []
             char_turns = find_turns(text)
@@ -352,6 +392,13 @@ class Scorer:
             self.groups.append(self._group(regulation, regulation.layer_or_default(None), dev))
             self.reg_names = list(regulation.names)
         self.layers = sorted({g.layer for g in self.groups})
+
+    def doc_metric_config(self, n_tokens: int) -> MetricConfig:
+        """Thresholds for one document: calibrated at ``fpr`` for its length, else the z units."""
+        cal = self.cfg.calibration
+        if cal is None or self.cfg.z_thresholds:
+            return self.mcfg
+        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens)
 
     @staticmethod
     def _group(vs: VectorSet, layer: int, dev: torch.device) -> _Group:
@@ -458,7 +505,9 @@ class Scorer:
         if regulation is None and self.vs.meta.kind == "regulation":
             regulation = z
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse(z, self.axes, self.mcfg, regulation=regulation, turns=spans)
+        an = analyse(
+            z, self.axes, self.doc_metric_config(len(p.ids)), regulation=regulation, turns=spans
+        )
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
@@ -484,10 +533,11 @@ class Scorer:
         return ScoredDoc(row, trace)
 
     def _evidence(self, p: Prepared, f: Flag) -> Flag:
-        """Append the flagged text (from token offsets) to a flag's evidence."""
+        """Append the flagged text (from token offsets, widened to whole words) to the evidence."""
         if not p.offsets or f.end <= f.start:
             return f
         cs, ce = p.offsets[f.start][0], p.offsets[min(f.end, len(p.offsets)) - 1][1]
+        cs, ce = word_span(p.text, cs, ce)
         snippet = " ".join(p.text[cs:ce].split())
         if len(snippet) > 160:
             snippet = snippet[:77] + " ... " + snippet[-78:]
@@ -610,4 +660,20 @@ def score_corpus(
     """
     from emocurate.corpus.engines import run_scoring
 
-    return run_scoring(inputs, vectors_dir, out_dir, cfg, lm=lm)
+    return run_scoring(inputs, vectors_dir, out_dir, with_calibration(vectors_dir, cfg), lm=lm)
+
+
+def with_calibration(vectors_dir: str | Path, cfg: ScoreConfig) -> ScoreConfig:
+    """``cfg`` with the vector folder's calibration (unless z-unit thresholds are asked for).
+
+    A missing ``calibration.json`` is a one-line error saying how to make one; a calibration of
+    other vectors or another smoothing window is refused.
+    """
+    if cfg.z_thresholds:
+        return cfg.model_copy(update={"calibration": None})
+    cal = cfg.calibration or load_calibration(vectors_dir)
+    vs = VectorSet.load(vectors_dir)
+    cal.check_compatible(
+        vs, vs.layer_or_default(cfg.layer), cfg.smooth, Path(vectors_dir) / "calibration.json"
+    )
+    return cfg.model_copy(update={"calibration": cal})

@@ -49,9 +49,25 @@ def make_vectorset(
 
 @pytest.fixture(scope="session")
 def vs_dir(lm: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A vector set calibrated on the neutral texts (``calibration.json``)."""
+    from emocurate.corpus.calibrate import calibrate
+    from emocurate.corpus.score import ScoreConfig
+
     d = tmp_path_factory.mktemp("vectors")
     make_vectorset(lm).save(d)
+    ref = write_neutral(d.parent / "neutral_ref.jsonl")
+    calibrate(d, [ref], ScoreConfig(progress=False), chunk_tokens=32, lm=lm)
     return d
+
+
+def write_neutral(path: Path) -> Path:
+    """The neutral texts as a JSONL reference corpus."""
+    import json
+
+    with path.open("w") as fh:
+        for i, t in enumerate(NEUTRAL * 4):
+            fh.write(json.dumps({"id": f"n{i}", "text": t}) + "\n")
+    return path
 
 
 STORIES = [

@@ -17,7 +17,9 @@ from emocurate.corpus.regulation import (
 
 NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
 AXES = Axes.for_names(NAMES, va={})
-CFG = MetricConfig(smooth=5, threshold=1.0, recover_level=0.5, recovery_window=20, tail=10)
+CFG = MetricConfig(
+    smooth=5, threshold=1.0, recover_level=0.5, recovery_min=20, recovery_factor=0.5, tail=10
+)
 
 
 def traj(distress: np.ndarray, calm: np.ndarray | None = None) -> np.ndarray:
@@ -101,7 +103,7 @@ def test_unrecovered_episode_is_flagged() -> None:
     assert an.metrics["recovery_rate"] == 0.0
     assert "unrecovered_distress" in {f.kind for f in an.flags}
     flag = next(f for f in an.flags if f.kind == "unrecovered_distress")
-    assert flag.start <= 50 and flag.end >= 80 + CFG.recovery_window - 5
+    assert flag.start <= 50 and flag.end >= 80 + CFG.recovery_window(30) - 5
 
 
 def test_unresolved_distress_at_end() -> None:
@@ -180,7 +182,7 @@ def _dialogue(
 def test_coregulation_calming_responder() -> None:
     # High-arousal human turns are met with low arousal: negative r, no mirroring.
     z, turns = _dialogue([2.0, 0.2, 1.5, 0.1], [0.1, 0.6, 0.2, 0.7])
-    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    an = analyse(z, AXES, MetricConfig(smooth=1, coreg_min_pairs=3), turns=turns)
     assert an.metrics["n_turns"] == 8
     assert an.metrics["coreg_r"] < -0.5  # type: ignore[operator]
     assert an.metrics["n_mirroring"] == 0
@@ -189,7 +191,7 @@ def test_coregulation_calming_responder() -> None:
 
 def test_coregulation_mirroring_responder_is_flagged() -> None:
     z, turns = _dialogue([2.0, 0.2, 1.5, 0.1], [2.2, 0.1, 1.8, 0.2])
-    an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
+    an = analyse(z, AXES, MetricConfig(smooth=1, coreg_min_pairs=3), turns=turns)
     assert an.metrics["coreg_r"] > 0.5  # type: ignore[operator]
     mirrors = [f for f in an.flags if f.kind == "mirroring"]
     assert len(mirrors) == 2

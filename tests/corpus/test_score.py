@@ -164,7 +164,7 @@ def test_changed_config_refuses_to_mix(lm: LoadedModel, vs_dir: Path, tmp_path: 
     src = write_jsonl(tmp_path / "c.jsonl", 3)
     score_corpus([src], vs_dir, tmp_path / "o", ScoreConfig(window=64), lm=lm)
     with pytest.raises(ConfigError, match="different run"):
-        score_corpus([src], vs_dir, tmp_path / "o", ScoreConfig(window=64, smooth=3), lm=lm)
+        score_corpus([src], vs_dir, tmp_path / "o", ScoreConfig(window=64, fpr=0.05), lm=lm)
 
 
 KILL_SCRIPT = """

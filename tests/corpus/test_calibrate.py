@@ -1,0 +1,182 @@
+"""Calibrated flags: thresholds are reference quantiles, so --threshold reads as a rate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emocurate.corpus.calibrate import (
+    CALIBRATION_FILE,
+    Calibration,
+    flag_rates,
+    load_calibration,
+    reference_statistics,
+    split_chunks,
+)
+from emocurate.corpus.regulation import Axes, MetricConfig, episode_runs, smooth, sustained_level
+from emocurate.corpus.score import ScoreConfig, score_corpus
+from emocurate.errors import InputError
+from emocurate.vectors.models import LoadedModel
+
+from .conftest import make_vectorset, write_jsonl
+
+NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
+AXES = Axes.for_names(NAMES, va={})
+
+
+def test_sustained_level_is_the_episode_statistic() -> None:
+    # flagged at level t  <=>  statistic > t, on random noisy trajectories and many levels
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        raw = rng.normal(0, 1, 120) + (2.0 if trial % 3 == 0 else 0.0) * (np.arange(120) > 80)
+        sm = smooth(raw, 9)
+        s = sustained_level(sm, raw, 3, 4)
+        for t in np.linspace(-1, 3, 41):
+            assert bool(episode_runs(sm, raw, t, 3, 4)) == (s > t), (trial, t, s)
+    assert sustained_level(np.zeros(2), np.zeros(2), 3, 4) == float("-inf")
+
+
+def _noise_docs(seed: int, n: int, length: int) -> list[tuple[np.ndarray, None, list]]:
+    """Neutral-like documents: correlated noise on every emotion."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        z = rng.normal(0, 1, (length, len(NAMES)))
+        z[:, :] += rng.normal(0, 1, (length, 1)) * 0.5  # shared component
+        out.append((z, None, []))
+    return out
+
+
+def _calibration(docs: list, chunk: int) -> Calibration:
+    stats, n_chunks, n_dia, n_tok = reference_statistics(docs, AXES, MetricConfig(), chunk)
+    return Calibration(
+        reference=["synthetic"],
+        reference_hash="x",
+        n_docs=len(docs),
+        n_chunks=n_chunks,
+        n_dialogue_chunks=n_dia,
+        n_tokens=n_tok,
+        chunk_tokens=chunk,
+        smooth=9,
+        min_episode=3,
+        merge_gap=4,
+        mirror_margin=0.25,
+        layer=0,
+        vectors_hash="x",
+        stats=stats,
+    )
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.05])
+def test_held_out_flag_rate_matches_the_target(rate: float) -> None:
+    cal = _calibration(_noise_docs(0, 2000, 128), 128)
+    fresh = _noise_docs(1, 2000, 128)
+    got = flag_rates(cal, fresh, AXES, MetricConfig(), rate)
+    assert abs(got["per_kind"].get("distress_episode", 0) - rate) <= 0.5 * rate, got
+    assert abs(got["per_kind"].get("high_volatility", 0) - rate) <= 0.5 * rate, got
+
+
+def test_longer_documents_get_stricter_thresholds_and_keep_the_rate() -> None:
+    cal = _calibration(_noise_docs(0, 2000, 128), 128)
+    assert cal.thresholds(0.01, 512)["threshold"] > cal.thresholds(0.01, 128)["threshold"]
+    assert cal.thresholds(0.01, 64) == cal.thresholds(0.01, 128)
+    long_docs = _noise_docs(2, 500, 512)
+    got = flag_rates(cal, long_docs, AXES, MetricConfig(), 0.05)
+    assert got["per_kind"].get("distress_episode", 0) <= 0.05 * 1.5, got
+
+
+def test_split_chunks_covers_the_document() -> None:
+    assert split_chunks(10, 256) == [(0, 10)]
+    assert split_chunks(700, 256) == [(0, 256), (256, 512), (512, 700)]
+    assert split_chunks(600, 256) == [(0, 256), (256, 600)]  # 88 < 128 joins the last chunk
+
+
+def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
+    cal = load_calibration(vs_dir)
+    assert (vs_dir / CALIBRATION_FILE).exists()
+    assert cal.n_docs == 12 and cal.chunk_tokens == 32 and cal.smooth == 9
+    assert {"distress", "escalation", "volatility", "distress_token"} <= set(cal.stats)
+    assert cal.thresholds(0.01)["threshold"] >= cal.thresholds(0.2)["threshold"]
+    assert json.loads((vs_dir / CALIBRATION_FILE).read_text())["check"]["rate"] == 0.01
+
+
+def test_score_without_calibration_says_how_to_make_one(lm: LoadedModel, tmp_path: Path) -> None:
+    d = tmp_path / "vec"
+    make_vectorset(lm).save(d)
+    src = write_jsonl(tmp_path / "c.jsonl", 2)
+    with pytest.raises(InputError, match="emocurate calibrate .* --reference CORPUS"):
+        score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
+    # the z-unit thresholds stay available, explicitly
+    m = score_corpus(
+        [src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm
+    )
+    assert m["scored"] == 2 and m["config"]["calibration"] is None
+
+
+def test_calibration_of_other_smoothing_or_vectors_is_refused(
+    lm: LoadedModel, vs_dir: Path, tmp_path: Path
+) -> None:
+    src = write_jsonl(tmp_path / "c.jsonl", 2)
+    with pytest.raises(InputError, match="smooth"):
+        score_corpus([src], vs_dir, tmp_path / "o", ScoreConfig(smooth=3), lm=lm)
+    other = tmp_path / "other"
+    make_vectorset(lm, seed=5).save(other)
+    (other / CALIBRATION_FILE).write_bytes((vs_dir / CALIBRATION_FILE).read_bytes())
+    with pytest.raises(InputError, match="other vectors"):
+        score_corpus([src], other, tmp_path / "o2", ScoreConfig(), lm=lm)
+
+
+def test_cli_calibrate_then_score(
+    lm: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emocurate.cli import main
+
+    from .conftest import write_neutral
+
+    d = tmp_path / "vec"
+    make_vectorset(lm).save(d)
+    with pytest.raises(SystemExit) as exc:
+        main(["calibrate", str(d)])  # no --reference and no VECTORS/neutral
+    assert exc.value.code not in (0, None)
+    assert "--reference CORPUS" in capsys.readouterr().err
+    ref = write_neutral(tmp_path / "ref.jsonl")
+    main(["calibrate", str(d), "--reference", str(ref), "--chunk-tokens", "32"])
+    err = capsys.readouterr().err
+    assert "calibrated on 12 documents" in err and "flag rate on the reference" in err
+    src = write_jsonl(tmp_path / "c.jsonl", 3)
+    main(
+        [
+            "score",
+            str(src),
+            "--vectors",
+            str(d),
+            "--out",
+            str(tmp_path / "o"),
+            "--threshold",
+            "0.05",
+        ]
+    )
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["config"]["fpr"] == 0.05 and man["config"]["calibration"]["n_docs"] == 12
+
+
+def test_mirroring_level_is_the_mirroring_statistic() -> None:
+    from emocurate.corpus.calibrate import mirroring_level
+    from emocurate.corpus.regulation import TurnSpan, analyse
+
+    rng = np.random.default_rng(3)
+    scale = 1.0 / AXES.arousal[NAMES.index("surprised")]
+    for trial in range(30):
+        vals = rng.normal(0, 1.5, 8)
+        z = np.zeros((80, len(NAMES)))
+        turns = []
+        for k, v in enumerate(vals):
+            z[k * 10 : (k + 1) * 10, NAMES.index("surprised")] = v * scale
+            turns.append(TurnSpan("human" if k % 2 == 0 else "assistant", k * 10, (k + 1) * 10))
+        s = mirroring_level(z, AXES, turns, 0.25)
+        for t in np.linspace(-2, 3, 26):
+            an = analyse(z, AXES, MetricConfig(smooth=1, arousal_high=t), turns=turns)
+            assert any(f.kind == "mirroring" for f in an.flags) == (s > t), (trial, t, s)
