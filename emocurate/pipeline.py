@@ -254,7 +254,7 @@ def run_pipeline(
                         "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
                         "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true"
                     )
-                calibrate(vdir, [ndir_ref], opts)
+                calibrate(vdir, None, opts)  # the neutral texts fit kept in VECTORS/neutral
             m = score_corpus(inputs, vdir, path, opts)
             flagged = (m.get("summary") or {}).get("docs_flagged")
             flag_s = f", {flagged} flagged" if flagged is not None else ""

@@ -1182,9 +1182,28 @@ def fit_vectors(
         vs.save(target)
         atomic_write_bytes(target / EVALUATION_FILE, (ev.model_dump_json(indent=2) + "\n").encode())
         save_train_ids(target, recs, data_hash)
+        if reference_source == "neutral":
+            save_neutral_reference(target, neutral_texts)
         result = vs
     assert result is not None
     return result
+
+
+NEUTRAL_REFERENCE = "neutral/neutral.jsonl"
+"""The neutral texts a set was fitted with, kept beside it: ``emocurate calibrate VECTORS``
+calibrates the corpus flags on them when no other reference is given."""
+
+
+def save_neutral_reference(target: Path, texts: Sequence[str]) -> Path:
+    """Write the neutral texts as JSON lines (``id``, ``text``) inside the vector folder."""
+    path = target / NEUTRAL_REFERENCE
+    lines = (
+        json.dumps({"id": f"neutral-{i:05d}", "text": t}, ensure_ascii=False)
+        for i, t in enumerate(texts)
+    )
+    ensure_dir(path.parent)
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
 
 
 def _evaluation(
