@@ -8,6 +8,22 @@ import typer
 from rich.console import Console
 
 
+def _top_reason(out: Path) -> str:
+    """``; most often: REASON (N rows)`` from a score folder's quarantine file, or ``""``."""
+    import json
+    from collections import Counter
+
+    try:
+        lines = (out / "quarantine.jsonl").read_text("utf-8").splitlines()
+        reasons = Counter(json.loads(x)["reason"] for x in lines if x.strip())
+    except (OSError, ValueError, KeyError):
+        return ""
+    if not reasons:
+        return ""
+    reason, n = reasons.most_common(1)[0]
+    return f"; most often: {reason} ({n} rows)"
+
+
 def register(app: typer.Typer) -> None:
     """Add ``score`` and ``curate``."""
 
@@ -77,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
         from emocurate.corpus.regulation import MetricConfig
         from emocurate.corpus.score import ScoreConfig, score_corpus
-        from emocurate.errors import ConfigError, first_problem
+        from emocurate.errors import ConfigError, InputError, first_problem
 
         if engine not in ("local", "ray"):
             raise ConfigError(f"unknown engine '{engine}' (use local or ray)")
@@ -105,6 +121,11 @@ def register(app: typer.Typer) -> None:
             flag = {"metrics.threshold": "threshold"}.get(field, field)
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
+        if not m["scored"]:  # every row quarantined: a silent exit 0 would hide a wrong option
+            raise InputError(
+                f"scored 0 of {m['rows_in']} rows ({m['quarantined']} quarantined"
+                f"{_top_reason(out)}); see {out / 'quarantine.jsonl'}"
+            )
         s = m.get("summary", {})
         Console(stderr=True).print(
             f"scored {m['scored']} of {m['rows_in']} rows ({m['quarantined']} quarantined) "

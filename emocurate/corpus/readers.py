@@ -751,7 +751,9 @@ def _iter_jsonl(p: Path, source: str, opts: ReadOptions, key: str) -> Iterator[I
                     continue
                 if not raw.strip():
                     continue
-                yield _json_line_item(raw, lineno, source, opts, key)
+                item = _json_line_item(raw, lineno, source, opts, key)
+                if item is not None:
+                    yield item
     except Exception as exc:
         if not _is_stream_error(exc):
             raise
@@ -759,14 +761,17 @@ def _iter_jsonl(p: Path, source: str, opts: ReadOptions, key: str) -> Iterator[I
         yield Bad(source, pos, _stream_reason(exc))
 
 
-def _json_line_item(raw: bytes, lineno: int, source: str, opts: ReadOptions, key: str) -> Item:
+def _json_line_item(
+    raw: bytes, lineno: int, source: str, opts: ReadOptions, key: str
+) -> Item | None:
+    """One JSON line as a row, or None for a line holding only a byte order mark (like a blank)."""
     pos = f"line {lineno}"
     try:
         line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
     except UnicodeDecodeError as exc:
         return Bad(source, pos, f"not UTF-8 (byte {exc.start})", stable_id(key, pos, prefix="d-"))
     if not line.strip():  # a line holding only a BOM
-        return Bad(source, pos, "empty line (byte order mark only)", stable_id(key, pos, prefix="d-"))
+        return None
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -902,7 +907,9 @@ def _iter_parquet(p: Path, source: str, opts: ReadOptions, key: str) -> Iterator
             ) from None
         cols = pf.schema_arrow.names
         _check_columns(p, cols, opts)
-        wanted = [c for c in (opts.text_field, opts.id_field, "messages", "turns") if c and c in cols]
+        wanted = [
+            c for c in (opts.text_field, opts.id_field, "messages", "turns") if c and c in cols
+        ]
         row_no = 0
         for rg in range(pf.num_row_groups):
             n_rows = pf.metadata.row_group(rg).num_rows

@@ -194,9 +194,9 @@ def test_gzip_with_zlib_error_mid_file_quarantines_the_rest(tmp_path: Path) -> N
     second = bytearray(gzip.compress(_rows(500)))
     second[20:24] = bytes(4)  # zeroed deflate bytes in the second member: a zlib error
     blob = gzip.compress(_rows(2000)) + bytes(second)
-    with pytest.raises(zlib.error):  # the fault really is a zlib error, not a clean EOF
-        with gzip.open(io.BytesIO(blob)) as fh:
-            fh.read()
+    # the fault really is a zlib error, not a clean EOF
+    with pytest.raises(zlib.error), gzip.open(io.BytesIO(blob)) as fh:
+        fh.read()
     for name in ("c.jsonl.gz", "c.txt.gz"):
         p = tmp_path / name
         p.write_bytes(blob)
