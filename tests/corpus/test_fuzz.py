@@ -38,7 +38,7 @@ def _gz_truncated(d: Path) -> Path:
 
 
 def _gz_zlib_error(d: Path) -> Path:
-    second = bytearray(gzip.compress(("\n".join([GOOD] * 50) + "\n").encode()))
+    second = bytearray(gzip.compress(("\n".join([GOOD] * 500) + "\n").encode()))
     second[20:24] = bytes(4)  # a zlib error inside the second gzip member
     p = d / "z.jsonl.gz"
     p.write_bytes(gzip.compress(("\n".join([GOOD] * 20) + "\n").encode()) + bytes(second))
