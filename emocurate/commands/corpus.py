@@ -31,9 +31,9 @@ def register(app: typer.Typer) -> None:
     def score(
         corpus: list[str] = typer.Argument(
             ...,
-            help="Corpus inputs: JSONL (.gz/.zst), Parquet, text "
-            "files or folders, saved HF datasets, or hf:PATH[@SPLIT] "
-            "to stream with datasets.load_dataset.",
+            help="Corpus inputs: JSONL (.gz/.zst), CSV/TSV, Parquet, text "
+            "files or folders (data files only; see docs/architecture.md), saved HF datasets, "
+            "or hf:PATH[@SPLIT] to stream with datasets.load_dataset.",
         ),
         vectors: Path = typer.Option(
             ..., "--vectors", help="VectorSet folder (from `emocurate fit`)."

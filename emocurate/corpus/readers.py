@@ -519,6 +519,7 @@ class _ZstdRaw(io.RawIOBase):
         self._raw = raw
         self._dec = zstandard.ZstdDecompressor().decompressobj()
         self._pending = b""
+        self._pos = 0  # read offset into _pending (slicing it on every read would copy)
         self._in_frame = False
 
     def readable(self) -> bool:
@@ -526,10 +527,10 @@ class _ZstdRaw(io.RawIOBase):
 
     def _feed(self, data: bytes) -> None:
         self._in_frame = True
-        self._pending = self._dec.decompress(data)
+        self._pending, self._pos = self._dec.decompress(data), 0
 
     def readinto(self, b: Any) -> int:
-        while not self._pending:
+        while self._pos >= len(self._pending):
             if self._dec.eof:  # the frame ended; what follows starts a new one
                 rest = self._dec.unused_data
                 self._dec = self._zstd.ZstdDecompressor().decompressobj()
@@ -543,9 +544,9 @@ class _ZstdRaw(io.RawIOBase):
                     raise EOFError("zstd stream ends inside a frame (truncated file)")
                 return 0
             self._feed(chunk)
-        n = min(len(b), len(self._pending))
-        b[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        n = min(len(b), len(self._pending) - self._pos)
+        b[:n] = self._pending[self._pos : self._pos + n]
+        self._pos += n
         return n
 
     def close(self) -> None:
