@@ -574,6 +574,8 @@ def _is_stream_error(exc: BaseException) -> bool:
 
 
 def _stream_reason(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError):
+        return f"unreadable file: {exc.strerror}"
     what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"corrupt compressed stream or read error ({what}); the rest of the file is unreadable"
 

@@ -390,3 +390,26 @@ def test_plan_fingerprint_follows_content_not_paths(tmp_path: Path) -> None:
     assert plan_corpus([p]).content_fingerprint() == fp
     p.write_bytes(_rows(3).replace(b"row 1", b"row 9"))  # same size, other content
     assert plan_corpus([p]).content_fingerprint() != fp
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.csv", "a.txt", "a.parquet"])
+def test_unreadable_file_in_folder_is_quarantined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import emocurate.corpus.readers as readers
+
+    (tmp_path / "ok.jsonl").write_bytes(_rows(1))
+    locked = tmp_path / name
+    locked.write_bytes(b"x")
+    real_open, real_path_open = readers._open_binary, Path.open
+
+    def denied(p: Path, *a: Any, **k: Any) -> Any:  # root ignores chmod 000: simulate it
+        if p == locked:
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_open(p) if not a and not k else real_path_open(p, *a, **k)
+
+    monkeypatch.setattr(readers, "_open_binary", denied)
+    monkeypatch.setattr(Path, "open", denied)
+    items = list(iter_corpus([tmp_path]))
+    assert _kinds(items) == ["Bad", "Doc"]
+    assert items[0].reason == "unreadable file: Permission denied"  # type: ignore[union-attr]
