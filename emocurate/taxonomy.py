@@ -149,22 +149,56 @@ def resolve_topics(spec: str) -> list[Topic]:
     p = Path(spec)
     if not p.exists():
         raise ConfigError(f"topic spec '{spec}' is neither a count, 'all', nor an existing file")
-    text = p.read_text("utf-8")
-    out: list[Topic] = []
-    if p.suffix in {".yaml", ".yml"}:
-        data = yaml.safe_load(text) or []
-        items = data.get("topics", []) if isinstance(data, dict) else data
-        for i, item in enumerate(items):
-            if isinstance(item, str):
-                out.append(Topic(id=f"u{i + 1:03d}", premise=item))
-            else:
-                out.append(Topic.model_validate(item))
-    else:
+    out = _read_topic_file(p)
+    if not out:
+        raise ConfigError(f"topic file {p} contains no topics")
+    return out
+
+
+def _read_topic_file(p: Path) -> list[Topic]:
+    """Topics of a user file (YAML list, ``topics:`` mapping, or one premise per line).
+
+    Every problem is a one-line :class:`ConfigError` naming the file (and the topic's position).
+    """
+    from pydantic import ValidationError
+
+    from emocurate.errors import first_problem
+
+    if not p.is_file():
+        raise ConfigError(f"topic file {p} is not a file")
+    try:
+        text = p.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"topic file {p} is not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"topic file {p} cannot be read ({exc.strerror})") from None
+    if p.suffix not in {".yaml", ".yml"}:
         lines = [ln.strip() for ln in text.splitlines()]
-        out = [
+        return [
             Topic(id=f"u{i + 1:03d}", premise=ln)
             for i, ln in enumerate(x for x in lines if x and not x.startswith("#"))
         ]
-    if not out:
-        raise ConfigError(f"topic file {p} contains no topics")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"topic file {p}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    items = data.get("topics", []) if isinstance(data, dict) else data
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ConfigError(
+            f"topic file {p}: expected a list of topics (premise strings or mappings with "
+            f"'premise'), got {type(items).__name__}"
+        )
+    out: list[Topic] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(Topic(id=f"u{i + 1:03d}", premise=item))
+            continue
+        try:
+            out.append(Topic.model_validate(item))
+        except ValidationError as exc:
+            loc, msg = first_problem(exc)
+            where = f" field '{loc}'" if loc else ""
+            raise ConfigError(f"topic file {p}: topic {i + 1}{where}: {msg}") from None
     return out

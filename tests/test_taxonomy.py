@@ -97,3 +97,27 @@ def test_topics(tmp_path):
         resolve_topics("0")
     with pytest.raises(ConfigError, match="neither a count"):
         resolve_topics("/no/such/file.txt")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("no_premise.yaml", "topics:\n  - id: a\n    setting: kitchen\n", r"topic 1.*premise"),
+        ("lists.yaml", "- [1, 2]\n", r"topic 1"),
+        ("scalar.yaml", "topics: 5\n", r"list of topics"),
+        ("broken.yaml", ": : bad\n  - x", r"invalid YAML"),
+        ("latin1.txt", b"caf\xe9 premise\n", r"not UTF-8"),
+        ("empty.yaml", "", r"no topics"),
+        ("comments.txt", "# only a comment\n\n", r"no topics"),
+    ],
+)
+def test_malformed_topic_files_name_the_file(tmp_path, name, content, problem):
+    p = tmp_path / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ConfigError, match=rf"{name}.*{problem}"):
+        resolve_topics(str(p))
+
+
+def test_topic_folder_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        resolve_topics(str(tmp_path))

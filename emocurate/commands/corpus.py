@@ -8,6 +8,22 @@ import typer
 from rich.console import Console
 
 
+def _top_reason(out: Path) -> str:
+    """``; most often: REASON (N rows)`` from a score folder's quarantine file, or ``""``."""
+    import json
+    from collections import Counter
+
+    try:
+        lines = (out / "quarantine.jsonl").read_text("utf-8").splitlines()
+        reasons = Counter(json.loads(x)["reason"] for x in lines if x.strip())
+    except (OSError, ValueError, KeyError):
+        return ""
+    if not reasons:
+        return ""
+    reason, n = reasons.most_common(1)[0]
+    return f"; most often: {reason} ({n} rows)"
+
+
 def register(app: typer.Typer) -> None:
     """Add ``calibrate``, ``score`` and ``curate``."""
 
@@ -75,9 +91,9 @@ def register(app: typer.Typer) -> None:
     def score(
         corpus: list[str] = typer.Argument(
             ...,
-            help="Corpus inputs: JSONL (.gz/.zst), Parquet, text "
-            "files or folders, saved HF datasets, or hf:PATH[@SPLIT] "
-            "to stream with datasets.load_dataset.",
+            help="Corpus inputs: JSONL (.gz/.zst), CSV/TSV, Parquet, text "
+            "files or folders (data files only; see docs/architecture.md), saved HF datasets, "
+            "or hf:PATH[@SPLIT] to stream with datasets.load_dataset.",
         ),
         vectors: Path = typer.Option(
             ..., "--vectors", help="VectorSet folder (from `emocurate fit`)."
@@ -146,7 +162,7 @@ def register(app: typer.Typer) -> None:
 
         from emocurate.corpus.regulation import MetricConfig
         from emocurate.corpus.score import ScoreConfig, score_corpus
-        from emocurate.errors import ConfigError, first_problem
+        from emocurate.errors import ConfigError, InputError, first_problem
 
         if engine not in ("local", "ray"):
             raise ConfigError(f"unknown engine '{engine}' (use local or ray)")
@@ -178,6 +194,11 @@ def register(app: typer.Typer) -> None:
             flag = {"metrics.threshold": "z_threshold", "fpr": "threshold"}.get(field, field)
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
+        if not m["scored"]:  # every row quarantined: a silent exit 0 would hide a wrong option
+            raise InputError(
+                f"scored 0 of {m['rows_in']} rows ({m['quarantined']} quarantined"
+                f"{_top_reason(out)}); see {out / 'quarantine.jsonl'}"
+            )
         s = m.get("summary", {})
         Console(stderr=True).print(
             f"scored {m['scored']} of {m['rows_in']} rows ({m['quarantined']} quarantined) "

@@ -10,6 +10,7 @@ keeps the names of the rules that excluded it. What each rule did is summarised 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emocurate.corpus.guard import Untrusted, check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
@@ -35,6 +36,54 @@ from emocurate.records import Model
 
 Action = Literal["keep", "flag", "drop"]
 OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
+# Every flag kind corpus/regulation.py emits (docs/metrics.md, "Flags"); a policy naming another
+# kind would never match, so it is refused at load time (a test keeps this list in step).
+FLAG_KINDS = (
+    "distress_episode",
+    "unrecovered_distress",
+    "unresolved_end",
+    "escalation",
+    "high_volatility",
+    "unhealthy_regulation",
+    "mirroring",
+    "escalating_response",
+)
+PER_EMOTION = (
+    "mean__",
+    "p95__",
+)  # per-emotion columns; which emotions exist is known at curate time
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, else the known names (shortened)."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    shown = ", ".join(known[:24]) + (", ..." if len(known) > 24 else "")
+    return f" (known: {shown})"
+
+
+def metric_columns() -> list[str]:
+    """The numeric columns of every scores table (per-emotion ``mean__``/``p95__`` come on top)."""
+    import pyarrow.types as pat
+
+    from emocurate.corpus.rows import score_schema
+
+    return [
+        f.name
+        for f in score_schema([])
+        if pat.is_floating(f.type) or pat.is_integer(f.type) or pat.is_boolean(f.type)
+    ]
+
+
+def check_metric_name(name: str) -> str:
+    """``name`` if it can be a scores-table metric column, else ValueError with a hint."""
+    if name.startswith(PER_EMOTION) and name.split("__", 1)[1]:
+        return name
+    known = metric_columns()
+    if name not in known:
+        raise ValueError(f"unknown metric '{name}'{did_you_mean(name, known)}")
+    return name
 
 
 class Condition(Model):
@@ -57,15 +106,23 @@ class Condition(Model):
             raise ValueError("a condition needs exactly one of: metric, flag, all, any")
         if self.metric is not None and self.value is None:
             raise ValueError(f"metric condition on '{self.metric}' needs a value")
+        if self.metric is not None:
+            check_metric_name(self.metric)
+        if self.flag is not None and self.flag not in FLAG_KINDS:
+            raise ValueError(f"unknown flag '{self.flag}'{did_you_mean(self.flag, FLAG_KINDS)}")
         return self
 
     def expr(self, columns: list[str]) -> pl.Expr:
         """The condition as a polars boolean expression (null metrics never match)."""
         if self.metric is not None:
             if self.metric not in columns:
+                numeric = [c for c in metric_columns() if c in columns]
+                per_emotion = [c for c in columns if c.startswith(PER_EMOTION)]
+                close = difflib.get_close_matches(self.metric, numeric + per_emotion, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"e.g. {', '.join(numeric[:12])}"
                 raise ConfigError(
-                    f"policy names unknown metric '{self.metric}' "
-                    f"(e.g. {', '.join(c for c in columns if not c.startswith(('mean__', 'p95__')))[:300]})"
+                    f"policy names unknown metric '{self.metric}' (not a column of these scores; "
+                    f"{hint})"
                 )
             col = pl.col(self.metric).cast(pl.Float64)
             return getattr(col, OPS[self.op])(self.value).fill_null(False)
@@ -120,6 +177,11 @@ class WeightTerm(Model):
     metric: str
     scale: float
     fill: float = 0.0
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        return check_metric_name(v)
 
 
 class Weights(Model):
@@ -322,7 +384,9 @@ def _weights(work: pl.DataFrame, w: Weights | None, cols: list[str]) -> pl.DataF
     logw = pl.lit(0.0)
     for t in w.terms:
         if t.metric not in cols:
-            raise ConfigError(f"policy weight names unknown metric '{t.metric}'")
+            close = difflib.get_close_matches(t.metric, cols, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"policy weight names unknown metric '{t.metric}'{hint}")
         logw = logw + t.scale * pl.col(t.metric).cast(pl.Float64).fill_null(t.fill).fill_nan(t.fill)
     work = work.with_columns(weight=logw.exp().clip(w.min, w.max))
     mean = work.filter(pl.col("decision") != "drop")["weight"].mean()

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from emocurate.corpus.readers import Bad, Doc, Item, ReadOptions, iter_corpus
+from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
     Prepared,
@@ -46,6 +46,7 @@ from emocurate.vectors.models import LoadedModel, load_model
 from emocurate.vectors.vectorset import VectorSet
 
 DONE = "_done"
+MAX_SKIPPED = 1000  # skipped folder entries listed in the manifest (the total is always given)
 # Options that do not change the output (only speed or placement) stay out of the fingerprint.
 NON_OUTPUT_FIELDS = {
     "engine",
@@ -63,10 +64,21 @@ def shard_name(k: int) -> str:
     return f"shard-{k:05d}"
 
 
-def fingerprint(inputs: list[str], cfg: ScoreConfig, vs: VectorSet, reg: VectorSet | None) -> str:
-    """Hash of everything that determines the output rows."""
+def fingerprint(
+    inputs: list[str],
+    cfg: ScoreConfig,
+    vs: VectorSet,
+    reg: VectorSet | None,
+    content: str = "",
+) -> str:
+    """Hash of everything that determines the output rows.
+
+    ``content`` is :meth:`CorpusPlan.content_fingerprint` (what the inputs hold); the paths stay
+    in too because they are written into every row's ``source``.
+    """
     h = hashlib.sha256()
     h.update(canonical_json([str(i) for i in inputs]).encode())
+    h.update(content.encode())
     h.update(canonical_json(cfg.model_dump(exclude=NON_OUTPUT_FIELDS)).encode())
     for v in (vs, reg):
         if v is None:
@@ -110,7 +122,7 @@ def read_marker(out: Path, k: int, fp: str) -> dict[str, Any] | None:
         return None
     if m.get("fingerprint") != fp:
         raise ConfigError(
-            f"{out} holds shards from a different run (inputs, config or vectors changed); "
+            f"{out} holds shards from a different run (inputs, their content, config or vectors changed); "
             "use a new --out folder or delete it"
         )
     return dict(m)
@@ -227,12 +239,15 @@ def run_scoring(
     in_list = [str(i) for i in inputs]
     out = ensure_dir(out_dir)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
-    items: Iterator[Item] = iter_corpus(in_list, opts)
-    first = next(items, None)  # surfaces input errors (missing path, empty folder) before any work
+    plan = plan_corpus(in_list, opts)  # input errors (missing path, empty folder) before any work
+    items: Iterator[Item] = plan.items()
+    first = next(items, None)
+    if first is None:
+        raise InputError(f"nothing to score: {', '.join(in_list)} holds no rows (empty input)")
     items = _chain(first, items)
     if cfg.limit:
         items = islice(items, cfg.limit)
-    fp = fingerprint(in_list, cfg, vs, reg)
+    fp = fingerprint(in_list, cfg, vs, reg, plan.content_fingerprint())
     markers: list[dict[str, Any]] = []
     resumed = 0
     if cfg.engine == "ray":
@@ -240,7 +255,17 @@ def run_scoring(
     else:
         markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm)
     return _finish(
-        out, markers, resumed, vs, reg, vectors_dir, in_list, cfg, fp, time.perf_counter() - t0
+        out,
+        markers,
+        resumed,
+        vs,
+        reg,
+        vectors_dir,
+        in_list,
+        cfg,
+        fp,
+        time.perf_counter() - t0,
+        plan,
     )
 
 
@@ -470,6 +495,7 @@ def _finish(
     cfg: ScoreConfig,
     fp: str,
     seconds: float,
+    plan: CorpusPlan | None = None,
 ) -> dict[str, Any]:
     n_shards = len(markers)
     # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
@@ -522,6 +548,12 @@ def _finish(
         else {"model_id": reg.meta.model_id, "n_vectors": len(reg.names)},
         "config": cfg.model_dump(),
         "summary": summary,
+        # folder entries that were not read (not data files); see emocurate.corpus.readers
+        "skipped": [
+            {"path": x.path, "reason": x.reason}
+            for x in (plan.skipped if plan else [])[:MAX_SKIPPED]
+        ],
+        "skipped_total": len(plan.skipped) if plan else 0,
     }
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
         raise InputError(

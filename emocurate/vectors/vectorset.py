@@ -195,10 +195,13 @@ class VectorSet:
             raise InputError(
                 f"{d / META}: invalid vector set metadata: {str(exc).splitlines()[0]}"
             ) from None
-        tensors = load_file(str(d / TENSORS))
         vs = cls(vectors={}, meta=meta)
-        for key, t in tensors.items():
-            kind, layer = key.rsplit(".L", 1)
-            target = {"vectors": vs.vectors, "ref_mean": vs.ref_mean, "ref_std": vs.ref_std}[kind]
-            target[int(layer)] = t
+        try:  # a truncated or foreign file: one line naming it, not an internal error
+            for key, t in load_file(str(d / TENSORS)).items():
+                kind, layer = key.rsplit(".L", 1)
+                target = {"vectors": vs.vectors, "ref_mean": vs.ref_mean, "ref_std": vs.ref_std}
+                target[kind][int(layer)] = t
+        except Exception as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{d / TENSORS}: cannot read the vector set tensors ({why})") from None
         return vs

@@ -173,7 +173,7 @@ def test_weights_normalised_and_ordered() -> None:
 
 def test_bad_policies_are_one_line_config_errors(tmp_path: Path) -> None:
     p = tmp_path / "p.yaml"
-    p.write_text("rules:\n  - name: x\n    action: explode\n    when: {flag: a}\n")
+    p.write_text("rules:\n  - name: x\n    action: explode\n    when: {flag: escalation}\n")
     with pytest.raises(ConfigError, match="invalid policy at 'rules.0.action'"):
         CuratePolicy.load(p)
     p.write_text("rules: [\n")
@@ -181,9 +181,13 @@ def test_bad_policies_are_one_line_config_errors(tmp_path: Path) -> None:
         CuratePolicy.load(p)
     df = pl.from_arrow(rows_table([_row(0, "happy", 0.1, [])], NAMES))
     pol = CuratePolicy.model_validate(
-        {"rules": [{"name": "x", "action": "drop", "when": {"metric": "no_such", "value": 1}}]}
+        {
+            "rules": [
+                {"name": "x", "action": "drop", "when": {"metric": "mean__no_such", "value": 1}}
+            ]
+        }
     )
-    with pytest.raises(ConfigError, match="unknown metric 'no_such'"):
+    with pytest.raises(ConfigError, match="unknown metric 'mean__no_such'"):
         decide(df, pol)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="exactly one"):
         CuratePolicy.model_validate({"rules": [{"name": "x", "action": "drop", "when": {}}]})
@@ -360,3 +364,50 @@ def test_cli_accepts_bundled_policy(tmp_path: Path) -> None:
     )
     m = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert m["guardrail"]["decision"] == "flag-only" and m["dropped"] == 0
+
+
+def _policy_file(tmp_path: Path, when: str) -> Path:
+    p = tmp_path / "p.yaml"
+    p.write_text(f"rules:\n  - name: r\n    action: drop\n    when: {when}\n")
+    return p
+
+
+def test_unknown_flag_name_is_refused_with_a_did_you_mean(tmp_path: Path) -> None:
+    p = _policy_file(tmp_path, "{flag: escalaton}")
+    with pytest.raises(ConfigError, match=r"p\.yaml.*unknown flag 'escalaton'.*'escalation'"):
+        CuratePolicy.load(p)
+    nested = _policy_file(tmp_path, "{any: [{flag: unresolved_end}, {flag: mirorring}]}")
+    with pytest.raises(ConfigError, match=r"rules\.0\.when.*unknown flag 'mirorring'.*'mirroring'"):
+        CuratePolicy.load(nested)
+
+
+def test_unknown_metric_name_is_refused_with_a_did_you_mean(tmp_path: Path) -> None:
+    p = _policy_file(tmp_path, "{metric: distres_max, op: '>', value: 2}")
+    with pytest.raises(ConfigError, match=r"unknown metric 'distres_max'.*'distress_max'"):
+        CuratePolicy.load(p)
+    w = tmp_path / "w.yaml"
+    w.write_text("weights:\n  terms:\n    - {metric: recovery_rte, scale: 1.0}\n")
+    with pytest.raises(ConfigError, match=r"unknown metric 'recovery_rte'.*'recovery_rate'"):
+        CuratePolicy.load(w)
+    ok = _policy_file(tmp_path, "{metric: p95__afraid, op: '>', value: 2}")
+    assert CuratePolicy.load(ok).rules[0].when.metric == "p95__afraid"  # per-emotion columns
+    df = pl.from_arrow(rows_table([_row(0, "happy", 0.1, [])], NAMES))
+    pol = CuratePolicy.model_validate(
+        {"rules": [{"name": "x", "action": "drop", "when": {"metric": "mean__hapy", "value": 1}}]}
+    )
+    with pytest.raises(ConfigError, match=r"unknown metric 'mean__hapy'.*'mean__happy'"):
+        decide(df, pol)  # type: ignore[arg-type]
+
+
+def test_flag_kinds_match_what_regulation_emits_and_the_docs() -> None:
+    import re
+
+    import emocurate.corpus.regulation as reg
+    from emocurate.corpus.curate import FLAG_KINDS
+
+    src = Path(reg.__file__).read_text("utf-8")
+    emitted = set(re.findall(r'Flag\(\s*kind="([a-z_]+)"', src))
+    assert emitted and set(FLAG_KINDS) == emitted
+    docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text("utf-8")
+    assert all(f"| `{k}` |" in docs for k in FLAG_KINDS)
+    CuratePolicy.load(Path(reg.__file__).parent.parent / "data" / "policy_default.yaml")
