@@ -165,8 +165,8 @@ def run_pipeline(
     out_dir = ensure_dir(Path(out) if out is not None else Path(_resolve(cfg.out, base)))
     r = _Runner(out_dir, log)
     res = r.result
-    gen_dir = neutral_dir = val_dir = vec_dir = score_dir = None
-    fp_gen = fp_neu = fp_val = fp_vec = fp_score = ""
+    gen_dir = neutral_dir = val_dir = vec_dir = score_dir = cur_dir = None
+    fp_gen = fp_neu = fp_val = fp_vec = fp_score = fp_cur = ""
 
     if cfg.generate is not None:
         gcfg = cfg.generate
@@ -290,8 +290,11 @@ def run_pipeline(
 
     if cfg.cards is not None:
         ccfg = cfg.cards
-        fp_cards = _fingerprint("cards", ccfg.model_dump(mode="json"), fp_val, fp_vec, fp_score)
+        fp_cards = _fingerprint(
+            "cards", ccfg.model_dump(mode="json"), fp_gen, fp_val, fp_vec, fp_score, fp_cur
+        )
         gdir, vdir2, sdir2, valdir = gen_dir, vec_dir, score_dir, val_dir
+        cdir2 = cur_dir
         dataset_dir = train_dir
 
         def _cards(path: Path) -> str:
@@ -315,6 +318,7 @@ def run_pipeline(
                     scores_dir=sdir2,
                     validation_dir=valdir,
                     generation_dir=gdir,
+                    curated_dir=cdir2,
                 )
                 made.append("report")
             return ", ".join(made) or "nothing"

@@ -19,6 +19,9 @@ def _small_config(out: Path):
     data["out"] = str(out)
     data["generate"]["topics"] = "2"
     data["generate"]["per_topic"] = 2
+    data["neutral"]["per_topic"] = 3
+    data["steer"]["emotions"] = ["happy", "sad"]
+    data["steer"]["steps"] = 3
     return parse_pipeline(data)
 
 
@@ -42,6 +45,7 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     res = run_pipeline(cfg, log=logs.append)
     assert [s.name for s in res.stages] == [
         "generate",
+        "neutral",
         "validate",
         "fit",
         "score",
@@ -78,14 +82,38 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     assert len(scores) > 0
     card = (out / "validated" / "kept" / "README.md").read_text()
     assert card.startswith("---") and str(len(kept)) in card
+    # the study's recipe, stated in the set: pooling from token skip after the prompt's
+    # opening, neutral components projected, the layer rule, no fitted text naming its label
+    assert vs.meta.skip == 50 and vs.meta.short == "skip"
+    assert vs.meta.neutral_pcs and all(k > 0 for k in vs.meta.neutral_pcs.values())
+    assert "two thirds" in vs.meta.layer_selection or "2/3" in vs.meta.layer_selection
+    assert vs.meta.label_leak_share == 0.0
+    assert (out / "vectors" / "neutral" / "neutral.jsonl").exists()
+    assert (out / "vectors" / "calibration.json").exists()
+    assert set(json.loads((out / "vectors" / "steering.json").read_text())["emotions"]) == {
+        "happy",
+        "sad",
+    }
+    vcard = (out / "vectors" / "README.md").read_text()
+    assert "lexical" in vcard and "majority" in vcard and "## Steering" in vcard
+
+    # the report supports a decision: evaluation with baselines, thresholds, curation
     html = (out / "report" / "report.html").read_text()
     assert "<svg" in html and "emocurate" in html
+    assert 'id="evaluation"' in html and "lexical baseline" in html and "majority class" in html
+    assert html.count('class="steer-row"') == 2
+    assert "Flag thresholds: calibrated" in html and "stroke-dasharray" in html
+    assert 'id="curation"' in html and "Guardrail:" in html and 'class="rule-row"' in html
+    assert 'class="flag-row"' in html or "No threshold was reached" in html
+    assert len(html.encode()) <= 2_000_000
+    curated = json.loads((out / "curated" / "manifest.json").read_text())
+    assert curated["with_text"] and curated["guardrail"]["decision"] in ("allowed", "flag-only")
     # every stage folder loads with a plain load_dataset(DIR)
     for d in ["stories", "validated/kept", "scores", "curated"]:
         assert len(load_dataset(str(out / d))["train"]) > 0, d
     assert all(
         (out / d / MARKER).exists()
-        for d in ["stories", "validated", "vectors", "scores", "curated", "report"]
+        for d in ["stories", "neutral", "validated", "vectors", "scores", "curated", "report"]
     )
 
     # a rerun does no work and changes nothing

@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from emocurate import __version__
+from emocurate.cards import report_sections as sections
 from emocurate.cards import svg
 from emocurate.cards.geometry import geometry, load_evaluation
 from emocurate.cards.inputs import dataset_root, summarize_records, summarize_validation
@@ -154,17 +155,30 @@ def _anchor(doc_id: str) -> str:
     return "doc-" + "".join(c if c.isalnum() else "-" for c in doc_id)
 
 
-def _metric_figures(docs: list[DocRow], limit: int = 12) -> list[Markup]:
+def _metric_figures(
+    docs: list[DocRow], marks: dict[str, float] | None = None, limit: int = 12
+) -> list[Markup]:
+    """One histogram per metric; metrics with a flag threshold come first, the line drawn."""
+    marks = marks or {}
     counts: Counter[str] = Counter()
     for d in docs:
         counts.update(d.metrics)
-    names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+    ranked = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    names = [n for n in marks if n in counts] + [n for n in ranked if n not in marks]
     figs = []
-    for i, name in enumerate(sorted(names)):
+    for i, name in enumerate(names[: max(limit, len(marks))]):
         vals = [d.metrics[name] for d in docs if name in d.metrics]
+        title = name.replace("_", " ") + (
+            f" (threshold {marks[name]:.2f})" if name in marks else ""
+        )
         figs.append(
             Markup(
-                svg.histogram(vals, title=name.replace("_", " "), color=PALETTE[i % len(PALETTE)])
+                svg.histogram(
+                    vals,
+                    title=title,
+                    color=PALETTE[i % len(PALETTE)],
+                    threshold=marks.get(name),
+                )
             )
         )
     return figs
@@ -177,6 +191,7 @@ def write_report(
     scores_dir: str | Path | None = None,
     validation_dir: str | Path | None = None,
     generation_dir: str | Path | None = None,
+    curated_dir: str | Path | None = None,
     title: str = "emocurate report",
     emotions: list[str] | None = None,
     max_heatmaps: int = 8,
@@ -190,6 +205,7 @@ def write_report(
         scores_dir: a corpus scores folder (metric distributions, flagged documents, heatmaps).
         validation_dir: a validation folder (funnel).
         generation_dir: a generation folder (what was generated, tokens and cost).
+        curated_dir: a curate folder (what each rule did, the guardrail's decision).
         title: the page title.
         emotions: emotions to show in the token heatmaps (default: each document's strongest).
         max_heatmaps: at most this many documents get token heatmaps (flagged ones first).
@@ -213,6 +229,7 @@ def write_report(
             "n": len(vs.names),
             "accuracy": ev.get("accuracy", ev.get("top1")),
             "top3": ev.get("top3"),
+            "evaluation": sections.evaluation(Path(vectors_dir)),
         }
     else:
         missing.append("emotion vectors (--vectors): no geometry figure")
@@ -234,6 +251,7 @@ def write_report(
         with_heatmap = {h["doc_id"] for h in heatmaps}
         kinds: Counter[str] = Counter(f.kind for d in docs for f in d.flags)
         man = read_manifest(sdir)
+        th = sections.thresholds(sdir, docs)
         scores = {
             "n_docs": len(docs),
             "n_flagged": len(flagged),
@@ -242,7 +260,8 @@ def write_report(
             "more": max(0, len(flagged) - max_flagged),
             "with_heatmap": with_heatmap,
             "anchor": _anchor,
-            "metrics": _metric_figures(docs),
+            "metrics": _metric_figures(docs, th.per_metric if th else None),
+            "thresholds": th,
             "quarantined": man.get(
                 "quarantined",
                 (man.get("counts") or {}).get("quarantined")
@@ -257,6 +276,13 @@ def write_report(
             missing.append("token-level scores (the scores folder has no token file): no heatmaps")
     else:
         missing.append("corpus scores (--scores): no metric distributions, flags or token heatmaps")
+
+    cur = None
+    if curated_dir is not None and (Path(curated_dir) / "manifest.json").exists():
+        cur = sections.curation(Path(curated_dir))
+        inputs.append(("curated", str(curated_dir)))
+    else:
+        missing.append("curation (--curated): what each policy rule did")
 
     val = None
     if validation_dir is not None:
@@ -283,6 +309,7 @@ def write_report(
         heatmaps=heatmaps,
         val=val,
         gen=gen,
+        cur=cur,
         legend=Markup(svg.color_legend(VMAX)),
     )
     atomic_write_bytes(out, html.encode("utf-8"))

@@ -41,8 +41,14 @@ def geometry_svg(geo: Geometry, title: str = "Emotion vectors: PC1 vs PC2") -> s
         for n, x, y in zip(geo.names, geo.pc1, geo.pc2, strict=True)
     ]
     ex = geo.explained + [None, None]
-    x_label = "PC1" + (f" ({100 * ex[0]:.0f}% var.)" if ex[0] is not None else "") + " → valence"
-    y_label = "PC2" + (f" ({100 * ex[1]:.0f}% var.)" if ex[1] is not None else "") + " → arousal"
+    # An axis is named after valence/arousal only together with how well it tracks it.
+    n = len(geo.valence)
+    x_label = "PC1" + (f" ({100 * ex[0]:.0f}% var.)" if ex[0] is not None else "")
+    if geo.pc1_valence_r is not None:
+        x_label += f"; r with valence {geo.pc1_valence_r:+.2f} (n={n})"
+    y_label = "PC2" + (f" ({100 * ex[1]:.0f}% var.)" if ex[1] is not None else "")
+    if geo.pc2_arousal_r is not None:
+        y_label += f"; r with arousal {geo.pc2_arousal_r:+.2f} (n={n})"
     return svg.scatter(pts, title=title, x_label=x_label, y_label=y_label)
 
 

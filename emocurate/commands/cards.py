@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
         generation: Path | None = typer.Option(
             None, "--generation", help="Generation folder: records, tokens and cost."
         ),
+        curated: Path | None = typer.Option(
+            None, "--curated", help="Curate folder: what each policy rule did, the guardrail."
+        ),
         title: str = typer.Option("emocurate report", "--title", help="Page title."),
         emotions: str | None = typer.Option(
             None,
@@ -100,9 +103,10 @@ def register(app: typer.Typer) -> None:
         """Write the curator's HTML report (works offline: inline SVG, no scripts)."""
         from emocurate.cards.report import write_report
 
-        if not any((vectors, scores, validation, generation)):
+        if not any((vectors, scores, validation, generation, curated)):
             raise InputError(
-                "report: give at least one of --vectors, --scores, --validation, --generation"
+                "report: give at least one of --vectors, --scores, --validation, --generation, "
+                "--curated"
             )
         wanted = [e.strip() for e in emotions.split(",") if e.strip()] if emotions else None
         path = write_report(
@@ -111,6 +115,7 @@ def register(app: typer.Typer) -> None:
             scores_dir=scores,
             validation_dir=validation,
             generation_dir=generation,
+            curated_dir=curated,
             title=title,
             emotions=wanted,
             max_heatmaps=max_heatmaps,

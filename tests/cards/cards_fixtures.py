@@ -389,3 +389,27 @@ def make_scores(
         write_table(root / "tokens" / "shard-00000.parquet", pa.Table.from_pylist(traces))
         write_manifest(root, "score", rows_in=n_docs + 1, scored=n_docs, quarantined=1, shards=1)
     return root
+
+
+def make_curated(root: Path) -> Path:
+    """A curate folder's manifest: two rules and the guardrail's decision."""
+    write_manifest(
+        root,
+        "curate",
+        rows_in=12,
+        kept=9,
+        flagged=2,
+        dropped=1,
+        rules=[
+            {"rule": "escalating_unresolved", "action": "drop", "matched": 1, "decided": 1},
+            {"rule": "unresolved_end", "action": "flag", "matched": 4, "decided": 2},
+        ],
+        guardrail={
+            "decision": "allowed",
+            "reason": "the vectors' held-out accuracy 0.61 is above chance 0.17",
+            "risky_actions": ["drop (rule escalating_unresolved)"],
+            "trusted": True,
+        },
+        with_text=False,
+    )
+    return root

@@ -37,6 +37,7 @@ def _full(stages: dict[str, Path], out: Path) -> Path:
         scores_dir=stages["scores"],
         validation_dir=stages["val"],
         generation_dir=stages["gen"],
+        curated_dir=stages["cur"],
         title="Test report",
     )
 
@@ -128,3 +129,64 @@ def test_report_renders_in_headless_chromium(stages: dict[str, Path], tmp_path: 
     assert 'class="figure heatmap"' in dom and dom.count('class="cells"') >= 1
     assert dom.count('class="flag-span"') >= 1 and 'class="tok flagged"' in dom
     assert 'id="flagged"' in dom and dom.count('class="flag-row"') == 6
+
+
+def test_report_decision_sections(stages: dict[str, Path], tmp_path: Path) -> None:
+    """Evaluation beside its baselines, thresholds on the histograms, what curation did, and
+    when nothing is flagged, which threshold was not reached."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from emocurate.io import write_manifest
+
+    scores = tmp_path / "scores"
+    shutil.copytree(stages["scores"], scores)
+    table = pq.read_table(scores / "data" / "shard-00000.parquet").to_pylist()
+    for r in table:
+        r["flags"], r["flag_kinds"], r["n_flags"] = [], [], 0
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(table), scores / "data" / "shard-00000.parquet")
+    traces = pq.read_table(scores / "tokens" / "shard-00000.parquet").to_pylist()
+    for t in traces:
+        t["flags"] = []
+    pq.write_table(pa.Table.from_pylist(traces), scores / "tokens" / "shard-00000.parquet")
+    metrics = {"threshold": 9.0, "escalation_slope": 1.0, "volatility_high": 0.75}
+    write_manifest(
+        scores, "score", config={"z_thresholds": True, "metrics": metrics}, scored=len(table)
+    )
+    cur = tmp_path / "cur"
+    write_manifest(
+        cur,
+        "curate",
+        rows_in=12,
+        kept=12,
+        flagged=0,
+        dropped=0,
+        rules=[{"rule": "too_short", "action": "flag", "matched": 0, "decided": 0}],
+        guardrail={
+            "decision": "flag-only",
+            "reason": "the vectors' held-out accuracy overlaps chance 0.17",
+            "risky_actions": ["drop (rule too_short)"],
+            "trusted": False,
+        },
+        with_text=True,
+    )
+    html = write_report(
+        tmp_path / "r.html", vectors_dir=stages["vec"], scores_dir=scores, curated_dir=cur
+    ).read_text()
+    ev = json.loads((stages["vec"] / "evaluation.json").read_text())
+    assert 'id="evaluation"' in html and "chance (1 / " in html
+    assert f"{ev['accuracy']:.3f}" in html
+    assert "Flag thresholds: fixed z-unit thresholds" in html
+    assert "distress max (threshold 9.00)" in html and "stroke-dasharray" in html
+    assert "No threshold was reached" in html
+    assert re.search(
+        r"distress_max \(decides distress_episode.*\): highest [\d.]+ in doc-\d+, below its threshold 9.00",
+        html,
+    )
+    assert 'id="curation"' in html and html.count('class="rule-row"') == 1
+    assert "Guardrail: <b>flag-only</b>" in html and "Every drop was turned into a flag" in html
+    # axes are named after valence/arousal only with their correlation
+    assert "r with valence" in html and "→ valence" not in html

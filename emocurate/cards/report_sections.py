@@ -1,0 +1,149 @@
+"""The decision sections of the report: evaluation, thresholds, curation.
+
+Each reads one stage's typed artifact (``Evaluation``, ``SteeringReport``, ``Calibration``, the
+curate manifest) and returns plain values for the template, so a curator sees, next to every
+figure, the baseline it must beat and the threshold that decides a flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emocurate.cards.scores import DocRow
+from emocurate.io import read_manifest
+
+# metric column -> the calibrated threshold that decides its flag (MetricConfig field)
+THRESHOLD_OF_METRIC = {
+    "distress_max": ("threshold", "distress_episode and what derives from an episode"),
+    "escalation": ("escalation_slope", "escalation"),
+    "volatility": ("volatility_high", "high_volatility"),
+    "arousal_max": ("arousal_high", "mirroring (dialogues)"),
+    "regulation_min": ("regulation_threshold", "unhealthy_regulation"),
+}
+LOWER_IS_FLAGGED = {"regulation_min"}
+
+
+@dataclass
+class Thresholds:
+    """The flag thresholds the scores were made with, and where they came from."""
+
+    source: str  # one sentence: calibrated at rate r on N reference chunks, or fixed z units
+    per_metric: dict[str, float]  # metric column -> threshold (for a document of chunk length)
+    note: str = ""
+    not_reached: list[str] = field(default_factory=list)
+
+
+def thresholds(scores_dir: Path, docs: list[DocRow]) -> Thresholds | None:
+    """Thresholds from the scoring run: calibrated (rate + calibration.json) or fixed z units."""
+    man = read_manifest(scores_dir)
+    cfg = man.get("config") or {}
+    vdir = (man.get("vectors") or {}).get("dir")
+    metrics_cfg = cfg.get("metrics") or {}
+    per: dict[str, float] = {}
+    note = ""
+    if not cfg.get("z_thresholds") and vdir and (Path(vdir) / "calibration.json").exists():
+        from emocurate.corpus.calibrate import load_calibration
+
+        cal = load_calibration(vdir)
+        rate = float(cfg.get("fpr", 0.01))
+        th = cal.thresholds(rate)
+        source = (
+            f"calibrated: each flag kind fires on {100 * rate:g}% of reference chunks of "
+            f"{cal.chunk_tokens} tokens ({cal.n_chunks} chunks of {', '.join(cal.reference)})"
+        )
+        note = (
+            f"Lines mark the thresholds for documents of up to {cal.chunk_tokens} tokens; a "
+            "longer document gets a proportionally stricter one, so its false-positive rate "
+            "stays the same."
+        )
+
+        def doc_th(d: DocRow, key: str) -> float | None:
+            return cal.thresholds(rate, d.n_tokens).get(key)
+    elif metrics_cfg:
+        th = {k: float(v) for k, v in metrics_cfg.items() if isinstance(v, int | float)}
+        source = "fixed z-unit thresholds (--z-threshold), not calibrated on a reference"
+
+        def doc_th(d: DocRow, key: str) -> float | None:
+            return th.get(key)
+    else:
+        return None
+    for metric, (key, _) in THRESHOLD_OF_METRIC.items():
+        if key in th:
+            per[metric] = float(th[key])
+    out = Thresholds(source=source, per_metric=per, note=note)
+    if docs and not any(d.flags for d in docs):
+        out.not_reached = _closest(docs, doc_th)
+    return out
+
+
+def _closest(docs: list[DocRow], doc_th: Any) -> list[str]:
+    """For each thresholded metric, the document that came closest to its threshold."""
+    lines = []
+    for metric, (key, kinds) in THRESHOLD_OF_METRIC.items():
+        best: tuple[float, DocRow, float, float] | None = None
+        for d in docs:
+            v, t = d.metrics.get(metric), doc_th(d, key)
+            if v is None or t is None:
+                continue
+            gap = (v - t) if metric in LOWER_IS_FLAGGED else (t - v)
+            if best is None or gap < best[0]:
+                best = (gap, d, float(v), float(t))
+        if best is not None:
+            gap, d, v, t = best
+            extreme = "lowest" if metric in LOWER_IS_FLAGGED else "highest"
+            if gap >= 0:
+                side = "above" if metric in LOWER_IS_FLAGGED else "below"
+                how = f"{side} its threshold {t:.2f}"
+            else:  # past the line at one point, but the flag's other conditions did not hold
+                how = (
+                    f"past its threshold {t:.2f} at its peak, but not for long enough (or not "
+                    "with the flag's other conditions) to fire"
+                )
+            lines.append(f"{metric} (decides {kinds}): {extreme} {v:.2f} in {d.doc_id}, {how}")
+    return lines
+
+
+def evaluation(vectors_dir: Path) -> dict[str, Any] | None:
+    """Held-out accuracy with its spread and baselines, and the steering verdicts."""
+    from emocurate.vectors.evaluate import read_evaluation
+    from emocurate.vectors.steer import load_steering
+    from emocurate.vectors.vectorset import VectorSet
+
+    ev = read_evaluation(vectors_dir)
+    if ev is None:
+        return None
+    steering = load_steering(vectors_dir)
+    steer_rows = []
+    if steering is not None and steering.matches(VectorSet.load(vectors_dir)):
+        for name, e in sorted(steering.emotions.items()):
+            steer_rows.append(
+                {
+                    "emotion": name,
+                    "rho": e.projection.rho,
+                    "p": e.projection.p,
+                    "n": e.projection.n,
+                    "words_rho": e.word_logprob.rho,
+                    "verdict": e.verdict,
+                }
+            )
+    return {
+        "ev": ev,
+        "steering": steer_rows,
+        "steering_unit": steering.strength_unit if steering else "",
+    }
+
+
+def curation(curated_dir: Path) -> dict[str, Any]:
+    """What each rule of the policy did, and what the guardrail decided."""
+    man = read_manifest(curated_dir)
+    return {
+        "rows_in": man.get("rows_in", 0),
+        "kept": man.get("kept", 0),
+        "flagged": man.get("flagged", 0),
+        "dropped": man.get("dropped", 0),
+        "rules": man.get("rules", []),
+        "guardrail": man.get("guardrail") or {},
+        "with_text": bool(man.get("with_text")),
+    }
