@@ -159,9 +159,9 @@ class EmotionSteering(Model):
     points: list[SteeringPoint]
     projection_by_prompt: list[list[float]]  # [prompt][strength]
     word_logprob_by_prompt: list[list[float]]  # [prompt][strength]
-    projection: Monotonicity  # read-back of the vector's own projection: decides the verdict
-    word_logprob: Monotonicity  # log P(next word is one of the forms): reported beside it
-    verdict: Literal["pass", "fail"]
+    projection: Monotonicity  # read-back of the vector's own projection
+    word_logprob: Monotonicity  # log P(next word is one of the forms)
+    verdict: Literal["pass", "fail"]  # pass = both measures pass
 
 
 class SteeringReport(Model):
@@ -362,7 +362,10 @@ def measure_steering(
             word_logprob_by_prompt=wlp.tolist(),
             projection=m_proj,
             word_logprob=m_word,
-            verdict=m_proj.verdict,
+            # A vector steers toward its emotion only if the text moves along it AND the
+            # emotion's own words become likelier: the read-back alone can rise for a vector
+            # that is not about the emotion at all (it measures the vector against itself).
+            verdict="pass" if m_proj.verdict == m_word.verdict == "pass" else "fail",
         )
     return SteeringReport(
         model_id=vs.meta.model_id,
@@ -479,7 +482,7 @@ def print_steering(report: SteeringReport, console: Any) -> None:
             )
         console.print(table)
         for label, m in (
-            ("projection read-back (the verdict)", e.projection),
+            ("projection read-back", e.projection),
             ("word log-prob (reported beside it)", e.word_logprob),
         ):
             console.print(

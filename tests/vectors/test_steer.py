@@ -109,7 +109,8 @@ def test_mislabelled_vector_reads_back_but_its_words_fall(planted):
     )
     happy = rep.emotions["happy"]
     assert happy.word_logprob.rho < -0.5 and happy.word_logprob.verdict == "fail"
-    assert happy.projection.rho > 0.5 and happy.verdict == "pass"
+    assert happy.projection.rho > 0.5 and happy.projection.verdict == "pass"
+    assert happy.verdict == "fail"  # its own read-back rises, but not toward its emotion
 
 
 def test_delta_is_strength_times_residual_norm_at_every_position(planted):
