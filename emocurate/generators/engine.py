@@ -364,7 +364,7 @@ class Engine:
             wait = self._pause_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await self._limiter.acquire(est_in, request.max_tokens)
+            out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
             attempts += 1
             try:
                 completion = await asyncio.wait_for(
@@ -372,7 +372,7 @@ class Engine:
                 )
             except CallError as exc:
                 led.release(reserve)
-                self._limiter.settle(request.max_tokens, 0)
+                self._limiter.settle(out_reserved, 0)
                 last_error = f"{exc.kind}: {redact_text(exc.message)}"
                 self._errors[exc.kind] += 1
                 if exc.rate_limits:
@@ -408,7 +408,7 @@ class Engine:
                 continue
             except TimeoutError:
                 led.release(reserve)
-                self._limiter.settle(request.max_tokens, 0)
+                self._limiter.settle(out_reserved, 0)
                 last_error = f"timeout: no answer within {cfg.timeout_s:.0f}s"
                 self._errors["timeout"] += 1
                 if attempts <= cfg.max_retries:
@@ -418,7 +418,9 @@ class Engine:
             self._ever_ok = True
             if not completion.created:
                 completion = completion.model_copy(update={"created": utc_now()})
-            self._limiter.settle(request.max_tokens, completion.output_tokens)
+            self._limiter.settle(
+                out_reserved, completion.output_tokens, max_tokens=request.max_tokens
+            )
             if completion.rate_limits:
                 self._limiter.seed(completion.rate_limits)
                 self.stats.rate_limits = dict(self._limiter_limits())

@@ -302,7 +302,8 @@ def _collect(
     records: list[Any] = []
     seen: set[str] = set()
     failures: list[dict[str, str]] = []
-    partial: list[dict[str, Any]] = []
+    want = {r.custom_id: max(1, int(r.meta.get("n", 1))) for r in requests if "refill_of" not in r.meta}
+    got: dict[str, int] = {}
     for req, res in zip(requests, results, strict=True):
         if not res.ok or res.completion is None:
             failures.append({"custom_id": req.custom_id, "reason": res.error or "unknown"})
@@ -335,10 +336,15 @@ def _collect(
         except ParseError as exc:  # passed the check once; a parser change can still reject it
             failures.append({"custom_id": req.custom_id, "reason": f"malformed: {exc}"})
             continue
-        if len(recs) < n:
-            partial.append({"custom_id": req.custom_id, "missing": n - len(recs)})
+        root = str(req.meta.get("refill_of") or req.custom_id)
+        got[root] = got.get(root, 0) + len(recs)
         for r in recs:
             if r.id not in seen:
                 seen.add(r.id)
                 records.append(r)
+    partial = [
+        {"custom_id": cid, "missing": n - got[cid]}
+        for cid, n in want.items()
+        if cid in got and got[cid] < n
+    ]
     return records, failures, partial
