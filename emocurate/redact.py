@@ -19,6 +19,12 @@ SECRET_PARAM = re.compile(
     r"(key|token|secret|password|passwd|pwd|auth|signature|sig|credential|session)", re.I
 )
 URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+QUERY_SECRET_RE = re.compile(
+    r"([?&;][\w.-]*(?:key|token|secret|password|passwd|pwd|auth|signature|sig|credential|session)"
+    r"[\w.-]*=)[^&\s'\"<>]+",
+    re.I,
+)
+"""A secret-looking query parameter outside a full URL (a server echoing a path back)."""
 
 
 def redact_url(url: str | None) -> str | None:
@@ -35,9 +41,7 @@ def redact_url(url: str | None) -> str | None:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, MASK if SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
-        )
+        query = urlencode([(k, MASK if SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -54,7 +58,7 @@ def redact_text(text: str) -> str:
         core = url.rstrip(".,;:)]")
         return (redact_url(core) or "") + url[len(core) :]
 
-    return URL_RE.sub(one, text)
+    return QUERY_SECRET_RE.sub(lambda m: m.group(1) + MASK, URL_RE.sub(one, text))
 
 
 def redact_obj(obj: Any) -> Any:

@@ -381,9 +381,7 @@ class Engine:
                     exc.kind == "connection"
                     and not self._ever_ok
                     and self.backend.base_url
-                    and (
-                        (never_connected(exc) and attempts >= 2) or attempts > cfg.max_retries
-                    )
+                    and ((never_connected(exc) and attempts >= 2) or attempts > cfg.max_retries)
                 ):
                     if self._fatal is None:
                         where = (

@@ -161,9 +161,7 @@ class RateLimiter:
         :meth:`settle`), an estimate no larger than ``output_tokens`` (``max_tokens``)."""
         await self.buckets["rpm"].acquire(1)
         await self.buckets["input_tpm"].acquire(input_tokens)
-        taken = await self.buckets["output_tpm"].acquire(
-            lambda: self.output.reserve(output_tokens)
-        )
+        taken = await self.buckets["output_tpm"].acquire(lambda: self.output.reserve(output_tokens))
         return int(taken)
 
     def settle(self, reserved_output: int, used_output: int, *, max_tokens: int = 0) -> None:

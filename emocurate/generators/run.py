@@ -302,7 +302,9 @@ def _collect(
     records: list[Any] = []
     seen: set[str] = set()
     failures: list[dict[str, str]] = []
-    want = {r.custom_id: max(1, int(r.meta.get("n", 1))) for r in requests if "refill_of" not in r.meta}
+    want = {
+        r.custom_id: max(1, int(r.meta.get("n", 1))) for r in requests if "refill_of" not in r.meta
+    }
     got: dict[str, int] = {}
     for req, res in zip(requests, results, strict=True):
         if not res.ok or res.completion is None:

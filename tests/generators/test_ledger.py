@@ -12,7 +12,6 @@ from emocurate.cli import main
 from emocurate.errors import BudgetExceeded, ConfigError
 from emocurate.generators.backends.base import CallError, ChatRequest, Completion, Message
 from emocurate.generators.backends.fake import FakeBackend
-from emocurate.generators.cache import ResponseCache
 from emocurate.generators.engine import Engine, EngineConfig
 from emocurate.generators.limits import RateLimiter, TokenBucket
 from emocurate.generators.pricing import Price
@@ -262,3 +261,27 @@ def test_exit_status_is_4_when_the_batch_is_rejected(tmp_path, capsys, monkeypat
     assert code == 4 and "rejected" in err
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["failed_requests"] == m["planned_requests"] == 1
+
+
+# -- security -------------------------------------------------------------------------------------
+def test_credentials_in_the_base_url_are_never_written(tmp_path, capsys):
+    """A full generate run (CLI) with user:pass@ and an api key in the query string; then every
+    file written and everything printed is searched for the secrets."""
+    secrets = ("s3cretpw", "k3ysecret")
+    with fake_openai_server() as srv:
+        url = srv.base_url.replace("http://", "http://alice:s3cretpw@")
+        out = tmp_path / "o"
+        main(_gen_args(url, str(out)))
+        assert srv.stats.ok >= 1  # the run really went through the server
+        for i, bad in enumerate((url + "?api-key=k3ysecret", url.replace(str(srv.port), "1"))):
+            with pytest.raises(SystemExit):  # failing runs: their errors carry the URL
+                main(_gen_args(bad, str(tmp_path / f"bad{i}")))
+    printed = capsys.readouterr()
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in files)
+    for p in files:
+        data = p.read_bytes()
+        assert not any(s.encode() in data for s in secrets), p
+    assert not any(s in printed.out + printed.err for s in secrets)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["base_url"].startswith("http://***@127.0.0.1:")
