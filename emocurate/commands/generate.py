@@ -154,7 +154,10 @@ def _make_command(kind: str) -> Any:
             30.0, "--batch-poll", help="--batch: seconds between batch status checks."
         ),
         budget_usd: float | None = typer.Option(
-            None, "--budget-usd", help="Stop cleanly before spending more than this many USD."
+            None,
+            "--budget-usd",
+            help="Total USD this output folder may spend, reruns included; stop cleanly before "
+            "exceeding it (needs a known price or --price-input/--price-output).",
         ),
         dry_run: bool = typer.Option(
             False,
