@@ -10,7 +10,7 @@ request costs and whether it may be sent is decided here, once:
   cost of an answer. A ``--budget-usd`` for a model missing from the price table is refused
   (a budget that cannot be priced would be silently ignored) unless prices are given.
 * **Budget.** The budget is a *total* per output folder: spend is persisted in
-  ``OUT/cache/spend.json`` after every billed call, so a rerun with the same budget does not
+  ``OUT/cache/spend.ledger`` after every billed call, so a rerun with the same budget does not
   spend it again. Each request reserves its worst case before it is sent and releases it
   when it ends; a request that does not fit waits while others hold reservations (their
   actual cost is usually far below the worst case) and is skipped only when it does not fit
@@ -35,7 +35,9 @@ from emocurate.io import atomic_write_bytes
 from emocurate.records import Model
 from emocurate.redact import endpoint_id
 
-SPEND_FILE = "spend.json"
+SPEND_FILE = "spend.ledger"
+"""JSON content, but not a ``.json`` name: ``datasets.load_dataset(OUT)`` infers a folder's format
+from its most common file extension, and must keep finding ``data/*.parquet``."""
 
 
 class EngineStats(Model):
@@ -72,7 +74,7 @@ class EngineStats(Model):
 
 
 class Spend(Model):
-    """What an output folder has spent over all its runs (``OUT/cache/spend.json``)."""
+    """What an output folder has spent over all its runs (``OUT/cache/spend.ledger``)."""
 
     usd_total: float = 0.0
     calls: int = 0

@@ -6,7 +6,7 @@ This is what ``emocurate generate`` and the pipeline call. Output folder layout:
     OUT/manifest.json             planned/completed/cached/failed (with reasons), tokens, USD, time
     OUT/cache/responses.jsonl     the response cache (unless --cache points elsewhere)
     OUT/cache/batches.json        --batch: submitted batch ids and their custom_ids (resume state)
-    OUT/cache/spend.json          USD this folder has spent over all runs (--budget-usd is a total)
+    OUT/cache/spend.ledger          USD this folder has spent over all runs (--budget-usd is a total)
 
 Rerunning the same command reuses the cache, so an interrupted run resumes without repeating
 any finished call and yields the same records. An answer that holds only some of the items it

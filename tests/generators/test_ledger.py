@@ -78,7 +78,7 @@ def test_budget_is_a_total_for_the_output_folder(tmp_path):
         assert first["budget_reached"]
         with pytest.raises(BudgetExceeded, match="total for the folder: raise --budget-usd"):
             run_generation(cfg.model_copy(update={"seed": 1}), tmp_path)  # new requests
-    spent = json.loads((tmp_path / "cache" / "spend.json").read_text())["usd_total"]
+    spent = json.loads((tmp_path / "cache" / "spend.ledger").read_text())["usd_total"]
     assert spent == pytest.approx(first["usd"]["spent_this_run"], rel=1e-3) and spent <= 0.002
 
 
