@@ -87,7 +87,11 @@ class EngineConfig(Model):
     output_tpm: float | None = Field(default=None, gt=0, description="output tokens per minute")
     max_retries: int = Field(default=6, ge=0, description="retries per request after the first try")
     timeout_s: float = Field(default=120.0, gt=0, description="per-call timeout")
-    budget_usd: float | None = Field(default=None, ge=0, description="stop before spending more")
+    budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="total USD (with the engine's spend_path: for the folder, across runs)",
+    )
     prices: dict[str, Price] = Field(default_factory=dict, description="price overrides by model")
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
