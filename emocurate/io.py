@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from emocurate import __version__
 from emocurate.errors import InputError, OutputError, first_problem
 from emocurate.records import from_table, to_table, utc_now
+from emocurate.redact import redact_obj
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -145,6 +146,7 @@ def write_manifest(out_dir: str | os.PathLike[str], stage: str, **fields: Any) -
     """Write ``manifest.json`` (stage, version, time, counts and provenance) atomically."""
     out = ensure_dir(out_dir)
     manifest = {"stage": stage, "emocurate_version": __version__, "created": utc_now(), **fields}
+    manifest = redact_obj(manifest)  # credentials in URLs (a --base-url) are never written
     path = out / MANIFEST
     atomic_write_bytes(
         path, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode()

@@ -1,9 +1,11 @@
 """Publish a dataset folder or a vector set folder to the Hugging Face Hub.
 
 ``push`` first assembles the exact repository tree in a staging folder (card refreshed with the
-repo id, data files, manifests; or safetensors, JSON metadata, evaluation, figures and card),
+repo id, data files, manifests; or safetensors, JSON metadata, evaluation, figures and card;
+a missing card is written into the tree, never into the source folder, which is only read),
 then uploads that tree with ``HfApi.create_repo`` + ``upload_folder`` in one commit. A dry run
-writes the same tree to a local folder and proves it loads: ``datasets.load_dataset`` must read
+writes the same tree to a local folder (an empty one, or one an earlier dry run made, known by
+its marker file; never the source or a folder overlapping it) and proves it loads: ``datasets.load_dataset`` must read
 back exactly the rows of the source folder (per config), and a vector set must load with
 ``VectorSet.load``. The token is passed to ``huggingface_hub`` only; it is never written to a
 file, a manifest or a log line, and it is scrubbed from any error message.
@@ -20,7 +22,11 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
-from emocurate.cards.dataset_card import dataset_configs, write_dataset_card
+from emocurate.cards.dataset_card import (
+    _guess_validation_dir,
+    dataset_configs,
+    write_dataset_card,
+)
 from emocurate.cards.vector_card import write_vector_card
 from emocurate.errors import BackendError, ConfigError, InputError, OutputError
 from emocurate.io import ensure_dir
@@ -89,8 +95,14 @@ def _matches(rel: str, patterns: tuple[str, ...]) -> bool:
 
 
 def repo_files(folder: Path, kind: Kind) -> list[str]:
-    """Relative paths (POSIX) of the files that make up the repository, sorted."""
+    """Relative paths (POSIX) of the files that make up the repository, sorted.
+
+    Raises:
+        InputError: a publishable name is a link to a file outside ``folder`` (publishing it
+            would upload a file the user did not put in the folder).
+    """
     patterns = VECTOR_PATTERNS if kind == "vectors" else DATASET_PATTERNS
+    root = folder.resolve()
     out = []
     for f in sorted(folder.rglob("*")):
         rel = f.relative_to(folder).as_posix()
@@ -99,6 +111,8 @@ def repo_files(folder: Path, kind: Kind) -> list[str]:
             and not any(part.startswith(".") for part in rel.split("/"))
             and _matches(rel, patterns)
         ):
+            if root not in f.resolve().parents:
+                raise InputError(f"{folder}/{rel} links outside the folder; refusing to publish it")
             out.append(rel)
     return out
 
@@ -106,20 +120,25 @@ def repo_files(folder: Path, kind: Kind) -> list[str]:
 def build_tree(
     folder: str | Path, out: str | Path, *, repo_id: str | None = None
 ) -> tuple[Kind, list[str]]:
-    """Refresh the card and copy the publishable files of ``folder`` into ``out``."""
+    """Copy the publishable files of ``folder`` into ``out`` and write the card there.
+
+    The source folder is only read: a missing card is written into the tree, never into
+    ``folder`` (an existing card, and its inputs, are kept as written).
+    """
     src = Path(folder)
     kind = detect_kind(src)
-    if not (src / "README.md").exists():  # an existing card (and its inputs) is kept as written
-        if kind == "dataset":
-            write_dataset_card(src, repo_id=repo_id)
-        else:
-            write_vector_card(src)
     files = repo_files(src, kind)
     dst = Path(out)
     for rel in files:
-        target = dst / rel
+        target = safe_join(dst, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, target)
+    if "README.md" not in files:
+        if kind == "dataset":
+            write_dataset_card(dst, repo_id=repo_id, validation_dir=_guess_validation_dir(src))
+        else:
+            write_vector_card(dst)
+        files = repo_files(dst, kind)
     if repo_id and kind == "dataset":
         card = dst / "README.md"
         card.write_text(
@@ -164,16 +183,60 @@ def verify_vector_tree(tree: Path, source: Path) -> dict[str, int]:
     return {"vectors": len(a.names), "layers": len(a.vectors)}
 
 
-def _prepare_dry_run_dir(path: Path) -> Path:
-    """An empty folder; an earlier dry-run tree (only publishable files) is replaced."""
+DRY_RUN_MARKER = ".emocurate-dry-run"
+"""Marks a folder ``push --dry-run`` made, so a later dry run may replace its contents."""
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    ra, rb = a.resolve(), b.resolve()
+    return ra == rb or ra in rb.parents or rb in ra.parents
+
+
+def _prepare_dry_run_dir(path: Path, source: Path) -> Path:
+    """An empty folder, or one an earlier dry run made (its marker), emptied; never the source.
+
+    Raises:
+        OutputError: ``path`` is, contains or lies inside the source folder, or is a non-empty
+            folder without the marker (it is left untouched).
+    """
+    if _overlaps(path, source):
+        raise OutputError(
+            f"dry-run folder {path} overlaps the source folder {source}; choose a folder outside it"
+        )
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"dry-run folder {path} is a file; choose a new folder")
     if path.exists() and any(path.iterdir()):
-        files = [f.relative_to(path).as_posix() for f in path.rglob("*") if f.is_file()]
-        if not all(_matches(f, DATASET_PATTERNS) or _matches(f, VECTOR_PATTERNS) for f in files):
+        if not (path / DRY_RUN_MARKER).is_file():
             raise OutputError(
-                f"dry-run folder {path} is not empty and is not an earlier dry run (choose a new folder)"
+                f"dry-run folder {path} is not empty and was not made by an earlier dry run "
+                "(choose a new or empty folder)"
             )
-        shutil.rmtree(path)
-    return ensure_dir(path)
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    out = ensure_dir(path)
+    (out / DRY_RUN_MARKER).write_text(
+        "made by `emocurate push --dry-run`; a later dry run may replace this folder\n", "utf-8"
+    )
+    return out
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` for a relative POSIX path that stays inside ``root``.
+
+    Raises:
+        OutputError: ``rel`` is absolute, has ``..`` or empty parts, or resolves outside
+            ``root`` (through a symbolic link).
+    """
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+        raise OutputError(f"refusing file name '{rel}': it would leave the repository folder")
+    target = root.joinpath(*parts)
+    if root.resolve() not in target.resolve().parents:
+        raise OutputError(f"refusing file name '{rel}': it resolves outside {root}")
+    return target
 
 
 def _scrub(text: str, token: str | None) -> str:
@@ -209,7 +272,7 @@ def push(
     kind = detect_kind(src)
     repo_type = "dataset" if kind == "dataset" else "model"
     if dry_run is not None:
-        out = _prepare_dry_run_dir(Path(dry_run))
+        out = _prepare_dry_run_dir(Path(dry_run), src)
         kind, files = build_tree(src, out, repo_id=repo_id)
         checked = (
             verify_dataset_tree(out, src) if kind == "dataset" else verify_vector_tree(out, src)

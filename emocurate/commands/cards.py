@@ -136,7 +136,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--dry-run",
             help="Write the exact repository tree to this "
-            "folder and check it loads, instead of uploading.",
+            "folder and check it loads, instead of uploading. The folder must be new, empty or "
+            "made by an earlier dry run (marker file), and outside FOLDER; FOLDER is only read.",
         ),
     ) -> None:
         """Publish to the Hugging Face Hub (token from HF_TOKEN or `hf auth login`; never written or logged)."""

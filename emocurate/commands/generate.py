@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from emocurate.errors import BudgetExceeded, ConfigError
+from emocurate.errors import BudgetExceeded, ConfigError, EmocurateError
 
 KINDS = {
     "stories": "Short stories in which a character feels one emotion, shown not named.",
@@ -20,6 +20,21 @@ KINDS = {
     "neutral": "Emotionally neutral human/assistant conversations (baseline for denoising vectors).",
     "regulation": "Setup under pressure + healthy and unhealthy continuations (people and AI assistants).",
 }
+
+
+EXIT_CODES = (
+    "Exit status: 0 every planned request was answered (items missing from partial answers are "
+    "counted in manifest.json and asked for again by a rerun); 2 bad input, configuration or "
+    "backend error (nothing or part written, one line says why); 3 the --budget-usd (a total "
+    "for the output folder) was reached, finished work kept; 4 some planned requests failed "
+    "(including a --batch the provider rejected), finished work kept, reasons in manifest.json."
+)
+
+
+class RequestsFailed(EmocurateError):
+    """Some planned requests ended failed; finished work was written (exit status 4)."""
+
+    exit_code = 4
 
 
 def _run(kind: str, opts: dict[str, Any]) -> None:
@@ -60,10 +75,24 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         f"{manifest['failed_requests']} failed, {manifest['skipped_requests']} not run); "
         f"{manifest['tokens']['billed']:,} tokens, ${usd:.4f}, {manifest['time_s']:.1f}s -> {out}"
     )
+    if manifest.get("missing_records"):
+        typer.echo(
+            f"{manifest['missing_records']} records missing from {manifest['partial_requests']} "
+            "partial answers: rerun the same command to ask for them again"
+        )
     if manifest["budget_reached"]:
         raise BudgetExceeded(
-            f"budget ${cfg.budget_usd} reached; finished work is in {out} (rerun with a higher "
-            "--budget-usd to resume without repeating calls)"
+            f"budget ${cfg.budget_usd} reached (a total for {out}, earlier runs included); "
+            "finished work is kept: rerun with a higher --budget-usd to resume without "
+            "repeating calls"
+        )
+    failed = manifest["failed_requests"]
+    if failed:
+        first = manifest["failures"][0]["reason"] if manifest["failures"] else "unknown"
+        raise RequestsFailed(
+            f"{failed} of {manifest['planned_requests'] + manifest.get('refill_requests', 0)} "
+            f"requests failed (first: {first}); finished work is in {out}, reasons in "
+            "manifest.json; rerun the same command to retry only those"
         )
 
 
@@ -125,7 +154,10 @@ def _make_command(kind: str) -> Any:
             30.0, "--batch-poll", help="--batch: seconds between batch status checks."
         ),
         budget_usd: float | None = typer.Option(
-            None, "--budget-usd", help="Stop cleanly before spending more than this many USD."
+            None,
+            "--budget-usd",
+            help="Total USD this output folder may spend, reruns included; stop cleanly before "
+            "exceeding it (needs a known price or --price-input/--price-output).",
         ),
         dry_run: bool = typer.Option(
             False,
@@ -233,5 +265,5 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode=None,
     )
     for kind in KINDS:
-        gen.command(kind, help=KINDS[kind])(_make_command(kind))
+        gen.command(kind, help=KINDS[kind], epilog=EXIT_CODES)(_make_command(kind))
     app.add_typer(gen, name="generate")

@@ -239,7 +239,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Export directions as llama.cpp control vectors (one direction tensor per layer)."""
-        from emocurate.vectors.export import export_gguf
+        from emocurate.vectors.export import export_all, export_gguf, gguf_file_name
         from emocurate.vectors.vectorset import VectorSet
 
         if scale not in ("residual_norm", "unit", "raw"):
@@ -247,15 +247,14 @@ def register(app: typer.Typer) -> None:
         vs = VectorSet.load(vectors_dir, kind=kind)
         if emotion is not None or len(vs.names) == 1:
             name = emotion or vs.names[0]
-            path = out if out.suffix == ".gguf" else out / f"{name}.gguf"
+            path = out if out.suffix == ".gguf" else out / gguf_file_name(name)
             typer.echo(str(export_gguf(vs, path, name, scale=scale)))  # type: ignore[arg-type]
             return
         if out.suffix == ".gguf":
             raise ConfigError(
                 "--out names one file: pass --emotion, or give a folder to export every emotion"
             )
-        for name in vs.names:
-            export_gguf(vs, out / f"{name}.gguf", name, scale=scale)  # type: ignore[arg-type]
+        export_all(vs, out, scale=scale)  # type: ignore[arg-type]
         typer.echo(f"{len(vs.names)} control vectors -> {out}")
 
     @app.command("steer")

@@ -18,6 +18,9 @@ through a provider's asynchronous batch endpoint:
    in a new batch (only those), up to ``max_retries`` times; a request rejected as invalid is
    not resubmitted. Every planned request ends as a completion or a failure with a reason.
 
+Cache keys, prices, the budget (a total per output folder) and the counts are the
+:class:`~emocurate.generators.ledger.Ledger`'s, the same one the engine uses.
+
 Providers implement a three-method interface (:class:`BatchProvider`): ``submit``, ``poll``
 and ``results``; the runner owns state, retries, budget, cost and the cache.
 """
@@ -39,15 +42,14 @@ from emocurate.generators.backends.anthropic_backend import AnthropicBackend
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.backends.hosted import HostedBackend
 from emocurate.generators.backends.openai_backend import OpenAIBackend
-from emocurate.generators.cache import request_key
 from emocurate.generators.engine import (
     Check,
     Engine,
-    MalformedOutput,
     RequestResult,
     check_unique_ids,
     run_blocking,
 )
+from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import estimate_cost
 from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
@@ -380,12 +382,13 @@ class BatchRunner:
         """
         eng = self.engine
         check_unique_ids(requests)
-        keys = [request_key(r, eng.backend.name) for r in requests]
+        led = eng.ledger
+        keys = [led.key(r) for r in requests]
         final: dict[str, RequestResult] = {}
         todo: dict[str, list[int]] = {}
         eng.stats.planned += len(requests)
         for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
-            hit = eng.cache.get(key) if eng.cache is not None else None
+            hit = led.lookup(key)
             if hit is not None:
                 final.setdefault(
                     key,
@@ -409,10 +412,9 @@ class BatchRunner:
             and set(b.items.values()) & todo.keys()
         ]
         covered = {k for b in inflight for k in b.items.values()}
-        self._reserved = 0.0
         for b in inflight:
             self.resumed.append(b.id)
-            self._reserved += b.estimate_usd
+            led.reserved += b.estimate_usd  # already submitted: held until collected
             for k in set(b.items.values()) & todo.keys():
                 self._attempts[k] += 1
         pending = [k for k in todo if k not in covered]
@@ -465,12 +467,6 @@ class BatchRunner:
                 f"cached {s.cached} tok {s.billed_tokens:,} ${s.usd_spent:.4f}"
             )
 
-    def _remaining(self) -> float | None:
-        budget = self.engine.config.budget_usd
-        if budget is None:
-            return None
-        return budget - self.engine.stats.usd_spent - self._reserved
-
     async def _submit(
         self, keys: list[str], final: dict[str, RequestResult], *, first: bool
     ) -> list[BatchRecord]:
@@ -481,14 +477,15 @@ class BatchRunner:
             chunk = keys[lo : lo + step]
             reqs = [self._by_key[k] for k in chunk]
             est = sum(estimate_cost(r, eng.price_for(r), batch=True) for r in reqs)
-            remaining = self._remaining()
-            if remaining is not None and est > remaining:
+            led = eng.ledger
+            remaining = led.remaining()
+            if not led.try_reserve(est):
                 budget = eng.config.budget_usd or 0.0
                 if first and lo == 0:
                     raise BudgetExceeded(
                         f"batch of {len(reqs)} requests is estimated at up to ${est:.4f} (batch "
-                        f"price), above the remaining budget of ${max(remaining, 0):.4f}; raise "
-                        f"--budget-usd (nothing was submitted)"
+                        f"price), above the remaining budget of ${max(remaining or 0.0, 0):.4f} "
+                        f"(nothing was submitted); {led.budget_message()}"
                     )
                 eng.stats.budget_reached = True
                 for k, r in zip(chunk, reqs, strict=True):
@@ -504,6 +501,7 @@ class BatchRunner:
                     lambda reqs=reqs: self.provider.submit(reqs), what="submit a batch"
                 )
             except CallError as exc:  # the provider rejected the whole batch
+                led.release(est)
                 for k, r in zip(chunk, reqs, strict=True):
                     final[k] = RequestResult(
                         custom_id=r.custom_id,
@@ -524,7 +522,6 @@ class BatchRunner:
             self.state.batches.append(rec)
             self.state.save(self.state_path)  # before waiting: a killed run resumes this batch
             self.submitted.append(bid)
-            self._reserved += est
             for k in chunk:
                 self._attempts[k] += 1
             out.append(rec)
@@ -588,12 +585,11 @@ class BatchRunner:
                 if check is not None and req is not None:
                     try:
                         check(req, c)
-                    except (MalformedOutput, ValueError) as exc:
+                    except ParseError as exc:
                         ok = False
                         o = ItemOutcome(cid, "malformed", error=eng._malformed(exc))
                 if ok:
-                    if eng.cache is not None:
-                        eng.cache.put(key, c, custom_id=cid)
+                    eng.ledger.store(key, c, cid)
                     if mine and req is not None:
                         final[key] = RequestResult(
                             custom_id=req.custom_id,
@@ -617,11 +613,11 @@ class BatchRunner:
                     error=f"failed after {self._attempts[key]} batch submission(s): {o.error}",
                 )
         b.collected = True
-        self._reserved -= b.estimate_usd
+        eng.ledger.release(b.estimate_usd)
         self.state.save(self.state_path)
         return retry
 
     def _usage(self, req: ChatRequest | None, c: Completion) -> float:
         eng = self.engine
         price = eng.price_for(req) if req is not None else eng.price
-        return eng._record_usage(c, price.cost(c, batch=True))
+        return eng.ledger.charge(c, price.cost(c, batch=True))

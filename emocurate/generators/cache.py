@@ -2,7 +2,7 @@
 
 One JSON line per completed call, keyed by the sha256 of the fully rendered request
 (:meth:`ChatRequest.cache_key`: backend, model, system, messages, schema and every sampling
-parameter). Each line is written with a single ``write`` on an ``O_APPEND`` descriptor and
+parameter) and the endpoint (base URL without credentials). Each line is written with a single ``write`` on an ``O_APPEND`` descriptor and
 flushed (and fsynced) before the engine counts the call as done, so a crash loses at most the
 calls in flight. A line torn by a crash is skipped on load, and a newline is written first so
 the next append starts clean. API keys never reach the cache: only requests' rendered content
@@ -20,9 +20,17 @@ from emocurate.errors import InputError
 from emocurate.generators.backends.base import ChatRequest, Completion
 
 
-def request_key(request: ChatRequest, backend: str) -> str:
-    """The cache key of a request for a backend (sha256 hex of its canonical rendering)."""
-    return hashlib.sha256(request.cache_key(backend).encode("utf-8")).hexdigest()
+def request_key(request: ChatRequest, backend: str, endpoint: str = "") -> str:
+    """The cache key of a request for a backend at an endpoint (sha256 hex).
+
+    ``endpoint`` is the base URL with credentials stripped
+    (:func:`emocurate.redact.endpoint_id`); two servers that serve the same model name give
+    different answers, so they never share a key. The SDK's default endpoint is ``""``.
+    """
+    text = request.cache_key(backend)
+    if endpoint:
+        text += "\x1fendpoint=" + endpoint
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ResponseCache:

@@ -168,8 +168,40 @@ class Generator:
             cache_system=cfg.prompt_cache,
             prompt_id=self.prompt_id,
             prompt_hash=self.prompt_hash,
-            meta={"kind": self.kind, "n": n, **meta},
+            meta={"kind": self.kind, "n": n, **meta, "prompt_values": dict(user_values)},
         )
+
+    def refill(self, request: ChatRequest, missing: int, round_: int) -> ChatRequest | None:
+        """A request for the ``missing`` items a partial answer to ``request`` left out.
+
+        Same emotion, topic and prompt, asking for ``missing`` items under a new custom id
+        (``<id>-fill<round>``), so a rerun fills the gap instead of leaving it uncounted. None
+        when the request was not rendered by :meth:`request` (nothing to re-render it from).
+        """
+        values = dict(request.meta.get("prompt_values") or {})
+        if not values or missing < 1:
+            return None
+        skip = {"kind", "n", "prompt_values"}
+        meta = {k: v for k, v in request.meta.items() if k not in skip}
+        povs = meta.get("povs")
+        if isinstance(povs, list) and povs:
+            meta["povs"] = povs[-missing:]
+            if "povs" in values:
+                values["povs"] = ", ".join(meta["povs"])
+        if "n" in values:
+            values["n"] = missing
+        meta.setdefault("refill_of", request.custom_id)
+        cid = make_custom_id(request.custom_id, f"fill{round_}")
+        return self.request(cid, values, missing, meta)
+
+    def missing_items(self, request: ChatRequest, completion: Completion) -> int:
+        """How many of the items ``request`` asked for its answer does not provide."""
+        want = max(1, int(request.meta.get("n", 1)))
+        try:
+            got = len(self.parse(request, completion, None))
+        except ParseError:
+            got = 0
+        return max(0, want - got)
 
     def parse(
         self, request: ChatRequest, completion: Completion, prov: Provenance | None = None

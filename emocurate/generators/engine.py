@@ -3,13 +3,18 @@
 Backends make exactly one attempt per call (their SDKs are built with ``max_retries=0``);
 the engine alone decides whether and when to retry, so a 429 is never retried twice over.
 
+The bookkeeping (cache keys, prices, budget reservations, spend, counts) lives in one
+:class:`~emocurate.generators.ledger.Ledger`, shared with the batch runner.
+
 For each request, in order: look it up in the response cache (a hit costs nothing); reserve
-its worst-case cost against the budget (a request that would cross the budget is not sent,
-and the run stops cleanly); take one request and its estimated tokens from the token buckets;
-call the backend; on 429/529/5xx/timeouts/dropped connections wait (``retry-after`` when the
-server sent one, otherwise exponential backoff with full jitter) and try again; on success run
-the caller's ``check`` (malformed or truncated output counts as a failed attempt and is retried
-but never cached); append the good completion to the cache before reporting it done.
+its worst-case cost against the budget (waiting while other requests hold reservations; a
+request that cannot fit even alone is not sent and the run stops cleanly); take one request
+and its estimated tokens from the token buckets; call the backend; on 429/529/5xx/timeouts/
+dropped or reset connections wait (``retry-after`` when the server sent one, otherwise
+exponential backoff with full jitter) and try again; on success run the caller's ``check``
+(a :class:`~emocurate.generators.parse.ParseError` counts as a malformed attempt and is
+retried but never cached; any other exception is a bug and propagates); append the good
+completion to the cache before reporting it done.
 """
 
 from __future__ import annotations
@@ -20,20 +25,45 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import Field
 
-from emocurate.errors import BackendError, BudgetExceeded
+from emocurate.errors import BackendError
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
-from emocurate.generators.cache import ResponseCache, request_key
+from emocurate.generators.cache import ResponseCache
+from emocurate.generators.ledger import EngineStats, Ledger
 from emocurate.generators.limits import RateLimiter
-from emocurate.generators.pricing import Price, estimate_cost, estimate_input_tokens, find_price
+from emocurate.generators.parse import ParseError
+from emocurate.generators.pricing import Price, estimate_input_tokens
 from emocurate.records import Model, utc_now
+from emocurate.redact import redact_text
+
+__all__ = ["Engine", "EngineConfig", "EngineStats", "MalformedOutput", "RequestResult"]
 
 
-class MalformedOutput(ValueError):
-    """Raised by a ``check`` callback: the completion cannot be parsed into records."""
+class MalformedOutput(ParseError):
+    """Raised by a ``check`` callback: the completion cannot be parsed into records.
+
+    Only :class:`~emocurate.generators.parse.ParseError` (of which this is one) counts as
+    malformed output and is retried; any other exception from ``check`` is a bug and surfaces.
+    """
+
+
+CONNECT_FAILURES = ("ConnectError", "ConnectTimeout")
+"""Causes meaning no connection was ever made (refused, unknown host): the server is absent."""
+
+
+def never_connected(exc: CallError) -> bool:
+    """Whether a connection error means the server could not be reached at all.
+
+    Before the run's first success, two such errors in a row stop the run with one line (a
+    wrong ``--base-url`` should not back off for minutes). A connection that was made and then
+    dropped or reset (``ReadError``, ``RemoteProtocolError``) is a transient fault like a 503
+    and is retried up to ``max_retries``, also before the first success.
+    """
+    return exc.kind == "connection" and exc.message.startswith(CONNECT_FAILURES)
 
 
 def reseeded(request: ChatRequest, attempt: int) -> ChatRequest:
@@ -57,7 +87,11 @@ class EngineConfig(Model):
     output_tpm: float | None = Field(default=None, gt=0, description="output tokens per minute")
     max_retries: int = Field(default=6, ge=0, description="retries per request after the first try")
     timeout_s: float = Field(default=120.0, gt=0, description="per-call timeout")
-    budget_usd: float | None = Field(default=None, ge=0, description="stop before spending more")
+    budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="total USD (with the engine's spend_path: for the folder, across runs)",
+    )
     prices: dict[str, Price] = Field(default_factory=dict, description="price overrides by model")
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
@@ -83,39 +117,6 @@ class RequestResult(Model):
     def ok(self) -> bool:
         """Whether a usable completion came back."""
         return self.completion is not None and self.error is None
-
-
-class EngineStats(Model):
-    """Counters for the progress bar and the manifest."""
-
-    planned: int = 0
-    done: int = 0
-    cached: int = 0
-    failed: int = 0
-    skipped: int = 0
-    calls: int = 0
-    retries: int = 0
-    malformed: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    usd_spent: float = 0.0
-    elapsed_s: float = 0.0
-    errors: dict[str, int] = Field(default_factory=dict)
-    rate_limits: dict[str, float | None] = Field(default_factory=dict)
-    budget_reached: bool = False
-    price_known: bool = True
-
-    @property
-    def billed_tokens(self) -> int:
-        """Every token a provider counted (input, output, cache reads and writes)."""
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
 
 
 Check = Callable[[ChatRequest, Completion], Any]
@@ -170,7 +171,15 @@ def run_blocking(backend: Backend, make: Callable[[], Coroutine[Any, Any, T]]) -
 
 
 class Engine:
-    """Runs many :class:`ChatRequest` s through one backend, safely and within limits."""
+    """Runs many :class:`ChatRequest` s through one backend, safely and within limits.
+
+    Args:
+        backend: where requests go.
+        config: concurrency, limits, retries, budget and prices.
+        cache: the response cache.
+        progress: show a progress bar (on a terminal).
+        spend_path: the output folder's spend file (makes ``budget_usd`` a total across runs).
+    """
 
     def __init__(
         self,
@@ -178,43 +187,60 @@ class Engine:
         config: EngineConfig | None = None,
         cache: ResponseCache | None = None,
         progress: bool = True,
+        *,
+        spend_path: str | Path | None = None,
     ) -> None:
         self.backend = backend
         self.config = config or EngineConfig()
-        self.cache = cache
         self.progress = progress
-        self.price, known = find_price(backend.name, backend.model or "", self.config.prices)
-        self.stats = EngineStats(price_known=known)
+        c = self.config
+        self.ledger = Ledger(
+            backend=backend.name,
+            model=backend.model or "",
+            base_url=backend.base_url,
+            cache=cache,
+            prices=c.prices,
+            budget_usd=c.budget_usd,
+            batch_pricing=c.batch_pricing,
+            spend_path=spend_path,
+        )
         self._errors: Counter[str] = Counter()
         self._ever_ok = False
         self._pause_until = 0.0
-        self._reserved = 0.0
         self._fatal: BaseException | None = None
         self._rng = random.Random()
 
     # -- public -------------------------------------------------------------------------------
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache (owned by the ledger)."""
+        return self.ledger.cache
+
+    @property
+    def stats(self) -> EngineStats:
+        """Counts, tokens and USD of this engine's runs (kept by the ledger)."""
+        return self.ledger.stats
+
+    @property
+    def price(self) -> Price:
+        """The price of the backend's model."""
+        return self.ledger.price
+
     def price_for(self, request: ChatRequest) -> Price:
         """The price that applies to ``request``'s model."""
-        if request.model == self.backend.model or not request.model:
-            return self.price
-        return find_price(self.backend.name, request.model, self.config.prices)[0]
+        return self.ledger.price_for(request)
 
     def estimate(self, requests: list[ChatRequest]) -> float:
         """Worst-case USD for sending ``requests`` (prompt caching assumed after the first)."""
-        total = 0.0
         cached = self.backend.supports_prompt_cache
-        for i, r in enumerate(requests):
-            total += estimate_cost(
-                r,
-                self.price_for(r),
-                cached_system=cached and r.cache_system and i > 0,
-                batch=self.config.batch_pricing,
-            )
-        return total
+        return sum(
+            self.ledger.worst_case(r, cached_system=cached and r.cache_system and i > 0)
+            for i, r in enumerate(requests)
+        )
 
     def cost(self, request: ChatRequest, completion: Completion) -> float:
         """USD billed for one completion."""
-        return self.price_for(request).cost(completion, batch=self.config.batch_pricing)
+        return self.ledger.cost(request, completion)
 
     def run_sync(
         self, requests: list[ChatRequest], check: Check | None = None
@@ -233,13 +259,13 @@ class Engine:
         """
         check_unique_ids(requests)
         t0 = time.monotonic()
-        name = self.backend.name
-        keys = [request_key(r, name) for r in requests]
+        led = self.ledger
+        keys = [led.key(r) for r in requests]
         results: list[RequestResult | None] = [None] * len(requests)
         self.stats.planned += len(requests)
         todo: dict[str, list[int]] = {}
         for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
-            hit = self.cache.get(key) if self.cache is not None else None
+            hit = led.lookup(key)
             if hit is not None:
                 results[i] = RequestResult(
                     custom_id=req.custom_id,
@@ -252,7 +278,7 @@ class Engine:
             else:
                 todo.setdefault(key, []).append(i)
         firsts = [idxs[0] for idxs in todo.values()]
-        self._check_budget_floor([requests[i] for i in firsts])
+        led.check_floor([requests[i] for i in firsts])
         self.stats.rate_limits = dict(self._limiter_limits())
         with self._progress_bar(len(requests)) as bar:
             bar.advance(self.stats.done)
@@ -301,19 +327,6 @@ class Engine:
             self._lim = lim
         return lim
 
-    def _check_budget_floor(self, to_send: list[ChatRequest]) -> None:
-        budget = self.config.budget_usd
-        if budget is None or not to_send:
-            return
-        cheapest = min(
-            estimate_cost(r, self.price_for(r), batch=self.config.batch_pricing) for r in to_send
-        )
-        if cheapest > budget - self.stats.usd_spent:
-            raise BudgetExceeded(
-                f"budget ${budget:.4f} is below the estimated cost of one request "
-                f"(${cheapest:.4f} for {self.backend.model}); raise --budget-usd"
-            )
-
     def _count(self, res: RequestResult) -> None:
         if res.skipped:
             self.stats.skipped += 1
@@ -323,21 +336,14 @@ class Engine:
             self.stats.done += 1
 
     def _record_usage(self, c: Completion, usd: float) -> float:
-        """Count one billed call (its tokens and ``usd``) in the stats; returns ``usd``."""
-        s = self.stats
-        s.calls += 1
-        s.input_tokens += c.input_tokens
-        s.output_tokens += c.output_tokens
-        s.cache_read_tokens += c.cache_read_tokens
-        s.cache_write_tokens += c.cache_write_tokens
-        s.usd_spent += usd
-        return usd
+        """Count one billed call (its tokens and ``usd``) in the ledger; returns ``usd``."""
+        return self.ledger.charge(c, usd)
 
     async def _one(self, request: ChatRequest, key: str, check: Check | None) -> RequestResult:
         cfg = self.config
-        price = self.price_for(request)
+        led = self.ledger
         est_in = estimate_input_tokens(request)
-        reserve = estimate_cost(request, price, batch=cfg.batch_pricing)
+        reserve = led.worst_case(request)
         last_error = "not attempted"
         attempts = 0
         sent = request
@@ -349,44 +355,46 @@ class Engine:
                     skipped=True,
                     attempts=attempts,
                 )
-            if (
-                cfg.budget_usd is not None
-                and self.stats.usd_spent + self._reserved + reserve > cfg.budget_usd
-            ):
-                self.stats.budget_reached = True
+            if not await led.reserve(reserve):
                 return RequestResult(
                     custom_id=request.custom_id,
                     skipped=True,
                     attempts=attempts,
-                    error=f"not run: budget of ${cfg.budget_usd:.4f} reached",
+                    error=f"not run: budget of ${cfg.budget_usd or 0:.4f} reached",
                 )
+            if self._fatal is not None:
+                led.release(reserve)
+                continue
             wait = self._pause_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            await self._limiter.acquire(est_in, request.max_tokens)
+            out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
             attempts += 1
-            self._reserved += reserve
             try:
                 completion = await asyncio.wait_for(
                     self.backend.complete(sent), timeout=cfg.timeout_s + 5.0
                 )
             except CallError as exc:
-                self._reserved -= reserve
-                self._limiter.settle(request.max_tokens, 0)
-                last_error = f"{exc.kind}: {exc.message}"
+                led.release(reserve)
+                self._limiter.settle(out_reserved, 0)
+                last_error = f"{exc.kind}: {redact_text(exc.message)}"
                 self._errors[exc.kind] += 1
                 if exc.rate_limits:
                     self._limiter.seed(exc.rate_limits)
                 if exc.fatal or (
                     exc.kind == "connection"
                     and not self._ever_ok
-                    and attempts >= 2
                     and self.backend.base_url
+                    and ((never_connected(exc) and attempts >= 2) or attempts > cfg.max_retries)
                 ):
                     if self._fatal is None:
-                        where = f" {self.backend.base_url}" if exc.kind == "connection" else ""
-                        msg = (
-                            f"cannot reach{where}: {exc.message}"
+                        where = (
+                            f" {redact_text(self.backend.base_url or '')}"
+                            if exc.kind == "connection"
+                            else ""
+                        )
+                        msg = redact_text(
+                            f"cannot reach{where} after {attempts} attempt(s): {exc.message}"
                             if exc.kind == "connection"
                             else exc.message
                         )
@@ -401,34 +409,35 @@ class Engine:
                     await asyncio.sleep(self._delay(attempts, exc.retry_after))
                 continue
             except TimeoutError:
-                self._reserved -= reserve
-                self._limiter.settle(request.max_tokens, 0)
+                led.release(reserve)
+                self._limiter.settle(out_reserved, 0)
                 last_error = f"timeout: no answer within {cfg.timeout_s:.0f}s"
                 self._errors["timeout"] += 1
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
                     await asyncio.sleep(self._delay(attempts, None))
                 continue
-            self._reserved -= reserve
             self._ever_ok = True
             if not completion.created:
                 completion = completion.model_copy(update={"created": utc_now()})
-            self._limiter.settle(request.max_tokens, completion.output_tokens)
+            self._limiter.settle(
+                out_reserved, completion.output_tokens, max_tokens=request.max_tokens
+            )
             if completion.rate_limits:
                 self._limiter.seed(completion.rate_limits)
                 self.stats.rate_limits = dict(self._limiter_limits())
-            usd = self._record_usage(completion, self.cost(request, completion))
+            usd = led.charge(completion, self.cost(request, completion))
+            led.release(reserve)
             if check is not None:
                 try:
                     check(request, completion)
-                except (MalformedOutput, ValueError) as exc:
+                except ParseError as exc:
                     last_error = self._malformed(exc)
                     if attempts <= cfg.max_retries:
                         self.stats.retries += 1
                     sent = reseeded(request, attempts)
                     continue
-            if self.cache is not None:
-                self.cache.put(key, completion, custom_id=request.custom_id)
+            led.store(key, completion, request.custom_id)
             return RequestResult(
                 custom_id=request.custom_id, completion=completion, attempts=attempts, cost_usd=usd
             )

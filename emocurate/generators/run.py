@@ -6,9 +6,13 @@ This is what ``emocurate generate`` and the pipeline call. Output folder layout:
     OUT/manifest.json             planned/completed/cached/failed (with reasons), tokens, USD, time
     OUT/cache/responses.jsonl     the response cache (unless --cache points elsewhere)
     OUT/cache/batches.json        --batch: submitted batch ids and their custom_ids (resume state)
+    OUT/cache/spend.ledger          USD this folder has spent over all runs (--budget-usd is a total)
 
 Rerunning the same command reuses the cache, so an interrupted run resumes without repeating
-any finished call and yields the same records. Records are written once, atomically, after the
+any finished call and yields the same records. An answer that holds only some of the items it
+was asked for is kept, and its missing items are counted in the manifest (``missing_records``,
+``partial``); a rerun plans one more request for exactly those items (``<id>-fill<k>``).
+Credentials in ``--base-url`` are never written (manifests show it redacted). Records are written once, atomically, after the
 engine finishes (or stops at the budget), so there is never a half-written data file.
 """
 
@@ -25,9 +29,12 @@ from emocurate.generators.cache import ResponseCache
 from emocurate.generators.common import BackendInfo, Generator
 from emocurate.generators.config import GenerateConfig, Kind
 from emocurate.generators.engine import Engine, EngineConfig, RequestResult
+from emocurate.generators.ledger import SPEND_FILE
+from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_cost, find_price
 from emocurate.io import ensure_dir, write_manifest, write_records
 from emocurate.records import Model, Provenance
+from emocurate.redact import redact_obj
 from emocurate.taxonomy import load_taxonomy
 
 __all__ = ["GenerateConfig", "run_generation", "make_generator", "plan_requests"]
@@ -146,7 +153,7 @@ def run_generation(
         "prompt_id": gen.prompt_id,
         "prompt_hash": gen.prompt_hash,
         "prompts": {p.id: p.hash for p in (gen.system_prompt, gen.user_prompt)},
-        "config": cfg.model_dump(mode="json"),
+        "config": redact_obj(cfg.model_dump(mode="json")),
         "planned_requests": len(requests),
         "planned_records": planned_records,
     }
@@ -173,12 +180,17 @@ def run_generation(
         from emocurate.generators.batch import BatchRunner, make_batch_provider
 
         provider = make_batch_provider(backend_obj)  # one line for a backend without a batch API
-    engine = Engine(backend_obj, ecfg, ResponseCache(cache_path), progress=cfg.progress)
+    cache = ResponseCache(cache_path)
 
     def check(req: ChatRequest, completion: Any) -> None:
         gen.parse(req, completion, None)
 
     try:
+        engine = Engine(
+            backend_obj, ecfg, cache, progress=cfg.progress, spend_path=out / "cache" / SPEND_FILE
+        )
+        refills = plan_refills(gen, requests, engine)
+        requests = requests + refills
         if cfg.batch:
             runner = BatchRunner(
                 engine, provider, out / "cache" / "batches.json", poll_s=cfg.batch_poll_s
@@ -187,9 +199,8 @@ def run_generation(
         else:
             results = engine.run_sync(requests, check=check)
     finally:
-        assert engine.cache is not None
-        engine.cache.close()
-    records, failures = _collect(gen, cfg, requests, results)
+        cache.close()
+    records, failures, partial = _collect(gen, cfg, requests, results)
     rtype = _record_type(cfg.kind)
     write_records(out, records, model=rtype, name=cfg.kind)
     s = engine.stats
@@ -201,6 +212,10 @@ def run_generation(
         "failed_requests": sum(1 for r in results if r.error and not r.skipped),
         "skipped_requests": sum(1 for r in results if r.skipped),
         "failures": failures,
+        "refill_requests": len(refills),
+        "partial_requests": len(partial),
+        "missing_records": sum(p["missing"] for p in partial),
+        "partial": partial,
         "records": len(records),
         "calls": s.calls,
         "retries": s.retries,
@@ -215,11 +230,13 @@ def run_generation(
         },
         "usd": {
             "spent_this_run": round(s.usd_spent, 6),
+            "spent_total_for_folder": round(engine.ledger.spent_total, 6),
             "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
             "price_known": s.price_known,
             "batch_pricing": cfg.batch,
         },
         "budget_usd": cfg.budget_usd,
+        "budget_is_total": True,
         "budget_reached": s.budget_reached,
         "rate_limits": s.rate_limits,
         "time_s": round(time.monotonic() - t0, 3),
@@ -248,12 +265,47 @@ def _record_type(kind: str) -> type[Model]:
     return types[kind]
 
 
+MAX_REFILL_ROUNDS = 3
+"""How many times a rerun asks again for items that partial answers left out."""
+
+
+def plan_refills(gen: Generator, requests: list[ChatRequest], engine: Engine) -> list[ChatRequest]:
+    """Requests for the items that cached partial answers are missing (see the module doc).
+
+    A refill whose own cached answer is partial gets a refill of its own, up to
+    :data:`MAX_REFILL_ROUNDS` deep; refills not yet answered are sent by this run.
+    """
+    led = engine.ledger
+    out: list[ChatRequest] = []
+    frontier = requests
+    for round_ in range(1, MAX_REFILL_ROUNDS + 1):
+        nxt: list[ChatRequest] = []
+        for req in frontier:
+            hit = led.lookup(led.key(req))
+            if hit is None:
+                continue
+            missing = gen.missing_items(req, hit)
+            extra = gen.refill(req, missing, round_) if missing else None
+            if extra is not None:
+                nxt.append(extra)
+        out.extend(nxt)
+        frontier = nxt
+        if not nxt:
+            break
+    return out
+
+
 def _collect(
     gen: Generator, cfg: GenerateConfig, requests: list[ChatRequest], results: list[RequestResult]
-) -> tuple[list[Any], list[dict[str, str]]]:
+) -> tuple[list[Any], list[dict[str, str]], list[dict[str, Any]]]:
+    """Records, failures (custom id + reason) and partial answers (custom id + missing)."""
     records: list[Any] = []
     seen: set[str] = set()
     failures: list[dict[str, str]] = []
+    want = {
+        r.custom_id: max(1, int(r.meta.get("n", 1))) for r in requests if "refill_of" not in r.meta
+    }
+    got: dict[str, int] = {}
     for req, res in zip(requests, results, strict=True):
         if not res.ok or res.completion is None:
             failures.append({"custom_id": req.custom_id, "reason": res.error or "unknown"})
@@ -283,11 +335,18 @@ def _collect(
         )
         try:
             recs = gen.parse(req, c, prov)
-        except ValueError as exc:  # passed the check once; a parser change can still reject it
+        except ParseError as exc:  # passed the check once; a parser change can still reject it
             failures.append({"custom_id": req.custom_id, "reason": f"malformed: {exc}"})
             continue
+        root = str(req.meta.get("refill_of") or req.custom_id)
+        got[root] = got.get(root, 0) + len(recs)
         for r in recs:
             if r.id not in seen:
                 seen.add(r.id)
                 records.append(r)
-    return records, failures
+    partial = [
+        {"custom_id": cid, "missing": n - got[cid]}
+        for cid, n in want.items()
+        if cid in got and got[cid] < n
+    ]
+    return records, failures, partial

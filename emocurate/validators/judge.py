@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from emocurate.errors import ConfigError
+from emocurate.generators.parse import ParseError
 from emocurate.records import AnyRecord, Model, Verdict, stable_id
 from emocurate.taxonomy import Taxonomy, load_taxonomy
 from emocurate.validators.base import LabelItem, keep, label_items, reject
@@ -150,19 +151,19 @@ def parse_choices(data: Any, text: str, options: Sequence[str]) -> list[tuple[st
     """Ranked ``(emotion, confidence)`` from structured data or a JSON object in the text.
 
     Raises:
-        ValueError: no valid option could be read (the engine retries the request).
+        ParseError: no valid option could be read (the engine retries the request).
     """
     if data is None:
         m = re.search(r"\{.*\}", text or "", re.DOTALL)
         if m is None:
-            raise ValueError("no JSON object in the judge's answer")
+            raise ParseError("no JSON object in the judge's answer")
         try:
             data = json.loads(m.group(0))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"judge answer is not valid JSON: {exc.msg}") from None
+            raise ParseError(f"judge answer is not valid JSON: {exc.msg}") from None
     raw = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(raw, list):
-        raise ValueError("judge answer has no 'choices' list")
+        raise ParseError("judge answer has no 'choices' list")
     lookup = {o.lower(): o for o in options}
     out: list[tuple[str, float]] = []
     for ch in raw:
@@ -177,7 +178,7 @@ def parse_choices(data: Any, text: str, options: Sequence[str]) -> list[tuple[st
             conf = 0.0
         out.append((name, conf))
     if not out:
-        raise ValueError("judge picked none of the options")
+        raise ParseError("judge picked none of the options")
     return out
 
 

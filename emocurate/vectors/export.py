@@ -12,6 +12,7 @@ at that layer, so ``--control-vector-scaled FILE:S`` matches ``emocurate steer -
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,55 @@ LLAMA_CPP_ARCH: dict[str, str] = {
     "gpt2": "gpt2",
     "gpt_neox": "gptneox",
 }
+
+
+UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def gguf_file_name(emotion: str) -> str:
+    """A file name for one emotion's control vector that cannot leave its folder.
+
+    Names come from ``vectorset.json``, which may have been crafted: anything but letters,
+    digits, ``_``, ``-`` and inner dots becomes ``_`` (``../../x`` -> ``x``), so a name can
+    neither climb out of the output folder nor be hidden.
+
+    Raises:
+        InputError: nothing usable is left of the name.
+    """
+    stem = UNSAFE.sub("_", emotion).strip("._-")
+    if not stem:
+        raise InputError(f"emotion name {emotion!r} in vectorset.json gives no usable file name")
+    return f"{stem}.gguf"
+
+
+def export_all(
+    vs: VectorSet,
+    folder: str | Path,
+    *,
+    scale: Literal["residual_norm", "unit", "raw"] = "residual_norm",
+) -> list[Path]:
+    """One ``<emotion>.gguf`` per emotion in ``folder`` (names sanitised, never outside it).
+
+    Raises:
+        InputError: two emotion names map to the same file name.
+    """
+    root = Path(folder)
+    names: dict[str, str] = {}
+    for emotion in vs.names:
+        fname = gguf_file_name(emotion)
+        if fname in names:
+            raise InputError(
+                f"emotion names {names[fname]!r} and {emotion!r} in vectorset.json map to the "
+                f"same file {fname}; export them one at a time with --emotion and --out FILE"
+            )
+        names[fname] = emotion
+    out = []
+    for fname, emotion in names.items():
+        path = root / fname
+        if root.resolve() not in path.resolve().parents:  # belt and braces
+            raise InputError(f"refusing to write {path}: outside {root}")
+        out.append(export_gguf(vs, path, emotion, scale=scale))
+    return out
 
 
 def direction_name(layer: int) -> str:

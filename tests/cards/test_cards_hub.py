@@ -12,9 +12,9 @@ import pytest
 from fakes.hub_server import FakeHub
 from huggingface_hub import constants
 
-from emocurate.cards.hub import push
+from emocurate.cards.hub import DRY_RUN_MARKER, push, safe_join
 from emocurate.cli import main
-from emocurate.errors import ConfigError, OutputError
+from emocurate.errors import ConfigError, InputError, OutputError
 from emocurate.vectors.vectorset import VectorSet
 
 TOKEN = "hf_FAKEtok3n0nlyForTests1234567890"
@@ -42,9 +42,8 @@ def test_dry_run_dataset_reads_back_same_rows(stages: dict[str, Path], tmp_path:
         "manifest.json",
         "rejected/data/story.parquet",
     ]
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        res["files"]
-    )
+    listed = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert listed == {*res["files"], DRY_RUN_MARKER}
     # independent read-back: same rows as the source
     ds = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
     src = pq.read_table(val / "kept" / "data" / "part-00000.parquet").to_pylist()
@@ -71,6 +70,59 @@ def test_dry_run_vectors(stages: dict[str, Path], tmp_path: Path) -> None:
         "vectorset.json",
     }
     assert VectorSet.load(tmp_path / "tree").names == VectorSet.load(vec).names
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_dry_run_only_reads_the_source(stages: dict[str, Path], tmp_path: Path) -> None:
+    gen = _copy(stages["gen"], tmp_path)
+    (gen / "README.md").unlink(missing_ok=True)
+    before = _snapshot(gen)
+    res = push(gen, "org/emo", dry_run=tmp_path / "tree")
+    assert "README.md" in res["files"] and (tmp_path / "tree" / "README.md").exists()
+    assert _snapshot(gen) == before  # no card written into the source
+    vec = _copy(stages["vec"], tmp_path)
+    (vec / "README.md").unlink(missing_ok=True)
+    vbefore = _snapshot(vec)
+    push(vec, "org/v", dry_run=tmp_path / "vtree")
+    assert _snapshot(vec) == vbefore
+
+
+def test_dry_run_never_deletes_a_folder_it_did_not_make(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
+    gen = _copy(stages["gen"], tmp_path)
+    before = _snapshot(gen)
+    for target in (gen, gen / "data", gen.parent):  # the source, inside it, around it
+        with pytest.raises(OutputError, match="overlaps the source"):
+            push(gen, "org/emo", dry_run=target)
+    other = _copy(stages["val"], tmp_path)  # only publishable files, but not a dry-run tree
+    obefore = _snapshot(other)
+    with pytest.raises(OutputError, match="not made by an earlier dry run"):
+        push(gen, "org/emo", dry_run=other)
+    assert _snapshot(gen) == before and _snapshot(other) == obefore
+    tree = tmp_path / "tree"
+    push(gen, "org/emo", dry_run=tree)
+    (tree / "stale.txt").write_text("from an earlier dry run")
+    push(gen, "org/emo", dry_run=tree)  # its own earlier tree is replaced
+    assert not (tree / "stale.txt").exists() and (tree / DRY_RUN_MARKER).exists()
+
+
+def test_published_names_cannot_leave_the_tree(stages: dict[str, Path], tmp_path: Path) -> None:
+    for bad in ("../x.parquet", "data/../../x", "/etc/passwd", "a//b", "./x"):
+        with pytest.raises(OutputError, match="refusing file name"):
+            safe_join(tmp_path, bad)
+    assert safe_join(tmp_path, "data/x.parquet") == tmp_path / "data" / "x.parquet"
+    gen = _copy(stages["gen"], tmp_path)
+    secret = tmp_path / "secret.parquet"
+    shutil.copy2(next((gen / "data").glob("*.parquet")), secret)
+    (gen / "data" / "zz.parquet").symlink_to(secret)
+    with pytest.raises(InputError, match="links outside the folder"):
+        push(gen, "org/emo", dry_run=tmp_path / "tree")
 
 
 def test_bad_repo_id(stages: dict[str, Path], tmp_path: Path) -> None:

@@ -225,7 +225,10 @@ class FakeLLMServer:
         min_cache_tokens: int = 1024,
         output_words: int | None = None,
         batch_faults: BatchFaults | None = None,
+        port: int = 0,
     ) -> None:
+        """``port``: 0 picks a free one; a test that restarts "the same server" (same base URL,
+        so the same response-cache endpoint) passes the port of the one it replaces."""
         self.flavor = flavor
         self.latency_s = latency_s
         self.faults = faults or Faults()
@@ -241,7 +244,7 @@ class FakeLLMServer:
         self.files: dict[str, bytes] = {}
         self._content_seen: Counter[str] = Counter()
         self._submitted_before: Counter[str] = Counter()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

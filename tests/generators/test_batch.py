@@ -63,8 +63,8 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
         assert p.request_id == f"{batch.id}:{p.params['custom_id']}" and not p.cache_hit
     state = (tmp_path / "cache" / "batches.json").read_text()
     assert "test-key" not in state and json.loads(state)["batches"][0]["collected"] is True
-    # a rerun is answered from the response cache: zero new submissions
-    with ctx(batch_faults=BatchFaults(polls=2)) as srv2:
+    # a rerun (same endpoint) is answered from the response cache: zero new submissions
+    with ctx(batch_faults=BatchFaults(polls=2), port=srv.port) as srv2:
         m2 = run_generation(batch_cfg(flavor, srv2.base_url), tmp_path)
         assert srv2.stats.batches_created == 0 and srv2.stats.calls == 0
     assert m2["cached_requests"] == 12 and comparable(read_records(tmp_path, Story)) == comparable(
@@ -107,8 +107,8 @@ def test_partial_failure_resubmits_only_failed_items(tmp_path, flavor):
     assert len(stories) == m["records"] == 4 * len(good)
     assert {s.provenance.params["custom_id"] for s in stories} == good
     # rerun: finished requests come from the cache; only the failed ones are submitted again
-    with ctx(batch_faults=BatchFaults(polls=1)) as srv2:
-        m2 = run_generation(cfg.model_copy(update={"base_url": srv2.base_url}), tmp_path)
+    with ctx(batch_faults=BatchFaults(polls=1), port=srv.port) as srv2:
+        m2 = run_generation(cfg, tmp_path)
         assert set(srv2.stats.batch_submissions) == set(reasons)
     assert m2["cached_requests"] == len(good) and m2["completed_requests"] == 24
 

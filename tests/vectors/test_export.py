@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from emocurate.errors import InputError
-from emocurate.vectors.export import export_gguf, read_gguf
+from emocurate.vectors.export import export_all, export_gguf, read_gguf
 from emocurate.vectors.vectorset import VectorSet, VectorSetMeta
 
 
@@ -59,3 +59,30 @@ def test_gguf_errors(tmp_path):
         export_gguf(make_set((0,)), tmp_path / "x.gguf", "happy")
     with pytest.raises(InputError, match="no direction 'calm'"):
         export_gguf(make_set(), tmp_path / "x.gguf", "calm")
+
+
+def test_crafted_names_cannot_leave_the_output_folder(tmp_path):
+    """A vectorset.json naming an emotion '../../x' must not write outside --out."""
+    from emocurate.cli import main
+
+    vs = make_set((1, 2))
+    vs.meta.names = ["../../escaped", "/abs/olute"]
+    src = tmp_path / "set"
+    vs.save(src)
+    out = tmp_path / "deep" / "er" / "out"
+    main(["vectors", "export-gguf", str(src), "--out", str(out)])
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.gguf"))
+    assert written == ["deep/er/out/abs_olute.gguf", "deep/er/out/escaped.gguf"]
+    single = tmp_path / "single"
+    main(["vectors", "export-gguf", str(src), "--out", str(single), "-e", "../../escaped"])
+    assert (single / "escaped.gguf").exists() and not (tmp_path / "escaped.gguf").exists()
+    with pytest.raises(InputError, match="no usable file name"):
+        export_all(make_named_set(["..", "ok"]), tmp_path / "x")
+    with pytest.raises(InputError, match="same file"):
+        export_all(make_named_set(["a/b", "a_b"]), tmp_path / "y")
+
+
+def make_named_set(names: list[str]) -> VectorSet:
+    vs = make_set((1,))
+    vs.meta.names = names
+    return vs
