@@ -220,6 +220,39 @@ class Generator:
             raise ParseError(f"no usable {self.kind} in the answer ({why})")
         return records
 
+    def opening_request(
+        self, custom_id: str, opening: str, prompt_id: str, meta: dict[str, Any]
+    ) -> ChatRequest:
+        """A base model's request: continue ``opening`` (kept in ``meta`` for :meth:`continuation`)."""
+        cfg = self.cfg
+        return ChatRequest(
+            custom_id=custom_id,
+            model=self.info.model,
+            messages=[Message(role="user", content=opening)],
+            max_tokens=cfg.max_tokens or 120,
+            temperature=0.8 if cfg.temperature is None else cfg.temperature,
+            top_p=0.95 if cfg.top_p is None else cfg.top_p,
+            seed=derived_seed(cfg.seed, custom_id),
+            cache_system=False,
+            prompt_id=prompt_id,
+            prompt_hash=self.prompt_hash,
+            meta={"kind": self.kind, "n": 1, "opening": opening, **meta},
+        )
+
+    @staticmethod
+    def continuation(completion: Completion, min_words: int = 8) -> str:
+        """The model's continuation up to its last full sentence; ParseError when too short.
+
+        The backend decodes prompt and continuation together, so the continuation carries its
+        own leading space: joining it to the opening as is never splits a word ("I" + "t was").
+        """
+        from emocurate.generators.text import trim_to_sentence
+
+        cont = trim_to_sentence(completion.text)
+        if len(cont.split()) < min_words:
+            raise ParseError("continuation too short")
+        return cont
+
     def record_id(self, request: ChatRequest, index: int) -> str:
         """Deterministic record id from the request's custom id and the item's position."""
         return stable_id(self.kind, request.custom_id, str(index), prefix=f"{self.kind[:2]}-")

@@ -11,16 +11,15 @@ from functools import cached_property
 from typing import Any
 
 from emocurate.errors import ConfigError
-from emocurate.generators.backends.base import ChatRequest, Message
+from emocurate.generators.backends.base import ChatRequest
 from emocurate.generators.common import (
     TURNS_SCHEMA,
     Generator,
     ParseError,
-    derived_seed,
     make_custom_id,
 )
 from emocurate.generators.dialogues import item_turns
-from emocurate.generators.stories import BOYS, GIRLS, trim_to_sentence
+from emocurate.generators.stories import BOYS, GIRLS
 from emocurate.records import NeutralDialogue, Provenance
 from emocurate.taxonomy import Topic, resolve_topics
 
@@ -142,24 +141,11 @@ class NeutralGenerator(Generator):
                     poss="her" if girl else "his",
                 )
                 out.append(
-                    ChatRequest(
-                        custom_id=cid,
-                        model=self.info.model,
-                        messages=[Message(role="user", content=opening)],
-                        max_tokens=self.cfg.max_tokens or 48,
-                        temperature=0.8 if self.cfg.temperature is None else self.cfg.temperature,
-                        top_p=0.95 if self.cfg.top_p is None else self.cfg.top_p,
-                        seed=derived_seed(self.cfg.seed, cid),
-                        cache_system=False,
-                        prompt_id="neutral/opening-v1",
-                        prompt_hash=self.prompt_hash,
-                        meta={
-                            "kind": self.kind,
-                            "n": 1,
-                            "topic": "neutral opening",
-                            "topic_id": f"open{t + 1:02d}",
-                            "opening": opening,
-                        },
+                    self.opening_request(
+                        cid,
+                        opening,
+                        "neutral/opening-v1",
+                        {"topic": "neutral opening", "topic_id": f"open{t + 1:02d}"},
                     )
                 )
         return out
@@ -181,9 +167,7 @@ class NeutralGenerator(Generator):
             return super().parse(request, completion, prov)
         from emocurate.validators.leakage import find_leaks
 
-        cont = trim_to_sentence(completion.text)
-        if len(cont.split()) < 8:
-            raise ParseError("continuation too short")
+        cont = self.continuation(completion)
         leaks = find_leaks(cont, self._emotion_terms)
         if leaks:
             raise ParseError(f"continuation names an emotion ('{leaks[0].matched}')")

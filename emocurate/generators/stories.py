@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from emocurate.generators.backends.base import ChatRequest, Message
+from emocurate.generators.backends.base import ChatRequest
 from emocurate.generators.common import (
     Generator,
-    ParseError,
-    derived_seed,
     make_custom_id,
     require_text,
 )
@@ -164,25 +162,15 @@ class StoriesGenerator(Generator):
                             )
                         )
                     out.append(
-                        ChatRequest(
-                            custom_id=cid,
-                            model=self.info.model,
-                            messages=[Message(role="user", content=opening)],
-                            max_tokens=cfg.max_tokens or 120,
-                            temperature=0.8 if cfg.temperature is None else cfg.temperature,
-                            top_p=0.95 if cfg.top_p is None else cfg.top_p,
-                            seed=derived_seed(cfg.seed, cid),
-                            cache_system=False,
-                            prompt_id="stories/opening-v1",
-                            prompt_hash=self.prompt_hash,
-                            meta={
-                                "kind": self.kind,
-                                "n": 1,
+                        self.opening_request(
+                            cid,
+                            opening,
+                            "stories/opening-v1",
+                            {
                                 "emotion": emotion,
                                 "topic": topic.premise,
                                 "topic_id": topic.id,
                                 "povs": [pov],
-                                "opening": opening,
                             },
                         )
                     )
@@ -214,11 +202,7 @@ class StoriesGenerator(Generator):
         opening = request.meta.get("opening")
         if not opening:
             return super().parse(request, completion, prov)
-        # The backend decodes prompt and continuation together, so the continuation carries its
-        # own leading space; adding one would split a word the model finished ("I" + "t was").
-        cont = trim_to_sentence(completion.text)
-        if len(cont.split()) < 8:
-            raise ParseError("continuation too short")
+        cont = self.continuation(completion)
         return [
             Story(
                 id=self.record_id(request, 0),
@@ -231,15 +215,3 @@ class StoriesGenerator(Generator):
                 provenance=prov,
             )
         ]
-
-
-def trim_to_sentence(text: str) -> str:
-    """Drop an unfinished last sentence (generation stops at a token limit, not a full stop)."""
-    text = text.rstrip()
-    ends = [text.rfind(c) for c in (".", "!", "?", '."', '!"', '?"')]
-    cut = max(ends)
-    if cut < 0:
-        return text
-    if text[cut : cut + 2] in ('."', '!"', '?"'):
-        cut += 1
-    return text[: cut + 1]
