@@ -226,7 +226,13 @@ def run_pipeline(
             vs = fit_vectors(tdir, fcfg, path, neutral_dir=ndir)
             ev = vs.meta.evaluation
             acc = ev.get("accuracy")
-            acc_s = f", held-out accuracy {acc:.2f}" if isinstance(acc, float) else ""
+            acc_s = ""
+            if isinstance(acc, float):
+                acc_s = (
+                    f", held-out accuracy {acc:.2f} ± {ev.get('accuracy_sd') or 0:.2f} "
+                    f"(chance {ev.get('chance', 0):.2f}, lexical {ev.get('lexical') or 0:.2f}: "
+                    f"{ev.get('vs_lexical', 'not compared')})"
+                )
             if steer_cfg is not None:
                 acc_s += "; steering " + _measure_steering(vs, path, steer_cfg, fcfg)
             return f"{len(vs.names)} vectors at layer {vs.meta.default_layer}{acc_s}"
