@@ -221,8 +221,9 @@ def write_dataset_card(
     repo_id: str | None = None,
     license: str = "cc-by-4.0",
     pretty_name: str | None = None,
+    out_dir: str | Path | None = None,
 ) -> Path:
-    """Write (or update) ``dataset_dir/README.md`` and return its path.
+    """Write (or update) ``dataset_dir/README.md`` (or ``out_dir/README.md``) and return its path.
 
     Args:
         dataset_dir: the folder to publish: ``data/*.parquet`` (a generation folder, or a
@@ -233,6 +234,9 @@ def write_dataset_card(
         repo_id: the Hub id shown in the loading snippet.
         license: Hub license id, used when the card has none yet (a user's choice is kept).
         pretty_name: the card's title (default: the folder name).
+        out_dir: where the card goes (default: ``dataset_dir``). The pipeline's cards stage
+            writes into its own folder; the card's ``configs`` are relative to ``dataset_dir``,
+            whose tree it heads when published.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -244,7 +248,7 @@ def write_dataset_card(
         )
     if validation_dir is None:
         validation_dir = _guess_validation_dir(root)
-    card_path = root / CARD
+    card_path = (Path(out_dir) if out_dir is not None else root) / CARD
     existing = load_existing(DatasetCard, card_path)
     old_meta = existing.data.to_dict() if existing is not None else {}
     name = pretty_name or old_meta.get("pretty_name") or _default_name(root)
