@@ -171,7 +171,7 @@ def write_vector_card(
     else:
         if ev is None:
             missing.append(f"held-out evaluation (no {EVALUATION_FILE} next to vectorset.json)")
-    geo = geometry(vs, ev.model_dump(mode="json") if ev is not None else {})
+    geo = geometry(vs, ev)
     atomic_write_bytes(dest / FIGURE, geometry_svg(geo).encode("utf-8"))
     training = _training(Path(training_dir) if training_dir else None)
     if training_dir is not None and training is None:

@@ -420,12 +420,8 @@ def curate(
             f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)"
         )
     df = pl.read_parquet(files)
-    scores = ScoreManifest.read(sdir)
-    if scores is None:
-        raise InputError(
-            f"{sdir}: no manifest.json (expected a folder written by `emocurate score`)"
-        )
-    vectors_dir = scores.vectors.dir
+    scores = ScoreManifest.read(sdir)  # None: the guardrail then finds no vector set to trust
+    vectors_dir = scores.vectors.dir if scores is not None else None
     guard = check(vectors_dir, risky_actions(pol), untrusted)
     if guard.decision == "flag-only":
         pol = flag_only(pol)
@@ -472,10 +468,13 @@ def curate(
 
 
 def _attach_text(
-    kept: pl.DataFrame, excluded: pl.DataFrame, corpus: list[str | Path], manifest: ScoreManifest
+    kept: pl.DataFrame,
+    excluded: pl.DataFrame,
+    corpus: list[str | Path],
+    manifest: ScoreManifest | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Join document texts back by id, re-reading the corpus with the scoring run's options."""
-    cfg = manifest.config
+    cfg = manifest.config if manifest is not None else {}
     opts = ReadOptions(
         cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000)
     )
