@@ -454,12 +454,13 @@ def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage]:
         if train is None:
             raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
         fit = add(FitStage(out, cfg.fit, cfg.steer, train, neutral))
-    score = None
+    score: ScoreStage | None = None
     if cfg.score is not None:
         if fit is None:
             raise ConfigError("pipeline: 'score' needs a 'fit' stage")
         inputs = [p for c in cfg.score.corpus for p in _resolve_corpus(c, base)]
-        score = add(ScoreStage(out, cfg.score, inputs, fit, has_neutral=neutral is not None))
+        score = ScoreStage(out, cfg.score, inputs, fit, has_neutral=neutral is not None)
+        add(score)
     if cfg.curate is not None:
         if score is None:
             raise ConfigError("pipeline: 'curate' needs a 'score' stage")
