@@ -280,7 +280,7 @@ def rss_child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "docs": args.rss_docs,
-                "tokens": m["tokens"],
+                "tokens": m.tokens,
                 "seconds": round(dt, 2),
                 "peak_rss_mib": round(peak_kib / 1024, 1),
             }

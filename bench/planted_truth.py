@@ -383,7 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             + "".join(f"  - {{name: {k}, action: flag, when: {{flag: {k}}}}}\n" for k in KINDS)
         )
         cm = curate(t / "scores", policy, t / "curated")
-        curated = {r["rule"]: r["matched"] for r in cm["rules"]}
+        curated = {r.rule: r.matched for r in cm.rules}
     goals = {
         "f1_min": 0.9,
         "neutral_flag_rate_max": 0.02,
@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "thresholds": {k: round(x, 4) for k, x in cal.thresholds(args.rate).items()},
             "reference_flag_rate": cal.check,
         },
-        "scored": man["scored"],
+        "scored": man.scored,
         **result,
         "curate_rule_matches": curated,
         "goals": goals,

@@ -1,28 +1,41 @@
 """Run a whole pipeline (generate → validate → fit → score → curate → cards/report).
 
-Every stage writes its own folder under ``out``; when a stage finishes, a marker with the
-fingerprint of its config and of its inputs is written. A rerun skips stages whose marker
-matches, so a finished run does no work; a stage whose config changed is redone from scratch,
-and a stage that was interrupted resumes through its own mechanism (generation cache, scoring
-shards).
+Each stage is an object (:class:`Stage`) that declares its folder, its config, the stages it
+reads (``upstream``), a ``fingerprint()`` (its config + the upstream fingerprints + a content
+hash of the files it reads that no upstream stage wrote) and ``run()``, which writes only
+inside its own folder and returns its typed manifest's one-line summary. ``run_pipeline``
+builds the stages from a :class:`~emocurate.config.PipelineConfig` and runs them in order.
+
+When a stage finishes, a marker with its fingerprint is written. A rerun skips stages whose
+marker matches, so a finished run does no work; a changed config or input changes that
+stage's fingerprint and, through ``upstream``, every fingerprint downstream of it, so exactly
+those stages are redone from scratch (the cards stage included). A stage that was interrupted
+resumes through its own mechanism (generation cache, scoring shards).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emocurate.config import PipelineConfig
+from emocurate.artifacts import CardsManifest, GenerateManifest
+from emocurate.config import CardsStage as CardsStageConfig
+from emocurate.config import CurateStage as CurateStageConfig
+from emocurate.config import PipelineConfig, SteerStage
+from emocurate.config import ScoreStage as ScoreStageConfig
 from emocurate.errors import ConfigError
+from emocurate.fingerprint import content_hash, fingerprint
+from emocurate.generators.run import GenerateConfig
 from emocurate.io import atomic_write_bytes, ensure_dir
-from emocurate.records import canonical_json
+from emocurate.validators.pipeline import ValidateConfig
+from emocurate.vectors.fit import FitConfig
 
 MARKER = ".emocurate-stage.json"
 
@@ -98,10 +111,6 @@ def _resolve_corpus(spec: str, base: Path) -> list[str]:
     return [_resolve(spec, base)]
 
 
-def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
-
-
 def _stage_done(path: Path, fp: str) -> dict[str, Any] | None:
     marker = path / MARKER
     if not marker.exists():
@@ -117,31 +126,354 @@ def _mark(path: Path, fp: str, summary: str) -> None:
     atomic_write_bytes(path / MARKER, json.dumps({"fingerprint": fp, "summary": summary}).encode())
 
 
-class _Runner:
-    def __init__(self, out: Path, log: Callable[[str], None]) -> None:
-        self.out = out
-        self.log = log
-        self.result = PipelineResult(out=out)
+class Stage(ABC):
+    """One step of a pipeline: a folder of its own, a config, upstream stages, a fingerprint."""
 
-    def stage(self, name: str, folder: str, fp: str, fn: Callable[[Path], str]) -> Path:
-        path = self.out / folder
-        done = _stage_done(path, fp)
-        if done is not None:
-            self.result.stages.append(
-                StageResult(name, path, str(done.get("summary", "")), 0.0, True)
+    name: str = ""
+
+    def __init__(self, out: Path, folder: str, config: Any, upstream: Sequence[Stage] = ()) -> None:
+        self.out = out
+        self.folder = folder
+        self.config = config
+        self.upstream = list(upstream)
+        self._fp: str | None = None
+
+    @property
+    def path(self) -> Path:
+        """The stage's folder: it writes nothing outside it."""
+        return self.out / self.folder
+
+    def config_json(self) -> Any:
+        """The config as JSON values (what the fingerprint hashes)."""
+        return self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else None
+
+    def input_files(self) -> list[str]:
+        """Files the stage reads that no upstream stage wrote (hashed by content)."""
+        return []
+
+    def content_hash(self) -> str:
+        """A hash of what :meth:`input_files` hold."""
+        files = self.input_files()
+        return content_hash(files) if files else ""
+
+    def fingerprint(self) -> str:
+        """Config + upstream fingerprints + input content: equal means the output would be."""
+        if self._fp is None:
+            self._fp = fingerprint(
+                self.name,
+                self.config_json(),
+                [u.fingerprint() for u in self.upstream],
+                self.content_hash(),
             )
-            self.log(f"[skip] {name}: finished earlier ({path})")
-            return path
-        marker = path / MARKER
-        if marker.exists():  # finished with another config: start this stage afresh
-            shutil.rmtree(path)
-        self.log(f"[run ] {name} -> {path}")
-        t0 = time.perf_counter()
-        summary = fn(path)
-        secs = time.perf_counter() - t0
-        _mark(path, fp, summary)
-        self.result.stages.append(StageResult(name, path, summary, secs, False))
-        return path
+        return self._fp
+
+    @abstractmethod
+    def run(self) -> str:
+        """Do the work into :attr:`path`; return a one-line summary for the table."""
+
+    def artifacts(self) -> dict[str, Path]:
+        """What a user looks at, by name."""
+        return {}
+
+
+class GenerateStage(Stage):
+    """LLM generation of labelled records (``stories/`` or ``dialogues/``)."""
+
+    name = "generate"
+    config: GenerateConfig
+
+    def run(self) -> str:
+        from emocurate.generators.run import run_generation
+
+        m = GenerateManifest.model_validate(run_generation(self.config, self.path))
+        return (
+            f"{m.records} {m.kind} records from {m.planned_requests} requests "
+            f"({m.failed_requests} failed, reasons in manifest.json)"
+        )
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"generated records": self.path}
+
+
+class NeutralStage(GenerateStage):
+    """Neutral dialogues: the reference the vectors are z-scored and the flags calibrated on."""
+
+    name = "neutral"
+
+    def run(self) -> str:
+        from emocurate.generators.run import run_generation
+
+        m = GenerateManifest.model_validate(run_generation(self.config, self.path))
+        return f"{m.records} neutral records"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {}
+
+
+class ValidateStage(Stage):
+    """Rules, leakage, dedup, judge, probe: ``validated/{kept,rejected}``."""
+
+    name = "validate"
+    config: ValidateConfig
+
+    def run(self) -> str:
+        from emocurate.validators.pipeline import validate
+
+        m = validate(self.upstream[0].path, self.path, self.config)
+        return f"{m.kept} kept, {m.rejected} rejected of {m.total}"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"stories dataset": self.path / "kept"}
+
+
+def dataset_dir(stage: Stage) -> Path:
+    """The publishable rows a records stage leaves: ``kept/`` of a validation, else its folder."""
+    return stage.path / "kept" if isinstance(stage, ValidateStage) else stage.path
+
+
+class FitStage(Stage):
+    """Emotion vectors (+ optional steering measurement) into ``vectors/``."""
+
+    name = "fit"
+    config: FitConfig
+
+    def __init__(
+        self,
+        out: Path,
+        config: FitConfig,
+        steer: SteerStage | None,
+        train: Stage,
+        neutral: Stage | None,
+    ) -> None:
+        super().__init__(out, "vectors", config, [s for s in (train, neutral) if s is not None])
+        self.steer = steer
+        self.train = train
+        self.neutral = neutral
+
+    def config_json(self) -> Any:
+        return [
+            self.config.model_dump(mode="json"),
+            self.steer.model_dump(mode="json") if self.steer else None,
+        ]
+
+    def run(self) -> str:
+        from emocurate.vectors.fit import fit_vectors
+
+        neutral = self.neutral.path if self.neutral is not None else None
+        vs = fit_vectors(dataset_dir(self.train), self.config, self.path, neutral_dir=neutral)
+        ev = vs.meta.evaluation
+        acc = ev.get("accuracy")
+        acc_s = ""
+        if isinstance(acc, float):
+            acc_s = (
+                f", held-out accuracy {acc:.2f} ± {ev.get('accuracy_sd') or 0:.2f} "
+                f"(chance {ev.get('chance', 0):.2f}, lexical {ev.get('lexical') or 0:.2f}: "
+                f"{ev.get('vs_lexical', 'not compared')})"
+            )
+        if self.steer is not None:
+            acc_s += "; steering " + _measure_steering(vs, self.path, self.steer, self.config)
+        return f"{len(vs.names)} vectors at layer {vs.meta.default_layer}{acc_s}"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"vectors": self.path / "vectors.safetensors"}
+
+
+class ScoreStage(Stage):
+    """Token-level corpus scores (flags calibrated on VECTORS/neutral first) into ``scores/``."""
+
+    name = "score"
+    config: ScoreStageConfig
+
+    def __init__(
+        self, out: Path, config: ScoreStageConfig, inputs: list[str], fit: Stage, has_neutral: bool
+    ) -> None:
+        super().__init__(out, "scores", config, [fit])
+        self.inputs = inputs
+        self.has_neutral = has_neutral
+
+    def config_json(self) -> Any:
+        return [self.config.model_dump(mode="json"), self.inputs]
+
+    def content_hash(self) -> str:
+        # The corpus readers' own content fingerprint (what the scoring shards resume on).
+        from emocurate.corpus.readers import plan_corpus
+
+        return plan_corpus(self.inputs).content_fingerprint()
+
+    def run(self) -> str:
+        from emocurate.corpus.calibrate import CALIBRATION_FILE, calibrate
+        from emocurate.corpus.score import score_corpus
+
+        vdir = self.upstream[0].path
+        opts = self.config.options
+        if not opts.z_thresholds and not (vdir / CALIBRATION_FILE).exists():
+            # Flags are calibrated on neutral text: the pipeline's neutral dialogues.
+            if not self.has_neutral:
+                raise ConfigError(
+                    "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
+                    "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true"
+                )
+            calibrate(vdir, None, opts)  # the neutral texts fit kept in VECTORS/neutral
+        m = score_corpus(list(self.inputs), vdir, self.path, opts)
+        flag_s = f", {m.summary.docs_flagged} flagged" if m.summary is not None else ""
+        return f"{m.scored} documents scored{flag_s}, {m.quarantined} quarantined"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"scores": self.path / "data"}
+
+
+class CurateStage(Stage):
+    """The YAML policy applied to the scores (texts attached) into ``curated/``."""
+
+    name = "curate"
+    config: CurateStageConfig
+
+    def __init__(
+        self, out: Path, config: CurateStageConfig, policy: str, score: ScoreStage
+    ) -> None:
+        super().__init__(out, "curated", config, [score])
+        self.policy = policy
+        self.corpus = list(score.inputs)
+
+    def config_json(self) -> Any:
+        return [self.config.model_dump(mode="json"), self.policy]
+
+    def input_files(self) -> list[str]:
+        return [self.policy]
+
+    def run(self) -> str:
+        from emocurate.corpus.curate import curate
+
+        # Curated rows carry their text: a curator reads what was kept, flagged or dropped.
+        m = curate(
+            self.upstream[0].path,
+            self.policy,
+            self.path,
+            corpus=list(self.corpus),
+            untrusted=self.config.untrusted,
+        )
+        g = m.guardrail
+        note = f" ({g.decision}: {g.reason})" if g.decision == "flag-only" else ""
+        return f"{m.kept} kept, {m.flagged} flagged, {m.dropped} dropped{note}"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"curated": self.path}
+
+
+class CardsStage(Stage):
+    """Dataset card, vector card and the HTML report, all inside ``report/``.
+
+    Cards describe other stages' folders but are written here, never into them (a stage that
+    wrote into another's folder would be undone by that stage's rerun, and would change a
+    finished folder). ``emocurate push`` places a card at the root of the published tree.
+    """
+
+    name = "cards"
+    config: CardsStageConfig
+    DATASET_CARD = "dataset/README.md"
+    VECTOR_CARD = "vectors/README.md"
+    REPORT = "report.html"
+
+    def __init__(self, out: Path, config: CardsStageConfig, stages: dict[str, Stage]) -> None:
+        super().__init__(out, "report", config, list(stages.values()))
+        self.stages = stages
+
+    def _dir(self, name: str) -> Path | None:
+        stage = self.stages.get(name)
+        return stage.path if stage is not None else None
+
+    def _dataset(self) -> Path | None:
+        src = self.stages.get("validate") or self.stages.get("generate")
+        return dataset_dir(src) if src is not None else None
+
+    def run(self) -> str:
+        from emocurate.cards.dataset_card import write_dataset_card
+        from emocurate.cards.report import write_report
+        from emocurate.cards.vector_card import write_vector_card
+
+        c = self.config
+        made: list[str] = []
+        man = CardsManifest()
+        data, vecs = self._dataset(), self._dir("fit")
+        if c.dataset_card and data is not None:
+            write_dataset_card(
+                data,
+                generation_dir=self._dir("generate"),
+                validation_dir=self._dir("validate"),
+                license=c.license,
+                pretty_name=c.pretty_name,
+                out_dir=self.path / Path(self.DATASET_CARD).parent,
+            )
+            man.dataset_card, man.dataset_dir = self.DATASET_CARD, str(data)
+            made.append("dataset card")
+        if c.vector_card and vecs is not None:
+            write_vector_card(
+                vecs, training_dir=data, out_dir=self.path / Path(self.VECTOR_CARD).parent
+            )
+            man.vector_card, man.vectors_dir = self.VECTOR_CARD, str(vecs)
+            made.append("vector card")
+        if c.report:
+            write_report(
+                self.path / self.REPORT,
+                vectors_dir=vecs,
+                scores_dir=self._dir("score"),
+                validation_dir=self._dir("validate"),
+                generation_dir=self._dir("generate"),
+                curated_dir=self._dir("curate"),
+            )
+            man.report = self.REPORT
+            made.append("report")
+        man.save(self.path)
+        return ", ".join(made) or "nothing"
+
+    def artifacts(self) -> dict[str, Path]:
+        man = CardsManifest.read(self.path)
+        if man is None:
+            return {}
+        named = {
+            "dataset card": man.dataset_card,
+            "vector card": man.vector_card,
+            "report": man.report,
+        }
+        return {k: self.path / v for k, v in named.items() if v and (self.path / v).exists()}
+
+
+def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage]:
+    """The configured stages in run order, each wired to the stages it reads."""
+    stages: list[Stage] = []
+    by_name: dict[str, Stage] = {}
+
+    def add(stage: Stage) -> Stage:
+        stages.append(stage)
+        by_name[stage.name] = stage
+        return stage
+
+    gen = add(GenerateStage(out, cfg.generate.kind, cfg.generate)) if cfg.generate else None
+    neutral = add(NeutralStage(out, "neutral", cfg.neutral)) if cfg.neutral else None
+    train = gen
+    if cfg.validate_ is not None:
+        if gen is None:
+            raise ConfigError("pipeline: 'validate' needs a 'generate' stage")
+        train = add(ValidateStage(out, "validated", cfg.validate_, [gen]))
+    fit = None
+    if cfg.fit is not None:
+        if train is None:
+            raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
+        fit = add(FitStage(out, cfg.fit, cfg.steer, train, neutral))
+    score: ScoreStage | None = None
+    if cfg.score is not None:
+        if fit is None:
+            raise ConfigError("pipeline: 'score' needs a 'fit' stage")
+        inputs = [p for c in cfg.score.corpus for p in _resolve_corpus(c, base)]
+        score = ScoreStage(out, cfg.score, inputs, fit, has_neutral=neutral is not None)
+        add(score)
+    if cfg.curate is not None:
+        if score is None:
+            raise ConfigError("pipeline: 'curate' needs a 'score' stage")
+        add(CurateStage(out, cfg.curate, _resolve(cfg.curate.policy, base), score))
+    if cfg.cards is not None:
+        add(CardsStage(out, cfg.cards, {k: v for k, v in by_name.items() if k != "neutral"}))
+    return stages
 
 
 def run_pipeline(
@@ -151,189 +483,28 @@ def run_pipeline(
     out: str | Path | None = None,
     log: Callable[[str], None] = print,
 ) -> PipelineResult:
-    """Run every configured stage in order; finished stages are skipped."""
-    from emocurate.cards.dataset_card import write_dataset_card
-    from emocurate.cards.report import write_report
-    from emocurate.cards.vector_card import write_vector_card
-    from emocurate.corpus.curate import curate
-    from emocurate.corpus.score import score_corpus
-    from emocurate.generators.run import run_generation
-    from emocurate.validators.pipeline import validate
-    from emocurate.vectors.fit import fit_vectors
-
+    """Run every configured stage in order; stages whose fingerprint matches are skipped."""
     base = base_dir or Path.cwd()
     out_dir = ensure_dir(Path(out) if out is not None else Path(_resolve(cfg.out, base)))
-    r = _Runner(out_dir, log)
-    res = r.result
-    gen_dir = neutral_dir = val_dir = vec_dir = score_dir = cur_dir = None
-    fp_gen = fp_neu = fp_val = fp_vec = fp_score = fp_cur = ""
-
-    if cfg.generate is not None:
-        gcfg = cfg.generate
-        fp_gen = _fingerprint("generate", gcfg.model_dump(mode="json"))
-
-        def _gen(path: Path) -> str:
-            m = run_generation(gcfg, path)
-            return (
-                f"{m.get('records', 0)} {gcfg.kind} records from {m.get('planned_requests', '?')} requests "
-                f"({m.get('failed_requests', 0)} failed, reasons in manifest.json)"
-            )
-
-        gen_dir = r.stage("generate", gcfg.kind, fp_gen, _gen)
-        res.artifacts["generated records"] = gen_dir
-
-    if cfg.neutral is not None:
-        ncfg = cfg.neutral
-        fp_neu = _fingerprint("neutral", ncfg.model_dump(mode="json"))
-
-        def _neu(path: Path) -> str:
-            m = run_generation(ncfg, path)
-            return f"{m.get('records', 0)} neutral records"
-
-        neutral_dir = r.stage("neutral", "neutral", fp_neu, _neu)
-
-    train_dir = gen_dir
-    if cfg.validate_ is not None:
-        if gen_dir is None:
-            raise ConfigError("pipeline: 'validate' needs a 'generate' stage")
-        vcfg = cfg.validate_
-        fp_val = _fingerprint("validate", vcfg.model_dump(mode="json"), fp_gen)
-        src = gen_dir
-
-        def _val(path: Path) -> str:
-            m = validate(src, path, vcfg)
-            return f"{m.get('kept', '?')} kept, {m.get('rejected', '?')} rejected of {m.get('total', '?')}"
-
-        val_dir = r.stage("validate", "validated", fp_val, _val)
-        train_dir = val_dir / "kept"
-        res.artifacts["stories dataset"] = train_dir
-
-    if cfg.fit is not None:
-        if train_dir is None:
-            raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
-        fcfg = cfg.fit
-        steer_cfg = cfg.steer
-        fp_vec = _fingerprint(
-            "fit",
-            fcfg.model_dump(mode="json"),
-            steer_cfg.model_dump(mode="json") if steer_cfg else None,
-            fp_val or fp_gen,
-            fp_neu,
-        )
-        tdir, ndir = train_dir, neutral_dir
-
-        def _fit(path: Path) -> str:
-            vs = fit_vectors(tdir, fcfg, path, neutral_dir=ndir)
-            ev = vs.meta.evaluation
-            acc = ev.get("accuracy")
-            acc_s = ""
-            if isinstance(acc, float):
-                acc_s = (
-                    f", held-out accuracy {acc:.2f} ± {ev.get('accuracy_sd') or 0:.2f} "
-                    f"(chance {ev.get('chance', 0):.2f}, lexical {ev.get('lexical') or 0:.2f}: "
-                    f"{ev.get('vs_lexical', 'not compared')})"
-                )
-            if steer_cfg is not None:
-                acc_s += "; steering " + _measure_steering(vs, path, steer_cfg, fcfg)
-            return f"{len(vs.names)} vectors at layer {vs.meta.default_layer}{acc_s}"
-
-        vec_dir = r.stage("fit", "vectors", fp_vec, _fit)
-        res.artifacts["vectors"] = vec_dir / "vectors.safetensors"
-
-    if cfg.score is not None:
-        if vec_dir is None:
-            raise ConfigError("pipeline: 'score' needs a 'fit' stage")
-        scfg = cfg.score
-        inputs: list[str | Path] = [p for c in scfg.corpus for p in _resolve_corpus(c, base)]
-        fp_score = _fingerprint("score", scfg.model_dump(mode="json"), inputs, fp_vec)
-        vdir = vec_dir
-        ndir_ref = neutral_dir
-
-        def _score(path: Path) -> str:
-            from emocurate.corpus.calibrate import CALIBRATION_FILE, calibrate
-
-            opts = scfg.options
-            if not opts.z_thresholds and not (vdir / CALIBRATION_FILE).exists():
-                # Flags are calibrated on neutral text: the pipeline's neutral dialogues.
-                if ndir_ref is None:
-                    raise ConfigError(
-                        "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
-                        "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true"
-                    )
-                calibrate(vdir, None, opts)  # the neutral texts fit kept in VECTORS/neutral
-            m = score_corpus(inputs, vdir, path, opts)
-            flagged = (m.get("summary") or {}).get("docs_flagged")
-            flag_s = f", {flagged} flagged" if flagged is not None else ""
-            return f"{m.get('scored', '?')} documents scored{flag_s}, {m.get('quarantined', 0)} quarantined"
-
-        score_dir = r.stage("score", "scores", fp_score, _score)
-        res.artifacts["scores"] = score_dir / "data"
-
-    if cfg.curate is not None:
-        if score_dir is None:
-            raise ConfigError("pipeline: 'curate' needs a 'score' stage")
-        policy = _resolve(cfg.curate.policy, base)
-        fp_cur = _fingerprint(
-            "curate",
-            policy,
-            Path(policy).read_bytes().hex() if Path(policy).is_file() else "",
-            cfg.curate.untrusted,
-            fp_score,
-        )
-        sdir = score_dir
-        mode = cfg.curate.untrusted
-        # Curated rows carry their text: a curator reads what was kept, flagged or dropped.
-        corpus_inputs = list(inputs) if cfg.score is not None else None
-
-        def _cur(path: Path) -> str:
-            m = curate(sdir, policy, path, corpus=corpus_inputs, untrusted=mode)
-            g = m.get("guardrail", {})
-            note = f" ({g['decision']}: {g['reason']})" if g.get("decision") == "flag-only" else ""
-            return f"{m.get('kept', '?')} kept, {m.get('flagged', 0)} flagged, {m.get('dropped', 0)} dropped{note}"
-
-        cur_dir = r.stage("curate", "curated", fp_cur, _cur)
-        res.artifacts["curated"] = cur_dir
-
-    if cfg.cards is not None:
-        ccfg = cfg.cards
-        fp_cards = _fingerprint(
-            "cards", ccfg.model_dump(mode="json"), fp_gen, fp_val, fp_vec, fp_score, fp_cur
-        )
-        gdir, vdir2, sdir2, valdir = gen_dir, vec_dir, score_dir, val_dir
-        cdir2 = cur_dir
-        dataset_dir = train_dir
-
-        def _cards(path: Path) -> str:
-            made = []
-            if ccfg.dataset_card and dataset_dir is not None:
-                write_dataset_card(
-                    dataset_dir,
-                    generation_dir=gdir,
-                    validation_dir=valdir,
-                    license=ccfg.license,
-                    pretty_name=ccfg.pretty_name,
-                )
-                made.append("dataset card")
-            if ccfg.vector_card and vdir2 is not None:
-                write_vector_card(vdir2, training_dir=dataset_dir)
-                made.append("vector card")
-            if ccfg.report:
-                write_report(
-                    path / "report.html",
-                    vectors_dir=vdir2,
-                    scores_dir=sdir2,
-                    validation_dir=valdir,
-                    generation_dir=gdir,
-                    curated_dir=cdir2,
-                )
-                made.append("report")
-            return ", ".join(made) or "nothing"
-
-        cards_dir = r.stage("cards", "report", fp_cards, _cards)
-        if ccfg.dataset_card and dataset_dir is not None:
-            res.artifacts["dataset card"] = dataset_dir / "README.md"
-        if ccfg.vector_card and vec_dir is not None:
-            res.artifacts["vector card"] = vec_dir / "README.md"
-        if ccfg.report:
-            res.artifacts["report"] = cards_dir / "report.html"
+    res = PipelineResult(out=out_dir)
+    for stage in build_stages(cfg, out_dir, base):
+        res.stages.append(_run_stage(stage, log))
+        res.artifacts.update(stage.artifacts())
     return res
+
+
+def _run_stage(stage: Stage, log: Callable[[str], None]) -> StageResult:
+    path, fp = stage.path, stage.fingerprint()
+    done = _stage_done(path, fp)
+    if done is not None:
+        log(f"[skip] {stage.name}: finished earlier ({path})")
+        return StageResult(stage.name, path, str(done.get("summary", "")), 0.0, True)
+    if (path / MARKER).exists():  # finished with another config or input: start afresh
+        shutil.rmtree(path)
+    log(f"[run ] {stage.name} -> {path}")
+    t0 = time.perf_counter()
+    ensure_dir(path)
+    summary = stage.run()
+    secs = time.perf_counter() - t0
+    _mark(path, fp, summary)
+    return StageResult(stage.name, path, summary, secs, False)

@@ -80,7 +80,10 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     # scores parquet, dataset card and report
     scores = load_dataset("parquet", data_dir=str(out / "scores" / "data"), split="train")
     assert len(scores) > 0
-    card = (out / "validated" / "kept" / "README.md").read_text()
+    card = (out / "report" / "dataset" / "README.md").read_text()
+    assert not (
+        out / "validated" / "kept" / "README.md"
+    ).exists()  # stages write only their own folders
     assert card.startswith("---") and str(len(kept)) in card
     # the study's recipe, stated in the set: pooling from token skip after the prompt's
     # opening, neutral components projected, the layer rule, no fitted text naming its label
@@ -94,7 +97,7 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
         "happy",
         "sad",
     }
-    vcard = (out / "vectors" / "README.md").read_text()
+    vcard = (out / "report" / "vectors" / "README.md").read_text()
     assert "lexical" in vcard and "majority" in vcard and "## Steering" in vcard
 
     # the report supports a decision: evaluation with baselines, thresholds, curation

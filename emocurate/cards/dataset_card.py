@@ -29,7 +29,6 @@ from emocurate.cards.inputs import (
 from emocurate.cards.metadata import load_existing, merge_body, merge_metadata, write_card
 from emocurate.cards.render import render
 from emocurate.errors import InputError
-from emocurate.io import read_manifest
 
 CARD = "README.md"
 # Metadata that states facts about the current data: refreshed on every write.
@@ -134,8 +133,8 @@ def build_context(
         missing.append(
             "validation funnel" + (f" ({validation_dir} not found)" if validation_dir else "")
         )
-    gen_manifest = gen.manifest if gen is not None else {}
-    if generation_dir is not None and not gen_manifest:
+    gen_manifest = gen.manifest if gen is not None else None
+    if generation_dir is not None and gen_manifest is None:
         missing.append("generation manifest.json")
 
     backend_models: dict[tuple[str, str], int] = {}
@@ -160,15 +159,8 @@ def build_context(
             f"the {data.n_records:,} published records account for "
             f"{data.input_tokens + data.output_tokens:,} tokens and ${data.cost_usd:,.4f}."
         )
-    usd = gen_manifest.get("usd")
-    for usd_value in (
-        gen_manifest.get("cost_usd"),
-        gen_manifest.get("total_cost_usd"),
-        usd,
-        usd.get("total_including_cached") if isinstance(usd, dict) else None,
-    ):
-        if not cost_src.cost_usd and isinstance(usd_value, int | float):
-            cost_src.cost_usd = float(usd_value)
+    if not cost_src.cost_usd and gen_manifest is not None:
+        cost_src.cost_usd = gen_manifest.usd.total_including_cached
     configs = dataset_configs(dataset_dir)
     return {
         "pretty_name": pretty_name,
@@ -191,7 +183,7 @@ def build_context(
         "params": (gen.params.most_common(8) if gen else []),
         "n_topics": len(gen.topics) if gen else 0,
         "top_topics": gen.topics.most_common(5) if gen else [],
-        "gen_facts": _scalar_facts(gen_manifest),
+        "gen_facts": _scalar_facts(gen_manifest.model_dump(mode="json")) if gen_manifest else [],
         "val": val,
         "funnel_rows": funnel_rows,
         "funnel_cols": _table_columns(
@@ -221,8 +213,9 @@ def write_dataset_card(
     repo_id: str | None = None,
     license: str = "cc-by-4.0",
     pretty_name: str | None = None,
+    out_dir: str | Path | None = None,
 ) -> Path:
-    """Write (or update) ``dataset_dir/README.md`` and return its path.
+    """Write (or update) ``dataset_dir/README.md`` (or ``out_dir/README.md``) and return its path.
 
     Args:
         dataset_dir: the folder to publish: ``data/*.parquet`` (a generation folder, or a
@@ -233,6 +226,9 @@ def write_dataset_card(
         repo_id: the Hub id shown in the loading snippet.
         license: Hub license id, used when the card has none yet (a user's choice is kept).
         pretty_name: the card's title (default: the folder name).
+        out_dir: where the card goes (default: ``dataset_dir``). The pipeline's cards stage
+            writes into its own folder; the card's ``configs`` are relative to ``dataset_dir``,
+            whose tree it heads when published.
     """
     root = Path(dataset_dir)
     if not root.is_dir():
@@ -244,7 +240,7 @@ def write_dataset_card(
         )
     if validation_dir is None:
         validation_dir = _guess_validation_dir(root)
-    card_path = root / CARD
+    card_path = (Path(out_dir) if out_dir is not None else root) / CARD
     existing = load_existing(DatasetCard, card_path)
     old_meta = existing.data.to_dict() if existing is not None else {}
     name = pretty_name or old_meta.get("pretty_name") or _default_name(root)
@@ -284,11 +280,8 @@ def _yaml(meta: dict[str, Any]) -> str:
 
 
 def _default_name(root: Path) -> str:
-    man = read_manifest(root) if (root / "manifest.json").exists() else {}
     base = root.parent.name if root.name in ("kept", "data") else root.name
-    return str(
-        man.get("name") or base.replace("_", " ").replace("-", " ").strip() or "emocurate dataset"
-    )
+    return base.replace("_", " ").replace("-", " ").strip() or "emocurate dataset"
 
 
 def card_summary(card_path: str | Path) -> dict[str, Any]:

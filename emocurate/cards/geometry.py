@@ -1,26 +1,22 @@
 """Emotion geometry for cards and the report: PC1/PC2 coordinates per emotion.
 
-The vector-fitting stage may store the geometry in ``vectorset.json`` (``meta.evaluation``);
-when it does, cards show exactly those numbers. When it does not (an older or partial vector
-set), the coordinates are computed here from the vectors themselves (PCA of the unit
+The vector-fitting stage stores the geometry in ``evaluation.json``
+(:class:`~emocurate.artifacts.GeometryReport`); when it does, cards show exactly those numbers.
+When it does not (a set fitted without an evaluation), the coordinates are computed here from the vectors themselves (PCA of the unit
 directions at the default layer, signs oriented by the taxonomy's valence and arousal), so a
 card or report never lacks its main figure.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from emocurate.errors import InputError
+from emocurate.artifacts import Evaluation
 from emocurate.vectors.vectorset import VectorSet
-
-EVALUATION_FILE = "evaluation.json"  # written next to vectorset.json by vectors/fit.py
 
 
 @dataclass
@@ -72,70 +68,20 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
 
 
-def from_evaluation(ev: dict[str, Any]) -> Geometry | None:
-    """Parse the geometry the fitting stage stored, in any of its plausible shapes."""
-    geo = ev.get("geometry")
-    if not isinstance(geo, dict):
+def from_evaluation(ev: Evaluation | None) -> Geometry | None:
+    """The geometry the fitting stage stored in ``evaluation.json`` (None when it has none)."""
+    geo = ev.geometry if ev is not None else None
+    if geo is None or not geo.coords:
         return None
-    names: list[str] = []
-    pc1: list[float] = []
-    pc2: list[float] = []
-    pts = geo.get("points") or geo.get("coords") or geo.get("coordinates") or geo.get("pcs")
-    if isinstance(pts, list):
-        for p in pts:
-            if isinstance(p, dict):
-                x, y = _num(p.get("pc1", p.get("x"))), _num(p.get("pc2", p.get("y")))
-                name = p.get("name", p.get("emotion", p.get("label")))
-                if x is not None and y is not None and name is not None:
-                    names.append(str(name))
-                    pc1.append(x)
-                    pc2.append(y)
-    elif isinstance(pts, dict):
-        for name, xy in pts.items():
-            if (
-                isinstance(xy, list | tuple)
-                and len(xy) >= 2
-                and _num(xy[0]) is not None
-                and _num(xy[1]) is not None
-            ):
-                names.append(str(name))
-                pc1.append(float(xy[0]))
-                pc2.append(float(xy[1]))
-    elif isinstance(geo.get("pc1"), dict) and isinstance(geo.get("pc2"), dict):
-        for name, x in geo["pc1"].items():
-            y = geo["pc2"].get(name)
-            if _num(x) is not None and _num(y) is not None:
-                names.append(str(name))
-                pc1.append(float(x))
-                pc2.append(float(y))
-    if not names:
-        return None
-    explained = (
-        geo.get("variance_explained")
-        or geo.get("explained_variance")
-        or geo.get("explained_variance_ratio")
-        or []
-    )
-    r1 = _num(
-        geo.get(
-            "pc1_valence_r",
-            geo.get("pc1_valence", (geo.get("correlations") or {}).get("pc1_valence")),
-        )
-    )
-    r2 = _num(
-        geo.get(
-            "pc2_arousal_r",
-            geo.get("pc2_arousal", (geo.get("correlations") or {}).get("pc2_arousal")),
-        )
-    )
+    names = list(geo.coords)
     val, _ = taxonomy_axes(names)
     return Geometry(
         names=names,
-        pc1=pc1,
-        pc2=pc2,
-        explained=[float(x) for x in explained if _num(x) is not None][:2],
-        pc1_valence_r=r1,
-        pc2_arousal_r=r2,
+        pc1=[float(geo.coords[n][0]) for n in names],
+        pc2=[float(geo.coords[n][1]) for n in names],
+        explained=[float(x) for x in geo.variance_explained][:2],
+        pc1_valence_r=geo.pc1_valence_r,
+        pc2_arousal_r=geo.pc2_arousal_r,
         source="evaluation",
         valence=val,
     )
@@ -182,22 +128,6 @@ def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
     )
 
 
-def load_evaluation(vectors_dir: str | Path, vs: VectorSet) -> dict[str, Any]:
-    """``meta.evaluation`` (scalars) merged with the full ``evaluation.json`` report when present."""
-    ev: dict[str, Any] = dict(vs.meta.evaluation or {})
-    path = Path(vectors_dir) / EVALUATION_FILE
-    if path.exists():
-        try:
-            full = json.loads(path.read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: unreadable evaluation report ({exc})") from None
-        if isinstance(full, dict):
-            ev = {**full, **ev}
-    return ev
-
-
-def geometry(vs: VectorSet, evaluation: dict[str, Any] | None = None) -> Geometry:
-    """The stored geometry when present, else one computed from the vectors."""
-    return from_evaluation(
-        evaluation if evaluation is not None else vs.meta.evaluation
-    ) or from_vectors(vs)
+def geometry(vs: VectorSet, evaluation: Evaluation | None = None) -> Geometry:
+    """The stored geometry when the set has an evaluation, else one computed from the vectors."""
+    return from_evaluation(evaluation) or from_vectors(vs)

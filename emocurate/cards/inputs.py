@@ -18,11 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emocurate.artifacts import GenerateManifest, ValidateManifest
 from emocurate.errors import InputError
 from emocurate.io import read_manifest
 
 LABEL_COLUMNS = ("emotion", "human_emotion", "assistant_emotion")
-SUMMARY_COLUMNS = ("kind", "topic", "topic_id", "pov", "protagonist", "provenance", *LABEL_COLUMNS)
+SUMMARY_COLUMNS = ("kind", "topic_id", "pov", "protagonist", "provenance", *LABEL_COLUMNS)
 
 
 def data_files(folder: Path) -> list[Path]:
@@ -80,7 +81,7 @@ class GenerationSummary:
     labels: dict[str, Counter[str]] = field(default_factory=dict)
     first_created: str = ""
     last_created: str = ""
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: GenerateManifest | None = None
     source: str = ""
 
     @property
@@ -95,7 +96,7 @@ class GenerationSummary:
 def summarize_records(folder: str | Path) -> GenerationSummary:
     """Sum provenance, labels and topics over the rows of a stage folder."""
     root = Path(folder)
-    s = GenerationSummary(manifest=_safe_manifest(root), source=str(root))
+    s = GenerationSummary(manifest=generation_manifest(root), source=str(root))
     table = read_columns(root)
     if table is None:
         return s
@@ -106,10 +107,8 @@ def summarize_records(folder: str | Path) -> GenerationSummary:
     for col in LABEL_COLUMNS:
         if col in cols:
             s.labels[col] = Counter(v for v in table.column(col).to_pylist() if v)
-    for col in ("topic_id", "topic"):
-        if col in cols:
-            s.topics.update(v for v in table.column(col).to_pylist() if v)
-            break
+    if "topic_id" in cols:
+        s.topics.update(v for v in table.column("topic_id").to_pylist() if v)
     if "provenance" in cols:
         created: list[str] = []
         for prov in table.column("provenance").to_pylist():
@@ -143,7 +142,7 @@ class ValidationSummary:
     funnel: list[dict[str, Any]] = field(default_factory=list)
     per_emotion: list[dict[str, Any]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: ValidateManifest | None = None
     source: str = ""
 
     @property
@@ -152,81 +151,33 @@ class ValidationSummary:
         return self.kept + self.rejected
 
 
-def rows_of(value: Any, key_name: str) -> list[dict[str, Any]]:
-    """Normalise a manifest table (list of dicts, or dict of dicts/numbers) to a list of rows."""
-    if isinstance(value, list):
-        return [v if isinstance(v, dict) else {key_name: str(v)} for v in value]
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            out.append({key_name: k, **v} if isinstance(v, dict) else {key_name: k, "value": v})
-        return [_flatten(r) for r in out]
-    return []
-
-
-def _flatten(row: dict[str, Any]) -> dict[str, Any]:
-    """One level of nested counts becomes columns (``rejected_by: {rules: 2}`` → ``rejected_by rules``)."""
-    flat: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict) and all(
-            isinstance(x, int | float | str | bool) or x is None for x in v.values()
-        ):
-            flat.update({f"{k} {sub}": x for sub, x in v.items()})
-        else:
-            flat[k] = v
-    return flat
-
-
 def summarize_validation(folder: str | Path) -> ValidationSummary:
-    """Read a validation folder (``kept/``, ``rejected/``, ``manifest.json``)."""
+    """Read a validation folder: row counts of ``kept/`` and ``rejected/``, and its
+    :class:`~emocurate.artifacts.ValidateManifest` (funnel, per emotion, reason codes)."""
     root = Path(folder)
-    man = _safe_manifest(root)
+    man = ValidateManifest.read(root)
     v = ValidationSummary(manifest=man, source=str(root))
     v.kept = count_rows(root / "kept") if (root / "kept").is_dir() else 0
     v.rejected = count_rows(root / "rejected") if (root / "rejected").is_dir() else 0
-    counts = man.get("counts") if isinstance(man.get("counts"), dict) else man
-    if not v.kept and not v.rejected and counts:
-        v.kept = int(counts.get("kept", 0) or 0)
-        v.rejected = int(counts.get("rejected", 0) or 0)
-    v.funnel = rows_of(man.get("funnel", man.get("validators", [])), "validator")
-    v.per_emotion = rows_of(man.get("per_emotion", man.get("funnel_per_emotion", {})), "emotion")
-    per_validator = man.get("per_validator")
-    if isinstance(per_validator, dict):
-        for name, stats in per_validator.items():
-            if isinstance(stats, dict) and isinstance(stats.get("reasons"), dict):
-                for code, n in stats["reasons"].items():
-                    if isinstance(n, int) and n:
-                        v.reasons[f"{name}: {code}"] += n
-    if not v.reasons and (root / "rejected").is_dir():
-        table = read_columns(root / "rejected", ("reason", "reasons", "rejected_by", "validator"))
-        if table is not None:
-            for col in ("reasons", "reason", "rejected_by", "validator"):
-                if col in table.column_names:
-                    for val in table.column(col).to_pylist():
-                        items = val if isinstance(val, list) else [val]
-                        for item in items:
-                            if item:
-                                v.reasons[_reason_key(item)] += 1
-                    break
+    if man is None:
+        return v
+    v.funnel = [s.model_dump(by_alias=True) for s in man.funnel]
+    for emotion, f in man.per_emotion.items():
+        by = {f"rejected_by {step}": n for step, n in f.rejected_by.items()}
+        v.per_emotion.append({"emotion": emotion, "in": f.n_in, "kept": f.kept, **by})
+    for name, stats in man.per_validator.items():
+        for code, n in stats.reasons.items():
+            if n:
+                v.reasons[f"{name}: {code}"] += n
     return v
 
 
-def _reason_key(item: Any) -> str:
-    if isinstance(item, dict):
-        who = item.get("validator") or item.get("name") or ""
-        why = item.get("reason") or ""
-        return f"{who}: {why}".strip(": ")
-    text = str(item)
-    if len(text) > 60 and text.count(":") >= 2:
-        return ":".join(text.split(":")[:2])  # "validator: code: detail" -> "validator: code"
-    return text[:60]
-
-
-def _safe_manifest(folder: Path) -> dict[str, Any]:
-    try:
-        return read_manifest(folder)
-    except InputError:
-        return {}
+def generation_manifest(folder: Path) -> GenerateManifest | None:
+    """A generation folder's typed manifest; ``None`` for a folder another stage wrote."""
+    raw = read_manifest(folder)
+    if raw.get("stage") != "generate":
+        return None
+    return GenerateManifest.parse(raw, where=str(folder / "manifest.json"))
 
 
 def size_category(n: int) -> str:

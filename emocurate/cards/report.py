@@ -17,15 +17,16 @@ from typing import Any
 from markupsafe import Markup
 
 from emocurate import __version__
+from emocurate.artifacts import CurateManifest, ScoreManifest, read_evaluation
 from emocurate.cards import report_sections as sections
 from emocurate.cards import svg
-from emocurate.cards.geometry import geometry, load_evaluation
+from emocurate.cards.geometry import geometry
 from emocurate.cards.inputs import dataset_root, summarize_records, summarize_validation
 from emocurate.cards.render import render
 from emocurate.cards.scores import COMPOSITES, DocRow, FlagRow, TokenDoc, read_docs, read_token_docs
 from emocurate.cards.vector_card import geometry_svg
 from emocurate.errors import InputError
-from emocurate.io import atomic_write_bytes, ensure_dir, read_manifest
+from emocurate.io import atomic_write_bytes, ensure_dir
 from emocurate.records import utc_now
 from emocurate.vectors.vectorset import VectorSet
 
@@ -219,7 +220,7 @@ def write_report(
     vec: dict[str, Any] | None = None
     if vectors_dir is not None:
         vs = VectorSet.load(vectors_dir)
-        ev = load_evaluation(vectors_dir, vs)
+        ev = read_evaluation(vectors_dir)
         geo = geometry(vs, ev)
         inputs.append(("vectors", str(vectors_dir)))
         vec = {
@@ -227,8 +228,8 @@ def write_report(
             "figure": Markup(geometry_svg(geo)),
             "geo": geo,
             "n": len(vs.names),
-            "accuracy": ev.get("accuracy", ev.get("top1")),
-            "top3": ev.get("top3"),
+            "accuracy": ev.accuracy if ev is not None else None,
+            "top3": ev.top3 if ev is not None else None,
             "evaluation": sections.evaluation(Path(vectors_dir)),
         }
     else:
@@ -250,8 +251,8 @@ def write_report(
         )
         with_heatmap = {h["doc_id"] for h in heatmaps}
         kinds: Counter[str] = Counter(f.kind for d in docs for f in d.flags)
-        man = read_manifest(sdir)
-        th = sections.thresholds(sdir, docs)
+        man = ScoreManifest.read(sdir)
+        th = sections.thresholds(man, docs) if man is not None else None
         scores = {
             "n_docs": len(docs),
             "n_flagged": len(flagged),
@@ -262,12 +263,7 @@ def write_report(
             "anchor": _anchor,
             "metrics": _metric_figures(docs, th.per_metric if th else None),
             "thresholds": th,
-            "quarantined": man.get(
-                "quarantined",
-                (man.get("counts") or {}).get("quarantined")
-                if isinstance(man.get("counts"), dict)
-                else None,
-            ),
+            "quarantined": man.quarantined if man is not None else None,
             "dominant": Counter(d.dominant[0] for d in docs if d.dominant).most_common(10),
         }
         if not docs:
@@ -278,8 +274,9 @@ def write_report(
         missing.append("corpus scores (--scores): no metric distributions, flags or token heatmaps")
 
     cur = None
-    if curated_dir is not None and (Path(curated_dir) / "manifest.json").exists():
-        cur = sections.curation(Path(curated_dir))
+    cur_man = CurateManifest.read(curated_dir) if curated_dir is not None else None
+    if cur_man is not None:
+        cur = sections.curation(cur_man)
         inputs.append(("curated", str(curated_dir)))
     else:
         missing.append("curation (--curated): what each policy rule did")

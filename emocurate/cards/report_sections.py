@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emocurate.artifacts import CurateManifest, ScoreManifest
 from emocurate.cards.scores import DocRow
-from emocurate.io import read_manifest
 
 # metric column -> the calibrated threshold that decides its flag (MetricConfig field)
 THRESHOLD_OF_METRIC = {
@@ -35,11 +35,10 @@ class Thresholds:
     not_reached: list[str] = field(default_factory=list)
 
 
-def thresholds(scores_dir: Path, docs: list[DocRow]) -> Thresholds | None:
+def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     """Thresholds from the scoring run: calibrated (rate + calibration.json) or fixed z units."""
-    man = read_manifest(scores_dir)
-    cfg = man.get("config") or {}
-    vdir = (man.get("vectors") or {}).get("dir")
+    cfg = man.config
+    vdir = man.vectors.dir
     metrics_cfg = cfg.get("metrics") or {}
     per: dict[str, float] = {}
     note = ""
@@ -107,8 +106,7 @@ def _closest(docs: list[DocRow], doc_th: Any) -> list[str]:
 
 def evaluation(vectors_dir: Path) -> dict[str, Any] | None:
     """Held-out accuracy with its spread and baselines, and the steering verdicts."""
-    from emocurate.vectors.evaluate import read_evaluation
-    from emocurate.vectors.steer import load_steering
+    from emocurate.artifacts import load_steering, read_evaluation
     from emocurate.vectors.vectorset import VectorSet
 
     ev = read_evaluation(vectors_dir)
@@ -135,15 +133,14 @@ def evaluation(vectors_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def curation(curated_dir: Path) -> dict[str, Any]:
+def curation(man: CurateManifest) -> dict[str, Any]:
     """What each rule of the policy did, and what the guardrail decided."""
-    man = read_manifest(curated_dir)
     return {
-        "rows_in": man.get("rows_in", 0),
-        "kept": man.get("kept", 0),
-        "flagged": man.get("flagged", 0),
-        "dropped": man.get("dropped", 0),
-        "rules": man.get("rules", []),
-        "guardrail": man.get("guardrail") or {},
-        "with_text": bool(man.get("with_text")),
+        "rows_in": man.rows_in,
+        "kept": man.kept,
+        "flagged": man.flagged,
+        "dropped": man.dropped,
+        "rules": [r.model_dump() for r in man.rules],
+        "guardrail": man.guardrail.model_dump(),
+        "with_text": man.with_text,
     }

@@ -1,15 +1,14 @@
 """Read a corpus scores folder for the report: per-document rows and token-level trajectories.
 
-The scores folder is written by the corpus stage: ``data/*.parquet`` with one row per document
-(metric columns, or a ``metrics`` mapping, plus ``flags`` with token spans) and, for some
-documents, a token-level file with decoded tokens and smoothed z-scores per emotion. The exact
-column layout of the token file is normalised here (``z`` as emotions×tokens or tokens×emotions,
-or one list column per emotion) so the report survives format changes.
+The layout is the one the scoring stage writes (:mod:`emocurate.artifacts`): ``data/*.parquet``
+with one flat row per document (``doc_id``, the :data:`~emocurate.artifacts.METRIC_KEYS`
+columns, ``flags`` with token spans) and ``tokens/*.parquet`` with :class:`TraceRow` rows
+(decoded tokens, ``series_names`` and ``series[k][t]``) for some documents. Curated folders
+add a ``text`` column. Nothing else is guessed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,27 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from emocurate.errors import InputError
+from emocurate.artifacts import METRIC_KEYS, SCORE_ID, TRACES_DIR, FlagSpan, TraceRow
+from emocurate.errors import InputError, first_problem
 
-ID_COLUMNS = ("doc_id", "id", "document_id")
-NOT_METRICS = {
-    "n_tokens",
-    "n_chars",
-    "n_windows",
-    "n_flags",
-    "shard",
-    "row",
-    "position",
-    "index",
-    "start",
-    "end",
-    "is_dialogue",
-}
-NOT_METRIC_PREFIXES = ("mean__", "p95__")  # per-emotion profile columns, not regulation metrics
 COMPOSITES = ("distress", "valence", "arousal", "calm", "regulation")
-TOKEN_DIRS = ("tokens", "token_scores", "trajectories", "token")
-Z_COLUMNS = ("series", "z", "scores", "values", "zscores", "smoothed")
 
 
 @dataclass
@@ -82,23 +66,15 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _flags(value: Any) -> list[FlagRow]:
+def _flags(value: Any, where: str) -> list[FlagRow]:
     out: list[FlagRow] = []
     for f in value or []:
-        if not isinstance(f, dict):
-            continue
         try:
-            out.append(
-                FlagRow(
-                    kind=str(f.get("kind") or f.get("name") or "flag"),
-                    start=int(f.get("start") or 0),
-                    end=int(f.get("end") or 0),
-                    severity=float(f.get("severity") or 0.0),
-                    evidence=str(f.get("evidence") or f.get("reason") or ""),
-                )
-            )
-        except (TypeError, ValueError):
-            continue
+            span = FlagSpan.model_validate(f)
+        except ValidationError as exc:
+            loc, msg = first_problem(exc)
+            raise InputError(f"{where}: invalid flag (field '{loc}': {msg})") from None
+        out.append(FlagRow(span.kind, span.start, span.end, span.severity, span.evidence))
     return out
 
 
@@ -119,92 +95,59 @@ def _read(files: list[Path]) -> pa.Table | None:
 
 
 def read_docs(scores_dir: Path) -> list[DocRow]:
-    """Per-document rows of a scores folder (``data/*.parquet``)."""
-    base = scores_dir / "data" if (scores_dir / "data").is_dir() else scores_dir
-    table = _read(_files(base))
+    """Per-document rows of a scores (or curated) folder (``data/*.parquet``)."""
+    base = scores_dir / "data"
+    table = _read(_files(base)) if base.is_dir() else None
     if table is None:
         return []
-    id_col = next((c for c in ID_COLUMNS if c in table.column_names), None)
+    if SCORE_ID not in table.column_names:
+        raise InputError(f"{base}: no '{SCORE_ID}' column (not a folder `emocurate score` wrote)")
+    metric_cols = [k for k in METRIC_KEYS if k in table.column_names]
     docs: list[DocRow] = []
-    for i, row in enumerate(table.to_pylist()):
-        metrics: dict[str, float] = {}
-        nested = row.get("metrics")
-        if isinstance(nested, str) and nested.startswith("{"):
-            try:
-                nested = json.loads(nested)
-            except json.JSONDecodeError:
-                nested = None
-        if isinstance(nested, dict):
-            metrics.update({k: f for k, v in nested.items() if (f := _finite(v)) is not None})
-        for k, v in row.items():
-            if k in NOT_METRICS or k in metrics or k == id_col or k.startswith(NOT_METRIC_PREFIXES):
-                continue
-            f = _finite(v)
-            if f is not None:
-                metrics[k] = f
-        dominant = row.get("dominant") or []
+    for row in table.to_pylist():
+        where = f"{base}: document {row[SCORE_ID]}"
+        metrics = {k: f for k in metric_cols if (f := _finite(row.get(k))) is not None}
         docs.append(
             DocRow(
-                doc_id=str(row.get(id_col) if id_col else i),
+                doc_id=str(row[SCORE_ID]),
                 n_tokens=int(row.get("n_tokens") or 0),
                 source=str(row.get("source") or ""),
-                dominant=[str(d) for d in dominant]
-                if isinstance(dominant, list)
-                else [str(dominant)],
+                dominant=[str(d) for d in row.get("dominant") or []],
                 metrics=metrics,
-                flags=_flags(row.get("flags")),
-                text=str(row.get("text") or row.get("snippet") or ""),
+                flags=_flags(row.get("flags"), where),
+                text=str(row.get("text") or ""),
             )
         )
     return docs
 
 
-def _token_files(scores_dir: Path) -> list[Path]:
-    for name in TOKEN_DIRS:
-        d = scores_dir / name
-        if d.is_dir() and _files(d):
-            return _files(d)
-    return sorted(p for p in scores_dir.glob("*token*.parquet") if not p.name.startswith("."))
-
-
-def _matrix(row: dict[str, Any], emotions: list[str], n_tok: int) -> list[list[float]] | None:
-    for col in Z_COLUMNS:
-        z = row.get(col)
-        if isinstance(z, list) and z and isinstance(z[0], list):
-            if len(z) == len(emotions) and all(len(r) == n_tok for r in z):
-                return [[float(v) if v is not None else 0.0 for v in r] for r in z]
-            if len(z) == n_tok and all(len(r) == len(emotions) for r in z):
-                return [[float(z[t][e] or 0.0) for t in range(n_tok)] for e in range(len(emotions))]
-        if isinstance(z, dict):
-            return [[float(v or 0.0) for v in (z.get(e) or [0.0] * n_tok)] for e in emotions]
-    return None
-
-
 def read_token_docs(scores_dir: Path) -> list[TokenDoc]:
-    """Token-level trajectories (empty when the scores folder has none)."""
-    table = _read(_token_files(scores_dir))
+    """Token-level trajectories of ``tokens/*.parquet`` (empty when the folder has none)."""
+    folder = scores_dir / TRACES_DIR
+    table = _read(_files(folder)) if folder.is_dir() else None
     if table is None:
         return []
     out: list[TokenDoc] = []
-    for row in table.to_pylist():
-        tokens = row.get("tokens") or row.get("token_strs") or []
-        if not isinstance(tokens, list) or not tokens:
+    for i, raw in enumerate(table.to_pylist()):
+        try:
+            row = TraceRow.model_validate(raw)
+        except ValidationError as exc:
+            loc, msg = first_problem(exc)
+            raise InputError(f"{folder}: trace row {i}: field '{loc}': {msg}") from None
+        if not row.tokens:
             continue
-        tokens = [str(t).replace("\u2581", " ").replace("\u0120", " ") for t in tokens]
-        emotions = row.get("series_names") or row.get("emotions") or row.get("names")
-        if not isinstance(emotions, list):
-            emotions = [c[2:] for c in row if c.startswith("z_")]
-            z = [[float(v or 0.0) for v in row[f"z_{e}"]] for e in emotions]
-        else:
-            emotions = [str(e).removeprefix("emotion:") for e in emotions]
-            mz = _matrix(row, emotions, len(tokens))
-            if mz is None:
-                continue
-            z = mz
-        doc_id = next((str(row[c]) for c in ID_COLUMNS if row.get(c) is not None), str(len(out)))
+        n = len(row.tokens)
+        if len(row.series) != len(row.series_names) or any(len(z) != n for z in row.series):
+            raise InputError(
+                f"{folder}: trace of {row.doc_id}: series do not match series_names x tokens"
+            )
         out.append(
             TokenDoc(
-                doc_id=doc_id, tokens=tokens, emotions=emotions, z=z, flags=_flags(row.get("flags"))
+                doc_id=row.doc_id,
+                tokens=[t.replace("\u2581", " ").replace("\u0120", " ") for t in row.tokens],
+                emotions=[n.removeprefix("emotion:") for n in row.series_names],
+                z=[[float(v) for v in z] for z in row.series],
+                flags=_flags([f.model_dump() for f in row.flags], f"{folder}: {row.doc_id}"),
             )
         )
     return out

@@ -144,14 +144,22 @@ def _training(training_dir: Path | None) -> dict[str, Any] | None:
     }
 
 
-def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | None = None) -> Path:
-    """Write (or update) ``vectors_dir/README.md`` and ``figures/geometry.svg``; return the card path.
+def write_vector_card(
+    vectors_dir: str | Path,
+    *,
+    training_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+) -> Path:
+    """Write (or update) ``README.md`` and ``figures/geometry.svg``; return the card path.
 
     Args:
         vectors_dir: a VectorSet folder (``vectors.safetensors`` + ``vectorset.json``).
         training_dir: the dataset the vectors were fitted on (its card is linked and summarised).
+        out_dir: where the card and its figure go (default: ``vectors_dir``). The pipeline's
+            cards stage writes into its own folder; the card joins the vectors at push time.
     """
     root = Path(vectors_dir)
+    dest = Path(out_dir) if out_dir is not None else root
     vs = VectorSet.load(root)
     meta = vs.meta
     missing: list[str] = []
@@ -163,15 +171,15 @@ def write_vector_card(vectors_dir: str | Path, *, training_dir: str | Path | Non
     else:
         if ev is None:
             missing.append(f"held-out evaluation (no {EVALUATION_FILE} next to vectorset.json)")
-    geo = geometry(vs, ev.model_dump(mode="json") if ev is not None else {})
-    atomic_write_bytes(root / FIGURE, geometry_svg(geo).encode("utf-8"))
+    geo = geometry(vs, ev)
+    atomic_write_bytes(dest / FIGURE, geometry_svg(geo).encode("utf-8"))
     training = _training(Path(training_dir) if training_dir else None)
     if training_dir is not None and training is None:
         missing.append(f"training data folder {training_dir} (not found)")
     lens = _lens(ev)
     if ev and not lens:
         missing.append("logit lens")
-    card_path = root / CARD
+    card_path = dest / CARD
     existing = load_existing(ModelCard, card_path)
     fresh_data: dict[str, Any] = {
         "tags": [

@@ -194,15 +194,15 @@ def register(app: typer.Typer) -> None:
             flag = {"metrics.threshold": "z_threshold", "fpr": "threshold"}.get(field, field)
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
         m = score_corpus(list(corpus), vectors, out, cfg)
-        if not m["scored"]:  # every row quarantined: a silent exit 0 would hide a wrong option
+        if not m.scored:  # every row quarantined: a silent exit 0 would hide a wrong option
             raise InputError(
-                f"scored 0 of {m['rows_in']} rows ({m['quarantined']} quarantined"
+                f"scored 0 of {m.rows_in} rows ({m.quarantined} quarantined"
                 f"{_top_reason(out)}); see {out / 'quarantine.jsonl'}"
             )
-        s = m.get("summary", {})
+        flagged = m.summary.docs_flagged if m.summary else 0
         Console(stderr=True).print(
-            f"scored {m['scored']} of {m['rows_in']} rows ({m['quarantined']} quarantined) "
-            f"{m['tokens']} tokens in {m['seconds']:.1f}s; {s.get('docs_flagged', 0)} flagged -> {out}",
+            f"scored {m.scored} of {m.rows_in} rows ({m.quarantined} quarantined) "
+            f"{m.tokens} tokens in {m.seconds:.1f}s; {flagged} flagged -> {out}",
             markup=False,
         )
 
@@ -249,15 +249,15 @@ def register(app: typer.Typer) -> None:
         mode: Untrusted = "force" if force else "flag-only" if flag_only else "refuse"
         m = curate(scores_dir, policy, out, corpus=list(corpus) if corpus else None, untrusted=mode)
         con = Console(stderr=True)
-        g = m.get("guardrail", {})
-        if g.get("decision") in ("flag-only", "forced"):
-            con.print(f"guardrail: {g['decision']}: {g['reason']}", markup=False)
+        g = m.guardrail
+        if g.decision in ("flag-only", "forced"):
+            con.print(f"guardrail: {g.decision}: {g.reason}", markup=False)
         con.print(
-            f"kept {m['kept']}, flagged {m['flagged']}, dropped {m['dropped']} of {m['rows_in']} -> {out}",
+            f"kept {m.kept}, flagged {m.flagged}, dropped {m.dropped} of {m.rows_in} -> {out}",
             markup=False,
         )
-        for r in m["rules"]:
+        for r in m.rules:
             con.print(
-                f"  {r['rule']:<32} {r['action']:<5} matched {r['matched']:>6}  decided {r['decided']:>6}",
+                f"  {r.rule:<32} {r.action:<5} matched {r.matched:>6}  decided {r.decided:>6}",
                 markup=False,
             )

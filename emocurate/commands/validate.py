@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from emocurate.artifacts import ValidateManifest
 from emocurate.errors import ConfigError, first_problem
 
 
@@ -30,40 +31,37 @@ def _config(opts: dict[str, Any]) -> Any:
         raise ConfigError(f"invalid option {where}{msg}") from None
 
 
-def funnel_table(manifest: dict[str, Any]) -> Table:
+def funnel_table(manifest: ValidateManifest) -> Table:
     """The funnel: rows in, rejected and out per step, with the top reason codes."""
-    table = Table(title=f"validation funnel: {manifest['kept']} of {manifest['total']} kept")
+    table = Table(title=f"validation funnel: {manifest.kept} of {manifest.total} kept")
     for col in ("step", "in", "rejected", "out", "top reasons"):
         table.add_column(col, justify="right" if col in ("in", "rejected", "out") else "left")
-    per = manifest.get("per_validator", {})
-    for step in manifest.get("funnel", []):
-        reasons = per.get(step["step"], {}).get("reasons", {})
+    for step in manifest.funnel:
+        stats = manifest.per_validator.get(step.step)
+        reasons = stats.reasons if stats else {}
         top = ", ".join(f"{k} {v}" for k, v in list(reasons.items())[:3])
-        cached = " (cached)" if per.get(step["step"], {}).get("cached") else ""
-        status = str(step.get("status", "used"))
-        if status != "used":
-            top = status.upper() if not top else f"{status.upper()}; {top}"
-        table.add_row(
-            step["step"] + cached, str(step["in"]), str(step["rejected"]), str(step["out"]), top
-        )
+        cached = " (cached)" if stats is not None and stats.cached else ""
+        if step.status != "used":
+            top = step.status.upper() if not top else f"{step.status.upper()}; {top}"
+        table.add_row(step.step + cached, str(step.n_in), str(step.rejected), str(step.out), top)
     return table
 
 
-def emotion_table(manifest: dict[str, Any]) -> Table:
+def emotion_table(manifest: ValidateManifest) -> Table:
     """Per emotion: rows in, rejected by each validator, kept."""
-    steps = ["input", *manifest.get("validators", [])]
+    steps = ["input", *manifest.validators]
     table = Table(title="per emotion")
     table.add_column("emotion")
     table.add_column("in", justify="right")
     for s in steps:
         table.add_column(f"-{s}", justify="right")
     table.add_column("kept", justify="right")
-    for emotion, slot in manifest.get("per_emotion", {}).items():
+    for emotion, slot in manifest.per_emotion.items():
         table.add_row(
             emotion,
-            str(slot["in"]),
-            *(str(slot["rejected_by"].get(s, 0)) for s in steps),
-            str(slot["kept"]),
+            str(slot.n_in),
+            *(str(slot.rejected_by.get(s, 0)) for s in steps),
+            str(slot.kept),
         )
     return table
 

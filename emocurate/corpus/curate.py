@@ -14,7 +14,7 @@ import difflib
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 import pyarrow as pa
@@ -22,14 +22,13 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from emocurate.artifacts import CurateManifest, ScoreManifest
 from emocurate.corpus.guard import Untrusted, check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError, first_problem
 from emocurate.io import (
     ensure_dir,
-    read_manifest,
     write_configs_readme,
-    write_manifest,
     write_table,
 )
 from emocurate.records import Model
@@ -402,7 +401,7 @@ def curate(
     *,
     corpus: list[str | Path] | None = None,
     untrusted: Untrusted = "refuse",
-) -> dict[str, Any]:
+) -> CurateManifest:
     """Apply ``policy`` to a scores folder; write kept/excluded Parquet and a manifest.
 
     Drops, rebalancing and ``default: drop`` need vectors whose held-out accuracy interval is
@@ -421,7 +420,8 @@ def curate(
             f"{sdir}: no scores found (expected data/shard-*.parquet from `emocurate score`)"
         )
     df = pl.read_parquet(files)
-    vectors_dir = read_manifest(sdir).get("vectors", {}).get("dir")
+    scores = ScoreManifest.read(sdir)  # None: the guardrail then finds no vector set to trust
+    vectors_dir = scores.vectors.dir if scores is not None else None
     guard = check(vectors_dir, risky_actions(pol), untrusted)
     if guard.decision == "flag-only":
         pol = flag_only(pol)
@@ -430,7 +430,7 @@ def curate(
     kept = work.filter(pl.col("decision") != "drop")
     excluded = work.filter(pl.col("decision") == "drop")
     if corpus:
-        kept, excluded = _attach_text(kept, excluded, corpus, read_manifest(sdir))
+        kept, excluded = _attach_text(kept, excluded, corpus, scores)
     write_table(out / "data" / "kept.parquet", kept.to_arrow())
     write_table(out / "excluded" / "excluded.parquet", excluded.to_arrow())
     write_table(out / "summary" / "rules.parquet", summary.to_arrow())
@@ -462,15 +462,19 @@ def curate(
         title="emocurate curated corpus",
         note="Kept documents (with decisions and weights); `excluded` keeps every dropped document with its reasons; `summary` counts what each rule did.",
     )
-    write_manifest(out, "curate", **fields)
-    return read_manifest(out)
+    manifest = CurateManifest.model_validate({"stage": "curate", **fields})
+    manifest.save(out)
+    return manifest
 
 
 def _attach_text(
-    kept: pl.DataFrame, excluded: pl.DataFrame, corpus: list[str | Path], manifest: dict[str, Any]
+    kept: pl.DataFrame,
+    excluded: pl.DataFrame,
+    corpus: list[str | Path],
+    manifest: ScoreManifest | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Join document texts back by id, re-reading the corpus with the scoring run's options."""
-    cfg = manifest.get("config", {})
+    cfg = manifest.config if manifest is not None else {}
     opts = ReadOptions(
         cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000)
     )

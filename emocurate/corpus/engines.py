@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from emocurate.artifacts import ScoreManifest
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
@@ -37,7 +38,6 @@ from emocurate.io import (
     atomic_write_bytes,
     ensure_dir,
     write_configs_readme,
-    write_manifest,
     write_table,
 )
 from emocurate.records import canonical_json
@@ -226,7 +226,7 @@ def run_scoring(
     cfg: ScoreConfig,
     *,
     lm: LoadedModel | None = None,
-) -> dict[str, Any]:
+) -> ScoreManifest:
     """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
     t0 = time.perf_counter()
     vs, reg = load_vectors(vectors_dir, cfg)
@@ -496,7 +496,7 @@ def _finish(
     fp: str,
     seconds: float,
     plan: CorpusPlan | None = None,
-) -> dict[str, Any]:
+) -> ScoreManifest:
     n_shards = len(markers)
     # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
     for sub, ext in (
@@ -565,10 +565,9 @@ def _finish(
         title="emocurate corpus scores",
         note="One row per document (metrics, flags with token spans); `tokens` holds token-level traces of some documents.",
     )
-    write_manifest(out, "score", **fields)
-    from emocurate.io import read_manifest
-
-    return read_manifest(out)
+    manifest = ScoreManifest.model_validate({"stage": "score", **fields})
+    manifest.save(out)
+    return manifest
 
 
 def summarize(out: Path) -> dict[str, Any]:

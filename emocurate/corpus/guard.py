@@ -12,36 +12,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
-from pydantic import ConfigDict
-
+from emocurate.artifacts import Guardrail, HeldOut, Untrusted
 from emocurate.errors import InputError
-from emocurate.records import Model
 
 EVALUATION_FILE = "evaluation.json"
-Untrusted = Literal["refuse", "flag-only", "force"]
-
-
-class HeldOut(Model):
-    """The part of a vector set's ``evaluation.json`` the guardrail reads."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    accuracy: float | None = None
-    accuracy_ci: tuple[float, float] | None = None
-    chance: float
-    n_heldout: int = 0
-
-
-class Guardrail(Model):
-    """What the guardrail found and did; stored in the curate manifest."""
-
-    vectors_dir: str = ""
-    trusted: bool
-    reason: str
-    risky_actions: list[str]
-    decision: Literal["not needed", "allowed", "refused", "flag-only", "forced"]
 
 
 def vector_trust(vectors_dir: str | Path | None) -> tuple[bool, str]:

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from emocurate.errors import InputError
+from emocurate.fingerprint import hash_file
 from emocurate.records import Turn, render_turns, stable_id
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -233,24 +234,14 @@ class CorpusPlan:
         for u in self.units:
             h.update(f"{u.kind}\x1f{u.key}\x1f{u.reason}\x1e".encode())
             if u.kind == "file" and u.path is not None:
-                _hash_file(h, u.path)
+                hash_file(h, u.path)
             elif u.kind == "hf_disk" and u.path is not None:
                 for f in sorted(x for x in u.path.rglob("*") if x.is_file()):
                     h.update(f.relative_to(u.path).as_posix().encode() + b"\x1f")
-                    _hash_file(h, f)
+                    hash_file(h, f)
             elif u.kind == "hf":
                 h.update(u.spec.encode())
         return h.hexdigest()[:16]
-
-
-def _hash_file(h: Any, p: Path) -> None:
-    try:
-        h.update(str(p.stat().st_size).encode() + b"\x1f")
-        with p.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    except OSError as exc:  # the reader quarantines it; the fingerprint records the failure
-        h.update(f"unreadable:{exc.strerror}".encode())
 
 
 def plan_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -> CorpusPlan:

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from emocurate.artifacts import METRIC_KEYS
 from emocurate.records import Flag, Model
 
 # The anchor study's distress examples first, then close relatives; a VectorSet uses whichever
@@ -414,34 +415,6 @@ class Analysis:
     calm: np.ndarray | None
     regulation: np.ndarray | None
     coreg_pairs: list[tuple[float, float]] = field(default_factory=list)
-
-
-METRIC_KEYS: tuple[str, ...] = (
-    "valence_mean",
-    "valence_min",
-    "valence_end",
-    "arousal_mean",
-    "arousal_max",
-    "distress_mean",
-    "distress_max",
-    "distress_end",
-    "calm_mean",
-    "n_episodes",
-    "distress_frac",
-    "n_recovered",
-    "recovery_rate",
-    "time_to_recover",
-    "calm_rise",
-    "unresolved_end",
-    "escalation",
-    "volatility",
-    "regulation_mean",
-    "regulation_min",
-    "n_turns",
-    "coreg_r",
-    "coreg_n",
-    "n_mirroring",
-)
 
 
 def analyse(

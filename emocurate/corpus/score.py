@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from emocurate.artifacts import ScoreManifest
 from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
 from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, analyse
 from emocurate.corpus.rows import CorpusScore
@@ -651,8 +652,8 @@ def score_corpus(
     cfg: ScoreConfig,
     *,
     lm: LoadedModel | None = None,
-) -> dict[str, Any]:
-    """Score every document of ``inputs`` into ``out_dir`` and return the manifest.
+) -> ScoreManifest:
+    """Score every document of ``inputs`` into ``out_dir`` and return its typed manifest.
 
     Writes ``data/shard-XXXXX.parquet`` (one flat row per document), ``tokens/shard-XXXXX.parquet``
     (token traces for flagged and a few other documents), ``quarantine.jsonl`` and

@@ -36,8 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from emocurate.artifacts import ValidateManifest
 from emocurate.errors import ConfigError
-from emocurate.io import atomic_write_bytes, ensure_dir, write_manifest, write_table
+from emocurate.fingerprint import fingerprint
+from emocurate.io import atomic_write_bytes, ensure_dir, write_table
 from emocurate.records import AnyRecord, Model, Verdict, canonical_json
 from emocurate.taxonomy import Taxonomy, load_taxonomy
 from emocurate.validators.base import Validator, check_text, reason_code, record_emotions
@@ -196,10 +198,10 @@ class _VerdictCache:
         self.enabled = enabled
 
     def key(self, v: Validator, input_hash: str) -> str:
-        blob = canonical_json(
-            {"v": CACHE_VERSION, "name": v.name, "fp": v.fingerprint(), "input": input_hash}
+        return fingerprint(
+            {"v": CACHE_VERSION, "name": v.name, "fp": v.fingerprint(), "input": input_hash},
+            length=20,
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def path(self, name: str, key: str) -> Path:
         return self.root / f"{name}-{key}.json"
@@ -230,7 +232,7 @@ def validate(
     cfg: ValidateConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> ValidateManifest:
     """Validate a stage folder and write ``kept/``, ``rejected/`` and ``manifest.json``.
 
     Args:
@@ -240,7 +242,7 @@ def validate(
         log: called with one line per step (e.g. ``print``); silent when None.
 
     Returns:
-        The manifest (also written to ``out_dir/manifest.json``).
+        The typed manifest (also written to ``out_dir/manifest.json``).
 
     Raises:
         InputError: unreadable input, missing columns or a row that fits no record type.
@@ -329,10 +331,12 @@ def validate(
     steps = ["input", *cfg.validators]
     rows = _rows(records, verdicts, steps)
     _write_splits(out, records, rows, steps)
-    manifest = _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
-    write_manifest(out, "validate", **manifest)
-    say(f"kept {manifest['kept']} of {n}; wrote {out / 'kept'} and {out / 'rejected'}")
-    return {"stage": "validate", **manifest}
+    manifest = ValidateManifest.model_validate(
+        _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
+    )
+    manifest.save(out)
+    say(f"kept {manifest.kept} of {n}; wrote {out / 'kept'} and {out / 'rejected'}")
+    return manifest
 
 
 def _rows(

@@ -20,178 +20,29 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, ValidationError
 
-from emocurate.errors import InputError, first_problem
-from emocurate.records import Dialogue, Model, Story
+from emocurate.artifacts import (  # noqa: F401 - the evaluation artifact, re-exported here
+    EVALUATION_FILE,
+    INTERVAL,
+    LEXICAL,
+    Comparison,
+    Evaluation,
+    GeometryReport,
+    LayerMetrics,
+    LayerSelection,
+    Spread,
+    read_evaluation,
+)
+from emocurate.errors import InputError
+from emocurate.records import Dialogue, Story
 from emocurate.vectors.capture import context_length
 from emocurate.vectors.models import LoadedModel, final_norm, unembedding
 from emocurate.vectors.vectorset import VectorSet
 
-EVALUATION_FILE = "evaluation.json"
-INTERVAL = (
-    "95% corrected resampled t interval over split seeds (Nadeau & Bengio 2003: "
-    "sd^2 * (1/S + n_heldout/n_train), t with S-1 df), clipped to [0, 1]; Wilson score "
-    "interval with one seed"
-)
-LEXICAL = "TF-IDF (words, sublinear tf) + logistic regression (C=1)"
 PERMUTATIONS = 2000
-
-
-# ---------------------------------------------------------------------------------------------
-# the evaluation artifact
-
-
-class Spread(Model):
-    """One held-out figure over split seeds: mean, sd, 95% interval and the per-seed values."""
-
-    mean: float
-    sd: float
-    ci: tuple[float, float]
-    per_seed: list[float]
-
-
-class Comparison(Model):
-    """Vectors minus the lexical baseline, paired by split seed."""
-
-    diff_mean: float
-    diff_ci: tuple[float, float]
-    verdict: Literal["above", "below", "not distinguishable"]
-    sentence: str
-
-
-class LayerMetrics(Model):
-    """Held-out metrics of one swept layer (means over split seeds)."""
-
-    accuracy: float
-    accuracy_sd: float = 0.0
-    top3: float = 0.0
-    auroc_mean: float = 0.0
-    selection_accuracy: float | None = None  # on the rows the selection test uses
-
-
-class LayerSelection(Model):
-    """How the layer was chosen, with the test that allowed (or refused) a move."""
-
-    rule: str
-    default_layer: int
-    layer: int
-    moved: bool = False
-    candidates: list[int] = Field(default_factory=list)
-    best_alternative: int | None = None
-    test: str = ""
-    n_rows: int = 0
-    min_rows: int = 0
-    b: int = 0  # rows the alternative gets right and the default wrong
-    c: int = 0  # rows the default gets right and the alternative wrong
-    p_value: float | None = None
-    alpha: float | None = None  # after the Bonferroni correction
-
-
-class GeometryReport(Model):
-    """PCA of the vectors and its agreement with the taxonomy's valence and arousal.
-
-    Principal components have no sign of their own: PC1 is oriented so that its correlation
-    with valence is >= 0 and PC2 so that its correlation with arousal is >= 0 (``orientation``).
-    The cross correlations keep their sign under that orientation. ``*_p`` are permutation
-    p-values of ``|r|`` (emotion labels shuffled), ``n_in_taxonomy`` the emotions they rest on.
-    """
-
-    variance_explained: list[float] = Field(default_factory=list)
-    coords: dict[str, list[float]] = Field(default_factory=dict)
-    pc1_valence_r: float | None = None
-    pc2_arousal_r: float | None = None
-    pc1_arousal_r: float | None = None
-    pc2_valence_r: float | None = None
-    pc1_valence_p: float | None = None
-    pc2_arousal_p: float | None = None
-    n_in_taxonomy: int = 0
-    orientation: str = "PC1 sign: r(PC1, valence) >= 0; PC2 sign: r(PC2, arousal) >= 0"
-
-
-class Evaluation(Model):
-    """``evaluation.json``: held-out evidence of one fitted vector set, read by cards and reports.
-
-    Classification fields are ``None`` when nothing was held out (``holdout`` 0). ``n_train``
-    and ``n_heldout`` are the rows of one split (the first seed); the saved vectors are refitted
-    on all ``n_records`` records after the evaluation.
-    """
-
-    kind: str = "emotion"
-    method: str = "mean_diff"
-    layer: int
-    chosen_layer: int
-    layer_selection: str = ""
-    selection: LayerSelection | None = None
-    labels: list[str]
-    seeds: list[int] = Field(default_factory=list)
-    holdout: float = 0.0
-    n_records: int = 0
-    n_train: int = 0
-    n_heldout: int = 0
-    n: int = 0  # held-out rows per split (older readers call it n)
-    n_skipped_short: int = 0
-    label_leak_share: float | None = None
-    n_label_leak: int = 0
-    n_leak_checked: int = 0
-    accuracy: float | None = None
-    accuracy_sd: float | None = None
-    accuracy_ci: tuple[float, float] | None = None
-    accuracy_per_seed: list[float] = Field(default_factory=list)
-    interval: str = INTERVAL
-    top3: float | None = None
-    chance: float
-    majority: float | None = None
-    majority_per_seed: list[float] = Field(default_factory=list)
-    lexical: Spread | None = None
-    lexical_method: str = LEXICAL
-    vs_lexical: Comparison | None = None
-    auroc: dict[str, float] = Field(default_factory=dict)
-    auroc_mean: float | None = None
-    confusion: list[list[int]] = Field(default_factory=list)  # summed over the split seeds
-    sweep: dict[str, LayerMetrics] = Field(default_factory=dict)
-    geometry: GeometryReport = Field(default_factory=GeometryReport)
-    logit_lens: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
-    reference_source: str = ""
-    n_neutral_texts: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        """The scalars kept in ``vectorset.json`` (``meta.evaluation``)."""
-        out: dict[str, Any] = {"chance": self.chance, "n": self.n, "seeds": len(self.seeds)}
-        if self.accuracy is not None and self.accuracy_ci is not None:
-            out.update(
-                accuracy=self.accuracy,
-                accuracy_sd=self.accuracy_sd,
-                accuracy_ci_low=self.accuracy_ci[0],
-                accuracy_ci_high=self.accuracy_ci[1],
-                top3=self.top3,
-                majority=self.majority,
-                auroc_mean=self.auroc_mean,
-            )
-        if self.lexical is not None:
-            out["lexical"] = self.lexical.mean
-        if self.vs_lexical is not None:
-            out["vs_lexical"] = self.vs_lexical.verdict
-        return out
-
-
-def read_evaluation(folder: str | Path) -> Evaluation | None:
-    """The folder's ``evaluation.json`` through :class:`Evaluation` (``None`` when absent)."""
-    path = Path(folder) / EVALUATION_FILE
-    if not path.exists():
-        return None
-    try:
-        return Evaluation.model_validate_json(path.read_text("utf-8"))
-    except ValidationError as exc:
-        field, msg = first_problem(exc)
-        raise InputError(
-            f"{path}: not an evaluation this emocurate writes ({field}: {msg}); refit the vectors"
-        ) from None
-
 
 # ---------------------------------------------------------------------------------------------
 # statistics

@@ -16,19 +16,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, ValidationError
 from torch import nn
 
-from emocurate.errors import InputError, first_problem
+from emocurate.artifacts import (  # noqa: F401 - the steering artifact, re-exported here
+    STATISTIC,
+    STEERING_FILE,
+    STRENGTH_UNIT,
+    EmotionSteering,
+    Monotonicity,
+    SteeringPoint,
+    SteeringReport,
+    library_versions,
+    load_steering,
+)
+from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
-from emocurate.records import Model, utc_now
 from emocurate.vectors.capture import encode
 from emocurate.vectors.models import LoadedModel
-from emocurate.vectors.vectorset import VectorSet, library_versions
+from emocurate.vectors.vectorset import VectorSet
 
 NEUTRAL_PROMPTS: tuple[str, ...] = (
     "Once upon a time, there was a girl named Lily. She felt",
@@ -111,90 +120,6 @@ def emotion_words(emotion: str) -> list[str]:
 
 DEFAULT_STRENGTHS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(-5, 6))
 """-0.5 … +0.5 in steps of 0.1, zero included (fractions of the mean residual norm)."""
-
-STEERING_FILE = "steering.json"
-"""The dose-response report, saved in the vector set folder and read by the vector card."""
-
-STRENGTH_UNIT = (
-    "fraction of the mean token residual norm at the layer: delta = strength × norm × unit "
-    "vector, added to the block output at every position, during generation too"
-)
-STATISTIC = (
-    "rho = mean over prompts of Spearman's rho between strength and the measure; p one-sided "
-    "(rho > 0), from permuting the strengths within each prompt; pass = rho > 0 and p < alpha"
-)
-
-
-class Monotonicity(Model):
-    """Whether one measure rises with the steering strength, with its sign and significance."""
-
-    rho: float  # mean within-prompt Spearman rho, in [-1, 1]
-    p: float  # one-sided permutation p-value for rho > 0
-    n: int  # observations: strengths × prompts
-    n_prompts: int
-    n_permutations: int
-    alpha: float
-    peak_strength: float  # where the mean over prompts is highest (a hump shows up here)
-    verdict: Literal["pass", "fail"]
-
-
-class SteeringPoint(Model):
-    """Both measures at one strength, mean and sd over prompts."""
-
-    strength: float
-    projection: float
-    projection_sd: float
-    word_logprob: float
-    word_logprob_sd: float
-
-
-class EmotionSteering(Model):
-    """The dose-response of one emotion direction."""
-
-    emotion: str
-    layer: int
-    residual_norm: float  # the scale a strength of 1 stands for at this layer
-    projection_unit: Literal["z", "raw"]  # z when the set has a neutral reference at the layer
-    words: list[str]  # the word forms behind word_logprob
-    points: list[SteeringPoint]
-    projection_by_prompt: list[list[float]]  # [prompt][strength]
-    word_logprob_by_prompt: list[list[float]]  # [prompt][strength]
-    projection: Monotonicity  # read-back of the vector's own projection
-    word_logprob: Monotonicity  # log P(next word is one of the forms)
-    verdict: Literal["pass", "fail"]  # pass = both measures pass
-
-
-class SteeringReport(Model):
-    """``steering.json``: how steering along each vector moves the model, measured two ways.
-
-    *Projection read-back*: a greedy continuation is generated under steering, then the
-    unsteered model reads prompt + continuation and the mean projection of the continuation's
-    activations on the emotion's unit vector is taken at the layer. *Word log-prob*: the log of
-    the total probability that the next word after a neutral prompt is one of the emotion's
-    taxonomy word forms (a plain mean of per-form log-probs is dominated by rare forms such as
-    "happiest", whose probability can fall while the emotion's words as a whole rise).
-    """
-
-    model_id: str
-    model_revision: str
-    vectors_created: str  # the fitted set this was measured on (meta.created)
-    train_data_hash: str
-    strength_unit: str = STRENGTH_UNIT
-    statistic: str = STATISTIC
-    decoding: str
-    max_new_tokens: int
-    prompts: list[str]
-    emotions: dict[str, EmotionSteering]
-    versions: dict[str, str] = Field(default_factory=library_versions)
-    created: str = Field(default_factory=utc_now)
-
-    def matches(self, vs: VectorSet) -> bool:
-        """Whether this report was measured on ``vs`` (not on an earlier fit in the same folder)."""
-        return (
-            self.vectors_created == vs.meta.created
-            and self.train_data_hash == vs.meta.train_data_hash
-            and self.model_id == vs.meta.model_id
-        )
 
 
 def monotonicity(
@@ -377,20 +302,6 @@ def measure_steering(
         prompts=list(prompts),
         emotions=out,
     )
-
-
-def load_steering(vectors_dir: str | Path) -> SteeringReport | None:
-    """The saved ``steering.json`` of a vector set folder (None when steering was not measured)."""
-    path = Path(vectors_dir) / STEERING_FILE
-    if not path.exists():
-        return None
-    try:
-        return SteeringReport.model_validate_json(path.read_text("utf-8"))
-    except ValidationError as exc:
-        loc, msg = first_problem(exc)
-        raise InputError(f"{path}: invalid steering report: {loc}: {msg}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable steering report ({exc})") from None
 
 
 def save_steering(report: SteeringReport, vectors_dir: str | Path) -> Path:

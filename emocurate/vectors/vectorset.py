@@ -10,19 +10,15 @@ compare across documents and corpora.
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-from pydantic import Field
 from safetensors.torch import load_file, save_file
 
-from emocurate import __version__
+from emocurate.artifacts import VectorSetMeta, library_versions  # noqa: F401 - re-exported
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes, ensure_dir
-from emocurate.records import Model, utc_now
 
 TENSORS = "vectors.safetensors"
 META = "vectorset.json"
@@ -33,65 +29,6 @@ SPEAKER_SUBDIRS = {
     "assistant": "assistant",
 }
 """Subfolders a speaker-aware fit writes (``meta.kind`` -> folder name)."""
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded in every artifact, so results can be reproduced."""
-    import transformers
-
-    return {
-        "emocurate": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
-
-
-class VectorSetMeta(Model):
-    """Metadata of a VectorSet (the JSON half)."""
-
-    names: list[str]
-    layers: list[int]
-    default_layer: int
-    model_id: str
-    model_revision: str = ""
-    model_type: str = ""  # transformers config.model_type (llama, qwen2, gpt2, ...)
-    hidden_size: int
-    n_model_layers: int
-    kind: str = "emotion"  # emotion | speaker_human | speaker_assistant | regulation
-    hook_site: str = "decoder_block_output"
-    pooling: str = "mean"
-    skip: int = 50
-    short: str = "clip"
-    """Records with no token at or after ``skip``: ``skip`` (left out of fitting, counted in
-    ``n_skipped_short``) or ``clip`` (pooled from half their length). Sets written before this
-    field existed clipped, hence the default."""
-    method: str = "mean_diff"
-    train_data_hash: str = ""
-    n_train_records: int = 0  # records the saved vectors were fitted on
-    n_skipped_short: int = 0  # records left out: no token in the pooling window
-    label_leak_share: float | None = None
-    """Share of fitted texts whose pooled part names their label or its word forms (the leakage
-    validator's terms and matcher); ``None`` when not measured."""
-    n_label_leak: int = 0
-    n_leak_checked: int = 0
-    neutral_pcs: dict[str, int] = Field(default_factory=dict)
-    neutral_variance: float = 0.0
-    has_reference: bool = False
-    reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
-    residual_norm: dict[str, float] = Field(
-        default_factory=dict
-    )  # mean token ‖h‖ per layer (steering scale)
-    layer_selection: str = ""
-    """How default_layer was chosen: the rule, and the test with its n and p-value."""
-    sweep: dict[str, dict[str, float]] = Field(default_factory=dict)  # held-out metrics per layer
-    holdout: float = 0.0
-    seed: int = 0
-    eval_seeds: int = 0  # split seeds of the held-out evaluation (0: none)
-    emotion_counts: dict[str, int] = Field(default_factory=dict)
-    evaluation: dict[str, Any] = Field(default_factory=dict)
-    versions: dict[str, str] = Field(default_factory=library_versions)
-    created: str = Field(default_factory=utc_now)
 
 
 @dataclass

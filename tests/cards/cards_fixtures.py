@@ -14,8 +14,17 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from emocurate.io import write_manifest, write_records, write_table
-from emocurate.records import Dialogue, DocScore, Flag, Provenance, Story, Turn, stable_id
+from emocurate.artifacts import (
+    CurateManifest,
+    GenerateManifest,
+    ScoreManifest,
+    Spend,
+    TokenCounts,
+    ValidateManifest,
+    VectorsRef,
+)
+from emocurate.io import write_records, write_table
+from emocurate.records import Dialogue, Flag, Provenance, Story, Turn, stable_id
 from emocurate.vectors.vectorset import VectorSet, VectorSetMeta
 
 EMOTIONS = ["happy", "sad", "afraid", "angry", "calm", "surprised"]
@@ -62,20 +71,18 @@ def stories(n: int = 24, start: int = 0) -> list[Story]:
 def make_generation(root: Path, n: int = 30) -> Path:
     recs = stories(n)
     write_records(root, recs, name="part-00000")
-    write_manifest(
-        root,
-        "generate",
+    GenerateManifest(
         kind="story",
-        counts={"planned": n, "written": n, "failed": 0},
+        planned_requests=n,
+        planned_records=n,
+        completed_requests=n,
+        records=n,
         backend="fake",
         model="fake-model-1",
         prompts={"story.v1": "sha256:abc123def456"},
-        params={"temperature": 0.9, "top_p": 0.95},
-        emotions=EMOTIONS,
-        topics=TOPICS,
-        tokens={"input": 120 * n, "output": sum(r.provenance.output_tokens for r in recs)},
-        cost_usd=0.0005 * n,
-    )
+        tokens=TokenCounts(input=120 * n, output=sum(r.provenance.output_tokens for r in recs)),
+        usd=Spend(total_including_cached=0.0005 * n),
+    ).save(root)
     return root
 
 
@@ -123,16 +130,16 @@ def make_validation(root: Path, gen: list[Story] | None = None) -> Path:
         "rules": {"checked": len(recs), "rejected": 2, "reasons": {"too_short": 2}},
         "leakage": {"checked": len(recs) - 2, "rejected": 4, "reasons": {"names_emotion": 4}},
     }
-    write_manifest(
-        root,
-        "validate",
-        total=len(recs),
-        kept=len(kept),
-        rejected=len(rejected),
-        funnel=funnel,
-        per_validator=per_validator,
-        per_emotion=per_emotion,
-    )
+    ValidateManifest.model_validate(
+        {
+            "total": len(recs),
+            "kept": len(kept),
+            "rejected": len(rejected),
+            "funnel": funnel,
+            "per_validator": per_validator,
+            "per_emotion": per_emotion,
+        }
+    ).save(root)
     return root
 
 
@@ -289,13 +296,11 @@ def _flags_for(i: int, n_tok: int) -> list[Flag]:
 def make_scores(
     root: Path,
     n_docs: int = 12,
-    layout: str = "corpus",
     n_traced: int = 4,
     n_tokens: int | None = None,
 ) -> Path:
-    """A scores folder. ``corpus``: the corpus stage's flat layout (metric columns,
-    ``mean__<emotion>`` columns, ``tokens/`` traces with ``series_names``/``series``);
-    ``docscore``: DocScore records (metrics as a JSON map) with an emotions x tokens ``z`` trace."""
+    """A scores folder in the corpus stage's flat layout (metric columns, ``mean__<emotion>``
+    columns, ``tokens/`` traces with ``series_names``/``series``) with its typed manifest."""
     rows, traces = [], []
     for i in range(n_docs):
         n_tok = n_tokens or 40 + 7 * i
@@ -308,36 +313,23 @@ def make_scores(
             "escalation": 0.01 * (i - 6),
             "volatility": 0.2 + 0.03 * i,
         }
-        if layout == "docscore":
-            rows.append(
-                DocScore(
-                    doc_id=f"doc-{i:03d}",
-                    source="sample.jsonl",
-                    n_tokens=n_tok,
-                    dominant=[EMOTIONS[i % 6]],
-                    metrics=metrics,
-                    flags=flags,
-                    emotion_mean={e: 0.1 * k for k, e in enumerate(EMOTIONS)},
-                )
-            )
-        else:
-            row = {
-                "doc_id": f"doc-{i:03d}",
-                "source": "sample.jsonl",
-                "position": f"line {i + 1}",
-                "n_tokens": n_tok,
-                "n_chars": 4 * n_tok,
-                "n_windows": 1,
-                "is_dialogue": False,
-                "dominant": [EMOTIONS[i % 6]],
-                "flag_kinds": sorted({f.kind for f in flags}),
-                "n_flags": len(flags),
-                **metrics,
-            }
-            row.update({f"mean__{e}": 0.1 * k for k, e in enumerate(EMOTIONS)})
-            row.update({f"p95__{e}": 0.3 * k for k, e in enumerate(EMOTIONS)})
-            row["flags"] = [f.model_dump() for f in flags]
-            rows.append(row)
+        row = {
+            "doc_id": f"doc-{i:03d}",
+            "source": "sample.jsonl",
+            "position": f"line {i + 1}",
+            "n_tokens": n_tok,
+            "n_chars": 4 * n_tok,
+            "n_windows": 1,
+            "is_dialogue": False,
+            "dominant": [EMOTIONS[i % 6]],
+            "flag_kinds": sorted({f.kind for f in flags}),
+            "n_flags": len(flags),
+            **metrics,
+        }
+        row.update({f"mean__{e}": 0.1 * k for k, e in enumerate(EMOTIONS)})
+        row.update({f"p95__{e}": 0.3 * k for k, e in enumerate(EMOTIONS)})
+        row["flags"] = [f.model_dump() for f in flags]
+        rows.append(row)
         if i < n_traced:
             toks = [(" The" if t % 9 == 0 else " w") + str(t) for t in range(n_tok)]
             series = {
@@ -351,65 +343,69 @@ def make_scores(
                 for k, e in enumerate(EMOTIONS)
             }
             distress = [max(a, b) for a, b in zip(series["afraid"], series["sad"], strict=True)]
-            if layout == "docscore":
-                traces.append(
-                    {
-                        "doc_id": f"doc-{i:03d}",
-                        "tokens": toks,
-                        "emotions": EMOTIONS,
-                        "z": [series[e] for e in EMOTIONS],
-                        "flags": [f.model_dump() for f in flags],
-                    }
-                )
-            else:
-                names = ["valence", "arousal", "distress", *[f"emotion:{e}" for e in EMOTIONS]]
-                vals = [
-                    [-d / 2 for d in distress],
-                    [d / 3 for d in distress],
-                    distress,
-                    *series.values(),
-                ]
-                traces.append(
-                    {
-                        "doc_id": f"doc-{i:03d}",
-                        "n_tokens": n_tok,
-                        "truncated": False,
-                        "tokens": toks,
-                        "series_names": names,
-                        "series": vals,
-                        "flags": [f.model_dump() for f in flags],
-                    }
-                )
-    if layout == "docscore":
-        write_records(root, rows)
-        write_table(root / "tokens" / "part-00000.parquet", pa.Table.from_pylist(traces))
-        write_manifest(root, "score", counts={"scored": n_docs, "quarantined": 1})
-    else:
-        write_table(root / "data" / "shard-00000.parquet", pa.Table.from_pylist(rows))
-        write_table(root / "tokens" / "shard-00000.parquet", pa.Table.from_pylist(traces))
-        write_manifest(root, "score", rows_in=n_docs + 1, scored=n_docs, quarantined=1, shards=1)
+            names = ["valence", "arousal", "distress", *[f"emotion:{e}" for e in EMOTIONS]]
+            vals = [
+                [-d / 2 for d in distress],
+                [d / 3 for d in distress],
+                distress,
+                *series.values(),
+            ]
+            traces.append(
+                {
+                    "doc_id": f"doc-{i:03d}",
+                    "n_tokens": n_tok,
+                    "truncated": False,
+                    "tokens": toks,
+                    "series_names": names,
+                    "series": vals,
+                    "flags": [f.model_dump() for f in flags],
+                }
+            )
+    write_table(root / "data" / "shard-00000.parquet", pa.Table.from_pylist(rows))
+    write_table(root / "tokens" / "shard-00000.parquet", pa.Table.from_pylist(traces))
+    ScoreManifest(
+        inputs=["sample.jsonl"],
+        rows_in=n_docs + 1,
+        scored=n_docs,
+        quarantined=1,
+        shards=1,
+        vectors=VectorsRef(dir=str(root.parent / "vec")),
+    ).save(root)
     return root
 
 
 def make_curated(root: Path) -> Path:
     """A curate folder's manifest: two rules and the guardrail's decision."""
-    write_manifest(
-        root,
-        "curate",
-        rows_in=12,
-        kept=9,
-        flagged=2,
-        dropped=1,
-        rules=[
-            {"rule": "escalating_unresolved", "action": "drop", "matched": 1, "decided": 1},
-            {"rule": "unresolved_end", "action": "flag", "matched": 4, "decided": 2},
-        ],
-        guardrail={
-            "decision": "allowed",
-            "reason": "the vectors' held-out accuracy 0.61 is above chance 0.17",
-            "risky_actions": ["drop (rule escalating_unresolved)"],
-            "trusted": True,
-        },
-        with_text=False,
-    )
+    CurateManifest.model_validate(
+        dict(
+            scores_dir=str(root.parent / "scores"),
+            rows_in=12,
+            kept=9,
+            flagged=2,
+            dropped=1,
+            rules=[
+                {
+                    "rule": "escalating_unresolved",
+                    "action": "drop",
+                    "matched": 1,
+                    "decided": 1,
+                    "share": 1 / 12,
+                },
+                {
+                    "rule": "unresolved_end",
+                    "action": "flag",
+                    "matched": 4,
+                    "decided": 2,
+                    "share": 2 / 12,
+                },
+            ],
+            guardrail={
+                "decision": "allowed",
+                "reason": "the vectors' held-out accuracy 0.61 is above chance 0.17",
+                "risky_actions": ["drop (rule escalating_unresolved)"],
+                "trusted": True,
+            },
+            with_text=False,
+        )
+    ).save(root)
     return root

@@ -27,6 +27,5 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     fx.make_vectorset(root / "vec")
     fx.make_vectorset(root / "vec_bare", evaluation=False)
     fx.make_scores(root / "scores")
-    fx.make_scores(root / "scores_docscore", layout="docscore")
     fx.make_curated(root / "cur")
     return {p.name: p for p in root.iterdir()}

@@ -59,8 +59,8 @@ def test_report_is_self_contained_with_all_figures(stages: dict[str, Path], tmp_
     assert "rows quarantined" in html
 
 
-def test_report_docscore_layout_and_missing_inputs(stages: dict[str, Path], tmp_path: Path) -> None:
-    html = write_report(tmp_path / "r.html", scores_dir=stages["scores_docscore"]).read_text()
+def test_report_scores_only_and_missing_inputs(stages: dict[str, Path], tmp_path: Path) -> None:
+    html = write_report(tmp_path / "r.html", scores_dir=stages["scores"]).read_text()
     assert html.count("class='figure histogram'") == 6
     assert html.count('class="doc heatmap-doc"') == 4
     assert "Not in this report" in html and "emotion vectors (--vectors)" in html
@@ -138,7 +138,7 @@ def test_report_decision_sections(stages: dict[str, Path], tmp_path: Path) -> No
 
     import pyarrow.parquet as pq
 
-    from emocurate.io import write_manifest
+    from emocurate.artifacts import CurateManifest, ScoreManifest, VectorsRef
 
     scores = tmp_path / "scores"
     shutil.copytree(stages["scores"], scores)
@@ -153,26 +153,33 @@ def test_report_decision_sections(stages: dict[str, Path], tmp_path: Path) -> No
         t["flags"] = []
     pq.write_table(pa.Table.from_pylist(traces), scores / "tokens" / "shard-00000.parquet")
     metrics = {"threshold": 9.0, "escalation_slope": 1.0, "volatility_high": 0.75}
-    write_manifest(
-        scores, "score", config={"z_thresholds": True, "metrics": metrics}, scored=len(table)
-    )
+    ScoreManifest(
+        inputs=["sample.jsonl"],
+        rows_in=len(table),
+        scored=len(table),
+        vectors=VectorsRef(dir=str(tmp_path / "vec")),
+        config={"z_thresholds": True, "metrics": metrics},
+    ).save(scores)
     cur = tmp_path / "cur"
-    write_manifest(
-        cur,
-        "curate",
-        rows_in=12,
-        kept=12,
-        flagged=0,
-        dropped=0,
-        rules=[{"rule": "too_short", "action": "flag", "matched": 0, "decided": 0}],
-        guardrail={
-            "decision": "flag-only",
-            "reason": "the vectors' held-out accuracy overlaps chance 0.17",
-            "risky_actions": ["drop (rule too_short)"],
-            "trusted": False,
-        },
-        with_text=True,
-    )
+    CurateManifest.model_validate(
+        dict(
+            scores_dir=str(scores),
+            rows_in=12,
+            kept=12,
+            flagged=0,
+            dropped=0,
+            rules=[
+                {"rule": "too_short", "action": "flag", "matched": 0, "decided": 0, "share": 0.0}
+            ],
+            guardrail={
+                "decision": "flag-only",
+                "reason": "the vectors' held-out accuracy overlaps chance 0.17",
+                "risky_actions": ["drop (rule too_short)"],
+                "trusted": False,
+            },
+            with_text=True,
+        )
+    ).save(cur)
     html = write_report(
         tmp_path / "r.html", vectors_dir=stages["vec"], scores_dir=scores, curated_dir=cur
     ).read_text()

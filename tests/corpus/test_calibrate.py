@@ -113,7 +113,7 @@ def test_score_without_calibration_says_how_to_make_one(lm: LoadedModel, tmp_pat
     m = score_corpus(
         [src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm
     )
-    assert m["scored"] == 2 and m["config"]["calibration"] is None
+    assert m.scored == 2 and m.config["calibration"] is None
 
 
 def test_calibration_of_other_smoothing_or_vectors_is_refused(

@@ -201,8 +201,8 @@ def test_curate_writes_kept_excluded_and_manifest(tmp_path: Path) -> None:
 
     pol.write_text(yaml.safe_dump(POLICY))
     m = curate(sdir, pol, tmp_path / "cur", untrusted="force")
-    assert m["guardrail"]["decision"] == "forced"
-    assert (m["kept"], m["flagged"], m["dropped"], m["rows_in"]) == (1, 0, 1, 2)
+    assert m.guardrail.decision == "forced"
+    assert (m.kept, m.flagged, m.dropped, m.rows_in) == (1, 0, 1, 2)
     exc = pl.read_parquet(tmp_path / "cur" / "excluded" / "excluded.parquet")
     assert exc["doc_id"].to_list() == ["d1"] and exc["reasons"].to_list() == [
         ["too_distressed", "unresolved"]
@@ -280,14 +280,14 @@ def test_curate_finds_texts_whatever_the_path_spelling(
 
 def _with_evaluation(tmp_path: Path, sdir: Path, acc: float, ci: tuple[float, float]) -> Path:
     """Point the scores manifest at a vector folder whose evaluation says ``acc`` [ci]."""
-    from emocurate.io import write_manifest
+    from emocurate.artifacts import ScoreManifest, VectorsRef
 
     vdir = tmp_path / "vectors"
     vdir.mkdir(exist_ok=True)
     (vdir / "evaluation.json").write_text(
         json.dumps({"accuracy": acc, "accuracy_ci": list(ci), "chance": 0.25, "n_heldout": 40})
     )
-    write_manifest(sdir, "score", vectors={"dir": str(vdir)})
+    ScoreManifest(inputs=[], rows_in=2, scored=2, vectors=VectorsRef(dir=str(vdir))).save(sdir)
     return vdir
 
 
@@ -309,8 +309,8 @@ def test_drops_refused_when_vectors_overlap_chance(tmp_path: Path) -> None:
         curate(sdir, pol, tmp_path / "cur")
     assert not (tmp_path / "cur").exists()
     m = curate(sdir, pol, tmp_path / "cur", untrusted="flag-only")
-    assert (m["kept"], m["flagged"], m["dropped"]) == (1, 1, 0)
-    assert m["guardrail"]["decision"] == "flag-only" and not m["guardrail"]["trusted"]
+    assert (m.kept, m.flagged, m.dropped) == (1, 1, 0)
+    assert m.guardrail.decision == "flag-only" and not m.guardrail.trusted
     # no evaluation at all is not trust either
     (tmp_path / "vectors" / "evaluation.json").unlink()
     with pytest.raises(InputError, match="no held-out evaluation"):
@@ -326,12 +326,12 @@ def test_drops_allowed_when_vectors_beat_chance(tmp_path: Path) -> None:
     pol = tmp_path / "p.yaml"
     pol.write_text(yaml.safe_dump(POLICY))
     m = curate(sdir, pol, tmp_path / "cur")
-    assert m["dropped"] == 1 and m["guardrail"]["decision"] == "allowed"
+    assert m.dropped == 1 and m.guardrail.decision == "allowed"
     # a policy without drops needs no trust at all
     (tmp_path / "vectors" / "evaluation.json").unlink()
     pol.write_text(yaml.safe_dump({"rules": [POLICY["rules"][1]]}))
     m = curate(sdir, pol, tmp_path / "cur3")
-    assert m["guardrail"]["decision"] == "not needed" and m["flagged"] == 1
+    assert m.guardrail.decision == "not needed" and m.flagged == 1
 
 
 def test_default_policy_does_not_rebalance(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_ray_matches_local(vs_dir: Path, tmp_path: Path) -> None:
     finally:
         ray.shutdown()
     for key in ("rows_in", "scored", "quarantined", "tokens", "shards"):
-        assert local[key] == remote[key], key
+        assert getattr(local, key) == getattr(remote, key), key
     a, b = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
     assert [r["doc_id"] for r in a] == [r["doc_id"] for r in b]
     for ra, rb in zip(a, b, strict=True):

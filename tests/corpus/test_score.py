@@ -135,8 +135,8 @@ def test_score_corpus_outputs_and_determinism(
     cfg = ScoreConfig(shard_size=5, id_field="id", window=64, trace_others=1)
     m1 = score_corpus([src], vs_dir, tmp_path / "o1", cfg, lm=lm)
     score_corpus([src], vs_dir, tmp_path / "o2", cfg, lm=lm)
-    assert m1["rows_in"] == 14 and m1["scored"] == 12 and m1["quarantined"] == 2
-    assert m1["shards"] == 3 and m1["tokens"] > 0 and m1["vectors"]["model_id"] == "stories260K"
+    assert m1.rows_in == 14 and m1.scored == 12 and m1.quarantined == 2
+    assert m1.shards == 3 and m1.tokens > 0 and m1.vectors.model_id == "stories260K"
     assert _table(tmp_path / "o1") == _table(tmp_path / "o2")
     rows = _table(tmp_path / "o1")
     assert [r["doc_id"] for r in rows] == [f"doc{i}" for i in range(12)]
@@ -150,7 +150,7 @@ def test_score_corpus_outputs_and_determinism(
     assert len(q) == 2 and json.loads(q[1])["reason"].startswith("text field")
     # A rerun skips finished shards.
     m3 = score_corpus([src], vs_dir, tmp_path / "o1", cfg, lm=lm)
-    assert m3["resumed_shards"] == 3 and _table(tmp_path / "o1") == rows
+    assert m3.resumed_shards == 3 and _table(tmp_path / "o1") == rows
     # datasets can read the sidecar.
     import datasets
 
@@ -208,6 +208,6 @@ def test_kill_9_then_rerun_is_identical(lm: LoadedModel, vs_dir: Path, tmp_path:
     assert 3 <= n_done < 10, "the run should have been killed mid-way"
     assert not (out / "manifest.json").exists()
     m = score_corpus([src], vs_dir, out, cfg, lm=lm)
-    assert m["resumed_shards"] == n_done and m["shards"] == 10
+    assert m.resumed_shards == n_done and m.shards == 10
     assert _table(out) == _table(ref)
     assert (out / "quarantine.jsonl").read_bytes() == (ref / "quarantine.jsonl").read_bytes()

@@ -205,8 +205,8 @@ def test_pipeline_with_judge_resumes_from_cache(tmp_path: Path) -> None:
             f.unlink()
         m3 = validate(folder, tmp_path / "out", c)
         assert srv.stats.calls == calls  # responses come from the judge's response cache
-    assert m1["kept"] == m2["kept"] == m3["kept"] == 6
-    assert m1["per_validator"]["judge"]["reasons"] == {"judge_disagrees": 1}
+    assert m1.kept == m2.kept == m3.kept == 6
+    assert m1.per_validator["judge"].reasons == {"judge_disagrees": 1}
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert "test-key" not in json.dumps(manifest)
 

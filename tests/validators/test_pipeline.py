@@ -50,13 +50,13 @@ def stage(tmp_path: Path) -> Path:
 def test_funnel_and_splits(stage: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     m = validate(stage, out, ValidateConfig())
-    assert (m["total"], m["kept"], m["rejected"]) == (8, 3, 5)
-    steps = {s["step"]: s for s in m["funnel"]}
-    assert [s["step"] for s in m["funnel"]] == ["input", "rules", "leakage", "dedup"]
+    assert (m.total, m.kept, m.rejected) == (8, 3, 5)
+    steps = {s["step"]: s for s in m.model_dump(by_alias=True)["funnel"]}
+    assert [s.step for s in m.funnel] == ["input", "rules", "leakage", "dedup"]
     assert steps["input"]["rejected"] == 2 and steps["rules"]["rejected"] == 1
     assert steps["leakage"]["rejected"] == 1 and steps["dedup"]["rejected"] == 1
-    assert m["per_validator"]["input"]["reasons"] == {"unknown_emotion": 1, "empty_text": 1}
-    assert m["per_emotion"]["sad"] == {
+    assert m.per_validator["input"].reasons == {"unknown_emotion": 1, "empty_text": 1}
+    assert m.per_emotion["sad"].model_dump(by_alias=True) == {
         "in": 4,
         "kept": 1,
         "rejected_by": {"input": 1, "rules": 1, "leakage": 1, "dedup": 0},
@@ -104,23 +104,18 @@ def test_rerun_is_idempotent_and_resumes(stage: Path, tmp_path: Path) -> None:
     first = validate(stage, out)
     kept1 = pq.read_table(out / "kept" / "data" / "story.parquet")
     second = validate(stage, out)
-    assert all(second["per_validator"][v]["cached"] for v in ("rules", "leakage", "dedup"))
+    assert all(second.per_validator[v].cached for v in ("rules", "leakage", "dedup"))
     assert pq.read_table(out / "kept" / "data" / "story.parquet").equals(kept1)
-    assert first["funnel"] == second["funnel"]
+    assert first.funnel == second.funnel
     # a run killed after rules: only the missing validators' verdicts are recomputed
     for f in (out / ".cache" / "verdicts").glob("dedup-*.json"):
         f.unlink()
     third = validate(stage, out)
-    assert (
-        third["per_validator"]["rules"]["cached"] and not third["per_validator"]["dedup"]["cached"]
-    )
-    assert third["funnel"] == first["funnel"]
+    assert third.per_validator["rules"].cached and not third.per_validator["dedup"].cached
+    assert third.funnel == first.funnel
     # a changed setting invalidates only that validator and what follows it
     fourth = validate(stage, out, ValidateConfig(dedup_threshold=0.95))
-    assert (
-        fourth["per_validator"]["leakage"]["cached"]
-        and not fourth["per_validator"]["dedup"]["cached"]
-    )
+    assert fourth.per_validator["leakage"].cached and not fourth.per_validator["dedup"].cached
 
 
 def test_dialogues_and_mixed_kinds(tmp_path: Path) -> None:
@@ -145,11 +140,11 @@ def test_dialogues_and_mixed_kinds(tmp_path: Path) -> None:
     write_stage(folder, [make_story(rid="s1")], name="stories")
     out = tmp_path / "out"
     m = validate(folder, out)
-    assert m["kinds"] == {"dialogue": 2, "story": 1} and m["kept"] == 2
+    assert m.kinds == {"dialogue": 2, "story": 1} and m.kept == 2
     assert (out / "kept" / "data" / "dialogue.parquet").exists()
     rej = pq.read_table(out / "rejected" / "data" / "dialogue.parquet").to_pylist()
     assert [r["id"] for r in rej] == ["d2"] and "structure" in rej[0]["reasons"][0]
-    assert m["per_emotion"]["worried"]["in"] == 2
+    assert m.per_emotion["worried"].n_in == 2
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
@@ -197,7 +192,7 @@ def test_duplicate_ids_rejected(tmp_path: Path) -> None:
         tmp_path / "in", [make_story(rid="x"), make_story(OTHER, "happy", rid="x")]
     )
     m = validate(folder, tmp_path / "out", ValidateConfig(validators=["rules"]))
-    assert m["per_validator"]["input"]["reasons"] == {"duplicate_id": 1}
+    assert m.per_validator["input"].reasons == {"duplicate_id": 1}
 
 
 def test_config_errors() -> None:
@@ -226,9 +221,11 @@ def test_uninformative_probe_is_reported_not_used(tmp_path: Path) -> None:
         ValidateConfig(validators=["probe"], probe_model="tfidf"),
         log=said.append,
     )
-    probe = {s["step"]: s for s in m["funnel"]}["probe"]
+    probe = {s["step"]: s for s in m.model_dump(by_alias=True)["funnel"]}["probe"]
     assert probe["rejected"] == 0
     assert probe["status"].startswith("not used: the probe does not beat the majority class")
-    assert m["per_validator"]["probe"]["used"] is False
+    assert m.per_validator["probe"].used is False
     assert any("probe: NOT USED" in line for line in said), said
-    assert {s["step"]: s for s in m["funnel"]}["input"]["status"] == "used"
+    assert {s["step"]: s for s in m.model_dump(by_alias=True)["funnel"]}["input"][
+        "status"
+    ] == "used"

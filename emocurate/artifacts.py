@@ -1,0 +1,713 @@
+"""Typed stage artifacts: what every stage writes, read back by every reader.
+
+Each stage folder holds a ``manifest.json`` (and the vectors folder ``vectorset.json``,
+``evaluation.json``, ``steering.json``, ``calibration.json``); this module is the one place
+their shapes are declared, as pydantic models. The writers build these models and the
+readers (cards, the report, curate, push, ``emocurate run``) parse them, so a reader never
+guesses a key or a column name: a manifest that does not fit is one line naming the file and
+the field. The module imports no torch, so cards and reports can read a run cheaply.
+
+Manifests allow extra keys (a newer writer may add some); the declared ones are checked.
+On disk the formats stay what ``datasets.load_dataset`` and earlier versions read.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from emocurate import __version__
+from emocurate.errors import InputError, first_problem
+from emocurate.io import MANIFEST, atomic_write_bytes
+from emocurate.records import Model, utc_now
+
+A = TypeVar("A", bound="Manifest")
+
+
+# ---------------------------------------------------------------------------------------------
+# vectors: vectorset.json, evaluation.json, steering.json
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every artifact, so results can be reproduced."""
+    import torch
+    import transformers
+
+    return {
+        "emocurate": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+class VectorSetMeta(Model):
+    """Metadata of a VectorSet (the JSON half)."""
+
+    names: list[str]
+    layers: list[int]
+    default_layer: int
+    model_id: str
+    model_revision: str = ""
+    model_type: str = ""  # transformers config.model_type (llama, qwen2, gpt2, ...)
+    hidden_size: int
+    n_model_layers: int
+    kind: str = "emotion"  # emotion | speaker_human | speaker_assistant | regulation
+    hook_site: str = "decoder_block_output"
+    pooling: str = "mean"
+    skip: int = 50
+    short: str = "clip"
+    """Records with no token at or after ``skip``: ``skip`` (left out of fitting, counted in
+    ``n_skipped_short``) or ``clip`` (pooled from half their length). Sets written before this
+    field existed clipped, hence the default."""
+    method: str = "mean_diff"
+    train_data_hash: str = ""
+    n_train_records: int = 0  # records the saved vectors were fitted on
+    n_skipped_short: int = 0  # records left out: no token in the pooling window
+    label_leak_share: float | None = None
+    """Share of fitted texts whose pooled part names their label or its word forms (the leakage
+    validator's terms and matcher); ``None`` when not measured."""
+    n_label_leak: int = 0
+    n_leak_checked: int = 0
+    neutral_pcs: dict[str, int] = Field(default_factory=dict)
+    neutral_variance: float = 0.0
+    has_reference: bool = False
+    reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
+    residual_norm: dict[str, float] = Field(
+        default_factory=dict
+    )  # mean token ‖h‖ per layer (steering scale)
+    layer_selection: str = ""
+    """How default_layer was chosen: the rule, and the test with its n and p-value."""
+    sweep: dict[str, dict[str, float]] = Field(default_factory=dict)  # held-out metrics per layer
+    holdout: float = 0.0
+    seed: int = 0
+    eval_seeds: int = 0  # split seeds of the held-out evaluation (0: none)
+    emotion_counts: dict[str, int] = Field(default_factory=dict)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=library_versions)
+    created: str = Field(default_factory=utc_now)
+
+
+EVALUATION_FILE = "evaluation.json"
+INTERVAL = (
+    "95% corrected resampled t interval over split seeds (Nadeau & Bengio 2003: "
+    "sd^2 * (1/S + n_heldout/n_train), t with S-1 df), clipped to [0, 1]; Wilson score "
+    "interval with one seed"
+)
+LEXICAL = "TF-IDF (words, sublinear tf) + logistic regression (C=1)"
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation artifact
+
+
+class Spread(Model):
+    """One held-out figure over split seeds: mean, sd, 95% interval and the per-seed values."""
+
+    mean: float
+    sd: float
+    ci: tuple[float, float]
+    per_seed: list[float]
+
+
+class Comparison(Model):
+    """Vectors minus the lexical baseline, paired by split seed."""
+
+    diff_mean: float
+    diff_ci: tuple[float, float]
+    verdict: Literal["above", "below", "not distinguishable"]
+    sentence: str
+
+
+class LayerMetrics(Model):
+    """Held-out metrics of one swept layer (means over split seeds)."""
+
+    accuracy: float
+    accuracy_sd: float = 0.0
+    top3: float = 0.0
+    auroc_mean: float = 0.0
+    selection_accuracy: float | None = None  # on the rows the selection test uses
+
+
+class LayerSelection(Model):
+    """How the layer was chosen, with the test that allowed (or refused) a move."""
+
+    rule: str
+    default_layer: int
+    layer: int
+    moved: bool = False
+    candidates: list[int] = Field(default_factory=list)
+    best_alternative: int | None = None
+    test: str = ""
+    n_rows: int = 0
+    min_rows: int = 0
+    b: int = 0  # rows the alternative gets right and the default wrong
+    c: int = 0  # rows the default gets right and the alternative wrong
+    p_value: float | None = None
+    alpha: float | None = None  # after the Bonferroni correction
+
+
+class GeometryReport(Model):
+    """PCA of the vectors and its agreement with the taxonomy's valence and arousal.
+
+    Principal components have no sign of their own: PC1 is oriented so that its correlation
+    with valence is >= 0 and PC2 so that its correlation with arousal is >= 0 (``orientation``).
+    The cross correlations keep their sign under that orientation. ``*_p`` are permutation
+    p-values of ``|r|`` (emotion labels shuffled), ``n_in_taxonomy`` the emotions they rest on.
+    """
+
+    variance_explained: list[float] = Field(default_factory=list)
+    coords: dict[str, list[float]] = Field(default_factory=dict)
+    pc1_valence_r: float | None = None
+    pc2_arousal_r: float | None = None
+    pc1_arousal_r: float | None = None
+    pc2_valence_r: float | None = None
+    pc1_valence_p: float | None = None
+    pc2_arousal_p: float | None = None
+    n_in_taxonomy: int = 0
+    orientation: str = "PC1 sign: r(PC1, valence) >= 0; PC2 sign: r(PC2, arousal) >= 0"
+
+
+class Evaluation(Model):
+    """``evaluation.json``: held-out evidence of one fitted vector set, read by cards and reports.
+
+    Classification fields are ``None`` when nothing was held out (``holdout`` 0). ``n_train``
+    and ``n_heldout`` are the rows of one split (the first seed); the saved vectors are refitted
+    on all ``n_records`` records after the evaluation.
+    """
+
+    kind: str = "emotion"
+    method: str = "mean_diff"
+    layer: int
+    chosen_layer: int
+    layer_selection: str = ""
+    selection: LayerSelection | None = None
+    labels: list[str]
+    seeds: list[int] = Field(default_factory=list)
+    holdout: float = 0.0
+    n_records: int = 0
+    n_train: int = 0
+    n_heldout: int = 0
+    n: int = 0  # held-out rows per split (older readers call it n)
+    n_skipped_short: int = 0
+    label_leak_share: float | None = None
+    n_label_leak: int = 0
+    n_leak_checked: int = 0
+    accuracy: float | None = None
+    accuracy_sd: float | None = None
+    accuracy_ci: tuple[float, float] | None = None
+    accuracy_per_seed: list[float] = Field(default_factory=list)
+    interval: str = INTERVAL
+    top3: float | None = None
+    chance: float
+    majority: float | None = None
+    majority_per_seed: list[float] = Field(default_factory=list)
+    lexical: Spread | None = None
+    lexical_method: str = LEXICAL
+    vs_lexical: Comparison | None = None
+    auroc: dict[str, float] = Field(default_factory=dict)
+    auroc_mean: float | None = None
+    confusion: list[list[int]] = Field(default_factory=list)  # summed over the split seeds
+    sweep: dict[str, LayerMetrics] = Field(default_factory=dict)
+    geometry: GeometryReport = Field(default_factory=GeometryReport)
+    logit_lens: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    reference_source: str = ""
+    n_neutral_texts: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The scalars kept in ``vectorset.json`` (``meta.evaluation``)."""
+        out: dict[str, Any] = {"chance": self.chance, "n": self.n, "seeds": len(self.seeds)}
+        if self.accuracy is not None and self.accuracy_ci is not None:
+            out.update(
+                accuracy=self.accuracy,
+                accuracy_sd=self.accuracy_sd,
+                accuracy_ci_low=self.accuracy_ci[0],
+                accuracy_ci_high=self.accuracy_ci[1],
+                top3=self.top3,
+                majority=self.majority,
+                auroc_mean=self.auroc_mean,
+            )
+        if self.lexical is not None:
+            out["lexical"] = self.lexical.mean
+        if self.vs_lexical is not None:
+            out["vs_lexical"] = self.vs_lexical.verdict
+        return out
+
+
+def read_evaluation(folder: str | Path) -> Evaluation | None:
+    """The folder's ``evaluation.json`` through :class:`Evaluation` (``None`` when absent)."""
+    path = Path(folder) / EVALUATION_FILE
+    if not path.exists():
+        return None
+    try:
+        return Evaluation.model_validate_json(path.read_text("utf-8"))
+    except ValidationError as exc:
+        field, msg = first_problem(exc)
+        raise InputError(
+            f"{path}: not an evaluation this emocurate writes ({field}: {msg}); refit the vectors"
+        ) from None
+
+
+STEERING_FILE = "steering.json"
+"""The dose-response report, saved in the vector set folder and read by the vector card."""
+
+STRENGTH_UNIT = (
+    "fraction of the mean token residual norm at the layer: delta = strength × norm × unit "
+    "vector, added to the block output at every position, during generation too"
+)
+STATISTIC = (
+    "rho = mean over prompts of Spearman's rho between strength and the measure; p one-sided "
+    "(rho > 0), from permuting the strengths within each prompt; pass = rho > 0 and p < alpha"
+)
+
+
+class Monotonicity(Model):
+    """Whether one measure rises with the steering strength, with its sign and significance."""
+
+    rho: float  # mean within-prompt Spearman rho, in [-1, 1]
+    p: float  # one-sided permutation p-value for rho > 0
+    n: int  # observations: strengths × prompts
+    n_prompts: int
+    n_permutations: int
+    alpha: float
+    peak_strength: float  # where the mean over prompts is highest (a hump shows up here)
+    verdict: Literal["pass", "fail"]
+
+
+class SteeringPoint(Model):
+    """Both measures at one strength, mean and sd over prompts."""
+
+    strength: float
+    projection: float
+    projection_sd: float
+    word_logprob: float
+    word_logprob_sd: float
+
+
+class EmotionSteering(Model):
+    """The dose-response of one emotion direction."""
+
+    emotion: str
+    layer: int
+    residual_norm: float  # the scale a strength of 1 stands for at this layer
+    projection_unit: Literal["z", "raw"]  # z when the set has a neutral reference at the layer
+    words: list[str]  # the word forms behind word_logprob
+    points: list[SteeringPoint]
+    projection_by_prompt: list[list[float]]  # [prompt][strength]
+    word_logprob_by_prompt: list[list[float]]  # [prompt][strength]
+    projection: Monotonicity  # read-back of the vector's own projection
+    word_logprob: Monotonicity  # log P(next word is one of the forms)
+    verdict: Literal["pass", "fail"]  # pass = both measures pass
+
+
+class SteeringReport(Model):
+    """``steering.json``: how steering along each vector moves the model, measured two ways.
+
+    *Projection read-back*: a greedy continuation is generated under steering, then the
+    unsteered model reads prompt + continuation and the mean projection of the continuation's
+    activations on the emotion's unit vector is taken at the layer. *Word log-prob*: the log of
+    the total probability that the next word after a neutral prompt is one of the emotion's
+    taxonomy word forms (a plain mean of per-form log-probs is dominated by rare forms such as
+    "happiest", whose probability can fall while the emotion's words as a whole rise).
+    """
+
+    model_id: str
+    model_revision: str
+    vectors_created: str  # the fitted set this was measured on (meta.created)
+    train_data_hash: str
+    strength_unit: str = STRENGTH_UNIT
+    statistic: str = STATISTIC
+    decoding: str
+    max_new_tokens: int
+    prompts: list[str]
+    emotions: dict[str, EmotionSteering]
+    versions: dict[str, str] = Field(default_factory=library_versions)
+    created: str = Field(default_factory=utc_now)
+
+    def matches(self, vs: Any) -> bool:
+        """Whether this report was measured on ``vs`` (not on an earlier fit in the same folder)."""
+        return (
+            self.vectors_created == vs.meta.created
+            and self.train_data_hash == vs.meta.train_data_hash
+            and self.model_id == vs.meta.model_id
+        )
+
+
+def load_steering(vectors_dir: str | Path) -> SteeringReport | None:
+    """The saved ``steering.json`` of a vector set folder (None when steering was not measured)."""
+    path = Path(vectors_dir) / STEERING_FILE
+    if not path.exists():
+        return None
+    try:
+        return SteeringReport.model_validate_json(path.read_text("utf-8"))
+    except ValidationError as exc:
+        loc, msg = first_problem(exc)
+        raise InputError(f"{path}: invalid steering report: {loc}: {msg}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: unreadable steering report ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# curate guardrail
+
+Untrusted = Literal["refuse", "flag-only", "force"]
+
+
+class HeldOut(Model):
+    """The part of a vector set's ``evaluation.json`` the guardrail reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    accuracy: float | None = None
+    accuracy_ci: tuple[float, float] | None = None
+    chance: float
+    n_heldout: int = 0
+
+
+class Guardrail(Model):
+    """What the guardrail found and did; stored in the curate manifest."""
+
+    vectors_dir: str = ""
+    trusted: bool
+    reason: str
+    risky_actions: list[str]
+    decision: Literal["not needed", "allowed", "refused", "flag-only", "forced"]
+
+
+# ---------------------------------------------------------------------------------------------
+# stage manifests (manifest.json)
+
+
+class Manifest(Model):
+    """Common header of every ``manifest.json``: which stage wrote it, with which version, when."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    stage: str
+    emocurate_version: str = __version__
+    created: str = Field(default_factory=utc_now)
+
+    @classmethod
+    def read(cls: type[A], folder: str | Path) -> A | None:
+        """The folder's manifest as this model (``None`` when it has none)."""
+        path = Path(folder) / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: unreadable manifest ({exc})") from None
+        return cls.parse(data, where=str(path))
+
+    @classmethod
+    def parse(cls: type[A], data: Any, where: str = "manifest") -> A:
+        """Validate a manifest mapping; the first problem becomes one line naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            loc, msg = first_problem(exc)
+            raise InputError(
+                f"{where}: not a {cls.__name__} emocurate writes (field '{loc}': {msg})"
+            ) from None
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/manifest.json`` atomically (keys in declaration order)."""
+        path = Path(folder) / MANIFEST
+        text = json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, default=str)
+        atomic_write_bytes(path, (text + "\n").encode())
+        return path
+
+
+class TokenCounts(Model):
+    """Tokens over a generation run."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    billed: int = 0
+
+
+class Spend(Model):
+    """What a generation run cost."""
+
+    model_config = ConfigDict(extra="allow")
+
+    spent_this_run: float = 0.0
+    total_including_cached: float = 0.0
+    price_known: bool = True
+    batch_pricing: bool = False
+
+
+class GenerateManifest(Manifest):
+    """``<generate>/manifest.json`` (also the neutral stage's): the plan and what came of it."""
+
+    stage: str = "generate"
+    kind: str
+    backend: str
+    model: str
+    seed: int | None = None
+    prompt_id: str = ""
+    prompt_hash: str = ""
+    prompts: dict[str, str] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    planned_requests: int
+    planned_records: int = 0
+    dry_run: bool = False
+    completed_requests: int = 0
+    cached_requests: int = 0
+    failed_requests: int = 0
+    skipped_requests: int = 0
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+    records: int = 0
+    calls: int = 0
+    retries: int = 0
+    malformed_answers: int = 0
+    error_counts: dict[str, int] = Field(default_factory=dict)
+    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    usd: Spend = Field(default_factory=Spend)
+    budget_usd: float | None = None
+    budget_reached: bool = False
+    time_s: float = 0.0
+    cache_file: str = ""
+    estimated_usd_max: float | None = None  # dry run only
+
+
+class FunnelStep(Model):
+    """One validator's step of the funnel: rows in, rejected, out."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    step: str
+    n_in: int = Field(alias="in")
+    rejected: int
+    out: int
+    status: str = "used"
+
+
+class ValidatorStats(Model):
+    """What one validator did (reason codes with counts, time, cache use)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    checked: int
+    rejected: int
+    reasons: dict[str, int] = Field(default_factory=dict)
+    seconds: float = 0.0
+    cached: bool = False
+    used: bool = True
+    status: str = "used"
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmotionFunnel(Model):
+    """The funnel of one emotion (a dialogue counts under each distinct speaker emotion)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    n_in: int = Field(alias="in")
+    rejected_by: dict[str, int] = Field(default_factory=dict)
+    kept: int = 0
+
+
+class ValidateInput(Model):
+    """The folder validated, its files and the hash of its records."""
+
+    dir: str
+    files: list[str] = Field(default_factory=list)
+    hash: str = ""
+
+
+class ValidateManifest(Manifest):
+    """``<validated>/manifest.json``: the funnel, per validator and per emotion."""
+
+    stage: str = "validate"
+    total: int
+    kept: int
+    rejected: int
+    kinds: dict[str, int] = Field(default_factory=dict)
+    validators: list[str] = Field(default_factory=list)
+    funnel: list[FunnelStep] = Field(default_factory=list)
+    per_validator: dict[str, ValidatorStats] = Field(default_factory=dict)
+    per_emotion: dict[str, EmotionFunnel] = Field(default_factory=dict)
+    per_emotion_note: str = ""
+    input: ValidateInput | None = None
+    outputs: dict[str, str] = Field(
+        default_factory=lambda: {"kept": "kept/data", "rejected": "rejected/data"}
+    )
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+VALIDATE_ROW_COLUMNS = ("keep", "rejected_by", "reasons", "verdicts")
+"""Columns every validated row carries beside its record (``score_<validator>`` too)."""
+
+
+class VectorsRef(Model):
+    """The vector set a corpus was scored with."""
+
+    dir: str
+    model_id: str = ""
+    model_revision: str = ""
+    kind: str = "emotion"
+    layer: int | None = None
+    n_vectors: int = 0
+    has_reference: bool = False
+
+
+class Coregulation(Model):
+    """Pooled human→assistant arousal pairs of the scored dialogues."""
+
+    pairs: int = 0
+    r: float | None = None
+    mean_speaker_arousal: float | None = None
+
+
+class ScoreSummary(Model):
+    """Corpus-level summary of a scoring run."""
+
+    docs_flagged: int = 0
+    flags: dict[str, int] = Field(default_factory=dict)
+    metric_means: dict[str, float | None] = Field(default_factory=dict)
+    dialogues: int = 0
+    coregulation: Coregulation = Field(default_factory=Coregulation)
+    top_dominant: dict[str, int] = Field(default_factory=dict)
+
+
+class SkippedEntry(Model):
+    """A folder entry that was not read (not a data file), and why."""
+
+    path: str
+    reason: str
+
+
+class ScoreManifest(Manifest):
+    """``<scores>/manifest.json``: rows in = scored + quarantined, the vectors, the options."""
+
+    stage: str = "score"
+    inputs: list[str]
+    rows_in: int
+    scored: int
+    quarantined: int = 0
+    tokens: int = 0
+    shards: int = 0
+    resumed_shards: int = 0
+    seconds: float = 0.0
+    tokens_per_s: float | None = None
+    engine: str = "local"
+    fingerprint: str = ""
+    vectors: VectorsRef
+    regulation_vectors: dict[str, Any] | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    summary: ScoreSummary | None = None
+    skipped: list[SkippedEntry] = Field(default_factory=list)
+    skipped_total: int = 0
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _empty_summary(cls, v: Any) -> Any:
+        return v or None  # written as {} when nothing was scored
+
+
+class RuleCount(Model):
+    """What one policy rule did (``summary/rules.parquet`` holds the same rows)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: str
+    action: str
+    matched: int
+    decided: int
+    share: float
+
+
+class CurateManifest(Manifest):
+    """``<curated>/manifest.json``: each rule's counts and what the guardrail decided."""
+
+    stage: str = "curate"
+    scores_dir: str
+    policy: dict[str, Any] = Field(default_factory=dict)
+    rows_in: int
+    kept: int
+    flagged: int = 0
+    dropped: int = 0
+    rules: list[RuleCount] = Field(default_factory=list)
+    kept_by_dominant: dict[str, int] = Field(default_factory=dict)
+    with_text: bool = False
+    guardrail: Guardrail
+
+
+class CardsManifest(Manifest):
+    """``<report>/manifest.json``: the cards stage's outputs, relative to its folder."""
+
+    stage: str = "cards"
+    dataset_card: str | None = None  # e.g. "dataset/README.md"; placed at the tree root on push
+    dataset_dir: str | None = None  # the dataset folder the card describes
+    vector_card: str | None = None
+    vectors_dir: str | None = None
+    report: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# row schemas the readers rely on
+
+
+SCORE_ID = "doc_id"
+"""The document id column of score, trace and curate rows."""
+TRACES_DIR = "tokens"
+"""Token-level traces of a scores folder: ``tokens/shard-*.parquet``."""
+# The regulation metrics, one column each in score rows (corpus/regulation.py computes them).
+METRIC_KEYS: tuple[str, ...] = (
+    "valence_mean",
+    "valence_min",
+    "valence_end",
+    "arousal_mean",
+    "arousal_max",
+    "distress_mean",
+    "distress_max",
+    "distress_end",
+    "calm_mean",
+    "n_episodes",
+    "distress_frac",
+    "n_recovered",
+    "recovery_rate",
+    "time_to_recover",
+    "calm_rise",
+    "unresolved_end",
+    "escalation",
+    "volatility",
+    "regulation_mean",
+    "regulation_min",
+    "n_turns",
+    "coreg_r",
+    "coreg_n",
+    "n_mirroring",
+)
+
+
+class FlagSpan(Model):
+    """A flag on a scored document, token span end exclusive (``flags`` column)."""
+
+    kind: str
+    start: int
+    end: int
+    severity: float = 0.0
+    evidence: str = ""
+
+
+class TraceRow(Model):
+    """One row of ``tokens/*.parquet``: decoded tokens and smoothed series (``emotion:<name>``
+    for an emotion, plain names for the composites), ``series[k][t]`` for ``series_names[k]``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    doc_id: str
+    n_tokens: int = 0
+    truncated: bool = False
+    tokens: list[str]
+    series_names: list[str]
+    series: list[list[float]]
+    flags: list[FlagSpan] = Field(default_factory=list)
