@@ -162,7 +162,10 @@ def run_pipeline(
     from emocurate.vectors.fit import fit_vectors
 
     base = base_dir or Path.cwd()
-    out_dir = ensure_dir(Path(out) if out is not None else Path(_resolve(cfg.out, base)))
+    # Outputs land where the command is run (like every --out), not next to the pipeline file:
+    # `emocurate run examples/offline.yaml` must not write into examples/. Inputs named in the
+    # file (corpus, policy, topics) still resolve against the file's folder.
+    out_dir = ensure_dir(Path(out if out is not None else cfg.out).expanduser())
     r = _Runner(out_dir, log)
     res = r.result
     gen_dir = neutral_dir = val_dir = vec_dir = score_dir = cur_dir = None

@@ -147,3 +147,20 @@ def test_changed_stage_config_reruns_only_downstream(tmp_path):
     data["validate"] = {"validators": ["rules", "leakage"]}
     r2 = run_pipeline(parse_pipeline(data), log=lambda m: None)
     assert [(s.name, s.skipped) for s in r2.stages] == [("generate", True), ("validate", False)]
+
+
+def test_run_writes_out_relative_to_the_current_directory(tmp_path, monkeypatch):
+    """`emocurate run examples/x.yaml` writes into ./OUT, never into examples/OUT."""
+    from emocurate.config import load_pipeline
+
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "x.yaml").write_text("out: runs/x\ncards: null\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg, base = load_pipeline(Path("..") / "examples" / "x.yaml")
+    res = run_pipeline(cfg, base_dir=base, log=lambda m: None)
+    assert Path(res.out).resolve() == (work / "runs" / "x").resolve()
+    assert (work / "runs" / "x").is_dir()
+    assert not (examples / "runs").exists()

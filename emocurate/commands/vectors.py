@@ -23,7 +23,8 @@ def _speaker_folders(path: Path) -> list[Path]:
 def register(app: typer.Typer) -> None:
     """Add ``fit``, ``steer`` and the ``vectors`` group."""
     group = typer.Typer(
-        help="Evaluate and export fitted emotion vector sets.",
+        help="Evaluate and export fitted emotion vector sets.\n\n"
+        "\b\nExample:\n  emocurate vectors evaluate runs/vectors --on runs/validated/kept",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
@@ -105,7 +106,12 @@ def register(app: typer.Typer) -> None:
             help="Run model code from the model repository (off by default).",
         ),
     ) -> None:
-        """Fit emotion vectors from records, choose the layer and evaluate on held-out records."""
+        """Fit emotion vectors from records, choose the layer and evaluate on held-out records.
+
+        \b
+        Example:
+          emocurate fit runs/validated/kept --model stories260K --neutral runs/neutral --out runs/vectors
+        """
         from pydantic import ValidationError
 
         from emocurate.io import parquet_files
@@ -190,6 +196,10 @@ def register(app: typer.Typer) -> None:
 
         Warns (one line on stderr, ``overlap_warning`` in the report) when records were used to
         fit the set (ids or texts in its ``train_ids.json``).
+
+        \b
+        Example:
+          emocurate vectors evaluate runs/vectors --on runs/validated/kept
         """
         from emocurate.vectors.evaluate import evaluate
         from emocurate.vectors.fit import load_train_ids, read_fit_records
@@ -238,7 +248,12 @@ def register(app: typer.Typer) -> None:
             None, "--kind", help="human or assistant, for a speaker-aware fit folder."
         ),
     ) -> None:
-        """Export directions as llama.cpp control vectors (one direction tensor per layer)."""
+        """Export directions as llama.cpp control vectors (one direction tensor per layer).
+
+        \b
+        Example:
+          emocurate vectors export-gguf runs/vectors --emotion happy --out happy.gguf
+        """
         from emocurate.vectors.export import export_gguf
         from emocurate.vectors.vectorset import VectorSet
 
@@ -317,7 +332,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Generate while adding an emotion vector to the residual stream, or measure whether
-        steering along it moves the model (--dose-response)."""
+        steering along it moves the model (--dose-response).
+
+        \b
+        Example:
+          emocurate steer runs/vectors -e happy -e sad --dose-response
+        """
         from emocurate.vectors.models import load_model
         from emocurate.vectors.steer import generate, measure_steering, save_steering
         from emocurate.vectors.vectorset import VectorSet
