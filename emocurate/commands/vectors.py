@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,6 +19,66 @@ def _speaker_folders(path: Path) -> list[Path]:
         return [path]
     subs = [path / s for s in ("human", "assistant") if (path / s / META).exists()]
     return subs or [path]
+
+
+def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
+    """The evaluation as a person reads it: the headline with its interval and baseline, then a
+    row per emotion (recall, AUROC, what it is most often mistaken for)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    lo, hi = report.get("accuracy_ci") or (float("nan"), float("nan"))
+    labels: list[str] = list(report.get("labels") or [])
+    confusion: list[list[int]] = report.get("confusion") or []
+    auroc: dict[str, float] = report.get("auroc") or {}
+    table = Table(
+        title=f"{report['kind']} vectors at layer {report['layer']} ({report['method']}) "
+        f"on {report['n']} records"
+    )
+    for col, justify in (
+        ("emotion", "left"),
+        ("records", "right"),
+        ("recall", "right"),
+        ("AUROC", "right"),
+        ("most often read as", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, name in enumerate(labels):
+        row = confusion[i] if i < len(confusion) else []
+        n = sum(row)
+        recall = f"{row[i] / n:.2f}" if n else "-"
+        others = [(c, labels[j]) for j, c in enumerate(row) if j != i and c > 0]
+        worst = max(others) if others else None
+        table.add_row(
+            name,
+            str(n),
+            recall,
+            f"{auroc[name]:.2f}" if name in auroc else "-",
+            f"{worst[1]} ({worst[0]})" if worst else "-",
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(
+        f"accuracy {report['accuracy']:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
+        f"top-3 {report['top3']:.3f}, chance {report['chance']:.3f}, "
+        f"mean AUROC {report['auroc_mean']:.3f}",
+        markup=False,
+    )
+    geometry = report.get("geometry") or {}
+    if geometry.get("pc1_valence_r") is not None:
+        console.print(
+            f"geometry: PC1 vs valence r {geometry['pc1_valence_r']:+.2f}, "
+            f"PC2 vs arousal r {geometry.get('pc2_arousal_r', float('nan')):+.2f}",
+            markup=False,
+        )
+    if report.get("skipped"):
+        console.print(f"{report['skipped']} records skipped (too short)", markup=False)
+    console.print(
+        f"full report (confusion, logit lens) -> {out}"
+        if out
+        else "full report: --json (or --out FILE)",
+        markup=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -189,10 +250,16 @@ def register(app: typer.Typer) -> None:
         ),
         device: str = typer.Option("cpu", "--device", help="Torch device."),
         out: Path | None = typer.Option(
-            None, "--out", help="Write the report JSON here (default: print it)."
+            None, "--out", help="Also write the full report JSON to this file."
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the full report as JSON instead of the summary table."
         ),
     ) -> None:
         """Accuracy, top-3, confusion, AUROC, geometry and logit lens of a vector set on records.
+
+        Prints a summary (accuracy with its interval beside chance, and per emotion: records,
+        recall, AUROC, most frequent confusion); --json prints the whole report for machines.
 
         Warns (one line on stderr, ``overlap_warning`` in the report) when records were used to
         fit the set (ids or texts in its ``train_ids.json``).
@@ -219,11 +286,10 @@ def register(app: typer.Typer) -> None:
         text = json.dumps(report, indent=2, default=float)
         if out:
             out.write_text(text + "\n")
-            typer.echo(
-                f"accuracy {report['accuracy']:.3f} (chance {report['chance']:.3f}) on {report['n']} records -> {out}"
-            )
-        else:
+        if as_json:
             typer.echo(text)
+            return
+        _print_evaluation(report, out)
 
     @group.command("export-gguf")
     def export_cmd(
