@@ -18,7 +18,7 @@ def _small_config(out: Path):
     data = yaml.safe_load(bundled_path("bundled:offline").read_text())
     data["out"] = str(out)
     data["generate"]["topics"] = "2"
-    data["generate"]["per_topic"] = 2
+    data["generate"]["per_topic"] = 4  # fit's held-out evaluation needs 5 usable per emotion
     data["neutral"]["per_topic"] = 3
     data["steer"]["emotions"] = ["happy", "sad"]
     data["steer"]["steps"] = 3
@@ -65,8 +65,8 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     )
     assert len(kept) + n_rej == gen_manifest["records"]
     # every planned request ends as a record or as a failure with a reason
-    assert gen_manifest["planned_requests"] == 6 * 2 * 2
-    assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 2
+    assert gen_manifest["planned_requests"] == 6 * 2 * 4
+    assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 4
     assert all(f["reason"] for f in gen_manifest["failures"])
     assert set(kept["emotion"]) <= {"happy", "sad", "scared", "angry", "excited", "proud"}
     params = json.loads(kept[0]["provenance"]["params"])

@@ -146,7 +146,10 @@ def register(app: typer.Typer) -> None:
             help="Share of neutral variance whose top PCs are projected out.",
         ),
         holdout: float = typer.Option(
-            0.2, "--holdout", help="Fraction of records held out in each evaluation split."
+            0.2,
+            "--holdout",
+            help="Fraction of records held out in each evaluation split; each emotion then needs at "
+            "least 5 usable records (0: no evaluation, with a warning).",
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the first held-out split."),
         eval_seeds: int = typer.Option(
@@ -216,7 +219,14 @@ def register(app: typer.Typer) -> None:
             ev = read_evaluation(folder)
             if ev is None:
                 continue
-            acc = "no held-out rows"
+            acc = "NOT EVALUATED (no held-out rows)"
+            if ev.accuracy is None:
+                typer.echo(
+                    f"warning: {folder}: nothing was evaluated (--holdout {holdout:g}): these "
+                    "vectors have no held-out accuracy, so nothing shows they read emotions "
+                    "(curate refuses drops with them unless --flag-only/--force)",
+                    err=True,
+                )
             if ev.accuracy is not None and ev.accuracy_ci is not None:
                 lo, hi = ev.accuracy_ci
                 acc = (

@@ -583,6 +583,36 @@ def resolve_layers(spec: str, n_layers: int, max_auto: int = 16) -> tuple[list[i
     return sorted(out), True
 
 
+MIN_RECORDS_PER_EMOTION = 5
+"""With ``holdout > 0`` every emotion needs this many usable records (and enough that the
+holdout fraction holds at least one out): fewer would leave an emotion unevaluated, or evaluate
+it on nothing, while the run still reported an accuracy."""
+
+
+def min_records_for_holdout(fraction: float) -> int:
+    """The fewest usable records per emotion for ``fraction``: at least
+    :data:`MIN_RECORDS_PER_EMOTION`, one held out (``round(n * fraction) >= 1``), one left to fit."""
+    n = MIN_RECORDS_PER_EMOTION
+    while int(round(n * fraction)) < 1 or n - int(round(n * fraction)) < 1:
+        n += 1
+    return n
+
+
+def check_holdout_counts(view: View, fraction: float, where: str) -> None:
+    """One line naming the emotions with too few records for a held-out evaluation."""
+    if fraction <= 0:
+        return
+    need = min_records_for_holdout(fraction)
+    counts = [view.labels.count(i) for i in range(len(view.names))]
+    short = [f"{name} {c}" for name, c in zip(view.names, counts, strict=True) if c < need]
+    if short:
+        raise InputError(
+            f"{where}: held-out evaluation (--holdout {fraction:g}) needs at least {need} usable "
+            f"records per emotion; too few: {', '.join(short)}. Add records, or pass --holdout 0 "
+            "to fit without any evaluation"
+        )
+
+
 def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Stratified split; each label keeps at least one training record."""
     rng = random.Random(seed)
@@ -907,6 +937,7 @@ def fit_vectors(
                 f"{records_dir}: need at least 2 distinct emotions for {view.kind} vectors, "
                 f"found {view.names}"
             )
+    check_holdout_counts(views[0], cfg.holdout, str(records_dir))
     n = len(ids)
     dev = lm.device
     need_rows = cfg.method != "mean_diff"
