@@ -407,19 +407,51 @@ def stream_pooled(
     with _progress(desc, len(ids)) as advance:
         for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens):
             _pool_batch(batch, acts, views, layers, on_pooled, moments)
-            advance(len(batch.indices))
+            advance(len(batch.indices), int(sum(batch.lengths)))
 
 
 @contextmanager
-def _progress(desc: str, total: int) -> Iterator[Callable[[int], None]]:
-    if not desc or not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    from rich.progress import Progress
+def _progress(desc: str, total: int, console: Any = None) -> Iterator[Callable[[int, int], None]]:
+    """A rich bar fed per forward batch: documents done of total, tokens/s and time left.
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(desc, total=total)
-        yield lambda n: bar.advance(task, n)
+    Shown only on a terminal (or on ``console``, for tests); otherwise a no-op.
+    """
+    if not desc or (console is None and not sys.stderr.isatty()):
+        yield lambda _n, _t: None
+        return
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    t0 = time.perf_counter()
+    tokens = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("documents"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True, console=console) as bar:
+        task = bar.add_task(desc, total=total, rate="- tok/s")
+
+        def advance(n: int, n_tokens: int) -> None:
+            nonlocal tokens
+            tokens += n_tokens
+            rate = tokens / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.0f} tok/s", refresh=True)
+
+        yield advance
 
 
 def _pool_batch(

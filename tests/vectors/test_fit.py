@@ -303,3 +303,20 @@ def test_fit_without_holdout_warns_loudly(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "warning:" in captured.err and "nothing was evaluated" in captured.err
     assert "NOT EVALUATED" in captured.out
+
+
+def test_fit_progress_shows_documents_tokens_per_second_and_eta():
+    import io
+
+    from rich.console import Console
+
+    from emocurate.vectors.fit import _progress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=160, color_system=None)
+    with _progress("fitting", 10, console=console) as advance:
+        advance(4, 400)
+        advance(6, 600)
+    out = buf.getvalue()
+    assert "4/10" in out and "10/10" in out and "documents" in out
+    assert "tok/s" in out and "ETA" in out
