@@ -18,7 +18,7 @@ KINDS = {
     "stories": "Short stories in which a character feels one emotion, shown not named.",
     "dialogues": "Human/assistant conversations: the human feels emotion A, the assistant expresses B.",
     "neutral": "Emotionally neutral human/assistant conversations (baseline for denoising vectors).",
-    "regulation": "Setup under pressure + healthy and unhealthy continuations (people and AI assistants).",
+    "regulation": "Setup under pressure + healthy and unhealthy continuations (people and AI assistants), for emotions where regulation is at stake (valence <= -0.3; positive ones in a subset are left out).",
 }
 EXAMPLES = {
     "stories": "emocurate generate stories --backend transformers --model stories260K "
