@@ -162,3 +162,28 @@ def test_regulation_frame_only_for_emotions_where_regulation_is_at_stake():
             make_generator(
                 GenerateConfig(kind="regulation", emotions=spec, topics="1", per_topic=1)
             ).plan()
+
+
+def test_dialogue_presets_pair_only_plausible_emotions():
+    """A user who just lost their job is not 'happy'; the assistant answering is not 'proud'."""
+    from emocurate.errors import ConfigError
+    from emocurate.generators.dialogues import PRESET_PAIRING
+
+    tax = load_taxonomy()
+    reqs = make_generator(
+        GenerateConfig(kind="dialogues", emotions="focal12", topics="presets", per_topic=1)
+    ).plan()
+    pairs = {
+        (r.meta["scenario"], r.meta["human_emotion"], r.meta["assistant_emotion"]) for r in reqs
+    }
+    assert pairs and {p[0] for p in pairs} == set(PRESET_PAIRING)
+    for scenario, human, assistant in pairs:
+        human_max, assistant_max = PRESET_PAIRING[scenario]
+        assert tax.get(human).valence <= human_max, (scenario, human)
+        assert tax.get(assistant).valence <= assistant_max, (scenario, assistant)
+    assert not any(s == "hs_distress" and h == "happy" for s, h, _ in pairs)
+    assert not any(a == "proud" for _, _, a in pairs)
+    with pytest.raises(ConfigError, match="no plausible emotion pair"):
+        make_generator(
+            GenerateConfig(kind="dialogues", emotions="happy", topics="presets", per_topic=1)
+        ).plan()
