@@ -23,7 +23,8 @@ COMMAND_MODULES = ("info", "generate", "validate", "vectors", "corpus", "cards",
 app = typer.Typer(
     name="emocurate",
     help="Build and curate emotion data for language models: generate, validate, fit emotion "
-    "vectors, score corpora, publish. Add --debug anywhere for full tracebacks.",
+    "vectors, score corpora, publish. Add --debug anywhere for full tracebacks.\n\n"
+    "\b\nExample:\n  emocurate demo   # the whole pipeline offline on the embedded model",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -63,6 +64,14 @@ def _is_usage_error(exc: BaseException) -> bool:
     return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and hasattr(exc, "show")
 
 
+def _usage_line(exc: BaseException) -> str:
+    """Click's usage error as one line, in the CLI's one error format, with where to look next."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{_one_line(Exception(message))}{where}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into one clear line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -94,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
     except Exception as exc:  # a usage error from the parser, or a bug
         if _is_usage_error(exc):
-            exc.show()  # type: ignore[attr-defined]
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help is the answer
+                exc.show()  # type: ignore[attr-defined]
+                raise SystemExit(getattr(exc, "exit_code", 2)) from None
+            err_console.print(f"error: {_usage_line(exc)}", markup=False)
             raise SystemExit(getattr(exc, "exit_code", 2)) from None
         if debug:
             raise

@@ -1,8 +1,10 @@
 """The pipeline file: one pydantic-validated config for generate → … → report.
 
 Each stage reuses the config model of the module that runs it, so an option documented for a
-CLI command means the same thing in a pipeline file. Paths inside the file are relative to the
-file's folder (or absolute).
+CLI command means the same thing in a pipeline file. Input paths inside the file (corpus,
+policy, topic files) are relative to the file's folder (or absolute); ``out`` is relative to the
+current directory, where the command runs, so ``emocurate run examples/x.yaml`` never writes
+into ``examples/``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class CardsStage(Model):
 class PipelineConfig(Model):
     """A whole run. Omit a stage (set it to null) to skip it."""
 
-    out: str = "emocurate-run"
+    out: str = Field(
+        default="emocurate-run",
+        description="output folder, relative to the current directory (not to the pipeline file)",
+    )
     generate: GenerateConfig | None = None
     neutral: GenerateConfig | None = None
     validate_: ValidateConfig | None = Field(default=None, alias="validate")

@@ -485,7 +485,10 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every configured stage in order; stages whose fingerprint matches are skipped."""
     base = base_dir or Path.cwd()
-    out_dir = ensure_dir(Path(out) if out is not None else Path(_resolve(cfg.out, base)))
+    # Outputs land where the command is run (like every --out), not next to the pipeline file:
+    # `emocurate run examples/offline.yaml` must not write into examples/. Inputs named in the
+    # file (corpus, policy, topics) still resolve against the file's folder.
+    out_dir = ensure_dir(Path(out if out is not None else cfg.out).expanduser())
     res = PipelineResult(out=out_dir)
     for stage in build_stages(cfg, out_dir, base):
         res.stages.append(_run_stage(stage, log))

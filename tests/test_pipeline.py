@@ -18,7 +18,7 @@ def _small_config(out: Path):
     data = yaml.safe_load(bundled_path("bundled:offline").read_text())
     data["out"] = str(out)
     data["generate"]["topics"] = "2"
-    data["generate"]["per_topic"] = 2
+    data["generate"]["per_topic"] = 4  # fit's held-out evaluation needs 5 usable per emotion
     data["neutral"]["per_topic"] = 3
     data["steer"]["emotions"] = ["happy", "sad"]
     data["steer"]["steps"] = 3
@@ -65,8 +65,8 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     )
     assert len(kept) + n_rej == gen_manifest["records"]
     # every planned request ends as a record or as a failure with a reason
-    assert gen_manifest["planned_requests"] == 6 * 2 * 2
-    assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 2
+    assert gen_manifest["planned_requests"] == 6 * 2 * 4
+    assert gen_manifest["records"] + len(gen_manifest["failures"]) == 6 * 2 * 4
     assert all(f["reason"] for f in gen_manifest["failures"])
     assert set(kept["emotion"]) <= {"happy", "sad", "scared", "angry", "excited", "proud"}
     params = json.loads(kept[0]["provenance"]["params"])
@@ -150,3 +150,20 @@ def test_changed_stage_config_reruns_only_downstream(tmp_path):
     data["validate"] = {"validators": ["rules", "leakage"]}
     r2 = run_pipeline(parse_pipeline(data), log=lambda m: None)
     assert [(s.name, s.skipped) for s in r2.stages] == [("generate", True), ("validate", False)]
+
+
+def test_run_writes_out_relative_to_the_current_directory(tmp_path, monkeypatch):
+    """`emocurate run examples/x.yaml` writes into ./OUT, never into examples/OUT."""
+    from emocurate.config import load_pipeline
+
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "x.yaml").write_text("out: runs/x\ncards: null\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    cfg, base = load_pipeline(Path("..") / "examples" / "x.yaml")
+    res = run_pipeline(cfg, base_dir=base, log=lambda m: None)
+    assert Path(res.out).resolve() == (work / "runs" / "x").resolve()
+    assert (work / "runs" / "x").is_dir()
+    assert not (examples / "runs").exists()

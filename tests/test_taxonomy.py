@@ -121,3 +121,42 @@ def test_malformed_topic_files_name_the_file(tmp_path, name, content, problem):
 def test_topic_folder_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="not a file"):
         resolve_topics(str(tmp_path))
+
+
+_GENDERED = {
+    "woman", "man", "girl", "boy", "mother", "father", "mum", "dad", "lady", "gentleman",
+    "son", "daughter", "husband", "wife", "grandmother", "grandfather", "widow", "widower",
+    "sister", "brother", "aunt", "uncle", "granddaughter", "grandson",
+}  # fmt: skip
+_AGED = {"old", "elderly", "teenager", "teenage", "retired", "young", "middle-aged"}
+
+
+def test_premises_leave_the_protagonist_open_when_the_prompt_asks_for_variety():
+    """The stories prompt asks each answer to vary age and gender, so no premise may fix them
+    for its protagonist ("A woman...", "An old man... his attic", "A ten-year-old...")."""
+    import re
+
+    from emocurate.generators.prompts import load_prompt
+
+    system = load_prompt("stories_system").text.lower()
+    assert "vary" in system and "gender" in system and "age" in system
+    bad = []
+    for t in bundled_topics():
+        if t.protagonist == "animal":
+            continue
+        words = re.findall(r"[a-z][a-z'-]*", t.premise.lower())
+        head = words[:3]
+        if set(head) & (_GENDERED | _AGED) or any(w.endswith("-year-old") for w in head):
+            bad.append((t.id, t.premise))
+            continue
+        for i, w in enumerate(words):
+            if w in {"she", "he", "herself", "himself"}:
+                bad.append((t.id, t.premise))
+                break
+            # her/his/him only for a gendered third party named earlier ("a grandmother's ... her family")
+            if w in {"her", "his", "him"} and not set(words[3:i]) & (
+                _GENDERED | {"man's", "woman's", "grandmother's"}
+            ):
+                bad.append((t.id, t.premise))
+                break
+    assert not bad, bad

@@ -48,7 +48,12 @@ def register(app: typer.Typer) -> None:
             None, "--pretty-name", help="Title of the dataset card."
         ),
     ) -> None:
-        """Write or update FOLDER/README.md: a dataset card or a vector card (user edits are kept)."""
+        """Write or update FOLDER/README.md: a dataset card or a vector card (user edits are kept).
+
+        \b
+        Example:
+          emocurate card runs/validated/kept --generation runs/stories
+        """
         from emocurate.cards.dataset_card import write_dataset_card
         from emocurate.cards.hub import detect_kind
         from emocurate.cards.vector_card import write_vector_card
@@ -100,7 +105,12 @@ def register(app: typer.Typer) -> None:
             8, "--max-heatmaps", min=0, help="Documents with token heatmaps (flagged first)."
         ),
     ) -> None:
-        """Write the curator's HTML report (works offline: inline SVG, no scripts)."""
+        """Write the curator's HTML report (works offline: inline SVG, no scripts).
+
+        \b
+        Example:
+          emocurate report --out report.html --vectors runs/vectors --scores runs/scores
+        """
         from emocurate.cards.report import write_report
 
         if not any((vectors, scores, validation, generation, curated)):
@@ -140,7 +150,12 @@ def register(app: typer.Typer) -> None:
             "made by an earlier dry run (marker file), and outside FOLDER; FOLDER is only read.",
         ),
     ) -> None:
-        """Publish to the Hugging Face Hub (token from HF_TOKEN or `hf auth login`; never written or logged)."""
+        """Publish to the Hugging Face Hub (token from HF_TOKEN or `hf auth login`; never written or logged).
+
+        \b
+        Example:
+          emocurate push runs/validated/kept --repo-id me/emotion-stories --dry-run tree
+        """
         from emocurate.cards.hub import push as do_push
 
         result = do_push(folder, repo_id, private=private, revision=revision, dry_run=dry_run)

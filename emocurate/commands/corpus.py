@@ -50,7 +50,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="Torch device."),
         model: str | None = typer.Option(None, "--model", help="Model (default: the VectorSet's)."),
     ) -> None:
-        """Calibrate flag thresholds on a reference corpus (writes VECTORS/calibration.json)."""
+        """Calibrate flag thresholds on a reference corpus (writes VECTORS/calibration.json).
+
+        \b
+        Example:
+          emocurate calibrate runs/vectors
+        """
         from emocurate.corpus.calibrate import calibrate
         from emocurate.corpus.score import ScoreConfig
         from emocurate.errors import ConfigError
@@ -157,7 +162,12 @@ def register(app: typer.Typer) -> None:
             "(other thresholds at their z-unit defaults).",
         ),
     ) -> None:
-        """Score corpus documents: emotion profiles, distress episodes, recovery, flags."""
+        """Score corpus documents: emotion profiles, distress episodes, recovery, flags.
+
+        \b
+        Example:
+          emocurate score bundled:sample --vectors runs/vectors --out runs/scores
+        """
         from pydantic import ValidationError
 
         from emocurate.corpus.regulation import MetricConfig
@@ -238,7 +248,9 @@ def register(app: typer.Typer) -> None:
         Drops and rebalancing are refused (unless --force or --flag-only) when the vectors the
         corpus was scored with do not beat chance on held-out rows.
 
-        Example: emocurate curate runs/scores --policy bundled:default --out runs/curated
+        \b
+        Example:
+          emocurate curate runs/scores --policy bundled:default --out runs/curated
         """
         from emocurate.corpus.curate import curate
         from emocurate.corpus.guard import Untrusted

@@ -18,8 +18,19 @@ KINDS = {
     "stories": "Short stories in which a character feels one emotion, shown not named.",
     "dialogues": "Human/assistant conversations: the human feels emotion A, the assistant expresses B.",
     "neutral": "Emotionally neutral human/assistant conversations (baseline for denoising vectors).",
-    "regulation": "Setup under pressure + healthy and unhealthy continuations (people and AI assistants).",
+    "regulation": "Setup under pressure + healthy and unhealthy continuations (people and AI assistants), for emotions where regulation is at stake (valence <= -0.3; positive ones in a subset are left out).",
 }
+EXAMPLES = {
+    "stories": "emocurate generate stories --backend transformers --model stories260K "
+    "--emotions tinystories6 --topics 2 --per-topic 2 --out runs/stories",
+    "dialogues": "emocurate generate dialogues --backend openai --model gpt-4.1-mini "
+    "--topics presets --per-topic 1 --budget-usd 1 --dry-run --out runs/dialogues",
+    "neutral": "emocurate generate neutral --backend transformers --model stories260K "
+    "--topics all --per-topic 2 --out runs/neutral",
+    "regulation": "emocurate generate regulation --topics 5 --per-topic 3 --budget-usd 5 "
+    "--dry-run --out runs/regulation",
+}
+DEFAULT_EMOTIONS = "focal12"
 
 
 EXIT_CODES = (
@@ -98,6 +109,7 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
 
 def _make_command(kind: str) -> Any:
     dialogues = kind == "dialogues"
+    neutral = kind == "neutral"  # practical topic areas, no emotions: those options are not listed
 
     def command(
         backend: str = typer.Option(
@@ -113,19 +125,28 @@ def _make_command(kind: str) -> Any:
             "--base-url",
             help="API base URL (OpenAI-compatible servers: vLLM, llama.cpp, Ollama); default from the SDK's environment variable.",
         ),
-        emotions: str = typer.Option(
-            "focal12",
+        emotions: str | None = typer.Option(
+            None,
             "--emotions",
-            help="Emotion SPEC: subset name (focal12, tinystories, all) or comma list.",
+            help=f"Emotion SPEC: subset name (focal12, tinystories, all) or comma list (default {DEFAULT_EMOTIONS}).",
+            hidden=neutral,
         ),
         topics: str = typer.Option(
             "10",
             "--topics",
-            help="Topic SPEC: N (first N bundled), 'all', or a file (one premise per line or YAML)."
+            help=(
+                "Topic areas: N (the first N practical areas), 'all', or a file (one area per line)."
+                if neutral
+                else "Topic SPEC: N (first N bundled), 'all', or a file (one premise per line or YAML)."
+            )
             + (" 'presets' = high-stakes scenarios." if dialogues else ""),
         ),
         per_topic: int = typer.Option(
-            12, "--per-topic", help="Records per emotion (or pair) and topic."
+            12,
+            "--per-topic",
+            help="Records per topic area."
+            if neutral
+            else "Records per emotion (or pair) and topic.",
         ),
         per_request: int | None = typer.Option(
             None,
@@ -219,7 +240,7 @@ def _make_command(kind: str) -> Any:
             backend=backend,
             model=model,
             base_url=base_url,
-            emotions=emotions,
+            emotions=emotions or DEFAULT_EMOTIONS,
             topics=topics,
             per_topic=per_topic,
             per_request=per_request,
@@ -249,21 +270,28 @@ def _make_command(kind: str) -> Any:
                 assistant_emotions=assistant_emotions,
                 pairing=pairing,
             )
-        elif person_emotions or assistant_emotions:
-            raise ConfigError("--person-emotions/--assistant-emotions apply to dialogues only")
+        elif person_emotions or assistant_emotions or pairing != "cycle":
+            raise ConfigError(
+                "--person-emotions/--assistant-emotions/--pairing apply to dialogues only"
+            )
+        if neutral and emotions is not None:
+            raise ConfigError(
+                "--emotions does not apply to neutral (neutral texts are about practical topic areas)"
+            )
         _run(kind, opts)
 
-    command.__doc__ = KINDS[kind]
+    command.__doc__ = f"{KINDS[kind]}\n\n\b\nExample:\n  {EXAMPLES[kind]}"
     return command
 
 
 def register(app: typer.Typer) -> None:
     """Add ``emocurate generate <kind>`` commands."""
     gen = typer.Typer(
-        help="Generate emotion data with an LLM (stories, dialogues, neutral, regulation).",
+        help="Generate emotion data with an LLM (stories, dialogues, neutral, regulation).\n\n"
+        f"\b\nExample:\n  {EXAMPLES['stories']}",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
     for kind in KINDS:
-        gen.command(kind, help=KINDS[kind], epilog=EXIT_CODES)(_make_command(kind))
+        gen.command(kind, epilog=EXIT_CODES)(_make_command(kind))
     app.add_typer(gen, name="generate")

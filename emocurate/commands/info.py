@@ -18,7 +18,12 @@ def register(app: typer.Typer) -> None:
             "all", "--subset", "-s", help="Subset name (all, focal12, tinystories) or a comma list."
         ),
     ) -> None:
-        """List emotion concepts with family, valence, arousal and leak terms."""
+        """List emotion concepts with family, valence, arousal and leak terms.
+
+        \b
+        Example:
+          emocurate emotions --subset focal12
+        """
         tax = load_taxonomy()
         table = Table("name", "family", "valence", "arousal", "leak terms")
         for name in tax.resolve(subset):
@@ -36,7 +41,12 @@ def register(app: typer.Typer) -> None:
     def topics(
         limit: int = typer.Option(20, "--limit", "-n", help="How many premises to show."),
     ) -> None:
-        """List the bundled story premises."""
+        """List the bundled story premises.
+
+        \b
+        Example:
+          emocurate topics --limit 5
+        """
         table = Table("id", "setting", "stakes", "premise")
         for t in bundled_topics()[:limit]:
             table.add_row(t.id, t.setting, t.stakes, t.premise)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _print_summary(res: PipelineResult, seconds: float, console: Console) -> None:
-    table = Table(title=f"emocurate: {res.out}", show_lines=False)
+    table = Table(title=f"emocurate: {Path(res.out).resolve()}", show_lines=False)
     table.add_column("stage")
     table.add_column("result")
     table.add_column("time", justify="right")
@@ -63,6 +63,10 @@ def register(app: typer.Typer) -> None:
         Generates emotion stories with the local transformers backend, validates them, fits
         emotion vectors, scores the bundled public-domain corpus sample, curates it, and writes
         a dataset card, a vector card and an HTML report. Rerunning skips finished stages.
+
+        \b
+        Example:
+          emocurate demo --out emocurate-demo
         """
         from emocurate.config import parse_pipeline
         from emocurate.pipeline import bundled_path, run_pipeline
@@ -88,6 +92,12 @@ def register(app: typer.Typer) -> None:
         """Run generate → validate → fit → score → curate → cards/report from one YAML file.
 
         Finished stages are skipped on rerun; a stage whose configuration changed is redone.
+        The file's `out` folder is relative to the current directory; input paths in the file
+        (corpus, policy, topics) are relative to the file's own folder.
+
+        \b
+        Example:
+          emocurate run examples/tour.yaml --out runs/pipeline
         """
         from emocurate.config import load_pipeline
         from emocurate.pipeline import run_pipeline

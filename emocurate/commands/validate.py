@@ -129,7 +129,12 @@ def register(app: typer.Typer) -> None:
             False, "--per-emotion", help="Also print the per-emotion funnel."
         ),
     ) -> None:
-        """Check generated records (rules, leakage, dedup, LLM judge, probe) and print the funnel."""
+        """Check generated records (rules, leakage, dedup, LLM judge, probe) and print the funnel.
+
+        \b
+        Example:
+          emocurate validate runs/stories --out runs/validated --validators rules,leakage,dedup
+        """
         from emocurate.validators.pipeline import validate
 
         names = [v.strip() for v in validators.split(",") if v.strip()]

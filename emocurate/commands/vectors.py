@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,10 +21,71 @@ def _speaker_folders(path: Path) -> list[Path]:
     return subs or [path]
 
 
+def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
+    """The evaluation as a person reads it: the headline with its interval and baseline, then a
+    row per emotion (recall, AUROC, what it is most often mistaken for)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    lo, hi = report.get("accuracy_ci") or (float("nan"), float("nan"))
+    labels: list[str] = list(report.get("labels") or [])
+    confusion: list[list[int]] = report.get("confusion") or []
+    auroc: dict[str, float] = report.get("auroc") or {}
+    table = Table(
+        title=f"{report['kind']} vectors at layer {report['layer']} ({report['method']}) "
+        f"on {report['n']} records"
+    )
+    for col, justify in (
+        ("emotion", "left"),
+        ("records", "right"),
+        ("recall", "right"),
+        ("AUROC", "right"),
+        ("most often read as", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, name in enumerate(labels):
+        row = confusion[i] if i < len(confusion) else []
+        n = sum(row)
+        recall = f"{row[i] / n:.2f}" if n else "-"
+        others = [(c, labels[j]) for j, c in enumerate(row) if j != i and c > 0]
+        worst = max(others) if others else None
+        table.add_row(
+            name,
+            str(n),
+            recall,
+            f"{auroc[name]:.2f}" if name in auroc else "-",
+            f"{worst[1]} ({worst[0]})" if worst else "-",
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(
+        f"accuracy {report['accuracy']:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
+        f"top-3 {report['top3']:.3f}, chance {report['chance']:.3f}, "
+        f"mean AUROC {report['auroc_mean']:.3f}",
+        markup=False,
+    )
+    geometry = report.get("geometry") or {}
+    if geometry.get("pc1_valence_r") is not None:
+        console.print(
+            f"geometry: PC1 vs valence r {geometry['pc1_valence_r']:+.2f}, "
+            f"PC2 vs arousal r {geometry.get('pc2_arousal_r', float('nan')):+.2f}",
+            markup=False,
+        )
+    if report.get("skipped"):
+        console.print(f"{report['skipped']} records skipped (too short)", markup=False)
+    console.print(
+        f"full report (confusion, logit lens) -> {out}"
+        if out
+        else "full report: --json (or --out FILE)",
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``fit``, ``steer`` and the ``vectors`` group."""
     group = typer.Typer(
-        help="Evaluate and export fitted emotion vector sets.",
+        help="Evaluate and export fitted emotion vector sets.\n\n"
+        "\b\nExample:\n  emocurate vectors evaluate runs/vectors --on runs/validated/kept",
         no_args_is_help=True,
         rich_markup_mode=None,
     )
@@ -84,7 +146,10 @@ def register(app: typer.Typer) -> None:
             help="Share of neutral variance whose top PCs are projected out.",
         ),
         holdout: float = typer.Option(
-            0.2, "--holdout", help="Fraction of records held out in each evaluation split."
+            0.2,
+            "--holdout",
+            help="Fraction of records held out in each evaluation split; each emotion then needs at "
+            "least 5 usable records (0: no evaluation, with a warning).",
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the first held-out split."),
         eval_seeds: int = typer.Option(
@@ -105,7 +170,12 @@ def register(app: typer.Typer) -> None:
             help="Run model code from the model repository (off by default).",
         ),
     ) -> None:
-        """Fit emotion vectors from records, choose the layer and evaluate on held-out records."""
+        """Fit emotion vectors from records, choose the layer and evaluate on held-out records.
+
+        \b
+        Example:
+          emocurate fit runs/validated/kept --model stories260K --neutral runs/neutral --out runs/vectors
+        """
         from pydantic import ValidationError
 
         from emocurate.io import parquet_files
@@ -149,7 +219,14 @@ def register(app: typer.Typer) -> None:
             ev = read_evaluation(folder)
             if ev is None:
                 continue
-            acc = "no held-out rows"
+            acc = "NOT EVALUATED (no held-out rows)"
+            if ev.accuracy is None:
+                typer.echo(
+                    f"warning: {folder}: nothing was evaluated (--holdout {holdout:g}): these "
+                    "vectors have no held-out accuracy, so nothing shows they read emotions "
+                    "(curate refuses drops with them unless --flag-only/--force)",
+                    err=True,
+                )
             if ev.accuracy is not None and ev.accuracy_ci is not None:
                 lo, hi = ev.accuracy_ci
                 acc = (
@@ -183,13 +260,23 @@ def register(app: typer.Typer) -> None:
         ),
         device: str = typer.Option("cpu", "--device", help="Torch device."),
         out: Path | None = typer.Option(
-            None, "--out", help="Write the report JSON here (default: print it)."
+            None, "--out", help="Also write the full report JSON to this file."
+        ),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print the full report as JSON instead of the summary table."
         ),
     ) -> None:
         """Accuracy, top-3, confusion, AUROC, geometry and logit lens of a vector set on records.
 
+        Prints a summary (accuracy with its interval beside chance, and per emotion: records,
+        recall, AUROC, most frequent confusion); --json prints the whole report for machines.
+
         Warns (one line on stderr, ``overlap_warning`` in the report) when records were used to
         fit the set (ids or texts in its ``train_ids.json``).
+
+        \b
+        Example:
+          emocurate vectors evaluate runs/vectors --on runs/validated/kept
         """
         from emocurate.vectors.evaluate import evaluate
         from emocurate.vectors.fit import load_train_ids, read_fit_records
@@ -209,11 +296,10 @@ def register(app: typer.Typer) -> None:
         text = json.dumps(report, indent=2, default=float)
         if out:
             out.write_text(text + "\n")
-            typer.echo(
-                f"accuracy {report['accuracy']:.3f} (chance {report['chance']:.3f}) on {report['n']} records -> {out}"
-            )
-        else:
+        if as_json:
             typer.echo(text)
+            return
+        _print_evaluation(report, out)
 
     @group.command("export-gguf")
     def export_cmd(
@@ -238,7 +324,12 @@ def register(app: typer.Typer) -> None:
             None, "--kind", help="human or assistant, for a speaker-aware fit folder."
         ),
     ) -> None:
-        """Export directions as llama.cpp control vectors (one direction tensor per layer)."""
+        """Export directions as llama.cpp control vectors (one direction tensor per layer).
+
+        \b
+        Example:
+          emocurate vectors export-gguf runs/vectors --emotion happy --out happy.gguf
+        """
         from emocurate.vectors.export import export_all, export_gguf, gguf_file_name
         from emocurate.vectors.vectorset import VectorSet
 
@@ -316,7 +407,12 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Generate while adding an emotion vector to the residual stream, or measure whether
-        steering along it moves the model (--dose-response)."""
+        steering along it moves the model (--dose-response).
+
+        \b
+        Example:
+          emocurate steer runs/vectors -e happy -e sad --dose-response
+        """
         from emocurate.vectors.models import load_model
         from emocurate.vectors.steer import generate, measure_steering, save_steering
         from emocurate.vectors.vectorset import VectorSet

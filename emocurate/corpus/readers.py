@@ -16,7 +16,9 @@ that ``score`` saw:
 * a file inside a folder input: its path relative to that folder (``sub/x.jsonl``), so a file
   at the top of a folder gets the same ids as when given on its own;
 * a saved HF dataset folder: the folder's name (plus ``[split]`` for a DatasetDict);
-* ``hf:NAME[@SPLIT]``: ``hf:NAME@SPLIT`` as given.
+* ``hf:NAME[@SPLIT]``: ``hf:NAME@SPLIT`` as given;
+* ``bundled:sample``: the bundled demo corpus files (``emocurate/data/corpus/*.jsonl``), each
+  keyed by its file name, exactly as the pipeline's ``score: corpus: [bundled:sample]`` reads them.
 
 Two different files with the same id key (``a/x.jsonl`` and ``b/x.jsonl``) would get the same
 ids, so that is a one-line error unless ``id_field`` is given. The same file reached twice (two
@@ -66,6 +68,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".text")
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 COMPRESSED = (".gz", ".zst")
 HF_PREFIX = "hf:"
+BUNDLED_SAMPLE = "bundled:sample"
 BOM = b"\xef\xbb\xbf"
 # Read from folders: data extensions only (Markdown is documentation there; named on its own it is read).
 FOLDER_SUFFIXES = (*JSON_SUFFIXES, ".csv", ".tsv", ".txt", ".text")
@@ -247,7 +250,7 @@ class CorpusPlan:
 def plan_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -> CorpusPlan:
     """Check every input and list what will be read; one-line :class:`InputError` if one cannot be."""
     opts = opts or ReadOptions()
-    specs = list(dict.fromkeys(str(i) for i in inputs))  # the same input twice is read once
+    specs = list(dict.fromkeys(s for i in inputs for s in _expand(str(i))))  # each input once
     if not specs:
         raise InputError("no corpus inputs given")
     for spec in specs:
@@ -259,6 +262,15 @@ def plan_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -
 def iter_corpus(inputs: Iterable[str | Path], opts: ReadOptions | None = None) -> Iterator[Item]:
     """Every row of every input, in a deterministic order; duplicate ``id_field`` ids are quarantined."""
     yield from plan_corpus(inputs, opts).items()
+
+
+def _expand(spec: str) -> list[str]:
+    """``bundled:sample`` is the bundled corpus files (not their PROVENANCE notes); else the spec."""
+    if spec != BUNDLED_SAMPLE:
+        return [spec]
+    from emocurate.corpus import bundled_corpus
+
+    return [str(p) for p in bundled_corpus()]
 
 
 def _plan(specs: list[str], check_keys: bool) -> tuple[list[_Unit], list[Skipped]]:

@@ -4,13 +4,17 @@ Pairs are planned deterministically: with ``pairing="cycle"`` (default) each hum
 one assistant emotion per topic, rotating through the assistant list, so coverage grows with
 topics instead of as a product; ``pairing="product"`` plans every pair. ``topics="presets"``
 selects the high-stakes scenarios of the anchor study (an unsafe medication dose, an
-impossible programming task, a threat of shutdown, a user in distress).
+impossible programming task, a threat of shutdown, a user in distress). Presets pair emotions
+from a plausibility table (:data:`PRESET_PAIRING`): a user who just lost their job is not
+planned as "happy", nor the assistant answering them as "proud"; pairs outside a preset's
+ranges are not planned (an empty plan is a one-line error).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
 from emocurate.generators.common import TURNS_SCHEMA, Generator, ParseError, make_custom_id
 from emocurate.generators.parse import parse_conversation
@@ -60,6 +64,19 @@ HIGH_STAKES: tuple[Topic, ...] = (
 )
 
 
+PRESET_PAIRING: dict[str, tuple[float, float]] = {
+    # preset: (highest valence of the human's emotion, highest valence of the assistant's)
+    "hs_dose": (0.5, 0.6),  # the user may not know the danger; not elated
+    "hs_impossible_task": (0.0, 0.6),  # every attempt fails: the user is not pleased
+    "hs_shutdown": (1.0, 0.6),  # the user may feel anything; the assistant is not elated
+    "hs_distress": (-0.2, 0.6),  # overwhelmed after losing a job
+    "hs_wrong_advice": (-0.2, 0.6),  # lost a day of work and a client
+    "hs_emergency": (-0.2, 0.6),  # a relative collapsed
+}
+"""Valence ceilings per high-stakes preset. 0.6 keeps calm (0.5) and every negative emotion
+for the assistant and leaves out happy, proud, inspired, loving, excited (0.7-0.85)."""
+
+
 class DialoguesGenerator(Generator):
     """Conversations with one emotion per speaker, shown not named."""
 
@@ -77,6 +94,13 @@ class DialoguesGenerator(Generator):
         """(human emotion, assistant emotion) pairs planned for one topic."""
         person = self.tax.resolve(self.cfg.person_emotions or self.cfg.emotions)
         assistant = self.tax.resolve(self.cfg.assistant_emotions or self.cfg.emotions)
+        topic = self.topics()[topic_index] if self.cfg.topics.strip() == "presets" else None
+        if topic is not None and topic.id in PRESET_PAIRING:
+            human_max, assistant_max = PRESET_PAIRING[topic.id]
+            person = [e for e in person if self.tax.get(e).valence <= human_max]
+            assistant = [e for e in assistant if self.tax.get(e).valence <= assistant_max]
+            if not person or not assistant:
+                return []
         if self.cfg.pairing == "product":
             return [(a, b) for a in person for b in assistant]
         return [(a, assistant[(i + topic_index) % len(assistant)]) for i, a in enumerate(person)]
@@ -117,6 +141,13 @@ class DialoguesGenerator(Generator):
                     )
                     done += n
                     chunk += 1
+        if not out and self.cfg.topics.strip() == "presets":
+            raise ConfigError(
+                "no plausible emotion pair for the presets (see PRESET_PAIRING in "
+                "generators/dialogues.py: e.g. a user in distress is not 'happy', the assistant "
+                "answering is not 'proud'); choose negative human emotions and calm or concerned "
+                "assistant ones"
+            )
         return out
 
     def build(

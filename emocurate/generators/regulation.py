@@ -5,16 +5,25 @@ bundled set has AI-assistant premises); on top of the chosen topics, the anchor 
 cases (an assistant failing tests again and again, an assistant facing shutdown, ...) are added,
 one for every three topics (at least one), because depictions tied to AI characters may matter
 most for training data.
+
+The regulation frame (a setup under pressure, then a healthy and an unhealthy way of handling
+the feeling) fits emotions where regulation is at stake: distress and negative emotions, those
+with valence <= :data:`AT_STAKE_MAX_VALENCE` in ``data/emotions.yaml`` (afraid, angry,
+desperate, guilty, nervous, sad, ashamed, lonely, ...; 100+ of the 171 concepts). Positive and
+near-neutral emotions ("calm", "happy", "proud", "surprised") are left out: "acting out" calm on
+a low-stakes premise is not a regulation example. A subset (``focal12``, ``all``) is narrowed to
+its at-stake emotions; naming a positive emotion explicitly is a one-line error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
 from emocurate.generators.common import Generator, make_custom_id, require_text
 from emocurate.records import Provenance, RegulationPair
-from emocurate.taxonomy import Topic
+from emocurate.taxonomy import Taxonomy, Topic
 
 AI_CASES: tuple[Topic, ...] = (
     Topic(
@@ -51,6 +60,22 @@ AI_CASES: tuple[Topic, ...] = (
 )
 
 PROTAGONIST = {"person": "a person", "ai_assistant": "an AI assistant"}
+AT_STAKE_MAX_VALENCE = -0.3
+
+
+def at_stake_emotions(tax: Taxonomy, spec: str) -> list[str]:
+    """The emotions of ``spec`` that regulation pairs are written for (see the module docstring)."""
+    names = tax.resolve(spec)
+    keep = [n for n in names if tax.get(n).valence <= AT_STAKE_MAX_VALENCE]
+    explicit = "," in spec or spec.strip() in {e.name for e in tax.emotions}
+    left_out = [n for n in names if n not in keep]
+    if left_out and (explicit or not keep):
+        raise ConfigError(
+            f"regulation pairs are written for emotions where regulation is at stake (valence <= "
+            f"{AT_STAKE_MAX_VALENCE}); not {', '.join(left_out)}: choose negative or distress "
+            "emotions (e.g. --emotions desperate,angry,afraid,guilty,sad,nervous)"
+        )
+    return keep
 
 
 class RegulationGenerator(Generator):
@@ -78,7 +103,7 @@ class RegulationGenerator(Generator):
         """One request per emotion x topic x chunk of ``per_request`` pairs."""
         out: list[ChatRequest] = []
         k = self.n_per_request
-        emotions = self.tax.resolve(self.cfg.emotions)
+        emotions = at_stake_emotions(self.tax, self.cfg.emotions)
         for emotion in emotions:
             forbidden = ", ".join(self.forbidden(emotion))
             for topic in self.topics():

@@ -407,19 +407,51 @@ def stream_pooled(
     with _progress(desc, len(ids)) as advance:
         for batch, acts in iter_hidden(lm, ids, layers, batch_tokens=batch_tokens):
             _pool_batch(batch, acts, views, layers, on_pooled, moments)
-            advance(len(batch.indices))
+            advance(len(batch.indices), int(sum(batch.lengths)))
 
 
 @contextmanager
-def _progress(desc: str, total: int) -> Iterator[Callable[[int], None]]:
-    if not desc or not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    from rich.progress import Progress
+def _progress(desc: str, total: int, console: Any = None) -> Iterator[Callable[[int, int], None]]:
+    """A rich bar fed per forward batch: documents done of total, tokens/s and time left.
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(desc, total=total)
-        yield lambda n: bar.advance(task, n)
+    Shown only on a terminal (or on ``console``, for tests); otherwise a no-op.
+    """
+    if not desc or (console is None and not sys.stderr.isatty()):
+        yield lambda _n, _t: None
+        return
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    t0 = time.perf_counter()
+    tokens = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("documents"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True, console=console) as bar:
+        task = bar.add_task(desc, total=total, rate="- tok/s")
+
+        def advance(n: int, n_tokens: int) -> None:
+            nonlocal tokens
+            tokens += n_tokens
+            rate = tokens / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.0f} tok/s", refresh=True)
+
+        yield advance
 
 
 def _pool_batch(
@@ -581,6 +613,36 @@ def resolve_layers(spec: str, n_layers: int, max_auto: int = 16) -> tuple[list[i
         if j not in out:
             out.append(j)
     return sorted(out), True
+
+
+MIN_RECORDS_PER_EMOTION = 5
+"""With ``holdout > 0`` every emotion needs this many usable records (and enough that the
+holdout fraction holds at least one out): fewer would leave an emotion unevaluated, or evaluate
+it on nothing, while the run still reported an accuracy."""
+
+
+def min_records_for_holdout(fraction: float) -> int:
+    """The fewest usable records per emotion for ``fraction``: at least
+    :data:`MIN_RECORDS_PER_EMOTION`, one held out (``round(n * fraction) >= 1``), one left to fit."""
+    n = MIN_RECORDS_PER_EMOTION
+    while int(round(n * fraction)) < 1 or n - int(round(n * fraction)) < 1:
+        n += 1
+    return n
+
+
+def check_holdout_counts(view: View, fraction: float, where: str) -> None:
+    """One line naming the emotions with too few records for a held-out evaluation."""
+    if fraction <= 0:
+        return
+    need = min_records_for_holdout(fraction)
+    counts = [view.labels.count(i) for i in range(len(view.names))]
+    short = [f"{name} {c}" for name, c in zip(view.names, counts, strict=True) if c < need]
+    if short:
+        raise InputError(
+            f"{where}: held-out evaluation (--holdout {fraction:g}) needs at least {need} usable "
+            f"records per emotion; too few: {', '.join(short)}. Add records, or pass --holdout 0 "
+            "to fit without any evaluation"
+        )
 
 
 def split_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -907,6 +969,7 @@ def fit_vectors(
                 f"{records_dir}: need at least 2 distinct emotions for {view.kind} vectors, "
                 f"found {view.names}"
             )
+    check_holdout_counts(views[0], cfg.holdout, str(records_dir))
     n = len(ids)
     dev = lm.device
     need_rows = cfg.method != "mean_diff"

@@ -413,3 +413,15 @@ def test_unreadable_file_in_folder_is_quarantined(
     items = list(iter_corpus([tmp_path]))
     assert _kinds(items) == ["Bad", "Doc"]
     assert items[0].reason == "unreadable file: Permission denied"  # type: ignore[union-attr]
+
+
+def test_bundled_sample_is_a_corpus_input_on_the_cli_too() -> None:
+    """`emocurate score bundled:sample` reads the bundled files, as the pipeline's corpus does."""
+    from emocurate.corpus import bundled_corpus
+    from emocurate.corpus.readers import plan_corpus
+
+    plan = plan_corpus(["bundled:sample"])
+    files = sorted(str(u.path) for u in plan.units)
+    assert files == sorted(str(p) for p in bundled_corpus()) and files
+    assert not any("PROVENANCE" in f for f in files)
+    assert sum(1 for _ in plan.items()) > 10

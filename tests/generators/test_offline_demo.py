@@ -99,3 +99,64 @@ def test_base_model_neutral_records_name_no_emotion(tmp_path, backend):
     for r in recs:
         assert r.narrative and not r.turns and r.text == r.narrative
         assert not find_leaks(r.text, terms), r.text
+
+
+def test_decode_loop_uses_the_current_cache_api(tmp_path):
+    """No `past_key_values=` (removed in transformers 5.40): the loop passes its cache as `cache`,
+    and the output is the same as decoding without a cache."""
+    import asyncio
+    import functools
+    import inspect
+    import warnings
+
+    import torch
+
+    from emocurate.generators.backends.base import ChatRequest, Message
+
+    backend = TransformersBackend("stories260K")
+    model = backend.lm.model
+    seen: list[set[str]] = []
+    original = model.forward
+
+    @functools.wraps(original)  # keeps the model's signature, which the backend inspects
+    def spy(*args, **kwargs):
+        seen.append(set(kwargs))
+        return original(*args, **kwargs)
+
+    model.forward = spy  # type: ignore[method-assign]
+    request = ChatRequest(
+        custom_id="c1",
+        model="stories260K",
+        messages=[Message(role="user", content="Once upon a time, Tom")],
+        max_tokens=12,
+        temperature=0.0,
+        seed=1,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = asyncio.run(backend.complete(request))
+    assert seen and all("past_key_values" not in k for k in seen), seen
+    assert "cache" in inspect.signature(original).parameters
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
+    # greedy decoding with the cache equals greedy decoding by full recomputation
+    _, ids = backend.render(request)
+    x = torch.tensor([ids])
+    with torch.inference_mode():
+        for _ in range(done.output_tokens):
+            x = torch.cat([x, original(input_ids=x).logits[:, -1:].argmax(-1)], dim=1)
+    assert backend._continuation(ids, x[0, len(ids) :].tolist()) == done.text
+
+
+def test_transformers_is_bounded_below_the_next_major():
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    [req] = [
+        Requirement(r) for r in meta["project"]["dependencies"] if r.startswith("transformers")
+    ]
+    assert Version("5.24.0") in req.specifier
+    assert Version("6.0.0") not in req.specifier and Version("6.0.0.dev0") not in req.specifier

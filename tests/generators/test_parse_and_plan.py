@@ -58,7 +58,8 @@ def test_prompt_files_are_hashed():
 
 @pytest.mark.parametrize("kind", ["stories", "dialogues", "neutral", "regulation"])
 def test_plans_are_deterministic_and_unique(kind):
-    cfg = GenerateConfig(kind=kind, emotions="happy,afraid", topics="3", per_topic=5, seed=7)
+    emotions = "sad,afraid" if kind == "regulation" else "happy,afraid"  # regulation: at stake only
+    cfg = GenerateConfig(kind=kind, emotions=emotions, topics="3", per_topic=5, seed=7)
     a = make_generator(cfg).plan()
     b = make_generator(cfg).plan()
     assert [r.model_dump() for r in a] == [r.model_dump() for r in b]
@@ -142,3 +143,47 @@ def test_base_model_stories_get_openings():
     )
     assert recs[0].text.startswith(r.meta["opening"]) and recs[0].prompt_prefix == r.meta["opening"]
     assert recs[0].generated_text.strip().endswith("day.")
+
+
+def test_regulation_frame_only_for_emotions_where_regulation_is_at_stake():
+    """'Calm ... acts out the feeling' on a low-stakes premise is not a regulation example."""
+    from emocurate.errors import ConfigError
+    from emocurate.generators.regulation import AT_STAKE_MAX_VALENCE
+
+    tax = load_taxonomy()
+    reqs = make_generator(
+        GenerateConfig(kind="regulation", emotions="focal12", topics="2", per_topic=1)
+    ).plan()
+    planned = {r.meta["emotion"] for r in reqs}
+    assert planned == {"desperate", "angry", "guilty", "sad", "afraid", "nervous"}
+    assert all(tax.get(e).valence <= AT_STAKE_MAX_VALENCE for e in planned)
+    for spec in ("calm", "happy,angry"):
+        with pytest.raises(ConfigError, match="regulation is at stake"):
+            make_generator(
+                GenerateConfig(kind="regulation", emotions=spec, topics="1", per_topic=1)
+            ).plan()
+
+
+def test_dialogue_presets_pair_only_plausible_emotions():
+    """A user who just lost their job is not 'happy'; the assistant answering is not 'proud'."""
+    from emocurate.errors import ConfigError
+    from emocurate.generators.dialogues import PRESET_PAIRING
+
+    tax = load_taxonomy()
+    reqs = make_generator(
+        GenerateConfig(kind="dialogues", emotions="focal12", topics="presets", per_topic=1)
+    ).plan()
+    pairs = {
+        (r.meta["scenario"], r.meta["human_emotion"], r.meta["assistant_emotion"]) for r in reqs
+    }
+    assert pairs and {p[0] for p in pairs} == set(PRESET_PAIRING)
+    for scenario, human, assistant in pairs:
+        human_max, assistant_max = PRESET_PAIRING[scenario]
+        assert tax.get(human).valence <= human_max, (scenario, human)
+        assert tax.get(assistant).valence <= assistant_max, (scenario, assistant)
+    assert not any(s == "hs_distress" and h == "happy" for s, h, _ in pairs)
+    assert not any(a == "proud" for _, _, a in pairs)
+    with pytest.raises(ConfigError, match="no plausible emotion pair"):
+        make_generator(
+            GenerateConfig(kind="dialogues", emotions="happy", topics="presets", per_topic=1)
+        ).plan()

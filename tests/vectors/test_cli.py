@@ -134,3 +134,25 @@ def test_every_option_has_help(cmd):
     for param in command.params:
         if param.param_type_name == "option":
             assert param.help, (cmd, param.name)
+
+
+def test_evaluate_prints_a_summary_table_and_json_on_request(tmp_path, capsys):
+    """A person gets a short table (not hundreds of lines of JSON); --json gives the report."""
+    write_records(tmp_path / "rec", make_stories(6))
+    write_records(tmp_path / "test", make_stories(3, seed=5))
+    out = tmp_path / "vs"
+    assert (
+        run(["fit", str(tmp_path / "rec"), "--layers", "4", "--skip", "10", "--out", str(out)]) == 0
+    )
+    capsys.readouterr()
+    args = ["vectors", "evaluate", str(out), "--on", str(tmp_path / "test")]
+    assert run(args) == 0
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) <= 25, text
+    assert "accuracy" in text and "chance" in text and "95% interval" in text
+    for emotion in ("angry", "happy", "sad", "scared"):
+        assert any(line.split("│")[1:2] and emotion in line for line in text.splitlines()), emotion
+    assert not text.lstrip().startswith("{")
+    assert run([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 12 and "confusion" in report

@@ -251,3 +251,72 @@ def test_split_is_stratified_and_keeps_training_rows():
     assert sorted(train + held) == list(range(16))
     assert [labels[i] for i in held].count(0) == 2 and [labels[i] for i in held].count(1) == 1
     assert 15 in train
+
+
+def test_fit_refuses_a_holdout_it_cannot_evaluate(tmp_path, lm260k):
+    """One story per emotion used to fit with no held-out rows and no word about it."""
+    from emocurate.vectors.fit import FitConfig, fit_vectors, min_records_for_holdout
+
+    assert min_records_for_holdout(0.2) == 5 and min_records_for_holdout(0.1) == 6
+    write_records(tmp_path / "rec", make_stories(1) + make_stories(4, emotions=["happy"], seed=1))
+    with pytest.raises(InputError) as err:
+        fit_vectors(tmp_path / "rec", FitConfig(layers="3", skip=0), tmp_path / "out", lm=lm260k)
+    msg = str(err.value)
+    assert "at least 5 usable records per emotion" in msg and "--holdout 0" in msg
+    assert "sad 1" in msg and "happy" not in msg.split("too few:")[1]
+    assert not (tmp_path / "out" / "vectors.safetensors").exists()
+
+
+def test_fit_without_holdout_warns_loudly(tmp_path, capsys):
+    from emocurate.cli import main
+
+    write_records(tmp_path / "rec", make_stories(2))
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "fit",
+                str(tmp_path / "rec"),
+                "--layers",
+                "3",
+                "--skip",
+                "0",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    assert exc.value.code == 2
+    assert "--holdout 0" in capsys.readouterr().err
+    main(
+        [
+            "fit",
+            str(tmp_path / "rec"),
+            "--layers",
+            "3",
+            "--skip",
+            "0",
+            "--holdout",
+            "0",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "nothing was evaluated" in captured.err
+    assert "NOT EVALUATED" in captured.out
+
+
+def test_fit_progress_shows_documents_tokens_per_second_and_eta():
+    import io
+
+    from rich.console import Console
+
+    from emocurate.vectors.fit import _progress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=160, color_system=None)
+    with _progress("fitting", 10, console=console) as advance:
+        advance(4, 400)
+        advance(6, 600)
+    out = buf.getvalue()
+    assert "4/10" in out and "10/10" in out and "documents" in out
+    assert "tok/s" in out and "ETA" in out

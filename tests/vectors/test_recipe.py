@@ -213,12 +213,12 @@ def test_vectors_evaluate_warns_on_training_rows(tmp_path, capsys):
     out = tmp_path / "vs"
     assert run(["fit", str(tmp_path / "rec"), "--layers", "4", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert run(["vectors", "evaluate", str(out), "--on", str(tmp_path / "rec")]) == 0
+    assert run(["vectors", "evaluate", str(out), "--on", str(tmp_path / "rec"), "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["n_overlap"] == 24 and "warning" in captured.err.lower()
     assert len(captured.err.strip().splitlines()) == 1
-    assert run(["vectors", "evaluate", str(out), "--on", str(tmp_path / "fresh")]) == 0
+    assert run(["vectors", "evaluate", str(out), "--on", str(tmp_path / "fresh"), "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n_overlap"] == 0 and "warning" not in captured.err.lower()
 

@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
+
+
+def _cache_argument(model: Any) -> str:
+    """The name of the KV-cache argument and output field: ``cache`` in current transformers 5
+    (``past_key_values`` is deprecated there and removed in 5.40), ``past_key_values`` before."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 @dataclass
@@ -150,9 +158,10 @@ class TransformersBackend(Backend):
         out_tokens: list[list[int]] = [[] for _ in jobs]
         stop_reason = ["" for _ in jobs]
         done = [False] * n
+        cache_arg = _cache_argument(model)
         with torch.inference_mode():
             out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past = out.past_key_values
+            past = out.get(cache_arg)  # the model's own cache object (a DynamicCache)
             logits = out.logits[:, -1, :].float().cpu()
             last_pos = pos[:, -1]
             while not all(done):
@@ -178,10 +187,10 @@ class TransformersBackend(Backend):
                     input_ids=next_ids.unsqueeze(1).to(device),
                     attention_mask=mask,
                     position_ids=last_pos.unsqueeze(1),
-                    past_key_values=past,
                     use_cache=True,
+                    **{cache_arg: past},
                 )
-                past = out.past_key_values
+                past = out.get(cache_arg)
                 logits = out.logits[:, -1, :].float().cpu()
         results = []
         for i, j in enumerate(jobs):
