@@ -73,6 +73,10 @@ NEUTRAL_OPENINGS = (
 )
 
 
+NEUTRAL_MIN_WORDS = 8
+"""Fewest words of emotion-free continuation a neutral narrative keeps."""
+
+
 class NeutralGenerator(Generator):
     """Matter-of-fact conversations about practical tasks."""
 
@@ -167,10 +171,16 @@ class NeutralGenerator(Generator):
             return super().parse(request, completion, prov)
         from emocurate.validators.leakage import find_leaks
 
-        cont = self.continuation(completion)
+        cont = self.continuation(completion, min_words=1)
         leaks = find_leaks(cont, self._emotion_terms)
         if leaks:
-            raise ParseError(f"continuation names an emotion ('{leaks[0].matched}')")
+            # Keep the sentences before the first one that names an emotion: what is left is
+            # still the model's own neutral text (TinyStories-style models name feelings often).
+            cut = max(cont.rfind(c, 0, leaks[0].start) for c in ".!?")
+            cont = cont[: cut + 1] if cut >= 0 else ""
+        if len(cont.split()) < NEUTRAL_MIN_WORDS:
+            why = f"names an emotion ('{leaks[0].matched}')" if leaks else "is too short"
+            raise ParseError(f"continuation {why} before {NEUTRAL_MIN_WORDS} neutral words")
         return [
             NeutralDialogue(
                 id=self.record_id(request, 0),

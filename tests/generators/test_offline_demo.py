@@ -160,3 +160,19 @@ def test_transformers_is_bounded_below_the_next_major():
     ]
     assert Version("5.24.0") in req.specifier
     assert Version("6.0.0") not in req.specifier and Version("6.0.0.dev0") not in req.specifier
+
+
+def test_neutral_keeps_the_sentences_before_an_emotion_word(backend):
+    """A continuation that names an emotion late keeps its neutral start; one that names it at
+    once is retried (malformed)."""
+    from emocurate.generators.backends.base import Completion
+    from emocurate.generators.common import ParseError
+    from emocurate.generators.run import make_generator
+
+    gen = make_generator(cfg(kind="neutral", topics="1", per_topic=1), backend)
+    (req,) = gen.plan()
+    late = " The cups were on the table and the spoons were in the drawer. Then Tom was happy."
+    (rec,) = gen.parse(req, Completion(text=late))
+    assert rec.narrative.endswith("in the drawer.") and "happy" not in rec.narrative
+    with pytest.raises(ParseError, match="names an emotion"):
+        gen.parse(req, Completion(text=" Tom was sad. The cups were on the table and it was late."))
