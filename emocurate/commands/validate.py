@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         validators: str = typer.Option(
             "rules,leakage,dedup",
             "--validators",
-            help="Comma list, run in order: rules, leakage, dedup, judge, probe.",
+            help="Comma list, run in order: rules, leakage, dedup, judge, rubric (story grades 1-5, by the judge model), probe.",
         ),
         judge_backend: str | None = typer.Option(
             None,

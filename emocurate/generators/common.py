@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from emocurate.generators.backends.base import ChatRequest, Completion, Message
 from emocurate.generators.config import DEFAULT_MAX_TOKENS_PER_ITEM, GenerateConfig
 from emocurate.generators.parse import ParseError, completion_items, delimited_instructions
+from emocurate.generators.pricing import cacheable
 from emocurate.generators.prompts import PromptFile, prompt_pair
 from emocurate.records import Model, Provenance, stable_id
 from emocurate.taxonomy import Taxonomy, Topic, load_taxonomy, resolve_topics
@@ -165,7 +166,8 @@ class Generator:
             seed=derived_seed(cfg.seed, custom_id),
             schema_name=self.kind if self.info.supports_schema else "",
             schema=items_schema(self.item_props, n) if self.info.supports_schema else {},
-            cache_system=cfg.prompt_cache,
+            # a marker on a prefix too short to be cached does nothing: do not send it
+            cache_system=cfg.prompt_cache and cacheable(system),
             prompt_id=self.prompt_id,
             prompt_hash=self.prompt_hash,
             meta={"kind": self.kind, "n": n, **meta, "prompt_values": dict(user_values)},

@@ -85,11 +85,27 @@ def estimate_input_tokens(request: ChatRequest) -> int:
     return int(chars / 3.5) + 8 * (1 + len(request.messages))
 
 
+MIN_CACHEABLE_TOKENS = 1024
+"""Anthropic caches a marked prefix only from this many tokens on (Sonnet/Opus; Haiku needs
+more): a shorter system prompt with a cache marker is billed as plain input."""
+
+
+def cacheable(system: str) -> bool:
+    """Whether a system prompt is long enough to be cached (a lower-leaning estimate,
+    about 4 characters per token, so the cost estimate never assumes a cache that won't happen)."""
+    return len(system) / 4 >= MIN_CACHEABLE_TOKENS
+
+
 def estimate_cost(
     request: ChatRequest, price: Price, *, cached_system: bool = False, batch: bool = False
 ) -> float:
-    """Worst-case USD for one request: estimated input, ``max_tokens`` output."""
+    """Worst-case USD for one request: estimated input, ``max_tokens`` output.
+
+    ``cached_system`` assumes the system prompt is read from the cache, and only when it is long
+    enough to be cached at all (:func:`cacheable`).
+    """
     inp = estimate_input_tokens(request)
+    cached_system = cached_system and cacheable(request.system)
     sys_tokens = int(len(request.system) / 3.5) if cached_system else 0
     c = Completion(
         input_tokens=inp - sys_tokens,

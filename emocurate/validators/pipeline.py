@@ -48,9 +48,10 @@ from emocurate.validators.judge import JudgeConfig, JudgeSpec
 from emocurate.validators.leakage import LeakageConfig, LeakageValidator
 from emocurate.validators.probe import ProbeConfig
 from emocurate.validators.records_in import Source, input_verdicts, load_records
+from emocurate.validators.rubric import RubricConfig
 from emocurate.validators.rules import RulesConfig, RulesValidator
 
-KNOWN_VALIDATORS = ("rules", "leakage", "dedup", "judge", "probe")
+KNOWN_VALIDATORS = ("rules", "leakage", "dedup", "judge", "rubric", "probe")
 CACHE_VERSION = 1
 
 
@@ -88,6 +89,8 @@ class ValidateConfig(Model):
     dedup: DedupConfig | None = None
     """Advanced dedup settings (dedup_threshold above takes precedence when set)."""
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    rubric: RubricConfig = Field(default_factory=RubricConfig)
+    """The story rubric (graded by the first judge: --judge-backend/--judge-model)."""
     """Judge settings (options shown, acceptance rule, engine limits)."""
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     """Probe settings (layers, folds, cleanlab filter)."""
@@ -171,6 +174,18 @@ def build_validators(cfg: ValidateConfig, taxonomy: Taxonomy, out_dir: Path) -> 
                     taxonomy,
                     seed=cfg.seed,
                     cache_dir=out_dir / ".cache" / "judge",
+                )
+            )
+        elif name == "rubric":
+            from emocurate.validators.rubric import RubricValidator
+
+            specs = cfg.judge_specs()
+            out.append(
+                RubricValidator(
+                    specs[0] if specs else None,
+                    cfg.rubric,
+                    seed=cfg.seed,
+                    cache_dir=out_dir / ".cache" / "rubric",
                 )
             )
         elif name == "probe":

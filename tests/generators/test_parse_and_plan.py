@@ -187,3 +187,22 @@ def test_dialogue_presets_pair_only_plausible_emotions():
         make_generator(
             GenerateConfig(kind="dialogues", emotions="happy", topics="presets", per_topic=1)
         ).plan()
+
+
+@pytest.mark.parametrize("kind", ["stories", "dialogues", "neutral", "regulation"])
+def test_cache_marker_and_estimate_only_for_cacheable_prefixes(kind: str) -> None:
+    """A system prompt under the caching minimum gets no cache marker, and the cost estimate
+    does not assume it is read from the cache."""
+    from emocurate.generators.pricing import DEFAULT_PRICES, cacheable, estimate_cost
+
+    emotions = {"regulation": "afraid"}.get(kind, "happy")
+    gen = make_generator(
+        GenerateConfig(kind=kind, emotions=emotions, topics="1", per_topic=1, backend="anthropic")
+    )
+    req = gen.plan()[0]
+    price = next(p for name, p in DEFAULT_PRICES.items() if name.startswith("claude"))
+    long_enough = cacheable(req.system)
+    assert req.cache_system is long_enough
+    with_cache = estimate_cost(req, price, cached_system=True)
+    without = estimate_cost(req, price, cached_system=False)
+    assert (with_cache < without) is long_enough
