@@ -78,6 +78,14 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
             )
         }
         typer.echo(json.dumps(summary, indent=2))
+        est = summary["estimated_usd_max"]
+        if cfg.budget_usd is not None and est is not None and est > cfg.budget_usd:
+            typer.echo(
+                f"warning: the plan's worst case ${est:.2f} exceeds --budget-usd "
+                f"${cfg.budget_usd:.2f}: a real run stops when the budget is spent "
+                "(finished work is kept; rerun with a higher budget to resume)",
+                err=True,
+            )
         return
     usd = manifest["usd"]["spent_this_run"]
     typer.echo(

@@ -213,3 +213,13 @@ def test_budget_stops_cleanly_with_partial_output(tmp_path, capsys):
     assert m["budget_reached"] and 0 < m["completed_requests"] < 6
     assert m["usd"]["spent_this_run"] <= 0.045
     assert len(read_records(tmp_path, Story)) == m["records"] == 4 * m["completed_requests"]
+
+
+def test_dry_run_warns_when_the_plan_exceeds_the_budget(tmp_path, capsys):
+    args = ["generate", "stories", "--dry-run", "--out", str(tmp_path / "s"), "--emotions"]
+    main([*args, "happy", "--topics", "5", "--per-topic", "12", "--budget-usd", "0.01"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["estimated_usd_max"] > 0.01
+    assert err.startswith("warning: the plan's worst case $") and "--budget-usd $0.01" in err
+    main([*args, "happy", "--topics", "1", "--per-topic", "1", "--budget-usd", "100"])
+    assert "warning" not in capsys.readouterr().err
