@@ -142,18 +142,18 @@ def billed(per_request: int, prompt_cache: bool) -> dict[str, Any]:
             progress=False,
         )
         m = run_generation(cfg, tmp)
-    t = m["tokens"]
-    stories = m["records"]
+    t = m.tokens
+    stories = m.records
     weighted = t["input"] + t["output"] + 1.25 * t["cache_write"] + 0.1 * t["cache_read"]
     return {
         "per_request": per_request,
         "prompt_cache": prompt_cache,
-        "requests": m["planned_requests"],
+        "requests": m.planned_requests,
         "stories": stories,
         "tokens": t,
         "billed_tokens_per_story": round(t["billed"] / stories, 1),
         "price_weighted_input_equiv_tokens_per_story": round(weighted / stories, 1),
-        "usd_per_story": round(m["usd"]["spent_this_run"] / stories, 6),
+        "usd_per_story": round(m.usd.spent_this_run / stories, 6),
     }
 
 

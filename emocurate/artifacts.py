@@ -438,6 +438,7 @@ class Spend(Model):
     model_config = ConfigDict(extra="allow")
 
     spent_this_run: float = 0.0
+    spent_total_for_folder: float = 0.0  # the budget is a total per output folder
     total_including_cached: float = 0.0
     price_known: bool = True
     batch_pricing: bool = False
@@ -463,6 +464,10 @@ class GenerateManifest(Manifest):
     failed_requests: int = 0
     skipped_requests: int = 0
     failures: list[dict[str, Any]] = Field(default_factory=list)
+    refill_requests: int = 0  # requests planned for items missing from partial answers
+    partial_requests: int = 0
+    missing_records: int = 0
+    partial: list[dict[str, Any]] = Field(default_factory=list)
     records: int = 0
     calls: int = 0
     retries: int = 0
@@ -471,10 +476,15 @@ class GenerateManifest(Manifest):
     tokens: TokenCounts = Field(default_factory=TokenCounts)
     usd: Spend = Field(default_factory=Spend)
     budget_usd: float | None = None
+    budget_is_total: bool = True
     budget_reached: bool = False
+    rate_limits: dict[str, Any] = Field(default_factory=dict)
+    batches: dict[str, Any] | None = None
     time_s: float = 0.0
     cache_file: str = ""
     estimated_usd_max: float | None = None  # dry run only
+    price_known: bool | None = None  # dry run only
+    example_request: dict[str, Any] | None = None  # dry run only
 
 
 class FunnelStep(Model):

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emocurate.artifacts import CardsManifest, GenerateManifest
+from emocurate.artifacts import CardsManifest
 from emocurate.config import CardsStage as CardsStageConfig
 from emocurate.config import CurateStage as CurateStageConfig
 from emocurate.config import PipelineConfig, SteerStage
@@ -185,7 +185,7 @@ class GenerateStage(Stage):
     def run(self) -> str:
         from emocurate.generators.run import run_generation
 
-        m = GenerateManifest.model_validate(run_generation(self.config, self.path))
+        m = run_generation(self.config, self.path)
         return (
             f"{m.records} {m.kind} records from {m.planned_requests} requests "
             f"({m.failed_requests} failed, reasons in manifest.json)"
@@ -203,7 +203,7 @@ class NeutralStage(GenerateStage):
     def run(self) -> str:
         from emocurate.generators.run import run_generation
 
-        m = GenerateManifest.model_validate(run_generation(self.config, self.path))
+        m = run_generation(self.config, self.path)
         return f"{m.records} neutral records"
 
     def artifacts(self) -> dict[str, Path]:

@@ -63,9 +63,9 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         raise
     manifest = run_generation(cfg, out)
     if cfg.dry_run:
-        summary = {
-            k: manifest[k]
-            for k in (
+        summary = manifest.model_dump(
+            mode="json",
+            include={
                 "kind",
                 "backend",
                 "model",
@@ -75,8 +75,8 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
                 "price_known",
                 "prompt_id",
                 "prompt_hash",
-            )
-        }
+            },
+        )
         typer.echo(json.dumps(summary, indent=2))
         est = summary["estimated_usd_max"]
         if cfg.budget_usd is not None and est is not None and est > cfg.budget_usd:
@@ -87,29 +87,29 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
                 err=True,
             )
         return
-    usd = manifest["usd"]["spent_this_run"]
+    usd = manifest.usd.spent_this_run
     typer.echo(
-        f"{kind}: {manifest['records']} records from {manifest['completed_requests']}/"
-        f"{manifest['planned_requests']} requests ({manifest['cached_requests']} cached, "
-        f"{manifest['failed_requests']} failed, {manifest['skipped_requests']} not run); "
-        f"{manifest['tokens']['billed']:,} tokens, ${usd:.4f}, {manifest['time_s']:.1f}s -> {out}"
+        f"{kind}: {manifest.records} records from {manifest.completed_requests}/"
+        f"{manifest.planned_requests} requests ({manifest.cached_requests} cached, "
+        f"{manifest.failed_requests} failed, {manifest.skipped_requests} not run); "
+        f"{manifest.tokens.billed:,} tokens, ${usd:.4f}, {manifest.time_s:.1f}s -> {out}"
     )
-    if manifest.get("missing_records"):
+    if manifest.missing_records:
         typer.echo(
-            f"{manifest['missing_records']} records missing from {manifest['partial_requests']} "
+            f"{manifest.missing_records} records missing from {manifest.partial_requests} "
             "partial answers: rerun the same command to ask for them again"
         )
-    if manifest["budget_reached"]:
+    if manifest.budget_reached:
         raise BudgetExceeded(
             f"budget ${cfg.budget_usd} reached (a total for {out}, earlier runs included); "
             "finished work is kept: rerun with a higher --budget-usd to resume without "
             "repeating calls"
         )
-    failed = manifest["failed_requests"]
+    failed = manifest.failed_requests
     if failed:
-        first = manifest["failures"][0]["reason"] if manifest["failures"] else "unknown"
+        first = manifest.failures[0]["reason"] if manifest.failures else "unknown"
         raise RequestsFailed(
-            f"{failed} of {manifest['planned_requests'] + manifest.get('refill_requests', 0)} "
+            f"{failed} of {manifest.planned_requests + manifest.refill_requests} "
             f"requests failed (first: {first}); finished work is in {out}, reasons in "
             "manifest.json; rerun the same command to retry only those"
         )

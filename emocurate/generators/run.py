@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from emocurate.artifacts import GenerateManifest
 from emocurate.errors import ConfigError
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import Backend, ChatRequest
@@ -119,7 +120,7 @@ def _build_backend(cfg: GenerateConfig) -> Backend:
 
 def run_generation(
     cfg: GenerateConfig, out_dir: str | Path, *, backend: Backend | None = None
-) -> dict[str, Any]:
+) -> GenerateManifest:
     """Run one generation and write ``out_dir/data/<kind>.parquet`` and ``manifest.json``.
 
     Args:
@@ -164,14 +165,16 @@ def run_generation(
             estimate_cost(r, price, cached_system=cached and i > 0, batch=cfg.batch)
             for i, r in enumerate(requests)
         )
-        return {
-            "stage": "generate",
-            "dry_run": True,
-            **common,
-            "estimated_usd_max": round(usd, 6),
-            "price_known": known,
-            "example_request": requests[0].model_dump(mode="json", by_alias=True),
-        }
+        return GenerateManifest.model_validate(
+            {
+                "stage": "generate",
+                "dry_run": True,
+                **common,
+                "estimated_usd_max": round(usd, 6),
+                "price_known": known,
+                "example_request": requests[0].model_dump(mode="json", by_alias=True),
+            }
+        )
     assert backend_obj is not None
     out = ensure_dir(out_dir)
     cache_path = Path(cfg.cache) if cfg.cache else out / "cache" / "responses.jsonl"
@@ -249,8 +252,7 @@ def run_generation(
             "state_file": str(runner.state_path),
         }
     write_manifest(out, "generate", **manifest)
-    manifest["stage"] = "generate"
-    return manifest
+    return GenerateManifest.model_validate({**manifest, "stage": "generate"})
 
 
 def _record_type(kind: str) -> type[Model]:

@@ -30,11 +30,11 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
     with ctx(batch_faults=BatchFaults(polls=2)) as srv:
         m = run_generation(batch_cfg(flavor, srv.base_url), tmp_path)
         assert srv.stats.calls == 0  # nothing went through the synchronous endpoint
-        assert srv.stats.batches_created == 1 and len(m["batches"]["submitted"]) == 1
+        assert srv.stats.batches_created == 1 and len(m.batches["submitted"]) == 1
         (batch,) = srv.batches.values()
         bodies = [b for _, b, _ in batch.items]
-    assert m["planned_requests"] == m["completed_requests"] == 12 and m["failures"] == []
-    assert m["records"] == 48 and m["usd"]["batch_pricing"]
+    assert m.planned_requests == m.completed_requests == 12 and m.failures == []
+    assert m.records == 48 and m.usd.batch_pricing
     for body in bodies:  # structured output inside every batch item, as in normal mode
         if flavor == "anthropic":
             assert body["tool_choice"] == {"type": "tool", "name": body["tools"][0]["name"]}
@@ -43,20 +43,20 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
             assert body["response_format"]["type"] == "json_schema"
             assert body["response_format"]["json_schema"]["strict"] is True
     # cost at the batch price: half the list price of exactly the tokens billed
-    t = m["tokens"]
+    t = m.tokens
     price, known = find_price(flavor, model)
     usage = Completion(
-        input_tokens=t["input"],
-        output_tokens=t["output"],
-        cache_read_tokens=t["cache_read"],
-        cache_write_tokens=t["cache_write"],
+        input_tokens=t.input,
+        output_tokens=t.output,
+        cache_read_tokens=t.cache_read,
+        cache_write_tokens=t.cache_write,
     )
-    assert known and t["input"] > 0 and t["output"] > 0
-    assert m["usd"]["spent_this_run"] == pytest.approx(price.cost(usage) * 0.5, rel=1e-4)
+    assert known and t.input > 0 and t.output > 0
+    assert m.usd.spent_this_run == pytest.approx(price.cost(usage) * 0.5, rel=1e-4)
     stories = read_records(tmp_path, Story)
     assert len({s.id for s in stories}) == 48
     assert sum(s.provenance.cost_usd for s in stories) == pytest.approx(
-        m["usd"]["spent_this_run"], rel=1e-3
+        m.usd.spent_this_run, rel=1e-3
     )
     for s in stories:
         p = s.provenance
@@ -67,7 +67,7 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
     with ctx(batch_faults=BatchFaults(polls=2), port=srv.port) as srv2:
         m2 = run_generation(batch_cfg(flavor, srv2.base_url), tmp_path)
         assert srv2.stats.batches_created == 0 and srv2.stats.calls == 0
-    assert m2["cached_requests"] == 12 and comparable(read_records(tmp_path, Story)) == comparable(
+    assert m2.cached_requests == 12 and comparable(read_records(tmp_path, Story)) == comparable(
         stories
     )
 
@@ -82,7 +82,7 @@ def test_partial_failure_resubmits_only_failed_items(tmp_path, flavor):
         batches = list(srv.batches.values())  # submission order
         subs = dict(srv.stats.batch_submissions)
     planned = [r.custom_id for r in plan_requests(cfg)]
-    assert len(planned) == m["planned_requests"] == 24
+    assert len(planned) == m.planned_requests == 24
     assert set(subs) == set(planned)
     assert 2 <= len(batches) <= 3 and max(subs.values()) <= 3  # first try + max_retries=2
     # each resubmission holds exactly the items that errored, expired or came back malformed
@@ -93,24 +93,22 @@ def test_partial_failure_resubmits_only_failed_items(tmp_path, flavor):
     good = {c for b in batches for c, _, o in b.items if o == "succeeded"}
     assert sum(1 for b in batches for _, _, o in b.items if o == "succeeded") == len(good)
     # every planned request ends as records or as a reasoned failure; counts add up
-    assert m["completed_requests"] == len(good) and 0 < len(good) < 24
-    assert m["completed_requests"] + m["failed_requests"] == 24 and m["skipped_requests"] == 0
-    reasons = {f["custom_id"]: f["reason"] for f in m["failures"]}
+    assert m.completed_requests == len(good) and 0 < len(good) < 24
+    assert m.completed_requests + m.failed_requests == 24 and m.skipped_requests == 0
+    reasons = {f["custom_id"]: f["reason"] for f in m.failures}
     assert set(reasons) == set(planned) - good
     assert all("after 3 batch submission(s)" in r for r in reasons.values())
     outcomes = {o for b in batches for _, _, o in b.items}
     assert outcomes == {"succeeded", "errored", "expired", "malformed"}  # every path exercised
-    assert m["malformed_answers"] == sum(
-        1 for b in batches for _, _, o in b.items if o == "malformed"
-    )
+    assert m.malformed_answers == sum(1 for b in batches for _, _, o in b.items if o == "malformed")
     stories = read_records(tmp_path, Story)
-    assert len(stories) == m["records"] == 4 * len(good)
+    assert len(stories) == m.records == 4 * len(good)
     assert {s.provenance.params["custom_id"] for s in stories} == good
     # rerun: finished requests come from the cache; only the failed ones are submitted again
     with ctx(batch_faults=BatchFaults(polls=1), port=srv.port) as srv2:
         m2 = run_generation(cfg, tmp_path)
         assert set(srv2.stats.batch_submissions) == set(reasons)
-    assert m2["cached_requests"] == len(good) and m2["completed_requests"] == 24
+    assert m2.cached_requests == len(good) and m2.completed_requests == 24
 
 
 def test_budget_refuses_a_batch_that_does_not_fit(tmp_path):
@@ -124,7 +122,7 @@ def test_budget_refuses_a_batch_that_does_not_fit(tmp_path):
     assert not (tmp_path / "manifest.json").exists()
     with fake_anthropic_server() as srv:  # a budget that fits submits, and spends less than it
         m = run_generation(batch_cfg("anthropic", srv.base_url, budget_usd=0.2), tmp_path)
-    assert m["completed_requests"] == 12 and m["usd"]["spent_this_run"] <= 0.2
+    assert m.completed_requests == 12 and m.usd.spent_this_run <= 0.2
 
 
 def test_batch_needs_a_hosted_backend(tmp_path):
@@ -180,15 +178,15 @@ def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
         m = run_generation(cfg, out)  # the same command again
         assert srv.stats.batches_created == 0 and not srv.stats.batch_submissions
         assert srv.stats.calls == 0 and srv.stats.batch_polls >= 1
-    assert m["batches"] == {"submitted": [], "resumed": [saved["id"]], "state_file": str(state)}
-    assert m["completed_requests"] == 12 and m["cached_requests"] == 0
+    assert m.batches == {"submitted": [], "resumed": [saved["id"]], "state_file": str(state)}
+    assert m.completed_requests == 12 and m.cached_requests == 0
     resumed = read_records(out, Story)
     with ctx(batch_faults=BatchFaults(polls=3)) as fresh:  # an uninterrupted run
         m2 = run_generation(
             cfg.model_copy(update={"base_url": fresh.base_url}), tmp_path / "straight"
         )
         assert fresh.stats.batches_created == 1
-    assert m2["batches"]["submitted"] == [saved["id"]]  # same content, same (fake) batch id
+    assert m2.batches["submitted"] == [saved["id"]]  # same content, same (fake) batch id
     straight = read_records(tmp_path / "straight", Story)
     assert len(resumed) == 48 and comparable(resumed) == comparable(straight)
-    assert m["usd"]["spent_this_run"] == pytest.approx(m2["usd"]["spent_this_run"])
+    assert m.usd.spent_this_run == pytest.approx(m2.usd.spent_this_run)

@@ -28,12 +28,12 @@ def test_clean_run_structured_output_usage_and_prompt_cache(tmp_path, flavor):
     ctx, _ = SERVERS[flavor]
     with ctx(latency_s=0.005, limits={"rpm": 5000, "input_tpm": 2_000_000}) as srv:
         m = run_generation(gen_cfg(flavor, srv.base_url), tmp_path)
-        assert srv.stats.calls == m["planned_requests"] == m["completed_requests"] == 12
-        assert m["records"] == 48 and m["failures"] == []
-        assert m["tokens"]["cache_read"] > 0  # shared system prompt read from the prompt cache
+        assert srv.stats.calls == m.planned_requests == m.completed_requests == 12
+        assert m.records == 48 and m.failures == []
+        assert m.tokens.cache_read > 0  # shared system prompt read from the prompt cache
         if flavor == "anthropic":
-            assert m["tokens"]["cache_write"] > 0
-        assert m["usd"]["spent_this_run"] > 0 and m["rate_limits"]["rpm"] == pytest.approx(4750)
+            assert m.tokens.cache_write > 0
+        assert m.usd.spent_this_run > 0 and m.rate_limits["rpm"] == pytest.approx(4750)
     stories = read_records(tmp_path, Story)
     assert len({s.id for s in stories}) == 48
     p = stories[0].provenance
@@ -50,9 +50,9 @@ def test_each_fault_is_retried_to_success(tmp_path, flavor, fault):
             gen_cfg(flavor, srv.base_url, emotions="happy", per_topic=12, max_retries=10), tmp_path
         )
         assert srv.stats.faults[fault] > 0
-        assert m["completed_requests"] == m["planned_requests"] == 6, m["failures"]
+        assert m.completed_requests == m.planned_requests == 6, m.failures
         assert srv.stats.calls == 6 + srv.stats.faults[fault]
-        assert m["retries"] >= srv.stats.faults[fault]
+        assert m.retries >= srv.stats.faults[fault]
 
 
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
@@ -77,22 +77,19 @@ def test_fault_run_accounting(tmp_path, flavor):
             gen_cfg(flavor, srv.base_url, topics="4", per_topic=12, max_retries=2, concurrency=16),
             tmp_path,
         )
-    planned = m["planned_requests"]
+    planned = m.planned_requests
     assert planned == 36
-    assert m["completed_requests"] + m["failed_requests"] + m["skipped_requests"] == planned
-    assert len(m["failures"]) == m["failed_requests"] + m["skipped_requests"]
-    assert all(f["reason"] for f in m["failures"])
-    assert m["records"] == 4 * m["completed_requests"]
+    assert m.completed_requests + m.failed_requests + m.skipped_requests == planned
+    assert len(m.failures) == m.failed_requests + m.skipped_requests
+    assert all(f["reason"] for f in m.failures)
+    assert m.records == 4 * m.completed_requests
     stories = read_records(tmp_path, Story)
     assert (
-        len(stories)
-        == m["records"]
-        == len({s.id for s in stories})
-        == len({s.text for s in stories})
+        len(stories) == m.records == len({s.id for s in stories}) == len({s.text for s in stories})
     )
-    assert sum(srv.stats.faults.values()) > 0 and m["retries"] > 0
+    assert sum(srv.stats.faults.values()) > 0 and m.retries > 0
     # every successful server answer that was well-formed became exactly one completed request
-    assert srv.stats.ok >= m["completed_requests"]
+    assert srv.stats.ok >= m.completed_requests
 
 
 def test_persistent_failure_is_a_reasoned_failure(tmp_path):
@@ -103,10 +100,8 @@ def test_persistent_failure_is_a_reasoned_failure(tmp_path):
             ),
             tmp_path,
         )
-    assert m["completed_requests"] == 0 and m["failed_requests"] == 1
-    assert (
-        "after 3 attempt(s)" in m["failures"][0]["reason"] and "500" in m["failures"][0]["reason"]
-    )
+    assert m.completed_requests == 0 and m.failed_requests == 1
+    assert "after 3 attempt(s)" in m.failures[0]["reason"] and "500" in m.failures[0]["reason"]
     assert read_records(tmp_path, Story) == []
 
 

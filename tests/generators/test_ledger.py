@@ -67,19 +67,19 @@ def test_budget_for_an_unpriced_model_is_refused_before_any_call(tmp_path):
         assert srv.stats.calls == 0 and len(str(info.value).splitlines()) == 1
         prices = {"price_input": 1.0, "price_output": 2.0}
         m = run_generation(cfg.model_copy(update=prices), tmp_path)  # now the budget applies
-        assert m["usd"]["price_known"] and m["budget_reached"]
-        assert 0 < m["usd"]["spent_this_run"] <= 0.01
+        assert m.usd.price_known and m.budget_reached
+        assert 0 < m.usd.spent_this_run <= 0.01
 
 
 def test_budget_is_a_total_for_the_output_folder(tmp_path):
     with fake_openai_server() as srv:
         cfg = hosted_cfg("openai", srv.base_url, budget_usd=0.002, concurrency=2)
         first = run_generation(cfg, tmp_path)
-        assert first["budget_reached"]
+        assert first.budget_reached
         with pytest.raises(BudgetExceeded, match="total for the folder: raise --budget-usd"):
             run_generation(cfg.model_copy(update={"seed": 1}), tmp_path)  # new requests
     spent = json.loads((tmp_path / "cache" / "spend.ledger").read_text())["usd_total"]
-    assert spent == pytest.approx(first["usd"]["spent_this_run"], rel=1e-3) and spent <= 0.002
+    assert spent == pytest.approx(first.usd.spent_this_run, rel=1e-3) and spent <= 0.002
 
 
 def test_budget_below_concurrency_times_worst_case_is_still_spent():
@@ -104,8 +104,8 @@ def test_cache_key_includes_the_endpoint(tmp_path):
     with fake_openai_server() as a, fake_openai_server() as b:
         m1 = run_generation(hosted_cfg("openai", a.base_url, cache=str(cache)), tmp_path / "a")
         m2 = run_generation(hosted_cfg("openai", b.base_url, cache=str(cache)), tmp_path / "b")
-        assert a.stats.calls == m1["planned_requests"]
-        assert b.stats.calls == m2["planned_requests"] and m2["cached_requests"] == 0
+        assert a.stats.calls == m1.planned_requests
+        assert b.stats.calls == m2.planned_requests and m2.cached_requests == 0
 
 
 # -- ledger: malformed output ---------------------------------------------------------------------
@@ -133,10 +133,10 @@ def test_partial_answers_are_counted_and_refilled_by_a_rerun(tmp_path):
     with fake_openai_server(responder=one_item) as srv:
         cfg = hosted_cfg("openai", srv.base_url)
         m = run_generation(cfg, tmp_path)
-        assert m["records"] == 12 and m["planned_records"] == 48
-        assert m["partial_requests"] == 12 and m["missing_records"] == 36
+        assert m.records == 12 and m.planned_records == 48
+        assert m.partial_requests == 12 and m.missing_records == 36
         m2 = run_generation(cfg, tmp_path)
-    assert m2["refill_requests"] == 12 and m2["missing_records"] == 0
+    assert m2.refill_requests == 12 and m2.missing_records == 0
     stories = read_records(tmp_path, Story)
     assert len(stories) == len({s.id for s in stories}) == 48
     per_cell: dict[tuple[str, str], int] = {}
@@ -152,7 +152,7 @@ def test_connection_reset_before_the_first_success_is_retried(tmp_path):
         cfg = hosted_cfg("openai", srv.base_url, concurrency=1, max_retries=8)
         m = run_generation(cfg, tmp_path)
         assert srv.stats.faults["reset"] >= 3
-    assert m["completed_requests"] == m["planned_requests"] and m["error_counts"]["connection"] >= 3
+    assert m.completed_requests == m.planned_requests and m.error_counts["connection"] >= 3
 
 
 # -- limits ---------------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ def test_demo_makes_about_150_stories_quickly_and_deterministically(tmp_path, ba
     t = time.monotonic()
     m = run_generation(cfg(), tmp_path / "a", backend=backend)
     elapsed = time.monotonic() - t
-    assert m["planned_requests"] == m["completed_requests"] == 140
-    assert m["records"] == 140 and m["failed_requests"] == 0
+    assert m.planned_requests == m.completed_requests == 140
+    assert m.records == 140 and m.failed_requests == 0
     assert elapsed < 30, f"demo generation took {elapsed:.1f}s"
     stories = read_records(tmp_path / "a", Story)
     assert read_manifest(tmp_path / "a")["records"] == 140
@@ -54,11 +54,11 @@ def test_demo_makes_about_150_stories_quickly_and_deterministically(tmp_path, ba
     # A fresh run (no cache) with the same seed writes the same stories.
     m2 = run_generation(cfg(), tmp_path / "b", backend=backend)
     again = read_records(tmp_path / "b", Story)
-    assert m2["cached_requests"] == 0
+    assert m2.cached_requests == 0
     assert [(s.id, s.text) for s in again] == [(s.id, s.text) for s in stories]
     # A rerun into the same folder comes from the cache.
     m3 = run_generation(cfg(), tmp_path / "a", backend=backend)
-    assert m3["cached_requests"] == 140 and m3["calls"] == 0
+    assert m3.cached_requests == 140 and m3.calls == 0
     # Another seed, other stories.
     run_generation(cfg(seed=1, emotions="happy", topics="1"), tmp_path / "c", backend=backend)
     other = read_records(tmp_path / "c", Story)
@@ -93,8 +93,8 @@ def test_base_model_neutral_records_name_no_emotion(tmp_path, backend):
         cfg(kind="neutral", topics="6", per_topic=2, max_tokens=40), tmp_path / "n", backend=backend
     )
     recs = read_records(tmp_path / "n", NeutralDialogue)
-    assert m["planned_requests"] == 12
-    assert len(recs) + m["failed_requests"] == 12 and len(recs) >= 10
+    assert m.planned_requests == 12
+    assert len(recs) + m.failed_requests == 12 and len(recs) >= 10
     terms = [t for e in load_taxonomy().emotions for t in e.leak_terms]
     for r in recs:
         assert r.narrative and not r.turns and r.text == r.narrative

@@ -55,14 +55,14 @@ def test_kill_9_then_resume_repeats_no_finished_call(tmp_path):
         m = run_generation(cfg, out)  # same command again
         resent = set(srv.stats.user_texts)
         assert not resent & {user_of[c] for c in done_ids}, "a finished request was sent again"
-        assert m["cached_requests"] == len(done_ids) and m["completed_requests"] == 36
+        assert m.cached_requests == len(done_ids) and m.completed_requests == 36
         assert srv.stats.calls == 36 - len(done_ids)
         resumed = read_records(out, Story)
     with fake_anthropic_server(latency_s=0.001) as fresh:  # an uninterrupted run, same server state
         m2 = run_generation(
             cfg.model_copy(update={"base_url": fresh.base_url}), tmp_path / "straight"
         )
-        assert m2["cached_requests"] == 0
+        assert m2.cached_requests == 0
     straight = read_records(tmp_path / "straight", Story)
     assert len(resumed) == 72 and comparable(resumed) == comparable(straight)
 
@@ -210,9 +210,9 @@ def test_budget_stops_cleanly_with_partial_output(tmp_path, capsys):
             progress=False,
         )
         m = run_generation(cfg, tmp_path)
-    assert m["budget_reached"] and 0 < m["completed_requests"] < 6
-    assert m["usd"]["spent_this_run"] <= 0.045
-    assert len(read_records(tmp_path, Story)) == m["records"] == 4 * m["completed_requests"]
+    assert m.budget_reached and 0 < m.completed_requests < 6
+    assert m.usd.spent_this_run <= 0.045
+    assert len(read_records(tmp_path, Story)) == m.records == 4 * m.completed_requests
 
 
 def test_dry_run_warns_when_the_plan_exceeds_the_budget(tmp_path, capsys):
