@@ -47,10 +47,8 @@ def test_attribute_offsets_slice_the_flagged_text(
     tmp_path: Path, vs_dir: Path, lm: LoadedModel, capsys: pytest.CaptureFixture[str]
 ) -> None:
     docs = tmp_path / "docs"
-    a = _write(
-        docs / "part" / "a.jsonl.gz", [{"id": f"a{i}", "text": t} for i, t in enumerate(TEXTS)]
-    )
-    b = _write(docs / "b.jsonl", [{"id": "b0", "text": TEXTS[2]}], bad=True)
+    _write(docs / "part" / "a.jsonl.gz", [{"id": f"a{i}", "text": t} for i, t in enumerate(TEXTS)])
+    _write(docs / "b.jsonl", [{"id": "b0", "text": TEXTS[2]}], bad=True)
     out, attrs = tmp_path / "scores", tmp_path / "attributes"
     main(
         [
@@ -112,11 +110,9 @@ def test_attribute_offsets_slice_the_flagged_text(
 
 
 def test_attributes_on_resume_and_names(tmp_path: Path, vs_dir: Path) -> None:
-    src = _write(tmp_path / "c.csv.gz", [])  # name mapping only
     assert output_name("x/c.csv.gz") == "x/c.jsonl.gz"
     assert output_name("c.parquet") == "c.jsonl" and output_name("d.ndjson.zst") == "d.ndjson.zst"
     assert output_name("notes.txt") == "notes.jsonl"
-    del src
     f = _write(tmp_path / "in" / "c.jsonl", [{"text": t} for t in TEXTS])
     out = tmp_path / "scores"
     main(["score", str(f), "--vectors", str(vs_dir), "--out", str(out), "--shard-size", "2"])
