@@ -238,6 +238,8 @@ def run_scoring(
 ) -> dict[str, Any]:
     """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
     t0 = time.perf_counter()
+    # When the run started (epoch s) and how long until its first forward batch (start-up).
+    timing: dict[str, Any] = {"started_at": time.time(), "first_batch_s": None}
     vs, reg = load_vectors(vectors_dir, cfg)
     if vs.meta.kind != "regulation" and not vs.meta.has_reference:
         # Raw projections still rank documents but are not comparable across corpora.
@@ -266,7 +268,7 @@ def run_scoring(
     if cfg.engine == "ray":
         markers, resumed = _run_ray(items, vs, reg, vectors_dir, out, cfg, fp, lm)
     else:
-        markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm)
+        markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm, timing)
     return _finish(
         out,
         markers,
@@ -279,6 +281,7 @@ def run_scoring(
         fp,
         time.perf_counter() - t0,
         plan,
+        timing,
     )
 
 
@@ -369,6 +372,7 @@ def _run_local(
     cfg: ScoreConfig,
     fp: str,
     lm: LoadedModel | None,
+    timing: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Stream shards: read + tokenise ahead (a prefetch thread), forward here, write behind.
 
@@ -407,6 +411,8 @@ def _run_local(
                     resumed += 1
                     progress.advance(len(chunk))
                     continue
+                if timing is not None and timing.get("first_batch_s") is None:
+                    timing["first_batch_s"] = round(time.time() - timing["started_at"], 3)
                 scored = state["s"].score_prepared(payload)
                 progress.advance(len(chunk))
                 if pending is not None:
@@ -608,6 +614,7 @@ def _finish(
     fp: str,
     seconds: float,
     plan: CorpusPlan | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     n_shards = len(markers)
     # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
@@ -674,6 +681,7 @@ def _finish(
         ],
         "skipped_total": len(plan.skipped) if plan else 0,
         "attributes": attributes,
+        "timing": timing or {},
     }
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
         raise InputError(
