@@ -235,6 +235,10 @@ def load_model(
     model_id = name_or_path
     rev = revision or ""
     src: str
+    # Hashing the weights (the revision of a local model, which `fit` records) reads every byte
+    # of the file: seconds for a 1 GB model. Scoring (``upto_layer``) records no revision, so a
+    # truncated load skips it.
+    hash_weights = upto_layer is None
     if name_or_path in EMBEDDED:
         folder = embedded_model_dir(name_or_path)
         src = str(folder)
@@ -246,11 +250,11 @@ def load_model(
                 raise ModelLoadError(f"GGUF file not found: {p}")
             kwargs["gguf_file"] = p.name
             src = str(p.parent)
-            rev = weights_hash(p)
+            rev = weights_hash(p) if hash_weights else ""
         elif p.is_dir():
             src = str(p)
             weights = sorted(p.glob("*.safetensors"))
-            rev = weights_hash(weights[0]) if weights else ""
+            rev = weights_hash(weights[0]) if weights and hash_weights else ""
         elif p.exists() or name_or_path.startswith((".", "/", "~")):
             raise ModelLoadError(f"model path is not a folder or .gguf file: {p}")
         else:
