@@ -31,7 +31,8 @@ per batch; dropped documents go to the exclusion writer with ``filter_reason`` n
 rules. As ``emocurate curate``, it refuses drop rules when the vectors' held-out accuracy
 overlaps chance (:func:`emocurate.corpus.guard.check`) unless ``force=True`` (or
 ``flag_only=True``, which turns drops into flags). Rebalancing needs the whole corpus and is
-refused here (run ``emocurate curate`` on the score files for it).
+refused here (run ``emocurate curate`` on the score files for it); policy ``weights`` are
+normalised over the kept documents of each batch, not of the corpus.
 
 Both steps are plain picklable objects whose model is loaded lazily inside the worker, so they
 run under the local, Slurm and Ray executors alike.
