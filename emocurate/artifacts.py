@@ -615,6 +615,8 @@ class ScoreManifest(Manifest):
     summary: ScoreSummary | None = None
     skipped: list[SkippedEntry] = Field(default_factory=list)
     skipped_total: int = 0
+    attributes: Any = None  # where `score --attributes` wrote Dolma-style attribute files
+    timing: dict[str, Any] = Field(default_factory=dict)  # started_at, first_batch_s (start-up)
 
     @field_validator("summary", mode="before")
     @classmethod

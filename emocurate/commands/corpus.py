@@ -161,6 +161,13 @@ def register(app: typer.Typer) -> None:
             help="Instead of the calibration: a fixed distress threshold in z units "
             "(other thresholds at their z-unit defaults).",
         ),
+        attributes: Path | None = typer.Option(
+            None,
+            "--attributes",
+            help="Also write Dolma-style attribute files here: per input file, the same "
+            'relative name, lines of {"id", "attributes": {"emocurate__<flag>": '
+            "[[start, end, score], ...]}} with character offsets.",
+        ),
     ) -> None:
         """Score corpus documents: emotion profiles, distress episodes, recovery, flags.
 
@@ -198,6 +205,7 @@ def register(app: typer.Typer) -> None:
                 metrics=MetricConfig(threshold=z_threshold)
                 if z_threshold is not None
                 else MetricConfig(),
+                attributes=str(attributes) if attributes else None,
             )
         except ValidationError as exc:
             field, msg = first_problem(exc)  # named by its option (pydantic's last line is a URL)
@@ -215,6 +223,10 @@ def register(app: typer.Typer) -> None:
             f"{m.tokens} tokens in {m.seconds:.1f}s; {flagged} flagged -> {out}",
             markup=False,
         )
+        if m.get("attributes"):
+            Console(stderr=True).print(
+                f"attributes: {len(m['attributes']['files'])} files -> {attributes}", markup=False
+            )
 
     @app.command("curate")
     def curate_cmd(

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from emocurate.corpus.score import (
     ScoreConfig,
     ScoredDoc,
     Scorer,
+    load_scoring_model,
     load_vectors,
 )
 from emocurate.errors import ConfigError, InputError
@@ -42,7 +46,7 @@ from emocurate.io import (
 )
 from emocurate.records import canonical_json
 from emocurate.vectors.capture import config_context_length, context_length
-from emocurate.vectors.models import LoadedModel, load_model
+from emocurate.vectors.models import LoadedModel
 from emocurate.vectors.vectorset import VectorSet
 
 DONE = "_done"
@@ -56,6 +60,7 @@ NON_OUTPUT_FIELDS = {
     "device",
     "progress",
     "overlap",
+    "attributes",  # a side output: shards without its staging file are redone (see _is_done)
 }
 
 
@@ -173,6 +178,10 @@ def write_shard(
         for b in bad
     )
     atomic_write_bytes(out / "quarantine" / f"{name}.jsonl", lines.encode("utf-8"))
+    if cfg.attributes:
+        from emocurate.corpus.attributes import STAGING, shard_lines
+
+        atomic_write_bytes(out / STAGING / f"{name}.jsonl", shard_lines(items, scored))
     marker = {
         "shard": k,
         "rows_in": len(items),
@@ -229,6 +238,8 @@ def run_scoring(
 ) -> ScoreManifest:
     """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
     t0 = time.perf_counter()
+    # When the run started (epoch s) and how long until its first forward batch (start-up).
+    timing: dict[str, Any] = {"started_at": time.time(), "first_batch_s": None}
     vs, reg = load_vectors(vectors_dir, cfg)
     if vs.meta.kind != "regulation" and not vs.meta.has_reference:
         # Raw projections still rank documents but are not comparable across corpora.
@@ -240,6 +251,10 @@ def run_scoring(
     out = ensure_dir(out_dir)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
     plan = plan_corpus(in_list, opts)  # input errors (missing path, empty folder) before any work
+    if cfg.attributes:
+        from emocurate.corpus.attributes import relative_names
+
+        relative_names(plan)  # two inputs writing one attribute file: refused before any work
     items: Iterator[Item] = plan.items()
     first = next(items, None)
     if first is None:
@@ -253,7 +268,7 @@ def run_scoring(
     if cfg.engine == "ray":
         markers, resumed = _run_ray(items, vs, reg, vectors_dir, out, cfg, fp, lm)
     else:
-        markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm)
+        markers, resumed = _run_local(items, vs, reg, out, cfg, fp, lm, timing)
     return _finish(
         out,
         markers,
@@ -266,6 +281,7 @@ def run_scoring(
         fp,
         time.perf_counter() - t0,
         plan,
+        timing,
     )
 
 
@@ -279,6 +295,75 @@ def _model_name(vs: VectorSet, cfg: ScoreConfig) -> str:
     return cfg.model or vs.meta.model_id
 
 
+def _is_done(out: Path, k: int, fp: str, cfg: ScoreConfig) -> dict[str, Any] | None:
+    """Shard ``k``'s marker when its files are all there (attribute lines too, when asked)."""
+    done = read_marker(out, k, fp)
+    if done is None or not (out / "data" / f"{shard_name(k)}.parquet").exists():
+        return None
+    if cfg.attributes:
+        from emocurate.corpus.attributes import STAGING
+
+        if not (out / STAGING / f"{shard_name(k)}.jsonl").exists():
+            return None
+    return done
+
+
+_END = object()
+
+
+class Prefetch:
+    """Run an iterator on a background thread, ``depth`` items ahead, behind a bounded queue.
+
+    The scoring stage's CPU work that does not need the model (reading and decompressing rows,
+    tokenising, planning windows, and the model load itself) runs here while the main thread
+    runs forward passes; the queue bound keeps memory at ``depth`` shards. An exception in the
+    producer is re-raised in the consumer; closing the consumer early stops the producer.
+    """
+
+    def __init__(self, it: Iterator[Any], depth: int = 2) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._it = it
+        self._thread = threading.Thread(target=self._run, name="emocurate-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, x: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for x in self._it:
+                if not self._put((None, x)):
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put((exc, None))
+            return
+        self._put((None, _END))
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while True:
+                exc, x = self._q.get()
+                if exc is not None:
+                    raise exc
+                if x is _END:
+                    return
+                yield x
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the producer (it exits at its next item) and wait for it."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 def _run_local(
     items: Iterator[Item],
     vs: VectorSet,
@@ -287,28 +372,57 @@ def _run_local(
     cfg: ScoreConfig,
     fp: str,
     lm: LoadedModel | None,
+    timing: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    scorer: Scorer | None = None
-    markers = []
+    """Stream shards: read + tokenise ahead (a prefetch thread), forward here, write behind.
+
+    Three stages overlap: the prefetcher reads the next shards, checks their resume markers,
+    and tokenises/windows their documents (loading the model, truncated at the probe layer,
+    the first time a shard needs it); the calling thread runs the forward passes and metrics
+    (:meth:`Scorer.score_prepared`, the same code as :meth:`Scorer.score`); a writer thread
+    writes the previous shard's Parquet files and marker. At most two prepared shards and one
+    shard being written are alive besides the one being scored.
+    """
+    state: dict[str, Scorer] = {}
+    markers: list[dict[str, Any]] = []
     resumed = 0
     progress = _Progress(cfg.progress, cfg.limit)
-    try:
+
+    def scorer() -> Scorer:
+        if "s" not in state:
+            state["s"] = Scorer(vs, lm or load_scoring_model(vs, reg, cfg), cfg, regulation=reg)
+        return state["s"]
+
+    def produce() -> Iterator[tuple[int, list[Item], Any]]:
         for k, chunk in iter_shards(items, cfg.shard_size):
-            done = read_marker(out, k, fp)
-            if done is not None and (out / "data" / f"{shard_name(k)}.parquet").exists():
-                markers.append(done)
-                resumed += 1
-                progress.advance(len(chunk))
+            done = _is_done(out, k, fp, cfg)
+            if done is not None:
+                yield k, chunk, done
                 continue
-            if scorer is None:
-                lm = lm or load_model(_model_name(vs, cfg), device=cfg.device, dtype=cfg.dtype)
-                scorer = Scorer(vs, lm, cfg, regulation=reg)
             docs = [d for d in chunk if isinstance(d, Doc)]
-            scored = scorer.score_full(docs)
-            progress.advance(len(chunk))
-            markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
+            yield k, chunk, scorer().prepare_chunks(docs)
+
+    pending: Future[dict[str, Any]] | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emocurate-write") as writer:
+            for k, chunk, payload in Prefetch(produce(), depth=2):
+                if isinstance(payload, dict):  # a finished shard's marker
+                    markers.append(payload)
+                    resumed += 1
+                    progress.advance(len(chunk))
+                    continue
+                if timing is not None and timing.get("first_batch_s") is None:
+                    timing["first_batch_s"] = round(time.time() - timing["started_at"], 3)
+                scored = state["s"].score_prepared(payload)
+                progress.advance(len(chunk))
+                if pending is not None:
+                    markers.append(pending.result())
+                pending = writer.submit(write_shard, out, k, chunk, scored, vs.names, cfg, fp)
+            if pending is not None:
+                markers.append(pending.result())
     finally:
         progress.close()
+    markers.sort(key=lambda m: m["shard"])
     return markers, resumed
 
 
@@ -371,7 +485,7 @@ class _ScoreStage:
         torch.set_num_threads(1)
         cfg = ScoreConfig.model_validate_json(cfg_json)
         vs, reg = load_vectors(vectors_dir, cfg)
-        lm = load_model(model, device=cfg.device, dtype=cfg.dtype)
+        lm = load_scoring_model(vs, reg, cfg.model_copy(update={"model": model}))
         self.scorer = Scorer(vs, lm, cfg, regulation=reg)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -382,6 +496,7 @@ class _ScoreStage:
             "index": [p.index for p in prepared],
             "row": [s.row.model_dump_json() for s in scored],
             "trace": [json.dumps(s.trace) if s.trace is not None else "" for s in scored],
+            "spans": [json.dumps(s.char_spans) for s in scored],
         }
 
 
@@ -461,15 +576,18 @@ def _run_ray(
             for r in ds.iter_rows():
                 row = CorpusScore.model_validate_json(r["row"])
                 trace = json.loads(r["trace"]) if r["trace"] else None
-                results[int(r["shard"])][int(r["index"])] = ScoredDoc(row, trace)
+                spans = json.loads(r["spans"])
+                results[int(r["shard"])][int(r["index"])] = ScoredDoc(
+                    row, trace, [tuple(x) for x in spans] if spans is not None else None
+                )
         for k, chunk in group:
             scored = [results[k][i] for i in sorted(results[k])]
             markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
         group.clear()
 
     for k, chunk in iter_shards(items, cfg.shard_size):
-        done = read_marker(out, k, fp)
-        if done is not None and (out / "data" / f"{shard_name(k)}.parquet").exists():
+        done = _is_done(out, k, fp, cfg)
+        if done is not None:
             markers.append(done)
             resumed += 1
             continue
@@ -496,6 +614,7 @@ def _finish(
     fp: str,
     seconds: float,
     plan: CorpusPlan | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> ScoreManifest:
     n_shards = len(markers)
     # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
@@ -503,6 +622,7 @@ def _finish(
         ("data", "parquet"),
         ("tokens", "parquet"),
         ("quarantine", "jsonl"),
+        ("attributes", "jsonl"),
         (DONE, "json"),
     ):
         d = out / sub
@@ -521,6 +641,12 @@ def _finish(
     if n_shards == 0:
         write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
     summary = summarize(out) if scored else {}
+    attributes: dict[str, Any] | None = None
+    if cfg.attributes and plan is not None:
+        from emocurate.corpus.attributes import assemble
+
+        files = assemble(out, [shard_name(m["shard"]) for m in markers], cfg.attributes, plan)
+        attributes = {"dir": str(cfg.attributes), "files": files}
     new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
     fields = {
         "inputs": inputs,
@@ -554,6 +680,8 @@ def _finish(
             for x in (plan.skipped if plan else [])[:MAX_SKIPPED]
         ],
         "skipped_total": len(plan.skipped) if plan else 0,
+        "attributes": attributes,
+        "timing": timing or {},
     }
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
         raise InputError(

@@ -109,6 +109,10 @@ class ScoreConfig(Model):
         description="pipeline CPU work (tokenising, metrics) "
         "with the model (default: on for accelerators, off on CPU)",
     )
+    attributes: str | None = Field(
+        default=None,
+        description="folder for Dolma-style attribute files (flag spans as character offsets)",
+    )
     progress: bool = True
 
     def metric_config(self) -> MetricConfig:
@@ -151,6 +155,9 @@ class ScoredDoc:
 
     row: CorpusScore
     trace: dict[str, Any] | None = None
+    # Flag spans as CHARACTER offsets into the document text: (kind, start, end, severity);
+    # None when the tokenizer gives no offsets (a slow tokenizer).
+    char_spans: list[tuple[str, int, int, float]] | None = None
 
 
 @dataclass
@@ -271,6 +278,25 @@ def clean_offsets(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         nxt = out[k][0]
         if b > nxt:
             out[k - 1] = (min(a, nxt), nxt)
+    return out
+
+
+def char_spans(p: Prepared, flags: Sequence[Flag]) -> list[tuple[str, int, int, float]] | None:
+    """Each flag's token span ``[start, end)`` as character offsets into ``p.text``.
+
+    The span runs from the first character of the first flagged token to the last character
+    of the last one (exact token boundaries, not widened to words), so ``text[start:end]`` is
+    the flagged text itself. ``None`` without token offsets.
+    """
+    if not p.offsets and p.ids:
+        return None
+    out: list[tuple[str, int, int, float]] = []
+    for f in flags:
+        if f.end <= f.start or not p.offsets:
+            continue
+        a = p.offsets[min(f.start, len(p.offsets) - 1)][0]
+        b = p.offsets[min(f.end, len(p.offsets)) - 1][1]
+        out.append((f.kind, int(a), int(max(a, b)), float(f.severity)))
     return out
 
 
@@ -531,7 +557,7 @@ class Scorer:
         trace = None
         if row.flags or p.index < self.cfg.trace_others:
             trace = self._trace(p, an, flags)
-        return ScoredDoc(row, trace)
+        return ScoredDoc(row, trace, char_spans(p, an.flags))
 
     def _evidence(self, p: Prepared, f: Flag) -> Flag:
         """Append the flagged text (from token offsets, widened to whole words) to the evidence."""
@@ -581,14 +607,13 @@ class Scorer:
             "flags": [f.model_dump() for f in flags],
         }
 
-    def score_full(
+    def chunk_docs(
         self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[ScoredDoc]:
-        """Rows and traces for a batch of documents.
+    ) -> list[tuple[int, list[Any]]]:
+        """Input-order chunks of about ``16 * batch_tokens`` characters: ``(first index, docs)``.
 
-        Documents are processed in input-order chunks of about ``16 * batch_tokens`` characters
-        (bounded memory); with ``overlap`` the next chunk is tokenised on a worker thread while
-        the model runs on the current one.
+        A chunk is the unit :meth:`prepare` tokenises at once and :meth:`run_chunks` stitches, so
+        memory is bounded by the chunk, not by the batch of documents.
         """
         chunks: list[tuple[int, list[Any]]] = []
         budget = 16 * self.cfg.batch_tokens
@@ -602,11 +627,36 @@ class Scorer:
                 cur, size, first = [], 0, start_index + i + 1
         if cur or not chunks:
             chunks.append((first, cur))
+        return chunks
+
+    def prepare_chunks(
+        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
+    ) -> list[list[Prepared]]:
+        """:meth:`chunk_docs` then :meth:`prepare` each chunk (the CPU half, for a prefetcher)."""
+        return [
+            self.prepare(c, start_index=s0)
+            for s0, c in self.chunk_docs(docs, start_index=start_index)
+        ]
+
+    def score_prepared(self, chunks: Iterable[Sequence[Prepared]]) -> list[ScoredDoc]:
+        """Rows and traces of already prepared chunks (the model half of :meth:`score_full`)."""
         out: list[ScoredDoc] = []
+        for part in self.run_chunks(chunks):
+            out.extend(part)
+        return self._cap_traces(out)
+
+    def score_full(
+        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
+    ) -> list[ScoredDoc]:
+        """Rows and traces for a batch of documents.
+
+        Documents are processed in input-order chunks of about ``16 * batch_tokens`` characters
+        (bounded memory); with ``overlap`` the next chunk is tokenised on a worker thread while
+        the model runs on the current one.
+        """
+        chunks = self.chunk_docs(docs, start_index=start_index)
         if not self._overlap() or len(chunks) == 1:
-            for part in self.run_chunks(self.prepare(c, start_index=s0) for s0, c in chunks):
-                out.extend(part)
-            return self._cap_traces(out)
+            return self.score_prepared(self.prepare(c, start_index=s0) for s0, c in chunks)
         with ThreadPoolExecutor(max_workers=1) as ex:
 
             def ahead() -> Iterator[list[Prepared]]:
@@ -619,9 +669,7 @@ class Scorer:
                         )
                     yield prepared
 
-            for part in self.run_chunks(ahead()):
-                out.extend(part)
-        return self._cap_traces(out)
+            return self.score_prepared(ahead())
 
     def _overlap(self) -> bool:
         return self.cfg.overlap if self.cfg.overlap is not None else self.lm.device.type != "cpu"
@@ -629,6 +677,29 @@ class Scorer:
     def score(self, docs: Sequence[tuple[str, str]] | Sequence[Any]) -> list[CorpusScore]:
         """One row per ``(doc_id, text)`` pair, in input order (pure: no files)."""
         return [s.row for s in self.score_full(docs)]
+
+
+def deepest_layer(vs: VectorSet, reg: VectorSet | None, cfg: ScoreConfig) -> int:
+    """The deepest block scoring reads (probe layer of the emotion and regulation sets).
+
+    Scoring loads the model only up to this block (``load_model(upto_layer=...)``).
+    """
+    layer = vs.layer_or_default(cfg.layer)
+    if reg is not None:
+        layer = max(layer, reg.layer_or_default(None))
+    return layer
+
+
+def load_scoring_model(vs: VectorSet, reg: VectorSet | None, cfg: ScoreConfig) -> LoadedModel:
+    """The model truncated after the deepest probe layer (no upper blocks, no LM head)."""
+    from emocurate.vectors.models import load_model
+
+    return load_model(
+        cfg.model or vs.meta.model_id,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        upto_layer=deepest_layer(vs, reg, cfg),
+    )
 
 
 def load_vectors(vectors_dir: str | Path, cfg: ScoreConfig) -> tuple[VectorSet, VectorSet | None]:

@@ -100,10 +100,19 @@ class Batch:
     padding_side: str
 
     def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
-        """input_ids, attention_mask and position ids that ignore padding (left or right)."""
-        mask = self.attention_mask.to(device)
+        """input_ids, attention_mask and position ids that ignore padding (left or right).
+
+        On CUDA the host tensors are pinned and copied asynchronously (the copy is queued on
+        the current stream, before the kernels that read it).
+        """
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            ids = self.input_ids.pin_memory().to(dev, non_blocking=True)
+            mask = self.attention_mask.pin_memory().to(dev, non_blocking=True)
+        else:
+            ids, mask = self.input_ids.to(dev), self.attention_mask.to(dev)
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        return {"input_ids": self.input_ids.to(device), "attention_mask": mask, "position_ids": pos}
+        return {"input_ids": ids, "attention_mask": mask, "position_ids": pos}
 
     def token_slice(self, row: int) -> slice:
         """Where the real (non-padding) tokens of ``row`` sit in the padded sequence."""

@@ -40,6 +40,10 @@ LAYER_PATHS: tuple[str, ...] = (
     "transformer.h",  # GPT-2, GPT-J, Falcon
     "gpt_neox.layers",  # GPT-NeoX, Pythia
     "model.decoder.layers",  # OPT
+    # Base models without an LM head (``load_model(upto_layer=...)`` for scoring):
+    "layers",  # LlamaModel, Qwen2Model, ...
+    "h",  # GPT2Model
+    "decoder.layers",  # OPTModel
 )
 
 # Final normalisation before the unembedding (used by the logit lens).
@@ -193,8 +197,18 @@ def load_model(
     device_map: str | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    upto_layer: int | None = None,
 ) -> LoadedModel:
     """Load a causal LM and tokenizer.
+
+    With ``upto_layer`` (scoring, which stops at the probe layer) only the embeddings and blocks
+    ``0..upto_layer`` are built and read: the config is cut to ``upto_layer + 1`` layers and the
+    base model class (no LM head) is loaded, so weights of the upper blocks and the head are never
+    materialised -- memory and start-up shrink with the probe depth. Activations of the kept
+    blocks are exactly those of the full model (a causal stack does not look ahead). The result
+    cannot be used for generation, steering or the logit lens; ``extra`` records
+    ``full_layers`` (the checkpoint's depth) and ``truncated=True``. Multimodal wrappers (a
+    ``text_config``) are loaded whole.
 
     Args:
         name_or_path: ``stories260K`` (embedded), a Hub id, a local folder, or a ``.gguf`` file.
@@ -221,6 +235,10 @@ def load_model(
     model_id = name_or_path
     rev = revision or ""
     src: str
+    # Hashing the weights (the revision of a local model, which `fit` records) reads every byte
+    # of the file: seconds for a 1 GB model. Scoring (``upto_layer``) records no revision, so a
+    # truncated load skips it.
+    hash_weights = upto_layer is None
     if name_or_path in EMBEDDED:
         folder = embedded_model_dir(name_or_path)
         src = str(folder)
@@ -232,11 +250,11 @@ def load_model(
                 raise ModelLoadError(f"GGUF file not found: {p}")
             kwargs["gguf_file"] = p.name
             src = str(p.parent)
-            rev = weights_hash(p)
+            rev = weights_hash(p) if hash_weights else ""
         elif p.is_dir():
             src = str(p)
             weights = sorted(p.glob("*.safetensors"))
-            rev = weights_hash(weights[0]) if weights else ""
+            rev = weights_hash(weights[0]) if weights and hash_weights else ""
         elif p.exists() or name_or_path.startswith((".", "/", "~")):
             raise ModelLoadError(f"model path is not a folder or .gguf file: {p}")
         else:
@@ -246,7 +264,12 @@ def load_model(
         model_kwargs = dict(kwargs, dtype=torch_dtype)
         if device_map:
             model_kwargs["device_map"] = device_map
-        model = AutoModelForCausalLM.from_pretrained(src, **model_kwargs)
+        extra: dict[str, Any] = {}
+        model = None
+        if upto_layer is not None:
+            model, extra = _load_truncated(src, upto_layer, model_kwargs)
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(src, **model_kwargs)
     except OSError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
@@ -268,7 +291,42 @@ def load_model(
         revision=rev,
         layers=layers,
         layer_path=path,
+        extra=extra,
     )
+
+
+def _load_truncated(
+    src: str, upto_layer: int, model_kwargs: dict[str, Any]
+) -> tuple[nn.Module | None, dict[str, Any]]:
+    """The base model (no LM head) with only blocks ``0..upto_layer``; ``None`` when not cut.
+
+    Per-layer config lists (``layer_types`` of sliding/full attention) are cut alongside, so
+    each kept block is configured exactly as in the full model.
+    """
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    cfg_kwargs = {k: v for k, v in model_kwargs.items() if k in ("revision", "gguf_file")}
+    config = AutoConfig.from_pretrained(
+        src, trust_remote_code=model_kwargs.get("trust_remote_code", False), **cfg_kwargs
+    )
+    full = getattr(config, "num_hidden_layers", None)
+    if getattr(config, "text_config", None) is not None or not isinstance(full, int):
+        return None, {}
+    if upto_layer < 0 or upto_layer >= full:
+        raise ModelLoadError(f"probe layer {upto_layer} is beyond the model's {full} layers")
+    keep = upto_layer + 1
+    for key, val in list(vars(config).items()):
+        if isinstance(val, list) and len(val) == full and key.endswith("layer_types"):
+            setattr(config, key, val[:keep])
+    config.num_hidden_layers = keep
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the skipped blocks and head are reported as "unexpected"
+    try:
+        model = AutoModel.from_pretrained(src, config=config, **model_kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+    return model, {"full_layers": full, "truncated": True}
 
 
 def default_layer(n_layers: int) -> int:

@@ -1,0 +1,1 @@
+"""Glue for the pipelines curators already run (datatrove; optional extras)."""
