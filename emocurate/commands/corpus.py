@@ -223,9 +223,9 @@ def register(app: typer.Typer) -> None:
             f"{m.tokens} tokens in {m.seconds:.1f}s; {flagged} flagged -> {out}",
             markup=False,
         )
-        if m.get("attributes"):
+        if m.attributes:
             Console(stderr=True).print(
-                f"attributes: {len(m['attributes']['files'])} files -> {attributes}", markup=False
+                f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False
             )
 
     @app.command("curate")

@@ -64,8 +64,8 @@ def test_score_corpus_loads_only_up_to_the_probe(
     monkeypatch.setattr(models, "load_model", spy)
     src = write_jsonl(tmp_path / "c.jsonl", 3)
     m = score_corpus([src], vs_dir, tmp_path / "o", ScoreConfig(progress=False))
-    assert m["scored"] == 3
-    assert [c.get("upto_layer") for c in calls] == [m["vectors"]["layer"]]
+    assert m.scored == 3
+    assert [c.get("upto_layer") for c in calls] == [m.vectors.layer]
 
 
 def test_prefetch_propagates_errors_and_stops_early() -> None:
