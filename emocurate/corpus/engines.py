@@ -196,30 +196,48 @@ def write_shard(
 
 
 class _Progress:
-    """A rich progress line on a TTY, silent otherwise."""
+    """Documents done, tokens/s, elapsed and ETA while scoring (on a TTY; silent otherwise).
 
-    def __init__(self, enabled: bool, total: int | None) -> None:
+    Fed per forward batch (``Scorer.on_batch``), not per shard, so the first numbers appear
+    after the first batch; the ETA needs a known total (``--limit``).
+    """
+
+    def __init__(self, enabled: bool, total: int | None, console: Any = None) -> None:
         self.bar: Any = None
-        if enabled and sys.stderr.isatty():
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        if enabled and (console is not None or sys.stderr.isatty()):
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
+                TimeRemainingColumn,
             )
 
             self.bar = Progress(
                 TextColumn("scoring"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.completed:,.0f}{task.fields[of]} docs"),
+                TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
-                transient=True,
+                TimeRemainingColumn(),
+                console=console,
+                transient=console is None,
             )
             self.bar.start()
-            self.task = self.bar.add_task("score", total=total)
+            of = f"/{total:,}" if total else ""
+            self.task = self.bar.add_task("score", total=total, of=of, rate="")
+
+    def batch(self, docs: int, tokens: int) -> None:
+        """One forward batch: ``docs`` documents completed, ``tokens`` tokens run."""
+        self.tokens += tokens
+        if self.bar is not None:
+            dt = max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, advance=docs, rate=f"{self.tokens / dt:,.0f} tok/s")
 
     def advance(self, n: int) -> None:
+        """Rows done without a forward pass (resumed shards, quarantined rows)."""
         if self.bar is not None:
             self.bar.advance(self.task, n)
 
@@ -391,6 +409,7 @@ def _run_local(
     def scorer() -> Scorer:
         if "s" not in state:
             state["s"] = Scorer(vs, lm or load_scoring_model(vs, reg, cfg), cfg, regulation=reg)
+            state["s"].on_batch = progress.batch
         return state["s"]
 
     def produce() -> Iterator[tuple[int, list[Item], Any]]:
@@ -414,7 +433,7 @@ def _run_local(
                 if timing is not None and timing.get("first_batch_s") is None:
                     timing["first_batch_s"] = round(time.time() - timing["started_at"], 3)
                 scored = state["s"].score_prepared(payload)
-                progress.advance(len(chunk))
+                progress.advance(sum(1 for d in chunk if not isinstance(d, Doc)))  # quarantined
                 if pending is not None:
                     markers.append(pending.result())
                 pending = writer.submit(write_shard, out, k, chunk, scored, vs.names, cfg, fp)

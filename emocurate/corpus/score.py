@@ -15,7 +15,7 @@ the longest left context available and the stitched sequence has exactly one val
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,6 +406,9 @@ class Scorer:
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         self.names = list(vs.names)
         self.axes = Axes.for_names(self.names)
+        self.on_batch: Callable[[int, int], None] | None = None
+        """Progress only (the command's bar): called after each forward batch with the number of
+        documents it completed and the tokens it ran; never changes a result."""
         dev = lm.device
         self.groups = [self._group(vs, self.layer, dev)]
         self.reg_names: list[str] = []
@@ -462,6 +465,7 @@ class Scorer:
 
         def consume(chunk: _Chunk, batch: Any, pending: _Pending) -> None:
             main, reg = pending.result()
+            finished = 0
             for r, si in enumerate(batch.indices):
                 di, wi = chunk.owners[si]
                 start, length, keep = chunk.prepared[di].windows[wi]
@@ -472,6 +476,9 @@ class Scorer:
                 chunk.remaining[di] -= 1
                 if chunk.remaining[di] == 0:
                     chunk.finish(di, self)
+                    finished += 1
+            if self.on_batch is not None:
+                self.on_batch(finished, sum(batch.lengths))
 
         def ready() -> Iterator[list[ScoredDoc]]:
             while open_chunks and open_chunks[0].complete():

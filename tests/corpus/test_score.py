@@ -211,3 +211,31 @@ def test_kill_9_then_rerun_is_identical(lm: LoadedModel, vs_dir: Path, tmp_path:
     assert m.resumed_shards == n_done and m.shards == 10
     assert _table(out) == _table(ref)
     assert (out / "quarantine.jsonl").read_bytes() == (ref / "quarantine.jsonl").read_bytes()
+
+
+def test_progress_is_fed_per_forward_batch(lm: LoadedModel) -> None:
+    """The bar moves with every forward batch (not once per 256-row shard) and shows documents
+    and tokens/s; the callback does not change the scores."""
+    import io
+
+    from rich.console import Console
+
+    from emocurate.corpus.engines import _Progress
+
+    vs = make_vectorset(lm)
+    docs = [(f"d{i}", s) for i, s in enumerate(STORIES)]
+    calls: list[tuple[int, int]] = []
+    scorer = Scorer(vs, lm, ScoreConfig(batch_tokens=64, z_thresholds=True))
+    scorer.on_batch = lambda d, t: calls.append((d, t))
+    rows = scorer.score(docs)
+    assert len(calls) >= 3 and sum(d for d, _ in calls) == len(docs)
+    assert sum(t for _, t in calls) >= sum(r.n_tokens for r in rows)
+    plain = Scorer(vs, lm, ScoreConfig(batch_tokens=64, z_thresholds=True)).score(docs)
+    assert [r.emotion_mean for r in rows] == [r.emotion_mean for r in plain]
+
+    buf = io.StringIO()
+    bar = _Progress(True, 10, console=Console(file=buf, force_terminal=True, width=120))
+    bar.batch(4, 1000)
+    bar.close()
+    shown = buf.getvalue()
+    assert "4/10 docs" in shown and "tok/s" in shown
