@@ -147,20 +147,61 @@ def judge_prompt(item: LabelItem, options: list[str], cfg: JudgeConfig) -> str:
     )
 
 
+def answer_json(data: Any, text: str, who: str) -> Any:
+    """Structured output when the backend gave it, else the JSON object inside the text.
+
+    Raises:
+        ParseError: no JSON object could be read (the engine retries the request).
+    """
+    if data is not None:
+        return data
+    m = re.search(r"\{.*\}", text or "", re.DOTALL)
+    if m is None:
+        raise ParseError(f"no JSON object in the {who} answer")
+    try:
+        return json.loads(m.group(0))
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"{who} answer is not valid JSON: {exc.msg}") from None
+
+
+def grader_engine(
+    spec: JudgeSpec,
+    cache_dir: Path | None,
+    *,
+    backend: Any = None,
+    concurrency: int,
+    budget_usd: float | None,
+    max_retries: int,
+    progress: bool,
+    rpm: float | None = None,
+) -> tuple[Any, Any]:
+    """An engine (and its response cache, one file per backend and model) for an LLM grader."""
+    from emocurate.generators.backends import make_backend
+    from emocurate.generators.cache import ResponseCache
+    from emocurate.generators.engine import Engine, EngineConfig
+
+    backend = backend or make_backend(spec.backend, spec.model, base_url=spec.base_url)
+    cache = None
+    if cache_dir is not None:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.backend}-{spec.model}")
+        cache = ResponseCache(cache_dir / f"{safe}.jsonl")
+    ecfg = EngineConfig(
+        concurrency=concurrency,
+        rpm=rpm,
+        budget_usd=budget_usd,
+        max_retries=max_retries,
+        warm_prompt_cache=False,
+    )
+    return Engine(backend, ecfg, cache, progress=progress), cache
+
+
 def parse_choices(data: Any, text: str, options: Sequence[str]) -> list[tuple[str, float]]:
     """Ranked ``(emotion, confidence)`` from structured data or a JSON object in the text.
 
     Raises:
         ParseError: no valid option could be read (the engine retries the request).
     """
-    if data is None:
-        m = re.search(r"\{.*\}", text or "", re.DOTALL)
-        if m is None:
-            raise ParseError("no JSON object in the judge's answer")
-        try:
-            data = json.loads(m.group(0))
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"judge answer is not valid JSON: {exc.msg}") from None
+    data = answer_json(data, text, "judge's")
     raw = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(raw, list):
         raise ParseError("judge answer has no 'choices' list")
@@ -248,27 +289,19 @@ class JudgeValidator:
     def _run_judge(
         self, k: int, spec: JudgeSpec, items: Sequence[LabelItem]
     ) -> list[list[tuple[str, float]] | None]:
-        from emocurate.generators.backends import make_backend
-        from emocurate.generators.cache import ResponseCache
-        from emocurate.generators.engine import Engine, EngineConfig
-
-        backend = self.backends.get(k) or make_backend(
-            spec.backend, spec.model, base_url=spec.base_url
-        )
         reqs, opts = self.requests(items, spec.model)
         by_id = {r.custom_id: o for r, o in zip(reqs, opts, strict=True)}
-        cache = None
-        if self.cache_dir is not None:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{spec.backend}-{spec.model}")
-            cache = ResponseCache(self.cache_dir / f"{safe}.jsonl")
-        ecfg = EngineConfig(
-            concurrency=self.config.concurrency,
-            rpm=self.config.rpm,
-            budget_usd=self.config.budget_usd,
-            max_retries=self.config.max_retries,
-            warm_prompt_cache=False,
+        cfg = self.config
+        engine, _ = grader_engine(
+            spec,
+            self.cache_dir,
+            backend=self.backends.get(k),
+            concurrency=cfg.concurrency,
+            rpm=cfg.rpm,
+            budget_usd=cfg.budget_usd,
+            max_retries=cfg.max_retries,
+            progress=cfg.progress,
         )
-        engine = Engine(backend, ecfg, cache, progress=self.config.progress)
 
         def check(req: Any, comp: Any) -> None:
             parse_choices(comp.data, comp.text, by_id[req.custom_id])

@@ -17,8 +17,6 @@ generation engine (cache, retries, rate limits, cost), like the judge's.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from emocurate.errors import ConfigError
 from emocurate.generators.parse import ParseError
 from emocurate.records import AnyRecord, Model, Story, Verdict, stable_id
 from emocurate.validators.base import keep, reject
-from emocurate.validators.judge import JudgeSpec
+from emocurate.validators.judge import JudgeSpec, answer_json, grader_engine
 
 CRITERIA: dict[str, str] = {
     "names_emotion": "5 = the emotion is never named (no word form or synonym), only shown "
@@ -101,14 +99,7 @@ def parse_rubric(data: Any, text: str) -> dict[str, tuple[int, str]]:
     Raises:
         ParseError: a criterion is missing or its score is not 1–5 (the engine retries).
     """
-    if data is None:
-        m = re.search(r"\{.*\}", text or "", re.DOTALL)
-        if m is None:
-            raise ParseError("no JSON object in the rubric answer")
-        try:
-            data = json.loads(m.group(0))
-        except json.JSONDecodeError as exc:
-            raise ParseError(f"rubric answer is not valid JSON: {exc.msg}") from None
+    data = answer_json(data, text, "rubric")
     if not isinstance(data, dict):
         raise ParseError("rubric answer is not a JSON object")
     out: dict[str, tuple[int, str]] = {}
@@ -179,23 +170,16 @@ class RubricValidator:
         ]
 
     def _grade(self, stories: Sequence[Story]) -> list[dict[str, tuple[int, str]] | None]:
-        from emocurate.generators.backends import make_backend
-        from emocurate.generators.cache import ResponseCache
-        from emocurate.generators.engine import Engine, EngineConfig
-
-        g = self.grader
-        backend = self.backend or make_backend(g.backend, g.model, base_url=g.base_url)
-        cache = None
-        if self.cache_dir is not None:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{g.backend}-{g.model}")
-            cache = ResponseCache(self.cache_dir / f"{safe}.jsonl")
-        ecfg = EngineConfig(
-            concurrency=self.config.concurrency,
-            budget_usd=self.config.budget_usd,
-            max_retries=self.config.max_retries,
-            warm_prompt_cache=False,
+        cfg = self.config
+        engine, _ = grader_engine(
+            self.grader,
+            self.cache_dir,
+            backend=self.backend,
+            concurrency=cfg.concurrency,
+            budget_usd=cfg.budget_usd,
+            max_retries=cfg.max_retries,
+            progress=cfg.progress,
         )
-        engine = Engine(backend, ecfg, cache, progress=self.config.progress)
         results = engine.run_sync(
             self.requests(stories), check=lambda _r, c: parse_rubric(c.data, c.text)
         )
