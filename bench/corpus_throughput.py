@@ -377,7 +377,10 @@ def bench_speed(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str, 
             )
             base[mode] = {**res, "wall_s": round(wall, 3)}
         tr, nv = base["truncated"]["loop_s"], base["naive"]["loop_s"]
-        fwd = scorer_forward_tokens(corpus, tok)
+        window = json.loads((folder / "model" / "config.json").read_text())[
+            "max_position_embeddings"
+        ]
+        fwd = scorer_forward_tokens(corpus, tok, window)  # the scorer's window: the context
         out[label] = {
             "doc_chars": chars,
             "score": score,

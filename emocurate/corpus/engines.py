@@ -268,6 +268,8 @@ def run_scoring(
     # Start-up: the model load (mostly imports, then the weights up to the probe layer) runs on
     # a thread from here on, beside planning the inputs, hashing their content (which reads
     # every byte) and reading the first shard.
+    if cfg.engine == "local":
+        stream_malloc()
     loader = _Loader(vs, reg, cfg) if cfg.engine == "local" and lm is None else None
     in_list = [str(i) for i in inputs]
     out = ensure_dir(out_dir)
@@ -365,16 +367,15 @@ _END = object()
 
 
 # Streaming memory (glibc). Reading rows allocates and frees a few transient objects per row (a
-# 100 KB JSON line is read, decoded, parsed, and all but its text dropped). glibc serves blocks
-# under its mmap threshold (128 KiB, raised dynamically up to 32 MiB as big blocks are freed)
-# from per-thread heaps, where freed pages stay resident between the long-lived objects
-# allocated beside them: the resident set then creeps up with the number of rows READ, not
-# with what is held (measured: +13% peak RSS from 500 to 2,000 rows of 100 KB; +4% with a fixed
-# 64 KiB threshold; bench/corpus_throughput.py, section rss). Scoring therefore fixes the
-# threshold at 64 KiB (such blocks are mapped and unmapped on their own) and trims the heaps
-# after each shard. Forward-pass activations are MiB-sized and were mapped anyway.
-M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
-STREAM_MMAP_THRESHOLD = 64 * 1024
+# 100 KB JSON line is read, decoded, parsed, and all but its text dropped) on the prefetch
+# thread. glibc gives each thread its own heap ("arena"); the reader's arena fills with freed
+# holes between the long-lived objects allocated beside them, so the resident set crept up with
+# the number of rows READ, not with what is held (+13% peak RSS from 500 to 2,000 rows of
+# 100 KB, +12.6% to 5,000 even with a trim per shard). With one arena for the process the
+# reader reuses the holes the forward pass leaves, and a trim per shard returns the rest:
+# +3.7% (bench/corpus_throughput.py, section rss). A fixed 64 KiB mmap threshold did as well
+# for memory but cost 18% of the forward's speed (every activation mapped and faulted anew).
+M_ARENA_MAX = -8  # mallopt parameter number (malloc.h)
 
 
 def _libc() -> Any:
@@ -396,12 +397,13 @@ _LIBC = _libc()
 
 
 def stream_malloc() -> bool:
-    """Map blocks of 64 KiB and more on their own (glibc ``mallopt``); False where unavailable.
+    """One malloc arena for the process (glibc ``mallopt``); False where unavailable.
 
-    Process-wide and lasting (glibc cannot restore the dynamic threshold): it changes where
-    big blocks live, never a result.
+    Process-wide and lasting; it applies to threads that allocate for the first time after it
+    (so :func:`run_scoring` calls it before starting its own threads). It changes where memory
+    comes from, never a result.
     """
-    return bool(_LIBC is not None and _LIBC.mallopt(M_MMAP_THRESHOLD, STREAM_MMAP_THRESHOLD))
+    return bool(_LIBC is not None and _LIBC.mallopt(M_ARENA_MAX, 1))
 
 
 def release_memory() -> None:
@@ -483,7 +485,6 @@ def _run_local(
     writes the previous shard's Parquet files and marker. At most two prepared shards and one
     shard being written are alive besides the one being scored.
     """
-    stream_malloc()
     state: dict[str, Scorer] = {}
     markers: list[dict[str, Any]] = []
     resumed = 0

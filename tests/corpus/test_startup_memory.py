@@ -60,7 +60,7 @@ def test_a_failed_background_load_is_the_commands_error(
 def test_scoring_streams_the_heap(
     tmp_path: Path, vs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The local engine fixes glibc's mmap threshold once and trims the heap after each shard."""
+    """The local engine asks glibc for one arena once and trims the heap after each shard."""
     calls: list[str] = []
     monkeypatch.setattr(engines, "stream_malloc", lambda: calls.append("mallopt") or True)
     real = engines.release_memory
