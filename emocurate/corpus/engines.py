@@ -271,6 +271,26 @@ def run_scoring(
     if cfg.engine == "local":
         stream_malloc()
     loader = _Loader(vs, reg, cfg) if cfg.engine == "local" and lm is None else None
+    try:
+        return _score_with(inputs, vs, reg, vectors_dir, out_dir, cfg, lm, loader, timing, t0)
+    finally:
+        if loader is not None:
+            loader.join()
+
+
+def _score_with(
+    inputs: list[str | Path],
+    vs: VectorSet,
+    reg: VectorSet | None,
+    vectors_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ScoreConfig,
+    lm: LoadedModel | None,
+    loader: _Loader | None,
+    timing: dict[str, Any],
+    t0: float,
+) -> ScoreManifest:
+    """The body of :func:`run_scoring` once the model load has started."""
     in_list = [str(i) for i in inputs]
     out = ensure_dir(out_dir)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
@@ -310,10 +330,11 @@ def run_scoring(
 
 
 class _Loader:
-    """Loads the scoring model on a daemon thread; :meth:`result` waits for it (or re-raises).
+    """Loads the scoring model on a thread; :meth:`result` waits for it (or re-raises).
 
-    A daemon thread, so an input error found meanwhile ends the command at once instead of
-    waiting for a load nobody needs.
+    :func:`run_scoring` joins the thread on every exit, errors included: transformers builds a
+    model under process-wide meta-device initialisation, so a load left running in the
+    background would corrupt whatever module the process builds next.
     """
 
     def __init__(self, vs: VectorSet, reg: VectorSet | None, cfg: ScoreConfig) -> None:
@@ -321,7 +342,15 @@ class _Loader:
         self._lm: LoadedModel | None = None
         self._exc: BaseException | None = None
         args = (vs, reg, cfg)
-        threading.Thread(target=self._run, args=args, name="emocurate-load", daemon=True).start()
+        self._thread = threading.Thread(
+            target=self._run, args=args, name="emocurate-load", daemon=True
+        )
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the thread to end (an error path must not leave a model half-built in the
+        background while the process goes on to build other modules)."""
+        self._thread.join()
 
     def _run(self, vs: VectorSet, reg: VectorSet | None, cfg: ScoreConfig) -> None:
         try:

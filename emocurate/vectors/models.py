@@ -7,6 +7,7 @@ tests) has a real pretrained model. ``trust_remote_code`` is off unless the call
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -189,7 +190,35 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
+_LOAD_LOCK = threading.RLock()
+"""One model load at a time: transformers initialises weights under process-wide meta-device
+context, so two loads on two threads (the scorer's background load, a test) would interfere."""
+
+
 def load_model(
+    name_or_path: str = "stories260K",
+    *,
+    device: str = "cpu",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    upto_layer: int | None = None,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer, one load at a time (see :func:`_load_model`)."""
+    with _LOAD_LOCK:
+        return _load_model(
+            name_or_path,
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            upto_layer=upto_layer,
+        )
+
+
+def _load_model(
     name_or_path: str = "stories260K",
     *,
     device: str = "cpu",
