@@ -6,12 +6,14 @@ tests) has a real pretrained model. ``trust_remote_code`` is off unless the call
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -195,30 +197,23 @@ _LOAD_LOCK = threading.RLock()
 context, so two loads on two threads (the scorer's background load, a test) would interfere."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_at_a_time(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` under :data:`_LOAD_LOCK` (same signature, same docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _LOAD_LOCK:
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_at_a_time
 def load_model(
-    name_or_path: str = "stories260K",
-    *,
-    device: str = "cpu",
-    dtype: str = "auto",
-    device_map: str | None = None,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    upto_layer: int | None = None,
-) -> LoadedModel:
-    """Load a causal LM and its tokenizer, one load at a time (see :func:`_load_model`)."""
-    with _LOAD_LOCK:
-        return _load_model(
-            name_or_path,
-            device=device,
-            dtype=dtype,
-            device_map=device_map,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            upto_layer=upto_layer,
-        )
-
-
-def _load_model(
     name_or_path: str = "stories260K",
     *,
     device: str = "cpu",
