@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from emocurate import __version__
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
-from emocurate.records import Model, utc_now
+from emocurate.records import Flag, Model, utc_now
 
 A = TypeVar("A", bound="Manifest")
 
@@ -700,14 +700,8 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 
 
-class FlagSpan(Model):
-    """A flag on a scored document, token span end exclusive (``flags`` column)."""
-
-    kind: str
-    start: int
-    end: int
-    severity: float = 0.0
-    evidence: str = ""
+FlagSpan = Flag
+"""A flag on a scored document (``flags`` column): the record ``Flag``, token span end exclusive."""
 
 
 class TraceRow(Model):

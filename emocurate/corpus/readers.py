@@ -471,34 +471,17 @@ def _walk(root: Path) -> tuple[list[_Unit], list[Skipped]]:
             key = path.relative_to(root).as_posix()
             try:
                 mode = os.stat(path).st_mode
+                bad = (
+                    None
+                    if stat.S_ISREG(mode)
+                    else f"not a regular file ({_file_type(mode)}); not read"
+                )
             except FileNotFoundError:
-                units.append(
-                    _Unit(
-                        "bad",
-                        str(path),
-                        path,
-                        str(path),
-                        key,
-                        "dangling symbolic link (its target does not exist)",
-                    )
-                )
-                continue
+                bad = "dangling symbolic link (its target does not exist)"
             except OSError as exc:
-                units.append(
-                    _Unit("bad", str(path), path, str(path), key, f"unreadable: {exc.strerror}")
-                )
-                continue
-            if not stat.S_ISREG(mode):
-                units.append(
-                    _Unit(
-                        "bad",
-                        str(path),
-                        path,
-                        str(path),
-                        key,
-                        f"not a regular file ({_file_type(mode)}); not read",
-                    )
-                )
+                bad = f"unreadable: {exc.strerror}"
+            if bad is not None:
+                units.append(_Unit("bad", str(path), path, str(path), key, bad))
                 continue
             units.append(_Unit("file", str(root), path, str(path), key))
 

@@ -197,17 +197,9 @@ def test_multi_seed_evaluation_on_noisy_labels(tmp_path, lm260k):
     assert vs.meta.eval_seeds == 5
 
 
-def run(args: list[str]) -> int:
-    from emocurate.cli import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def test_vectors_evaluate_warns_on_training_rows(tmp_path, capsys):
+    from .test_cli import run
+
     write_records(tmp_path / "rec", make_stories(6))
     write_records(tmp_path / "fresh", make_stories(3, seed=9))
     out = tmp_path / "vs"
