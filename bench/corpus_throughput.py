@@ -354,7 +354,8 @@ def bench_speed(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str, 
 
     tok = load_model("stories260K").tokenizer
     out: dict[str, Any] = {}
-    for label, chars in (("short", args.short_chars), ("long", args.long_chars)):
+    lengths = (("short", args.short_chars), ("long", args.long_chars))
+    for label, chars in [(n, c) for n, c in lengths if n in args.lengths.split(",")]:
         corpus = tmp / f"{label}.jsonl"
         write_corpus(corpus, corpus_for(args.tokens, chars, tok))
         score = run_score(corpus, folder, tmp, args)
@@ -471,6 +472,7 @@ def main() -> None:
     ap.add_argument("--short-chars", type=int, default=400)
     ap.add_argument("--long-chars", type=int, default=6000)
     ap.add_argument("--batch-tokens", type=int, default=8192)
+    ap.add_argument("--lengths", default="short,long", help="which corpora: short,long")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--speed-preset",
