@@ -843,61 +843,10 @@ def _finish(
 
 
 def summarize(out: Path) -> dict[str, Any]:
-    """Corpus-level summary: flag counts, metric means, and pooled dialogue co-regulation."""
-    import numpy as np
-    import polars as pl
+    """Corpus-level summary: flag counts, metric means, pooled dialogue co-regulation.
 
-    from emocurate.corpus.regulation import pearson
+    Streams the shards (:mod:`emocurate.corpus.summary`): memory does not grow with the corpus.
+    """
+    from emocurate.corpus.summary import summarize_shards
 
-    df = pl.read_parquet(sorted((out / "data").glob("shard-*.parquet")))
-    flag_counts = (
-        df.select(pl.col("flag_kinds").explode().drop_nulls().value_counts(sort=True)).unnest(
-            "flag_kinds"
-        )
-        if df.height
-        else pl.DataFrame()
-    )
-    flags = (
-        {str(r["flag_kinds"]): int(r["count"]) for r in flag_counts.to_dicts()}
-        if flag_counts.height
-        else {}
-    )
-    metrics = {}
-    for col in (
-        "valence_mean",
-        "arousal_mean",
-        "distress_mean",
-        "distress_max",
-        "n_episodes",
-        "recovery_rate",
-        "unresolved_end",
-        "escalation",
-        "volatility",
-        "regulation_mean",
-    ):
-        v = df[col].drop_nulls()
-        metrics[col] = round(float(v.mean()), 4) if len(v) else None  # type: ignore[arg-type]
-    xs: list[float] = []
-    ys: list[float] = []
-    for turns in df.filter(pl.col("is_dialogue"))["turns"].to_list():
-        for a, b in zip(turns, turns[1:], strict=False):
-            if a["speaker"] == "human" and b["speaker"] == "assistant":
-                xs.append(a["arousal"])
-                ys.append(b["arousal"])
-    dom = (
-        df.select(pl.col("dominant").list.first().value_counts(sort=True)).unnest("dominant")
-        if df.height
-        else pl.DataFrame()
-    )
-    return {
-        "docs_flagged": int((df["n_flags"] > 0).sum()),
-        "flags": flags,
-        "metric_means": metrics,
-        "dialogues": int(df["is_dialogue"].sum()),
-        "coregulation": {
-            "pairs": len(xs),
-            "r": pearson(xs, ys),
-            "mean_speaker_arousal": float(np.mean(xs)) if xs else None,
-        },
-        "top_dominant": {str(r["dominant"]): int(r["count"]) for r in dom.head(10).to_dicts()},
-    }
+    return summarize_shards(sorted((out / "data").glob("shard-*.parquet"))).model_dump()
