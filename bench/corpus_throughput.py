@@ -29,7 +29,11 @@ rows would grow by ~ the corpus size (reported beside the growth).
 The speed runs use ``--speed-preset`` (default ``qwen-small``: hidden 512, 12 layers, probe at 7,
 the full 151,936 vocabulary); start-up always uses the 0.5B shape at layer 15 of 24.
 
+On a GPU (``--device cuda``) the same runs are made on the device (bf16, SDPA) and each corpus
+also reports MFU: (2 N + 4 L d T) FLOPs per forwarded token over the GPU's bf16 dense peak.
+
 Usage: python bench/corpus_throughput.py [--tokens 100000] [--threads 2] [--skip-rss]
+       python bench/corpus_throughput.py --device cuda --tokens 2000000 --batch-tokens 65536
 Prints JSON and writes bench/results/corpus_throughput.json (or --out).
 """
 
@@ -248,9 +252,11 @@ def child_forward(args: argparse.Namespace) -> None:
     vs = VectorSet.load(folder / "vs")
     layer = vs.meta.default_layer
     truncated = args.mode == "truncated"
-    lm = load_model(str(folder / "model"), upto_layer=layer if truncated else None)
+    lm = load_model(
+        str(folder / "model"), upto_layer=layer if truncated else None, device=args.device
+    )
     docs = [json.loads(x)["text"] for x in Path(args.corpus).read_text().splitlines()]
-    unit = vs.unit(layer)
+    unit = vs.unit(layer).to(lm.device)
     window = lm.model.config.max_position_embeddings
     first = None
     t0 = time.perf_counter()
@@ -275,6 +281,8 @@ def child_forward(args: argparse.Namespace) -> None:
                 )
                 h = res.hidden_states[layer + 1]
             (h.float() @ unit.T).cpu()
+        if lm.device.type == "cuda":
+            torch.cuda.synchronize()
     loop = time.perf_counter() - t0
     print(
         json.dumps(
@@ -283,6 +291,7 @@ def child_forward(args: argparse.Namespace) -> None:
                 "tokens": n_tokens,
                 "first_batch_after_start_s": round(first or 0.0, 3),
                 "peak_rss_mib": round(peak_rss_mib(), 1),
+                "gpu": torch.cuda.get_device_name() if lm.device.type == "cuda" else None,
             }
         )
     )
@@ -303,9 +312,9 @@ def child_floor(args: argparse.Namespace) -> None:
     tok = AutoTokenizer.from_pretrained(src)
     cfg = AutoConfig.from_pretrained(src)
     cfg.num_hidden_layers = layer + 1
-    model = AutoModel.from_pretrained(src, config=cfg).eval()
+    model = AutoModel.from_pretrained(src, config=cfg).eval().to(args.device)
     doc = json.loads(Path(args.corpus).read_text().splitlines()[0])["text"]
-    ids = tok(doc, return_tensors="pt")
+    ids = tok(doc, return_tensors="pt").to(args.device)
     first = time.time()
     with torch.inference_mode():
         model(**ids, use_cache=False)
@@ -355,8 +364,9 @@ def run_score(
 ) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(dir=tmp))
     t_launch = time.time()
+    extra = ("--device", args.device) if args.device != "cpu" else ()
     res, wall = run_child(
-        score_cmd(corpus, folder, out, args.batch_tokens), args.threads, pythonpath
+        score_cmd(corpus, folder, out, args.batch_tokens, *extra), args.threads, pythonpath
     )
     m = json.loads((out / "manifest.json").read_text())
     timing = m.get("timing") or {}
@@ -382,10 +392,12 @@ def bench_speed(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str, 
     for label, chars in [(n, c) for n, c in lengths if n in args.lengths.split(",")]:
         corpus = tmp / f"{label}.jsonl"
         write_corpus(corpus, corpus_for(args.tokens, chars, tok))
+        args.corpus_path = str(corpus)
 
         def forward(mode: str, corpus: Path = corpus) -> dict[str, Any]:
             argv = ["--child", "forward", "--mode", mode, "--folder", str(folder)]
             argv += ["--corpus", str(corpus), "--batch-tokens", str(args.batch_tokens)]
+            argv += ["--device", args.device]
             res, wall = run_child(argv, args.threads)
             return {**res, "wall_s": round(wall, 3)}
 
@@ -429,7 +441,38 @@ def bench_speed(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str, 
                 score["peak_rss_mib"] / base["truncated"]["peak_rss_mib"], 3
             ),
         }
+        if args.device != "cpu":
+            out[label]["mfu"] = mfu(folder, fwd, score["manifest_s"], tr, base, args)
     return out
+
+
+# bf16 dense peak of the GPUs this project has been lent (TFLOP/s, no sparsity)
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
+
+
+def mfu(
+    folder: Path, fwd_tokens: int, score_s: float, trunc_s: float, base: dict, args: Any
+) -> dict[str, Any]:
+    """Model FLOPs utilisation of the truncated forward: (2 N + 4 L d T) per token / peak.
+
+    N = parameters of the kept blocks (embeddings excluded), L = kept layers, d = hidden size,
+    T = mean forwarded sequence length (the attention term).
+    """
+    cfg = json.loads((folder / "model" / "config.json").read_text())
+    layers = json.loads((folder / "vs" / "vectorset.json").read_text())["default_layer"] + 1
+    d, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    kv = d * cfg["num_key_value_heads"] // cfg["num_attention_heads"]
+    n_block = layers * (2 * d * d + 2 * d * kv + 3 * d * inter)
+    docs = [json.loads(x)["text"] for x in Path(args.corpus_path).read_text().splitlines()]
+    mean_len = fwd_tokens / max(1, len(docs))
+    per_token = 2 * n_block + 4 * layers * d * mean_len
+    name = base["truncated"].get("gpu") or ""
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    res: dict[str, Any] = {"gpu": name, "peak_tflops": peak, "flops_per_token": per_token}
+    if peak:
+        for key, secs in (("score_manifest", score_s), ("truncated_forward", trunc_s)):
+            res[key] = round(per_token * fwd_tokens / secs / (peak * 1e12), 4)
+    return res
 
 
 def bench_startup(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str, Any]:
@@ -456,7 +499,9 @@ def bench_startup(args: argparse.Namespace, folder: Path, tmp: Path) -> dict[str
     for _ in range(args.repeats):
         t_launch = time.time()
         r, _wall = run_child(
-            ["--child", "floor", "--folder", str(folder), "--corpus", str(corpus)], args.threads
+            ["--child", "floor", "--folder", str(folder), "--corpus", str(corpus)]
+            + ["--device", args.device],
+            args.threads,
         )
         floors.append(round(r["first_forward"] - t_launch, 3))
     res["library_floor_s"] = sorted(floors)
@@ -508,6 +553,8 @@ def main() -> None:
     ap.add_argument("--batch-tokens", type=int, default=8192)
     ap.add_argument("--lengths", default="short,long", help="which corpora: short,long")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (speed and start-up runs)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="for MFU (default: by GPU)")
     ap.add_argument(
         "--speed-preset",
         choices=sorted(PRESETS),
