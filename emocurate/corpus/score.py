@@ -596,14 +596,9 @@ class Scorer:
             if arr is not None:
                 names.append(name)
                 series.append(np.round(arr[:n], 3).astype(np.float32).tolist())
-        top: list[int] = (
-            [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]]
-            if len(p.ids)
-            else []
-        )
-        for i in top:
-            names.append(f"emotion:{self.names[int(i)]}")
-            series.append(np.round(an.smoothed[:n, int(i)], 3).astype(np.float32).tolist())
+        for i, col in an.top_series(self.cfg.trace_top):
+            names.append(f"emotion:{self.names[i]}")
+            series.append(np.round(col[:n], 3).astype(np.float32).tolist())
         return {
             "doc_id": p.doc_id,
             "n_tokens": len(p.ids),
