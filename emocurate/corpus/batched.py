@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from emocurate.corpus.regulation import Axes, DenseSeries, TurnSpan, dense_series
 
@@ -61,48 +60,106 @@ class DeviceAxes:
 
 def _to_device(values: Sequence[int], device: torch.device) -> torch.Tensor:
     """A small long tensor on ``device`` without waiting for the stream (pinned, non-blocking)."""
-    t = torch.tensor(list(values), dtype=torch.long)
+    return _upload(torch.tensor(list(values), dtype=torch.long), device)
+
+
+def _to_device_f64(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """As :func:`_to_device`, float64."""
+    return _upload(torch.tensor(list(values), dtype=torch.float64), device)
+
+
+def _pad64(zs: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """``[B, max T, C]`` float64 with zero padding (one copy per document, converting on the way)."""
+    width = max(int(z.shape[0]) for z in zs)
+    x = torch.empty((len(zs), width, int(zs[0].shape[1])), dtype=torch.float64, device=device)
+    for row, z in enumerate(zs):
+        x[row, : z.shape[0]].copy_(z)
+        x[row, z.shape[0] :] = 0.0
+    return x
+
+
+def _upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
 
 
-def smooth_padded(x: torch.Tensor, lengths: torch.Tensor, k: int) -> torch.Tensor:
+def smooth_padded(x: torch.Tensor, lengths: Sequence[int], k: int) -> torch.Tensor:
     """:func:`~emocurate.corpus.regulation.smooth` of each document of a padded ``[B, T, C]``.
 
-    Row ``b`` has ``lengths[b]`` real tokens; windows at its edges average only its own tokens
-    (never the padding); padded positions of the result are 0.
+    Row ``b`` has ``lengths[b]`` real tokens (host ints: the edge positions are planned on the
+    host, nothing waits for the device); windows at its edges average only its own tokens
+    (never the padding); padded positions of the result are 0. Full windows are plain slices of
+    the cumulative sum, as in NumPy; only the ``k - 1`` edge tokens of each document are
+    gathered.
     """
     b, t = x.shape[:2]
-    mask = (torch.arange(t, device=x.device)[None, :] < lengths[:, None])[..., None]
+    dev = x.device
+    n_len = _to_device(lengths, dev)
+    mask = (torch.arange(t, device=dev)[None, :] < n_len[:, None])[..., None]
     if k <= 1 or t == 0:
         return x.masked_fill(~mask, 0.0)
+    x = x.masked_fill(~mask, 0.0) if min(lengths) < t else x  # zero padding for the sums
     half_lo, half_hi = (k - 1) // 2, k // 2
-    csum = torch.zeros((b, t + 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
-    torch.cumsum(x.masked_fill(~mask, 0.0), dim=1, out=csum[:, 1:])
-    pos = torch.arange(t, device=x.device)
-    lo = (pos - half_lo).clamp_min(0)  # [T]
-    hi = torch.minimum((pos + half_hi + 1)[None, :], lengths[:, None])  # [B, T]
-    count = (hi - lo[None, :]).clamp_min(1).to(x.dtype)
-    rows = torch.arange(b, device=x.device)[:, None]
-    out = (csum[rows, hi] - csum[:, lo]) / count[..., None]
-    return out.masked_fill(~mask, 0.0)
+    csum = torch.empty((b, t + 1, *x.shape[2:]), dtype=x.dtype, device=dev)
+    csum[:, 0] = 0.0
+    torch.cumsum(x, dim=1, out=csum[:, 1:])
+    out = torch.empty_like(x)  # every real position is written below; padding is zeroed
+    if t >= k:  # full windows wherever they fit in the padded width
+        interior = out[:, half_lo : t - half_hi]
+        torch.sub(csum[:, k:], csum[:, : t + 1 - k], out=interior)
+        interior.div_(k)
+    rows: list[int] = []
+    pos: list[int] = []
+    lo: list[int] = []
+    hi: list[int] = []
+    for row, n in enumerate(lengths):  # each document's own edges (all of it when n < k)
+        edges = (
+            [*range(min(half_lo, n)), *range(max(n - half_hi, half_lo), n)]
+            if n >= k
+            else list(range(n))
+        )
+        for i in edges:
+            rows.append(row)
+            pos.append(i)
+            lo.append(max(0, i - half_lo))
+            hi.append(min(n, i + half_hi + 1))
+    if rows:
+        r, p = _to_device(rows, dev), _to_device(pos, dev)
+        lo_t, hi_t = _to_device(lo, dev), _to_device(hi, dev)
+        count = (hi_t - lo_t).to(x.dtype)
+        count = count.view(-1, *([1] * (x.dim() - 2)))
+        out[r, p] = (csum[r, hi_t] - csum[r, lo_t]) / count
+    return out.masked_fill_(~mask, 0.0) if min(lengths) < t else out
 
 
-def quantile_padded(x: torch.Tensor, lengths: torch.Tensor, q: float) -> torch.Tensor:
+def quantile_padded(x: torch.Tensor, lengths: Sequence[int], q: float) -> torch.Tensor:
     """Per-column ``q`` quantile of each document of a padded ``[B, T, C]`` (``lengths >= 1``).
 
     Linear interpolation between order statistics, as
-    :func:`~emocurate.corpus.regulation.quantile_rows` and ``np.percentile``.
+    :func:`~emocurate.corpus.regulation.quantile_rows` and ``np.percentile`` (positions computed
+    on the host with the same float arithmetic). Only the top ``max(n - floor(q (n - 1)))``
+    values are selected (``topk``), not a full sort.
     """
     b, t, c = x.shape
-    mask = (torch.arange(t, device=x.device)[None, :] < lengths[:, None])[..., None]
-    srt = x.masked_fill(~mask, float("inf")).sort(dim=1).values
-    pos = q * (lengths - 1).to(torch.float64)
-    lo, hi = torch.floor(pos).long(), torch.ceil(pos).long()
-    v_lo = srt.gather(1, lo.view(b, 1, 1).expand(b, 1, c)).squeeze(1)
-    v_hi = srt.gather(1, hi.view(b, 1, 1).expand(b, 1, c)).squeeze(1)
-    return v_lo + (v_hi - v_lo) * (pos - lo.to(torch.float64))[:, None]
+    dev = x.device
+    n_len = _to_device(lengths, dev)
+    mask = (torch.arange(t, device=dev)[None, :] < n_len[:, None])[..., None]
+    pos = [q * (n - 1) for n in lengths]
+    lo = [int(np.floor(p)) for p in pos]
+    hi = [int(np.ceil(p)) for p in pos]
+    need = max(n - a for n, a in zip(lengths, lo, strict=True))
+    # [B, C, T] contiguous: selection along the last, contiguous dimension (as NumPy's x.T)
+    cols = x.transpose(1, 2).contiguous()
+    cols.masked_fill_(~mask.transpose(1, 2), float("-inf"))
+    top = cols.topk(need, dim=2, largest=True, sorted=True).values  # [B, C, need]
+    # ascending rank r of a document of n tokens sits at descending index n - 1 - r
+    i_lo = _to_device([n - 1 - a for n, a in zip(lengths, lo, strict=True)], dev)
+    i_hi = _to_device([n - 1 - a for n, a in zip(lengths, hi, strict=True)], dev)
+    frac = _to_device_f64([p - a for p, a in zip(pos, lo, strict=True)], dev)
+    v_lo = top.gather(2, i_lo.view(b, 1, 1).expand(b, c, 1)).squeeze(2)
+    v_hi = top.gather(2, i_hi.view(b, 1, 1).expand(b, c, 1)).squeeze(2)
+    return v_lo + (v_hi - v_lo) * frac[:, None]
 
 
 @dataclass
@@ -339,11 +396,11 @@ def _dense_group(
     dev = dax.device
     lengths = [int(z.shape[0]) for z in zs]
     n_len = _to_device(lengths, dev)
-    x = pad_sequence([z.to(torch.float64) for z in zs], batch_first=True)  # [B, T, E]
+    x = _pad64(zs, dev)  # [B, T, E]
     b, t, e = x.shape
-    xs = smooth_padded(x, n_len, smooth_k)
+    xs = smooth_padded(x, lengths, smooth_k)
     mean = xs.sum(1) / n_len[:, None].to(torch.float64)
-    out: dict[str, torch.Tensor] = {"mean": mean, "p95": quantile_padded(xs, n_len, 0.95)}
+    out: dict[str, torch.Tensor] = {"mean": mean, "p95": quantile_padded(xs, lengths, 0.95)}
     out["n_turns"] = torch.tensor([len(s) for s in spans], dtype=torch.long)  # host already
     if dax.valence is not None and dax.arousal is not None:
         out["valence"] = xs @ dax.valence
@@ -381,11 +438,8 @@ def _dense_group(
             out["turn_distress"] = tmeans.index_select(1, dax.distress).mean(1)
     reg_rows = [r for r, z in enumerate(regs) if z is not None and z.numel()]
     if reg_rows:
-        rz = pad_sequence(
-            [regs[r].to(torch.float64) for r in reg_rows],  # type: ignore[union-attr]
-            batch_first=True,
-        )
-        r_len = _to_device([int(regs[r].shape[0]) for r in reg_rows], dev)  # type: ignore[union-attr]
+        rz = _pad64([regs[r] for r in reg_rows], dev)  # type: ignore[misc]
+        r_len = [int(regs[r].shape[0]) for r in reg_rows]  # type: ignore[union-attr]
         out["reg"] = smooth_padded(rz, r_len, smooth_k).mean(2)
         out["reg_raw"] = rz.mean(2)
     return out, turn_rows, reg_rows
