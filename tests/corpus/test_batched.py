@@ -264,6 +264,28 @@ def test_metrics_device_does_not_change_the_fingerprint(lm: LoadedModel) -> None
     assert a == b
 
 
+def test_metrics_device_does_not_change_the_pipeline_fingerprint(tmp_path: Path) -> None:
+    from emocurate.config import ScoreStage as ScoreStageConfig
+    from emocurate.pipeline import ScoreStage
+
+    fit: Any = None  # config_json never reads the upstream stage
+    stages = [
+        ScoreStage(
+            tmp_path,
+            ScoreStageConfig(options=ScoreConfig(metrics_device=where)),
+            ["x.jsonl"],
+            fit,
+            False,
+        )
+        for where in ("auto", "host", "device")
+    ]
+    assert stages[0].config_json() == stages[1].config_json() == stages[2].config_json()
+    other = ScoreStage(
+        tmp_path, ScoreStageConfig(options=ScoreConfig(smooth=5)), ["x.jsonl"], fit, False
+    )
+    assert other.config_json() != stages[0].config_json()
+
+
 def test_cli_metrics_device_rows_match_host(lm: LoadedModel, vs_dir: Path, tmp_path: Path) -> None:
     import json
 
