@@ -510,7 +510,11 @@ class Scorer:
         CPU stitches batch k's projections and computes the metrics of the documents it
         completes, across chunk boundaries too, so the CPU work hides behind the GPU without a
         second Python thread (which would fight the forward pass for the GIL). At most two
-        chunks' score matrices are alive at once.
+        chunks' score matrices are alive at once. With the metrics on the device
+        (``metrics_device``), batch k's projections are stitched into device tensors and the
+        dense metrics of the documents it completes are enqueued right behind its forward, so
+        only their 1-D series come back while batch k+1 runs; the sequential part then runs on
+        the host.
         """
         pipelined = self._overlap()
         skip = 1 if self.bos is not None else 0
