@@ -292,7 +292,9 @@ class ScoreStage(Stage):
         self.has_neutral = has_neutral
 
     def config_json(self) -> Any:
-        return [self.config.model_dump(mode="json"), self.inputs]
+        # Where the dense metrics run does not change the scores: switching it reruns nothing.
+        dump = self.config.model_dump(mode="json", exclude={"options": {"metrics_device"}})
+        return [dump, self.inputs]
 
     def content_hash(self) -> str:
         # The corpus readers' own content fingerprint (what the scoring shards resume on).

@@ -168,12 +168,20 @@ def register(app: typer.Typer) -> None:
             'relative name, lines of {"id", "attributes": {"emocurate__<flag>": '
             "[[start, end, score], ...]}} with character offsets.",
         ),
+        metrics_device: str = typer.Option(
+            "auto",
+            "--metrics-device",
+            help="Where the dense part of the metrics runs: device (batched tensors on the "
+            "model's device), host (NumPy per document) or auto (device on CUDA, host "
+            "otherwise). Same results; e.g. --device cuda --metrics-device device.",
+        ),
     ) -> None:
         """Score corpus documents: emotion profiles, distress episodes, recovery, flags.
 
         \b
         Example:
           emocurate score bundled:sample --vectors runs/vectors --out runs/scores
+          emocurate score big.jsonl --vectors runs/vectors --out runs/scores --device cuda --metrics-device device
         """
         from pydantic import ValidationError
 
@@ -183,6 +191,10 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("local", "ray"):
             raise ConfigError(f"unknown engine '{engine}' (use local or ray)")
+        if metrics_device not in ("auto", "device", "host"):
+            raise ConfigError(
+                f"unknown --metrics-device '{metrics_device}' (use auto, device or host)"
+            )
         try:
             cfg = ScoreConfig(
                 text_field=text_field,
@@ -206,6 +218,7 @@ def register(app: typer.Typer) -> None:
                 if z_threshold is not None
                 else MetricConfig(),
                 attributes=str(attributes) if attributes else None,
+                metrics_device=metrics_device,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
             field, msg = first_problem(exc)  # named by its option (pydantic's last line is a URL)

@@ -364,7 +364,8 @@ def calibrate(
             )
             return super()._finish(p, z, zr)
 
-    scorer = _Collector(vs, lm, cfg, regulation=reg)
+    # The collector needs each document's [T, E] scores on the host: the host metrics path.
+    scorer = _Collector(vs, lm, cfg.model_copy(update={"metrics_device": "host"}), regulation=reg)
     scorer.score_full(docs)
     base, axes = scorer.mcfg, scorer.axes
     stats, n_chunks, n_dialogue, n_tokens = reference_statistics(

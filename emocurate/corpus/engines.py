@@ -60,6 +60,7 @@ NON_OUTPUT_FIELDS = {
     "device",
     "progress",
     "overlap",
+    "metrics_device",  # where the dense metrics run; the same results (to float64 rounding)
     "attributes",  # a side output: shards without its staging file are redone (see _is_done)
 }
 

@@ -408,13 +408,140 @@ class Analysis:
     flags: list[Flag]
     episodes: list[Episode]
     turns: list[TurnScore]
-    smoothed: np.ndarray  # [T, E]
+    smoothed: np.ndarray | None  # [T, E]; None when only the trace's columns were kept
     valence: np.ndarray | None
     arousal: np.ndarray | None
     distress: np.ndarray | None
     calm: np.ndarray | None
     regulation: np.ndarray | None
     coreg_pairs: list[tuple[float, float]] = field(default_factory=list)
+    smoothed_top: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def top_series(self, k: int) -> list[tuple[int, np.ndarray]]:
+        """The ``k`` emotions with the highest document means and their smoothed series.
+
+        From the whole smoothed matrix when it was kept, else from the columns the dense stage
+        kept for the trace (:attr:`DenseSeries.smoothed_top`, already in that order).
+        """
+        if self.smoothed is None:
+            return list(self.smoothed_top.items())[:k]
+        if not len(self.smoothed):
+            return []
+        order = np.argsort(-self.mean, kind="stable")[:k]
+        return [(int(i), self.smoothed[:, int(i)]) for i in order]
+
+
+@dataclass
+class DenseSeries:
+    """The dense stage of one document: what the sequential metrics read, nothing more.
+
+    Everything here is a reduction of the ``[T, E]`` z-scores that can be computed for many
+    documents at once (NumPy here, :func:`emocurate.corpus.batched.dense_batch` as tensors on
+    the scoring device); :func:`analyse_dense` derives episodes, metrics and flags from it on
+    1-D series only. Series are float64 over the document's ``n_tokens`` tokens.
+    """
+
+    n_tokens: int
+    mean: np.ndarray  # [E] means of the smoothed z-scores
+    p95: np.ndarray  # [E]
+    valence: np.ndarray | None  # smoothed, [T] (None without valence/arousal weights)
+    arousal: np.ndarray | None
+    distress: np.ndarray | None  # mean of the distress members, smoothed
+    distress_raw: np.ndarray | None  # the same on the raw z-scores
+    calm: np.ndarray | None
+    regulation: np.ndarray | None  # mean over regulation directions, smoothed
+    regulation_raw: np.ndarray | None
+    turn_means: np.ndarray  # [n_turns, E] raw (unsmoothed) means of each turn; 0 for empty turns
+    turn_distress: np.ndarray | None  # [n_turns] raw distress composite mean of each turn
+    # The smoothed columns of the ``top_k`` highest means (that order), first ``top_tokens``.
+    smoothed_top: dict[int, np.ndarray] = field(default_factory=dict)
+    smoothed: np.ndarray | None = None  # [T, E] only when asked for
+
+
+def dense_series(
+    z: np.ndarray,
+    axes: Axes,
+    smooth_k: int,
+    *,
+    regulation: np.ndarray | None = None,
+    turns: Sequence[TurnSpan] = (),
+    keep_smoothed: bool = True,
+    top_k: int = 0,
+    top_tokens: int | None = None,
+) -> DenseSeries:
+    """The dense stage of :func:`analyse` in NumPy (the reference for the batched version).
+
+    Args:
+        z: ``[n_tokens, n_emotions]`` z-scores in ``axes.names`` order (unsmoothed).
+        axes: valence/arousal weights and the distress/calm members.
+        smooth_k: moving-average window in tokens.
+        regulation: optional ``[n_tokens, n_dirs]`` regulation z-scores.
+        turns: dialogue turns (their raw means are kept).
+        keep_smoothed: keep the whole smoothed matrix (``Analysis.smoothed``).
+        top_k, top_tokens: keep the smoothed columns of the ``top_k`` highest means (first
+            ``top_tokens`` tokens), what a token trace shows.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n_tok, n_emo = z.shape
+    tm = np.zeros((len(turns), n_emo))
+    if n_tok == 0:
+        empty = np.zeros(n_emo)
+        return DenseSeries(
+            0,
+            empty,
+            empty,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            tm,
+            None,
+            {},
+            z if keep_smoothed else None,
+        )
+    zs = smooth(z, smooth_k)
+    val = zs @ axes.valence if axes.has_va else None
+    aro = zs @ axes.arousal if axes.has_va else None
+    dist = zs[:, axes.distress].mean(1) if axes.distress else None
+    dist_raw = z[:, axes.distress].mean(1) if axes.distress else None
+    calm = zs[:, axes.calm].mean(1) if axes.calm else None
+    reg = reg_raw = None
+    if regulation is not None and regulation.size:
+        r64 = np.asarray(regulation, dtype=np.float64)
+        reg_raw = r64.mean(1)
+        reg = smooth(r64, smooth_k).mean(1)
+    td = np.zeros(len(turns)) if dist_raw is not None else None
+    for j, t in enumerate(turns):
+        if t.end <= t.start:
+            continue
+        tm[j] = z[t.start : t.end].mean(0)
+        if td is not None and dist_raw is not None:
+            td[j] = dist_raw[t.start : t.end].mean()
+    mean = zs.mean(0)
+    top: dict[int, np.ndarray] = {}
+    if top_k:
+        n = n_tok if top_tokens is None else min(n_tok, top_tokens)
+        for i in np.argsort(-mean, kind="stable")[:top_k]:
+            top[int(i)] = zs[:n, int(i)].copy()
+    return DenseSeries(
+        n_tok,
+        mean,
+        quantile_rows(zs, 0.95),
+        val,
+        aro,
+        dist,
+        dist_raw,
+        calm,
+        reg,
+        reg_raw,
+        tm,
+        td,
+        top,
+        zs if keep_smoothed else None,
+    )
 
 
 def analyse(
@@ -427,6 +554,8 @@ def analyse(
 ) -> Analysis:
     """Derive the profile, trajectories, episodes, metrics and flags of one document.
 
+    The dense stage (:func:`dense_series`) then the sequential one (:func:`analyse_dense`).
+
     Args:
         z: ``[n_tokens, n_emotions]`` z-scores in ``axes.names`` order (unsmoothed).
         axes: valence/arousal weights and the distress/calm members.
@@ -435,25 +564,46 @@ def analyse(
             (positive = healthy).
         turns: dialogue turns (empty for prose).
     """
-    z = np.asarray(z, dtype=np.float64)
-    n_tok, n_emo = z.shape
+    dense = dense_series(z, axes, cfg.smooth, regulation=regulation, turns=turns)
+    return analyse_dense(dense, axes, cfg, turns=turns)
+
+
+def analyse_dense(
+    dense: DenseSeries, axes: Axes, cfg: MetricConfig, *, turns: Sequence[TurnSpan] = ()
+) -> Analysis:
+    """The sequential stage of :func:`analyse`: episodes, recovery, metrics and flags.
+
+    Reads only the 1-D series and ``[E]`` vectors of ``dense`` (the same ``turns`` it was
+    computed with), so it is cheap whichever device computed them.
+    """
+    n_tok = dense.n_tokens
     m: dict[str, float | None] = dict.fromkeys(METRIC_KEYS)
     flags: list[Flag] = []
     if n_tok == 0:
-        empty = np.zeros(n_emo)
         m.update(
             n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0
         )
-        return Analysis(empty, empty, [], m, [], [], [], z, None, None, None, None, None)
-    zs = smooth(z, cfg.smooth)
-    mean = zs.mean(0)
-    p95 = quantile_rows(zs, 0.95)
+        return Analysis(
+            dense.mean,
+            dense.p95,
+            [],
+            m,
+            [],
+            [],
+            [],
+            dense.smoothed,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+    mean = dense.mean
     order = np.argsort(-mean, kind="stable")[: cfg.dominant_k]
     dominant = [axes.names[i] for i in order]
     tail = slice(max(0, n_tok - cfg.tail), n_tok)
 
-    val = zs @ axes.valence if axes.has_va else None
-    aro = zs @ axes.arousal if axes.has_va else None
+    val, aro = dense.valence, dense.arousal
     if val is not None and aro is not None:
         m.update(
             valence_mean=float(val.mean()),
@@ -473,9 +623,7 @@ def analyse(
                     evidence="valence swings faster than volatility_high",
                 )
             )
-    dist = zs[:, axes.distress].mean(1) if axes.distress else None
-    dist_raw = z[:, axes.distress].mean(1) if axes.distress else None
-    calm = zs[:, axes.calm].mean(1) if axes.calm else None
+    dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm
     if calm is not None:
         m["calm_mean"] = float(calm.mean())
     episodes: list[Episode] = []
@@ -553,10 +701,8 @@ def analyse(
                     evidence=f"distress rises by {esc:.2f} z across the document",
                 )
             )
-    reg = None
-    if regulation is not None and regulation.size:
-        reg_raw = np.asarray(regulation, dtype=np.float64).mean(1)
-        reg = smooth(np.asarray(regulation, dtype=np.float64), cfg.smooth).mean(1)
+    reg, reg_raw = dense.regulation, dense.regulation_raw
+    if reg is not None and reg_raw is not None:
         m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
         for rs, re_ in episode_runs(
             -reg, -reg_raw, -cfg.regulation_threshold, cfg.min_episode, cfg.merge_gap
@@ -570,7 +716,7 @@ def analyse(
                     evidence="closer to the unhealthy side of the regulation axis",
                 )
             )
-    turn_scores, pairs = _turns(z, axes, cfg, turns, flags)
+    turn_scores, pairs = _turns(dense, axes, cfg, turns, flags)
     m["n_turns"] = float(len(turn_scores))
     if turn_scores:
         m["coreg_n"] = float(len(pairs))
@@ -580,7 +726,21 @@ def analyse(
         m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
     return Analysis(
-        mean, p95, dominant, m, flags, episodes, turn_scores, zs, val, aro, dist, calm, reg, pairs
+        mean,
+        dense.p95,
+        dominant,
+        m,
+        flags,
+        episodes,
+        turn_scores,
+        dense.smoothed,
+        val,
+        aro,
+        dist,
+        calm,
+        reg,
+        pairs,
+        dense.smoothed_top,
     )
 
 
@@ -597,7 +757,7 @@ def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:
 
 
 def _turns(
-    z: np.ndarray,
+    dense: DenseSeries,
     axes: Axes,
     cfg: MetricConfig,
     turns: Sequence[TurnSpan],
@@ -609,12 +769,11 @@ def _turns(
     leak each turn into its neighbours (correlating independent turns).
     """
     out: list[TurnScore] = []
-    dist = z[:, axes.distress].mean(1) if axes.distress else None
-    for t in turns:
+    dist = dense.turn_distress
+    for j, t in enumerate(turns):
         if t.end <= t.start:
             continue
-        seg = z[t.start : t.end]
-        mean = seg.mean(0)
+        mean = dense.turn_means[j]
         out.append(
             TurnScore(
                 speaker=t.speaker,
@@ -622,7 +781,7 @@ def _turns(
                 end=t.end,
                 valence=float(mean @ axes.valence),
                 arousal=float(mean @ axes.arousal),
-                distress=float(dist[t.start : t.end].mean()) if dist is not None else 0.0,
+                distress=float(dist[j]) if dist is not None else 0.0,
                 dominant=axes.names[int(np.argmax(mean))],
             )
         )

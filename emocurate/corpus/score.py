@@ -26,8 +26,17 @@ import torch
 from pydantic import Field
 
 from emocurate.artifacts import ScoreManifest
+from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
 from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
-from emocurate.corpus.regulation import Analysis, Axes, MetricConfig, TurnSpan, analyse
+from emocurate.corpus.regulation import (
+    Analysis,
+    Axes,
+    DenseSeries,
+    MetricConfig,
+    TurnSpan,
+    analyse,
+    analyse_dense,
+)
 from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import ConfigError, InputError
 from emocurate.records import Flag, Model
@@ -113,6 +122,13 @@ class ScoreConfig(Model):
         default=None,
         description="folder for Dolma-style attribute files (flag spans as character offsets)",
     )
+    metrics_device: Literal["auto", "device", "host"] = Field(
+        default="auto",
+        description="where the dense part of the metrics (smoothing, means, p95, composites) "
+        "runs: 'device' = batched float64 tensors on the model's device (no host copy of the "
+        "[tokens, emotions] scores), 'host' = NumPy per document, 'auto' = device on CUDA, "
+        "host otherwise; the results are the same (to float64 rounding)",
+    )
     progress: bool = True
 
     def metric_config(self) -> MetricConfig:
@@ -183,8 +199,20 @@ class _Pending:
 
 
 @dataclass
+class _DensePending:
+    """Documents completed by one batch whose dense metrics are computing on the device."""
+
+    docs: list[int]
+    handle: DenseHandle
+
+
+@dataclass
 class _Chunk:
-    """Per-chunk state of :meth:`Scorer.run_chunks`: windows, stitched scores, finished rows."""
+    """Per-chunk state of :meth:`Scorer.run_chunks`: windows, stitched scores, finished rows.
+
+    On the host path the scores are stitched into ``z``/``zr`` (NumPy); on the device path
+    into ``zd``/``zrd`` (tensors on the model's device; ``z``/``zr`` then stay empty).
+    """
 
     prepared: Sequence[Prepared]
     seqs: list[list[int]]
@@ -193,10 +221,17 @@ class _Chunk:
     z: list[np.ndarray]
     zr: list[np.ndarray] | None
     done: dict[int, ScoredDoc]
+    zd: list[torch.Tensor] | None = None
+    zrd: list[torch.Tensor] | None = None
 
     @classmethod
     def build(
-        cls, prepared: Sequence[Prepared], bos: int | None, e_main: int, e_reg: int
+        cls,
+        prepared: Sequence[Prepared],
+        bos: int | None,
+        e_main: int,
+        e_reg: int,
+        device: torch.device | None = None,
     ) -> _Chunk:
         seqs: list[list[int]] = []
         owners: list[tuple[int, int]] = []
@@ -208,9 +243,15 @@ class _Chunk:
                 seqs.append(([bos] if bos is not None else []) + p.ids[start : start + length])
                 owners.append((di, wi))
                 remaining[di] += 1
-        z = [np.zeros((len(p.ids), e_main), dtype=np.float32) for p in prepared]
-        zr = [np.zeros((len(p.ids), e_reg), dtype=np.float32) for p in prepared] if e_reg else None
-        return cls(prepared, seqs, owners, remaining, z, zr, {})
+        host = [0 if device is not None else len(p.ids) for p in prepared]
+        z = [np.zeros((n, e_main), dtype=np.float32) for n in host]
+        zr = [np.zeros((n, e_reg), dtype=np.float32) for n in host] if e_reg else None
+        zd = zrd = None
+        if device is not None:
+            zd = [torch.zeros((len(p.ids), e_main), device=device) for p in prepared]
+            if e_reg:
+                zrd = [torch.zeros((len(p.ids), e_reg), device=device) for p in prepared]
+        return cls(prepared, seqs, owners, remaining, z, zr, {}, zd, zrd)
 
     def finish(self, di: int, scorer: Scorer) -> None:
         self.done[di] = scorer._finish(
@@ -219,6 +260,10 @@ class _Chunk:
         self.z[di] = self.z[di][:0]  # free the matrix as soon as the row exists
         if self.zr is not None:
             self.zr[di] = self.zr[di][:0]
+
+    def finish_dense(self, di: int, dense: DenseSeries, scorer: Scorer) -> None:
+        """The row of a document whose dense metrics came back from the device."""
+        self.done[di] = scorer._finish_dense(self.prepared[di], dense)
 
     def finish_empty(self, scorer: Scorer) -> None:
         """Rows for documents without tokens (they have no windows)."""
@@ -422,6 +467,17 @@ class Scorer:
             self.groups.append(self._group(regulation, regulation.layer_or_default(None), dev))
             self.reg_names = list(regulation.names)
         self.layers = sorted({g.layer for g in self.groups})
+        self.metrics_on_device = self._metrics_on_device()
+        self.device_axes = DeviceAxes.of(self.axes, dev) if self.metrics_on_device else None
+
+    def _metrics_on_device(self) -> bool:
+        """Whether the dense metrics run batched on the model's device (``metrics_device``)."""
+        where, dev = self.cfg.metrics_device, self.lm.device
+        if where == "device" and dev.type == "mps":
+            raise ConfigError(
+                "metrics_device=device needs float64 on the device; MPS has none (use host)"
+            )
+        return where == "device" or (where == "auto" and dev.type == "cuda")
 
     def doc_metric_config(self, n_tokens: int) -> MetricConfig:
         """Thresholds for one document: calibrated at ``fpr`` for its length, else the z units."""
@@ -454,16 +510,32 @@ class Scorer:
         CPU stitches batch k's projections and computes the metrics of the documents it
         completes, across chunk boundaries too, so the CPU work hides behind the GPU without a
         second Python thread (which would fight the forward pass for the GIL). At most two
-        chunks' score matrices are alive at once.
+        chunks' score matrices are alive at once. With the metrics on the device
+        (``metrics_device``), batch k's projections are stitched into device tensors and the
+        dense metrics of the documents it completes are enqueued right behind its forward, so
+        only their 1-D series come back while batch k+1 runs; the sequential part then runs on
+        the host.
         """
         pipelined = self._overlap()
         skip = 1 if self.bos is not None else 0
         e_main = len(self.names)
         e_reg = sum(g.weight.shape[0] for g in self.groups[1:])
+        on_device = self.lm.device if self.metrics_on_device else None
         open_chunks: list[_Chunk] = []
-        previous: tuple[_Chunk, Any, _Pending] | None = None
+        previous: tuple[_Chunk, Any, _Pending | _DensePending] | None = None
 
-        def consume(chunk: _Chunk, batch: Any, pending: _Pending) -> None:
+        def launch(chunk: _Chunk, batch: Any, acts: dict[int, torch.Tensor]) -> Any:
+            if on_device is None:
+                return (chunk, batch, self._launch_projection(acts, pipelined))
+            return (chunk, batch, self._launch_dense(chunk, batch, acts, pipelined))
+
+        def consume(chunk: _Chunk, batch: Any, pending: _Pending | _DensePending) -> None:
+            if isinstance(pending, _DensePending):
+                for di, dense in zip(pending.docs, pending.handle.result(), strict=True):
+                    chunk.finish_dense(di, dense, self)
+                if self.on_batch is not None:
+                    self.on_batch(len(pending.docs), sum(batch.lengths))
+                return
             main, reg = pending.result()
             finished = 0
             for r, si in enumerate(batch.indices):
@@ -485,12 +557,12 @@ class Scorer:
                 yield open_chunks.pop(0).results()
 
         for prepared in chunks:
-            chunk = _Chunk.build(prepared, self.bos, e_main, e_reg)
+            chunk = _Chunk.build(prepared, self.bos, e_main, e_reg, on_device)
             open_chunks.append(chunk)
             for batch, acts in iter_hidden(
                 self.lm, chunk.seqs, self.layers, batch_tokens=self.cfg.batch_tokens
             ):
-                current = (chunk, batch, self._launch_projection(acts, pipelined))
+                current = launch(chunk, batch, acts)
                 if previous is not None:
                     consume(*previous)
                 previous = current
@@ -504,14 +576,64 @@ class Scorer:
             consume(*previous)
         yield from ready()
 
-    def _launch_projection(self, acts: dict[int, torch.Tensor], pipelined: bool) -> _Pending:
-        """Project on the device and start an asynchronous copy of the (small) result to the host."""
+    def _project(self, acts: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """Z-scored projections ``[batch, seq, E_g]`` of each vector group, on the device."""
         projs = []
         for g in self.groups:
             proj = acts[g.layer].float() @ g.weight.T
             if g.mean is not None and g.std is not None:
                 proj = (proj - g.mean) / g.std
             projs.append(proj)
+        return projs
+
+    def _launch_dense(
+        self, chunk: _Chunk, batch: Any, acts: dict[int, torch.Tensor], pipelined: bool
+    ) -> _DensePending:
+        """Device path: stitch the projections into per-document device tensors and enqueue the
+        dense metrics of the documents this batch completes (no ``[T, E]`` host copy)."""
+        assert chunk.zd is not None
+        projs = self._project(acts)
+        main = projs[0]
+        reg = torch.cat(projs[1:], dim=-1) if len(projs) > 1 else None
+        skip = 1 if self.bos is not None else 0
+        docs: list[int] = []
+        for r, si in enumerate(batch.indices):
+            di, wi = chunk.owners[si]
+            start, length, keep = chunk.prepared[di].windows[wi]
+            lo, hi = skip + keep, skip + length
+            chunk.zd[di][start + keep : start + length] = main[r, lo:hi]
+            if reg is not None and chunk.zrd is not None:
+                chunk.zrd[di][start + keep : start + length] = reg[r, lo:hi]
+            chunk.remaining[di] -= 1
+            if chunk.remaining[di] == 0:
+                docs.append(di)
+        zs = [chunk.zd[di] for di in docs]
+        if chunk.zrd is not None:
+            regs: list[torch.Tensor | None] = [chunk.zrd[di] for di in docs]
+        elif self.vs.meta.kind == "regulation":
+            regs = list(zs)
+        else:
+            regs = [None] * len(docs)
+        handle = launch_dense_batch(
+            zs,
+            self.axes,
+            self.mcfg.smooth,
+            regulations=regs,
+            turns=[[TurnSpan(*t) for t in chunk.prepared[di].turns] for di in docs],
+            top_k=self.cfg.trace_top,
+            top_tokens=self.cfg.trace_max_tokens,
+            device_axes=self.device_axes,
+            non_blocking=pipelined,
+        )
+        for di in docs:  # the queued kernels keep what they read; the chunk lets go
+            chunk.zd[di] = chunk.zd[di][:0]
+            if chunk.zrd is not None:
+                chunk.zrd[di] = chunk.zrd[di][:0]
+        return _DensePending(docs, handle)
+
+    def _launch_projection(self, acts: dict[int, torch.Tensor], pipelined: bool) -> _Pending:
+        """Project on the device and start an asynchronous copy of the (small) result to the host."""
+        projs = self._project(acts)
         dev = next(iter(acts.values())).device
         if not pipelined or dev.type != "cuda":
             return _Pending([p.cpu() for p in projs], None)
@@ -542,6 +664,12 @@ class Scorer:
         an = analyse(
             z, self.axes, self.doc_metric_config(len(p.ids)), regulation=regulation, turns=spans
         )
+        return self._row(p, an)
+
+    def _finish_dense(self, p: Prepared, dense: DenseSeries) -> ScoredDoc:
+        """The sequential metrics and row of a document whose dense stage ran batched."""
+        spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
+        an = analyse_dense(dense, self.axes, self.doc_metric_config(len(p.ids)), turns=spans)
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
@@ -596,14 +724,9 @@ class Scorer:
             if arr is not None:
                 names.append(name)
                 series.append(np.round(arr[:n], 3).astype(np.float32).tolist())
-        top: list[int] = (
-            [int(i) for i in np.argsort(-an.mean, kind="stable")[: self.cfg.trace_top]]
-            if len(p.ids)
-            else []
-        )
-        for i in top:
-            names.append(f"emotion:{self.names[int(i)]}")
-            series.append(np.round(an.smoothed[:n, int(i)], 3).astype(np.float32).tolist())
+        for i, col in an.top_series(self.cfg.trace_top):
+            names.append(f"emotion:{self.names[i]}")
+            series.append(np.round(col[:n], 3).astype(np.float32).tolist())
         return {
             "doc_id": p.doc_id,
             "n_tokens": len(p.ids),
