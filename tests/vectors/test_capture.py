@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 from tiny import tiny_lm, tiny_model
 
-from emocurate.vectors.capture import capture, iter_pooled, make_batches, pooled_activations
+from emocurate.vectors.capture import (
+    capture,
+    iter_pooled,
+    make_batches,
+    plan_batches,
+    pooled_activations,
+)
 
 FAMILIES = [
     "llama",
@@ -115,6 +123,53 @@ def test_batches_sorted_and_within_budget():
         assert b.input_ids.numel() <= 64 or len(b.indices) == 1
     widths = [b.input_ids.shape[1] for b in batches]
     assert widths == sorted(widths)
+
+
+def _greedy_padded(lengths: list[int], budget: int) -> int:
+    """Padded tokens of the former rule: fill each sorted batch until the next would overflow."""
+    s, total, i = sorted(lengths), 0, 0
+    while i < len(s):
+        j = i + 1
+        while j < len(s) and j - i < 256 and s[j] * (j - i + 1) <= budget:
+            j += 1
+        total += (j - i) * s[j - 1]
+        i = j
+    return total
+
+
+def _padded(batches: list[list[int]], lengths: list[int]) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def test_plan_batches_pads_less_than_greedy_filling():
+    rng = random.Random(0)
+    # a shard of short documents: 256 lengths of 0.5x-1.5x 230 tokens, the bench's shape
+    lengths = [int(230 * (0.5 + rng.random())) for _ in range(256)]
+    plan = plan_batches(lengths, 8192)
+    assert sorted(i for b in plan for i in b) == list(range(256))
+    assert all(len(b) * max(lengths[i] for i in b) <= 8192 for b in plan)
+    real = sum(lengths)
+    greedy, ours = _greedy_padded(lengths, 8192), _padded(plan, lengths)
+    assert ours < greedy and ours / real <= 1.06 < greedy / real
+    assert len(plan) <= real // 8192 + 4  # not bought with many small batches
+
+
+def test_plan_batches_is_optimal_on_small_inputs():
+    rng = random.Random(1)
+    for _ in range(30):
+        lengths = [rng.randint(1, 40) for _ in range(rng.randint(1, 8))]
+        budget, lam = 64, 4
+        srt = sorted(lengths)
+        best = float("inf")
+        n = len(srt)
+        for mask in range(1 << (n - 1)):  # every contiguous split of the sorted order
+            cuts = [0] + [k + 1 for k in range(n - 1) if mask >> k & 1] + [n]
+            groups = [srt[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+            if any(len(g) * g[-1] > budget and len(g) > 1 for g in groups):
+                continue
+            best = min(best, sum(len(g) * g[-1] + lam for g in groups))
+        plan = plan_batches(lengths, budget, batch_cost=lam)
+        assert _padded(plan, lengths) + lam * len(plan) == best
 
 
 def test_iter_pooled_matches_pooled(lm260k):
