@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from emocurate import yamlio
 from emocurate.corpus.guard import Untrusted
 from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ConfigError, first_problem
@@ -87,7 +88,7 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, Path]:
     if not p.is_file():
         raise ConfigError(f"pipeline file not found: {p}")
     try:
-        data: Any = yaml.safe_load(p.read_text("utf-8"))
+        data: Any = yamlio.safe_load(p.read_text("utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
+from emocurate import yamlio
 from emocurate.errors import ConfigError, UnknownEmotionError
 from emocurate.records import Model
 
@@ -101,7 +102,7 @@ def load_taxonomy(path: str | None = None) -> Taxonomy:
             raise ConfigError(f"taxonomy file not found: {p}")
         text, where = p.read_text("utf-8"), str(p)
     try:
-        tax = Taxonomy.model_validate(yaml.safe_load(text))
+        tax = Taxonomy.model_validate(yamlio.safe_load(text))
     except Exception as exc:  # pydantic or yaml: both become one line
         raise ConfigError(f"{where}: invalid taxonomy: {str(exc).splitlines()[0]}") from None
     known = set(tax.names())
@@ -129,7 +130,7 @@ class Topic(Model):
 def bundled_topics() -> tuple[Topic, ...]:
     """The bundled premises in ``data/topics.yaml``."""
     text = resources.files("emocurate").joinpath("data/topics.yaml").read_text("utf-8")
-    data = yaml.safe_load(text)
+    data = yamlio.safe_load(text)
     return tuple(Topic.model_validate(t) for t in data["topics"])
 
 
@@ -179,7 +180,7 @@ def _read_topic_file(p: Path) -> list[Topic]:
             for i, ln in enumerate(x for x in lines if x and not x.startswith("#"))
         ]
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"topic file {p}: invalid YAML ({str(exc).splitlines()[0]})") from None
     items = data.get("topics", []) if isinstance(data, dict) else data

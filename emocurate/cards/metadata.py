@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, RepoCard
 
+from emocurate import yamlio
 from emocurate.errors import InputError, OutputError
 from emocurate.io import atomic_write_bytes
 
@@ -225,7 +226,7 @@ def check_card(text: str, repo_type: str = "dataset") -> list[str]:
     if not m:
         return ["card has no YAML metadata block"]
     try:
-        raw = yaml.safe_load(m.group(2))
+        raw = yamlio.safe_load(m.group(2))
     except yaml.YAMLError as exc:
         return [f"YAML does not parse: {str(exc).splitlines()[0]}"]
     errs = metadata_errors(raw, repo_type)
@@ -234,7 +235,7 @@ def check_card(text: str, repo_type: str = "dataset") -> list[str]:
         card = cls(text)
     except Exception as exc:  # the card class rejects the mapping
         return [*errs, f"card data does not load: {exc}"]
-    round_trip = yaml.safe_load(card.data.to_yaml())
+    round_trip = yamlio.safe_load(card.data.to_yaml())
     if round_trip != raw:
         errs.append("metadata does not survive a CardData round-trip")
     return errs

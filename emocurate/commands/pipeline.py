@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
+
+from emocurate import yamlio
 
 if TYPE_CHECKING:
     from emocurate.pipeline import PipelineResult
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from emocurate.config import parse_pipeline
         from emocurate.pipeline import bundled_path, run_pipeline
 
-        data = yaml.safe_load(bundled_path("bundled:offline").read_text("utf-8"))
+        data = yamlio.safe_load(bundled_path("bundled:offline").read_text("utf-8"))
         if topics is not None:
             data["generate"]["topics"] = str(topics)
         if emotions is not None:

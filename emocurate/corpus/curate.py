@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from emocurate import yamlio
 from emocurate.artifacts import CurateManifest, ScoreManifest
 from emocurate.corpus.guard import Untrusted, check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
@@ -206,7 +207,7 @@ class CuratePolicy(Model):
         if not p.exists():
             raise ConfigError(f"policy file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text("utf-8")) or {}
+            data = yamlio.safe_load(p.read_text("utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: invalid YAML ({str(exc).splitlines()[0]})") from None
         try:
