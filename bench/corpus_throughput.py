@@ -243,7 +243,7 @@ def child_forward(args: argparse.Namespace) -> None:
     """The bare baselines: tokenise, length-batch, forward (truncated or full), project."""
     import torch
 
-    from emocurate.vectors.capture import make_batches
+    from emocurate.vectors.capture import batch_cost, make_batches
     from emocurate.vectors.models import load_model
     from emocurate.vectors.vectorset import VectorSet
 
@@ -267,7 +267,8 @@ def child_forward(args: argparse.Namespace) -> None:
         ids = lm.tokenizer(docs, add_special_tokens=True)["input_ids"]
         seqs = [s[i : i + window] for s in ids for i in range(0, len(s), window)]
         n_tokens = sum(len(s) for s in seqs)
-        for b in make_batches(seqs, pad_id=0, batch_tokens=args.batch_tokens):
+        cost = batch_cost(args.batch_tokens, lm.device)  # the scorer's split, corpus-wide
+        for b in make_batches(seqs, pad_id=0, batch_tokens=args.batch_tokens, cost=cost):
             if first is None:
                 first = time.time() - t_start
             inputs = b.model_inputs(lm.device)

@@ -9,6 +9,7 @@ import torch
 from tiny import tiny_lm, tiny_model
 
 from emocurate.vectors.capture import (
+    batch_cost,
     capture,
     iter_pooled,
     make_batches,
@@ -152,6 +153,15 @@ def test_plan_batches_pads_less_than_greedy_filling():
     greedy, ours = _greedy_padded(lengths, 8192), _padded(plan, lengths)
     assert ours < greedy and ours / real <= 1.06 < greedy / real
     assert len(plan) <= real // 8192 + 4  # not bought with many small batches
+
+
+def test_cpu_batch_cost_buys_less_padding_with_more_calls():
+    rng = random.Random(0)
+    lengths = [int(230 * (0.5 + rng.random())) for _ in range(256)]
+    cpu = plan_batches(lengths, 8192, batch_cost=batch_cost(8192, "cpu"))
+    gpu = plan_batches(lengths, 8192, batch_cost=batch_cost(8192, "cuda"))
+    assert _padded(cpu, lengths) < _padded(gpu, lengths) and len(cpu) > len(gpu)
+    assert _padded(cpu, lengths) / sum(lengths) <= 1.03
 
 
 def test_plan_batches_is_optimal_on_small_inputs():
