@@ -568,7 +568,9 @@ def main() -> None:
     )
     ap.add_argument("--model-cache", default=str(Path(tempfile.gettempdir()) / "emocurate-bench"))
     ap.add_argument("--compare-pythonpath", default=None, help="another checkout (start-up)")
-    ap.add_argument("--rss-docs", type=int, default=200)
+    # 1,000 rows = 4 shards: the smaller corpus must already fill the pipeline (prefetch 2 shards
+    # ahead, one scoring, one writing), or its warm-up is read as growth (500 rows = 2 shards)
+    ap.add_argument("--rss-docs", type=int, default=1000)
     ap.add_argument("--pad-kb", type=int, default=100)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-startup", action="store_true")
