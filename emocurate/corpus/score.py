@@ -253,6 +253,24 @@ class _Chunk:
                 zrd = [torch.zeros((len(p.ids), e_reg), device=device) for p in prepared]
         return cls(prepared, seqs, owners, remaining, z, zr, {}, zd, zrd)
 
+    def stitch(
+        self, batch: Any, main: Any, reg: Any, skip: int, z: Sequence[Any], zr: Sequence[Any] | None
+    ) -> list[int]:
+        """Copy one batch's window scores into their documents' rows (``z``/``zr``: host arrays or
+        device tensors); return the documents whose last window this batch held."""
+        completed: list[int] = []
+        for r, si in enumerate(batch.indices):
+            di, wi = self.owners[si]
+            start, length, keep = self.prepared[di].windows[wi]
+            lo, hi = skip + keep, skip + length
+            z[di][start + keep : start + length] = main[r, lo:hi]
+            if reg is not None and zr is not None:
+                zr[di][start + keep : start + length] = reg[r, lo:hi]
+            self.remaining[di] -= 1
+            if self.remaining[di] == 0:
+                completed.append(di)
+        return completed
+
     def finish(self, di: int, scorer: Scorer) -> None:
         self.done[di] = scorer._finish(
             self.prepared[di], self.z[di], self.zr[di] if self.zr is not None else None
@@ -538,17 +556,9 @@ class Scorer:
                 return
             main, reg = pending.result()
             finished = 0
-            for r, si in enumerate(batch.indices):
-                di, wi = chunk.owners[si]
-                start, length, keep = chunk.prepared[di].windows[wi]
-                lo, hi = skip + keep, skip + length
-                chunk.z[di][start + keep : start + length] = main[r, lo:hi]
-                if reg is not None and chunk.zr is not None:
-                    chunk.zr[di][start + keep : start + length] = reg[r, lo:hi]
-                chunk.remaining[di] -= 1
-                if chunk.remaining[di] == 0:
-                    chunk.finish(di, self)
-                    finished += 1
+            for di in chunk.stitch(batch, main, reg, skip, chunk.z, chunk.zr):
+                chunk.finish(di, self)
+                finished += 1
             if self.on_batch is not None:
                 self.on_batch(finished, sum(batch.lengths))
 
@@ -596,17 +606,7 @@ class Scorer:
         main = projs[0]
         reg = torch.cat(projs[1:], dim=-1) if len(projs) > 1 else None
         skip = 1 if self.bos is not None else 0
-        docs: list[int] = []
-        for r, si in enumerate(batch.indices):
-            di, wi = chunk.owners[si]
-            start, length, keep = chunk.prepared[di].windows[wi]
-            lo, hi = skip + keep, skip + length
-            chunk.zd[di][start + keep : start + length] = main[r, lo:hi]
-            if reg is not None and chunk.zrd is not None:
-                chunk.zrd[di][start + keep : start + length] = reg[r, lo:hi]
-            chunk.remaining[di] -= 1
-            if chunk.remaining[di] == 0:
-                docs.append(di)
+        docs = chunk.stitch(batch, main, reg, skip, chunk.zd, chunk.zrd)
         zs = [chunk.zd[di] for di in docs]
         if chunk.zrd is not None:
             regs: list[torch.Tensor | None] = [chunk.zrd[di] for di in docs]
