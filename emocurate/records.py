@@ -57,7 +57,7 @@ def stable_id(*parts: str, prefix: str = "") -> str:
 class Model(BaseModel):
     """Base of every record and config: unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Provenance(Model):
