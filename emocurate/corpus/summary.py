@@ -131,9 +131,8 @@ def shard_totals(path: Path) -> SummaryTotals:
     dialogue_rows = [i for i, d in enumerate(cols["is_dialogue"]) if d]
     t.dialogues = len(dialogue_rows)
     if dialogue_rows:
-        turns = table.column("turns") if "turns" in table.column_names else None
-        if turns is None:
-            turns = pq.read_table(path, columns=["turns"]).column("turns")
+        # the nested turns column only for shards that hold dialogues
+        turns = pq.read_table(path, columns=["turns"]).column("turns")
         for i in dialogue_rows:
             row = turns[i].as_py() or []
             for a, b in zip(row, row[1:], strict=False):
