@@ -332,9 +332,7 @@ class Engine:
                     if res.ok or res.skipped or self._fatal is not None:
                         pending.pop(0)
                         for j in todo[keys[first]]:
-                            results[j] = res.model_copy(
-                                update={"custom_id": requests[j].custom_id}
-                            )
+                            results[j] = res.model_copy(update={"custom_id": requests[j].custom_id})
                             self._count(res)
                             bar.advance(1)
                     else:

@@ -353,9 +353,7 @@ class Ledger:
     # -- write-ahead booking --------------------------------------------------------------------
     def begin(self, worst_usd: float) -> str:
         """Book a request as in flight at its worst case, before it is sent; returns its id."""
-        entry = (
-            self._log.new_id() if self._log is not None else f"local-{next(self._local_ids)}"
-        )
+        entry = self._log.new_id() if self._log is not None else f"local-{next(self._local_ids)}"
         self.in_flight[entry] = worst_usd
         if self._log is not None:
             self._log.append({"op": "send", "id": entry, "pid": os.getpid(), "usd": worst_usd})

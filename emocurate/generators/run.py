@@ -42,7 +42,7 @@ from emocurate.generators.engine import Engine, EngineConfig, RequestResult
 from emocurate.generators.ledger import SPEND_FILE
 from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_cost, find_price
-from emocurate.io import ensure_dir, folder_lock, read_records, write_manifest, write_records
+from emocurate.io import folder_lock, read_records, write_manifest, write_records
 from emocurate.records import Model, Provenance
 from emocurate.redact import redact_obj
 from emocurate.taxonomy import load_taxonomy

@@ -355,7 +355,13 @@ class FakeLLMServer:
         with self._lock:
             s = self.stats
             s.billed.append(
-                {"key": request_key(body), "input": plain, "output": out, "read": read, "write": write}
+                {
+                    "key": request_key(body),
+                    "input": plain,
+                    "output": out,
+                    "read": read,
+                    "write": write,
+                }
             )
             s.input_tokens += plain
             s.output_tokens += out
