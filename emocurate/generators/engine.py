@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from emocurate.errors import BackendError
+from emocurate.errors import BackendError, Interrupted
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.cache import ResponseCache
 from emocurate.generators.ledger import EngineStats, Ledger
@@ -226,6 +226,10 @@ class Engine:
         self._warming = False
         self.interrupted: str | None = None
         """The name of the signal (SIGINT, SIGTERM) that stopped the last run, if any."""
+        self.return_on_interrupt = False
+        """After an interrupt, return the results (unsent requests skipped) for the caller to
+        write, instead of raising :class:`~emocurate.errors.Interrupted` (the default, so a
+        caller that does not look at :attr:`interrupted` never takes a stop for failures)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- public -------------------------------------------------------------------------------
@@ -348,6 +352,13 @@ class Engine:
         self.stats.errors = dict(self._errors)
         if self._fatal is not None:
             raise self._fatal
+        if self.interrupted is not None and not self.return_on_interrupt:
+            signum = int(getattr(signal, self.interrupted))
+            raise Interrupted(
+                f"interrupted ({self.interrupted}): answers in flight were booked; rerun the "
+                "same command to resume (answered requests are cached)",
+                signum=signum,
+            )
         for i, r in enumerate(results):
             if r is None:  # still in flight when an interrupt's grace period ended
                 results[i] = RequestResult(

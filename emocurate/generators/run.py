@@ -227,6 +227,7 @@ def _send_and_write(
         engine = Engine(
             backend_obj, ecfg, cache, progress=cfg.progress, spend_path=out / "cache" / SPEND_FILE
         )
+        engine.return_on_interrupt = True  # records and manifest are written, then raised
         refills = plan_refills(gen, requests, engine)
         requests = requests + refills
         if cfg.batch:
@@ -336,7 +337,7 @@ def _earlier_records(
         return []
     if cfg.replace:
         return []
-    held = read_records(out, rtype)
+    held: list[Any] = read_records(out, rtype)
     ids = _plan_ids(requests)
 
     def cid(rec: Any) -> str:
