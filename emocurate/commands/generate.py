@@ -104,6 +104,17 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         f"{manifest.failed_requests} failed, {manifest.skipped_requests} not run); "
         f"{manifest.tokens.billed:,} tokens, ${usd:.4f}, {manifest.time_s:.1f}s -> {out}"
     )
+    if manifest.usd.in_flight_at_kill_requests:
+        typer.echo(
+            f"note: {manifest.usd.in_flight_at_kill_requests} requests of this folder were in "
+            "flight when a run was killed; they are counted at their worst case "
+            f"(${manifest.usd.in_flight_at_kill:.4f}) because the provider may have billed them"
+        )
+    if manifest.kept_records:
+        typer.echo(
+            f"kept {manifest.kept_records} records of this plan from earlier runs that this run "
+            "did not get back (see manifest.json failures)"
+        )
     if manifest.missing_records:
         typer.echo(
             f"{manifest.missing_records} records missing from {manifest.partial_requests} "

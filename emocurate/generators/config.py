@@ -76,6 +76,7 @@ class GenerateConfig(Model):
     )
     replace: bool = Field(
         default=False,
+        exclude=True,  # says what may be dropped, not what is made: kept out of fingerprints
         description="allow a rerun whose plan leaves out records the output folder holds "
         "(they are dropped); without it such a rerun is refused before any request",
     )

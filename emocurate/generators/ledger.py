@@ -340,8 +340,15 @@ class Ledger:
             else "reached"
         )
         spent = self.prior.usd_total
+        lost = self.prior.in_flight_usd
+        of_which = (
+            f" (${lost:.4f} of it for {self.prior.in_flight} requests in flight when a run was "
+            "killed, counted at their worst case: the provider may have billed them)"
+            if lost > 0
+            else ""
+        )
         prior = (
-            f"; this output folder already spent ${spent:.4f} of it in earlier runs"
+            f"; this output folder already spent ${spent:.4f} of it in earlier runs{of_which}"
             if spent > 0
             else ""
         )

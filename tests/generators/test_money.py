@@ -224,6 +224,25 @@ def test_ctrl_c_exit_status_is_130_in_process(tmp_path, capsys, monkeypatch):
     assert code == 130 and len(lines(err)) == 1 and "interrupted" in err
 
 
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_any_command_ends_with_one_line_on_a_signal(tmp_path, capsys, monkeypatch, sig, code):
+    """Outside a generation run's graceful stop (score, fit, validate...): one line, 128+n."""
+    import emocurate.commands.generate as gen_cmd
+
+    def long_command(kind, opts):
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("not interrupted")
+
+    monkeypatch.setattr(gen_cmd, "_run", long_command)
+    t0 = time.monotonic()
+    got = main_code(["generate", "stories", "--backend", "fake", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert got == code and time.monotonic() - t0 < 2
+    assert len(lines(err)) == 1 and signal.Signals(sig).name in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI's handlers are gone
+
+
 # -- 3. one writer per folder ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_second_run_on_the_same_folder_is_refused_at_once(tmp_path):
