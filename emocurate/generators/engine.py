@@ -33,6 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -231,6 +232,8 @@ class Engine:
         write, instead of raising :class:`~emocurate.errors.Interrupted` (the default, so a
         caller that does not look at :attr:`interrupted` never takes a stop for failures)."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop_event: asyncio.Event | None = None
+        self._grace: asyncio.TimerHandle | None = None
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -376,7 +379,9 @@ class Engine:
         if self.interrupted is None:
             self.interrupted = signal.Signals(signum).name
             grace = self.config.interrupt_grace_s
-            asyncio.get_running_loop().call_later(grace, self._cancel_in_flight)
+            self._grace = asyncio.get_running_loop().call_later(grace, self._cancel_in_flight)
+            if self._stop_event is not None:
+                self._stop_event.set()  # requests waiting to retry give up now
             self.ledger.stopping = True
             self.ledger.release(0.0)  # wake requests waiting for budget room: they give up
         else:
@@ -389,7 +394,6 @@ class Engine:
     def _signals_stop_sending(self) -> Any:
         """While the block runs, SIGINT/SIGTERM stop the run gracefully (main thread only:
         asyncio can only hook signals there); the previous handlers are restored after."""
-        from contextlib import contextmanager
 
         @contextmanager
         def hooked() -> Any:
@@ -397,6 +401,7 @@ class Engine:
                 yield
                 return
             loop = asyncio.get_running_loop()
+            self._stop_event = asyncio.Event()
             sigs = (signal.SIGINT, signal.SIGTERM)
             previous = {sig: signal.getsignal(sig) for sig in sigs}
             for sig in sigs:
@@ -407,6 +412,10 @@ class Engine:
                 for sig in sigs:
                     loop.remove_signal_handler(sig)
                     signal.signal(sig, previous[sig])
+                if self._grace is not None:
+                    self._grace.cancel()
+                    self._grace = None
+                self._stop_event = None
 
         return hooked()
 
@@ -466,7 +475,7 @@ class Engine:
                 continue
             wait = self._pause_until - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             try:
                 out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
             except BaseException:
@@ -521,7 +530,7 @@ class Engine:
                     break
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
-                    await asyncio.sleep(self._delay(attempts, exc.retry_after))
+                    await self._sleep(self._delay(attempts, exc.retry_after))
                 continue
             except TimeoutError:
                 led.abandon(entry)
@@ -531,7 +540,7 @@ class Engine:
                 self._errors["timeout"] += 1
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
-                    await asyncio.sleep(self._delay(attempts, None))
+                    await self._sleep(self._delay(attempts, None))
                 continue
             except BaseException:  # cancelled (an interrupt's grace ended) or a bug below us
                 led.abandon(entry)
@@ -575,6 +584,15 @@ class Engine:
             attempts=attempts,
             error=f"failed after {attempts} attempt(s): {last_error}",
         )
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a backoff), or less when an interrupt stops the run."""
+        event = self._stop_event
+        if event is None:
+            await asyncio.sleep(seconds)
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=seconds)
 
     def _stop_reason(self) -> str | None:
         """Why no further request may be sent (None: go on)."""
