@@ -12,7 +12,9 @@ Prints one JSON object: per scenario the provider-billed USD, the folder's ledge
 budget, the requests the server answered vs distinct requests, and the exit statuses.
 Invariant: billed <= budget and ledger >= billed.
 
-    PYTHONPATH=. python bench/money_kill.py [--seed 19] [--repeats 3] > bench/results/money_kill.json
+    PYTHONPATH=. python bench/money_kill.py [--seed 19] [--repeats 2] > bench/results/money_kill.json
+
+Each repeat runs both budgets of :data:`BUDGETS`.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ from tests.fakes.llm_servers import fake_anthropic_server, fake_openai_server  #
 
 MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1"}
 SERVE = {"anthropic": fake_anthropic_server, "openai": fake_openai_server}
-BUDGET = {"anthropic": 0.10, "openai": 0.05}
+BUDGETS = {
+    "tight": {"anthropic": 0.10, "openai": 0.05},
+    "loose": {"anthropic": 0.30, "openai": 0.15},
+}
+"""``tight``: the issue's budget (one kill's requests in flight, at worst case, use most of it);
+``loose``: room for all three kills to land on a running run."""
 
 
-def cli(flavor: str, url: str, out: Path) -> subprocess.Popen[str]:
+def cli(flavor: str, url: str, out: Path, budget: float) -> subprocess.Popen[str]:
     args = [
         "generate", "stories", "--backend", flavor, "--model", MODELS[flavor],
         "--base-url", url, "--emotions", "happy,afraid,calm", "--topics", "2",
-        "--per-topic", "4", "--per-request", "2", "--budget-usd", str(BUDGET[flavor]),
+        "--per-topic", "4", "--per-request", "2", "--budget-usd", str(budget),
         "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k"}
@@ -58,14 +65,16 @@ def cli(flavor: str, url: str, out: Path) -> subprocess.Popen[str]:
     )
 
 
-def scenario(flavor: str, sig: signal.Signals, stops: int, rng: random.Random) -> dict[str, Any]:
+def scenario(
+    flavor: str, sig: signal.Signals, stops: int, rng: random.Random, budget: float
+) -> dict[str, Any]:
     price = find_price(flavor, MODELS[flavor])[0]
     codes: list[int] = []
     with tempfile.TemporaryDirectory() as tmp, SERVE[flavor](latency_s=0.4) as srv:
         out = Path(tmp) / "o"
         for _ in range(stops):
             target = srv.stats.calls + rng.randint(1, 5)
-            child = cli(flavor, srv.base_url, out)
+            child = cli(flavor, srv.base_url, out, budget)
             while srv.stats.calls < target and child.poll() is None:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.3))
@@ -73,7 +82,7 @@ def scenario(flavor: str, sig: signal.Signals, stops: int, rng: random.Random) -
             child.communicate(timeout=60)
             codes.append(child.returncode)
         time.sleep(0.6)
-        final = cli(flavor, srv.base_url, out)
+        final = cli(flavor, srv.base_url, out, budget)
         final.communicate(timeout=300)
         codes.append(final.returncode)
         time.sleep(0.6)  # answers to killed clients are still billed
@@ -85,14 +94,14 @@ def scenario(flavor: str, sig: signal.Signals, stops: int, rng: random.Random) -
         "backend": flavor,
         "signal": sig.name,
         "stops": stops,
-        "budget_usd": BUDGET[flavor],
+        "budget_usd": budget,
         "billed_usd": round(billed, 6),
         "ledger_usd": round(spend.usd_total, 6),
         "ledger_in_flight_usd": round(spend.in_flight_usd, 6),
         "billed_answers": answered,
         "distinct_requests": distinct,
         "exit_codes": codes,
-        "ok": billed <= BUDGET[flavor] + 1e-9 and spend.usd_total >= billed - 1e-9,
+        "ok": billed <= budget + 1e-9 and spend.usd_total >= billed - 1e-9,
     }
 
 
@@ -104,9 +113,11 @@ def main() -> None:
     rows = []
     for k in range(a.repeats):
         rng = random.Random(a.seed + k)
-        for flavor in ("anthropic", "openai"):
-            rows.append(scenario(flavor, signal.SIGKILL, 3, rng) | {"seed": a.seed + k})
-            rows.append(scenario(flavor, signal.SIGINT, 2, rng) | {"seed": a.seed + k})
+        for name, budgets in BUDGETS.items():
+            for flavor in ("anthropic", "openai"):
+                tag = {"seed": a.seed + k, "budget": name}
+                rows.append(scenario(flavor, signal.SIGKILL, 3, rng, budgets[flavor]) | tag)
+                rows.append(scenario(flavor, signal.SIGINT, 2, rng, budgets[flavor]) | tag)
     print(
         json.dumps(
             {
