@@ -103,10 +103,13 @@ def register(app: typer.Typer) -> None:
         from emocurate.config import load_pipeline
         from emocurate.pipeline import run_pipeline
 
+        from emocurate.io import folder_lock
+
         cfg, base = load_pipeline(pipeline)
         console = Console()
         t0 = time.perf_counter()
-        res = run_pipeline(
-            cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
-        )
+        with folder_lock(Path(out if out is not None else cfg.out).expanduser()):
+            res = run_pipeline(
+                cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
+            )
         _print_summary(res, time.perf_counter() - t0, console)

@@ -347,8 +347,8 @@ def _earlier_records(
     if outside:
         raise ConfigError(
             f"{path} holds {len(held)} records, {len(outside)} of them outside this plan "
-            f"(first: {cid(outside[0]) or outside[0].id}); rerun with --replace to drop them "
-            "(pipeline: replace: true), or choose another --out"
+            f"(first: {cid(outside[0]) or outside[0].id}); rerun with --replace to drop them, "
+            "or choose another --out"
         )
     return held
 
