@@ -101,9 +101,8 @@ def register(app: typer.Typer) -> None:
           emocurate run examples/tour.yaml --out runs/pipeline
         """
         from emocurate.config import load_pipeline
-        from emocurate.pipeline import run_pipeline
-
         from emocurate.io import folder_lock
+        from emocurate.pipeline import run_pipeline
 
         cfg, base = load_pipeline(pipeline)
         console = Console()
