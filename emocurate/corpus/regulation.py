@@ -109,7 +109,7 @@ FALLBACK_VA: dict[str, tuple[float, float]] = {
 class MetricConfig(Model):
     """Thresholds of the regulation metrics (z units of the neutral reference).
 
-    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_slope``,
+    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_margin``,
     ``volatility_high``, ``regulation_threshold`` and ``arousal_high`` are replaced per document
     by quantiles of the reference (:meth:`emocurate.corpus.calibrate.Calibration.metric_config`).
     """
@@ -127,7 +127,10 @@ class MetricConfig(Model):
         description="shortest episode in tokens, on the smoothed series and in raw tokens above",
     )
     merge_gap: int = Field(
-        default=4, ge=0, description="episodes closer than this many tokens merge"
+        default=4,
+        ge=0,
+        description="runs of the smoothed series closer than this many tokens merge (and runs "
+        "that do not fall back to recover_level in between, whatever the gap)",
     )
     recovery_factor: float = Field(
         default=2.0,
@@ -138,8 +141,14 @@ class MetricConfig(Model):
     tail: int = Field(
         default=32, ge=1, description="tokens at the end used for end-of-document levels"
     )
-    escalation_slope: float = Field(
-        default=1.0, description="distress slope over the document that flags escalation"
+    escalation_margin: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="escalation: each rising episode peak (or segment mean) must exceed the "
+        "previous one by more than this",
+    )
+    escalation_segments: int = Field(
+        default=4, ge=3, description="escalation by trend: segments whose means must all rise"
     )
     volatility_high: float = Field(
         default=0.75, description="volatility that flags an unstable document"
@@ -275,20 +284,63 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
+def merge_fragments(
+    runs: Sequence[tuple[int, int]],
+    series: np.ndarray,
+    gap: int,
+    recover_level: float | None = None,
+) -> list[tuple[int, int]]:
+    """Join fragments of one run: gaps of at most ``gap`` tokens, or gaps in which ``series``
+    never falls to ``recover_level`` (distress dipped under the threshold but did not recover).
+
+    A planted or real distress run wobbles around the threshold; counted fragment by fragment it
+    becomes several short episodes whose recovery windows end inside the same run.
+    """
+    out: list[tuple[int, int]] = []
+    for s, e in runs:
+        if out and (
+            s - out[-1][1] <= gap
+            or (
+                recover_level is not None
+                and not bool(np.any(series[out[-1][1] : s] <= recover_level))
+            )
+        ):
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
 def episode_runs(
-    smoothed: np.ndarray, raw: np.ndarray, level: float, min_len: int, merge_gap: int
+    smoothed: np.ndarray,
+    raw: np.ndarray,
+    level: float,
+    min_len: int,
+    merge_gap: int,
+    recover_level: float | None = None,
 ) -> list[tuple[int, int]]:
     """Runs where the smoothed series is above ``level``, confirmed on the raw series.
 
-    A run counts when it is at least ``min_len`` tokens long on the smoothed series AND at
-    least ``min_len`` of its raw tokens are above ``level``: smoothing alone turns one outlier
-    token into a run of ``smooth`` tokens.
+    Fragments merge first (:func:`merge_fragments`: gaps ``<= merge_gap`` or no return to
+    ``recover_level`` in between). A run then counts when it is at least ``min_len`` tokens long
+    on the smoothed series AND at least ``min_len`` of its raw tokens are above ``level``:
+    smoothing alone turns one outlier token into a run of ``smooth`` tokens.
     """
-    runs = find_runs(smoothed > level, merge_gap, min_len)
-    return [(s, e) for s, e in runs if int(np.count_nonzero(raw[s:e] > level)) >= min_len]
+    runs = merge_fragments(find_runs(smoothed > level), smoothed, merge_gap, recover_level)
+    return [
+        (s, e)
+        for s, e in runs
+        if e - s >= min_len and int(np.count_nonzero(raw[s:e] > level)) >= min_len
+    ]
 
 
-def sustained_level(smoothed: np.ndarray, raw: np.ndarray, min_len: int, merge_gap: int) -> float:
+def sustained_level(
+    smoothed: np.ndarray,
+    raw: np.ndarray,
+    min_len: int,
+    merge_gap: int,
+    recover_level: float | None = None,
+) -> float:
     """The document statistic of :func:`episode_runs`: ``s`` such that a run exists iff level < s.
 
     The predicate is monotone in the level, so ``s`` is the largest value of either series at
@@ -301,8 +353,10 @@ def sustained_level(smoothed: np.ndarray, raw: np.ndarray, min_len: int, merge_g
     cand = np.unique(np.concatenate([d, r]))
 
     def ok(c: float) -> bool:
-        runs = find_runs(d >= c, merge_gap, min_len)
-        return any(int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs)
+        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level)
+        return any(
+            e - s >= min_len and int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs
+        )
 
     lo, hi = 0, len(cand) - 1
     if not ok(float(cand[lo])):
@@ -321,16 +375,20 @@ def find_episodes(
 ) -> list[Episode]:
     """Distress episodes on a smoothed composite (checked on ``raw``), each with its recovery.
 
-    The recovery window scales with the episode (:meth:`MetricConfig.recovery_window`).
+    An episode is a merged run (:func:`episode_runs` with ``merge_gap`` and ``recover_level``), so recovery is measured from the end of the whole run: **recovered** when
+    distress returns to ``recover_level`` before the document ends (``time_to_recover`` tokens
+    after the run), **unrecovered** when it never does and at least the recovery window
+    (:meth:`MetricConfig.recovery_window`) of tokens follow the run, **unresolved** when it never
+    does and the document ends sooner.
     """
     d = np.asarray(distress, dtype=np.float64)
     r = d if raw is None else np.asarray(raw, dtype=np.float64)
     t = len(d)
     out: list[Episode] = []
-    for s, e in episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap):
+    runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
+    for s, e in runs:
         window = cfg.recovery_window(e - s)
-        after = d[e : e + window]
-        below = np.nonzero(after <= cfg.recover_level)[0]
+        below = np.nonzero(d[e:] <= cfg.recover_level)[0]
         status: EpisodeStatus
         ttr: int | None = None
         if below.size:
@@ -685,22 +743,9 @@ def analyse_dense(
                     evidence="document ends in distress (no return after its last episode)",
                 )
             )
-        half = n_tok // 2
-        if (
-            esc >= cfg.escalation_slope
-            and n_tok >= 4
-            and dist[half:].mean() - dist[:half].mean() > 0
-            and any(e.end > half for e in episodes)
-        ):
-            flags.append(
-                Flag(
-                    kind="escalation",
-                    start=half,
-                    end=n_tok,
-                    severity=esc,
-                    evidence=f"distress rises by {esc:.2f} z across the document",
-                )
-            )
+        rising = escalation(dist, episodes, cfg)
+        if rising is not None:
+            flags.append(rising)
     reg, reg_raw = dense.regulation, dense.regulation_raw
     if reg is not None and reg_raw is not None:
         m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
@@ -742,6 +787,66 @@ def analyse_dense(
         pairs,
         dense.smoothed_top,
     )
+
+
+def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
+    """The last episodes when their peaks rise: at least two consecutive episodes ending with the
+    document's last one, each peak above the previous by more than ``margin``, the last the
+    highest of the document; else ``[]``."""
+    if len(episodes) < 2:
+        return []
+    chain = [episodes[-1]]
+    for e in reversed(episodes[:-1]):
+        if chain[0].peak > e.peak + margin:
+            chain.insert(0, e)
+        else:
+            break
+    if len(chain) < 2 or max(e.peak for e in episodes) > chain[-1].peak:
+        return []
+    return chain
+
+
+def rising_segments(dist: np.ndarray, cfg: MetricConfig) -> bool:
+    """Whether the means of ``escalation_segments`` equal segments rise at every step by more
+    than ``escalation_margin`` (a steady climb that may be one long run)."""
+    k = cfg.escalation_segments
+    if len(dist) < k * cfg.smooth:
+        return False
+    means = np.array([seg.mean() for seg in np.array_split(dist, k)])
+    return bool(np.all(np.diff(means) > cfg.escalation_margin))
+
+
+def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig) -> Flag | None:
+    """The ``escalation`` flag: distress that rises across the document.
+
+    Either several episodes of increasing peak (:func:`rising_chain`; span: first to last of
+    them) or, with an episode in the last segment, segment means that rise at every step
+    (:func:`rising_segments`; span: the document). One run that ends the document is neither:
+    that is ``unresolved_end``.
+    """
+    chain = rising_chain(episodes, cfg.escalation_margin)
+    if chain:
+        peaks = " -> ".join(f"{e.peak:.2f}" for e in chain)
+        return Flag(
+            kind="escalation",
+            start=chain[0].start,
+            end=chain[-1].end,
+            severity=chain[-1].peak - chain[0].peak,
+            evidence=f"{len(chain)} episodes of rising peak distress ({peaks})",
+        )
+    n = len(dist)
+    last_seg = n - n // cfg.escalation_segments
+    if episodes and episodes[-1].end > last_seg and rising_segments(dist, cfg):
+        esc = slope(dist)
+        return Flag(
+            kind="escalation",
+            start=0,
+            end=n,
+            severity=esc,
+            evidence=f"distress rises in every {1 / cfg.escalation_segments:.0%} of the document "
+            f"(by {esc:.2f} z overall)",
+        )
+    return None
 
 
 def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:
