@@ -151,7 +151,14 @@ class MetricConfig(Model):
         default=4, ge=3, description="escalation by trend: segments whose means must all rise"
     )
     volatility_high: float = Field(
-        default=0.75, description="volatility that flags an unstable document"
+        default=1.0,
+        description="valence reversals larger than this (z), two or more in quick succession, "
+        "flag a volatile span",
+    )
+    swing_gap: int = Field(
+        default=27,
+        ge=1,
+        description="valence reversals at most this many tokens apart chain into a volatile span",
     )
     regulation_threshold: float = Field(
         default=-1.0, description="regulation-axis level that flags unhealthy spans"
@@ -419,11 +426,70 @@ def slope(y: np.ndarray) -> float:
     return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
 
 
-def volatility(v: np.ndarray, lag: int) -> float:
-    """Mean absolute change of a smoothed trajectory over ``lag`` tokens (0 for short documents)."""
-    if len(v) <= lag:
+def pivots(v: Sequence[float] | np.ndarray, level: float) -> list[int]:
+    """Turning points of ``v`` that reverse by more than ``level`` (a zig-zag filter).
+
+    The first move by more than ``level`` sets the direction (the start is not a turning
+    point); then the running extreme becomes a pivot as soon as ``v`` moves back from it by more
+    than ``level``. Entering and leaving one emotional span is one pivot; valence going up and
+    down repeatedly is many.
+    """
+    x = v.tolist() if isinstance(v, np.ndarray) else list(v)
+    out: list[int] = []
+    if len(x) < 3 or not level > 0:
+        return out
+    hi_i = lo_i = 0
+    direction = 0
+    for i in range(1, len(x)):
+        xi = x[i]
+        if direction >= 0 and xi > x[hi_i]:
+            hi_i = i
+        if direction <= 0 and xi < x[lo_i]:
+            lo_i = i
+        if direction == 0:
+            if xi - x[lo_i] > level:
+                direction, hi_i = 1, i
+            elif x[hi_i] - xi > level:
+                direction, lo_i = -1, i
+        elif direction > 0 and x[hi_i] - xi > level:
+            out.append(hi_i)
+            direction, lo_i = -1, i
+        elif direction < 0 and xi - x[lo_i] > level:
+            out.append(lo_i)
+            direction, hi_i = 1, i
+    return out
+
+
+def swing_runs(v: np.ndarray, level: float, gap: int) -> list[tuple[int, int]]:
+    """Spans ``[first, last + 1)`` of chains of at least two :func:`pivots` at ``level``, each
+    within ``gap`` tokens of the next: valence reversing twice or more in quick succession."""
+    out: list[tuple[int, int]] = []
+    chain: list[int] = []
+    for p in [*pivots(v, level), None]:
+        if p is not None and chain and p - chain[-1] <= gap:
+            chain.append(p)
+            continue
+        if len(chain) >= 2:
+            out.append((chain[0], chain[-1] + 1))
+        chain = [] if p is None else [p]
+    return out
+
+
+def volatility(v: np.ndarray, gap: int) -> float:
+    """The largest level at which :func:`swing_runs` finds a chain (0 when none at any level)."""
+    v = np.asarray(v, dtype=np.float64)
+    if len(v) < 3:
         return 0.0
-    return float(np.mean(np.abs(v[lag:] - v[:-lag])))
+    lo, hi = 0.0, float(v.max() - v.min())
+    if hi <= 0 or not swing_runs(v, 1e-12, gap):
+        return 0.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        if swing_runs(v, mid, gap):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def pearson(x: Sequence[float], y: Sequence[float], min_pairs: int = 3) -> float | None:
@@ -669,16 +735,17 @@ def analyse_dense(
             valence_end=float(val[tail].mean()),
             arousal_mean=float(aro.mean()),
             arousal_max=float(aro.max()),
-            volatility=volatility(val, cfg.smooth),
+            volatility=volatility(val, cfg.swing_gap),
         )
-        if m["volatility"] is not None and m["volatility"] > cfg.volatility_high:  # type: ignore[operator]
+        for s0, e0 in swing_runs(val, cfg.volatility_high, cfg.swing_gap):
             flags.append(
                 Flag(
                     kind="high_volatility",
-                    start=0,
-                    end=n_tok,
-                    severity=float(m["volatility"] or 0),
-                    evidence="valence swings faster than volatility_high",
+                    start=s0,
+                    end=e0,
+                    severity=volatility(val[s0:e0], cfg.swing_gap),
+                    evidence=f"valence reverses by more than {cfg.volatility_high:.2f} z "
+                    f"repeatedly (reversals at most {cfg.swing_gap} tokens apart)",
                 )
             )
     dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm

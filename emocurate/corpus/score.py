@@ -27,7 +27,7 @@ from pydantic import Field
 
 from emocurate.artifacts import ScoreManifest
 from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
-from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
+from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration, n_pairs
 from emocurate.corpus.regulation import (
     Analysis,
     Axes,
@@ -497,12 +497,13 @@ class Scorer:
             )
         return where == "device" or (where == "auto" and dev.type == "cuda")
 
-    def doc_metric_config(self, n_tokens: int) -> MetricConfig:
-        """Thresholds for one document: calibrated at ``fpr`` for its length, else the z units."""
+    def doc_metric_config(self, n_tokens: int, turns: Sequence[TurnSpan] = ()) -> MetricConfig:
+        """Thresholds for one document: calibrated at ``fpr`` for its length (scored tokens and
+        human->assistant pairs), else the z units."""
         cal = self.cfg.calibration
         if cal is None or self.cfg.z_thresholds:
             return self.mcfg
-        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens)
+        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens, n_pairs(turns))
 
     @staticmethod
     def _group(vs: VectorSet, layer: int, dev: torch.device) -> _Group:
@@ -661,15 +662,15 @@ class Scorer:
         if regulation is None and self.vs.meta.kind == "regulation":
             regulation = z
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse(
-            z, self.axes, self.doc_metric_config(len(p.ids)), regulation=regulation, turns=spans
-        )
+        mcfg = self.doc_metric_config(len(z), spans)
+        an = analyse(z, self.axes, mcfg, regulation=regulation, turns=spans)
         return self._row(p, an)
 
     def _finish_dense(self, p: Prepared, dense: DenseSeries) -> ScoredDoc:
         """The sequential metrics and row of a document whose dense stage ran batched."""
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse_dense(dense, self.axes, self.doc_metric_config(len(p.ids)), turns=spans)
+        mcfg = self.doc_metric_config(dense.n_tokens, spans)
+        an = analyse_dense(dense, self.axes, mcfg, turns=spans)
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
