@@ -156,7 +156,7 @@ class MetricConfig(Model):
         "flag a volatile span",
     )
     swing_gap: int = Field(
-        default=27,
+        default=18,
         ge=1,
         description="valence reversals at most this many tokens apart chain into a volatile span",
     )
@@ -431,8 +431,8 @@ def pivots(v: Sequence[float] | np.ndarray, level: float) -> list[int]:
 
     The first move by more than ``level`` sets the direction (the start is not a turning
     point); then the running extreme becomes a pivot as soon as ``v`` moves back from it by more
-    than ``level``. Entering and leaving one emotional span is one pivot; valence going up and
-    down repeatedly is many.
+    than ``level`` (placed in the middle of its plateau). Entering and leaving one emotional span
+    is one pivot; valence going up and down repeatedly is many.
     """
     x = v.tolist() if isinstance(v, np.ndarray) else list(v)
     out: list[int] = []
@@ -457,7 +457,18 @@ def pivots(v: Sequence[float] | np.ndarray, level: float) -> list[int]:
         elif direction < 0 and xi - x[lo_i] > level:
             out.append(lo_i)
             direction, hi_i = 1, i
-    return out
+    # A turning point on a plateau sits wherever noise made the extreme; use the middle of the
+    # stretch within level/4 of it, so distances between turning points measure the swing.
+    tol = level / 4
+    mids = []
+    for p in out:
+        a = b = p
+        while a > 0 and abs(x[a - 1] - x[p]) <= tol:
+            a -= 1
+        while b + 1 < len(x) and abs(x[b + 1] - x[p]) <= tol:
+            b += 1
+        mids.append((a + b) // 2)
+    return mids
 
 
 def swing_runs(v: np.ndarray, level: float, gap: int) -> list[tuple[int, int]]:
