@@ -361,7 +361,7 @@ def evaluate(rows: dict[str, dict[str, Any]], docs: list[Doc], truths: dict[str,
     for kind in PLANTED + UNPLANTED:
         tp = fp = fn = 0
         ious: list[float] = []
-        for i, d in enumerate(docs):
+        for i in range(len(docs)):
             row = rows[f"d{i}"]
             got: set[int] = set()
             flagged = [f for f in row["flags"] or [] if f["kind"] == kind]
@@ -443,7 +443,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   "--out", str(t / "curated"), check=False)  # fmt: skip
         # score at its defaults generates ids; rows are matched to documents by position
         by_pos = {
-            int(r["position"]): r
+            int(str(r["position"]).split()[-1]): r  # "line N" of the JSONL input
             for f in sorted((t / "scores" / "data").glob("*.parquet"))
             for r in pq.read_table(f).to_pylist()
         }

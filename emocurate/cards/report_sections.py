@@ -41,6 +41,8 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     metrics_cfg = cfg.get("metrics") or {}
     per: dict[str, float] = {}
     note = ""
+    if cfg.get("flags_off"):
+        return Thresholds(source=man.flags_note or "flags off (not calibrated)", per_metric={})
     if not cfg.get("z_thresholds") and vdir and (Path(vdir) / "calibration.json").exists():
         from emocurate.corpus.calibrate import load_calibration
 

@@ -235,6 +235,8 @@ def register(app: typer.Typer) -> None:
             f"{m.tokens} tokens in {m.seconds:.1f}s; {flagged} flagged -> {out}",
             markup=False,
         )
+        if m.flags_note:
+            Console(stderr=True).print(f"note: {m.flags_note}", markup=False)
         if m.attributes:
             Console(stderr=True).print(
                 f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False

@@ -88,17 +88,32 @@ def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
     assert json.loads((vs_dir / CALIBRATION_FILE).read_text())["check"]["rate"] == 0.01
 
 
-def test_score_without_calibration_says_how_to_make_one(lm: LoadedModel, tmp_path: Path) -> None:
+def test_score_without_calibration_scores_with_flags_off_and_says_so(
+    lm: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 item 4: `score` refused without calibration.json unless --z-threshold was
+    given. It now scores with flags off and says so once: manifest, CLI summary and report."""
+    from emocurate.cli import main
+
     d = tmp_path / "vec"
     make_vectorset(lm).save(d)
-    src = write_jsonl(tmp_path / "c.jsonl", 2)
-    with pytest.raises(InputError, match="emocurate calibrate .* --reference CORPUS"):
-        score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
-    # the z-unit thresholds stay available, explicitly
+    src = write_jsonl(tmp_path / "c.jsonl", 5)
+    m = score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
+    assert m.scored == 5 and m.config["flags_off"] and m.config["calibration"] is None
+    assert "flags off" in m.flags_note and "emocurate calibrate" in m.flags_note
+    assert m.summary is not None and m.summary.docs_flagged == 0
+    main(["score", str(src), "--vectors", str(d), "--out", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert err.count("flags off") == 1 and "emocurate calibrate" in err
+    from emocurate.cards.report_sections import thresholds
+
+    th = thresholds(m, [])
+    assert th is not None and th.source.startswith("flags off")
+    # the z-unit thresholds stay available, explicitly, and raise flags
     m = score_corpus(
-        [src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm
+        [src], d, tmp_path / "o3", ScoreConfig(progress=False, z_thresholds=True), lm=lm
     )
-    assert m.scored == 2 and m.config["calibration"] is None
+    assert m.scored == 5 and not m.config["flags_off"] and m.flags_note == ""
 
 
 def test_calibration_of_other_smoothing_or_vectors_is_refused(
