@@ -361,6 +361,8 @@ def evaluate(rows: dict[str, dict[str, Any]], docs: list[Doc], truths: dict[str,
     for kind in PLANTED + UNPLANTED:
         tp = fp = fn = 0
         ious: list[float] = []
+        fp_types: dict[str, int] = {}
+        fn_types: dict[str, int] = {}
         for i in range(len(docs)):
             row = rows[f"d{i}"]
             got: set[int] = set()
@@ -373,8 +375,10 @@ def evaluate(rows: dict[str, dict[str, Any]], docs: list[Doc], truths: dict[str,
                 ious.append(len(got & want) / len(got | want))
             elif flagged:
                 fp += 1
+                fp_types[docs[i].type] = fp_types.get(docs[i].type, 0) + 1
             elif want:
                 fn += 1
+                fn_types[docs[i].type] = fn_types.get(docs[i].type, 0) + 1
         p = tp / (tp + fp) if tp + fp else None
         r = tp / (tp + fn) if tp + fn else None
         f1 = 2 * p * r / (p + r) if p and r else (0.0 if tp + fn else None)
@@ -388,6 +392,8 @@ def evaluate(rows: dict[str, dict[str, Any]], docs: list[Doc], truths: dict[str,
             "f1": None if f1 is None else round(f1, 4),
             "span_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
             "span_iou_min": round(float(np.min(ious)), 4) if ious else None,
+            "fp_by_type": fp_types,
+            "fn_by_type": fn_types,
         }
     return per_kind
 

@@ -152,13 +152,14 @@ class MetricConfig(Model):
     )
     volatility_high: float = Field(
         default=1.0,
-        description="valence reversals larger than this (z), two or more in quick succession, "
-        "flag a volatile span",
+        description="valence swinging above +this and below -this (z) and back, in quick "
+        "succession, flags a volatile span",
     )
     swing_gap: int = Field(
         default=18,
         ge=1,
-        description="valence reversals at most this many tokens apart chain into a volatile span",
+        description="valence swings (visits beyond +/-volatility_high) at most this many tokens "
+        "apart chain into a volatile span",
     )
     regulation_threshold: float = Field(
         default=-1.0, description="regulation-axis level that flags unhealthy spans"
@@ -426,75 +427,43 @@ def slope(y: np.ndarray) -> float:
     return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
 
 
-def pivots(v: Sequence[float] | np.ndarray, level: float) -> list[int]:
-    """Turning points of ``v`` that reverse by more than ``level`` (a zig-zag filter).
-
-    The first move by more than ``level`` sets the direction (the start is not a turning
-    point); then the running extreme becomes a pivot as soon as ``v`` moves back from it by more
-    than ``level`` (placed in the middle of its plateau). Entering and leaving one emotional span
-    is one pivot; valence going up and down repeatedly is many.
-    """
-    x = v.tolist() if isinstance(v, np.ndarray) else list(v)
-    out: list[int] = []
-    if len(x) < 3 or not level > 0:
-        return out
-    hi_i = lo_i = 0
-    direction = 0
-    for i in range(1, len(x)):
-        xi = x[i]
-        if direction >= 0 and xi > x[hi_i]:
-            hi_i = i
-        if direction <= 0 and xi < x[lo_i]:
-            lo_i = i
-        if direction == 0:
-            if xi - x[lo_i] > level:
-                direction, hi_i = 1, i
-            elif x[hi_i] - xi > level:
-                direction, lo_i = -1, i
-        elif direction > 0 and x[hi_i] - xi > level:
-            out.append(hi_i)
-            direction, lo_i = -1, i
-        elif direction < 0 and xi - x[lo_i] > level:
-            out.append(lo_i)
-            direction, hi_i = 1, i
-    # A turning point on a plateau sits wherever noise made the extreme; use the middle of the
-    # stretch within level/4 of it, so distances between turning points measure the swing.
-    tol = level / 4
-    mids = []
-    for p in out:
-        a = b = p
-        while a > 0 and abs(x[a - 1] - x[p]) <= tol:
-            a -= 1
-        while b + 1 < len(x) and abs(x[b + 1] - x[p]) <= tol:
-            b += 1
-        mids.append((a + b) // 2)
-    return mids
-
-
 def swing_runs(v: np.ndarray, level: float, gap: int) -> list[tuple[int, int]]:
-    """Spans ``[first, last + 1)`` of chains of at least two :func:`pivots` at ``level``, each
-    within ``gap`` tokens of the next: valence reversing twice or more in quick succession."""
+    """Spans where valence swings between affects: visits above ``+level`` and below
+    ``-level`` that alternate at least twice (three visits: + - + or - + -), each within ``gap``
+    tokens of the previous one. Span: from the first visit's start to the last one's end.
+
+    Ripples inside one emotional span, and entering or leaving it (one visit), are not swings;
+    nor is one affect answered by its opposite once (two visits).
+    """
+    x = np.asarray(v, dtype=np.float64)
+    h = max(float(level), 1e-9)
+    visits = sorted(
+        [(s, e, 1) for s, e in find_runs(x > h)] + [(s, e, -1) for s, e in find_runs(x < -h)]
+    )
     out: list[tuple[int, int]] = []
-    chain: list[int] = []
-    for p in [*pivots(v, level), None]:
-        if p is not None and chain and p - chain[-1] <= gap:
-            chain.append(p)
+    chain: list[tuple[int, int, int]] = []
+    for s, e, sign in [*visits, (0, 0, 0)]:
+        if sign and chain and s - chain[-1][1] <= gap:
+            if sign == chain[-1][2]:  # the same affect again: one visit
+                chain[-1] = (chain[-1][0], e, sign)
+            else:
+                chain.append((s, e, sign))
             continue
-        if len(chain) >= 2:
-            out.append((chain[0], chain[-1] + 1))
-        chain = [] if p is None else [p]
+        if len(chain) >= 3:
+            out.append((chain[0][0], chain[-1][1]))
+        chain = [(s, e, sign)] if sign else []
     return out
 
 
 def volatility(v: np.ndarray, gap: int) -> float:
-    """The largest level at which :func:`swing_runs` finds a chain (0 when none at any level)."""
+    """The largest level at which :func:`swing_runs` finds a swing (0 when none at any level)."""
     v = np.asarray(v, dtype=np.float64)
     if len(v) < 3:
         return 0.0
-    lo, hi = 0.0, float(v.max() - v.min())
-    if hi <= 0 or not swing_runs(v, 1e-12, gap):
+    lo, hi = 0.0, float(np.abs(v).max())
+    if hi <= 0 or not swing_runs(v, 0.0, gap):
         return 0.0
-    for _ in range(12):
+    for _ in range(20):
         mid = (lo + hi) / 2
         if swing_runs(v, mid, gap):
             lo = mid
@@ -755,8 +724,9 @@ def analyse_dense(
                     start=s0,
                     end=e0,
                     severity=volatility(val[s0:e0], cfg.swing_gap),
-                    evidence=f"valence reverses by more than {cfg.volatility_high:.2f} z "
-                    f"repeatedly (reversals at most {cfg.swing_gap} tokens apart)",
+                    evidence=f"valence swings between above {cfg.volatility_high:.2f} and below "
+                    f"{-cfg.volatility_high:.2f} z and back (at most {cfg.swing_gap} tokens "
+                    "between them)",
                 )
             )
     dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm

@@ -212,15 +212,17 @@ def _valence_doc(pattern: np.ndarray, seed: int) -> np.ndarray:
 
 def test_high_volatility_means_swings_not_one_emotional_span() -> None:
     """Issue 18: calibrated ``high_volatility`` fired on 299/300 emotional documents. One long
-    distress span is a rise and a fall, not volatility; valence reversing every few tokens is."""
+    distress span is a rise and a fall, not volatility; valence swinging between negative and
+    positive every few tokens is."""
     from emocurate.corpus.regulation import analyse
 
     cal = _cal64()
     span = np.zeros(300)
     span[100:180] = 8.0
     swings = np.zeros(300)
-    for k in range(100, 180, 16):
+    for k in range(100, 180, 16):  # negative then positive valence, every 8 tokens
         swings[k : k + 8] = 8.0
+        swings[k + 8 : k + 16] = -8.0
     mcfg = cal.metric_config(MetricConfig(), 0.01, 300)
     for seed in range(5):
         kinds = {f.kind for f in analyse(_valence_doc(span, seed), AXES, mcfg).flags}
