@@ -188,9 +188,7 @@ def make_corpus(rng: random.Random, per_type: int, n_neutral: int) -> list[Doc]:
         docs.append(d)
         d = Doc("volatile")
         d.add(filler(rng, 3))
-        chunks = [
-            mark(" ".join(sentence(rng).split()[:3]), "&" if k % 2 == 0 else "$") for k in range(12)
-        ]
+        chunks = [mark(filler(rng, 1), "&" if k % 2 == 0 else "$") for k in range(8)]
         d.add(" ".join(chunks), "volatile")
         d.add(filler(rng, 3))
         docs.append(d)
@@ -528,11 +526,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=45, help="documents per planted type")
-    ap.add_argument("--neutral-docs", type=int, default=600, help="neutral documents scored")
-    ap.add_argument("--train", type=int, default=40, help="training stories per emotion")
-    ap.add_argument("--neutral-ref", type=int, default=800, help="neutral texts (fit, reference)")
-    ap.add_argument("--alpha", type=float, default=1.0, help="planted norm / mean embedding norm")
+    ap.add_argument("--docs", type=int, default=30, help="documents per planted type")
+    ap.add_argument("--neutral-docs", type=int, default=400, help="neutral documents scored")
+    ap.add_argument("--train", type=int, default=30, help="training stories per emotion")
+    ap.add_argument("--neutral-ref", type=int, default=600, help="neutral texts (fit, reference)")
+    ap.add_argument("--alpha", type=float, default=4.0, help="planted norm / mean embedding norm")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)

@@ -17,7 +17,7 @@ gives :data:`MIN_PIECES` pieces; each piece is smoothed and analysed as a docume
   (:func:`~emocurate.corpus.regulation.sustained_level`). Drives ``distress_episode`` and what
   derives from an episode (``unrecovered_distress``, ``unresolved_end``, ``escalation``,
   ``escalating_response``).
-* ``volatility`` -- the highest level at which valence reverses repeatedly
+* ``volatility`` -- the highest level at which valence swings between affects
   (:func:`~emocurate.corpus.regulation.volatility`).
 * ``regulation`` -- the highest level below which the regulation axis has a run (negated).
 * ``mirroring`` -- per human->assistant pair, the level below which it is mirrored
