@@ -837,11 +837,15 @@ def analyse_dense(
     )
 
 
+RISING_EPISODES = 3  # "several": episodes of rising peak needed for escalation
+
+
 def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
-    """The last episodes when their peaks rise: at least two consecutive episodes ending with the
-    document's last one, each peak above the previous by more than ``margin``, the last the
-    highest of the document; else ``[]``."""
-    if len(episodes) < 2:
+    """The last episodes when their peaks rise: at least :data:`RISING_EPISODES` consecutive
+    episodes ending with the document's last one, each peak above the previous by more than
+    ``margin``, the last the highest of the document; else ``[]``. (Two episodes of different
+    height are common by chance, e.g. two speakers' turns; three in rising order much less.)"""
+    if len(episodes) < RISING_EPISODES:
         return []
     chain = [episodes[-1]]
     for e in reversed(episodes[:-1]):
@@ -849,7 +853,7 @@ def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
             chain.insert(0, e)
         else:
             break
-    if len(chain) < 2 or max(e.peak for e in episodes) > chain[-1].peak:
+    if len(chain) < RISING_EPISODES or max(e.peak for e in episodes) > chain[-1].peak:
         return []
     return chain
 
