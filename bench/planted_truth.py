@@ -430,7 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
+        t = Path(args.keep) if args.keep else Path(tmp)
         planted = plant_model(t / "model", args.alpha, args.seed)
         tok = AutoTokenizer.from_pretrained(str(t / "model"))
         write_stage(t / "train", training_stories(rng, args.train))
@@ -440,7 +440,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cal_out = cli("calibrate", str(t / "vectors")).stderr
         docs = make_corpus(rng, args.docs, args.neutral_docs)
         src = write_jsonl(
-            t / "corpus.jsonl", [{"id": f"d{i}", "text": d.text} for i, d in enumerate(docs)]
+            t / "corpus.jsonl",
+            [{"id": f"d{i}", "text": d.text, "type": d.type} for i, d in enumerate(docs)],
         )
         cli("score", str(src), "--vectors", str(t / "vectors"), "--out", str(t / "scores"))
         cur = cli("curate", str(t / "scores"), "--policy", "bundled:default",
@@ -532,6 +533,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--neutral-ref", type=int, default=600, help="neutral texts (fit, reference)")
     ap.add_argument("--alpha", type=float, default=4.0, help="planted norm / mean embedding norm")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", default=None, help="work in this (new) folder and keep it")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
