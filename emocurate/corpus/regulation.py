@@ -292,14 +292,32 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
+def recovery_at(series: np.ndarray, start: int, level: float, k: int) -> int | None:
+    """The first index from ``start`` on where ``series`` is back at ``level`` or below for ``k``
+    consecutive tokens (a stretch cut short by the end of the series does not count), or None.
+
+    Recovery is sustained, as an episode is: one token under the level (the last token of a
+    document, a wobble inside a run) is not a return to neutral.
+    """
+    below = np.asarray(series[start:], dtype=np.float64) <= level
+    k = max(1, k)
+    if below.size < k:
+        return None
+    run = np.convolve(below.astype(np.int64), np.ones(k, dtype=np.int64), mode="valid")
+    hits = np.nonzero(run == k)[0]
+    return start + int(hits[0]) if hits.size else None
+
+
 def merge_fragments(
     runs: Sequence[tuple[int, int]],
     series: np.ndarray,
     gap: int,
     recover_level: float | None = None,
+    min_len: int = 1,
 ) -> list[tuple[int, int]]:
     """Join fragments of one run: gaps of at most ``gap`` tokens, or gaps in which ``series``
-    never falls to ``recover_level`` (distress dipped under the threshold but did not recover).
+    never stays at ``recover_level`` or below for ``min_len`` tokens (:func:`recovery_at`:
+    distress dipped under the threshold but did not recover).
 
     A planted or real distress run wobbles around the threshold; counted fragment by fragment it
     becomes several short episodes whose recovery windows end inside the same run.
@@ -310,7 +328,7 @@ def merge_fragments(
             s - out[-1][1] <= gap
             or (
                 recover_level is not None
-                and not bool(np.any(series[out[-1][1] : s] <= recover_level))
+                and recovery_at(series[:s], out[-1][1], recover_level, min_len) is None
             )
         ):
             out[-1] = (out[-1][0], e)
@@ -334,7 +352,7 @@ def episode_runs(
     on the smoothed series AND at least ``min_len`` of its raw tokens are above ``level``:
     smoothing alone turns one outlier token into a run of ``smooth`` tokens.
     """
-    runs = merge_fragments(find_runs(smoothed > level), smoothed, merge_gap, recover_level)
+    runs = merge_fragments(find_runs(smoothed > level), smoothed, merge_gap, recover_level, min_len)
     return [
         (s, e)
         for s, e in runs
@@ -361,7 +379,7 @@ def sustained_level(
     cand = np.unique(np.concatenate([d, r]))
 
     def ok(c: float) -> bool:
-        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level)
+        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level, min_len)
         return any(
             e - s >= min_len and int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs
         )
@@ -396,11 +414,11 @@ def find_episodes(
     runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
     for s, e in runs:
         window = cfg.recovery_window(e - s)
-        below = np.nonzero(d[e:] <= cfg.recover_level)[0]
+        back = recovery_at(d, e, cfg.recover_level, cfg.min_episode)
         status: EpisodeStatus
         ttr: int | None = None
-        if below.size:
-            status, ttr = "recovered", int(below[0]) + 1
+        if back is not None:
+            status, ttr = "recovered", back - e + 1
         elif e + window <= t:
             status = "unrecovered"
         else:
@@ -412,9 +430,12 @@ def find_episodes(
     return out
 
 
-def recovers_before_end(distress: np.ndarray, ep: Episode, recover_level: float) -> bool:
-    """Whether distress returns to ``recover_level`` anywhere between the episode and the end."""
-    return bool(np.any(np.asarray(distress)[ep.end :] <= recover_level))
+def recovers_before_end(
+    distress: np.ndarray, ep: Episode, recover_level: float, min_len: int = 1
+) -> bool:
+    """Whether distress returns to ``recover_level`` (for ``min_len`` tokens, :func:`recovery_at`)
+    between the episode and the end."""
+    return recovery_at(np.asarray(distress), ep.end, recover_level, min_len) is not None
 
 
 def slope(y: np.ndarray) -> float:
@@ -741,7 +762,7 @@ def analyse_dense(
         rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
         # The document ends in distress exactly when its last episode never comes back down.
         unresolved = bool(episodes) and not recovers_before_end(
-            dist, episodes[-1], cfg.recover_level
+            dist, episodes[-1], cfg.recover_level, cfg.min_episode
         )
         m.update(
             distress_mean=float(dist.mean()),

@@ -191,3 +191,15 @@ def test_rising_episodes_are_escalation_equal_ones_are_not() -> None:
     for peaks in ([2.5, 2.5, 2.5], [3.5, 2.5, 1.5], [3.5, 1.5, 2.5]):
         an = analyse(traj(doc(peaks)), AXES, MetricConfig())
         assert "escalation" not in {f.kind for f in an.flags}, peaks
+
+
+def test_a_dip_at_the_last_token_is_not_a_recovery() -> None:
+    """Seen on the planted model: a run to the end of the document whose last token dips to the
+    recovery level was "recovered", so no ``unresolved_end``. Recovery needs ``min_episode``
+    tokens back at the recovery level, as an episode needs ``min_episode`` tokens above."""
+    d = np.zeros(200)
+    d[120:] = 2.5
+    d[-1] = -8.0  # the final smoothed value falls under rho; nothing follows
+    an = analyse(traj(d), AXES, MetricConfig())
+    assert an.metrics["unresolved_end"] == 1
+    assert "unresolved_end" in {f.kind for f in an.flags}
