@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference_source": args.reference,
         "calibration": {
             "n_docs": cal.n_docs,
-            "n_chunks": cal.n_chunks,
-            "chunk_tokens": cal.chunk_tokens,
-            "thresholds_per_chunk": {k: round(v, 4) for k, v in cal.thresholds(args.rate).items()},
+            "n_tokens": cal.n_tokens,
+            "ladder_lengths": [q.n for q in cal.ladders["distress"].by_length],
+            "thresholds_at_mean_length": {
+                k: round(v, 4) for k, v in cal.thresholds(args.rate).items()
+            },
             "check": cal.check,
         },
         **out,

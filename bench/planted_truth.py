@@ -1,311 +1,387 @@
-"""Known answers end to end: planted emotion directions, a corpus with known flags, fit -> calibrate
--> score -> curate, and per flag kind precision / recall / F1 / span IoU.
+"""Known answers through the CLI: a model with emotion directions planted in its weights, a
+corpus with known flags, ``emocurate fit -> calibrate -> score -> curate`` at their defaults,
+and per flag kind precision / recall / F1 / span IoU.
 
-The model is the embedded stories260K with a forward hook that writes chosen orthonormal
-directions into the residual stream at the probe layer. Which direction is written at a token is
-decided by single-token markers in the text: ``[`` afraid, ``%`` desperate, ``~`` calm, ``&``
-happy, ``$`` sad start a span (a run of k identical markers plants at intensity level k) and
-``]`` ends it. The generated corpus therefore has a known truth per document and token span:
+**The model.** A copy of the embedded stories260K folder whose token-embedding rows of a few
+trigger characters get an added direction (orthonormal, random, ``--alpha`` times the mean
+embedding norm): ``[`` afraid, ``<`` afraid x1.6, ``|`` afraid x2.2, ``%`` desperate, ``~`` calm,
+``&`` happy, ``$`` sad. A planted span is text whose every word carries the trigger (``[The
+[boy [ran``), so the signal enters at the embeddings and passes through every layer to the probe
+layer, the way an emotion in text would; nothing is hooked. The CLI loads the folder like any
+local model.
 
-* ``recover`` -- a distress span early in the document, then neutral text (an episode that
-  recovers; distress falls over the document);
-* ``unresolved`` -- the same distress span at the start and, unclosed, at the end (symmetric, so
-  no trend): the document ends in distress;
-* ``escalate`` -- three distress spans of rising intensity in the second part, then a short
-  recovery (escalation without an unresolved end);
-* ``dialogue_calm`` / ``dialogue_mirror`` -- human turns in distress answered by a calm or by an
-  equally distressed assistant;
-* ``neutral`` -- prose and dialogues without markers (flag rate on them is the false-positive
-  rate the calibration promises).
+**The corpus** (truth per document and token span):
 
-Vectors are fitted on marked stories (every story of an emotion is one planted span), with the
-z-reference and calibration from separate neutral texts. Run::
+* ``recover`` -- neutral text, one distress span, then long neutral text: one episode that
+  recovers (no ``unrecovered_distress``, no ``unresolved_end``, never dropped);
+* ``unresolved`` -- neutral text, then one distress span that runs to the end (asymmetric):
+  ``unresolved_end`` from the span to the end, and a decoy for ``escalation`` (one run);
+* ``escalate`` -- three distress spans of rising intensity (``[``, ``<``, ``|``) separated by
+  neutral text: ``escalation`` from the first span to the last;
+* ``flat`` -- three spans of equal intensity: a decoy for ``escalation``;
+* ``volatile`` -- happy and sad chunks alternating: ``high_volatility`` over them;
+* ``dialogue_calm`` / ``dialogue_mirror`` -- distressed human turns answered calmly or in kind
+  (``mirroring`` on the answers); ``dialogue_escalate`` -- calm human turns answered in
+  distress (``escalating_response`` on the answers);
+* ``neutral`` -- prose and dialogues from *other* sentence templates than the calibration
+  reference (no sentence shared), a third of them longer than the model's 512-token context.
 
-    python bench/planted_truth.py                 # full run, writes bench/results/planted_truth.json
-    python bench/planted_truth.py --docs 6 --neutral-docs 20 --train 12 --neutral-ref 60 --no-save
+Every distress span is a ``distress_episode`` (truth: its tokens). A third of ``recover`` and
+``unresolved`` documents are longer than the context (windowing). The vectors are fitted on
+marked stories (``emocurate fit --neutral``, defaults: pooling from token 50), calibrated on the
+fit's neutral texts (``emocurate calibrate VECTORS``), the corpus scored at the default rate
+(``emocurate score``) and curated with the bundled policy (``emocurate curate --policy
+bundled:default``). Run::
+
+    python bench/planted_truth.py                   # full run -> bench/results/planted_truth.json
+    python bench/planted_truth.py --docs 6 --neutral-docs 40 --train 16 --neutral-ref 150 --no-save
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+MODEL_SRC = ROOT / "emocurate" / "data" / "models" / "stories260K"
 
-from emocurate.corpus.calibrate import calibrate  # noqa: E402
-from emocurate.corpus.curate import curate  # noqa: E402
-from emocurate.corpus.score import ScoreConfig, clean_offsets, score_corpus  # noqa: E402
-from emocurate.io import read_table, write_records, write_table  # noqa: E402
-from emocurate.records import Story  # noqa: E402
-from emocurate.vectors.fit import FitConfig, fit_vectors  # noqa: E402
-from emocurate.vectors.models import LoadedModel, default_layer, load_model  # noqa: E402
+# trigger character -> (emotion, intensity)
+TRIGGERS = {
+    "[": ("afraid", 1.0),
+    "<": ("afraid", 1.6),
+    "|": ("afraid", 2.2),
+    "%": ("desperate", 1.0),
+    "~": ("calm", 1.0),
+    "&": ("happy", 1.0),
+    "$": ("sad", 1.0),
+}
+NAMES = ["afraid", "desperate", "calm", "happy", "sad"]
+TRAIN_MARK = {"afraid": "[", "desperate": "%", "calm": "~", "happy": "&", "sad": "$"}
+DISTRESS_MARKS = ("[", "%")
+PLANTED = (
+    "distress_episode",
+    "unresolved_end",
+    "escalation",
+    "high_volatility",
+    "mirroring",
+    "escalating_response",
+)
+UNPLANTED = ("unrecovered_distress", "unhealthy_regulation")
 
-MARKERS = {"[": "afraid", "%": "desperate", "~": "calm", "&": "happy", "$": "sad"}
-CLOSE = "]"
-NAMES = list(MARKERS.values())
-DISTRESS = ("[", "%")
-KINDS = ("distress_episode", "unresolved_end", "escalation", "mirroring")
-UNPLANTED = ("unrecovered_distress", "escalating_response", "high_volatility")
-
-SUBJECTS = ["The boy", "The girl", "Tom", "Lily", "The dog", "The cat", "Mom", "Ben", "Sue"]
-PREDICATES = [
-    "went to the park",
-    "sat on the mat",
-    "looked at the big tree",
-    "had a red ball",
-    "walked to the shop",
-    "ate an apple",
-    "played with a toy",
-    "saw a bird in the sky",
-    "opened the door",
-    "drew a house on the paper",
-    "put the cup on the table",
-    "found a stick by the road",
-]
-QUESTIONS = [
-    "Can you tell me about the park?",
-    "What is on the table?",
-    "Where does the road go?",
-    "What colour is the ball?",
-    "How many birds are in the tree?",
-    "What did Tom do today?",
-]
-
-
-def sentence(rng: random.Random) -> str:
-    return f"{rng.choice(SUBJECTS)} {rng.choice(PREDICATES)}."
-
-
-def filler(rng: random.Random, n: int) -> str:
-    return " ".join(sentence(rng) for _ in range(n))
-
-
-def span(marker: str, text: str, level: int = 1, close: bool = True) -> str:
-    return f"{marker * level} {text}" + (f" {CLOSE}" if close else "")
-
-
-# -- the planting hook ----------------------------------------------------------------------------
-
-
-class Planter:
-    """Writes ``alpha * level * u[emotion]`` into the residual stream at ``layer`` per marker state."""
-
-    def __init__(self, lm: LoadedModel, layer: int, alpha: float, seed: int) -> None:
-        tok = lm.tokenizer
-        self.marker_ids: dict[int, int] = {}
-        for ch, name in MARKERS.items():
-            (tid,) = tok.convert_tokens_to_ids([ch])
-            self.marker_ids[int(tid)] = NAMES.index(name)
-        self.close_id = int(tok.convert_tokens_to_ids([CLOSE])[0])
-        gen = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(lm.hidden_size, len(NAMES), generator=gen))
-        self.u = q.T.contiguous()  # [E, d] orthonormal
-        self.alpha, self.layer, self.lm = alpha, layer, lm
-        self._plant: torch.Tensor | None = None
-
-    def states(self, ids: list[int]) -> list[tuple[int, int]]:
-        """(emotion index or -1, level) per position."""
-        out = []
-        emo, level, prev = -1, 0, None
-        for t in ids:
-            if t in self.marker_ids:
-                e = self.marker_ids[t]
-                level = level + 1 if (prev == t and emo == e) else 1
-                emo = e
-            elif t == self.close_id:
-                emo, level = -1, 0
-            out.append((emo, level))
-            prev = t
-        return out
-
-    def _pre(self, _module: Any, args: tuple[Any, ...]) -> None:
-        ids = args[0]
-        plant = torch.zeros(*ids.shape, self.u.shape[1])
-        for b, row in enumerate(ids.tolist()):
-            for i, (e, lvl) in enumerate(self.states(row)):
-                if e >= 0:
-                    plant[b, i] = self.alpha * (0.5 + 0.5 * lvl) * self.u[e]
-        self._plant = plant
-
-    def _post(self, _module: Any, _args: Any, output: Any) -> Any:
-        if self._plant is None:
-            return output
-        h = output[0] if isinstance(output, tuple) else output
-        h = h + self._plant.to(h.device, h.dtype)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        inner = self.lm.model.model
-        handles = [
-            inner.embed_tokens.register_forward_pre_hook(self._pre),
-            inner.layers[self.layer].register_forward_hook(self._post),
-        ]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
+# Two disjoint template families: A for the fit and the calibration reference, B for the
+# neutral documents scored (a different source: no sentence in common).
+FAMILY = {
+    "A": {
+        "subjects": ["The boy", "The girl", "Tom", "Lily", "The dog", "The cat", "Mom", "Ben"],
+        "predicates": [
+            "went to the park",
+            "sat on the mat",
+            "looked at the big tree",
+            "had a red ball",
+            "walked to the shop",
+            "ate an apple",
+            "played with a toy",
+            "saw a bird in the sky",
+        ],
+        "questions": [
+            "Can you tell me about the park?",
+            "What is on the table?",
+            "Where does the road go?",
+            "What colour is the ball?",
+        ],
+    },
+    "B": {
+        "subjects": ["Grandpa", "A little fox", "Sara", "The old man", "Max", "Her sister"],
+        "predicates": [
+            "baked some bread in the morning",
+            "counted the clouds one by one",
+            "painted the fence blue",
+            "read a book about boats",
+            "watered the flowers by the house",
+            "folded the clean clothes",
+            "found a shell on the sand",
+            "built a tower of blocks",
+        ],
+        "questions": [
+            "How do you bake bread?",
+            "Why is the sky blue?",
+            "What is a good name for a fish?",
+            "How many legs does a spider have?",
+        ],
+    },
+}
 
 
-# -- corpora ----------------------------------------------------------------------------------------
+def sentence(rng: random.Random, fam: str = "A") -> str:
+    f = FAMILY[fam]
+    return f"{rng.choice(f['subjects'])} {rng.choice(f['predicates'])}."
 
 
-def training_stories(rng: random.Random, per_emotion: int) -> list[Story]:
-    out = []
-    for ch, name in MARKERS.items():
-        for i in range(per_emotion):
-            text = span(ch, filler(rng, rng.randint(5, 8)), close=False)
-            out.append(Story(id=f"{name}-{i}", text=text, emotion=name, topic="planted"))
-    return out
+def filler(rng: random.Random, n: int, fam: str = "A") -> str:
+    return " ".join(sentence(rng, fam) for _ in range(n))
 
 
-def neutral_dialogue(rng: random.Random, pairs: int) -> str:
-    return "\n\n".join(
-        f"Human: {rng.choice(QUESTIONS)} {sentence(rng)}\n\nAssistant: {filler(rng, 2)}"
-        for _ in range(pairs)
-    )
+def mark(text: str, m: str) -> str:
+    """Every word carries the trigger ``m``."""
+    return " ".join(m + w for w in text.split())
 
 
-def neutral_texts(rng: random.Random, n: int) -> list[str]:
-    return [
-        filler(rng, rng.randint(10, 20)) if i % 2 == 0 else neutral_dialogue(rng, 6)
-        for i in range(n)
-    ]
+class Doc:
+    """Text built piece by piece, remembering the character span of every labelled piece."""
+
+    def __init__(self, typ: str) -> None:
+        self.type = typ
+        self.text = ""
+        self.spans: dict[str, list[tuple[int, int]]] = {}
+
+    def add(self, piece: str, label: str | None = None, sep: str = " ") -> tuple[int, int]:
+        if self.text:
+            self.text += sep
+        start = len(self.text)
+        self.text += piece
+        if label:
+            self.spans.setdefault(label, []).append((start, len(self.text)))
+        return start, len(self.text)
 
 
-def _dialogue(rng: random.Random, mirror: bool) -> str:
-    parts = []
-    for k in range(6):
-        distressed = k in (0, 2, 4)
-        m = rng.choice(DISTRESS)
-        h = span(m, filler(rng, 2)) if distressed else f"{rng.choice(QUESTIONS)} {sentence(rng)}"
-        a = span(m if mirror else "~", filler(rng, 2)) if distressed else filler(rng, 2)
-        parts.append(f"Human: {h}\n\nAssistant: {a}")
-    return "\n\n".join(parts)
+def _distress(rng: random.Random, words: int = 0) -> tuple[str, str]:
+    m = rng.choice(DISTRESS_MARKS)
+    return m, mark(filler(rng, max(1, words // 5 or 5)), m)
 
 
-def make_corpus(rng: random.Random, per_type: int, n_neutral: int) -> list[dict[str, Any]]:
-    docs = []
-    for _ in range(per_type):
-        m = rng.choice(DISTRESS)
-        docs.append(
-            {
-                "type": "recover",
-                "text": " ".join([filler(rng, 3), span(m, filler(rng, 3)), filler(rng, 10)]),
-            }
-        )
-        body = filler(rng, 3)
-        docs.append(
-            {
-                "type": "unresolved",
-                "text": " ".join([span(m, body), filler(rng, 8), span(m, body, close=False)]),
-            }
-        )
-        docs.append(
-            {
-                "type": "escalate",
-                "text": " ".join(
-                    [
-                        filler(rng, 8),
-                        span(m, filler(rng, 2), 1),
-                        filler(rng, 1),
-                        span(m, filler(rng, 2), 2),
-                        filler(rng, 1),
-                        span(m, filler(rng, 3), 3),
-                        filler(rng, 2),
-                    ]
-                ),
-            }
-        )
-        docs.append({"type": "dialogue_calm", "text": _dialogue(rng, mirror=False)})
-        docs.append({"type": "dialogue_mirror", "text": _dialogue(rng, mirror=True)})
-    for t in neutral_texts(rng, n_neutral):
-        docs.append({"type": "neutral", "text": t})
-    for i, d in enumerate(docs):
-        d["id"] = f"{d['type']}-{i}"
+def make_corpus(rng: random.Random, per_type: int, n_neutral: int) -> list[Doc]:
+    docs: list[Doc] = []
+    for i in range(per_type):
+        long = i % 3 == 2  # a third longer than the 512-token context
+        d = Doc("recover")
+        d.add(filler(rng, 40 if long else 3))
+        d.add(mark(filler(rng, 4), rng.choice(DISTRESS_MARKS)), "distress")
+        d.add(filler(rng, 14))
+        docs.append(d)
+        d = Doc("unresolved")
+        d.add(filler(rng, 50 if long else 10))
+        d.add(mark(filler(rng, 4), rng.choice(DISTRESS_MARKS)), "distress_end")
+        docs.append(d)
+        d = Doc("escalate")
+        d.add(filler(rng, 3))
+        for k, m in enumerate("[<|"):
+            d.add(mark(filler(rng, 1), m), "rising")
+            d.add(filler(rng, 4 if k < 2 else 6))
+        docs.append(d)
+        d = Doc("flat")
+        d.add(filler(rng, 3))
+        for k in range(3):
+            d.add(mark(filler(rng, 1), "<"), "distress")
+            d.add(filler(rng, 4 if k < 2 else 6))
+        docs.append(d)
+        d = Doc("volatile")
+        d.add(filler(rng, 3))
+        chunks = [mark(filler(rng, 1), "&" if k % 2 == 0 else "$") for k in range(8)]
+        d.add(" ".join(chunks), "volatile")
+        d.add(filler(rng, 3))
+        docs.append(d)
+        for typ in ("dialogue_calm", "dialogue_mirror", "dialogue_escalate"):
+            docs.append(_dialogue(rng, typ))
+    for i in range(n_neutral):
+        d = Doc("neutral")
+        size = (4, 20, 70)[i % 3]  # short, medium, longer than the context
+        if i % 4 == 3:
+            for _ in range(max(3, size // 4)):
+                q = rng.choice(FAMILY["B"]["questions"])
+                d.add(f"Human: {q}", sep="\n\n")
+                d.add(f"Assistant: {filler(rng, 2, 'B')}", sep="\n\n")
+        else:
+            d.add(filler(rng, size, "B"))
+        docs.append(d)
     return docs
 
 
-# -- truth ------------------------------------------------------------------------------------------
+def _dialogue(rng: random.Random, typ: str) -> Doc:
+    d = Doc(typ)
+    for k in range(6):
+        hot = k % 2 == 0
+        if typ == "dialogue_escalate":
+            d.add(f"Human: {rng.choice(FAMILY['A']['questions'])}", sep="\n\n")
+            if hot:
+                d.add("Assistant:", sep="\n\n")
+                d.add(mark(filler(rng, 2), "%"), "answer_distress")
+            else:
+                d.add(f"Assistant: {filler(rng, 2)}", sep="\n\n")
+            continue
+        d.add("Human:", sep="\n\n")
+        if hot:
+            d.add(mark(filler(rng, 2), rng.choice(DISTRESS_MARKS)), "distress")
+        else:
+            d.add(rng.choice(FAMILY["A"]["questions"]))
+        d.add("Assistant:", sep="\n\n")
+        if hot and typ == "dialogue_mirror":
+            d.add(mark(filler(rng, 2), rng.choice(DISTRESS_MARKS)), "mirror")
+        elif hot:
+            d.add(mark(filler(rng, 2), "~"))
+        else:
+            d.add(filler(rng, 2))
+    return d
 
 
-def truth(doc: dict[str, Any], planter: Planter, lm: LoadedModel) -> dict[str, set[int]]:
-    """Token sets per flag kind that the document should carry (empty: kind absent)."""
-    enc = lm.tokenizer(doc["text"], add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    states = planter.states(ids)
-    distress_ix = {NAMES.index(MARKERS[m]) for m in DISTRESS}
-    dist = [i for i, (e, _) in enumerate(states) if e in distress_ix]
-    n = len(ids)
-    out: dict[str, set[int]] = {k: set() for k in KINDS}
-    out["distress_episode"] = set(dist)
-    typ = doc["type"]
-    if typ == "unresolved":
-        # from the start of the last distress span to the end
-        last = max(dist)
-        start = last
-        while start - 1 in out["distress_episode"]:
-            start -= 1
-        out["unresolved_end"] = set(range(start, n))
-    if typ == "escalate":
-        out["escalation"] = set(range(n // 2, n))
-    if typ == "dialogue_mirror":
-        text = doc["text"]
-        offs = clean_offsets(enc["offset_mapping"])
-        pos = 0
-        for k in range(6):
-            a = text.index("Assistant:", text.index("Human:", pos))
-            end = text.find("\n\nHuman:", a)
-            end = len(text) if end < 0 else end
-            pos = end
-            if k not in (0, 2, 4):  # the distressed human turns, answered in kind
-                continue
-            out["mirroring"] |= {
-                i for i, (s, _) in enumerate(offs) if a + len("Assistant:") <= s < end
-            }
+def neutral_reference(rng: random.Random, n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        if i % 4 == 3:
+            out.append(
+                "\n\n".join(
+                    f"Human: {rng.choice(FAMILY['A']['questions'])}\n\nAssistant: {filler(rng, 2)}"
+                    for _ in range(4)
+                )
+            )
+        else:
+            out.append(filler(rng, rng.randint(4, 12)))
     return out
 
 
-def evaluate(
-    rows: list[dict[str, Any]], docs: list[dict[str, Any]], truths: dict[str, dict[str, set[int]]]
-) -> dict[str, Any]:
-    by_id = {r["doc_id"]: r for r in rows}
+def training_stories(rng: random.Random, per_emotion: int) -> list[dict[str, Any]]:
+    out = []
+    for name, m in TRAIN_MARK.items():
+        for i in range(per_emotion):
+            text = mark(filler(rng, rng.randint(6, 9)), m)
+            out.append({"id": f"{name}-{i}", "text": text, "emotion": name, "topic": "planted"})
+    return out
+
+
+# -- the planted model ------------------------------------------------------------------------------
+
+
+def plant_model(dest: Path, alpha: float, seed: int) -> dict[str, Any]:
+    """Copy stories260K to ``dest`` and add the directions to the trigger rows of its embeddings."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    dest.mkdir(parents=True)
+    for f in MODEL_SRC.iterdir():
+        if f.suffix != ".gguf":
+            shutil.copy(f, dest / f.name)
+    tok = AutoTokenizer.from_pretrained(str(MODEL_SRC))
+    sd = load_file(str(MODEL_SRC / "model.safetensors"))
+    emb = sd["model.embed_tokens.weight"]
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(emb.shape[1], len(NAMES), generator=gen))
+    u = q.T.contiguous()  # [E, d] orthonormal
+    scale = alpha * float(emb.norm(dim=1).mean())
+    ids = {}
+    for ch, (name, k) in TRIGGERS.items():
+        (tid,) = tok.convert_tokens_to_ids([ch])
+        assert tid != tok.unk_token_id, ch
+        emb[tid] = emb[tid] + scale * k * u[NAMES.index(name)]
+        ids[ch] = int(tid)
+    sd["model.embed_tokens.weight"] = emb
+    save_file(sd, str(dest / "model.safetensors"))
+    return {"u": u, "trigger_ids": ids, "scale": scale}
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "emocurate.cli", *args], env=env, capture_output=True, text=True
+    )
+    if check and res.returncode != 0:
+        raise RuntimeError(f"emocurate {' '.join(args)} failed:\n{res.stderr[-2000:]}")
+    return res
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_stage(path: Path, rows: list[dict[str, Any]], kind: str | None = None) -> Path:
+    """A stage folder (``data/part-00000.parquet``) of records as ``emocurate fit`` reads them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (path / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), path / "data" / "part-00000.parquet")
+    return path
+
+
+# -- truth and scores -------------------------------------------------------------------------------
+
+
+def token_sets(doc: Doc, tok: Any) -> tuple[int, dict[str, set[int]]]:
+    """Truth token sets per flag kind (tokens counted without BOS, as flags count them)."""
+    enc = tok(doc.text, add_special_tokens=False, return_offsets_mapping=True)
+    offs = [(s, e) for s, e in enc["offset_mapping"]]
+    n = len(offs)
+
+    def toks(spans: list[tuple[int, int]]) -> set[int]:
+        out: set[int] = set()
+        for a, b in spans:
+            out |= {i for i, (s, e) in enumerate(offs) if e > a and s < b and e > s}
+        return out
+
+    sp = doc.spans
+    want: dict[str, set[int]] = {k: set() for k in PLANTED}
+    want["distress_episode"] = toks(
+        sp.get("distress", []) + sp.get("distress_end", []) + sp.get("rising", [])
+        + sp.get("mirror", []) + sp.get("answer_distress", [])
+    )  # fmt: skip
+    if "distress_end" in sp:
+        start = min(toks(sp["distress_end"]))
+        want["unresolved_end"] = set(range(start, n))
+    if "rising" in sp:
+        r = toks(sp["rising"])
+        want["escalation"] = set(range(min(r), max(r) + 1))
+    if "volatile" in sp:
+        want["high_volatility"] = toks(sp["volatile"])
+    if "mirror" in sp:
+        want["mirroring"] = toks(sp["mirror"])
+    if "answer_distress" in sp:
+        want["escalating_response"] = toks(sp["answer_distress"])
+    return n, want
+
+
+def evaluate(rows: dict[str, dict[str, Any]], docs: list[Doc], truths: dict[str, Any]) -> dict:
     per_kind: dict[str, Any] = {}
-    for kind in KINDS + UNPLANTED:
+    for kind in PLANTED + UNPLANTED:
         tp = fp = fn = 0
-        ious = []
-        for d in docs:
-            row = by_id[d["id"]]
-            flagged = [f for f in row["flags"] if f["kind"] == kind]
+        ious: list[float] = []
+        fp_types: dict[str, int] = {}
+        fn_types: dict[str, int] = {}
+        for i in range(len(docs)):
+            row = rows[f"d{i}"]
             got: set[int] = set()
+            flagged = [f for f in row["flags"] or [] if f["kind"] == kind]
             for f in flagged:
                 got |= set(range(f["start"], f["end"]))
-            want = truths[d["id"]].get(kind, set())
+            want = truths[f"d{i}"][1].get(kind, set())
             if flagged and want:
                 tp += 1
                 ious.append(len(got & want) / len(got | want))
             elif flagged:
                 fp += 1
+                fp_types[docs[i].type] = fp_types.get(docs[i].type, 0) + 1
             elif want:
                 fn += 1
+                fn_types[docs[i].type] = fn_types.get(docs[i].type, 0) + 1
         p = tp / (tp + fp) if tp + fp else None
         r = tp / (tp + fn) if tp + fn else None
-        f1 = 2 * p * r / (p + r) if p and r else (0.0 if (tp + fn) else None)
+        f1 = 2 * p * r / (p + r) if p and r else (0.0 if tp + fn else None)
         per_kind[kind] = {
-            "planted": kind in KINDS,
+            "planted": kind in PLANTED,
             "tp": tp,
             "fp": fp,
             "fn": fn,
@@ -313,135 +389,159 @@ def evaluate(
             "recall": None if r is None else round(r, 4),
             "f1": None if f1 is None else round(f1, 4),
             "span_iou_mean": round(float(np.mean(ious)), 4) if ious else None,
+            "span_iou_min": round(float(np.min(ious)), 4) if ious else None,
+            "fp_by_type": fp_types,
+            "fn_by_type": fn_types,
         }
-    neutral = [d for d in docs if d["type"] == "neutral"]
-    flagged_neutral = [d["id"] for d in neutral if by_id[d["id"]]["flags"]]
-    return {
-        "per_kind": per_kind,
-        "neutral_docs": len(neutral),
-        "neutral_flagged": len(flagged_neutral),
-        "neutral_flag_rate": round(len(flagged_neutral) / max(1, len(neutral)), 4),
-        "neutral_flagged_kinds": sorted(
-            {f["kind"] for d in neutral for f in by_id[d["id"]]["flags"]}
-        ),
-    }
+    return per_kind
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    with path.open("w") as fh:
-        for r in rows:
-            fh.write(json.dumps(r) + "\n")
-    return path
+def neutral_rates(
+    rows: dict[str, dict[str, Any]], docs: list[Doc], rate: float, families: list[str]
+) -> dict[str, Any]:
+    ids = [f"d{i}" for i, d in enumerate(docs) if d.type == "neutral"]
+    n = len(ids)
+    out: dict[str, Any] = {"docs": n, "rate": rate, "per_kind": {}}
+    for kind in PLANTED + UNPLANTED:
+        k = sum(any(f["kind"] == kind for f in rows[i]["flags"] or []) for i in ids)
+        z = 1.96
+        p = k / max(1, n)
+        den = 1 + z * z / max(1, n)
+        mid = (p + z * z / (2 * max(1, n))) / den
+        half = z * math.sqrt(p * (1 - p) / max(1, n) + z * z / (4 * max(1, n) ** 2)) / den
+        out["per_kind"][kind] = {
+            "flagged": k,
+            "rate": round(p, 4),
+            "ratio": round(p / rate, 2),
+            "ci95": [round(max(0.0, mid - half), 4), round(min(1.0, mid + half), 4)],
+            "promised": kind in families,
+        }
+    out["any"] = round(sum(bool(rows[i]["flags"]) for i in ids) / max(1, n), 4)
+    out["mean_tokens"] = round(float(np.mean([rows[i]["n_tokens"] for i in ids])), 1)
+    out["longer_than_context"] = sum(rows[i]["n_windows"] > 1 for i in ids)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    lm = load_model("stories260K")
-    layer = default_layer(lm.n_layers)
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        # scale: the mean residual norm at the layer on neutral text (no planting yet)
-        from emocurate.vectors.capture import token_activations
+    import pyarrow.parquet as pq
+    import torch
+    from transformers import AutoTokenizer
 
-        acts = torch.cat([a[1:] for _, _, a in token_activations(lm, neutral_texts(rng, 8), layer)])
-        norm = float(acts.norm(dim=-1).mean())
-        planter = Planter(lm, layer, args.alpha * norm, args.seed)
-        with planter.installed():
-            write_records(t / "train", training_stories(rng, args.train))
-            write_table(
-                t / "neutral" / "data" / "part-00000.parquet",
-                __import__("pyarrow").table({"text": neutral_texts(rng, args.neutral_fit)}),
-            )
-            vs = fit_vectors(
-                t / "train",
-                FitConfig(layers=str(layer), skip=0, holdout=0.2, seed=args.seed),
-                t / "vectors",
-                neutral_dir=t / "neutral",
-                lm=lm,
-            )
-            v = vs.unit(layer)
-            cos = {n: round(float(v[vs.index(n)] @ planter.u[NAMES.index(n)]), 4) for n in NAMES}
-            ref = write_jsonl(
-                t / "reference.jsonl",
-                [{"text": x} for x in neutral_texts(rng, args.neutral_ref)],
-            )
-            scfg = ScoreConfig(id_field="id", fpr=args.rate, progress=False)
-            cal = calibrate(t / "vectors", [ref], scfg, lm=lm, rate=args.rate)
-            docs = make_corpus(rng, args.docs, args.neutral_docs)
-            src = write_jsonl(
-                t / "corpus.jsonl", [{"id": d["id"], "text": d["text"]} for d in docs]
-            )
-            man = score_corpus([src], t / "vectors", t / "scores", scfg, lm=lm)
-        rows = read_table(t / "scores").to_pylist()
-        truths = {d["id"]: truth(d, planter, lm) for d in docs}
-        result = evaluate(rows, docs, truths)
-        policy = t / "policy.yaml"
-        policy.write_text(
-            "default: keep\nrules:\n"
-            + "".join(f"  - {{name: {k}, action: flag, when: {{flag: {k}}}}}\n" for k in KINDS)
+    t0 = time.perf_counter()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(args.keep) if args.keep else Path(tmp)
+        planted = plant_model(t / "model", args.alpha, args.seed)
+        tok = AutoTokenizer.from_pretrained(str(t / "model"))
+        write_stage(t / "train", training_stories(rng, args.train))
+        write_stage(t / "neutral", [{"text": x} for x in neutral_reference(rng, args.neutral_ref)])
+        cli("fit", str(t / "train"), "--model", str(t / "model"), "--neutral", str(t / "neutral"),
+            "--out", str(t / "vectors"))  # fmt: skip
+        cal_out = cli("calibrate", str(t / "vectors")).stderr
+        docs = make_corpus(rng, args.docs, args.neutral_docs)
+        src = write_jsonl(
+            t / "corpus.jsonl",
+            [{"id": f"d{i}", "text": d.text, "type": d.type} for i, d in enumerate(docs)],
         )
-        cm = curate(t / "scores", policy, t / "curated")
-        curated = {r.rule: r.matched for r in cm.rules}
-    goals = {
-        "f1_min": 0.9,
-        "neutral_flag_rate_max": 0.02,
+        cli("score", str(src), "--vectors", str(t / "vectors"), "--out", str(t / "scores"))
+        cur = cli("curate", str(t / "scores"), "--policy", "bundled:default",
+                  "--out", str(t / "curated"), check=False)  # fmt: skip
+        # score at its defaults generates ids; rows are matched to documents by position
+        by_pos = {
+            int(str(r["position"]).split()[-1]): r  # "line N" of the JSONL input
+            for f in sorted((t / "scores" / "data").glob("*.parquet"))
+            for r in pq.read_table(f).to_pylist()
+        }
+        base = min(by_pos)  # 0- or 1-based line positions
+        rows = {f"d{k - base}": r for k, r in by_pos.items()}
+        assert all(rows[f"d{i}"]["n_chars"] == len(d.text) for i, d in enumerate(docs))
+        man = json.loads((t / "scores" / "manifest.json").read_text())
+        cal = json.loads((t / "vectors" / "calibration.json").read_text())
+        from emocurate.vectors.vectorset import VectorSet
+
+        vs = VectorSet.load(t / "vectors")
+        v = vs.unit(vs.layer_or_default(None)).float()
+        u = planted["u"]
+        cos = {n: round(float(v[vs.index(n)] @ u[NAMES.index(n)]), 4) for n in vs.names}
+        heldout = json.loads((t / "vectors" / "evaluation.json").read_text()).get("accuracy")
+        dropped: list[str] = []
+        if cur.returncode == 0 and (t / "curated" / "excluded" / "excluded.parquet").exists():
+            ids = {r["doc_id"]: k for k, r in rows.items()}
+            dropped = [
+                ids[i]
+                for i in pq.read_table(t / "curated" / "excluded" / "excluded.parquet")
+                .column("doc_id")
+                .to_pylist()
+            ]
+        curate_out = cur.stderr.strip().splitlines()[-1:] if cur.returncode else []
+    truths = {f"d{i}": token_sets(d, tok) for i, d in enumerate(docs)}
+    per_kind = evaluate(rows, docs, truths)
+    rate = float(man["config"].get("fpr", 0.01))
+    families = ["distress_episode", "high_volatility", "mirroring"]
+    neutral = neutral_rates(rows, docs, rate, families)
+    by_type = {d.type for d in docs}
+    dropped_by_type = {
+        typ: sum(docs[int(i[1:])].type == typ for i in dropped) for typ in sorted(by_type)
     }
-    f1s = [result["per_kind"][k]["f1"] for k in KINDS]
+    goals = {"f1_min": 0.95, "iou_min": 0.8, "neutral_ratio": [0.5, 1.5]}
+    met = {
+        "f1": {k: (per_kind[k]["f1"] or 0) >= goals["f1_min"] for k in PLANTED},
+        "iou": {k: (per_kind[k]["span_iou_mean"] or 0) >= goals["iou_min"] for k in PLANTED},
+        "neutral_rate": {
+            k: neutral["per_kind"][k]["ci95"][0] <= 1.5 * rate
+            and neutral["per_kind"][k]["ci95"][1] >= 0.5 * rate
+            for k in families
+        },
+        "no_recovered_dropped": dropped_by_type.get("recover", 0) == 0,
+    }
+    torch.set_num_threads(1)
     return {
         "bench": "planted_truth",
-        "command": " ".join(["python", "bench/planted_truth.py", *sys.argv[1:]]),
-        "model": "stories260K",
-        "layer": layer,
+        "command": " ".join(["python", "bench/planted_truth.py", *(args.argv or [])]),
+        "model": "stories260K with directions planted in trigger embedding rows",
         "alpha_rel": args.alpha,
-        "rate": args.rate,
         "seed": args.seed,
-        "n_train_stories": len(NAMES) * args.train,
         "n_docs": len(docs),
-        "docs_by_type": {
-            k: sum(d["type"] == k for d in docs) for k in sorted({d["type"] for d in docs})
-        },
+        "docs_by_type": {k: sum(d.type == k for d in docs) for k in sorted(by_type)},
+        "docs_longer_than_context": sum(r["n_windows"] > 1 for r in rows.values()),
         "cosine_fitted_vs_planted": cos,
-        "cosine_min": min(cos.values()),
-        "heldout_accuracy": vs.meta.evaluation.get("accuracy"),
+        "heldout_accuracy": heldout,
         "calibration": {
-            "n_docs": cal.n_docs,
-            "n_chunks": cal.n_chunks,
-            "n_dialogue_chunks": cal.n_dialogue_chunks,
-            "thresholds": {k: round(x, 4) for k, x in cal.thresholds(args.rate).items()},
-            "reference_flag_rate": cal.check,
+            "reference_docs": cal["n_docs"],
+            "reference_tokens": cal["n_tokens"],
+            "reference_pairs": cal["n_pairs"],
+            "cli": cal_out.strip().splitlines()[:2],
         },
-        "scored": man.scored,
-        **result,
-        "curate_rule_matches": curated,
+        "rate": rate,
+        "per_kind": per_kind,
+        "neutral": neutral,
+        "curate": {"dropped_by_type": dropped_by_type, "error": curate_out},
         "goals": goals,
-        "goals_met": {
-            "f1": all(f is not None and f >= goals["f1_min"] for f in f1s),
-            "neutral_flag_rate": result["neutral_flag_rate"] <= goals["neutral_flag_rate_max"],
-        },
+        "goals_met": met,
+        "all_goals_met": all(
+            all(x.values()) if isinstance(x, dict) else bool(x) for x in met.values()
+        ),
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=60, help="documents per planted type")
-    ap.add_argument("--neutral-docs", type=int, default=500, help="neutral documents scored")
-    ap.add_argument("--train", type=int, default=60, help="training stories per emotion")
-    ap.add_argument("--neutral-fit", type=int, default=60, help="neutral texts for the fit")
-    ap.add_argument("--neutral-ref", type=int, default=1500, help="neutral texts to calibrate on")
-    ap.add_argument("--alpha", type=float, default=1.0, help="planted norm / residual norm")
-    ap.add_argument("--rate", type=float, default=0.005, help="false-positive rate per kind")
+    ap.add_argument("--docs", type=int, default=30, help="documents per planted type")
+    ap.add_argument("--neutral-docs", type=int, default=400, help="neutral documents scored")
+    ap.add_argument("--train", type=int, default=30, help="training stories per emotion")
+    ap.add_argument("--neutral-ref", type=int, default=600, help="neutral texts (fit, reference)")
+    ap.add_argument("--alpha", type=float, default=4.0, help="planted norm / mean embedding norm")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", default=None, help="work in this (new) folder and keep it")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    args.argv = argv if argv is not None else sys.argv[1:]
     out = run(args)
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=1))
     if not args.no_save:
         path = ROOT / "bench" / "results" / "planted_truth.json"
-        path.write_text(json.dumps(out, indent=2) + "\n")
+        path.write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 

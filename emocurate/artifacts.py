@@ -615,6 +615,9 @@ class ScoreManifest(Manifest):
     tokens_per_s: float | None = None
     engine: str = "local"
     fingerprint: str = ""
+    flags_note: str = Field(
+        default="", description="why no flag was raised when flags are off (not calibrated)"
+    )
     vectors: VectorsRef
     regulation_vectors: dict[str, Any] | None = None
     config: dict[str, Any] = Field(default_factory=dict)

@@ -114,6 +114,11 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     # every stage folder loads with a plain load_dataset(DIR)
     for d in ["stories", "validated/kept", "scores", "curated"]:
         assert len(load_dataset(str(out / d))["train"]) > 0, d
+    # and every Parquet folder the demo writes loads on its own (issue 18: an empty
+    # excluded.parquet failed with ArrowInvalid); empty tables are not written
+    for folder in sorted({f.parent for f in out.rglob("*.parquet")}):
+        ds = load_dataset("parquet", data_dir=str(folder), split="train")
+        assert len(ds) > 0, folder
     assert all(
         (out / d / MARKER).exists()
         for d in ["stories", "neutral", "validated", "vectors", "scores", "curated", "report"]

@@ -17,7 +17,6 @@ from emocurate.cards.scores import DocRow
 # metric column -> the calibrated threshold that decides its flag (MetricConfig field)
 THRESHOLD_OF_METRIC = {
     "distress_max": ("threshold", "distress_episode and what derives from an episode"),
-    "escalation": ("escalation_slope", "escalation"),
     "volatility": ("volatility_high", "high_volatility"),
     "arousal_max": ("arousal_high", "mirroring (dialogues)"),
     "regulation_min": ("regulation_threshold", "unhealthy_regulation"),
@@ -29,8 +28,8 @@ LOWER_IS_FLAGGED = {"regulation_min"}
 class Thresholds:
     """The flag thresholds the scores were made with, and where they came from."""
 
-    source: str  # one sentence: calibrated at rate r on N reference chunks, or fixed z units
-    per_metric: dict[str, float]  # metric column -> threshold (for a document of chunk length)
+    source: str  # one sentence: calibrated at rate r on N reference tokens, or fixed z units
+    per_metric: dict[str, float]  # metric column -> threshold (for a reference-length document)
     note: str = ""
     not_reached: list[str] = field(default_factory=list)
 
@@ -42,6 +41,8 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     metrics_cfg = cfg.get("metrics") or {}
     per: dict[str, float] = {}
     note = ""
+    if cfg.get("flags_off"):
+        return Thresholds(source=man.flags_note or "flags off (not calibrated)", per_metric={})
     if not cfg.get("z_thresholds") and vdir and (Path(vdir) / "calibration.json").exists():
         from emocurate.corpus.calibrate import load_calibration
 
@@ -49,13 +50,14 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
         rate = float(cfg.get("fpr", 0.01))
         th = cal.thresholds(rate)
         source = (
-            f"calibrated: each flag kind fires on {100 * rate:g}% of reference chunks of "
-            f"{cal.chunk_tokens} tokens ({cal.n_chunks} chunks of {', '.join(cal.reference)})"
+            f"calibrated: each flag family fires on {100 * rate:g}% of reference-like documents "
+            f"of any length (measured at lengths of 16 tokens and up on {cal.n_tokens} tokens of "
+            f"{', '.join(cal.reference)})"
         )
         note = (
-            f"Lines mark the thresholds for documents of up to {cal.chunk_tokens} tokens; a "
-            "longer document gets a proportionally stricter one, so its false-positive rate "
-            "stays the same."
+            f"Lines mark the thresholds for a document of {cal.mean_tokens} tokens (the "
+            "reference's mean); each document is judged at its own length (longer ones get "
+            "stricter thresholds), so the rate per document holds at every length."
         )
 
         def doc_th(d: DocRow, key: str) -> float | None:

@@ -37,9 +37,6 @@ def register(app: typer.Typer) -> None:
             "VECTORS/neutral. Use neutral text like the corpus you will score.",
         ),
         text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
-        chunk_tokens: int = typer.Option(
-            256, "--chunk-tokens", min=16, help="Reference documents are cut into chunks this long."
-        ),
         limit: int = typer.Option(5000, "--limit", min=1, help="Read at most N reference rows."),
         rate: float = typer.Option(
             0.01, "--rate", help="False-positive rate whose flag rates are checked and printed."
@@ -71,17 +68,19 @@ def register(app: typer.Typer) -> None:
             model=model,
             progress=False,
         )
-        cal = calibrate(vectors, reference, cfg, chunk_tokens=chunk_tokens, limit=limit, rate=rate)
+        cal = calibrate(vectors, reference, cfg, limit=limit, rate=rate)
         con = Console(stderr=True)
         chk = cal.check
         con.print(
-            f"calibrated on {cal.n_docs} documents ({cal.n_chunks} chunks of <= ~{cal.chunk_tokens} "
-            f"tokens, {cal.n_tokens} tokens) -> {vectors}/calibration.json",
+            f"calibrated on {cal.n_docs} documents ({cal.n_tokens} tokens, {cal.n_pairs} dialogue "
+            f"pairs): each flag family fires on a share RATE of reference-like documents of any "
+            f"length -> {vectors}/calibration.json",
             markup=False,
         )
         th = cal.thresholds(rate)
         con.print(
-            "thresholds at rate " + f"{rate}: " + ", ".join(f"{k} {v:.3f}" for k, v in th.items()),
+            f"thresholds at rate {rate} for a document of {cal.mean_tokens} tokens: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in th.items()),
             markup=False,
         )
         con.print(
@@ -236,6 +235,8 @@ def register(app: typer.Typer) -> None:
             f"{m.tokens} tokens in {m.seconds:.1f}s; {flagged} flagged -> {out}",
             markup=False,
         )
+        if m.flags_note:
+            Console(stderr=True).print(f"note: {m.flags_note}", markup=False)
         if m.attributes:
             Console(stderr=True).print(
                 f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False

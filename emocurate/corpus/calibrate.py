@@ -1,35 +1,42 @@
-"""Calibrated flags: thresholds as quantiles of per-document statistics on a reference corpus.
+"""Calibrated flags: thresholds measured at the length of the document being scored.
 
 A fixed threshold in z units says little: the smoothed composites live on a narrower scale than
-the per-token reference they are z-scored against, so a "1.0" can be unreachable for one vector
-set and noise for another. Here every flag kind has a per-document statistic ``s(doc)`` with
-"flagged at threshold t iff s(doc) > t":
+the per-token reference they are z-scored against. And a threshold that is a quantile of a
+per-document statistic only holds for documents as long as the reference's: a maximum over more
+tokens is larger (the first calibration cut reference documents into 256-token chunks and assumed
+every chunk was that long; a reference of 88-token texts promised 1% and fired on 4% of
+357-token documents).
 
-* ``distress`` -- the highest level at which the document has a distress episode (a run of the
-  smoothed composite above the level, at least ``min_episode`` tokens long and confirmed by as
-  many raw tokens; :func:`~emocurate.corpus.regulation.sustained_level`). Drives
-  ``distress_episode`` and what derives from an episode (``unrecovered_distress``,
-  ``unresolved_end``, ``escalating_response``).
-* ``escalation`` -- the distress slope over the document (the flag also needs an episode).
-* ``volatility`` -- the valence volatility.
+So every flag family has a per-document statistic ``s(doc)`` ("flagged at threshold t iff
+s(doc) > t") and its distribution is measured **at a ladder of lengths**: the reference
+documents' z-scores are joined end to end (as a corpus of longer documents would be) and cut
+into pieces of n tokens for n = 16, 23, 32, 45, ... (ratio sqrt 2) as long as the reference
+gives :data:`MIN_PIECES` pieces; each piece is smoothed and analysed as a document.
+
+* ``distress`` -- the highest level at which the piece has a distress episode
+  (:func:`~emocurate.corpus.regulation.sustained_level`). Drives ``distress_episode`` and what
+  derives from an episode (``unrecovered_distress``, ``unresolved_end``, ``escalation``,
+  ``escalating_response``).
+* ``volatility`` -- the highest level at which valence swings between affects
+  (:func:`~emocurate.corpus.regulation.volatility`).
 * ``regulation`` -- the highest level below which the regulation axis has a run (negated).
-* ``mirroring`` -- the level below which some human turn is mirrored by the answer
-  (:func:`mirroring_level`; dialogues only; the token-level arousal when the reference has too
-  few dialogues).
+* ``mirroring`` -- per human->assistant pair, the level below which it is mirrored
+  (:func:`pair_levels`; per pair, not per length).
 
-:func:`calibrate` scores a reference corpus (neutral text by default), cuts its documents into
-chunks of ``chunk_tokens`` tokens (so a statistic is a maximum over a known length) and stores
-the distribution of each statistic in ``calibration.json`` in the vector-set folder. At score
-time a false-positive rate ``rate`` gives the threshold ``t = quantile(1 - rate')`` with
-``rate' = rate * min(1, chunk_tokens / n_tokens)``: a document of up to ``chunk_tokens`` tokens
-is flagged by a kind with probability ``rate`` on reference-like text, and a longer document,
-whose statistic is a maximum over more positions, gets a proportionally stricter threshold so
-its per-document rate stays about ``rate`` (a union bound over its chunks).
+At score time a promised rate ``r`` and a document of ``n`` tokens give ``t = Q_n(1 - r)``,
+interpolated in log n between the two nearest ladder lengths; past the longest length L the
+document counts as n / L independent pieces, ``t = Q_L(1 - r L / n)``; for a dialogue with P
+pairs ``t = Q_pair(1 - r / P)``. Upper quantiles beyond the measured pieces are extrapolated
+with an exponential tail fitted to the highest pieces (the tail of a maximum of many weakly
+dependent values). So **each flag family fires on a share r of reference-like documents of any
+length**.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +49,6 @@ from emocurate.corpus.regulation import (
     MetricConfig,
     TurnSpan,
     analyse,
-    slope,
     smooth,
     sustained_level,
     volatility,
@@ -57,20 +63,24 @@ if TYPE_CHECKING:
     from emocurate.vectors.vectorset import VectorSet
 
 CALIBRATION_FILE = "calibration.json"
+VERSION = 2
 DEFAULT_RATE = 0.01
-CHUNK_TOKENS = 256
-MIN_DIALOGUES = 20  # dialogue chunks needed to calibrate mirroring on turn pairs
+MIN_PAIRS = 20  # human->assistant pairs needed to calibrate mirroring on turn pairs
 NEUTRAL_SUBDIR = "neutral"  # a reference inside the vector folder used when none is given
-FLOOR = -1e6  # stands for -inf (no level gives a run) in JSON
 RECOVER_QUANTILE = 0.9  # recovery = back below the 90th percentile of reference tokens
+MIN_PIECES = 40  # the ladder stops at the longest length giving this many reference pieces
+SHORTEST = 16  # the ladder's first length (tokens)
+MAX_PIECES = 2000  # pieces analysed per length (short lengths have many more)
+MAX_TOKENS = 100_000  # and at most about this many tokens per length (bounds the cost)
+FLOOR = -1e6  # stands for -inf (no level gives a run) in JSON
 KINDS_OF_STAT = {
     "distress": [
         "distress_episode",
         "unrecovered_distress",
         "unresolved_end",
+        "escalation",
         "escalating_response",
     ],
-    "escalation": ["escalation"],
     "volatility": ["high_volatility"],
     "regulation": ["unhealthy_regulation"],
     "mirroring": ["mirroring"],
@@ -86,59 +96,125 @@ def missing_message(vectors_dir: str | Path) -> str:
     )
 
 
-def _levels() -> np.ndarray:
-    """Quantile levels stored: coarse in the bulk, fine in the upper tail where thresholds sit."""
-    return np.unique(
-        np.round(np.concatenate([np.linspace(0, 0.9, 91), np.linspace(0.9, 1, 401)]), 6)
-    )
-
-
 class Quantiles(Model):
-    """The distribution of one statistic over reference chunks (quantile function on a grid)."""
+    """The distribution of a token-level series over the reference (quantile function)."""
 
-    n: int = Field(description="reference chunks (or tokens) the quantiles are computed from")
+    n: int = Field(description="reference tokens the quantiles are computed from")
     levels: list[float]
     values: list[float]
 
     @classmethod
     def of(cls, x: Sequence[float] | np.ndarray) -> Quantiles:
-        a = np.maximum(np.asarray(x, dtype=np.float64), FLOOR)
+        a = np.asarray(x, dtype=np.float64)
         if a.size == 0:
             raise InputError("calibration: no reference values for a statistic")
-        lv = _levels()
-        return cls(
-            n=int(a.size),
-            levels=lv.tolist(),
-            values=[float(v) for v in np.quantile(a, lv)],
+        lv = np.unique(
+            np.round(np.concatenate([np.linspace(0, 0.9, 91), np.linspace(0.9, 1, 401)]), 6)
         )
+        return cls(n=int(a.size), levels=lv.tolist(), values=[float(v) for v in np.quantile(a, lv)])
 
     def at(self, q: float) -> float:
         """The ``q`` quantile (linear interpolation between stored levels)."""
         return float(np.interp(q, self.levels, self.values))
 
 
+class LengthQuantiles(Model):
+    """The distribution of one statistic over reference pieces of ``n`` tokens.
+
+    ``values`` at ``levels`` (quantile function up to ``tail_q``); above ``tail_q`` the
+    quantile is ``tail_value + tail_scale * ln((1 - tail_q) / (1 - q))`` (exponential tail,
+    scale = mean excess of the highest pieces).
+    """
+
+    n: int = Field(description="piece length in tokens")
+    pieces: int
+    levels: list[float]
+    values: list[float]
+    tail_q: float
+    tail_value: float
+    tail_scale: float
+
+    @classmethod
+    def of(cls, n: int, x: np.ndarray) -> LengthQuantiles:
+        a = np.sort(np.maximum(np.asarray(x, dtype=np.float64), FLOOR))
+        m = a.size
+        if m == 0:
+            raise InputError("calibration: no reference pieces for a statistic")
+        k = int(min(max(5, m // 10), m))  # the highest k pieces fit the tail
+        tail_q = 1.0 - k / m
+        tail_value = float(a[m - k]) if k < m else float(a[0])
+        excess = a[m - k :] - tail_value
+        scale = float(max(excess.mean(), 1e-9 * max(1.0, abs(tail_value))))
+        lv = np.unique(
+            np.round(np.concatenate([np.linspace(0, 0.9, 91), np.linspace(0.9, 1, 201)]), 6)
+        )
+        lv = np.unique(np.append(lv[lv < tail_q], tail_q))
+        return cls(
+            n=n,
+            pieces=m,
+            levels=lv.tolist(),
+            values=[float(v) for v in np.quantile(a, lv)],
+            tail_q=tail_q,
+            tail_value=tail_value,
+            tail_scale=scale,
+        )
+
+    def at(self, q: float) -> float:
+        """The ``q`` quantile of the statistic on pieces of ``n`` tokens."""
+        if q > self.tail_q:
+            return self.tail_value + self.tail_scale * math.log(
+                (1.0 - self.tail_q) / max(1.0 - q, 1e-300)
+            )
+        return float(np.interp(q, self.levels, self.values))
+
+
+class Ladder(Model):
+    """One statistic measured at a ladder of piece lengths (ascending ``n``)."""
+
+    by_length: list[LengthQuantiles]
+
+    def threshold(self, rate: float, n_tokens: int) -> float:
+        """The statistic's threshold so a document of ``n_tokens`` is flagged with ``rate``."""
+        lad = self.by_length
+        if n_tokens <= lad[0].n:
+            return lad[0].at(1 - rate)
+        if n_tokens >= lad[-1].n:
+            last = lad[-1]
+            return last.at(1 - rate * last.n / n_tokens)
+        i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
+        a, b = lad[i - 1], lad[i]
+        f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
+        return (1 - f) * a.at(1 - rate) + f * b.at(1 - rate)
+
+
 class Calibration(Model):
     """``calibration.json`` in a vector-set folder: where the thresholds come from."""
 
-    version: int = 1
+    version: int = VERSION
     reference: list[str] = Field(description="the reference inputs as given")
     reference_hash: str = Field(description="sha256 (16 hex) of the reference texts in order")
     n_docs: int
     n_skipped: int = Field(default=0, description="reference rows not used (unreadable, empty)")
     skipped_examples: list[str] = Field(default_factory=list)
-    n_chunks: int
-    n_dialogue_chunks: int
     n_tokens: int
-    chunk_tokens: int = Field(description="reference documents were cut into chunks this long")
+    n_pairs: int = Field(default=0, description="human->assistant turn pairs in the reference")
     smooth: int
     min_episode: int
     merge_gap: int
     mirror_margin: float
+    swing_gap: int
     layer: int
     vectors_hash: str = Field(description="hash of the vectors and z-reference calibrated")
-    stats: dict[str, Quantiles] = Field(
-        description="per-chunk statistics (distress, escalation, volatility, regulation, "
-        "mirroring) and token-level distributions (distress_token, arousal_token)"
+    ladders: dict[str, Ladder] = Field(
+        description="per-length distributions of the distress, volatility and regulation "
+        "statistics on pieces of the joined reference"
+    )
+    pairs: LengthQuantiles | None = Field(
+        default=None, description="mirroring levels of the reference's human->assistant pairs"
+    )
+    tokens: dict[str, Quantiles] = Field(
+        description="token-level distributions: distress_token (sets recover_level), "
+        "arousal_token (mirroring when the reference has too few dialogue pairs)"
     )
     check: dict[str, Any] = Field(
         default_factory=dict,
@@ -146,34 +222,44 @@ class Calibration(Model):
     )
     created: str = Field(default_factory=utc_now)
 
-    def level(self, rate: float, n_tokens: int | None = None) -> float:
-        """Quantile level for a document of ``n_tokens`` at false-positive rate ``rate``."""
-        scale = 1.0 if not n_tokens else min(1.0, self.chunk_tokens / n_tokens)
-        return 1.0 - rate * scale
+    @property
+    def mean_tokens(self) -> int:
+        """The reference's mean document length (where a single threshold is shown)."""
+        return max(1, round(self.n_tokens / max(1, self.n_docs)))
 
-    def thresholds(self, rate: float, n_tokens: int | None = None) -> dict[str, float]:
-        """The metric thresholds at ``rate`` (for a document of ``n_tokens``, else per chunk)."""
-        q = self.level(rate, n_tokens)
-        th = self.stats["distress"].at(q)
-        out = {
+    def thresholds(
+        self, rate: float, n_tokens: int | None = None, n_pairs: int | None = None
+    ) -> dict[str, float]:
+        """The metric thresholds at ``rate`` for a document of ``n_tokens`` tokens and
+        ``n_pairs`` human->assistant pairs (default: the reference's mean length, one pair)."""
+        n = self.mean_tokens if not n_tokens else int(n_tokens)
+        out = {fam: lad.threshold(rate, n) for fam, lad in self.ladders.items()}
+        th = out.pop("distress")
+        rho = min(th, self.tokens["distress_token"].at(RECOVER_QUANTILE))
+        res = {
             "threshold": th,
-            "recover_level": min(th, self.stats["distress_token"].at(RECOVER_QUANTILE)),
-            "escalation_slope": self.stats["escalation"].at(q),
-            "volatility_high": self.stats["volatility"].at(q),
+            "recover_level": rho,
+            "escalation_margin": 0.5 * max(th - rho, 0.0),
+            "volatility_high": out.get("volatility", float("inf")),
         }
-        if "regulation" in self.stats:
-            out["regulation_threshold"] = -self.stats["regulation"].at(q)
-        if "mirroring" in self.stats and self.n_dialogue_chunks >= MIN_DIALOGUES:
-            out["arousal_high"] = self.stats["mirroring"].at(q)
+        if "regulation" in out:
+            res["regulation_threshold"] = -out["regulation"]
+        pairs = max(1, n_pairs or 1)
+        if self.pairs is not None and self.n_pairs >= MIN_PAIRS:
+            res["arousal_high"] = self.pairs.at(1 - rate / pairs)
         else:
-            out["arousal_high"] = self.stats["arousal_token"].at(q)
-        return out
+            res["arousal_high"] = self.tokens["arousal_token"].at(1 - rate)
+        return res
 
     def metric_config(
-        self, base: MetricConfig, rate: float, n_tokens: int | None = None
+        self,
+        base: MetricConfig,
+        rate: float,
+        n_tokens: int | None = None,
+        n_pairs: int | None = None,
     ) -> MetricConfig:
         """``base`` with the calibrated thresholds for one document."""
-        return base.model_copy(update=self.thresholds(rate, n_tokens))
+        return base.model_copy(update=self.thresholds(rate, n_tokens, n_pairs))
 
     def check_compatible(self, vs: VectorSet, layer: int, smooth_k: int, where: Path) -> None:
         """One-line errors when scoring would use different vectors or smoothing."""
@@ -200,7 +286,16 @@ def load_calibration(vectors_dir: str | Path) -> Calibration:
     if not path.exists():
         raise InputError(missing_message(vectors_dir))
     try:
-        return Calibration.model_validate_json(path.read_text("utf-8"))
+        raw = json.loads(path.read_text("utf-8"))
+    except Exception as exc:
+        raise InputError(f"{path}: invalid calibration: {str(exc).splitlines()[0]}") from None
+    if isinstance(raw, dict) and raw.get("version", 1) != VERSION:
+        raise InputError(
+            f"{path}: calibration version {raw.get('version', 1)} (per-chunk quantiles, true only "
+            f"for one document length); rerun `emocurate calibrate {vectors_dir}`"
+        )
+    try:
+        return Calibration.model_validate(raw)
     except Exception as exc:
         raise InputError(f"{path}: invalid calibration: {str(exc).splitlines()[0]}") from None
 
@@ -218,68 +313,79 @@ def vectors_hash(vs: VectorSet, layer: int) -> str:
 # -- statistics ----------------------------------------------------------------------------------
 
 
-def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
-    """The mirroring statistic: flagged at ``arousal_high = t`` iff the value exceeds ``t``.
+def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> list[float]:
+    """Per human->assistant pair, the level below which it is mirroring.
 
-    Per human->assistant pair (unsmoothed turn means): the human's arousal when the answer is
-    within ``margin`` of it, else the lower of the two; the maximum over pairs.
+    Flagged at ``arousal_high = t`` iff the value exceeds ``t`` (unsmoothed turn means): the
+    human's arousal when the answer is within ``margin`` of it, else the lower of the two.
     """
     ar = []
     for t in turns:
         if t.end > t.start:
             ar.append((t.speaker, float(z[t.start : t.end].mean(0) @ axes.arousal)))
-    best = FLOOR
+    out = []
     for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
         if sa == "human" and sb == "assistant":
             # regulation.mirrors at level t is true iff this value exceeds t
-            best = max(best, a if b >= a - margin else min(a, b))
-    return best
+            out.append(a if b >= a - margin else min(a, b))
+    return out
 
 
-def chunk_statistics(
-    z: np.ndarray,
-    zr: np.ndarray | None,
-    turns: Sequence[TurnSpan],
-    axes: Axes,
+def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
+    """The largest :func:`pair_levels` (``-inf`` without pairs): flagged at ``t`` iff above."""
+    return max(pair_levels(z, axes, turns, margin), default=float("-inf"))
+
+
+def n_pairs(turns: Sequence[TurnSpan]) -> int:
+    """Human->assistant pairs among non-empty turns (the mirroring unit)."""
+    sp = [t.speaker for t in turns if t.end > t.start]
+    return sum(a == "human" and b == "assistant" for a, b in zip(sp, sp[1:], strict=False))
+
+
+def ladder_lengths(n_tokens: int) -> list[int]:
+    """16, 23, 32, 45, ... (ratio sqrt 2) while the reference gives ``MIN_PIECES`` pieces."""
+    out: list[int] = []
+    k = 0
+    while True:
+        n = round(SHORTEST * 2 ** (k / 2))
+        if n_tokens // n < MIN_PIECES:
+            break
+        out.append(n)
+        k += 1
+    return out or [max(1, n_tokens // MIN_PIECES)]
+
+
+def piece_statistics(
+    d_raw: np.ndarray,
+    v_raw: np.ndarray | None,
+    r_raw: np.ndarray | None,
     cfg: MetricConfig,
-) -> dict[str, float]:
-    """The per-document statistics of one (chunk of a) reference document."""
-    zs = smooth(z, cfg.smooth)
-    out: dict[str, float] = {}
-    if axes.distress:
-        d, raw = zs[:, axes.distress].mean(1), z[:, axes.distress].mean(1)
-        out["distress"] = sustained_level(d, raw, cfg.min_episode, cfg.merge_gap)
-        out["escalation"] = slope(d)
-    if axes.has_va:
-        out["volatility"] = volatility(zs @ axes.valence, cfg.smooth)
-    if zr is not None and zr.size:
-        rs, rr = smooth(zr, cfg.smooth).mean(1), zr.mean(1)
-        out["regulation"] = sustained_level(-rs, -rr, cfg.min_episode, cfg.merge_gap)
-    if turns and axes.has_va:
-        out["mirroring"] = mirroring_level(z, axes, turns, cfg.mirror_margin)
-    return out
-
-
-def split_chunks(n: int, size: int) -> list[tuple[int, int]]:
-    """``[start, end)`` chunks of ``size`` tokens; a remainder under ``size/2`` joins the last."""
-    if n <= size:
-        return [(0, n)]
-    bounds = list(range(0, n, size))
-    chunks = [(b, min(n, b + size)) for b in bounds]
-    if len(chunks) > 1 and chunks[-1][1] - chunks[-1][0] < size // 2:
-        last = chunks.pop()
-        chunks[-1] = (chunks[-1][0], last[1])
-    return chunks
-
-
-def clip_turns(turns: Sequence[TurnSpan], lo: int, hi: int) -> list[TurnSpan]:
-    """Turns overlapping ``[lo, hi)``, clipped and shifted to the chunk."""
-    out = []
-    for t in turns:
-        s, e = max(t.start, lo), min(t.end, hi)
-        if e > s:
-            out.append(TurnSpan(t.speaker, s - lo, e - lo))
-    return out
+    rho: float,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """The statistics of the non-overlapping ``n``-token pieces of the joined raw series (at
+    most :data:`MAX_PIECES` and :data:`MAX_TOKENS` tokens, at least :data:`MIN_PIECES`, evenly
+    spaced)."""
+    out: dict[str, list[float]] = {}
+    starts = np.arange(0, len(d_raw) - n + 1, n)
+    keep = max(MIN_PIECES, min(MAX_PIECES, MAX_TOKENS // n))
+    if len(starts) > keep:  # enough for the tail; evenly over the reference
+        starts = starts[np.linspace(0, len(starts) - 1, keep).round().astype(int)]
+    for lo in starts.tolist():
+        raw = d_raw[lo : lo + n]
+        out.setdefault("distress", []).append(
+            sustained_level(smooth(raw, cfg.smooth), raw, cfg.min_episode, cfg.merge_gap, rho)
+        )
+        if v_raw is not None:
+            out.setdefault("volatility", []).append(
+                volatility(smooth(v_raw[lo : lo + n], cfg.smooth), cfg.swing_gap)
+            )
+        if r_raw is not None:
+            raw = -r_raw[lo : lo + n]
+            out.setdefault("regulation", []).append(
+                sustained_level(smooth(raw, cfg.smooth), raw, cfg.min_episode, cfg.merge_gap)
+            )
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 # -- the calibration run -------------------------------------------------------------------------
@@ -311,7 +417,6 @@ def calibrate(
     reference: Sequence[str | Path] | None = None,
     cfg: ScoreConfig | None = None,
     *,
-    chunk_tokens: int = CHUNK_TOKENS,
     limit: int = 5000,
     rate: float = DEFAULT_RATE,
     lm: LoadedModel | None = None,
@@ -323,7 +428,6 @@ def calibrate(
         reference: corpus inputs any reader accepts (default: ``VECTORS/neutral``).
         cfg: scoring options (text field, window, smoothing, layer, device); its metric
             settings fix ``min_episode``, ``merge_gap`` and ``mirror_margin``.
-        chunk_tokens: reference documents are cut into chunks of this many tokens.
         limit: read at most this many reference documents.
         rate: the false-positive rate whose flag rates are measured in ``check``.
         lm: a loaded model (default: the vector set's).
@@ -367,72 +471,108 @@ def calibrate(
     # The collector needs each document's [T, E] scores on the host: the host metrics path.
     scorer = _Collector(vs, lm, cfg.model_copy(update={"metrics_device": "host"}), regulation=reg)
     scorer.score_full(docs)
-    base, axes = scorer.mcfg, scorer.axes
-    stats, n_chunks, n_dialogue, n_tokens = reference_statistics(
-        collected, axes, base, chunk_tokens
-    )
     layer = scorer.layer
-    cal = Calibration(
+    cal = calibration_from_scores(
+        collected,
+        scorer.axes,
+        scorer.mcfg,
+        rate=rate,
         reference=[str(r) for r in (reference or inputs)],
         reference_hash=hashlib.sha256("\x1e".join(d.text for d in docs).encode()).hexdigest()[:16],
         n_docs=len(docs),
         n_skipped=len(skipped),
         skipped_examples=skipped[:5],
-        n_chunks=n_chunks,
-        n_dialogue_chunks=n_dialogue,
-        n_tokens=n_tokens,
-        chunk_tokens=chunk_tokens,
-        smooth=base.smooth,
-        min_episode=base.min_episode,
-        merge_gap=base.merge_gap,
-        mirror_margin=base.mirror_margin,
         layer=layer,
         vectors_hash=vectors_hash(vs, layer),
-        stats=stats,
     )
-    cal.check = flag_rates(cal, collected, axes, base, rate)
     cal.save(vectors_dir)
     return cal
 
 
-def reference_statistics(
+def reference_ladders(
     scores: Sequence[tuple[np.ndarray, np.ndarray | None, Sequence[TurnSpan]]],
     axes: Axes,
     base: MetricConfig,
-    chunk_tokens: int,
-) -> tuple[dict[str, Quantiles], int, int, int]:
-    """Distributions of the statistics over chunks of the reference documents' z-scores.
+) -> tuple[dict[str, Ladder], LengthQuantiles | None, dict[str, Quantiles], int, int]:
+    """The statistics' distributions at every ladder length, over the joined reference.
 
-    Returns ``(stats, n_chunks, n_dialogue_chunks, n_tokens)``.
+    Returns ``(ladders, pair levels, token quantiles, n_tokens, n_pairs)``.
     """
-    per: dict[str, list[float]] = {}
-    dist_tok: list[np.ndarray] = []
+    d_parts: list[np.ndarray] = []
+    v_parts: list[np.ndarray] = []
+    r_parts: list[np.ndarray] = []
+    pairs: list[float] = []
+    d_tok: list[np.ndarray] = []
     aro_tok: list[np.ndarray] = []
-    n_chunks = n_dialogue = n_tokens = 0
+    n_tokens = 0
     for z, zr, turns in scores:
         if len(z) == 0:
             continue
         n_tokens += len(z)
-        for lo, hi in split_chunks(len(z), chunk_tokens):
-            ct = clip_turns(turns, lo, hi)
-            st = chunk_statistics(z[lo:hi], None if zr is None else zr[lo:hi], ct, axes, base)
-            n_chunks += 1
-            n_dialogue += int("mirroring" in st)
-            for k, v in st.items():
-                per.setdefault(k, []).append(v)
         zs = smooth(z, base.smooth)
         if axes.distress:
-            dist_tok.append(zs[:, axes.distress].mean(1))
+            d_parts.append(z[:, axes.distress].mean(1))
+            d_tok.append(zs[:, axes.distress].mean(1))
         if axes.has_va:
+            v_parts.append(z @ axes.valence)
             aro_tok.append(zs @ axes.arousal)
-    if "distress" not in per:
+            if turns:
+                pairs += pair_levels(z, axes, turns, base.mirror_margin)
+        if zr is not None and zr.size:
+            r_parts.append(zr.mean(1))
+    if not d_parts:
         raise InputError("calibration: no distress directions or no reference tokens")
-    stats = {k: Quantiles.of(v) for k, v in per.items()}
-    stats["distress_token"] = Quantiles.of(np.concatenate(dist_tok))
-    stats["arousal_token"] = Quantiles.of(
-        np.concatenate(aro_tok) if aro_tok else np.zeros(1, dtype=np.float64)
+    tokens = {
+        "distress_token": Quantiles.of(np.concatenate(d_tok)),
+        "arousal_token": Quantiles.of(
+            np.concatenate(aro_tok) if aro_tok else np.zeros(1, dtype=np.float64)
+        ),
+    }
+    rho = tokens["distress_token"].at(RECOVER_QUANTILE)
+    d_raw = np.concatenate(d_parts)
+    v_raw = np.concatenate(v_parts) if v_parts else None
+    r_raw = np.concatenate(r_parts) if r_parts and len(r_parts) == len(d_parts) else None
+    per: dict[str, list[LengthQuantiles]] = {}
+    for n in ladder_lengths(n_tokens):
+        for fam, vals in piece_statistics(d_raw, v_raw, r_raw, base, rho, n).items():
+            per.setdefault(fam, []).append(LengthQuantiles.of(n, vals))
+    ladders = {fam: Ladder(by_length=lq) for fam, lq in per.items()}
+    pq = LengthQuantiles.of(1, np.asarray(pairs)) if pairs else None
+    return ladders, pq, tokens, n_tokens, len(pairs)
+
+
+def calibration_from_scores(
+    scores: Sequence[tuple[np.ndarray, np.ndarray | None, Sequence[TurnSpan]]],
+    axes: Axes,
+    base: MetricConfig,
+    *,
+    rate: float = DEFAULT_RATE,
+    **fields: Any,
+) -> Calibration:
+    """A :class:`Calibration` from reference z-scores (``fields``: provenance, hashes, layer)."""
+    ladders, pq, tokens, n_tokens, n_pairs_ = reference_ladders(scores, axes, base)
+    defaults: dict[str, Any] = {
+        "reference": ["(z-scores)"],
+        "reference_hash": "",
+        "layer": 0,
+        "vectors_hash": "",
+        "n_docs": len(scores),
+    }
+    cal = Calibration(
+        **{**defaults, **fields},
+        n_tokens=n_tokens,
+        n_pairs=n_pairs_,
+        smooth=base.smooth,
+        min_episode=base.min_episode,
+        merge_gap=base.merge_gap,
+        mirror_margin=base.mirror_margin,
+        swing_gap=base.swing_gap,
+        ladders=ladders,
+        pairs=pq,
+        tokens=tokens,
     )
-    return stats, n_chunks, n_dialogue, n_tokens
+    cal.check = flag_rates(cal, scores, axes, base, rate)
+    return cal
 
 
 def flag_rates(
@@ -446,7 +586,7 @@ def flag_rates(
     per_kind: dict[str, int] = {}
     any_flag = 0
     for z, zr, turns in docs:
-        mcfg = cal.metric_config(base, rate, len(z))
+        mcfg = cal.metric_config(base, rate, len(z), n_pairs(turns))
         an = analyse(z, axes, mcfg, regulation=zr, turns=turns)
         kinds = {f.kind for f in an.flags}
         any_flag += int(bool(kinds))
@@ -454,10 +594,12 @@ def flag_rates(
             per_kind[k] = per_kind.get(k, 0) + 1
     n = max(1, len(docs))
     warn = []
-    if rate * cal.n_chunks < 5:
+    need = -math.log1p(-rate) / cal.mean_tokens * cal.n_tokens
+    if need < 5:
         warn.append(
-            f"only {cal.n_chunks} reference chunks: fewer than 5 expected above the "
-            f"{1 - rate:.3f} quantile, so thresholds at rate {rate} are extrapolated"
+            f"only {cal.n_tokens} reference tokens: fewer than 5 reference episodes expected at "
+            f"rate {rate} for documents of {cal.mean_tokens} tokens, so thresholds are "
+            "extrapolated (exponential tail)"
         )
     return {
         "rate": rate,

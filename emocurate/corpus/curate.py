@@ -411,7 +411,9 @@ def curate(
 
     Writes ``out_dir/data/kept.parquet`` (kept and flagged documents with ``decision``,
     ``reasons`` and ``weight``; with ``corpus`` also their ``text``), ``out_dir/excluded/
-    excluded.parquet`` (with reasons), ``out_dir/summary/rules.parquet`` and ``manifest.json``.
+    excluded.parquet`` (with reasons), ``out_dir/summary/rules.parquet`` and ``manifest.json``;
+    a table with no rows is not written (``datasets`` cannot load a 0-row Parquet folder), the
+    manifest's ``kept``/``flagged``/``dropped`` counts say so.
     """
     pol = policy if isinstance(policy, CuratePolicy) else CuratePolicy.load(policy)
     sdir = Path(scores_dir)
@@ -432,9 +434,16 @@ def curate(
     excluded = work.filter(pl.col("decision") == "drop")
     if corpus:
         kept, excluded = _attach_text(kept, excluded, corpus, scores)
-    write_table(out / "data" / "kept.parquet", kept.to_arrow())
-    write_table(out / "excluded" / "excluded.parquet", excluded.to_arrow())
-    write_table(out / "summary" / "rules.parquet", summary.to_arrow())
+    tables = {
+        "default": ("data", "kept.parquet", kept),
+        "excluded": ("excluded", "excluded.parquet", excluded),
+        "summary": ("summary", "rules.parquet", summary),
+    }
+    written = {
+        name: f"{sub}/*.parquet"
+        for name, (sub, fname, table) in tables.items()
+        if _write_nonempty(out / sub / fname, table)
+    }
     by_dom = (
         kept.select(pl.col("dominant").list.first().alias("emotion"))
         .group_by("emotion")
@@ -453,19 +462,35 @@ def curate(
         "with_text": bool(corpus),
         "guardrail": guard.model_dump(mode="json"),
     }
-    write_configs_readme(
-        out,
-        {
-            "default": "data/*.parquet",
-            "excluded": "excluded/*.parquet",
-            "summary": "summary/*.parquet",
-        },
-        title="emocurate curated corpus",
-        note="Kept documents (with decisions and weights); `excluded` keeps every dropped document with its reasons; `summary` counts what each rule did.",
+    empty = [name for name in tables if name not in written]
+    note = (
+        "Kept documents (with decisions and weights); `excluded` keeps every dropped document "
+        "with its reasons; `summary` counts what each rule did."
     )
+    if "excluded" in empty:
+        note += " Nothing was dropped, so there is no `excluded` table."
+    if "default" in empty:
+        note += " Every document was dropped, so there is no table of kept documents."
+    if written:
+        write_configs_readme(out, written, title="emocurate curated corpus", note=note)
     manifest = CurateManifest.model_validate({"stage": "curate", **fields})
     manifest.save(out)
     return manifest
+
+
+def _write_nonempty(path: Path, table: pl.DataFrame) -> bool:
+    """Write ``table`` as Parquet unless it has no rows; say whether it was written.
+
+    ``datasets.load_dataset("parquet", data_dir=...)`` cannot read a 0-row Parquet file
+    (``ArrowInvalid: BatchSize must be greater than 0``) nor a 0-row split, so an empty table is
+    not written at all (a stale file from an earlier run is removed); the manifest's counts say
+    it is empty and the README declares only the tables that exist.
+    """
+    if table.height == 0:
+        path.unlink(missing_ok=True)
+        return False
+    write_table(path, table.to_arrow())
+    return True
 
 
 def _attach_text(

@@ -34,6 +34,7 @@ from emocurate.corpus.score import (
     ScoreConfig,
     ScoredDoc,
     Scorer,
+    flags_note,
     load_scoring_model,
     load_vectors,
 )
@@ -816,6 +817,7 @@ def _finish(
         if reg is None
         else {"model_id": reg.meta.model_id, "n_vectors": len(reg.names)},
         "config": cfg.model_dump(),
+        "flags_note": flags_note(vectors_dir, cfg),
         "summary": summary,
         # folder entries that were not read (not data files); see emocurate.corpus.readers
         "skipped": [

@@ -109,7 +109,7 @@ FALLBACK_VA: dict[str, tuple[float, float]] = {
 class MetricConfig(Model):
     """Thresholds of the regulation metrics (z units of the neutral reference).
 
-    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_slope``,
+    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_margin``,
     ``volatility_high``, ``regulation_threshold`` and ``arousal_high`` are replaced per document
     by quantiles of the reference (:meth:`emocurate.corpus.calibrate.Calibration.metric_config`).
     """
@@ -127,7 +127,10 @@ class MetricConfig(Model):
         description="shortest episode in tokens, on the smoothed series and in raw tokens above",
     )
     merge_gap: int = Field(
-        default=4, ge=0, description="episodes closer than this many tokens merge"
+        default=4,
+        ge=0,
+        description="runs of the smoothed series closer than this many tokens merge (and runs "
+        "that do not fall back to recover_level in between, whatever the gap)",
     )
     recovery_factor: float = Field(
         default=2.0,
@@ -138,11 +141,25 @@ class MetricConfig(Model):
     tail: int = Field(
         default=32, ge=1, description="tokens at the end used for end-of-document levels"
     )
-    escalation_slope: float = Field(
-        default=1.0, description="distress slope over the document that flags escalation"
+    escalation_margin: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="escalation: each rising episode peak (or segment mean) must exceed the "
+        "previous one by more than this",
+    )
+    escalation_segments: int = Field(
+        default=4, ge=3, description="escalation by trend: segments whose means must all rise"
     )
     volatility_high: float = Field(
-        default=0.75, description="volatility that flags an unstable document"
+        default=1.0,
+        description="valence swinging above +this and below -this (z) and back, in quick "
+        "succession, flags a volatile span",
+    )
+    swing_gap: int = Field(
+        default=18,
+        ge=1,
+        description="valence swings (visits beyond +/-volatility_high) at most this many tokens "
+        "apart chain into a volatile span",
     )
     regulation_threshold: float = Field(
         default=-1.0, description="regulation-axis level that flags unhealthy spans"
@@ -275,20 +292,81 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
+def recovery_at(series: np.ndarray, start: int, level: float, k: int) -> int | None:
+    """The first index from ``start`` on where ``series`` is back at ``level`` or below for ``k``
+    consecutive tokens (a stretch cut short by the end of the series does not count), or None.
+
+    Recovery is sustained, as an episode is: one token under the level (the last token of a
+    document, a wobble inside a run) is not a return to neutral.
+    """
+    below = np.asarray(series[start:], dtype=np.float64) <= level
+    k = max(1, k)
+    if below.size < k:
+        return None
+    run = np.convolve(below.astype(np.int64), np.ones(k, dtype=np.int64), mode="valid")
+    hits = np.nonzero(run == k)[0]
+    return start + int(hits[0]) if hits.size else None
+
+
+def merge_fragments(
+    runs: Sequence[tuple[int, int]],
+    series: np.ndarray,
+    gap: int,
+    recover_level: float | None = None,
+    min_len: int = 1,
+) -> list[tuple[int, int]]:
+    """Join fragments of one run: gaps of at most ``gap`` tokens, or gaps in which ``series``
+    never stays at ``recover_level`` or below for ``min_len`` tokens (:func:`recovery_at`:
+    distress dipped under the threshold but did not recover).
+
+    A planted or real distress run wobbles around the threshold; counted fragment by fragment it
+    becomes several short episodes whose recovery windows end inside the same run.
+    """
+    out: list[tuple[int, int]] = []
+    for s, e in runs:
+        if out and (
+            s - out[-1][1] <= gap
+            or (
+                recover_level is not None
+                and recovery_at(series[:s], out[-1][1], recover_level, min_len) is None
+            )
+        ):
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
 def episode_runs(
-    smoothed: np.ndarray, raw: np.ndarray, level: float, min_len: int, merge_gap: int
+    smoothed: np.ndarray,
+    raw: np.ndarray,
+    level: float,
+    min_len: int,
+    merge_gap: int,
+    recover_level: float | None = None,
 ) -> list[tuple[int, int]]:
     """Runs where the smoothed series is above ``level``, confirmed on the raw series.
 
-    A run counts when it is at least ``min_len`` tokens long on the smoothed series AND at
-    least ``min_len`` of its raw tokens are above ``level``: smoothing alone turns one outlier
-    token into a run of ``smooth`` tokens.
+    Fragments merge first (:func:`merge_fragments`: gaps ``<= merge_gap`` or no return to
+    ``recover_level`` in between). A run then counts when it is at least ``min_len`` tokens long
+    on the smoothed series AND at least ``min_len`` of its raw tokens are above ``level``:
+    smoothing alone turns one outlier token into a run of ``smooth`` tokens.
     """
-    runs = find_runs(smoothed > level, merge_gap, min_len)
-    return [(s, e) for s, e in runs if int(np.count_nonzero(raw[s:e] > level)) >= min_len]
+    runs = merge_fragments(find_runs(smoothed > level), smoothed, merge_gap, recover_level, min_len)
+    return [
+        (s, e)
+        for s, e in runs
+        if e - s >= min_len and int(np.count_nonzero(raw[s:e] > level)) >= min_len
+    ]
 
 
-def sustained_level(smoothed: np.ndarray, raw: np.ndarray, min_len: int, merge_gap: int) -> float:
+def sustained_level(
+    smoothed: np.ndarray,
+    raw: np.ndarray,
+    min_len: int,
+    merge_gap: int,
+    recover_level: float | None = None,
+) -> float:
     """The document statistic of :func:`episode_runs`: ``s`` such that a run exists iff level < s.
 
     The predicate is monotone in the level, so ``s`` is the largest value of either series at
@@ -301,8 +379,10 @@ def sustained_level(smoothed: np.ndarray, raw: np.ndarray, min_len: int, merge_g
     cand = np.unique(np.concatenate([d, r]))
 
     def ok(c: float) -> bool:
-        runs = find_runs(d >= c, merge_gap, min_len)
-        return any(int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs)
+        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level, min_len)
+        return any(
+            e - s >= min_len and int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs
+        )
 
     lo, hi = 0, len(cand) - 1
     if not ok(float(cand[lo])):
@@ -321,20 +401,24 @@ def find_episodes(
 ) -> list[Episode]:
     """Distress episodes on a smoothed composite (checked on ``raw``), each with its recovery.
 
-    The recovery window scales with the episode (:meth:`MetricConfig.recovery_window`).
+    An episode is a merged run (:func:`episode_runs` with ``merge_gap`` and ``recover_level``), so recovery is measured from the end of the whole run: **recovered** when
+    distress returns to ``recover_level`` before the document ends (``time_to_recover`` tokens
+    after the run), **unrecovered** when it never does and at least the recovery window
+    (:meth:`MetricConfig.recovery_window`) of tokens follow the run, **unresolved** when it never
+    does and the document ends sooner.
     """
     d = np.asarray(distress, dtype=np.float64)
     r = d if raw is None else np.asarray(raw, dtype=np.float64)
     t = len(d)
     out: list[Episode] = []
-    for s, e in episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap):
+    runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
+    for s, e in runs:
         window = cfg.recovery_window(e - s)
-        after = d[e : e + window]
-        below = np.nonzero(after <= cfg.recover_level)[0]
+        back = recovery_at(d, e, cfg.recover_level, cfg.min_episode)
         status: EpisodeStatus
         ttr: int | None = None
-        if below.size:
-            status, ttr = "recovered", int(below[0]) + 1
+        if back is not None:
+            status, ttr = "recovered", back - e + 1
         elif e + window <= t:
             status = "unrecovered"
         else:
@@ -346,9 +430,12 @@ def find_episodes(
     return out
 
 
-def recovers_before_end(distress: np.ndarray, ep: Episode, recover_level: float) -> bool:
-    """Whether distress returns to ``recover_level`` anywhere between the episode and the end."""
-    return bool(np.any(np.asarray(distress)[ep.end :] <= recover_level))
+def recovers_before_end(
+    distress: np.ndarray, ep: Episode, recover_level: float, min_len: int = 1
+) -> bool:
+    """Whether distress returns to ``recover_level`` (for ``min_len`` tokens, :func:`recovery_at`)
+    between the episode and the end."""
+    return recovery_at(np.asarray(distress), ep.end, recover_level, min_len) is not None
 
 
 def slope(y: np.ndarray) -> float:
@@ -361,11 +448,49 @@ def slope(y: np.ndarray) -> float:
     return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
 
 
-def volatility(v: np.ndarray, lag: int) -> float:
-    """Mean absolute change of a smoothed trajectory over ``lag`` tokens (0 for short documents)."""
-    if len(v) <= lag:
+def swing_runs(v: np.ndarray, level: float, gap: int) -> list[tuple[int, int]]:
+    """Spans where valence swings between affects: visits above ``+level`` and below
+    ``-level`` that alternate at least twice (three visits: + - + or - + -), each within ``gap``
+    tokens of the previous one. Span: from the first visit's start to the last one's end.
+
+    Ripples inside one emotional span, and entering or leaving it (one visit), are not swings;
+    nor is one affect answered by its opposite once (two visits).
+    """
+    x = np.asarray(v, dtype=np.float64)
+    h = max(float(level), 1e-9)
+    visits = sorted(
+        [(s, e, 1) for s, e in find_runs(x > h)] + [(s, e, -1) for s, e in find_runs(x < -h)]
+    )
+    out: list[tuple[int, int]] = []
+    chain: list[tuple[int, int, int]] = []
+    for s, e, sign in [*visits, (0, 0, 0)]:
+        if sign and chain and s - chain[-1][1] <= gap:
+            if sign == chain[-1][2]:  # the same affect again: one visit
+                chain[-1] = (chain[-1][0], e, sign)
+            else:
+                chain.append((s, e, sign))
+            continue
+        if len(chain) >= 3:
+            out.append((chain[0][0], chain[-1][1]))
+        chain = [(s, e, sign)] if sign else []
+    return out
+
+
+def volatility(v: np.ndarray, gap: int) -> float:
+    """The largest level at which :func:`swing_runs` finds a swing (0 when none at any level)."""
+    v = np.asarray(v, dtype=np.float64)
+    if len(v) < 3:
         return 0.0
-    return float(np.mean(np.abs(v[lag:] - v[:-lag])))
+    lo, hi = 0.0, float(np.abs(v).max())
+    if hi <= 0 or not swing_runs(v, 0.0, gap):
+        return 0.0
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        if swing_runs(v, mid, gap):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def pearson(x: Sequence[float], y: Sequence[float], min_pairs: int = 3) -> float | None:
@@ -611,16 +736,18 @@ def analyse_dense(
             valence_end=float(val[tail].mean()),
             arousal_mean=float(aro.mean()),
             arousal_max=float(aro.max()),
-            volatility=volatility(val, cfg.smooth),
+            volatility=volatility(val, cfg.swing_gap),
         )
-        if m["volatility"] is not None and m["volatility"] > cfg.volatility_high:  # type: ignore[operator]
+        for s0, e0 in swing_runs(val, cfg.volatility_high, cfg.swing_gap):
             flags.append(
                 Flag(
                     kind="high_volatility",
-                    start=0,
-                    end=n_tok,
-                    severity=float(m["volatility"] or 0),
-                    evidence="valence swings faster than volatility_high",
+                    start=s0,
+                    end=e0,
+                    severity=volatility(val[s0:e0], cfg.swing_gap),
+                    evidence=f"valence swings between above {cfg.volatility_high:.2f} and below "
+                    f"{-cfg.volatility_high:.2f} z and back (at most {cfg.swing_gap} tokens "
+                    "between them)",
                 )
             )
     dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm
@@ -635,7 +762,7 @@ def analyse_dense(
         rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
         # The document ends in distress exactly when its last episode never comes back down.
         unresolved = bool(episodes) and not recovers_before_end(
-            dist, episodes[-1], cfg.recover_level
+            dist, episodes[-1], cfg.recover_level, cfg.min_episode
         )
         m.update(
             distress_mean=float(dist.mean()),
@@ -685,22 +812,9 @@ def analyse_dense(
                     evidence="document ends in distress (no return after its last episode)",
                 )
             )
-        half = n_tok // 2
-        if (
-            esc >= cfg.escalation_slope
-            and n_tok >= 4
-            and dist[half:].mean() - dist[:half].mean() > 0
-            and any(e.end > half for e in episodes)
-        ):
-            flags.append(
-                Flag(
-                    kind="escalation",
-                    start=half,
-                    end=n_tok,
-                    severity=esc,
-                    evidence=f"distress rises by {esc:.2f} z across the document",
-                )
-            )
+        rising = escalation(dist, episodes, cfg)
+        if rising is not None:
+            flags.append(rising)
     reg, reg_raw = dense.regulation, dense.regulation_raw
     if reg is not None and reg_raw is not None:
         m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
@@ -742,6 +856,70 @@ def analyse_dense(
         pairs,
         dense.smoothed_top,
     )
+
+
+RISING_EPISODES = 3  # "several": episodes of rising peak needed for escalation
+
+
+def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
+    """The last episodes when their peaks rise: at least :data:`RISING_EPISODES` consecutive
+    episodes ending with the document's last one, each peak above the previous by more than
+    ``margin``, the last the highest of the document; else ``[]``. (Two episodes of different
+    height are common by chance, e.g. two speakers' turns; three in rising order much less.)"""
+    if len(episodes) < RISING_EPISODES:
+        return []
+    chain = [episodes[-1]]
+    for e in reversed(episodes[:-1]):
+        if chain[0].peak > e.peak + margin:
+            chain.insert(0, e)
+        else:
+            break
+    if len(chain) < RISING_EPISODES or max(e.peak for e in episodes) > chain[-1].peak:
+        return []
+    return chain
+
+
+def rising_segments(dist: np.ndarray, cfg: MetricConfig) -> bool:
+    """Whether the means of ``escalation_segments`` equal segments rise at every step by more
+    than ``escalation_margin`` (a steady climb that may be one long run)."""
+    k = cfg.escalation_segments
+    if len(dist) < k * cfg.smooth:
+        return False
+    means = np.array([seg.mean() for seg in np.array_split(dist, k)])
+    return bool(np.all(np.diff(means) > cfg.escalation_margin))
+
+
+def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig) -> Flag | None:
+    """The ``escalation`` flag: distress that rises across the document.
+
+    Either several episodes of increasing peak (:func:`rising_chain`; span: first to last of
+    them) or, with an episode in the last segment, segment means that rise at every step
+    (:func:`rising_segments`; span: the document). One run that ends the document is neither:
+    that is ``unresolved_end``.
+    """
+    chain = rising_chain(episodes, cfg.escalation_margin)
+    if chain:
+        peaks = " -> ".join(f"{e.peak:.2f}" for e in chain)
+        return Flag(
+            kind="escalation",
+            start=chain[0].start,
+            end=chain[-1].end,
+            severity=chain[-1].peak - chain[0].peak,
+            evidence=f"{len(chain)} episodes of rising peak distress ({peaks})",
+        )
+    n = len(dist)
+    last_seg = n - n // cfg.escalation_segments
+    if episodes and episodes[-1].end > last_seg and rising_segments(dist, cfg):
+        esc = slope(dist)
+        return Flag(
+            kind="escalation",
+            start=0,
+            end=n,
+            severity=esc,
+            evidence=f"distress rises in every {1 / cfg.escalation_segments:.0%} of the document "
+            f"(by {esc:.2f} z overall)",
+        )
+    return None
 
 
 def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:

@@ -27,7 +27,13 @@ from pydantic import Field
 
 from emocurate.artifacts import ScoreManifest
 from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
-from emocurate.corpus.calibrate import DEFAULT_RATE, Calibration, load_calibration
+from emocurate.corpus.calibrate import (
+    CALIBRATION_FILE,
+    DEFAULT_RATE,
+    Calibration,
+    load_calibration,
+    n_pairs,
+)
 from emocurate.corpus.regulation import (
     Analysis,
     Axes,
@@ -102,6 +108,11 @@ class ScoreConfig(Model):
     calibration: Calibration | None = Field(
         default=None,
         description="the vector set's calibration (score_corpus loads calibration.json)",
+    )
+    flags_off: bool = Field(
+        default=False,
+        description="no calibration.json and no z-unit thresholds asked for: no flags are raised "
+        "(metric columns use the fixed z-unit thresholds); the manifest's flags_note says so",
     )
     trace_flagged: int = Field(
         default=50, ge=0, description="token traces kept per shard for flagged documents"
@@ -497,12 +508,21 @@ class Scorer:
             )
         return where == "device" or (where == "auto" and dev.type == "cuda")
 
-    def doc_metric_config(self, n_tokens: int) -> MetricConfig:
-        """Thresholds for one document: calibrated at ``fpr`` for its length, else the z units."""
+    def _analysed(self, an: Analysis) -> Analysis:
+        """``an`` without its flags when flags are off (not calibrated)."""
+        if self.cfg.flags_off:
+            an.flags.clear()
+            if an.metrics.get("n_mirroring") is not None:
+                an.metrics["n_mirroring"] = 0.0
+        return an
+
+    def doc_metric_config(self, n_tokens: int, turns: Sequence[TurnSpan] = ()) -> MetricConfig:
+        """Thresholds for one document: calibrated at ``fpr`` for its length (scored tokens and
+        human->assistant pairs), else the z units."""
         cal = self.cfg.calibration
         if cal is None or self.cfg.z_thresholds:
             return self.mcfg
-        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens)
+        return cal.metric_config(self.mcfg, self.cfg.fpr, n_tokens, n_pairs(turns))
 
     @staticmethod
     def _group(vs: VectorSet, layer: int, dev: torch.device) -> _Group:
@@ -661,15 +681,15 @@ class Scorer:
         if regulation is None and self.vs.meta.kind == "regulation":
             regulation = z
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse(
-            z, self.axes, self.doc_metric_config(len(p.ids)), regulation=regulation, turns=spans
-        )
+        mcfg = self.doc_metric_config(len(z), spans)
+        an = self._analysed(analyse(z, self.axes, mcfg, regulation=regulation, turns=spans))
         return self._row(p, an)
 
     def _finish_dense(self, p: Prepared, dense: DenseSeries) -> ScoredDoc:
         """The sequential metrics and row of a document whose dense stage ran batched."""
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
-        an = analyse_dense(dense, self.axes, self.doc_metric_config(len(p.ids)), turns=spans)
+        mcfg = self.doc_metric_config(dense.n_tokens, spans)
+        an = self._analysed(analyse_dense(dense, self.axes, mcfg, turns=spans))
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
@@ -868,14 +888,30 @@ def score_corpus(
 def with_calibration(vectors_dir: str | Path, cfg: ScoreConfig) -> ScoreConfig:
     """``cfg`` with the vector folder's calibration (unless z-unit thresholds are asked for).
 
-    A missing ``calibration.json`` is a one-line error saying how to make one; a calibration of
-    other vectors or another smoothing window is refused.
+    Without ``calibration.json`` the corpus is still scored, with flags off
+    (``ScoreConfig.flags_off``; :func:`flags_note` says why and how to turn them on): a fixed
+    z-unit threshold promises no rate, so it is used only when asked for. A calibration of other
+    vectors or another smoothing window is refused.
     """
     if cfg.z_thresholds:
-        return cfg.model_copy(update={"calibration": None})
+        return cfg.model_copy(update={"calibration": None, "flags_off": False})
+    if cfg.calibration is None and not (Path(vectors_dir) / CALIBRATION_FILE).exists():
+        return cfg.model_copy(update={"flags_off": True})
     cal = cfg.calibration or load_calibration(vectors_dir)
     vs = VectorSet.load(vectors_dir)
     cal.check_compatible(
         vs, vs.layer_or_default(cfg.layer), cfg.smooth, Path(vectors_dir) / "calibration.json"
     )
-    return cfg.model_copy(update={"calibration": cal})
+    return cfg.model_copy(update={"calibration": cal, "flags_off": False})
+
+
+def flags_note(vectors_dir: str | Path, cfg: ScoreConfig) -> str:
+    """One sentence for the manifest, the CLI summary and the report when flags are off."""
+    if not cfg.flags_off:
+        return ""
+    return (
+        f"flags off: {Path(vectors_dir) / CALIBRATION_FILE} not found, so no flag was raised "
+        "(metric columns use the fixed z-unit thresholds); run `emocurate calibrate "
+        f"{vectors_dir}` (neutral reference text) for flags at a known false-positive rate, or "
+        "pass --z-threshold for fixed z-unit flags"
+    )

@@ -56,7 +56,7 @@ def vs_dir(lm: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("vectors")
     make_vectorset(lm).save(d)
     ref = write_neutral(d.parent / "neutral_ref.jsonl")
-    calibrate(d, [ref], ScoreConfig(progress=False), chunk_tokens=32, lm=lm)
+    calibrate(d, [ref], ScoreConfig(progress=False), lm=lm)
     return d
 
 

@@ -110,11 +110,15 @@ def _planted() -> list[tuple[np.ndarray, list[TurnSpan], np.ndarray | None]]:
     out.append((traj(sustained), [], None))
     unrecovered = np.zeros(300)
     unrecovered[40:70] = 3.0
-    unrecovered[70:250] = 0.8  # above the recovery level for longer than the window
+    unrecovered[70:] = 0.8  # never back to the recovery level, long after the window
     out.append((traj(unrecovered), [], None))
     ending = np.zeros(150)
-    ending[110:] = 3.0  # unresolved end and escalation
+    ending[110:] = 3.0  # unresolved end (one run: not escalation)
     out.append((traj(ending), [], None))
+    rising = np.zeros(60)
+    for peak in (1.5, 2.5, 3.5):  # episodes of rising peak: escalation
+        rising = np.concatenate([rising, np.full(20, peak), np.zeros(30)])
+    out.append((traj(rising), [], None))
     out.append((traj(np.linspace(3.0, -1.0, 1000)), [], None))
     rng = np.random.default_rng(7)
     swing = traj(np.zeros(300))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -11,10 +12,9 @@ import pytest
 from emocurate.corpus.calibrate import (
     CALIBRATION_FILE,
     Calibration,
+    calibration_from_scores,
     flag_rates,
     load_calibration,
-    reference_statistics,
-    split_chunks,
 )
 from emocurate.corpus.regulation import Axes, MetricConfig, episode_runs, smooth, sustained_level
 from emocurate.corpus.score import ScoreConfig, score_corpus
@@ -50,70 +50,70 @@ def _noise_docs(seed: int, n: int, length: int) -> list[tuple[np.ndarray, None, 
     return out
 
 
-def _calibration(docs: list, chunk: int) -> Calibration:
-    stats, n_chunks, n_dia, n_tok = reference_statistics(docs, AXES, MetricConfig(), chunk)
-    return Calibration(
-        reference=["synthetic"],
-        reference_hash="x",
-        n_docs=len(docs),
-        n_chunks=n_chunks,
-        n_dialogue_chunks=n_dia,
-        n_tokens=n_tok,
-        chunk_tokens=chunk,
-        smooth=9,
-        min_episode=3,
-        merge_gap=4,
-        mirror_margin=0.25,
-        layer=0,
-        vectors_hash="x",
-        stats=stats,
-    )
+def _calibration(docs: list) -> Calibration:
+    """Calibrated on the z-scores of ``docs``."""
+    return calibration_from_scores(docs, AXES, MetricConfig())
+
+
+@functools.cache
+def _cal64() -> Calibration:
+    """Calibrated on 1,500 noise documents of 64 tokens (cached: calibration takes seconds)."""
+    return _calibration(_noise_docs(0, 1500, 64))
 
 
 @pytest.mark.parametrize("rate", [0.01, 0.05])
 def test_held_out_flag_rate_matches_the_target(rate: float) -> None:
-    cal = _calibration(_noise_docs(0, 2000, 128), 128)
-    fresh = _noise_docs(1, 2000, 128)
+    cal = _cal64()
+    fresh = _noise_docs(1, 2000, 64)
     got = flag_rates(cal, fresh, AXES, MetricConfig(), rate)
     assert abs(got["per_kind"].get("distress_episode", 0) - rate) <= 0.5 * rate, got
     assert abs(got["per_kind"].get("high_volatility", 0) - rate) <= 0.5 * rate, got
 
 
 def test_longer_documents_get_stricter_thresholds_and_keep_the_rate() -> None:
-    cal = _calibration(_noise_docs(0, 2000, 128), 128)
+    cal = _cal64()
     assert cal.thresholds(0.01, 512)["threshold"] > cal.thresholds(0.01, 128)["threshold"]
-    assert cal.thresholds(0.01, 64) == cal.thresholds(0.01, 128)
+    assert cal.thresholds(0.01, 64)["threshold"] < cal.thresholds(0.01, 128)["threshold"]
     long_docs = _noise_docs(2, 500, 512)
     got = flag_rates(cal, long_docs, AXES, MetricConfig(), 0.05)
     assert got["per_kind"].get("distress_episode", 0) <= 0.05 * 1.5, got
 
 
-def test_split_chunks_covers_the_document() -> None:
-    assert split_chunks(10, 256) == [(0, 10)]
-    assert split_chunks(700, 256) == [(0, 256), (256, 512), (512, 700)]
-    assert split_chunks(600, 256) == [(0, 256), (256, 600)]  # 88 < 128 joins the last chunk
-
-
 def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
     cal = load_calibration(vs_dir)
     assert (vs_dir / CALIBRATION_FILE).exists()
-    assert cal.n_docs == 12 and cal.chunk_tokens == 32 and cal.smooth == 9
-    assert {"distress", "escalation", "volatility", "distress_token"} <= set(cal.stats)
+    assert cal.n_docs == 12 and cal.smooth == 9
+    assert {"distress", "volatility"} <= set(cal.ladders) and "distress_token" in cal.tokens
     assert cal.thresholds(0.01)["threshold"] >= cal.thresholds(0.2)["threshold"]
     assert json.loads((vs_dir / CALIBRATION_FILE).read_text())["check"]["rate"] == 0.01
 
 
-def test_score_without_calibration_says_how_to_make_one(lm: LoadedModel, tmp_path: Path) -> None:
+def test_score_without_calibration_scores_with_flags_off_and_says_so(
+    lm: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 item 4: `score` refused without calibration.json unless --z-threshold was
+    given. It now scores with flags off and says so once: manifest, CLI summary and report."""
+    from emocurate.cli import main
+
     d = tmp_path / "vec"
     make_vectorset(lm).save(d)
-    src = write_jsonl(tmp_path / "c.jsonl", 2)
-    with pytest.raises(InputError, match="emocurate calibrate .* --reference CORPUS"):
-        score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
-    # the z-unit thresholds stay available, explicitly
+    src = write_jsonl(tmp_path / "c.jsonl", 5)
+    m = score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
+    assert m.scored == 5 and m.config["flags_off"] and m.config["calibration"] is None
+    assert "flags off" in m.flags_note and "emocurate calibrate" in m.flags_note
+    assert m.summary is not None and m.summary.docs_flagged == 0
+    main(["score", str(src), "--vectors", str(d), "--out", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert err.count("flags off") == 1 and "emocurate calibrate" in err
+    from emocurate.cards.report_sections import thresholds
+
+    th = thresholds(m, [])
+    assert th is not None and th.source.startswith("flags off")
+    # the z-unit thresholds stay available, explicitly, and raise flags
     m = score_corpus(
-        [src], d, tmp_path / "o", ScoreConfig(progress=False, z_thresholds=True), lm=lm
+        [src], d, tmp_path / "o3", ScoreConfig(progress=False, z_thresholds=True), lm=lm
     )
-    assert m.scored == 2 and m.config["calibration"] is None
+    assert m.scored == 5 and not m.config["flags_off"] and m.flags_note == ""
 
 
 def test_calibration_of_other_smoothing_or_vectors_is_refused(
@@ -143,7 +143,7 @@ def test_cli_calibrate_then_score(
     assert exc.value.code not in (0, None)
     assert "--reference CORPUS" in capsys.readouterr().err
     ref = write_neutral(tmp_path / "ref.jsonl")
-    main(["calibrate", str(d), "--reference", str(ref), "--chunk-tokens", "32"])
+    main(["calibrate", str(d), "--reference", str(ref)])
     err = capsys.readouterr().err
     assert "calibrated on 12 documents" in err and "flag rate on the reference" in err
     src = write_jsonl(tmp_path / "c.jsonl", 3)
@@ -180,3 +180,53 @@ def test_mirroring_level_is_the_mirroring_statistic() -> None:
         for t in np.linspace(-2, 3, 26):
             an = analyse(z, AXES, MetricConfig(smooth=1, arousal_high=t), turns=turns)
             assert any(f.kind == "mirroring" for f in an.flags) == (s > t), (trial, t, s)
+
+
+def _rates_by_length(cal: Calibration, rate: float, seed: int) -> dict[int, dict[str, float]]:
+    """Per-document flag rates on fresh noise documents of several lengths (same token count)."""
+    out = {}
+    for length in (32, 64, 128, 256, 512):
+        docs = _noise_docs(seed + length, 120_000 // length, length)
+        out[length] = flag_rates(cal, docs, AXES, MetricConfig(), rate)["per_kind"]
+    return out
+
+
+def test_the_promised_rate_holds_at_every_document_length() -> None:
+    """Issue 18: a reference of short documents promised 1% but longer documents fired at 4%.
+    Calibrated on 64-token documents, neutral documents of 32 to 512 tokens are flagged at the
+    promised rate per document (within [0.5x, 1.5x]) by every calibrated flag family."""
+    rate = 0.05
+    got = _rates_by_length(_cal64(), rate, 10)
+    for length, per in got.items():
+        for kind in ("distress_episode", "high_volatility"):
+            assert 0.5 * rate <= per.get(kind, 0.0) <= 1.5 * rate, (length, kind, got)
+
+
+def _valence_doc(pattern: np.ndarray, seed: int) -> np.ndarray:
+    """Noise documents with ``pattern`` added to sad/afraid/desperate (negative valence)."""
+    (z, _, _) = _noise_docs(seed, 1, len(pattern))[0]
+    for n in ("sad", "afraid", "desperate"):
+        z[:, NAMES.index(n)] += pattern
+    return z
+
+
+def test_high_volatility_means_swings_not_one_emotional_span() -> None:
+    """Issue 18: calibrated ``high_volatility`` fired on 299/300 emotional documents. One long
+    distress span is a rise and a fall, not volatility; valence swinging between negative and
+    positive every few tokens is."""
+    from emocurate.corpus.regulation import analyse
+
+    cal = _cal64()
+    span = np.zeros(300)
+    span[100:180] = 8.0
+    swings = np.zeros(300)
+    for k in range(100, 180, 16):  # negative then positive valence, every 8 tokens
+        swings[k : k + 8] = 8.0
+        swings[k + 8 : k + 16] = -8.0
+    mcfg = cal.metric_config(MetricConfig(), 0.01, 300)
+    for seed in range(5):
+        kinds = {f.kind for f in analyse(_valence_doc(span, seed), AXES, mcfg).flags}
+        assert "distress_episode" in kinds and "high_volatility" not in kinds, (seed, kinds)
+        flags = analyse(_valence_doc(swings, seed), AXES, mcfg).flags
+        vol = [f for f in flags if f.kind == "high_volatility"]
+        assert vol and vol[0].start >= 60 and vol[-1].end <= 220, (seed, vol)

@@ -243,8 +243,10 @@ def test_score_then_curate_cli_with_text(tmp_path: Path, vs_dir: Path) -> None:
         ]
     )
     kept = pl.read_parquet(tmp_path / "c" / "data" / "kept.parquet")
-    exc = pl.read_parquet(tmp_path / "c" / "excluded" / "excluded.parquet")
-    assert kept.height + exc.height == 6
+    exc_file = tmp_path / "c" / "excluded" / "excluded.parquet"
+    n_exc = pl.read_parquet(exc_file).height if exc_file.exists() else 0  # not written if empty
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert n_exc == m["dropped"] and kept.height + n_exc == 6
     assert kept["text"].null_count() == 0 and "weight" in kept.columns
     with pytest.raises(SystemExit):
         main(
@@ -411,3 +413,42 @@ def test_flag_kinds_match_what_regulation_emits_and_the_docs() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text("utf-8")
     assert all(f"| `{k}` |" in docs for k in FLAG_KINDS)
     CuratePolicy.load(Path(reg.__file__).parent.parent / "data" / "policy_default.yaml")
+
+
+def _parquet_folders(root: Path) -> list[Path]:
+    return sorted({p.parent for p in root.rglob("*.parquet")})
+
+
+def test_every_curated_parquet_folder_loads_with_datasets_even_when_nothing_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """Flag-only curation drops nothing; an empty excluded.parquet made
+    ``load_dataset("parquet", data_dir=...)`` fail (ArrowInvalid: BatchSize must be greater
+    than 0). Every Parquet folder written must load, and every config the README declares."""
+    import datasets
+    import yaml
+
+    rows = [_row(0, "happy", 0.5, []), _row(1, "afraid", 4.0, ["unresolved_end"])]
+    sdir = _scores(tmp_path, rows)
+    _with_evaluation(tmp_path, sdir, 0.27, (0.20, 0.34))
+    pol = tmp_path / "p.yaml"
+    pol.write_text(yaml.safe_dump(POLICY))
+    out = tmp_path / "cur"
+    m = curate(sdir, pol, out, untrusted="flag-only")
+    assert m.dropped == 0
+    folders = _parquet_folders(out)
+    assert out / "data" in folders
+    for d in folders:
+        ds = datasets.load_dataset(
+            "parquet", data_dir=str(d), split="train", cache_dir=str(tmp_path / "hf")
+        )
+        assert len(ds) > 0, d
+    readme = (out / "README.md").read_text()
+    configs = yaml.safe_load(readme.split("---")[1])["configs"]
+    for c in configs:
+        ds = datasets.load_dataset(
+            str(out), c["config_name"], split="train", cache_dir=str(tmp_path / "hf")
+        )
+        assert len(ds) > 0, c
+    assert "excluded" not in [c["config_name"] for c in configs]
+    assert "Nothing was dropped" in readme

@@ -118,3 +118,88 @@ def test_escalating_response_needs_a_rise_of_a_threshold() -> None:
     z[20:, [NAMES.index(n) for n in ("afraid", "angry", "desperate")]] = 12.0
     an = analyse(z, AXES, MetricConfig(smooth=1), turns=turns)
     assert "escalating_response" in {f.kind for f in an.flags}
+
+
+# -- issue 18: episodes are runs, escalation means rising ----------------------------------------
+
+
+def _fragmented_run(rng: np.random.Generator) -> np.ndarray:
+    """50 calm tokens, one 100-token distress run that dips below the threshold for 16 tokens
+    (never back to the recovery level) three times, then 140 calm tokens: one run that
+    recovers."""
+    d = np.zeros(290)
+    run = np.full(100, 2.5)
+    for k in (14, 44, 74):
+        run[k : k + 16] = 0.75  # below theta = 1, above rho = 0.5
+    d[50:150] = run
+    return d + rng.normal(0, 0.05, len(d))
+
+
+def test_fragments_of_one_run_are_one_episode_that_recovers() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        an = analyse(traj(_fragmented_run(rng)), AXES, MetricConfig())
+        assert an.metrics["n_episodes"] == 1, [(e.start, e.end) for e in an.episodes]
+        (ep,) = an.episodes
+        assert 46 <= ep.start <= 54 and 146 <= ep.end <= 154
+        assert ep.status == "recovered"
+        kinds = {f.kind for f in an.flags}
+        assert "unrecovered_distress" not in kinds and "unresolved_end" not in kinds
+
+
+def test_fragments_separated_by_a_recovery_stay_separate() -> None:
+    d = np.zeros(200)
+    d[40:60] = 2.5
+    d[60:80] = 0.0  # back to calm for 20 tokens
+    d[80:100] = 2.5
+    an = analyse(traj(d), AXES, MetricConfig())
+    assert an.metrics["n_episodes"] == 2
+
+
+def test_unresolved_end_spans_the_whole_final_run() -> None:
+    d = np.zeros(200)
+    run = np.full(80, 2.5)
+    run[20:36] = run[50:66] = 0.75  # fragments, no recovery between them
+    d[120:] = run
+    an = analyse(traj(d), AXES, MetricConfig())
+    f = next(f for f in an.flags if f.kind == "unresolved_end")
+    assert 116 <= f.start <= 124 and f.end == 200
+
+
+def test_a_single_run_at_the_end_is_unresolved_not_escalation() -> None:
+    """Neutral text, then one distress run to the end: the slope is positive but nothing rises
+    across the document; it is ``unresolved_end``."""
+    d = np.zeros(300)
+    d[220:] = 3.0
+    an = analyse(traj(d), AXES, MetricConfig())
+    kinds = {f.kind for f in an.flags}
+    assert "unresolved_end" in kinds
+    assert "escalation" not in kinds
+
+
+def test_rising_episodes_are_escalation_equal_ones_are_not() -> None:
+    def doc(peaks: list[float]) -> np.ndarray:
+        d = np.zeros(60)
+        for p in peaks:
+            d = np.concatenate([d, np.full(20, p), np.zeros(30)])
+        return d
+
+    an = analyse(traj(doc([1.5, 2.5, 3.5])), AXES, MetricConfig())
+    esc = [f for f in an.flags if f.kind == "escalation"]
+    assert len(esc) == 1
+    assert 56 <= esc[0].start <= 64 and 176 <= esc[0].end <= 184  # first to last rising episode
+    for peaks in ([2.5, 2.5, 2.5], [3.5, 2.5, 1.5], [3.5, 1.5, 2.5]):
+        an = analyse(traj(doc(peaks)), AXES, MetricConfig())
+        assert "escalation" not in {f.kind for f in an.flags}, peaks
+
+
+def test_a_dip_at_the_last_token_is_not_a_recovery() -> None:
+    """Seen on the planted model: a run to the end of the document whose last token dips to the
+    recovery level was "recovered", so no ``unresolved_end``. Recovery needs ``min_episode``
+    tokens back at the recovery level, as an episode needs ``min_episode`` tokens above."""
+    d = np.zeros(200)
+    d[120:] = 2.5
+    d[-1] = -8.0  # the final smoothed value falls under rho; nothing follows
+    an = analyse(traj(d), AXES, MetricConfig())
+    assert an.metrics["unresolved_end"] == 1
+    assert "unresolved_end" in {f.kind for f in an.flags}

@@ -132,8 +132,8 @@ def test_volatility_higher_for_swings() -> None:
     t = np.arange(400)
     calm_doc = np.zeros((400, len(NAMES)))
     swing = np.zeros((400, len(NAMES)))
-    swing[:, NAMES.index("happy")] = 6 * np.sign(np.sin(t / 6))
-    swing[:, NAMES.index("sad")] = -6 * np.sign(np.sin(t / 6))
+    swing[:, NAMES.index("happy")] = 6 * np.sign(np.sin(t / 4))  # reverses every ~13 tokens
+    swing[:, NAMES.index("sad")] = -6 * np.sign(np.sin(t / 4))
     a = analyse(calm_doc, AXES, CFG)
     b = analyse(swing, AXES, CFG)
     assert a.metrics["volatility"] == 0
