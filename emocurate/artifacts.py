@@ -455,6 +455,9 @@ class GenerateManifest(Manifest):
     prompt_id: str = ""
     prompt_hash: str = ""
     prompts: dict[str, str] = Field(default_factory=dict)
+    prompt_style: str = ""
+    """structured, simple or opening: what ``--prompt-style`` (auto by default) resolved to."""
+    prompt_style_reason: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
     planned_requests: int
     planned_records: int = 0
