@@ -93,9 +93,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit(
-        records_dir: Path = typer.Argument(
-            ...,
-            help="Stage folder of Story records (or Dialogue records for speaker-aware vectors).",
+        records_dir: Path | None = typer.Argument(
+            None,
+            help="Stage folder of Story records (or Dialogue records for speaker-aware vectors); "
+            "or give --records FILE.",
+        ),
+        records_file: str | None = typer.Option(
+            None,
+            "--records",
+            help="Fit on a labelled file instead (JSONL, CSV/TSV or Parquet; bundled:scenarios = "
+            "the bundled human-written emotion scenarios, MIT).",
+        ),
+        text_field: str = typer.Option(
+            "text", "--text-field", help="With --records: the column holding the text."
+        ),
+        label_field: str = typer.Option(
+            "label", "--label-field", help="With --records: the column holding the emotion label."
+        ),
+        id_field: str | None = typer.Option(
+            None, "--id-field", help="With --records: the id column (default: id when present)."
+        ),
+        label_map: str | None = typer.Option(
+            None,
+            "--label-map",
+            help="With --records: source label to emotion name, a=b,c=d or a YAML/JSON file "
+            "(an empty target leaves those rows out, counted).",
+        ),
+        data_licence: str | None = typer.Option(
+            None, "--data-licence", help="Licence of the fitted texts, named on the vector card."
         ),
         model: str = typer.Option(
             "stories260K",
@@ -121,10 +146,11 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option(
             "mean_diff", "--method", help="mean_diff (anchor recipe), pca or logistic."
         ),
-        skip: int = typer.Option(
-            50,
+        skip: int | None = typer.Option(
+            None,
             "--skip",
-            help="Pool from this token on, exactly (never before a story's generated part).",
+            help="Pool from this token on, exactly (never before a story's generated part); "
+            "default 50 for a stage folder (the study), 0 for --records (the whole text).",
         ),
         short: str = typer.Option(
             "skip",
@@ -180,7 +206,8 @@ def register(app: typer.Typer) -> None:
 
         from emocurate.io import parquet_files
         from emocurate.vectors.evaluate import read_evaluation
-        from emocurate.vectors.fit import FitConfig, fit_vectors, read_fit_records
+        from emocurate.vectors.fit import FitConfig, fit_vectors, load_labelled, read_fit_records
+        from emocurate.vectors.labelled import parse_label_map
         from emocurate.vectors.models import load_model
 
         try:
@@ -199,12 +226,25 @@ def register(app: typer.Typer) -> None:
                     "eval_seeds": eval_seeds,
                     "device": device,
                     "dtype": dtype,
+                    "records": records_file,
+                    "text_field": text_field,
+                    "label_field": label_field,
+                    "id_field": id_field,
+                    "label_map": parse_label_map(label_map),
+                    "data_licence": data_licence,
                 }
             )
         except ValidationError as exc:
             field, msg = first_problem(exc)
             raise ConfigError(f"--{field.split('.')[0].replace('_', '-')}: {msg}") from None
-        read_fit_records(records_dir)  # a bad input folder fails before a model is downloaded
+        if (records_dir is None) == (records_file is None):
+            raise ConfigError(
+                "fit: give a stage folder of records or --records FILE (exactly one of them)"
+            )
+        # a bad input fails before a model is downloaded
+        recs, source = load_labelled(cfg) if records_file else (None, None)
+        if records_dir is not None:
+            read_fit_records(records_dir)
         if neutral is not None:
             parquet_files(neutral)
         lm = load_model(
@@ -214,7 +254,15 @@ def register(app: typer.Typer) -> None:
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-        vs = fit_vectors(records_dir, cfg, out, neutral_dir=neutral, lm=lm)
+        vs = fit_vectors(
+            records_dir or (source.name if source else ""),
+            cfg,
+            out,
+            neutral_dir=neutral,
+            lm=lm,
+            records=recs,
+            data_source=source,
+        )
         for folder in _speaker_folders(out):
             ev = read_evaluation(folder)
             if ev is None:
@@ -239,6 +287,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{folder}: {ev.kind} vectors, {len(vs.names)} emotions, layer {ev.chosen_layer}, "
                 f"{acc}; {ev.n_records} records fitted, {ev.n_skipped_short} too short"
+                + (
+                    f", {vs.meta.data_source.n_excluded} rows left out (unusable)"
+                    if vs.meta.data_source is not None and vs.meta.data_source.n_excluded
+                    else ""
+                )
             )
             if ev.vs_lexical is not None:
                 typer.echo(f"  {ev.vs_lexical.sentence}")

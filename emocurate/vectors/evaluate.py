@@ -77,6 +77,8 @@ def spread(
     vals = [float(v) for v in values]
     mean = sum(vals) / len(vals)
     if len(vals) < 2:
+        if not bounded:  # a difference of proportions (may be negative): no interval from one split
+            return Spread(mean=mean, sd=0.0, ci=(mean, mean), per_seed=vals)
         k = round(mean * n_heldout)
         return Spread(mean=mean, sd=0.0, ci=wilson(k, n_heldout), per_seed=vals)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))

@@ -50,6 +50,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
+from emocurate.artifacts import FitDataSource
 from emocurate.errors import ConfigError, InputError, UnknownEmotionError
 from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_table
 from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json, render_turns
@@ -97,7 +98,10 @@ class FitConfig(Model):
     model: str = "stories260K"
     layers: str = "auto"  # auto | all | "N,M"
     method: Literal["mean_diff", "pca", "logistic"] = "mean_diff"
-    skip: int = Field(50, ge=0)
+    skip: int | None = Field(None, ge=0)
+    """Pool from this token on; ``None``: the study's 50 for stage folders of generated stories,
+    0 (the whole text, a document-level reading) for ``records`` files of labelled text, which
+    have no prompt opening and are often one sentence."""
     short: Literal["skip", "clip"] = "skip"
     """Records with no token at or after the pooling start: ``skip`` leaves them out (counted),
     ``clip`` pools them from half their length (never before the generated part)."""
@@ -115,6 +119,46 @@ class FitConfig(Model):
     max_length: int | None = None
     logit_lens_k: int = 10
     max_auto_layers: int = Field(16, ge=2)  # layers swept by "auto" on deep models
+    records: str | None = None
+    """A labelled file (JSONL/CSV/Parquet) or ``bundled:scenarios`` to fit instead of a stage
+    folder (:mod:`emocurate.vectors.labelled`)."""
+    text_field: str = "text"
+    label_field: str = "label"
+    id_field: str | None = None
+    label_map: dict[str, str] | str | None = None
+    """Source label -> emotion name: a mapping, ``a=b,c=d`` or a YAML/JSON file."""
+    data_licence: str | None = None
+    """Licence of the fitted texts, named on the vector card."""
+
+    def resolved_skip(self) -> int:
+        """``skip``, or its default for the input: 50 for stage folders, 0 for records files."""
+        if self.skip is not None:
+            return self.skip
+        return 0 if self.records else STUDY_SKIP
+
+
+STUDY_SKIP = 50
+"""The study's pooling start for generated stories (tokens)."""
+
+
+def load_labelled(cfg: FitConfig) -> tuple[list[Story], FitDataSource]:
+    """The records of ``cfg.records`` with their source; left-out rows are warned on stderr."""
+    from emocurate.vectors.labelled import parse_label_map, read_labelled
+
+    assert cfg.records is not None
+    lm = cfg.label_map
+    mapping = lm if isinstance(lm, dict) else parse_label_map(lm)
+    got = read_labelled(
+        cfg.records,
+        text_field=cfg.text_field,
+        label_field=cfg.label_field,
+        id_field=cfg.id_field,
+        label_map=mapping,
+        licence=cfg.data_licence,
+    )
+    for line in got.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    return got.records, got.source
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,7 +804,13 @@ def _story_views(
     cfg: FitConfig,
 ) -> list[View]:
     win = pool_windows(
-        tokenizer, records, ids, offsets, skip=cfg.skip, short=cfg.short, last=cfg.pooling == "last"
+        tokenizer,
+        records,
+        ids,
+        offsets,
+        skip=cfg.resolved_skip(),
+        short=cfg.short,
+        last=cfg.pooling == "last",
     )
     labs = [r.emotion for r in records]
     names = emotion_order(labs)
@@ -930,8 +980,13 @@ def fit_vectors(
     *,
     neutral_dir: str | Path | None = None,
     lm: LoadedModel | None = None,
+    records: list[Story] | list[Dialogue] | None = None,
+    data_source: FitDataSource | None = None,
 ) -> VectorSet:
     """Fit, evaluate over split seeds, choose the layer and save into ``out_dir``.
+
+    ``records`` (with ``data_source``) are fitted instead of reading ``records_dir``, which then
+    only names them in messages (``fit --records``: :mod:`emocurate.vectors.labelled`).
 
     Story records give one ``emotion`` VectorSet saved in ``out_dir``; Dialogue records give
     ``speaker_human`` and ``speaker_assistant`` sets in ``out_dir/human`` and
@@ -941,7 +996,16 @@ def fit_vectors(
     (``"train_tokens"``). Each folder also gets ``evaluation.json`` (:class:`Evaluation`) and
     ``train_ids.json``.
     """
-    records = read_fit_records(records_dir)
+    if records is None and cfg.records:
+        records, data_source = load_labelled(cfg)
+        records_dir = data_source.name
+    if records is None:
+        records = read_fit_records(records_dir)
+    if data_source is None:
+        data_source = FitDataSource(
+            name=str(records_dir), n_rows=len(records), licence=cfg.data_licence
+        )
+    cfg = cfg.model_copy(update={"skip": cfg.resolved_skip()})
     if len(records) < 2:
         raise InputError(
             f"{records_dir}: need at least 2 records to fit vectors, found {len(records)}"
@@ -957,7 +1021,7 @@ def fit_vectors(
     if len(keep) < 2:
         raise InputError(
             f"{records_dir}: only {len(keep)} of {len(records)} records have a token at or after "
-            f"the pooling start (token {cfg.skip}, after the prompt's opening); lower --skip or "
+            f"the pooling start (token {cfg.resolved_skip()}, after the prompt's opening); lower --skip or "
             "pass --short clip"
         )
     recs: list[Any] = [records[i] for i in keep]
@@ -1203,7 +1267,7 @@ def fit_vectors(
             kind=view.kind,
             hook_site=f"{lm.layer_path}[i] output (residual stream)",
             pooling=pooling,
-            skip=cfg.skip if view.ranges is None else 0,
+            skip=cfg.resolved_skip() if view.ranges is None else 0,
             short=cfg.short,
             method=cfg.method,
             train_data_hash=data_hash,
@@ -1223,6 +1287,7 @@ def fit_vectors(
             seed=cfg.seed,
             eval_seeds=n_seeds,
             emotion_counts={n: int(c) for n, c in zip(view.names, counts.tolist(), strict=True)},
+            data_source=data_source.model_copy(update={"n_used": n}),
         )
         vs = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
         ev = _evaluation(
