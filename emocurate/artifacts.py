@@ -101,6 +101,10 @@ class VectorSetMeta(Model):
     n_leak_checked: int = 0
     neutral_pcs: dict[str, int] = Field(default_factory=dict)
     neutral_variance: float = 0.0
+    standardize: str = "none"
+    """``dims``: differences taken in per-dimension standardised coordinates (sd over the
+    pooled fitted texts) and mapped back to a raw-space direction; ``none`` (sets written before the
+    field existed): the raw mean difference."""
     has_reference: bool = False
     reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
     residual_norm: dict[str, float] = Field(
