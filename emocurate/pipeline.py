@@ -15,6 +15,7 @@ resumes through its own mechanism (generation cache, scoring shards).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -242,7 +243,7 @@ class FitStage(Stage):
         out: Path,
         config: FitConfig,
         steer: SteerStage | None,
-        train: Stage,
+        train: Stage | None,
         neutral: Stage | None,
     ) -> None:
         super().__init__(out, "vectors", config, [s for s in (train, neutral) if s is not None])
@@ -251,16 +252,23 @@ class FitStage(Stage):
         self.neutral = neutral
 
     def config_json(self) -> Any:
+        records = self.config.records
+        content = None  # an edited records file reruns the stage
+        if records and Path(records).is_file():
+            content = hashlib.sha256(Path(records).read_bytes()).hexdigest()[:16]
         return [
             self.config.model_dump(mode="json"),
             self.steer.model_dump(mode="json") if self.steer else None,
-        ]
+        ] + ([content] if content else [])
 
     def run(self) -> str:
         from emocurate.vectors.fit import fit_vectors
 
         neutral = self.neutral.path if self.neutral is not None else None
-        vs = fit_vectors(dataset_dir(self.train), self.config, self.path, neutral_dir=neutral)
+        # config.records (a labelled file, resolved against the pipeline file's folder by
+        # build_stages) is fitted instead of the generated stories
+        where = dataset_dir(self.train) if self.train is not None else self.config.records
+        vs = fit_vectors(where or "", self.config, self.path, neutral_dir=neutral)
         ev = vs.meta.evaluation
         acc = ev.get("accuracy")
         acc_s = ""
@@ -459,9 +467,12 @@ def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage]:
         train = add(ValidateStage(out, "validated", cfg.validate_, [gen]))
     fit = None
     if cfg.fit is not None:
-        if train is None:
-            raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
-        fit = add(FitStage(out, cfg.fit, cfg.steer, train, neutral))
+        if train is None and not cfg.fit.records:
+            raise ConfigError("pipeline: 'fit' needs a 'generate' stage or 'records: FILE'")
+        fit_cfg = cfg.fit
+        if fit_cfg.records and fit_cfg.records != "bundled:scenarios":
+            fit_cfg = fit_cfg.model_copy(update={"records": _resolve(fit_cfg.records, base)})
+        fit = add(FitStage(out, fit_cfg, cfg.steer, None if fit_cfg.records else train, neutral))
     score: ScoreStage | None = None
     if cfg.score is not None:
         if fit is None:
