@@ -237,7 +237,7 @@ def _make_command(kind: str) -> Any:
             "per plain request; the whole answer is the item), opening (a base model continues "
             "a story opening) or auto: opening without a chat template, simple for a local "
             "model under 3B parameters, else structured.",
-            hidden=not (kind in ("stories", "neutral")),
+            hidden=kind not in ("stories", "neutral"),
         ),
         person_emotions: str | None = typer.Option(
             None,

@@ -399,7 +399,9 @@ class Engine:
             timeout = self.call_timeout(sent)
             started = time.monotonic()
             try:
-                completion = await asyncio.wait_for(self.backend.complete(sent), timeout=timeout + 5.0)
+                completion = await asyncio.wait_for(
+                    self.backend.complete(sent), timeout=timeout + 5.0
+                )
             except CallError as exc:
                 led.release(reserve)
                 self._limiter.settle(out_reserved, 0)

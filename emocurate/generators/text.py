@@ -56,7 +56,7 @@ def answer_text(text: str, *, min_words: int) -> str:
     while len(paragraphs) > 1 and _AFTERWORD.match(paragraphs[-1]):
         paragraphs.pop()
     body = "\n\n".join(" ".join(p.split()) for p in paragraphs)
-    if len(body) > 1 and body[0] == body[-1] and body[0] in "\"“":
+    if len(body) > 1 and body[0] == body[-1] and body[0] in '"“':
         body = body[1:-1].strip()
     body = trim_to_sentence(body)
     if len(body.split()) < min_words:

@@ -24,7 +24,11 @@ from emocurate.records import Story
 from emocurate.validators.leakage import LeakageValidator
 
 SMOL = BackendInfo(
-    name="transformers", model="smollm2-135m", chat=True, supports_schema=False, n_params=134_515_008
+    name="transformers",
+    model="smollm2-135m",
+    chat=True,
+    supports_schema=False,
+    n_params=134_515_008,
 )
 STORY = (
     "Mara pressed her palm against the cold window and watched the last bus pull away without "
@@ -135,9 +139,7 @@ def test_simple_neutral_is_one_paragraph_without_emotion_words():
 
 
 def test_forbidden_words_are_enforced_by_validation():
-    leak = Story(
-        id="s1", text=STORY + " She was so sad.", emotion="sad", topic="t", topic_id="t1"
-    )
+    leak = Story(id="s1", text=STORY + " She was so sad.", emotion="sad", topic="t", topic_id="t1")
     clean = Story(id="s2", text=STORY, emotion="sad", topic="t", topic_id="t1")
     v = LeakageValidator()
     assert v.leaks(leak) and not v.leaks(clean)
