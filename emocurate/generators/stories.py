@@ -66,6 +66,9 @@ FIRST = (
 )
 
 
+SIMPLE_NAMES = ("Maya", "Daniel", "Priya", "Tom", "Elena", "Sam", "Grace", "Omar", "Nora", "Leo")
+"""A named character: without one, a small model writes "the main character" into the story."""
+
 SIMPLE_MIN_WORDS = 40
 """Fewest words a simple-style answer must keep to count as a story (the recipe pools from
 token 50; a shorter answer is retried with a moved seed)."""
@@ -145,14 +148,22 @@ class StoriesGenerator(Generator):
             for topic in topics:
                 for r in range(self.cfg.per_topic):
                     cid = make_custom_id("st", emotion, topic.id, str(r))
-                    pov = ("first", "third")[self.rng(cid).randint(0, 1)]
+                    rng = self.rng(cid)
+                    pov = ("first", "third")[rng.randint(0, 1)]
+                    name = rng.choice(SIMPLE_NAMES)
                     premise = topic.premise.strip()
                     if premise and premise[-1] not in ".!?":
                         premise += "."
                     out.append(
                         self.simple_request(
                             cid,
-                            {"emotion": emotion, "premise": premise, "pov": pov, "words": 120},
+                            {
+                                "emotion": emotion,
+                                "premise": premise,
+                                "pov": pov,
+                                "name": name,
+                                "words": 120,
+                            },
                             {
                                 "emotion": emotion,
                                 "topic": topic.premise,
