@@ -57,7 +57,7 @@ class EvalSet(Model):
 class EvaluateStage(Model):
     """Transfer: the vectors read on labelled text they were not fitted on (``evaluation/``)."""
 
-    on: list[EvalSet] = Field(default_factory=list)
+    sets: list[EvalSet] = Field(default_factory=list)
 
 
 class ScoreStage(Model):

@@ -306,7 +306,7 @@ class EvaluateStage(Stage):
             s
             if s.records == "bundled:scenarios"
             else s.model_copy(update={"records": _resolve(s.records, base)})
-            for s in config.on
+            for s in config.sets
         ]
 
     def config_json(self) -> Any:
