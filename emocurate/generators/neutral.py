@@ -178,14 +178,13 @@ class NeutralGenerator(Generator):
         malformed, so the engine retries it with a moved seed.
         """
         simple = bool(request.meta.get("simple"))
-        opening = request.meta.get("opening")
+        opening = str(request.meta.get("opening") or "")
         if not opening and not simple:
             return super().parse(request, completion, prov)
         from emocurate.generators.text import answer_text
         from emocurate.validators.leakage import find_leaks
 
         if simple:
-            opening = ""
             cont = answer_text(completion.text, min_words=1)
         else:
             cont = self.continuation(completion, min_words=1)
