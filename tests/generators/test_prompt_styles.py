@@ -279,8 +279,8 @@ def test_smollm2_simple_style_writes_stories(tmp_path):
         emotions="sad",
         topics="1",
         per_topic=2,
-        max_tokens=96,
-        max_retries=1,
+        max_tokens=80,  # ~55 words: enough for the 40-word floor, few decode steps
+        max_retries=2,
         progress=False,
     )
     m = run_generation(cfg, tmp_path)
