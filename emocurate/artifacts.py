@@ -471,6 +471,10 @@ class Spend(Model):
 
     spent_this_run: float = 0.0
     spent_total_for_folder: float = 0.0  # the budget is a total per output folder
+    settled: float = 0.0  # the folder's answers booked at their billed usage
+    in_flight_at_kill: float = 0.0  # the folder's requests whose answers were lost: worst case
+    in_flight_at_kill_requests: int = 0
+    cached: float = 0.0  # what this run's cached answers cost when they were first paid
     total_including_cached: float = 0.0
     price_known: bool = True
     batch_pricing: bool = False
@@ -513,6 +517,8 @@ class GenerateManifest(Manifest):
     budget_usd: float | None = None
     budget_is_total: bool = True
     budget_reached: bool = False
+    interrupted: str | None = None  # SIGINT / SIGTERM: the run stopped early, resumable
+    kept_records: int = 0  # records of the plan held from earlier runs, not got back this time
     rate_limits: dict[str, Any] = Field(default_factory=dict)
     batches: dict[str, Any] | None = None
     time_s: float = 0.0

@@ -3,20 +3,26 @@
 Parses arguments and calls the library. Each command group lives in its own module under
 ``emocurate/commands/`` and registers itself on :data:`app`. User errors
 (:class:`~emocurate.errors.EmocurateError`, bad options, unreadable files) print one line and
-exit non-zero; a traceback is shown only with ``--debug``.
+exit non-zero; a traceback is shown only with ``--debug``. Ctrl-C and SIGTERM end any command
+with one line and status 130 / 143 (a generation run first books what is in flight and writes
+its manifest: see ``docs/guarantees.md``).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
 
 from emocurate import __version__
-from emocurate.errors import EmocurateError
+from emocurate.errors import EmocurateError, Stop
 
 COMMAND_MODULES = ("info", "generate", "validate", "vectors", "corpus", "cards", "pipeline")
 
@@ -72,6 +78,37 @@ def _usage_line(exc: BaseException) -> str:
     return f"{_one_line(Exception(message))}{where}"
 
 
+INTERRUPTED = "error: interrupted ({name}) before the command finished; rerun the same command"
+
+
+def _interrupted(signum: int) -> SystemExit:
+    err_console.print(INTERRUPTED.format(name=signal.Signals(signum).name), markup=False)
+    return SystemExit(128 + signum)
+
+
+@contextmanager
+def _signals_end_the_command() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Stop` (so the command ends with one line, status
+    128+signal, and no traceback); a generation run replaces these with a graceful stop while
+    it sends. Main thread only (Python delivers signals there); previous handlers restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_stop(signum: int, frame: object) -> None:
+        raise Stop(signum)
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in sigs}
+    for sig in sigs:
+        signal.signal(sig, raise_stop)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            signal.signal(sig, previous[sig])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into one clear line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -79,7 +116,16 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:
         args.remove("--debug")
     try:
-        app(args=args, prog_name="emocurate", standalone_mode=False)
+        with _signals_end_the_command():
+            status = app(args=args, prog_name="emocurate", standalone_mode=False)
+        # Without standalone mode typer *returns* the status of an Exit raised in a command,
+        # and turns KeyboardInterrupt into 130: neither may be dropped.
+        if isinstance(status, int) and status:
+            if status == 130:
+                raise _interrupted(signal.SIGINT)
+            raise SystemExit(status)
+    except Stop as exc:
+        raise _interrupted(exc.signum) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
@@ -91,8 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"error: {_one_line(exc)}", markup=False)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err_console.print("error: interrupted")
-        raise SystemExit(130) from None
+        raise _interrupted(signal.SIGINT) from None
     except OSError as exc:
         if debug:
             raise

@@ -49,7 +49,26 @@ class BudgetExceeded(EmocurateError):
 
 
 class OutputError(EmocurateError):
-    """An output location cannot be created or written."""
+    """An output location cannot be created or written (or another run holds it)."""
+
+
+class Interrupted(EmocurateError):
+    """Ctrl-C or SIGTERM stopped a run after it booked what was in flight and wrote what was
+    done; exits 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process killed by them."""
+
+    def __init__(self, message: str, *, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class Stop(BaseException):
+    """Raised by the CLI's signal handlers where no graceful stop is in place (a
+    ``BaseException``, like ``KeyboardInterrupt``, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def first_problem(exc: ValidationError) -> tuple[str, str]:

@@ -2,15 +2,18 @@
 
 Every stage writes a folder that ``datasets.load_dataset("parquet", data_dir=DIR/"data")``
 (or ``load_dataset(DIR)``) reads. Writes are atomic (temporary file, then rename) so a killed
-process never leaves a half-written Parquet file or manifest behind.
+process never leaves a half-written Parquet file or manifest behind. One process at a time
+writes a folder (:func:`folder_lock`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +43,55 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to output folder {p}: {exc.strerror or exc}") from None
     return p
+
+
+LOCK_FILE = ".emocurate.lock"
+"""The lock file of an output folder (a dot file: no stage reader or Hub push picks it up)."""
+
+_HELD: dict[str, int] = {}
+"""Folders this process holds, by resolved path (a nested hold of the same folder is free:
+``flock`` would otherwise refuse a second descriptor of the same process)."""
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold ``folder`` for this process while the block runs: one writer per output folder.
+
+    An OS lock (``flock`` on ``folder/.emocurate.lock``): released on any exit, ``kill -9``
+    included, so a lock is never stale once its process is gone. The holder's pid is written in
+    the file so a refused run can name it.
+
+    Raises:
+        OutputError: another process holds the folder (one line naming its pid).
+    """
+    path = ensure_dir(folder)
+    key = str(path.resolve())
+    if key in _HELD:
+        yield path
+        return
+    lock = path / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock file {lock}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise OutputError(
+            f"{path} is in use by another emocurate run (pid {holder}); wait for it to end "
+            "or stop it, or choose another output folder"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    _HELD[key] = fd
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -188,7 +188,8 @@ class GenerateStage(Stage):
     def run(self) -> str:
         from emocurate.generators.run import run_generation
 
-        m = run_generation(self.config, self.path)
+        # A stage folder is what its config says: a rerun after a config change replaces it.
+        m = run_generation(self.config.model_copy(update={"replace": True}), self.path)
         return (
             f"{m.records} {m.kind} records from {m.planned_requests} requests "
             f"({m.failed_requests} failed, reasons in manifest.json)"
@@ -206,7 +207,7 @@ class NeutralStage(GenerateStage):
     def run(self) -> str:
         from emocurate.generators.run import run_generation
 
-        m = run_generation(self.config, self.path)
+        m = run_generation(self.config.model_copy(update={"replace": True}), self.path)
         return f"{m.records} neutral records"
 
     def artifacts(self) -> dict[str, Path]:

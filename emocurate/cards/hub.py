@@ -243,6 +243,16 @@ def _scrub(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
 
+def _network_error(exc: BaseException) -> bool:
+    """An HTTP client's transport error (httpx's family, matched by name: the Hub client's
+    HTTP library is not ours to import; ``requests``' errors are OSErrors)."""
+    return any(
+        c.__name__ in ("TransportError", "RequestError", "TimeoutException")
+        and c.__module__.startswith("httpx")
+        for c in type(exc).__mro__
+    )
+
+
 def push(
     dir: str | Path,
     repo_id: str,
@@ -288,8 +298,10 @@ def push(
             "revision": revision or "main",
         }
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
+
+    from emocurate.redact import redact_text
 
     with tempfile.TemporaryDirectory(prefix="emocurate-push-") as tmp:
         kind, files = build_tree(src, tmp, repo_id=repo_id)
@@ -313,6 +325,20 @@ def push(
             raise BackendError(
                 f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}"
             ) from None
+        except Exception as exc:
+            where = redact_text(endpoint or constants.ENDPOINT)
+            detail = _scrub(str(exc), token).splitlines()[0] if str(exc) else "no detail"
+            if _network_error(exc):  # refused, unknown host, timeout, dropped connection
+                raise BackendError(
+                    f"Hub push to {repo_id} failed: cannot reach {where} "
+                    f"({type(exc).__name__}: {detail}); check the network and HF_ENDPOINT"
+                ) from None
+            if isinstance(exc, KeyError | TypeError | AttributeError):  # not the Hub's reply
+                raise BackendError(
+                    f"Hub push to {repo_id} failed: {where} did not answer like a Hugging Face "
+                    f"Hub ({type(exc).__name__}: {detail}); check HF_ENDPOINT"
+                ) from None
+            raise
     return {
         "kind": kind,
         "repo_type": repo_type,

@@ -35,10 +35,13 @@ DEFAULT_EMOTIONS = "focal12"
 
 EXIT_CODES = (
     "Exit status: 0 every planned request was answered (items missing from partial answers are "
-    "counted in manifest.json and asked for again by a rerun); 2 bad input, configuration or "
-    "backend error (nothing or part written, one line says why); 3 the --budget-usd (a total "
-    "for the output folder) was reached, finished work kept; 4 some planned requests failed "
-    "(including a --batch the provider rejected), finished work kept, reasons in manifest.json."
+    "counted in manifest.json and asked for again by a rerun); 1 internal error (a bug: one "
+    "line, traceback with --debug); 2 bad input, configuration or backend error, or --out in "
+    "use by another run (nothing or part written, one line says why); 3 the --budget-usd (a "
+    "total for the output folder) was reached, finished work kept; 4 some planned requests "
+    "failed (including a --batch the provider rejected), finished work kept, reasons in "
+    "manifest.json; 130 / 143 interrupted by Ctrl-C / SIGTERM: answers in flight booked, "
+    "finished work and manifest.json written, rerun to resume."
 )
 
 
@@ -79,6 +82,13 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         )
         typer.echo(json.dumps(summary, indent=2))
         est = summary["estimated_usd_max"]
+        if not summary["price_known"]:
+            typer.echo(
+                f"warning: no price is known for model '{cfg.model}': the estimate "
+                f"${est or 0:.2f} is not a cost; pass --price-input and --price-output "
+                "(USD per 1M tokens) to price it and to enforce a --budget-usd",
+                err=True,
+            )
         if cfg.budget_usd is not None and est is not None and est > cfg.budget_usd:
             typer.echo(
                 f"warning: the plan's worst case ${est:.2f} exceeds --budget-usd "
@@ -94,6 +104,17 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         f"{manifest.failed_requests} failed, {manifest.skipped_requests} not run); "
         f"{manifest.tokens.billed:,} tokens, ${usd:.4f}, {manifest.time_s:.1f}s -> {out}"
     )
+    if manifest.usd.in_flight_at_kill_requests:
+        typer.echo(
+            f"note: {manifest.usd.in_flight_at_kill_requests} requests of this folder were in "
+            "flight when a run was killed; they are counted at their worst case "
+            f"(${manifest.usd.in_flight_at_kill:.4f}) because the provider may have billed them"
+        )
+    if manifest.kept_records:
+        typer.echo(
+            f"kept {manifest.kept_records} records of this plan from earlier runs that this run "
+            "did not get back (see manifest.json failures)"
+        )
     if manifest.missing_records:
         typer.echo(
             f"{manifest.missing_records} records missing from {manifest.partial_requests} "
@@ -227,6 +248,12 @@ def _make_command(kind: str) -> Any:
             "--no-prompt-cache",
             help="Do not mark the shared system prompt for provider-side caching.",
         ),
+        replace: bool = typer.Option(
+            False,
+            "--replace",
+            help="Allow a rerun whose plan leaves out records --out holds (they are dropped); "
+            "without it such a rerun is refused before any request.",
+        ),
         device: str = typer.Option(
             "cpu", "--device", help="transformers backend: torch device (cpu, cuda, mps)."
         ),
@@ -262,7 +289,7 @@ def _make_command(kind: str) -> Any:
             backend=backend,
             model=model,
             base_url=base_url,
-            emotions=emotions or DEFAULT_EMOTIONS,
+            emotions=DEFAULT_EMOTIONS if emotions is None else emotions,
             topics=topics,
             per_topic=per_topic,
             per_request=per_request,
@@ -286,6 +313,7 @@ def _make_command(kind: str) -> Any:
             prompt_cache=not no_prompt_cache,
             device=device,
             prompt_style=prompt_style,
+            replace=replace,
         )
         if dialogues:
             opts.update(

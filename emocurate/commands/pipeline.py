@@ -112,12 +112,14 @@ def register(app: typer.Typer) -> None:
           emocurate run examples/tour.yaml --out runs/pipeline
         """
         from emocurate.config import load_pipeline
+        from emocurate.io import folder_lock
         from emocurate.pipeline import run_pipeline
 
         cfg, base = load_pipeline(pipeline)
         console = Console()
         t0 = time.perf_counter()
-        res = run_pipeline(
-            cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
-        )
+        with folder_lock(Path(out if out is not None else cfg.out).expanduser()):
+            res = run_pipeline(
+                cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
+            )
         _print_summary(res, time.perf_counter() - t0, console)

@@ -153,10 +153,13 @@ def register(app: typer.Typer) -> None:
                 "cache": not no_cache,
             }
         )
+        from emocurate.io import folder_lock
+
         console = Console()
-        manifest = validate(
-            in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False)
-        )
+        with folder_lock(out):  # one writer per output folder (a second run: one line, pid)
+            manifest = validate(
+                in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False)
+            )
         console.print(funnel_table(manifest))
         if per_emotion:
             console.print(emotion_table(manifest))

@@ -3,7 +3,8 @@
 A generator turns a :class:`GenerateConfig` into a deterministic list of fully rendered
 :class:`ChatRequest` s (:meth:`Generator.plan`; same config and seed, same requests, same
 custom ids) and turns one completion back into records (:meth:`Generator.parse`, which raises
-:class:`ParseError` on unusable output so the engine retries).
+:class:`ParseError` on unusable output so the engine retries; any other exception is a bug and
+stops the run).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 import random
 import re
 from typing import Any, ClassVar
+
+from pydantic import ValidationError
 
 from emocurate.generators.backends.base import ChatRequest, Completion, Message
 from emocurate.generators.config import DEFAULT_MAX_TOKENS_PER_ITEM, GenerateConfig
@@ -242,7 +245,11 @@ class Generator:
         for i, item in enumerate(items[:want]):
             try:
                 records.append(self.build(request, item, i, prov))
-            except (ParseError, ValueError, KeyError, TypeError) as exc:
+            except (ParseError, ValidationError) as exc:
+                # Only the model's fault: a parser's deliberate ParseError, or a record the
+                # answer's values do not validate as. Any other exception (KeyError, TypeError,
+                # ValueError) is a bug in our code: it propagates and stops the run, instead of
+                # being retried as "malformed" and paid again.
                 problems.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         if not records:
             why = problems[0] if problems else "no items"

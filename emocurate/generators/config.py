@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from emocurate.records import Model
 
@@ -81,6 +81,20 @@ class GenerateConfig(Model):
     batch_poll_s: float = Field(
         default=30.0, gt=0, description="--batch: seconds between status polls"
     )
+    replace: bool = Field(
+        default=False,
+        exclude=True,  # says what may be dropped, not what is made: kept out of fingerprints
+        description="allow a rerun whose plan leaves out records the output folder holds "
+        "(they are dropped); without it such a rerun is refused before any request",
+    )
+
+    @field_validator("emotions", "person_emotions", "assistant_emotions")
+    @classmethod
+    def _names_some(cls, value: str | None) -> str | None:
+        """An emotion spec that names nothing is a mistake, never "the default"."""
+        if value is not None and not any(part.strip() for part in value.split(",")):
+            raise ValueError(f"'{value}' names no emotion (a subset name or a comma list)")
+        return value
 
     def items_per_request(self, style: str) -> int:
         """Records per request: one in the simple and opening styles (one story per answer)."""

@@ -175,7 +175,7 @@ def item_turns(item: dict[str, Any], *, min_turns: int = 2) -> list[Turn]:
     if not isinstance(raw, list):
         raise ParseError("item has no turns")
     turns = [
-        Turn(speaker=t["speaker"], text=str(t["text"]).strip())
+        Turn.model_validate({"speaker": t.get("speaker"), "text": str(t["text"]).strip()})
         for t in raw
         if isinstance(t, dict) and str(t.get("text", "")).strip()
     ]

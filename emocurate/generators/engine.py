@@ -13,24 +13,33 @@ and its estimated tokens from the token buckets; call the backend; on 429/529/5x
 dropped or reset connections wait (``retry-after`` when the server sent one, otherwise
 exponential backoff with full jitter) and try again; on success run the caller's ``check``
 (a :class:`~emocurate.generators.parse.ParseError` counts as a malformed attempt and is
-retried but never cached; any other exception is a bug and propagates); append the good
-completion to the cache before reporting it done.
+retried but never cached; any other exception is a bug: no further request is sent, the
+answers in flight are booked, and the exception is raised); append the good completion to the
+cache before reporting it done.
+
+Money: every request is booked in the ledger at its worst case *before* it is sent and settled
+with its real cost when the answer arrives (:class:`~emocurate.generators.ledger.Ledger`), so a
+kill at any point leaves the ledger at or above what the provider billed. On Ctrl-C/SIGTERM no
+further request is sent, the answers in flight are awaited for ``interrupt_grace_s`` (a second
+signal stops at once) and booked; :attr:`Engine.interrupted` names the signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import Field
 
-from emocurate.errors import BackendError
+from emocurate.errors import BackendError, Interrupted
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.cache import ResponseCache
 from emocurate.generators.ledger import EngineStats, Ledger
@@ -100,6 +109,12 @@ class EngineConfig(Model):
     backoff_max_s: float = Field(default=60.0, ge=0)
     burst_s: float = Field(default=1.0, gt=0, description="token-bucket burst, in seconds of limit")
     warm_prompt_cache: bool = Field(default=True, description="send one request before fanning out")
+    interrupt_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="after Ctrl-C/SIGTERM, how long to wait for the answers in flight (a second "
+        "signal stops at once); answers not back by then stay booked at their worst case",
+    )
     batch_pricing: bool = False
 
 
@@ -213,6 +228,16 @@ class Engine:
         self._fatal: BaseException | None = None
         self._rng = random.Random()
         self._s_per_token: float | None = None  # measured call seconds per output token (EMA)
+        self._warming = False
+        self.interrupted: str | None = None
+        """The name of the signal (SIGINT, SIGTERM) that stopped the last run, if any."""
+        self.return_on_interrupt = False
+        """After an interrupt, return the results (unsent requests skipped) for the caller to
+        write, instead of raising :class:`~emocurate.errors.Interrupted` (the default, so a
+        caller that does not look at :attr:`interrupted` never takes a stop for failures)."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_event: asyncio.Event | None = None
+        self._grace: asyncio.TimerHandle | None = None
 
     def call_timeout(self, request: ChatRequest) -> float:
         """The timeout of one call: ``timeout_s``, raised to :data:`TIMEOUT_MARGIN` times the
@@ -320,25 +345,105 @@ class Engine:
                 bar.refresh_stats(self.stats)
 
             pending = list(firsts)
-            if (
-                pending
-                and self.config.warm_prompt_cache
-                and self.backend.supports_prompt_cache
-                and requests[pending[0]].cache_system
-                and requests[pending[0]].system
-            ):
-                await one(pending.pop(0))
-            tasks = [asyncio.create_task(one(i)) for i in pending]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for t in tasks:
-                    t.cancel()
+            with self._signals_stop_sending():
+                if (
+                    pending
+                    and self.config.warm_prompt_cache
+                    and self.backend.supports_prompt_cache
+                    and requests[pending[0]].cache_system
+                    and requests[pending[0]].system
+                ):
+                    # One request first warms the provider's prompt cache. It is retried like
+                    # any other; if it still fails (resets at start), it is sent again with
+                    # the rest instead of failing the run.
+                    first = pending[0]
+                    self._warming = True
+                    try:
+                        res = await self._one(requests[first], keys[first], check)
+                    finally:
+                        self._warming = False
+                    if res.ok or res.skipped or self._fatal is not None:
+                        pending.pop(0)
+                        for j in todo[keys[first]]:
+                            results[j] = res.model_copy(update={"custom_id": requests[j].custom_id})
+                            self._count(res)
+                            bar.advance(1)
+                    else:
+                        self.stats.retries += 1
+                self._tasks = [asyncio.create_task(one(i)) for i in pending]
+                try:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                finally:
+                    for t in self._tasks:
+                        t.cancel()
+                    self._tasks = []
         self.stats.elapsed_s += time.monotonic() - t0
         self.stats.errors = dict(self._errors)
         if self._fatal is not None:
             raise self._fatal
+        if self.interrupted is not None and not self.return_on_interrupt:
+            signum = int(getattr(signal, self.interrupted))
+            raise Interrupted(
+                f"interrupted ({self.interrupted}): answers in flight were booked; rerun the "
+                "same command to resume (answered requests are cached)",
+                signum=signum,
+            )
+        for i, r in enumerate(results):
+            if r is None:  # still in flight when an interrupt's grace period ended
+                results[i] = RequestResult(
+                    custom_id=requests[i].custom_id,
+                    skipped=True,
+                    error="not finished: interrupted (booked at its worst case)",
+                )
+                self.stats.skipped += 1
         return [r for r in results if r is not None]
+
+    # -- interrupts ---------------------------------------------------------------------------
+    def _on_signal(self, signum: int) -> None:
+        """First Ctrl-C/SIGTERM: stop sending, give the answers in flight a bounded time;
+        a second one: stop waiting now."""
+        if self.interrupted is None:
+            self.interrupted = signal.Signals(signum).name
+            grace = self.config.interrupt_grace_s
+            self._grace = asyncio.get_running_loop().call_later(grace, self._cancel_in_flight)
+            if self._stop_event is not None:
+                self._stop_event.set()  # requests waiting to retry give up now
+            self.ledger.stopping = True
+            self.ledger.release(0.0)  # wake requests waiting for budget room: they give up
+        else:
+            self._cancel_in_flight()
+
+    def _cancel_in_flight(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+
+    def _signals_stop_sending(self) -> Any:
+        """While the block runs, SIGINT/SIGTERM stop the run gracefully (main thread only:
+        asyncio can only hook signals there); the previous handlers are restored after."""
+
+        @contextmanager
+        def hooked() -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            loop = asyncio.get_running_loop()
+            self._stop_event = asyncio.Event()
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.getsignal(sig) for sig in sigs}
+            for sig in sigs:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            try:
+                yield
+            finally:
+                for sig in sigs:
+                    loop.remove_signal_handler(sig)
+                    signal.signal(sig, previous[sig])
+                if self._grace is not None:
+                    self._grace.cancel()
+                    self._grace = None
+                self._stop_event = None
+
+        return hooked()
 
     # -- internals ----------------------------------------------------------------------------
     def _limiter_limits(self) -> dict[str, float | None]:
@@ -374,35 +479,51 @@ class Engine:
         attempts = 0
         sent = request
         while attempts <= cfg.max_retries:
-            if self._fatal is not None:
+            stop = self._stop_reason()
+            if stop is not None:
                 return RequestResult(
-                    custom_id=request.custom_id,
-                    error="not run: run aborted",
-                    skipped=True,
-                    attempts=attempts,
+                    custom_id=request.custom_id, error=stop, skipped=True, attempts=attempts
                 )
             if not await led.reserve(reserve):
+                stop = self._stop_reason()
+                if stop is not None:
+                    return RequestResult(
+                        custom_id=request.custom_id, error=stop, skipped=True, attempts=attempts
+                    )
                 return RequestResult(
                     custom_id=request.custom_id,
                     skipped=True,
                     attempts=attempts,
                     error=f"not run: budget of ${cfg.budget_usd or 0:.4f} reached",
                 )
-            if self._fatal is not None:
+            if self._stop_reason() is not None:
                 led.release(reserve)
                 continue
             wait = self._pause_until - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
-            out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
+                await self._sleep(wait)
+            try:
+                out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
+            except BaseException:
+                led.release(reserve)
+                raise
+            if self._stop_reason() is not None:
+                led.release(reserve)
+                self._limiter.settle(out_reserved, 0)
+                continue
             attempts += 1
             timeout = self.call_timeout(sent)
             started = time.monotonic()
+            entry = led.begin(reserve)  # booked at its worst case before it is sent
             try:
                 completion = await asyncio.wait_for(
                     self.backend.complete(sent), timeout=timeout + 5.0
                 )
             except CallError as exc:
+                if exc.status is not None or never_connected(exc):
+                    led.void(entry)  # an error status or no connection: nothing was billed
+                else:
+                    led.abandon(entry)  # lost in transit: the provider may have billed it
                 led.release(reserve)
                 self._limiter.settle(out_reserved, 0)
                 last_error = f"{exc.kind}: {redact_text(exc.message)}"
@@ -413,7 +534,10 @@ class Engine:
                     exc.kind == "connection"
                     and not self._ever_ok
                     and self.backend.base_url
-                    and ((never_connected(exc) and attempts >= 2) or attempts > cfg.max_retries)
+                    and (
+                        (never_connected(exc) and attempts >= 2)
+                        or (attempts > cfg.max_retries and not self._warming)
+                    )
                 ):
                     if self._fatal is None:
                         where = (
@@ -434,17 +558,23 @@ class Engine:
                     break
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
-                    await asyncio.sleep(self._delay(attempts, exc.retry_after))
+                    await self._sleep(self._delay(attempts, exc.retry_after))
                 continue
             except TimeoutError:
+                led.abandon(entry)
                 led.release(reserve)
                 self._limiter.settle(out_reserved, 0)
                 last_error = f"timeout: no answer within {timeout:.0f}s"
                 self._errors["timeout"] += 1
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
-                    await asyncio.sleep(self._delay(attempts, None))
+                    await self._sleep(self._delay(attempts, None))
                 continue
+            except BaseException:  # cancelled (an interrupt's grace ended) or a bug below us
+                led.abandon(entry)
+                led.release(reserve)
+                self._limiter.settle(out_reserved, 0)
+                raise
             self._ever_ok = True
             self._measure_speed(time.monotonic() - started, completion)
             if not completion.created:
@@ -455,7 +585,7 @@ class Engine:
             if completion.rate_limits:
                 self._limiter.seed(completion.rate_limits)
                 self.stats.rate_limits = dict(self._limiter_limits())
-            usd = led.charge(completion, self.cost(request, completion))
+            usd = led.settle(entry, completion, self.cost(request, completion))
             led.release(reserve)
             if check is not None:
                 try:
@@ -466,6 +596,14 @@ class Engine:
                         self.stats.retries += 1
                     sent = reseeded(request, attempts)
                     continue
+                except Exception as exc:  # a bug in our code, not a bad answer: stop the run
+                    if self._fatal is None:
+                        self._fatal = exc
+                    return RequestResult(
+                        custom_id=request.custom_id,
+                        error=f"internal error: {type(exc).__name__}",
+                        attempts=attempts,
+                    )
             led.store(key, completion, request.custom_id)
             return RequestResult(
                 custom_id=request.custom_id, completion=completion, attempts=attempts, cost_usd=usd
@@ -475,6 +613,23 @@ class Engine:
             attempts=attempts,
             error=f"failed after {attempts} attempt(s): {last_error}",
         )
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a backoff), or less when an interrupt stops the run."""
+        event = self._stop_event
+        if event is None:
+            await asyncio.sleep(seconds)
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+
+    def _stop_reason(self) -> str | None:
+        """Why no further request may be sent (None: go on)."""
+        if self._fatal is not None:
+            return "not run: run aborted"
+        if self.interrupted is not None:
+            return f"not run: interrupted ({self.interrupted})"
+        return None
 
     def _malformed(self, exc: Exception) -> str:
         """Count a completion that failed the caller's ``check``; returns the error to report."""

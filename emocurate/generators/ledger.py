@@ -9,20 +9,31 @@ request costs and whether it may be sent is decided here, once:
 * **Prices.** A request's worst case (estimated input, ``max_tokens`` output) and the billed
   cost of an answer. A ``--budget-usd`` for a model missing from the price table is refused
   (a budget that cannot be priced would be silently ignored) unless prices are given.
-* **Budget.** The budget is a *total* per output folder: spend is persisted in
-  ``OUT/cache/spend.ledger`` after every billed call, so a rerun with the same budget does not
-  spend it again. Each request reserves its worst case before it is sent and releases it
-  when it ends; a request that does not fit waits while others hold reservations (their
-  actual cost is usually far below the worst case) and is skipped only when it does not fit
-  with nothing else reserved. So a budget below ``concurrency x worst case`` is still spent
-  up to its last request's worth.
+* **Budget.** The budget is a *total* per output folder, kept in ``OUT/cache/spend.ledger``,
+  an append-only write-ahead log (one JSON line per event, each a single ``O_APPEND`` write,
+  fsynced): before a request is sent its worst case is appended as ``send``; its answer appends
+  ``settle`` with the real cost, an answer the provider did not bill (an error status, no
+  connection) appends ``void``. A ``send`` never settled (its process was killed, or the answer
+  was lost in transit: a timeout, a dropped connection, an interrupt that could not wait for
+  it) counts as spent at its worst case, because the provider may have billed it; the next run
+  reports it (``in_flight_at_kill``). So the folder's ledger is never below what the provider
+  billed, and a run never sends a request whose worst case does not fit in what is left. A line
+  torn by a kill mid-write (only ever the last one) is ignored: a torn ``send`` was never
+  sent, a torn ``settle`` leaves its request counted at worst case. Each request reserves its
+  worst case before it is sent and releases it when it ends; a request that does not fit
+  waits while others hold reservations (their actual cost is usually far below the worst
+  case) and is skipped only when it does not fit with nothing else reserved. So a budget below
+  ``concurrency x worst case`` is still spent up to its last request's worth.
 * **Counts.** :class:`EngineStats` (tokens, USD, calls, retries, malformed answers, failures).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
+import uuid
 from pathlib import Path
 
 from pydantic import Field
@@ -31,7 +42,6 @@ from emocurate.errors import BudgetExceeded, ConfigError
 from emocurate.generators.backends.base import ChatRequest, Completion
 from emocurate.generators.cache import ResponseCache, request_key
 from emocurate.generators.pricing import FREE_BACKENDS, Price, estimate_cost, find_price
-from emocurate.io import atomic_write_bytes
 from emocurate.records import Model
 from emocurate.redact import endpoint_id
 
@@ -74,10 +84,99 @@ class EngineStats(Model):
 
 
 class Spend(Model):
-    """What an output folder has spent over all its runs (``OUT/cache/spend.ledger``)."""
+    """What an output folder has spent over all its runs (read from ``OUT/cache/spend.ledger``)."""
 
-    usd_total: float = 0.0
+    settled_usd: float = 0.0
+    """Billed answers, at their real usage."""
     calls: int = 0
+    in_flight: int = 0
+    """Requests sent and never settled (a killed run, a lost answer): counted at worst case."""
+    in_flight_usd: float = 0.0
+
+    @property
+    def usd_total(self) -> float:
+        """Everything the folder may have been billed: settled plus in flight at worst case."""
+        return self.settled_usd + self.in_flight_usd
+
+
+def read_spend(path: str | Path) -> Spend:
+    """The spend recorded in a ledger file (an empty :class:`Spend` when it does not exist).
+
+    Raises:
+        ConfigError: a line other than the last is unreadable (the file is not ignored: it
+            records what the folder has spent).
+    """
+    p = Path(path)
+    if not p.exists():
+        return Spend()
+    raw = p.read_bytes()
+    rows = raw.split(b"\n")
+    sends: dict[str, float] = {}
+    settled = 0.0
+    calls = 0
+    for i, line in enumerate(rows):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if i == len(rows) - 1:  # the last line, torn by a kill mid-write
+                continue
+            raise ConfigError(
+                f"spend file {p} line {i + 1} is unreadable; it records what this folder has "
+                "spent, so it is not ignored: fix it or remove it to reset the total"
+            ) from None
+        op = row.get("op")
+        if op is None and "usd_total" in row:  # the earlier one-total format
+            settled += float(row["usd_total"])
+            calls += int(row.get("calls", 0))
+        elif op == "send":
+            sends[str(row["id"])] = float(row["usd"])
+        elif op == "settle":
+            sends.pop(str(row.get("id")), None)
+            settled += float(row["usd"])
+            calls += int(row.get("calls", 1))
+        elif op == "void":
+            sends.pop(str(row.get("id")), None)
+    return Spend(
+        settled_usd=settled, calls=calls, in_flight=len(sends), in_flight_usd=sum(sends.values())
+    )
+
+
+class SpendLog:
+    """The append side of ``spend.ledger``: one ``O_APPEND`` write per event, fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        size = path.stat().st_size
+        if size:
+            with path.open("rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a torn last line: start the next one clean
+                    os.write(self._fd, b"\n")
+        self._ids = itertools.count()
+        self._prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def new_id(self) -> str:
+        """A ledger entry id, unique across processes."""
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def append(self, row: dict[str, object]) -> None:
+        """Append one event durably."""
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._fd, (json.dumps(row, separators=(",", ":")) + "\n").encode("utf-8"))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the descriptor (reopened by the next append)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class Ledger:
@@ -125,8 +224,17 @@ class Ledger:
         self.stats = EngineStats(price_known=known)
         self.reserved = 0.0
         self.spend_path = Path(spend_path) if spend_path is not None else None
-        self.prior = self._load_spend()
+        self.prior = read_spend(self.spend_path) if self.spend_path is not None else Spend()
+        self._log = SpendLog(self.spend_path) if self.spend_path is not None else None
+        self._local_ids = itertools.count()
+        self.in_flight: dict[str, float] = {}
+        """This run's requests sent and not yet settled: entry id -> worst case."""
+        self.lost_usd = 0.0
+        """This run's requests whose answers were lost (counted at worst case)."""
+        self.lost = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self.stopping = False
+        """Set on an interrupt: :meth:`reserve` gives up (no new request is sent)."""
 
     # -- cache --------------------------------------------------------------------------------
     def key(self, request: ChatRequest) -> str:
@@ -163,7 +271,7 @@ class Ledger:
     @property
     def spent_total(self) -> float:
         """USD this output folder has spent, earlier runs included."""
-        return self.prior.usd_total + self.stats.usd_spent
+        return self.prior.usd_total + self.stats.usd_spent + self.lost_usd
 
     def remaining(self) -> float | None:
         """Budget left after spend and outstanding reservations (None: no budget)."""
@@ -186,10 +294,13 @@ class Ledger:
     async def reserve(self, amount: float) -> bool:
         """Reserve ``amount``; wait while other reservations may still free room.
 
-        Returns False (and marks the budget reached) only when ``amount`` does not fit with
-        nothing else reserved: then no later release can make room.
+        Returns False (and marks the budget reached) when ``amount`` does not fit with nothing
+        else reserved: then no later release can make room. Also False, without marking the
+        budget, once :attr:`stopping` is set (an interrupt).
         """
         while True:
+            if self.stopping:
+                return False
             if self.try_reserve(amount):
                 return True
             if self.reserved <= 1e-12:
@@ -229,8 +340,15 @@ class Ledger:
             else "reached"
         )
         spent = self.prior.usd_total
+        lost = self.prior.in_flight_usd
+        of_which = (
+            f" (${lost:.4f} of it for {self.prior.in_flight} requests in flight when a run was "
+            "killed, counted at their worst case: the provider may have billed them)"
+            if lost > 0
+            else ""
+        )
         prior = (
-            f"; this output folder already spent ${spent:.4f} of it in earlier runs"
+            f"; this output folder already spent ${spent:.4f} of it in earlier runs{of_which}"
             if spent > 0
             else ""
         )
@@ -239,9 +357,47 @@ class Ledger:
             "raise --budget-usd to continue"
         )
 
+    # -- write-ahead booking --------------------------------------------------------------------
+    def begin(self, worst_usd: float) -> str:
+        """Book a request as in flight at its worst case, before it is sent; returns its id."""
+        entry = self._log.new_id() if self._log is not None else f"local-{next(self._local_ids)}"
+        self.in_flight[entry] = worst_usd
+        if self._log is not None:
+            self._log.append({"op": "send", "id": entry, "pid": os.getpid(), "usd": worst_usd})
+        return entry
+
+    def settle(self, entry: str, completion: Completion, usd: float) -> float:
+        """Book the answer of request ``entry`` at its real cost; returns ``usd``."""
+        self.in_flight.pop(entry, None)
+        self._count(completion, usd)
+        if self._log is not None:
+            self._log.append({"op": "settle", "id": entry, "usd": usd, "calls": 1})
+        return usd
+
+    def void(self, entry: str) -> None:
+        """Request ``entry`` was not billed (an error status, or it never reached the server)."""
+        self.in_flight.pop(entry, None)
+        if self._log is not None:
+            self._log.append({"op": "void", "id": entry})
+
+    def abandon(self, entry: str) -> None:
+        """The answer of ``entry`` is lost (timeout, dropped connection, interrupt): the
+        provider may have billed it, so it stays booked at its worst case."""
+        worst = self.in_flight.pop(entry, None)
+        if worst is not None:
+            self.lost_usd += worst
+            self.lost += 1
+
     # -- counts -------------------------------------------------------------------------------
     def charge(self, completion: Completion, usd: float) -> float:
-        """Count one billed call (tokens and ``usd``) and persist the folder's spend."""
+        """Count one billed call (tokens and ``usd``) and book it as settled at once (the
+        batch runner: its answers arrive together, after submission was booked in batches.json)."""
+        self._count(completion, usd)
+        if self._log is not None:
+            self._log.append({"op": "settle", "id": self._log.new_id(), "usd": usd, "calls": 1})
+        return usd
+
+    def _count(self, completion: Completion, usd: float) -> None:
         s = self.stats
         s.calls += 1
         s.input_tokens += completion.input_tokens
@@ -249,25 +405,18 @@ class Ledger:
         s.cache_read_tokens += completion.cache_read_tokens
         s.cache_write_tokens += completion.cache_write_tokens
         s.usd_spent += usd
-        self._save_spend()
-        return usd
 
-    def _load_spend(self) -> Spend:
-        path = self.spend_path
-        if path is None or not path.exists():
-            return Spend()
-        try:
-            return Spend.model_validate_json(path.read_bytes())
-        except ValueError:
-            raise ConfigError(
-                f"spend file {path} is unreadable; it records what this folder has spent, "
-                "so it is not ignored: fix it or remove it to reset the total"
-            ) from None
+    def close(self) -> None:
+        """Close the ledger file (appends reopen it)."""
+        if self._log is not None:
+            self._log.close()
 
-    def _save_spend(self) -> None:
-        if self.spend_path is None:
-            return
-        total = Spend(
-            usd_total=self.spent_total, calls=self.prior.calls + self.stats.calls
-        ).model_dump()
-        atomic_write_bytes(self.spend_path, (json.dumps(total) + "\n").encode("utf-8"))
+    def folder_spend(self) -> Spend:
+        """The folder's spend now: earlier runs and this one."""
+        p = self.prior
+        return Spend(
+            settled_usd=p.settled_usd + self.stats.usd_spent,
+            calls=p.calls + self.stats.calls,
+            in_flight=p.in_flight + self.lost + len(self.in_flight),
+            in_flight_usd=p.in_flight_usd + self.lost_usd + sum(self.in_flight.values()),
+        )

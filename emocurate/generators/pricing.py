@@ -102,14 +102,23 @@ def estimate_cost(
     """Worst-case USD for one request: estimated input, ``max_tokens`` output.
 
     ``cached_system`` assumes the system prompt is read from the cache, and only when it is long
-    enough to be cached at all (:func:`cacheable`).
+    enough to be cached at all (:func:`cacheable`); otherwise a prefix marked for caching is
+    priced as a cache write (1.25x input at Anthropic), so the worst case stays an upper bound
+    of the bill whichever request writes the cache.
     """
     inp = estimate_input_tokens(request)
-    cached_system = cached_system and cacheable(request.system)
-    sys_tokens = int(len(request.system) / 3.5) if cached_system else 0
-    c = Completion(
-        input_tokens=inp - sys_tokens,
-        output_tokens=request.max_tokens,
-        cache_read_tokens=sys_tokens,
-    )
+    can_cache = request.cache_system and cacheable(request.system)
+    sys_tokens = int(len(request.system) / 3.5) if can_cache else 0
+    if cached_system and can_cache:
+        c = Completion(
+            input_tokens=inp - sys_tokens,
+            output_tokens=request.max_tokens,
+            cache_read_tokens=sys_tokens,
+        )
+    else:  # a marked prefix not yet cached is written to the cache (Anthropic bills 1.25x input)
+        c = Completion(
+            input_tokens=inp - sys_tokens,
+            output_tokens=request.max_tokens,
+            cache_write_tokens=sys_tokens,
+        )
     return price.cost(c, batch=batch)

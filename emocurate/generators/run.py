@@ -13,7 +13,16 @@ any finished call and yields the same records. An answer that holds only some of
 was asked for is kept, and its missing items are counted in the manifest (``missing_records``,
 ``partial``); a rerun plans one more request for exactly those items (``<id>-fill<k>``).
 Credentials in ``--base-url`` are never written (manifests show it redacted). Records are written once, atomically, after the
-engine finishes (or stops at the budget), so there is never a half-written data file.
+engine finishes (or stops at the budget, or is interrupted), so there is never a half-written
+data file.
+
+Money and safety (docs/guarantees.md): one process writes a folder at a time
+(:func:`emocurate.io.folder_lock`); every request is booked in ``cache/spend.ledger`` before it
+is sent; Ctrl-C/SIGTERM stop sending, book the answers in flight, write the records and the
+manifest (``interrupted``) and raise :class:`~emocurate.errors.Interrupted`. A rerun never
+shrinks the data: records the folder holds that the new plan does not include are refused
+before any request unless ``replace``, and records of the plan that this run did not get back
+(a failure, a lost cache) are kept.
 """
 
 from __future__ import annotations
@@ -23,17 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from emocurate.artifacts import GenerateManifest
-from emocurate.errors import ConfigError
+from emocurate.errors import ConfigError, Interrupted
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import Backend, ChatRequest
 from emocurate.generators.cache import ResponseCache
-from emocurate.generators.common import BackendInfo, Generator
+from emocurate.generators.common import BackendInfo, Generator, make_custom_id
 from emocurate.generators.config import GenerateConfig, Kind
 from emocurate.generators.engine import Engine, EngineConfig, RequestResult
 from emocurate.generators.ledger import SPEND_FILE
 from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_cost, find_price
-from emocurate.io import ensure_dir, write_manifest, write_records
+from emocurate.io import folder_lock, read_records, write_manifest, write_records
 from emocurate.records import Model, Provenance
 from emocurate.redact import redact_obj
 from emocurate.taxonomy import load_taxonomy
@@ -136,6 +145,15 @@ def run_generation(
     t0 = time.monotonic()
     if cfg.batch and cfg.backend not in HOSTED and backend is None:
         raise ConfigError(f"--batch needs --backend anthropic or openai (not '{cfg.backend}')")
+    if (cfg.price_input is None) != (cfg.price_output is None):
+        raise ConfigError(
+            "--price-input and --price-output go together (USD per 1M tokens): give both or "
+            "neither (one alone would price the other side at $0)"
+        )
+    if cfg.base_url is not None and cfg.backend in HOSTED:
+        from emocurate.generators.backends.hosted import check_base_url
+
+        check_base_url(cfg.base_url)
     tax = load_taxonomy()
     if cfg.dry_run and backend is None and cfg.backend in HOSTED:
         backend_obj: Backend | None = None  # planning needs no key
@@ -179,7 +197,23 @@ def run_generation(
             }
         )
     assert backend_obj is not None
-    out = ensure_dir(out_dir)
+    with folder_lock(out_dir) as out:
+        return _send_and_write(cfg, out, gen, requests, ecfg, backend_obj, common, t0)
+
+
+def _send_and_write(
+    cfg: GenerateConfig,
+    out: Path,
+    gen: Generator,
+    requests: list[ChatRequest],
+    ecfg: EngineConfig,
+    backend_obj: Backend,
+    common: dict[str, Any],
+    t0: float,
+) -> GenerateManifest:
+    """The part of a run that holds the folder: send, write records and manifest."""
+    rtype = _record_type(cfg.kind)
+    earlier = _earlier_records(out, cfg, rtype, requests)
     cache_path = Path(cfg.cache) if cfg.cache else out / "cache" / "responses.jsonl"
     runner: Any = None
     if cfg.batch:
@@ -191,10 +225,12 @@ def run_generation(
     def check(req: ChatRequest, completion: Any) -> None:
         gen.parse(req, completion, None)
 
+    engine: Engine | None = None
     try:
         engine = Engine(
             backend_obj, ecfg, cache, progress=cfg.progress, spend_path=out / "cache" / SPEND_FILE
         )
+        engine.return_on_interrupt = True  # records and manifest are written, then raised
         refills = plan_refills(gen, requests, engine)
         requests = requests + refills
         if cfg.batch:
@@ -206,10 +242,14 @@ def run_generation(
             results = engine.run_sync(requests, check=check)
     finally:
         cache.close()
+        if engine is not None:
+            engine.ledger.close()
     records, failures, partial = _collect(gen, cfg, requests, results)
-    rtype = _record_type(cfg.kind)
-    write_records(out, records, model=rtype, name=cfg.kind)
+    have = {r.id for r in records}
+    kept = [r for r in earlier if r.id not in have]
+    write_records(out, records + kept, model=rtype, name=cfg.kind)
     s = engine.stats
+    spend = engine.ledger.folder_spend()
     completed = sum(1 for r in results if r.ok)
     manifest = {
         **common,
@@ -222,7 +262,8 @@ def run_generation(
         "partial_requests": len(partial),
         "missing_records": sum(p["missing"] for p in partial),
         "partial": partial,
-        "records": len(records),
+        "records": len(records) + len(kept),
+        "kept_records": len(kept),
         "calls": s.calls,
         "retries": s.retries,
         "malformed_answers": s.malformed,
@@ -235,8 +276,12 @@ def run_generation(
             "billed": s.billed_tokens,
         },
         "usd": {
-            "spent_this_run": round(s.usd_spent, 6),
-            "spent_total_for_folder": round(engine.ledger.spent_total, 6),
+            "spent_this_run": round(s.usd_spent + engine.ledger.lost_usd, 6),
+            "spent_total_for_folder": round(spend.usd_total, 6),
+            "settled": round(spend.settled_usd, 6),
+            "in_flight_at_kill": round(spend.in_flight_usd, 6),
+            "in_flight_at_kill_requests": spend.in_flight,
+            "cached": round(sum(r.cost_usd for r in results if r.ok and r.cached), 6),
             "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
             "price_known": s.price_known,
             "batch_pricing": cfg.batch,
@@ -244,6 +289,7 @@ def run_generation(
         "budget_usd": cfg.budget_usd,
         "budget_is_total": True,
         "budget_reached": s.budget_reached,
+        "interrupted": engine.interrupted,
         "rate_limits": s.rate_limits,
         "time_s": round(time.monotonic() - t0, 3),
         "cache_file": str(cache_path),
@@ -255,7 +301,59 @@ def run_generation(
             "state_file": str(runner.state_path),
         }
     write_manifest(out, "generate", **manifest)
-    return GenerateManifest.model_validate({**manifest, "stage": "generate"})
+    result = GenerateManifest.model_validate({**manifest, "stage": "generate"})
+    if engine.interrupted is not None:
+        import signal
+
+        signum = int(getattr(signal, engine.interrupted))
+        raise Interrupted(
+            f"interrupted ({engine.interrupted}): {completed} of {len(requests)} requests done, "
+            f"{len(records) + len(kept)} records and manifest.json written to {out}, "
+            f"${spend.usd_total:.4f} booked for the folder; rerun the same command to resume "
+            "(answered requests are not paid again)",
+            signum=signum,
+        )
+    return result
+
+
+def _plan_ids(requests: list[ChatRequest]) -> set[str]:
+    """The custom ids a plan can write records under: its requests and their refills."""
+    ids = {r.custom_id for r in requests}
+    frontier = set(ids)
+    for round_ in range(1, MAX_REFILL_ROUNDS + 1):
+        frontier = {make_custom_id(cid, f"fill{round_}") for cid in frontier}
+        ids |= frontier
+    return ids
+
+
+def _earlier_records(
+    out: Path, cfg: GenerateConfig, rtype: type[Model], requests: list[ChatRequest]
+) -> list[Any]:
+    """Records the folder already holds for this plan (kept if this run does not get them back).
+
+    Raises:
+        ConfigError: the folder holds records the plan leaves out, and ``replace`` is not set
+            (nothing is sent: rows are never dropped without an explicit flag).
+    """
+    path = out / "data" / f"{cfg.kind}.parquet"
+    if not path.exists():
+        return []
+    if cfg.replace:
+        return []
+    held: list[Any] = read_records(out, rtype)
+    ids = _plan_ids(requests)
+
+    def cid(rec: Any) -> str:
+        return str(rec.provenance.params.get("custom_id", "")) if rec.provenance else ""
+
+    outside = [r for r in held if cid(r) not in ids]
+    if outside:
+        raise ConfigError(
+            f"{path} holds {len(held)} records, {len(outside)} of them outside this plan "
+            f"(first: {cid(outside[0]) or outside[0].id}); rerun with --replace to drop them, "
+            "or choose another --out"
+        )
+    return held
 
 
 def _record_type(kind: str) -> type[Model]:

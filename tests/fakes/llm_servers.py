@@ -21,6 +21,10 @@ Both servers:
 * inject faults per call with :class:`Faults` probabilities: 429 with ``retry-after``, 529
   (Anthropic) / 503, 500, a connection reset (TCP RST), a hang past the client timeout, and
   malformed (schema-violating) or truncated (cut off at ``max_tokens``) answers;
+  ``Faults(reset_first=N)`` resets the first N calls whatever the draws;
+* delay every answer by ``latency_s`` (so a test can kill a client while requests are in flight)
+  and log every billed answer's usage in ``stats.billed`` (``stats.billed_usd(price)``), billed
+  even when the client is gone by the time the answer is ready, as a real provider does;
 * count tokens as one per four characters and emulate prompt caching: an Anthropic system block
   with ``cache_control`` of at least ``min_cache_tokens`` tokens is written on first sight and
   read afterwards; OpenAI caches a repeated system prompt of at least ``min_cache_tokens``
@@ -92,6 +96,9 @@ class Faults:
     retry_after_s: float = 0.05
     hang_s: float = 3.0
     seed: int = 0
+    reset_first: int = 0
+    """The first this many calls are reset (TCP RST) whatever the draws say: a deterministic
+    burst of resets at the start of a run (the warm-up request's attempts)."""
 
     def total(self) -> float:
         """Probability that a call is faulty."""
@@ -164,6 +171,26 @@ class Stats:
     """How many times each custom_id was submitted in a batch."""
     batch_outcomes: Counter[str] = field(default_factory=Counter)
     """succeeded / errored / expired item results produced."""
+    billed: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per answer the provider bills (``key``, ``input``, ``output``, ``read``,
+    ``write`` tokens), logged when the answer is produced: an answer whose client was killed
+    while waiting is billed all the same, as a real provider does."""
+
+    def billed_usd(self, price: Any) -> float:
+        """What the billed answers cost at ``price`` (a :class:`~emocurate.generators.pricing.Price`)."""
+        from emocurate.generators.backends.base import Completion
+
+        return sum(
+            price.cost(
+                Completion(
+                    input_tokens=b["input"],
+                    output_tokens=b["output"],
+                    cache_read_tokens=b["read"],
+                    cache_write_tokens=b["write"],
+                )
+            )
+            for b in self.billed
+        )
 
 
 def request_key(body: dict[str, Any]) -> str:
@@ -238,6 +265,7 @@ class FakeLLMServer:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
+        self._drawn = 0
         self._prompt_cache: set[str] = set()
         self.batch_faults = batch_faults or BatchFaults()
         self.batches: dict[str, FakeBatch] = {}
@@ -281,6 +309,9 @@ class FakeLLMServer:
         f = self.faults
         with self._lock:
             r = self._rng.random()
+            self._drawn += 1
+            if self._drawn <= f.reset_first:
+                return "reset"
         acc = 0.0
         for name in FAULT_KINDS:
             acc += getattr(f, name)
@@ -323,6 +354,15 @@ class FakeLLMServer:
         out = count_tokens(out_text)
         with self._lock:
             s = self.stats
+            s.billed.append(
+                {
+                    "key": request_key(body),
+                    "input": plain,
+                    "output": out,
+                    "read": read,
+                    "write": write,
+                }
+            )
             s.input_tokens += plain
             s.output_tokens += out
             s.cache_read_tokens += read
@@ -598,8 +638,11 @@ class FakeLLMServer:
                 self.send_header("content-length", str(len(data)))
                 for k, v in {**server._limit_headers(), **(headers or {})}.items():
                     self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client is gone (killed while waiting): billed anyway
+                    self.close_connection = True
                 with server._lock:
                     server.stats.by_status[status] += 1
 

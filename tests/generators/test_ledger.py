@@ -13,6 +13,7 @@ from emocurate.errors import BudgetExceeded, ConfigError
 from emocurate.generators.backends.base import CallError, ChatRequest, Completion, Message
 from emocurate.generators.backends.fake import FakeBackend
 from emocurate.generators.engine import Engine, EngineConfig
+from emocurate.generators.ledger import read_spend
 from emocurate.generators.limits import RateLimiter, TokenBucket
 from emocurate.generators.pricing import Price
 from emocurate.generators.run import run_generation
@@ -78,7 +79,7 @@ def test_budget_is_a_total_for_the_output_folder(tmp_path):
         assert first.budget_reached
         with pytest.raises(BudgetExceeded, match="total for the folder: raise --budget-usd"):
             run_generation(cfg.model_copy(update={"seed": 1}), tmp_path)  # new requests
-    spent = json.loads((tmp_path / "cache" / "spend.ledger").read_text())["usd_total"]
+    spent = read_spend(tmp_path / "cache" / "spend.ledger").usd_total
     assert spent == pytest.approx(first.usd.spent_this_run, rel=1e-3) and spent <= 0.002
 
 

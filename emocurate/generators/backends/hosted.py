@@ -16,8 +16,34 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from emocurate.errors import BackendError
+from emocurate.errors import BackendError, ConfigError
 from emocurate.generators.backends.base import Backend, CallError
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a base URL that cannot work before any request is sent (no retries for minutes).
+
+    Raises:
+        ConfigError: not an http(s) URL, no host, or a port outside 1-65535 (one line, the
+            URL shown without credentials).
+    """
+    from urllib.parse import urlsplit
+
+    from emocurate.redact import redact_text
+
+    shown = redact_text(url)
+    example = "e.g. http://localhost:8000/v1"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"--base-url '{shown}' is not a usable URL ({exc}; {example})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--base-url '{shown}' is not an http(s) URL with a host name ({example})"
+        )
+    if port == 0:
+        raise ConfigError(f"--base-url '{shown}' has port 0 ({example})")
 
 
 def require_key(env_vars: tuple[str, ...], explicit: str | None, backend: str) -> str:
