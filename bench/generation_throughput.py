@@ -17,6 +17,17 @@
    cache reads. USD at the Sonnet list price is reported too.
 
 Run: python bench/generation_throughput.py   (prints JSON, writes bench/results/generation_throughput.json)
+
+Local models (``--local``, a separate run; writes bench/results/generation_throughput_local.json):
+simple-style story requests (the plan of ``generate stories --prompt-style simple``) through the
+engine, for the transformers backend at several batch sizes (output tokens / wall second, the
+first batch's prefill included; batch 1 = one request at a time) and, with ``--base-url``, for
+an OpenAI-compatible server (llama.cpp's ``llama_cpp.server`` serving the same GGUF) through
+emocurate's openai backend at ``--server-concurrency``. Threads: ``--threads`` (torch) and
+the server's own ``--n_threads``. The machine's load average is recorded beside the figures.
+
+  python bench/generation_throughput.py --local --threads 2 --batches 1,8,24
+  python bench/generation_throughput.py --local --batches 8 --base-url http://127.0.0.1:8765/v1
 """
 
 from __future__ import annotations
@@ -157,7 +168,113 @@ def billed(per_request: int, prompt_cache: bool) -> dict[str, Any]:
     }
 
 
+def _story_requests(n: int, max_tokens: int, model: str) -> list[ChatRequest]:
+    """``n`` simple-style story requests (emotions x topics of the demo's plan, cycled)."""
+    from emocurate.generators.common import BackendInfo
+    from emocurate.generators.run import generator_class
+
+    cfg = GenerateConfig(
+        kind="stories",
+        backend="transformers",
+        model=model,
+        emotions="ekman6",
+        topics="5",
+        per_topic=max(1, -(-n // 30)),
+        max_tokens=max_tokens,
+        prompt_style="simple",
+    )
+    info = BackendInfo(name="transformers", model=model, chat=True, supports_schema=False)
+    plan = generator_class("stories")(cfg, info).plan()
+    return plan[:n]
+
+
+def _run_engine(backend: Any, reqs: list[ChatRequest], concurrency: int) -> dict[str, Any]:
+    eng = Engine(
+        backend, EngineConfig(concurrency=concurrency, max_retries=0, timeout_s=600), progress=False
+    )
+    t0 = time.perf_counter()
+    out = eng.run_sync(reqs)
+    wall = time.perf_counter() - t0
+    ok = [r for r in out if r.ok and r.completion is not None]
+    tokens = sum(r.completion.output_tokens for r in ok if r.completion is not None)
+    return {
+        "requests": len(reqs),
+        "ok": len(ok),
+        "errors": sorted({r.error or "" for r in out if not r.ok}),
+        "output_tokens": tokens,
+        "mean_output_tokens": round(tokens / max(1, len(ok)), 1),
+        "wall_s": round(wall, 2),
+        "tok_per_s": round(tokens / wall, 2),
+    }
+
+
+def local(args: Any) -> dict[str, Any]:
+    import torch
+
+    from emocurate.generators.backends.transformers_backend import TransformersBackend
+
+    torch.set_num_threads(args.threads)
+    res: dict[str, Any] = {
+        "benchmark": "generation_throughput_local",
+        "model": args.model,
+        "max_tokens": args.max_tokens,
+        "torch_threads": args.threads,
+        "cpus": os.cpu_count(),
+        "load_average_before": list(os.getloadavg()),
+        "transformers": {},
+    }
+    if not args.skip_transformers:
+        t0 = time.perf_counter()
+        first = TransformersBackend(args.model, max_batch=1)
+        res["load_s"] = round(time.perf_counter() - t0, 2)
+        for b in [int(x) for x in args.batches.split(",")]:
+            n = b if b > 1 else args.single_requests
+            backend = TransformersBackend(args.model, max_batch=b, loaded=first.lm)
+            res["transformers"][f"batch_{b}"] = _run_engine(
+                backend, _story_requests(n, args.max_tokens, args.model), concurrency=b
+            )
+    if args.base_url:
+        backend = make_backend("openai", args.server_model, base_url=args.base_url, timeout_s=600)
+        n = args.server_requests
+        res["server"] = {
+            "base_url": args.base_url,
+            "concurrency": args.server_concurrency,
+            **_run_engine(
+                backend,
+                _story_requests(n, args.max_tokens, args.server_model),
+                args.server_concurrency,
+            ),
+        }
+    res["load_average_after"] = list(os.getloadavg())
+    return res
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--local", action="store_true", help="local models (see the module doc)")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", default="1,8,24")
+    ap.add_argument("--single-requests", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--base-url", default=None)
+    ap.add_argument("--server-model", default="smollm2-135m")
+    ap.add_argument("--server-requests", type=int, default=8)
+    ap.add_argument("--server-concurrency", type=int, default=4)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.local:
+        os.environ.setdefault("OPENAI_API_KEY", "sk-local-server")
+        result = local(args)
+        text = json.dumps(result, indent=2)
+        print(text)
+        out = Path(args.out or ROOT / "bench" / "results" / "generation_throughput_local.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        return
     limit = 3000.0
     conc = throughput(1000, limit, 0.3, 32)
     tpm = output_tpm(60, 120_000.0, 4000, 0.2, 0.3)

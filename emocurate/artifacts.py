@@ -45,6 +45,32 @@ def library_versions() -> dict[str, str]:
     }
 
 
+class FitDataSource(Model):
+    """Where the fitted texts came from: a stage folder, or a labelled file (``fit --records``).
+
+    Rows of a labelled file that could not be used are counted by reason (``excluded``), with
+    the first rows named (``excluded_examples``): never dropped silently.
+    """
+
+    name: str
+    """The folder, file, or ``bundled:scenarios``."""
+    format: str = "stage"  # stage | jsonl | csv | parquet
+    licence: str | None = None
+    """Licence of the texts as stated by the user (``--data-licence``) or known for bundled
+    data; ``None``: not stated."""
+    text_field: str | None = None
+    label_field: str | None = None
+    id_field: str | None = None
+    label_map: dict[str, str] = Field(default_factory=dict)
+    n_rows: int = 0
+    n_used: int = 0
+    n_excluded: int = 0
+    excluded: dict[str, int] = Field(default_factory=dict)
+    excluded_examples: dict[str, list[str]] = Field(default_factory=dict)
+    unmapped_labels: list[str] = Field(default_factory=list)
+    human_written: bool | None = None
+
+
 class VectorSetMeta(Model):
     """Metadata of a VectorSet (the JSON half)."""
 
@@ -75,6 +101,10 @@ class VectorSetMeta(Model):
     n_leak_checked: int = 0
     neutral_pcs: dict[str, int] = Field(default_factory=dict)
     neutral_variance: float = 0.0
+    standardize: str = "none"
+    """``dims``: differences taken in per-dimension standardised coordinates (sd over the
+    pooled fitted texts) and mapped back to a raw-space direction; ``none`` (sets written before the
+    field existed): the raw mean difference."""
     has_reference: bool = False
     reference_source: str = ""  # neutral | train_tokens: what the z-score reference was measured on
     residual_norm: dict[str, float] = Field(
@@ -87,6 +117,8 @@ class VectorSetMeta(Model):
     seed: int = 0
     eval_seeds: int = 0  # split seeds of the held-out evaluation (0: none)
     emotion_counts: dict[str, int] = Field(default_factory=dict)
+    data_source: FitDataSource | None = None
+    """The fitted texts' source and licence (``None`` in sets written before it was stored)."""
     evaluation: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=library_versions)
     created: str = Field(default_factory=utc_now)
@@ -459,6 +491,9 @@ class GenerateManifest(Manifest):
     prompt_id: str = ""
     prompt_hash: str = ""
     prompts: dict[str, str] = Field(default_factory=dict)
+    prompt_style: str = ""
+    """structured, simple or opening: what ``--prompt-style`` (auto by default) resolved to."""
+    prompt_style_reason: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
     planned_requests: int
     planned_records: int = 0

@@ -36,6 +36,30 @@ class SteerStage(Model):
     max_new_tokens: int = Field(default=24, ge=1)
 
 
+class EvalSet(Model):
+    """One labelled text set the fitted vectors are read on (e.g. human-written scenarios)."""
+
+    name: str = Field(description="a short name: the report file is evaluation/NAME.json")
+    records: str = Field(description="a labelled JSONL/CSV/Parquet file or bundled:scenarios")
+    text_field: str = "text"
+    label_field: str = "label"
+    label_map: dict[str, str] | str | None = Field(
+        default=None, description="source label -> emotion name (bundled:scenarios has its own)"
+    )
+    skip: int | None = Field(
+        default=0, ge=0, description="pool from this token on (0: the whole text; None: the set's)"
+    )
+    per_label: int | None = Field(
+        default=None, ge=1, description="read at most this many texts per label (a fixed sample)"
+    )
+
+
+class EvaluateStage(Model):
+    """Transfer: the vectors read on labelled text they were not fitted on (``evaluation/``)."""
+
+    sets: list[EvalSet] = Field(default_factory=list)
+
+
 class ScoreStage(Model):
     """Corpus scoring: which corpora, and how."""
 
@@ -74,6 +98,7 @@ class PipelineConfig(Model):
     neutral: GenerateConfig | None = None
     validate_: ValidateConfig | None = Field(default=None, alias="validate")
     fit: FitConfig | None = None
+    evaluate: EvaluateStage | None = None
     steer: SteerStage | None = None
     score: ScoreStage | None = None
     curate: CurateStage | None = None

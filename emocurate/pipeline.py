@@ -15,6 +15,7 @@ resumes through its own mechanism (generation cache, scoring shards).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -28,6 +29,7 @@ from typing import Any
 from emocurate.artifacts import CardsManifest
 from emocurate.config import CardsStage as CardsStageConfig
 from emocurate.config import CurateStage as CurateStageConfig
+from emocurate.config import EvaluateStage as EvaluateStageConfig
 from emocurate.config import PipelineConfig, SteerStage
 from emocurate.config import ScoreStage as ScoreStageConfig
 from emocurate.errors import ConfigError
@@ -72,6 +74,7 @@ def bundled_path(spec: str) -> Path:
         "sample": "data/corpus",
         "default": "data/policy_default.yaml",
         "offline": "data/pipelines/offline.yaml",
+        "smollm2": "data/pipelines/smollm2.yaml",
     }
     if name not in table:
         raise ConfigError(
@@ -243,7 +246,7 @@ class FitStage(Stage):
         out: Path,
         config: FitConfig,
         steer: SteerStage | None,
-        train: Stage,
+        train: Stage | None,
         neutral: Stage | None,
     ) -> None:
         super().__init__(out, "vectors", config, [s for s in (train, neutral) if s is not None])
@@ -252,16 +255,23 @@ class FitStage(Stage):
         self.neutral = neutral
 
     def config_json(self) -> Any:
+        records = self.config.records
+        content = None  # an edited records file reruns the stage
+        if records and Path(records).is_file():
+            content = hashlib.sha256(Path(records).read_bytes()).hexdigest()[:16]
         return [
             self.config.model_dump(mode="json"),
             self.steer.model_dump(mode="json") if self.steer else None,
-        ]
+        ] + ([content] if content else [])
 
     def run(self) -> str:
         from emocurate.vectors.fit import fit_vectors
 
         neutral = self.neutral.path if self.neutral is not None else None
-        vs = fit_vectors(dataset_dir(self.train), self.config, self.path, neutral_dir=neutral)
+        # config.records (a labelled file, resolved against the pipeline file's folder by
+        # build_stages) is fitted instead of the generated stories
+        where = dataset_dir(self.train) if self.train is not None else self.config.records
+        vs = fit_vectors(where or "", self.config, self.path, neutral_dir=neutral)
         ev = vs.meta.evaluation
         acc = ev.get("accuracy")
         acc_s = ""
@@ -277,6 +287,99 @@ class FitStage(Stage):
 
     def artifacts(self) -> dict[str, Path]:
         return {"vectors": self.path / "vectors.safetensors"}
+
+
+class EvaluateStage(Stage):
+    """Read the fitted vectors on labelled text they were not fitted on: ``evaluation/NAME.json``.
+
+    With vectors fitted on generated stories and the bundled human-written scenarios as the
+    set, this is the transfer check: does what was fitted on the model's own stories read
+    emotion in text people wrote? Each report holds accuracy with its interval, the majority
+    and lexical baselines, per-emotion AUROC and the count of texts left out.
+    """
+
+    name = "evaluate"
+    config: EvaluateStageConfig
+
+    def __init__(self, out: Path, config: EvaluateStageConfig, fit: Stage, base: Path) -> None:
+        super().__init__(out, "evaluation", config, [fit])
+        self.sets = [
+            s
+            if s.records == "bundled:scenarios"
+            else s.model_copy(update={"records": _resolve(s.records, base)})
+            for s in config.sets
+        ]
+
+    def config_json(self) -> Any:
+        return [s.model_dump(mode="json") for s in self.sets]
+
+    def input_files(self) -> list[str]:
+        from emocurate.vectors.labelled import scenarios_path
+
+        return [
+            str(scenarios_path()) if s.records == "bundled:scenarios" else s.records
+            for s in self.sets
+        ]
+
+    def run(self) -> str:
+        import random
+
+        from emocurate.vectors.evaluate import evaluate
+        from emocurate.vectors.fit import fitted_texts, load_train_ids
+        from emocurate.vectors.labelled import parse_label_map, read_labelled
+        from emocurate.vectors.models import load_model
+        from emocurate.vectors.vectorset import VectorSet
+
+        vdir = self.upstream[0].path
+        vs = VectorSet.load(vdir)
+        lm = load_model(vs.meta.model_id)
+        parts: list[str] = []
+        for s in self.sets:
+            lmap = s.label_map
+            got = read_labelled(
+                s.records,
+                text_field=s.text_field,
+                label_field=s.label_field,
+                label_map=lmap if isinstance(lmap, dict) else parse_label_map(lmap),
+            )
+            records = list(got.records)
+            if s.per_label is not None:  # a fixed, seeded sample of each label
+                by: dict[str, list[Any]] = {}
+                for r in records:
+                    by.setdefault(r.emotion, []).append(r)
+                rng = random.Random(0)
+                records = [
+                    r
+                    for label in sorted(by)
+                    for r in rng.sample(by[label], min(s.per_label, len(by[label])))
+                ]
+            report = evaluate(
+                vs,
+                lm,
+                records,
+                train_ids=load_train_ids(vdir),
+                skip=s.skip,
+                lexical_train=fitted_texts(vdir, vs),
+            )
+            report["source"] = s.records
+            report["warnings"] = list(got.warnings)
+            atomic_write_bytes(
+                self.path / f"{s.name}.json",
+                json.dumps(report, indent=2, default=float).encode(),
+            )
+            left = report["n_skipped_short"] + report["skipped"]
+            lex = report.get("lexical")
+            parts.append(
+                f"{s.name}: accuracy {report['accuracy']:.2f} on {report['n']} texts "
+                f"(majority {report['majority']:.2f}"
+                + (f", lexical {lex:.2f}" if isinstance(lex, float) else "")
+                + f"), macro-AUROC {report['auroc_mean']:.2f}"
+                + (f", {left} left out" if left else "")
+            )
+        return "; ".join(parts) or "no evaluation sets"
+
+    def artifacts(self) -> dict[str, Path]:
+        return {"transfer evaluation": self.path}
 
 
 class ScoreStage(Stage):
@@ -460,9 +563,16 @@ def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage]:
         train = add(ValidateStage(out, "validated", cfg.validate_, [gen]))
     fit = None
     if cfg.fit is not None:
-        if train is None:
-            raise ConfigError("pipeline: 'fit' needs a 'generate' stage")
-        fit = add(FitStage(out, cfg.fit, cfg.steer, train, neutral))
+        if train is None and not cfg.fit.records:
+            raise ConfigError("pipeline: 'fit' needs a 'generate' stage or 'records: FILE'")
+        fit_cfg = cfg.fit
+        if fit_cfg.records and fit_cfg.records != "bundled:scenarios":
+            fit_cfg = fit_cfg.model_copy(update={"records": _resolve(fit_cfg.records, base)})
+        fit = add(FitStage(out, fit_cfg, cfg.steer, None if fit_cfg.records else train, neutral))
+    if cfg.evaluate is not None:
+        if fit is None:
+            raise ConfigError("pipeline: 'evaluate' needs a 'fit' stage")
+        add(EvaluateStage(out, cfg.evaluate, fit, base))
     score: ScoreStage | None = None
     if cfg.score is not None:
         if fit is None:

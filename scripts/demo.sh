@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtualenv and run the offline demo on the embedded model.
-# Usage: bash scripts/demo.sh [--out DIR]
+# Set up a virtualenv and run the offline demo on SmolLM2-135M-Instruct (CPU, no network, no key).
+# Usage: bash scripts/demo.sh [--out DIR] [--tiny]   (--tiny: the embedded 260K model, seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -231,7 +231,12 @@ def _make_command(kind: str) -> Any:
         max_retries: int = typer.Option(
             6, "--max-retries", help="Retries per request on 429/529/5xx/timeouts/malformed output."
         ),
-        timeout_s: float = typer.Option(120.0, "--timeout", help="Per-call timeout in seconds."),
+        timeout_s: float = typer.Option(
+            120.0,
+            "--timeout",
+            help="Per-call timeout in seconds; the engine raises it for a call whose expected "
+            "time (its max tokens at the measured speed, or a local model's step time) is longer.",
+        ),
         price_input: float | None = typer.Option(
             None, "--price-input", help="Override: USD per 1M input tokens."
         ),
@@ -251,6 +256,15 @@ def _make_command(kind: str) -> Any:
         ),
         device: str = typer.Option(
             "cpu", "--device", help="transformers backend: torch device (cpu, cuda, mps)."
+        ),
+        prompt_style: str = typer.Option(
+            "auto",
+            "--prompt-style",
+            help="structured (several items per request, long instructions), simple (one item "
+            "per plain request; the whole answer is the item), opening (a base model continues "
+            "a story opening) or auto: opening without a chat template, simple for a local "
+            "model under 3B parameters, else structured.",
+            hidden=kind not in ("stories", "neutral"),
         ),
         person_emotions: str | None = typer.Option(
             None,
@@ -298,6 +312,7 @@ def _make_command(kind: str) -> Any:
             price_output=price_output,
             prompt_cache=not no_prompt_cache,
             device=device,
+            prompt_style=prompt_style,
             replace=replace,
         )
         if dialogues:

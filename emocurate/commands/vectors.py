@@ -64,6 +64,16 @@ def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
         f"mean AUROC {report['auroc_mean']:.3f}",
         markup=False,
     )
+    if report.get("majority") is not None:
+        line = f"baselines: majority ({report['majority_label']}) {report['majority']:.3f}"
+        if report.get("lexical") is not None:
+            cmp = report["vs_lexical"]
+            line += (
+                f", lexical {report['lexical']:.3f} ({report['lexical_kind']}); vectors - "
+                f"lexical {cmp['diff_mean']:+.3f} (95% {cmp['diff_ci'][0]:+.3f} to "
+                f"{cmp['diff_ci'][1]:+.3f}): {cmp['verdict']}"
+            )
+        console.print(line, markup=False)
     geometry = report.get("geometry") or {}
     if geometry.get("pc1_valence_r") is not None:
         console.print(
@@ -71,8 +81,14 @@ def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
             f"PC2 vs arousal r {geometry.get('pc2_arousal_r', float('nan')):+.2f}",
             markup=False,
         )
-    if report.get("skipped"):
-        console.print(f"{report['skipped']} records skipped (too short)", markup=False)
+    left = int(report.get("skipped") or 0) + int(report.get("n_skipped_short") or 0)
+    if left:
+        console.print(
+            f"LEFT OUT: {left} of {report.get('n_input', '?')} records "
+            f"({report.get('n_skipped_short', 0)} with no token from skip "
+            f"{report.get('skip')} on, {report.get('skipped', 0)} with a label the set lacks)",
+            markup=False,
+        )
     console.print(
         f"full report (confusion, logit lens) -> {out}"
         if out
@@ -93,9 +109,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command("fit")
     def fit(
-        records_dir: Path = typer.Argument(
-            ...,
-            help="Stage folder of Story records (or Dialogue records for speaker-aware vectors).",
+        records_dir: Path | None = typer.Argument(
+            None,
+            help="Stage folder of Story records (or Dialogue records for speaker-aware vectors); "
+            "or give --records FILE.",
+        ),
+        records_file: str | None = typer.Option(
+            None,
+            "--records",
+            help="Fit on a labelled file instead (JSONL, CSV/TSV or Parquet; bundled:scenarios = "
+            "the bundled human-written emotion scenarios, MIT).",
+        ),
+        text_field: str = typer.Option(
+            "text", "--text-field", help="With --records: the column holding the text."
+        ),
+        label_field: str = typer.Option(
+            "label", "--label-field", help="With --records: the column holding the emotion label."
+        ),
+        id_field: str | None = typer.Option(
+            None, "--id-field", help="With --records: the id column (default: id when present)."
+        ),
+        label_map: str | None = typer.Option(
+            None,
+            "--label-map",
+            help="With --records: source label to emotion name, a=b,c=d or a YAML/JSON file "
+            "(an empty target leaves those rows out, counted).",
+        ),
+        data_licence: str | None = typer.Option(
+            None, "--data-licence", help="Licence of the fitted texts, named on the vector card."
         ),
         model: str = typer.Option(
             "stories260K",
@@ -109,7 +150,8 @@ def register(app: typer.Typer) -> None:
         neutral: Path | None = typer.Option(
             None,
             "--neutral",
-            help="Stage folder of neutral dialogues: z-score reference and neutral-PC projection.",
+            help="Neutral text: a stage folder of neutral dialogues, a JSONL/.txt file, or "
+            "bundled:neutral (100 shipped sentences); z-score reference and neutral-PC projection.",
         ),
         layers: str = typer.Option(
             "auto",
@@ -121,10 +163,11 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option(
             "mean_diff", "--method", help="mean_diff (anchor recipe), pca or logistic."
         ),
-        skip: int = typer.Option(
-            50,
+        skip: int | None = typer.Option(
+            None,
             "--skip",
-            help="Pool from this token on, exactly (never before a story's generated part).",
+            help="Pool from this token on, exactly (never before a story's generated part); "
+            "default 50 for a stage folder (the study), 0 for --records (the whole text).",
         ),
         short: str = typer.Option(
             "skip",
@@ -144,6 +187,12 @@ def register(app: typer.Typer) -> None:
             0.5,
             "--neutral-variance",
             help="Share of neutral variance whose top PCs are projected out.",
+        ),
+        standardize: str = typer.Option(
+            "dims",
+            "--standardize",
+            help="dims (differences in per-dimension standardised coordinates: robust to "
+            "massive-activation dimensions) or none (the study's raw mean difference).",
         ),
         holdout: float = typer.Option(
             0.2,
@@ -178,9 +227,15 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError
 
-        from emocurate.io import parquet_files
         from emocurate.vectors.evaluate import read_evaluation
-        from emocurate.vectors.fit import FitConfig, fit_vectors, read_fit_records
+        from emocurate.vectors.fit import (
+            FitConfig,
+            fit_vectors,
+            load_labelled,
+            read_fit_records,
+            read_texts,
+        )
+        from emocurate.vectors.labelled import parse_label_map
         from emocurate.vectors.models import load_model
 
         try:
@@ -194,19 +249,33 @@ def register(app: typer.Typer) -> None:
                     "pooling": pooling,
                     "batch_tokens": batch_tokens,
                     "neutral_variance": neutral_variance,
+                    "standardize": standardize,
                     "holdout": holdout,
                     "seed": seed,
                     "eval_seeds": eval_seeds,
                     "device": device,
                     "dtype": dtype,
+                    "records": records_file,
+                    "text_field": text_field,
+                    "label_field": label_field,
+                    "id_field": id_field,
+                    "label_map": parse_label_map(label_map),
+                    "data_licence": data_licence,
                 }
             )
         except ValidationError as exc:
             field, msg = first_problem(exc)
             raise ConfigError(f"--{field.split('.')[0].replace('_', '-')}: {msg}") from None
-        read_fit_records(records_dir)  # a bad input folder fails before a model is downloaded
+        if (records_dir is None) == (records_file is None):
+            raise ConfigError(
+                "fit: give a stage folder of records or --records FILE (exactly one of them)"
+            )
+        # a bad input fails before a model is downloaded
+        recs, source = load_labelled(cfg) if records_file else (None, None)
+        if records_dir is not None:
+            read_fit_records(records_dir)
         if neutral is not None:
-            parquet_files(neutral)
+            read_texts(neutral)  # a bad neutral input fails before the model loads
         lm = load_model(
             model,
             device=device,
@@ -214,7 +283,15 @@ def register(app: typer.Typer) -> None:
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-        vs = fit_vectors(records_dir, cfg, out, neutral_dir=neutral, lm=lm)
+        vs = fit_vectors(
+            records_dir or (source.name if source else ""),
+            cfg,
+            out,
+            neutral_dir=neutral,
+            lm=lm,
+            records=recs,
+            data_source=source,
+        )
         for folder in _speaker_folders(out):
             ev = read_evaluation(folder)
             if ev is None:
@@ -239,6 +316,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{folder}: {ev.kind} vectors, {len(vs.names)} emotions, layer {ev.chosen_layer}, "
                 f"{acc}; {ev.n_records} records fitted, {ev.n_skipped_short} too short"
+                + (
+                    f", {vs.meta.data_source.n_excluded} rows left out (unusable)"
+                    if vs.meta.data_source is not None and vs.meta.data_source.n_excluded
+                    else ""
+                )
             )
             if ev.vs_lexical is not None:
                 typer.echo(f"  {ev.vs_lexical.sentence}")
@@ -246,8 +328,24 @@ def register(app: typer.Typer) -> None:
     @group.command("evaluate")
     def evaluate_cmd(
         vectors_dir: Path = typer.Argument(..., help="A vector set folder (from `emocurate fit`)."),
-        on: Path = typer.Option(
-            ..., "--on", help="Stage folder of labelled Story (or Dialogue) records."
+        on: str = typer.Option(
+            ...,
+            "--on",
+            help="Stage folder of labelled Story (or Dialogue) records, or a labelled file "
+            "(JSONL/CSV/Parquet, bundled:scenarios) read with --text-field/--label-field.",
+        ),
+        text_field: str = typer.Option("text", "--text-field", help="With a file: text column."),
+        label_field: str = typer.Option(
+            "label", "--label-field", help="With a file: label column."
+        ),
+        label_map: str | None = typer.Option(
+            None, "--label-map", help="With a file: source label to emotion name, a=b,c=d or YAML."
+        ),
+        skip: int | None = typer.Option(
+            None,
+            "--skip",
+            help="Pool from this token on (default: the set's own skip); records with no token "
+            "there are left out and counted (0: the whole text, a document-level reading).",
         ),
         layer: int | None = typer.Option(
             None, "--layer", help="Layer to evaluate (default: the set's chosen layer)."
@@ -279,7 +377,8 @@ def register(app: typer.Typer) -> None:
           emocurate vectors evaluate runs/vectors --on runs/validated/kept
         """
         from emocurate.vectors.evaluate import evaluate
-        from emocurate.vectors.fit import load_train_ids, read_fit_records
+        from emocurate.vectors.fit import fitted_texts, load_train_ids, read_fit_records
+        from emocurate.vectors.labelled import BUNDLED_SCENARIOS, parse_label_map, read_labelled
         from emocurate.vectors.models import load_model
         from emocurate.vectors.vectorset import META, SPEAKER_SUBDIRS, VectorSet
 
@@ -287,12 +386,43 @@ def register(app: typer.Typer) -> None:
         set_dir = vectors_dir
         if kind is not None and (vectors_dir / SPEAKER_SUBDIRS.get(kind, kind) / META).exists():
             set_dir = vectors_dir / SPEAKER_SUBDIRS.get(kind, kind)
+        on_path = Path(on)
+        if on == BUNDLED_SCENARIOS or on_path.is_file():
+            got = read_labelled(
+                on,
+                text_field=text_field,
+                label_field=label_field,
+                label_map=parse_label_map(label_map),
+            )
+            for line in got.warnings:
+                typer.echo(f"warning: {line}", err=True)
+            records: list[Any] = list(got.records)
+        else:
+            records = list(read_fit_records(on_path))
         lm = load_model(model or vs.meta.model_id, device=device)
         report = evaluate(
-            vs, lm, read_fit_records(on), layer=layer, train_ids=load_train_ids(set_dir)
+            vs,
+            lm,
+            records,
+            layer=layer,
+            train_ids=load_train_ids(set_dir),
+            skip=skip,
+            lexical_train=fitted_texts(set_dir, vs),
         )
         if report["overlap_warning"]:
             typer.echo(f"warning: {report['overlap_warning']}", err=True)
+        if report["n_skipped_short"]:
+            typer.echo(
+                f"warning: {report['n_skipped_short']} of {report['n_input']} records left out: "
+                f"no token from --skip {report['skip']} on (pass --skip 0 to read whole texts)",
+                err=True,
+            )
+        if report["skipped"]:
+            typer.echo(
+                f"warning: {report['skipped']} of {report['n_input']} records left out: their "
+                "label is not one of the set's emotions",
+                err=True,
+            )
         text = json.dumps(report, indent=2, default=float)
         if out:
             out.write_text(text + "\n")

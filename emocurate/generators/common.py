@@ -39,6 +39,9 @@ VARIETY_PLACES = (
     "somewhere quiet",
 )
 
+SIMPLE_MAX_TOKENS = 256
+"""Output budget of one simple-style answer (a ~120-word story is ~160 tokens)."""
+
 STRUCTURED_NOTE = "Answer only through the structured output format provided (the '{name}' schema)."
 
 
@@ -49,6 +52,8 @@ class BackendInfo(Model):
     model: str
     chat: bool = True
     supports_schema: bool = True
+    n_params: int | None = None
+    """The model's parameter count when known (local models): ``auto`` style's size rule."""
 
 
 def slug(text: str) -> str:
@@ -122,7 +127,29 @@ class Generator:
         self.system_prompt, self.user_prompt, self.prompt_id, self.prompt_hash = prompt_pair(
             self.kind
         )
-        self.n_per_request = cfg.items_per_request(info.chat)
+        from emocurate.generators.style import choose_style
+
+        self.style, self.style_reason = choose_style(
+            cfg.prompt_style,
+            kind=self.kind,
+            backend=info.name,
+            chat=info.chat,
+            n_params=info.n_params,
+        )
+        self.n_per_request = cfg.items_per_request(self.style)
+        if self.style == "simple":
+            from emocurate.generators.prompts import load_prompt
+
+            self.prompt_id = f"{self.kind}/simple-v1"
+            self.prompt_hash = load_prompt(f"{self.kind}_simple").hash
+
+    def prompt_files(self) -> list[PromptFile]:
+        """The prompt files this run's requests are rendered from (hashes go in the manifest)."""
+        if self.style == "simple":
+            from emocurate.generators.prompts import load_prompt
+
+            return [load_prompt(f"{self.kind}_simple")]
+        return [self.system_prompt, self.user_prompt]
 
     # -- to override --------------------------------------------------------------------------
     def plan(self) -> list[ChatRequest]:
@@ -229,6 +256,29 @@ class Generator:
             raise ParseError(f"no usable {self.kind} in the answer ({why})")
         return records
 
+    def simple_request(
+        self, custom_id: str, values: dict[str, Any], meta: dict[str, Any]
+    ) -> ChatRequest:
+        """One item asked for in plain words (``prompts/<kind>_simple.md``), through the chat
+        template, no system prompt of ours; the whole answer is the item."""
+        from emocurate.generators.prompts import load_prompt
+
+        cfg = self.cfg
+        prompt = load_prompt(f"{self.kind}_simple")
+        return ChatRequest(
+            custom_id=custom_id,
+            model=self.info.model,
+            messages=[Message(role="user", content=prompt.render(**values))],
+            max_tokens=cfg.max_tokens or SIMPLE_MAX_TOKENS,
+            temperature=0.8 if cfg.temperature is None else cfg.temperature,
+            top_p=0.95 if cfg.top_p is None else cfg.top_p,
+            seed=derived_seed(cfg.seed, custom_id),
+            cache_system=False,
+            prompt_id=self.prompt_id,
+            prompt_hash=prompt.hash,
+            meta={"kind": self.kind, "n": 1, "simple": True, **meta},
+        )
+
     def opening_request(
         self, custom_id: str, opening: str, prompt_id: str, meta: dict[str, Any]
     ) -> ChatRequest:
@@ -246,6 +296,7 @@ class Generator:
             prompt_id=prompt_id,
             prompt_hash=self.prompt_hash,
             meta={"kind": self.kind, "n": 1, "opening": opening, **meta},
+            raw=self.info.chat,  # a chat model continues the opening, not a chat turn
         )
 
     @staticmethod

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from emocurate.records import Model
 
 Kind = Literal["stories", "dialogues", "neutral", "regulation"]
+PromptStyle = Literal["auto", "structured", "simple", "opening"]
 
 DEFAULT_PER_REQUEST = {"stories": 12, "dialogues": 4, "neutral": 5, "regulation": 3}
 DEFAULT_MAX_TOKENS_PER_ITEM = {"stories": 380, "dialogues": 650, "neutral": 450, "regulation": 700}
@@ -69,6 +70,12 @@ class GenerateConfig(Model):
     )
     prompt_cache: bool = Field(default=True, description="mark the shared system prompt cacheable")
     device: str = Field(default="cpu", description="transformers backend: torch device")
+    prompt_style: PromptStyle = Field(
+        default="auto",
+        description="structured (several items per request in a schema or delimited format), "
+        "simple (one item per request in plain words; the whole answer is the item), opening "
+        "(a base model continues a story opening), or auto (see generators/style.py)",
+    )
     dry_run: bool = False
     progress: bool = True
     batch_poll_s: float = Field(
@@ -89,8 +96,8 @@ class GenerateConfig(Model):
             raise ValueError(f"'{value}' names no emotion (a subset name or a comma list)")
         return value
 
-    def items_per_request(self, chat: bool) -> int:
-        """Records per request: one for a base model (it continues a single opening)."""
-        if not chat and self.kind in ("stories", "neutral"):
+    def items_per_request(self, style: str) -> int:
+        """Records per request: one in the simple and opening styles (one story per answer)."""
+        if style in ("simple", "opening"):
             return 1
         return self.per_request or DEFAULT_PER_REQUEST[self.kind]

@@ -60,6 +60,9 @@ class MalformedOutput(ParseError):
     """
 
 
+TIMEOUT_MARGIN = 3.0
+"""A call may take this many times its expected time before it counts as timed out."""
+
 CONNECT_FAILURES = ("ConnectError", "ConnectTimeout")
 """Causes meaning no connection was ever made (refused, unknown host): the server is absent."""
 
@@ -224,6 +227,7 @@ class Engine:
         self._pause_until = 0.0
         self._fatal: BaseException | None = None
         self._rng = random.Random()
+        self._s_per_token: float | None = None  # measured call seconds per output token (EMA)
         self._warming = False
         self.interrupted: str | None = None
         """The name of the signal (SIGINT, SIGTERM) that stopped the last run, if any."""
@@ -234,6 +238,28 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_event: asyncio.Event | None = None
         self._grace: asyncio.TimerHandle | None = None
+
+    def call_timeout(self, request: ChatRequest) -> float:
+        """The timeout of one call: ``timeout_s``, raised to :data:`TIMEOUT_MARGIN` times the
+        call's expected time when that is longer.
+
+        The expected time is the larger of the backend's own estimate (a local model: its
+        measured step time x the request's max tokens x the batches ahead) and the request's
+        max tokens at the speed calls have measured so far (seconds per output token, queueing
+        included). A fixed timeout cut every call on a CPU model (all requests time out
+        together); a scaled one still ends a call that hangs.
+        """
+        base = self.config.timeout_s
+        guesses = [self.backend.expected_seconds(request)]
+        if self._s_per_token is not None:
+            guesses.append(self._s_per_token * request.max_tokens)
+        known = [g for g in guesses if g is not None]
+        return max(base, TIMEOUT_MARGIN * max(known)) if known else base
+
+    def _measure_speed(self, seconds: float, completion: Completion) -> None:
+        spt = seconds / max(1, completion.output_tokens)
+        old = self._s_per_token
+        self._s_per_token = spt if old is None else 0.7 * old + 0.3 * spt
 
     # -- public -------------------------------------------------------------------------------
     @property
@@ -486,10 +512,12 @@ class Engine:
                 self._limiter.settle(out_reserved, 0)
                 continue
             attempts += 1
+            timeout = self.call_timeout(sent)
+            started = time.monotonic()
             entry = led.begin(reserve)  # booked at its worst case before it is sent
             try:
                 completion = await asyncio.wait_for(
-                    self.backend.complete(sent), timeout=cfg.timeout_s + 5.0
+                    self.backend.complete(sent), timeout=timeout + 5.0
                 )
             except CallError as exc:
                 if exc.status is not None or never_connected(exc):
@@ -536,7 +564,7 @@ class Engine:
                 led.abandon(entry)
                 led.release(reserve)
                 self._limiter.settle(out_reserved, 0)
-                last_error = f"timeout: no answer within {cfg.timeout_s:.0f}s"
+                last_error = f"timeout: no answer within {timeout:.0f}s"
                 self._errors["timeout"] += 1
                 if attempts <= cfg.max_retries:
                     self.stats.retries += 1
@@ -548,6 +576,7 @@ class Engine:
                 self._limiter.settle(out_reserved, 0)
                 raise
             self._ever_ok = True
+            self._measure_speed(time.monotonic() - started, completion)
             if not completion.created:
                 completion = completion.model_copy(update={"created": utc_now()})
             self._limiter.settle(

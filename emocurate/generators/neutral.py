@@ -103,8 +103,18 @@ class NeutralGenerator(Generator):
 
     def plan(self) -> list[ChatRequest]:
         """One request per subject area x chunk of ``per_request`` conversations."""
-        if not self.info.chat:
+        if self.style == "opening":
             return self._plan_openings()
+        if self.style == "simple":
+            return [
+                self.simple_request(
+                    make_custom_id("nt", topic.id, str(r)),
+                    {"premise": topic.premise.strip().rstrip("."), "words": 100},
+                    {"topic": topic.premise, "topic_id": topic.id},
+                )
+                for topic in self.topics()
+                for r in range(self.cfg.per_topic)
+            ]
         out: list[ChatRequest] = []
         k = self.n_per_request
         for topic in self.topics():
@@ -161,17 +171,23 @@ class NeutralGenerator(Generator):
     def parse(
         self, request: ChatRequest, completion: Any, prov: Provenance | None = None
     ) -> list[Any]:
-        """Chat answers hold conversations; a base model's continuation is one narrative.
+        """Structured answers hold conversations; a continuation or a simple-style answer is one
+        narrative.
 
-        A continuation that names any emotion of the taxonomy is not neutral: it is refused as
+        A narrative that names any emotion of the taxonomy is not neutral: it is refused as
         malformed, so the engine retries it with a moved seed.
         """
-        opening = request.meta.get("opening")
-        if not opening:
+        simple = bool(request.meta.get("simple"))
+        opening = str(request.meta.get("opening") or "")
+        if not opening and not simple:
             return super().parse(request, completion, prov)
+        from emocurate.generators.text import answer_text
         from emocurate.validators.leakage import find_leaks
 
-        cont = self.continuation(completion, min_words=1)
+        if simple:
+            cont = answer_text(completion.text, min_words=1)
+        else:
+            cont = self.continuation(completion, min_words=1)
         leaks = find_leaks(cont, self._emotion_terms)
         if leaks:
             # Keep the sentences before the first one that names an emotion: what is left is

@@ -81,6 +81,7 @@ def backend_info(cfg: GenerateConfig, backend: Backend | None) -> BackendInfo:
             model=backend.model or cfg.model,
             chat=backend.chat,
             supports_schema=backend.supports_schema,
+            n_params=backend.n_params,
         )
     return BackendInfo(name=cfg.backend, model=cfg.model, chat=True, supports_schema=True)
 
@@ -171,7 +172,9 @@ def run_generation(
         "seed": cfg.seed,
         "prompt_id": gen.prompt_id,
         "prompt_hash": gen.prompt_hash,
-        "prompts": {p.id: p.hash for p in (gen.system_prompt, gen.user_prompt)},
+        "prompts": {p.id: p.hash for p in gen.prompt_files()},
+        "prompt_style": gen.style,
+        "prompt_style_reason": gen.style_reason,
         "config": redact_obj(cfg.model_dump(mode="json")),
         "planned_requests": len(requests),
         "planned_records": planned_records,

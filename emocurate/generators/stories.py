@@ -1,10 +1,12 @@
 """Emotion stories: emotion x topic x N, several per request, first/third person mixed.
 
-Chat models get instructions (show, don't name; the emotion's forbidden words from the
+Three prompt styles (``generators/style.py``). Structured: chat models get instructions (show, don't name; the emotion's forbidden words from the
 taxonomy) and return several stories per request. A base model without a chat template (the
 embedded stories260K) cannot follow instructions, so it gets a TinyStories-style opening that
 sets up the emotion ("... Lily felt very happy because") and continues it; the opening is kept
-in ``Story.prompt_prefix`` so label checks look only at what the model wrote.
+in ``Story.prompt_prefix`` so label checks look only at what the model wrote. Simple: one
+story per plain request (``prompts/stories_simple.md``), the whole answer is the story; the
+forbidden words are left to the leakage validator.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from emocurate.generators.common import (
     make_custom_id,
     require_text,
 )
+from emocurate.generators.text import answer_text
 from emocurate.records import Provenance, Story
 from emocurate.taxonomy import Topic
 
@@ -63,6 +66,14 @@ FIRST = (
 )
 
 
+SIMPLE_NAMES = ("Maya", "Daniel", "Priya", "Tom", "Elena", "Sam", "Grace", "Omar", "Nora", "Leo")
+"""A named character: without one, a small model writes "the main character" into the story."""
+
+SIMPLE_MIN_WORDS = 40
+"""Fewest words a simple-style answer must keep to count as a story (the recipe pools from
+token 50; a shorter answer is retried with a moved seed)."""
+
+
 class StoriesGenerator(Generator):
     """Short stories in which one character feels one emotion, shown rather than named."""
 
@@ -76,7 +87,7 @@ class StoriesGenerator(Generator):
     def topics(self) -> list[Topic]:
         """Bundled topics; a base model uses simple TinyStories premises when given a count."""
         spec = self.cfg.topics.strip()
-        if not self.info.chat and spec.isdigit():
+        if self.style == "opening" and spec.isdigit():
             n = int(spec)
             if n < 1:
                 return super().topics()
@@ -90,8 +101,10 @@ class StoriesGenerator(Generator):
         """One request per emotion x topic x chunk of ``per_request`` stories."""
         emotions = self.tax.resolve(self.cfg.emotions)
         topics = self.topics()
-        if not self.info.chat:
+        if self.style == "opening":
             return self._plan_openings(emotions, topics)
+        if self.style == "simple":
+            return self._plan_simple(emotions, topics)
         out: list[ChatRequest] = []
         k = self.n_per_request
         for emotion in emotions:
@@ -126,6 +139,39 @@ class StoriesGenerator(Generator):
                     )
                     done += n
                     chunk += 1
+        return out
+
+    def _plan_simple(self, emotions: list[str], topics: list[Topic]) -> list[ChatRequest]:
+        """One plain request per story: the premise, the emotion, the point of view."""
+        out: list[ChatRequest] = []
+        for emotion in emotions:
+            for topic in topics:
+                for r in range(self.cfg.per_topic):
+                    cid = make_custom_id("st", emotion, topic.id, str(r))
+                    rng = self.rng(cid)
+                    pov = ("first", "third")[rng.randint(0, 1)]
+                    name = rng.choice(SIMPLE_NAMES)
+                    premise = topic.premise.strip()
+                    if premise and premise[-1] not in ".!?":
+                        premise += "."
+                    out.append(
+                        self.simple_request(
+                            cid,
+                            {
+                                "emotion": emotion,
+                                "premise": premise,
+                                "pov": pov,
+                                "name": name,
+                                "words": 120,
+                            },
+                            {
+                                "emotion": emotion,
+                                "topic": topic.premise,
+                                "topic_id": topic.id,
+                                "povs": [pov],
+                            },
+                        )
+                    )
         return out
 
     def _plan_openings(self, emotions: list[str], topics: list[Topic]) -> list[ChatRequest]:
@@ -199,6 +245,18 @@ class StoriesGenerator(Generator):
         self, request: ChatRequest, completion: Any, prov: Provenance | None = None
     ) -> list[Any]:
         """Chat answers hold several stories; a continuation holds one (opening + new text)."""
+        if request.meta.get("simple"):
+            return [
+                Story(
+                    id=self.record_id(request, 0),
+                    text=answer_text(completion.text, min_words=SIMPLE_MIN_WORDS),
+                    emotion=request.meta["emotion"],
+                    topic=request.meta["topic"],
+                    topic_id=request.meta.get("topic_id", ""),
+                    pov=request.meta["povs"][0],
+                    provenance=prov,
+                )
+            ]
         opening = request.meta.get("opening")
         if not opening:
             return super().parse(request, completion, prov)

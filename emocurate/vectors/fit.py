@@ -50,6 +50,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
+from emocurate.artifacts import FitDataSource
 from emocurate.errors import ConfigError, InputError, UnknownEmotionError
 from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_table
 from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json, render_turns
@@ -97,7 +98,10 @@ class FitConfig(Model):
     model: str = "stories260K"
     layers: str = "auto"  # auto | all | "N,M"
     method: Literal["mean_diff", "pca", "logistic"] = "mean_diff"
-    skip: int = Field(50, ge=0)
+    skip: int | None = Field(None, ge=0)
+    """Pool from this token on; ``None``: the study's 50 for stage folders of generated stories,
+    0 (the whole text, a document-level reading) for ``records`` files of labelled text, which
+    have no prompt opening and are often one sentence."""
     short: Literal["skip", "clip"] = "skip"
     """Records with no token at or after the pooling start: ``skip`` leaves them out (counted),
     ``clip`` pools them from half their length (never before the generated part)."""
@@ -106,6 +110,11 @@ class FitConfig(Model):
     )
     batch_tokens: int = Field(8192, ge=16)
     neutral_variance: float = Field(0.5, ge=0.0, le=1.0)
+    standardize: Literal["dims", "none"] = "dims"
+    """``dims``: take the differences (and neutral PCs) in coordinates scaled by each
+    dimension's sd over the pooled fitted texts (labels unused), which keeps
+    massive-activation dimensions from dominating (measured: docs/vectors.md); ``none``: the
+    study's raw mean difference."""
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
     eval_seeds: int = Field(5, ge=1)
@@ -115,6 +124,46 @@ class FitConfig(Model):
     max_length: int | None = None
     logit_lens_k: int = 10
     max_auto_layers: int = Field(16, ge=2)  # layers swept by "auto" on deep models
+    records: str | None = None
+    """A labelled file (JSONL/CSV/Parquet) or ``bundled:scenarios`` to fit instead of a stage
+    folder (:mod:`emocurate.vectors.labelled`)."""
+    text_field: str = "text"
+    label_field: str = "label"
+    id_field: str | None = None
+    label_map: dict[str, str] | str | None = None
+    """Source label -> emotion name: a mapping, ``a=b,c=d`` or a YAML/JSON file."""
+    data_licence: str | None = None
+    """Licence of the fitted texts, named on the vector card."""
+
+    def resolved_skip(self) -> int:
+        """``skip``, or its default for the input: 50 for stage folders, 0 for records files."""
+        if self.skip is not None:
+            return self.skip
+        return 0 if self.records else STUDY_SKIP
+
+
+STUDY_SKIP = 50
+"""The study's pooling start for generated stories (tokens)."""
+
+
+def load_labelled(cfg: FitConfig) -> tuple[list[Story], FitDataSource]:
+    """The records of ``cfg.records`` with their source; left-out rows are warned on stderr."""
+    from emocurate.vectors.labelled import parse_label_map, read_labelled
+
+    assert cfg.records is not None
+    lm = cfg.label_map
+    mapping = lm if isinstance(lm, dict) else parse_label_map(lm)
+    got = read_labelled(
+        cfg.records,
+        text_field=cfg.text_field,
+        label_field=cfg.label_field,
+        id_field=cfg.id_field,
+        label_map=mapping,
+        licence=cfg.data_licence,
+    )
+    for line in got.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    return got.records, got.source
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +273,7 @@ def pool_windows(
         offs = offsets[i] if offsets is not None else None
         first = first_generated_token(tokenizer, r, ids[i], offs)
         if last:
-            floor = max(first, 1 if bos else 0)
+            floor = max(first, 1)  # the first position is an attention sink (pool_start)
             start = n - 1 if n - 1 >= floor else n
         else:
             start = pool_start(n, skip, bos, first=first, clip=short == "clip")
@@ -246,8 +295,39 @@ def read_fit_records(records_dir: str | Path) -> list[Story] | list[Dialogue]:
     )
 
 
+BUNDLED_NEUTRAL = "bundled:neutral"
+"""100 self-written, emotionally flat sentences shipped with the package (Apache-2.0;
+``emocurate/data/neutral/``): the neutral reference when the user has none."""
+
+
+def bundled_neutral_path() -> Path:
+    """The bundled neutral sentences (JSON lines, ``text``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("emocurate").joinpath("data/neutral/neutral_en.jsonl")))
+
+
 def read_texts(records_dir: str | Path) -> list[str]:
-    """Texts of any record folder (neutral dialogues, stories, dialogues)."""
+    """Texts of any record folder (neutral dialogues, stories, dialogues), of a JSONL file
+    (its ``text`` field) or a ``.txt`` file (one text per non-empty line), or
+    ``bundled:neutral``."""
+    if str(records_dir) == BUNDLED_NEUTRAL:
+        records_dir = bundled_neutral_path()
+    path = Path(records_dir)
+    if path.is_file():
+        lines = [x for x in path.read_text("utf-8").splitlines() if x.strip()]
+        if path.suffix.lower() in (".txt", ".text"):
+            return lines
+        out: list[str] = []
+        for i, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise InputError(f"{path}: line {i}: invalid JSON") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise InputError(f"{path}: line {i}: no string field 'text'")
+            out.append(row["text"])
+        return out
     table = read_table(records_dir)
     kinds = set(table.column("kind").to_pylist()) if "kind" in table.column_names else set()
     if kinds == {"neutral"}:
@@ -528,6 +608,38 @@ def neutral_projection(cov: torch.Tensor, variance: float) -> tuple[torch.Tensor
     return evecs[:, :k].float(), k
 
 
+def dim_scale(var: torch.Tensor) -> torch.Tensor:
+    """Per-dimension standard deviation from variances ``[d]`` (floored, never 0).
+
+    ``fit`` passes the variance of the pooled texts (one row per fitted text, labels unused):
+    the spread at the level the vectors classify, which also catches a dimension that is
+    nearly constant within a text but swings between texts (token-level spread would not).
+    """
+    sd = var.double().clamp_min(0).sqrt()
+    floor = float(sd[sd > 0].median()) * 1e-3 if bool((sd > 0).any()) else 1.0
+    return sd.clamp_min(max(floor, 1e-12)).float()
+
+
+def recipe_direction(
+    v: torch.Tensor, scale: torch.Tensor | None, pcs: torch.Tensor | None
+) -> torch.Tensor:
+    """The saved reading direction from raw-space differences ``v [E, d]``.
+
+    With ``scale`` (per-dimension sd of the pooled fitted texts, ``standardize="dims"``) the differences
+    are taken in standardised coordinates ``x / scale``; ``pcs`` (neutral principal components,
+    of the standardised reference when scaled) are projected out there; the result is mapped
+    back to a raw-space direction ``v' / scale``, so that ``h · v_saved = (h / scale) · v'``:
+    every reader (projection, z-scores, corpus scores, steering) keeps using plain dot products
+    with raw activations. Without ``scale`` this is the anchor recipe (``v`` minus its neutral
+    PCs). Why: a few massive-activation dimensions (SmolLM2-135M dim 507, ~250x the median
+    spread at layers 11-26) otherwise dominate both the differences and the projections.
+    """
+    w = v.float() if scale is None else v.float() / scale
+    if pcs is not None and pcs.shape[1]:
+        w = w - (w @ pcs) @ pcs.T
+    return (w if scale is None else w / scale).float()
+
+
 def mean_diff(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Per-emotion means minus the mean over emotions (anchor recipe)."""
     means = sums / counts.clamp_min(1).unsqueeze(1)
@@ -760,7 +872,13 @@ def _story_views(
     cfg: FitConfig,
 ) -> list[View]:
     win = pool_windows(
-        tokenizer, records, ids, offsets, skip=cfg.skip, short=cfg.short, last=cfg.pooling == "last"
+        tokenizer,
+        records,
+        ids,
+        offsets,
+        skip=cfg.resolved_skip(),
+        short=cfg.short,
+        last=cfg.pooling == "last",
     )
     labs = [r.emotion for r in records]
     names = emotion_order(labs)
@@ -906,6 +1024,35 @@ def load_train_ids(folder: str | Path) -> tuple[set[str], set[str]] | None:
         raise InputError(f"{path}: unreadable list of training records ({exc})") from None
 
 
+def fitted_texts(folder: str | Path, vs: VectorSet) -> tuple[list[str], list[str]] | None:
+    """The texts and labels a set was fitted on, re-read from ``meta.data_source`` when that
+    source is still readable and still holds every fitted text (matched by text hash);
+    ``None`` otherwise. Used to train the lexical baseline on the same data as the vectors."""
+    ds, ids = vs.meta.data_source, load_train_ids(folder)
+    if ds is None or ids is None or vs.meta.kind != "emotion":
+        return None
+    try:
+        if ds.format == "stage":
+            recs: list[Any] = list(read_fit_records(ds.name))
+        else:
+            from emocurate.vectors.labelled import read_labelled
+
+            recs = read_labelled(
+                ds.name,
+                text_field=ds.text_field or "text",
+                label_field=ds.label_field or "label",
+                id_field=ds.id_field,
+                label_map=ds.label_map,
+            ).records
+    except (InputError, ConfigError, OSError):
+        return None
+    hashes = ids[1]
+    chosen = {text_hash(r.text): r for r in recs if isinstance(r, Story)}
+    if not hashes <= set(chosen):
+        return None
+    return [chosen[h].text for h in sorted(hashes)], [chosen[h].emotion for h in sorted(hashes)]
+
+
 @dataclass
 class _SeedScores:
     """Held-out z-scores of one (view, layer, seed): record indices and ``[n, E]`` scores."""
@@ -930,8 +1077,13 @@ def fit_vectors(
     *,
     neutral_dir: str | Path | None = None,
     lm: LoadedModel | None = None,
+    records: list[Story] | list[Dialogue] | None = None,
+    data_source: FitDataSource | None = None,
 ) -> VectorSet:
     """Fit, evaluate over split seeds, choose the layer and save into ``out_dir``.
+
+    ``records`` (with ``data_source``) are fitted instead of reading ``records_dir``, which then
+    only names them in messages (``fit --records``: :mod:`emocurate.vectors.labelled`).
 
     Story records give one ``emotion`` VectorSet saved in ``out_dir``; Dialogue records give
     ``speaker_human`` and ``speaker_assistant`` sets in ``out_dir/human`` and
@@ -941,7 +1093,16 @@ def fit_vectors(
     (``"train_tokens"``). Each folder also gets ``evaluation.json`` (:class:`Evaluation`) and
     ``train_ids.json``.
     """
-    records = read_fit_records(records_dir)
+    if records is None and cfg.records:
+        records, data_source = load_labelled(cfg)
+        records_dir = data_source.name
+    if records is None:
+        records = read_fit_records(records_dir)
+    if data_source is None:
+        data_source = FitDataSource(
+            name=str(records_dir), n_rows=len(records), licence=cfg.data_licence
+        )
+    cfg = cfg.model_copy(update={"skip": cfg.resolved_skip()})
     if len(records) < 2:
         raise InputError(
             f"{records_dir}: need at least 2 records to fit vectors, found {len(records)}"
@@ -957,7 +1118,7 @@ def fit_vectors(
     if len(keep) < 2:
         raise InputError(
             f"{records_dir}: only {len(keep)} of {len(records)} records have a token at or after "
-            f"the pooling start (token {cfg.skip}, after the prompt's opening); lower --skip or "
+            f"the pooling start (token {cfg.resolved_skip()}, after the prompt's opening); lower --skip or "
             "pass --short clip"
         )
     recs: list[Any] = [records[i] for i in keep]
@@ -999,6 +1160,9 @@ def fit_vectors(
         for v in views
     }
     fit_moments = {layer: Moments() for layer in candidates}
+    doc_sum = {layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates}
+    doc_sq = {layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates}
+    doc_n = dict.fromkeys(candidates, 0)
 
     def add_record(
         view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
@@ -1010,6 +1174,10 @@ def fit_vectors(
         for layer, p in pooled.items():
             rows = p[valid]
             st = stats[view.kind][layer]
+            if view is views[0]:  # label-free per-dimension spread of the pooled texts
+                doc_sum[layer] += rows.double().sum(0).cpu()
+                doc_sq[layer] += rows.double().pow(2).sum(0).cpu()
+                doc_n[layer] += rows.shape[0]
             st.sums.index_add_(0, labels, rows)
             st.counts.index_add_(0, labels, ones)
             for k in range(n_seeds):
@@ -1043,10 +1211,19 @@ def fit_vectors(
             )
             reference_source = "neutral"
     project_pcs = reference_source == "neutral" and cfg.neutral_variance > 0
+    scale: dict[int, torch.Tensor] = {}
+    if cfg.standardize == "dims":
+        for layer in candidates:
+            mean = doc_sum[layer] / max(doc_n[layer], 1)
+            var = doc_sq[layer] / max(doc_n[layer], 1) - mean**2
+            scale[layer] = dim_scale(var.clamp_min(0))
     pcs: dict[int, tuple[torch.Tensor, int]] = {}
     if project_pcs:
         for layer in candidates:
-            pcs[layer] = neutral_projection(ref_moments[layer].cov().cpu(), cfg.neutral_variance)
+            cov = ref_moments[layer].cov().cpu()
+            if layer in scale:  # the PCs of the standardised neutral activations
+                cov = cov / torch.outer(scale[layer], scale[layer])
+            pcs[layer] = neutral_projection(cov, cfg.neutral_variance)
 
     def direction(
         view: View, layer: int, sums: torch.Tensor, counts: torch.Tensor, train: torch.Tensor | None
@@ -1065,10 +1242,7 @@ def fit_vectors(
                 if cfg.method == "pca"
                 else logistic_probe(rows, labels, len(view.names), cfg.seed)
             )
-        if layer in pcs:
-            u_pcs = pcs[layer][0]
-            v = v - (v @ u_pcs) @ u_pcs.T
-        return v.float()
+        return recipe_direction(v, scale.get(layer), pcs[layer][0] if layer in pcs else None)
 
     def unit_and_ref(
         v: torch.Tensor, layer: int
@@ -1203,7 +1377,7 @@ def fit_vectors(
             kind=view.kind,
             hook_site=f"{lm.layer_path}[i] output (residual stream)",
             pooling=pooling,
-            skip=cfg.skip if view.ranges is None else 0,
+            skip=cfg.resolved_skip() if view.ranges is None else 0,
             short=cfg.short,
             method=cfg.method,
             train_data_hash=data_hash,
@@ -1214,6 +1388,7 @@ def fit_vectors(
             n_leak_checked=n,
             neutral_pcs={str(layer): pcs[layer][1] for layer in layers_kept if layer in pcs},
             neutral_variance=cfg.neutral_variance if reference_source == "neutral" else 0.0,
+            standardize=cfg.standardize,
             has_reference=True,
             reference_source=reference_source,
             residual_norm={str(layer): fit_moments[layer].mean_norm for layer in layers_kept},
@@ -1223,6 +1398,7 @@ def fit_vectors(
             seed=cfg.seed,
             eval_seeds=n_seeds,
             emotion_counts={n: int(c) for n, c in zip(view.names, counts.tolist(), strict=True)},
+            data_source=data_source.model_copy(update={"n_used": n}),
         )
         vs = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
         ev = _evaluation(

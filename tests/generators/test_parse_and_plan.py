@@ -14,7 +14,7 @@ from emocurate.generators.parse import (
     render_delimited,
 )
 from emocurate.generators.prompts import load_prompt
-from emocurate.generators.run import GenerateConfig, make_generator
+from emocurate.generators.run import GenerateConfig, generator_class, make_generator
 from emocurate.taxonomy import load_taxonomy
 
 CHAT = BackendInfo(name="anthropic", model="claude-sonnet-4-6", chat=True, supports_schema=True)
@@ -131,8 +131,8 @@ def test_dialogue_presets_and_regulation_ai_protagonists():
 def test_base_model_stories_get_openings():
     info = BackendInfo(name="transformers", model="stories260K", chat=False, supports_schema=False)
     cfg = GenerateConfig(kind="stories", emotions="tinystories", topics="3", per_topic=2)
-    gen = make_generator(cfg)
-    gen.info, gen.n_per_request = info, 1
+    gen = generator_class("stories")(cfg, info)
+    assert gen.style == "opening" and gen.n_per_request == 1
     reqs = gen.plan()
     assert len(reqs) == len(load_taxonomy().resolve("tinystories")) * 3 * 2
     r = reqs[0]

@@ -44,6 +44,9 @@ class ChatRequest(Model):
     prompt_id: str = ""
     prompt_hash: str = ""
     meta: JsonDict = Field(default_factory=dict)
+    raw: bool = False
+    """Send the text as is, without the model's chat template (a chat model asked to continue
+    a story opening; local backends only)."""
 
     model_config = Model.model_config | {"populate_by_name": True}
 
@@ -52,6 +55,8 @@ class ChatRequest(Model):
         data = self.model_dump(
             mode="json", by_alias=True, exclude={"custom_id", "meta", "prompt_id"}
         )
+        if not data.get("raw"):
+            data.pop("raw", None)  # keys of requests from before the flag stay valid
         return canonical_json({"backend": backend, **data})
 
 
@@ -121,10 +126,17 @@ class Backend:
     chat: bool = True
     model: str = ""
     base_url: str | None = None
+    n_params: int | None = None
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Send one request and return its completion (raise on transport errors)."""
         raise NotImplementedError
+
+    def expected_seconds(self, request: ChatRequest) -> float | None:
+        """How long an answer to ``request`` should take here, when the backend can tell
+        (a local model knows its step time and queue); None when it cannot. The engine's
+        timeout for the call is at least a few times this."""
+        return None
 
     async def aclose(self) -> None:
         """Release connections or models (default: nothing to do)."""

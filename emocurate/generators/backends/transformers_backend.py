@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,39 @@ class _Job:
     future: asyncio.Future[Completion]
     prompt_ids: list[int] = field(default_factory=list)
     prompt_text: str = ""
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+    """Every id that ends an answer: the tokenizer's EOS and the generation config's (a chat
+    model may end its turn with a token, e.g. ``<|im_end|>``, listed only there)."""
+    ids: set[int] = set()
+    for value in (
+        tokenizer.eos_token_id,
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    ):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _logits_to_keep(model: Any) -> dict[str, int]:
+    """``logits_to_keep=1`` where the model takes it: only the last position's logits are
+    needed, and the vocabulary projection of every prompt token is ~20% of a small model's
+    prefill."""
+    params = inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+def _select_rows(cache: Any, idx: torch.Tensor) -> None:
+    """Keep only batch rows ``idx`` of a KV cache (in place)."""
+    select = getattr(cache, "batch_select_indices", None)
+    if select is not None:
+        select(idx)
+        return
+    for layer in getattr(cache, "layers", []):  # pragma: no cover - older cache classes
+        layer.keys, layer.values = layer.keys[idx], layer.values[idx]
 
 
 def _request_seed(request: ChatRequest) -> int:
@@ -76,6 +110,10 @@ class TransformersBackend(Backend):
         cfg = self.lm.model.config
         text_cfg = getattr(cfg, "text_config", None) or cfg
         self.context = int(getattr(text_cfg, "max_position_embeddings", 2048) or 2048)
+        self.n_params = sum(p.numel() for p in self.lm.model.parameters())
+        self.eos_ids = _eos_ids(self.tokenizer, self.lm.model)
+        self._step_s: float | None = None  # measured seconds per decode step (EMA)
+        self._running = 0  # rows in the batch being generated now
         self._queue: list[_Job] = []
         self._worker: asyncio.Task[None] | None = None
 
@@ -83,7 +121,7 @@ class TransformersBackend(Backend):
     def render(self, request: ChatRequest) -> tuple[str, list[int]]:
         """The prompt text and token ids the model sees for ``request``."""
         tok = self.tokenizer
-        if self.chat:
+        if self.chat and not request.raw:
             msgs: list[dict[str, str]] = []
             if request.system:
                 msgs.append({"role": "system", "content": request.system})
@@ -138,11 +176,17 @@ class TransformersBackend(Backend):
 
     # -- generation ---------------------------------------------------------------------------
     def _generate(self, jobs: list[_Job]) -> list[Completion]:
+        """One left-padded batch: a prefill, then one decode step per token with the KV cache.
+
+        A row that ends (EOS, its token limit or a stop string) leaves the batch: its cache
+        rows are dropped, so the steps that remain cost only what the unfinished rows need
+        (answers of a chat model end at very different lengths).
+        """
         tok = self.tokenizer
         model = self.lm.model
         device = self.lm.device
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-        eos_ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        eos_ids = self.eos_ids
         n = len(jobs)
         lengths = [len(j.prompt_ids) for j in jobs]
         width = max(lengths)
@@ -157,41 +201,61 @@ class TransformersBackend(Backend):
         gens = [torch.Generator(device="cpu").manual_seed(_request_seed(j.request)) for j in jobs]
         out_tokens: list[list[int]] = [[] for _ in jobs]
         stop_reason = ["" for _ in jobs]
-        done = [False] * n
         cache_arg = _cache_argument(model)
-        with torch.inference_mode():
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            past = out.get(cache_arg)  # the model's own cache object (a DynamicCache)
-            logits = out.logits[:, -1, :].float().cpu()
-            last_pos = pos[:, -1]
-            while not all(done):
-                next_ids = torch.full((n,), pad_id, dtype=torch.long)
-                for i, j in enumerate(jobs):
-                    if done[i]:
-                        continue
-                    tid = self._sample(logits[i], j.request, gens[i])
-                    next_ids[i] = tid
-                    if tid in eos_ids:
-                        done[i], stop_reason[i] = True, "end_turn"
-                        continue
-                    out_tokens[i].append(tid)
-                    if len(out_tokens[i]) >= max_new[i]:
-                        done[i], stop_reason[i] = True, "max_tokens"
-                    elif j.request.stop and self._hit_stop(out_tokens[i], j.request.stop):
-                        done[i], stop_reason[i] = True, "stop_sequence"
-                if all(done):
-                    break
-                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
-                last_pos = last_pos + 1
+        extra = _logits_to_keep(model)
+        self._running = n
+        try:
+            with torch.inference_mode():
                 out = model(
-                    input_ids=next_ids.unsqueeze(1).to(device),
-                    attention_mask=mask,
-                    position_ids=last_pos.unsqueeze(1),
-                    use_cache=True,
-                    **{cache_arg: past},
+                    input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **extra
                 )
-                past = out.get(cache_arg)
+                past = out.get(cache_arg)  # the model's own cache object (a DynamicCache)
                 logits = out.logits[:, -1, :].float().cpu()
+                last_pos = pos[:, -1]
+                active = list(range(n))  # batch row -> job index
+                while active:
+                    next_ids: list[int] = []
+                    keep: list[int] = []  # batch rows still generating
+                    for row, i in enumerate(active):
+                        tid = self._sample(logits[row], jobs[i].request, gens[i])
+                        if tid in eos_ids:
+                            stop_reason[i] = "end_turn"
+                            continue
+                        out_tokens[i].append(tid)
+                        if len(out_tokens[i]) >= max_new[i]:
+                            stop_reason[i] = "max_tokens"
+                        elif jobs[i].request.stop and self._hit_stop(
+                            out_tokens[i], jobs[i].request.stop
+                        ):
+                            stop_reason[i] = "stop_sequence"
+                        else:
+                            keep.append(row)
+                            next_ids.append(tid)
+                    if not keep:
+                        break
+                    if len(keep) < len(active):
+                        idx = torch.tensor(keep, device=device)
+                        _select_rows(past, idx)
+                        mask, last_pos = mask[idx], last_pos[idx]
+                        active = [active[r] for r in keep]
+                    self._running = len(active)
+                    mask = torch.cat(
+                        [mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], dim=1
+                    )
+                    last_pos = last_pos + 1
+                    t0 = time.perf_counter()
+                    out = model(
+                        input_ids=torch.tensor(next_ids, device=device).unsqueeze(1),
+                        attention_mask=mask,
+                        position_ids=last_pos.unsqueeze(1),
+                        use_cache=True,
+                        **{cache_arg: past},
+                    )
+                    past = out.get(cache_arg)
+                    logits = out.logits[:, -1, :].float().cpu()
+                    self._observe_step(time.perf_counter() - t0)
+        finally:
+            self._running = 0
         results = []
         for i, j in enumerate(jobs):
             text = self._continuation(j.prompt_ids, out_tokens[i])
@@ -208,6 +272,30 @@ class TransformersBackend(Backend):
                 )
             )
         return results
+
+    # -- timing -------------------------------------------------------------------------------
+    def _observe_step(self, seconds: float) -> None:
+        old = self._step_s
+        self._step_s = seconds if old is None else 0.9 * old + 0.1 * seconds
+
+    def _probe_step(self) -> float:
+        """Seconds of one decode step of a full batch, timed once (before any batch ran)."""
+        model = self.lm.model
+        ids = torch.zeros((self.max_batch, 1), dtype=torch.long, device=self.lm.device)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            model(input_ids=ids, use_cache=False, **_logits_to_keep(model))
+            self._step_s = time.perf_counter() - t0
+        return self._step_s
+
+    def expected_seconds(self, request: ChatRequest) -> float | None:
+        """The batches before this request's (the running one and the queue) and its own,
+        each up to ``max_tokens`` decode steps at the measured step time, plus its prefill."""
+        step = self._step_s if self._step_s is not None else self._probe_step()
+        queued = len(self._queue) + 1
+        batches = -(-queued // self.max_batch) + (1 if self._running else 0)
+        prefill = step * max(1.0, len(self.render(request)[1]) / 8)
+        return batches * (request.max_tokens + 1) * step + prefill
 
     @staticmethod
     def _sample(logits: torch.Tensor, request: ChatRequest, gen: torch.Generator) -> int:
