@@ -300,7 +300,9 @@ def cli_results(cache: Path, args: argparse.Namespace) -> dict[str, Any]:
         ("xed", xed(args.xed_cap)),
     ):
         path = write_jsonl(cache / f"{name}.jsonl", rows)
-        stdout, secs = cli(["vectors", "evaluate", str(vs_dir), "--on", str(path), "--json"])
+        stdout, secs = cli(
+            ["vectors", "evaluate", str(vs_dir), "--on", str(path), "--json", "--save"]
+        )
         rep = json.loads(stdout)
         out[f"6b_{name}"] = {
             k: rep.get(k)

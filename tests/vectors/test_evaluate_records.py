@@ -60,6 +60,15 @@ def test_evaluate_file_skip_baselines_and_left_out(tmp_path, capsys):
     assert run(["vectors", "evaluate", vs, "--on", data, "--skip", "0", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n_skipped_short"] == 0 and report["n"] == 13 and report["skip"] == 0
+    # --save keeps the headline in the set, and the vector card lists it
+    assert run(["vectors", "evaluate", vs, "--on", data, "--skip", "0", "--save"]) == 0
+    from emocurate.artifacts import read_transfers
+
+    (saved,) = read_transfers(vs)
+    assert saved.source == data and saved.n == 13 and saved.skipped == 1
+    assert run(["card", vs]) == 0
+    card = (tmp_path / "vs" / "README.md").read_text()
+    assert "On other labelled text" in card and "eval.jsonl" in card
 
 
 def test_lexical_falls_back_to_cross_validation_without_training_texts(tmp_path, capsys):
