@@ -18,7 +18,10 @@ Also: the recipe variants (plain mean-diff, neutral-PC projection, per-dimension
 standardisation, both) that ``docs/vectors.md`` cites for the default.
 
 Activations are cached as ``.npz`` under ``--cache`` (pooled: mean over every token but the
-first). Usage: python bench/real_model.py [--cache DIR] [--go-cap 1000] [--xed-cap 800]
+first); the CLI results (``cli.json``) and steering (``steer.json``) are kept there too.
+Usage: ``PYTHONPATH=$PWD python bench/real_model.py [--cache DIR] [--go-cap 1000]
+[--xed-cap 800] [--part all|cache|cli|steer]`` (parts can run in separate processes; ``all``
+assembles ``bench/results/real_model.json`` and ``docs/figures/real_model_layers.svg``).
 """
 
 from __future__ import annotations
@@ -353,16 +356,35 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/emocurate/bench_real")
     ap.add_argument("--go-cap", type=int, default=1000, help="GoEmotions dev rows (seeded sample)")
     ap.add_argument("--xed-cap", type=int, default=800)
-    ap.add_argument("--only-cache", action="store_true")
-    ap.add_argument("--no-cli", action="store_true", help="skip the CLI fit/evaluate (6a/6b)")
-    ap.add_argument("--no-steer", action="store_true", help="skip steering (6d)")
+    ap.add_argument(
+        "--part",
+        choices=["all", "cache", "cli", "steer"],
+        default="all",
+        help="run one part only (each keeps its result in the cache; 'all' assembles them, "
+        "running what is not cached yet)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from emocurate.vectors.models import load_model
 
+    cli_json, steer_json = args.cache / "cli.json", args.cache / "steer.json"
+    if args.part in ("all", "cli") and not cli_json.exists():
+        cli_json.write_text(json.dumps(cli_results(args.cache, args)))
     lm = load_model(MODEL)
+    if args.part in ("all", "steer") and not steer_json.exists():
+        from real_model_steer import steering
+
+        from emocurate.vectors.vectorset import VectorSet
+
+        t0 = time.perf_counter()
+        steer = steering(lm, VectorSet.load(args.cache / "vs_smollm2"))
+        steer["seconds"] = round(time.perf_counter() - t0, 1)
+        steer_json.write_text(json.dumps(steer))
+        log("6d steering")
+    if args.part in ("cli", "steer"):
+        return
     data = activations(lm, args.cache, args)
-    if args.only_cache:
+    if args.part == "cache":
         return
     result: dict[str, Any] = {"model": MODEL, "command": " ".join(["python", *sys.argv])}
     t0 = time.perf_counter()
@@ -370,18 +392,8 @@ def main() -> None:
     result["analysis_s"] = round(time.perf_counter() - t0, 1)
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     FIGURE.write_text(figure(result) + "\n")
-    if not args.no_cli:
-        result["cli"] = cli_results(args.cache, args)
-    if not args.no_steer:
-        from real_model_steer import steering
-
-        from emocurate.vectors.vectorset import VectorSet
-
-        t0 = time.perf_counter()
-        vs = VectorSet.load(args.cache / "vs_smollm2")
-        result["6d"] = steering(lm, vs)
-        result["6d"]["seconds"] = round(time.perf_counter() - t0, 1)
-        log("6d steering")
+    result["cli"] = json.loads(cli_json.read_text())
+    result["6d"] = json.loads(steer_json.read_text())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

@@ -81,3 +81,30 @@ def test_lexical_falls_back_to_cross_validation_without_training_texts(tmp_path,
     report = json.loads(out.read_text())
     assert report["lexical_kind"].startswith("in-domain")
     assert report["lexical"] is not None
+
+
+def test_a_failed_transfer_keeps_curation_flag_only(tmp_path):
+    from emocurate.artifacts import TRANSFER_DIR, TransferEvaluation
+    from emocurate.corpus.guard import vector_trust
+
+    vs = _fit(tmp_path)
+    ok, why = vector_trust(vs)
+    assert ok, why  # held-out accuracy above chance, no transfer saved
+    t = TransferEvaluation(
+        source="human.jsonl",
+        layer=3,
+        n=100,
+        n_input=100,
+        n_skipped_short=0,
+        skipped=0,
+        skip=0,
+        accuracy=0.30,
+        accuracy_ci=(0.22, 0.40),
+        majority=0.58,
+        majority_label="happy",
+        lexical_kind="transfer",
+    )
+    (tmp_path / "vs" / TRANSFER_DIR).mkdir()
+    (tmp_path / "vs" / TRANSFER_DIR / "human.json").write_text(t.model_dump_json())
+    ok, why = vector_trust(vs)
+    assert not ok and "does not beat its majority class (happy, 0.58)" in why
