@@ -251,7 +251,7 @@ def analyses(data: dict[str, Any], n_layers: int) -> dict[str, Any]:
             xt_all[:, layer],
             tl,
             len(tnames),
-            standardize=True,
+            standardize=2,
             pcs=True,
             neutral={"mean": mom_n["mean"][layer], "cov": mom_n["cov"][layer]},
             train_tokens={"mean": mom_s["mean"][layer], "cov": mom_s["cov"][layer]},
@@ -358,7 +358,7 @@ def main() -> None:
     ap.add_argument("--xed-cap", type=int, default=800)
     ap.add_argument(
         "--part",
-        choices=["all", "cache", "cli", "steer"],
+        choices=["all", "cache", "analyse", "cli", "steer"],
         default="all",
         help="run one part only (each keeps its result in the cache; 'all' assembles them, "
         "running what is not cached yet)",
@@ -387,9 +387,15 @@ def main() -> None:
     if args.part == "cache":
         return
     result: dict[str, Any] = {"model": MODEL, "command": " ".join(["python", *sys.argv])}
-    t0 = time.perf_counter()
-    result.update(analyses(data, lm.n_layers))
-    result["analysis_s"] = round(time.perf_counter() - t0, 1)
+    analysis_json = args.cache / "analysis.json"
+    if args.part == "analyse" or not analysis_json.exists():
+        t0 = time.perf_counter()
+        part = analyses(data, lm.n_layers)
+        part["analysis_s"] = round(time.perf_counter() - t0, 1)
+        analysis_json.write_text(json.dumps(part))
+    if args.part == "analyse":
+        return
+    result.update(json.loads(analysis_json.read_text()))
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     FIGURE.write_text(figure(result) + "\n")
     result["cli"] = json.loads(cli_json.read_text())

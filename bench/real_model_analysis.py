@@ -14,12 +14,17 @@ from typing import Any
 import numpy as np
 
 VARIANTS = {
-    "raw": (False, False),
-    "neutral_pcs": (False, True),
-    "standardized": (True, False),
-    "standardized+neutral_pcs": (True, True),
+    "raw": (0, False),
+    "neutral_pcs": (0, True),
+    "standardized_once": (1, False),
+    "standardized_once+neutral_pcs": (1, True),
+    "standardized": (2, False),
+    "standardized+neutral_pcs": (2, True),
 }
-"""name -> (standardise dimensions, project neutral PCs)."""
+"""name -> (power of the per-dimension scaling, project neutral PCs). Power 1: the mean
+difference of standardised rows used as a raw direction (``md / sd``: scaling before the mean
+difference only); power 2: standardised rows projected on it (``md / sd**2``: scaling before
+the difference and in the projection; the library's ``--standardize dims``)."""
 
 
 def neutral_pcs(cov: np.ndarray, variance: float = 0.5) -> np.ndarray:
@@ -39,7 +44,7 @@ class Recipe:
         y: np.ndarray,
         n_e: int,
         *,
-        standardize: bool,
+        standardize: int,
         pcs: bool,
         neutral: dict[str, np.ndarray] | None,
         train_tokens: dict[str, np.ndarray],
@@ -57,7 +62,7 @@ class Recipe:
                 cov = cov / np.outer(scale, scale)
             u = neutral_pcs(cov)
             w = w - (w @ u) @ u.T
-        v = w / scale if scale is not None else w
+        v = w / scale if scale is not None and standardize == 2 else w
         self.unit = v / np.linalg.norm(v, axis=1, keepdims=True)
         self.mean = self.unit @ ref["mean"].astype(np.float64)
         var = np.einsum("ed,df,ef->e", self.unit, ref["cov"].astype(np.float64), self.unit)
