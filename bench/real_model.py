@@ -363,6 +363,7 @@ def main() -> None:
         help="run one part only (each keeps its result in the cache; 'all' assembles them, "
         "running what is not cached yet)",
     )
+    ap.add_argument("--skip-steer", action="store_true", help="assemble without 6d")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from emocurate.vectors.models import load_model
@@ -371,7 +372,7 @@ def main() -> None:
     if args.part in ("all", "cli") and not cli_json.exists():
         cli_json.write_text(json.dumps(cli_results(args.cache, args)))
     lm = load_model(MODEL)
-    if args.part in ("all", "steer") and not steer_json.exists():
+    if args.part in ("all", "steer") and not steer_json.exists() and not args.skip_steer:
         from real_model_steer import steering
 
         from emocurate.vectors.vectorset import VectorSet
@@ -399,7 +400,11 @@ def main() -> None:
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     FIGURE.write_text(figure(result) + "\n")
     result["cli"] = json.loads(cli_json.read_text())
-    result["6d"] = json.loads(steer_json.read_text())
+    result["6d"] = (
+        json.loads(steer_json.read_text())
+        if steer_json.exists()
+        else {"not_measured": "--skip-steer and no cached steer.json"}
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
