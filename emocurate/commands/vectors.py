@@ -268,7 +268,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--{field.split('.')[0].replace('_', '-')}: {msg}") from None
         if (records_dir is None) == (records_file is None):
             raise ConfigError(
-                "fit: give a stage folder of records or --records FILE (exactly one of them)"
+                "fit: give a stage folder of records or --records FILE (exactly one of them; "
+                "see 'emocurate fit --help')"
             )
         # a bad input fails before a model is downloaded
         recs, source = load_labelled(cfg) if records_file else (None, None)
