@@ -284,6 +284,54 @@ def read_evaluation(folder: str | Path) -> Evaluation | None:
         ) from None
 
 
+TRANSFER_DIR = "transfer"
+"""``vectors evaluate --save`` writes one :class:`TransferEvaluation` per evaluated data set
+here (``<set>/transfer/<name>.json``); the vector card lists them."""
+
+
+class PairedDifference(Model):
+    """Vectors minus a baseline on the same records, with its interval and verdict."""
+
+    diff_mean: float
+    diff_ci: tuple[float, float]
+    verdict: Literal["above", "below", "not distinguishable"]
+    interval: str
+
+
+class TransferEvaluation(Model):
+    """A vector set read on labelled records it was not fitted on (``vectors evaluate``)."""
+
+    source: str
+    layer: int
+    n: int
+    n_input: int
+    n_skipped_short: int
+    skipped: int
+    skip: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    auroc_mean: float | None = None
+    majority: float
+    majority_label: str
+    lexical: float | None = None
+    lexical_kind: str
+    vs_lexical: PairedDifference | None = None
+    n_overlap: int | None = None
+    created: str = Field(default_factory=utc_now)
+
+
+def read_transfers(folder: str | Path) -> list[TransferEvaluation]:
+    """Every saved transfer evaluation of a set (name order); an invalid file is one line."""
+    out: list[TransferEvaluation] = []
+    for path in sorted((Path(folder) / TRANSFER_DIR).glob("*.json")):
+        try:
+            out.append(TransferEvaluation.model_validate_json(path.read_text("utf-8")))
+        except ValidationError as exc:
+            field, msg = first_problem(exc)
+            raise InputError(f"{path}: not a transfer evaluation ({field}: {msg})") from None
+    return out
+
+
 STEERING_FILE = "steering.json"
 """The dose-response report, saved in the vector set folder and read by the vector card."""
 

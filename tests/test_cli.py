@@ -107,7 +107,8 @@ def test_debug_shows_traceback():
     "args, needle",
     [
         (["score", "--bogus"], "No such option: --bogus"),
-        (["fit"], "Missing argument"),
+        (["fit"], "Missing option '--out'"),
+        (["fit", "--out", "x"], "give a stage folder of records or --records FILE"),
         (["generate", "stories", "--per-topic", "many", "--out", "x"], "--per-topic"),
     ],
 )

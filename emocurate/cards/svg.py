@@ -326,3 +326,76 @@ def color_legend(vmax: float = 3.0, width: int = 240, label: str = "z-score") ->
     )
     parts.append(f"<text x='{width - 10}' y='28' text-anchor='end'>+{vmax:g}</text></svg>")
     return "".join(parts)
+
+
+LINE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def line_chart(
+    x: Sequence[float],
+    series: dict[str, Sequence[float]],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_range: tuple[float, float] = (0.0, 1.0),
+    references: dict[str, float] | None = None,
+    width: int = 560,
+    height: int = 300,
+) -> str:
+    """Several named series over one x axis (e.g. metrics per layer), with dashed reference
+    lines (e.g. chance, a target); each series is a ``polyline`` with class ``series``."""
+    left, right, top, bottom = 44, 150, 28, 36
+    pw, ph = width - left - right, height - top - bottom
+    x0, x1 = min(x), max(x)
+    y0, y1 = y_range
+
+    def px(v: float) -> float:
+        return left + (v - x0) / ((x1 - x0) or 1) * pw
+
+    def py(v: float) -> float:
+        return top + (1 - (min(max(v, y0), y1) - y0) / ((y1 - y0) or 1)) * ph
+
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' {FONT} font-size='11'>",
+        f"<text x='{left}' y='16' font-size='13'>{escape(title)}</text>",
+        f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>",
+    ]
+    for t in _nice_ticks(y0, y1):
+        parts.append(
+            f"<line x1='{left}' x2='{left + pw}' y1='{_fmt(py(t))}' y2='{_fmt(py(t))}' "
+            "stroke='#eee'/>"
+            f"<text x='{left - 4}' y='{_fmt(py(t) + 4)}' text-anchor='end'>{_tick_label(t)}</text>"
+        )
+    for t in _nice_ticks(x0, x1):
+        parts.append(
+            f"<text x='{_fmt(px(t))}' y='{top + ph + 14}' text-anchor='middle'>"
+            f"{_tick_label(t)}</text>"
+        )
+    parts.append(
+        f"<text x='{left + pw / 2}' y='{height - 4}' text-anchor='middle'>{escape(x_label)}</text>"
+    )
+    for i, (name, value) in enumerate((references or {}).items()):
+        parts.append(
+            f"<line class='reference' x1='{left}' x2='{left + pw}' y1='{_fmt(py(value))}' "
+            f"y2='{_fmt(py(value))}' stroke='#777' stroke-dasharray='4 3'/>"
+            f"<text x='{left + pw + 6}' y='{_fmt(py(value) + 4 + 0 * i)}' fill='#777'>"
+            f"{escape(name)}</text>"
+        )
+    for i, (name, ys) in enumerate(series.items()):
+        color = LINE_COLORS[i % len(LINE_COLORS)]
+        pts = " ".join(
+            f"{_fmt(px(a))},{_fmt(py(b))}" for a, b in zip(x, ys, strict=True) if not math.isnan(b)
+        )
+        parts.append(
+            f"<polyline class='series' points='{pts}' fill='none' stroke='{color}' "
+            "stroke-width='1.8'/>"
+        )
+        ly = top + 12 + 16 * i
+        parts.append(
+            f"<line x1='{left + pw + 6}' x2='{left + pw + 22}' y1='{ly - 4}' y2='{ly - 4}' "
+            f"stroke='{color}' stroke-width='2'/>"
+            f"<text x='{left + pw + 26}' y='{ly}'>{escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from emocurate import __version__
+from emocurate.artifacts import read_transfers
 from emocurate.cards import svg
 from emocurate.cards.geometry import Geometry, geometry
 from emocurate.cards.inputs import dataset_root, summarize_records
@@ -216,6 +217,7 @@ def write_vector_card(
         fmt_r=_fmt_r,
         figure=FIGURE,
         missing=missing,
+        transfers=read_transfers(root),
     )
     text = merge_body(existing.text if existing is not None else None, body)
     yaml_block = ModelCardData(**merged).to_yaml(original_order=list(merged))

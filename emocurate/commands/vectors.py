@@ -268,7 +268,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--{field.split('.')[0].replace('_', '-')}: {msg}") from None
         if (records_dir is None) == (records_file is None):
             raise ConfigError(
-                "fit: give a stage folder of records or --records FILE (exactly one of them)"
+                "fit: give a stage folder of records or --records FILE (exactly one of them; "
+                "see 'emocurate fit --help')"
             )
         # a bad input fails before a model is downloaded
         recs, source = load_labelled(cfg) if records_file else (None, None)
@@ -363,6 +364,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(
             False, "--json", help="Print the full report as JSON instead of the summary table."
         ),
+        save: bool = typer.Option(
+            False,
+            "--save",
+            help="Keep the headline (accuracy, AUROC, baselines, left-out counts) in "
+            "VECTORS/transfer/<name>.json, where the vector card lists it.",
+        ),
     ) -> None:
         """Accuracy, top-3, confusion, AUROC, geometry and logit lens of a vector set on records.
 
@@ -423,9 +430,21 @@ def register(app: typer.Typer) -> None:
                 "label is not one of the set's emotions",
                 err=True,
             )
+        report["source"] = on
         text = json.dumps(report, indent=2, default=float)
         if out:
             out.write_text(text + "\n")
+        if save:
+            from emocurate.artifacts import TRANSFER_DIR, TransferEvaluation
+            from emocurate.io import atomic_write_bytes, ensure_dir
+
+            saved = TransferEvaluation.model_validate(
+                {k: v for k, v in report.items() if k in TransferEvaluation.model_fields}
+            )
+            stem = on.split(":", 1)[1] if on.startswith("bundled:") else on_path.name.split(".")[0]
+            target = ensure_dir(set_dir / TRANSFER_DIR) / f"{stem}.json"
+            atomic_write_bytes(target, (saved.model_dump_json(indent=2) + "\n").encode())
+            typer.echo(f"saved -> {target}", err=True)
         if as_json:
             typer.echo(text)
             return

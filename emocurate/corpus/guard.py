@@ -36,7 +36,25 @@ def vector_trust(vectors_dir: str | Path | None) -> tuple[bool, str]:
     where = f"held-out accuracy {ev.accuracy:.2f} (95% interval {lo:.2f}-{hi:.2f})"
     if lo <= ev.chance:
         return False, f"the vectors' {where} overlaps chance {ev.chance:.2f}"
-    return True, f"the vectors' {where} is above chance {ev.chance:.2f}"
+    # held-out rows come from the fitting distribution; text the vectors were not fitted on
+    # (saved by `vectors evaluate --save`) must also be read better than its majority class
+    from emocurate.artifacts import read_transfers
+
+    try:
+        transfers = read_transfers(vectors_dir)
+    except InputError as exc:
+        return False, exc.message
+    for t in transfers:
+        if t.accuracy_ci[0] <= t.majority:
+            return False, (
+                f"the vectors' {where} is above chance {ev.chance:.2f}, but on {t.source} "
+                f"(not fitted on) their accuracy {t.accuracy:.2f} (95% interval "
+                f"{t.accuracy_ci[0]:.2f}-{t.accuracy_ci[1]:.2f}) does not beat its majority "
+                f"class ({t.majority_label}, {t.majority:.2f})"
+            )
+    return True, f"the vectors' {where} is above chance {ev.chance:.2f}" + (
+        f" and above the majority class on {len(transfers)} transfer set(s)" if transfers else ""
+    )
 
 
 def check(

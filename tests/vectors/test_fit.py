@@ -81,9 +81,10 @@ def test_known_answer_planted_directions(tmp_path, tokenizer260k):
             emb[tok_id] += 2.0 * dirs[k]
     records = planted_records(tokenizer260k)
     write_records(tmp_path / "rec", records)
-    vs = fit_vectors(
-        tmp_path / "rec", FitConfig(layers="all", skip=0, holdout=0.25), tmp_path / "out", lm=lm
-    )
+    # the raw mean-difference estimator (the default reads in standardised coordinates, whose
+    # raw-space direction is md / sd**2: not the planted displacement itself)
+    cfg = FitConfig(layers="all", skip=0, holdout=0.25, standardize="none")
+    vs = fit_vectors(tmp_path / "rec", cfg, tmp_path / "out", lm=lm)
     expected = dirs - dirs.mean(0, keepdim=True)  # mean-difference target: centred over emotions
     order = [list(PLANTED).index(n) for n in vs.names]
     for layer in vs.vectors:
@@ -156,7 +157,9 @@ def test_neutral_reference_and_pc_projection(tmp_path, lm260k):
     write_records(tmp_path / "neutral", neutral)
     vs = fit_vectors(
         tmp_path / "rec",
-        FitConfig(layers="2,4"),
+        # raw coordinates, so the removed PCs are those of the raw neutral covariance (with the
+        # default --standardize dims they are removed in standardised coordinates: test_massive)
+        FitConfig(layers="2,4", standardize="none"),
         tmp_path / "out",
         lm=lm260k,
         neutral_dir=tmp_path / "neutral",

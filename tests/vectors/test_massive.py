@@ -67,3 +67,7 @@ def test_recipe_direction_maps_back_to_raw_space():
     assert torch.equal(recipe_direction(v, None, None), v)
     pcs = torch.eye(6)[:, :1]
     assert torch.allclose(recipe_direction(v, None, pcs)[:, 0], torch.zeros(3))
+    # with scaling, the PCs (of the standardised reference) are removed in standardised space
+    u, _ = torch.linalg.qr(torch.randn(6, 2))
+    w = recipe_direction(v, scale, u)
+    assert torch.allclose((w * scale) @ u, torch.zeros(3, 2), atol=1e-5)
