@@ -122,7 +122,10 @@ def out_of_sample(features: np.ndarray, labels: Sequence[str], cfg: ProbeConfig)
     clf = make_pipeline(StandardScaler(), model)
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     probs = cross_val_predict(clf, features, y, cv=cv, method="predict_proba")
-    issues = find_label_issues(y, probs, filter_by=cfg.filter_by)
+    # n_jobs=1: cleanlab otherwise forks a multiprocessing pool, and a fork in a process that
+    # runs threads (torch's, the CLI's signal and prefetch threads) can deadlock the child on a
+    # lock held at the fork (seen in the test suite). The data here is small; one process is fast.
+    issues = find_label_issues(y, probs, filter_by=cfg.filter_by, n_jobs=1)
     quality = get_label_quality_scores(y, probs)
     return ProbeResult(
         classes=classes,
