@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -318,6 +319,19 @@ class TransferEvaluation(Model):
     vs_lexical: PairedDifference | None = None
     n_overlap: int | None = None
     created: str = Field(default_factory=utc_now)
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, object]) -> TransferEvaluation:
+        """The typed record of a ``vectors.evaluate.evaluate`` report (its other keys dropped)."""
+        return cls.model_validate({k: v for k, v in report.items() if k in cls.model_fields})
+
+    def save(self, folder: str | Path, name: str) -> Path:
+        """Write ``folder/transfer/<name>.json`` (atomically); return the path."""
+        from emocurate.io import ensure_dir
+
+        target = ensure_dir(Path(folder) / TRANSFER_DIR) / f"{name}.json"
+        atomic_write_bytes(target, (self.model_dump_json(indent=2) + "\n").encode())
+        return target
 
 
 def read_transfers(folder: str | Path) -> list[TransferEvaluation]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emocurate.artifacts import CardsManifest
+from emocurate.artifacts import TRANSFER_DIR, CardsManifest, TransferEvaluation
 from emocurate.config import CardsStage as CardsStageConfig
 from emocurate.config import CurateStage as CurateStageConfig
 from emocurate.config import EvaluateStage as EvaluateStageConfig
@@ -362,11 +363,10 @@ class EvaluateStage(Stage):
                 lexical_train=fitted_texts(vdir, vs),
             )
             report["source"] = s.records
-            report["warnings"] = list(got.warnings)
-            atomic_write_bytes(
-                self.path / f"{s.name}.json",
-                json.dumps(report, indent=2, default=float).encode(),
-            )
+            # The typed record the vector card lists, in this stage's own folder.
+            TransferEvaluation.from_report(report).save(self.path, s.name)
+            for w in got.warnings:
+                print(f"warning: {s.name}: {w}", file=sys.stderr)
             left = report["n_skipped_short"] + report["skipped"]
             lex = report.get("lexical")
             parts.append(
@@ -379,7 +379,7 @@ class EvaluateStage(Stage):
         return "; ".join(parts) or "no evaluation sets"
 
     def artifacts(self) -> dict[str, Path]:
-        return {"transfer evaluation": self.path}
+        return {"transfer evaluation": self.path / TRANSFER_DIR}
 
 
 class ScoreStage(Stage):
@@ -514,7 +514,10 @@ class CardsStage(Stage):
             made.append("dataset card")
         if c.vector_card and vecs is not None:
             write_vector_card(
-                vecs, training_dir=data, out_dir=self.path / Path(self.VECTOR_CARD).parent
+                vecs,
+                training_dir=data,
+                out_dir=self.path / Path(self.VECTOR_CARD).parent,
+                transfer_dir=self._dir("evaluate"),
             )
             man.vector_card, man.vectors_dir = self.VECTOR_CARD, str(vecs)
             made.append("vector card")

@@ -9,6 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from emocurate import pipeline as pl
+from emocurate.artifacts import read_transfers
+from emocurate.cards.vector_card import write_vector_card
 from emocurate.cli import app
 from emocurate.config import parse_pipeline
 from emocurate.pipeline import build_stages, bundled_path, run_pipeline
@@ -93,9 +95,16 @@ def test_evaluate_stage_reads_the_vectors_on_a_labelled_file(tmp_path):
     )
     res = run_pipeline(cfg, base_dir=tmp_path, log=lambda m: None)
     stage = [s for s in res.stages if s.name == "evaluate"][0]
-    report = json.loads((tmp_path / "run" / "evaluation" / "mine.json").read_text())
-    assert report["n_input"] == 8 and report["n"] + report["n_skipped_short"] == 8
-    assert 0.0 <= report["accuracy"] <= 1.0 and report["majority"] >= 0.5
+    (report,) = read_transfers(tmp_path / "run" / "evaluation")  # typed, in its own folder
+    assert report.n_input == 8 and report.n + report.n_skipped_short == 8
+    assert 0.0 <= report.accuracy <= 1.0 and report.majority >= 0.5
+    # the vector card lists the stage's evaluation beside those saved in the set
+    card = write_vector_card(
+        tmp_path / "run" / "vectors",
+        out_dir=tmp_path / "card",
+        transfer_dir=tmp_path / "run" / "evaluation",
+    )
+    assert report.source in card.read_text()
     assert "majority" in stage.summary and "mine: accuracy" in stage.summary
     # a rerun does nothing; an edited file reruns the stage
     again = run_pipeline(cfg, base_dir=tmp_path, log=lambda m: None)

@@ -150,6 +150,7 @@ def write_vector_card(
     *,
     training_dir: str | Path | None = None,
     out_dir: str | Path | None = None,
+    transfer_dir: str | Path | None = None,
 ) -> Path:
     """Write (or update) ``README.md`` and ``figures/geometry.svg``; return the card path.
 
@@ -158,6 +159,8 @@ def write_vector_card(
         training_dir: the dataset the vectors were fitted on (its card is linked and summarised).
         out_dir: where the card and its figure go (default: ``vectors_dir``). The pipeline's
             cards stage writes into its own folder; the card joins the vectors at push time.
+        transfer_dir: another folder holding ``transfer/*.json`` (the pipeline's evaluate
+            stage); its evaluations are listed beside those saved in the set.
     """
     root = Path(vectors_dir)
     dest = Path(out_dir) if out_dir is not None else root
@@ -217,7 +220,8 @@ def write_vector_card(
         fmt_r=_fmt_r,
         figure=FIGURE,
         missing=missing,
-        transfers=read_transfers(root),
+        transfers=read_transfers(root)
+        + (read_transfers(transfer_dir) if transfer_dir is not None else []),
     )
     text = merge_body(existing.text if existing is not None else None, body)
     yaml_block = ModelCardData(**merged).to_yaml(original_order=list(merged))

@@ -435,15 +435,10 @@ def register(app: typer.Typer) -> None:
         if out:
             out.write_text(text + "\n")
         if save:
-            from emocurate.artifacts import TRANSFER_DIR, TransferEvaluation
-            from emocurate.io import atomic_write_bytes, ensure_dir
+            from emocurate.artifacts import TransferEvaluation
 
-            saved = TransferEvaluation.model_validate(
-                {k: v for k, v in report.items() if k in TransferEvaluation.model_fields}
-            )
             stem = on.split(":", 1)[1] if on.startswith("bundled:") else on_path.name.split(".")[0]
-            target = ensure_dir(set_dir / TRANSFER_DIR) / f"{stem}.json"
-            atomic_write_bytes(target, (saved.model_dump_json(indent=2) + "\n").encode())
+            target = TransferEvaluation.from_report(report).save(set_dir, stem)
             typer.echo(f"saved -> {target}", err=True)
         if as_json:
             typer.echo(text)

@@ -146,9 +146,17 @@ def convert_gguf(path: Path) -> Source:
 
 def _convert(path: Path, folder: Path, digest: str) -> None:
     """De-quantise ``path`` once with transformers and save it as float32 safetensors."""
+    import sys
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one line instead of three per-tensor bars
+    print(
+        f"converting {path.name} once to float32 safetensors in {folder} (about 30 s)",
+        file=sys.stderr,
+    )
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a shared cache is read by other users
     try:
