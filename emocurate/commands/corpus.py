@@ -223,7 +223,10 @@ def register(app: typer.Typer) -> None:
             field, msg = first_problem(exc)  # named by its option (pydantic's last line is a URL)
             flag = {"metrics.threshold": "z_threshold", "fpr": "threshold"}.get(field, field)
             raise ConfigError(f"invalid option --{flag.replace('_', '-')}: {msg}") from None
-        m = score_corpus(list(corpus), vectors, out, cfg)
+        from emocurate.io import folder_lock
+
+        with folder_lock(out):  # one writer per output folder (a second run: one line, pid)
+            m = score_corpus(list(corpus), vectors, out, cfg)
         if not m.scored:  # every row quarantined: a silent exit 0 would hide a wrong option
             raise InputError(
                 f"scored 0 of {m.rows_in} rows ({m.quarantined} quarantined"

@@ -284,15 +284,18 @@ def register(app: typer.Typer) -> None:
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-        vs = fit_vectors(
-            records_dir or (source.name if source else ""),
-            cfg,
-            out,
-            neutral_dir=neutral,
-            lm=lm,
-            records=recs,
-            data_source=source,
-        )
+        from emocurate.io import folder_lock
+
+        with folder_lock(out):  # one writer per output folder (a second run: one line, pid)
+            vs = fit_vectors(
+                records_dir or (source.name if source else ""),
+                cfg,
+                out,
+                neutral_dir=neutral,
+                lm=lm,
+                records=recs,
+                data_source=source,
+            )
         for folder in _speaker_folders(out):
             ev = read_evaluation(folder)
             if ev is None:
