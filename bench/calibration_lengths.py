@@ -8,7 +8,7 @@ share of documents flagged, its ratio to the promise and a 95% interval (Wilson)
 is the reference itself, so this isolates the length question (the rate on other neutral text
 is ``bench/calibration_rates.py``). Run::
 
-    emocurate demo --out /tmp/demo
+    emocurate demo --tiny --out /tmp/demo
     python bench/calibration_lengths.py --vectors /tmp/demo/vectors
 """
 

@@ -9,7 +9,7 @@ Reference: XED's English neutral subtitle lines (``/work/shared/eval/xed/neu_en.
 blocks of ``--block`` lines (short lines would make documents far shorter than the calibration
 chunk). Run::
 
-    emocurate demo --out /tmp/demo                  # vectors to calibrate
+    emocurate demo --tiny --out /tmp/demo                  # vectors to calibrate
     python bench/calibration_rates.py --vectors /tmp/demo/vectors
 """
 
