@@ -286,7 +286,8 @@ def cli_results(cache: Path, args: argparse.Namespace) -> dict[str, Any]:
     vs_dir = cache / "vs_smollm2"
     out: dict[str, Any] = {"vectors": str(vs_dir)}
     fit_args = ["fit", "--records", "bundled:scenarios", "--model", MODEL]
-    fit_args += ["--neutral", "bundled:neutral", "--out", str(vs_dir)]
+    # --standardize dims: the recipe the published table was measured with (docs/vectors.md)
+    fit_args += ["--neutral", "bundled:neutral", "--standardize", "dims", "--out", str(vs_dir)]
     out["fit_command"] = "emocurate " + " ".join(fit_args[:-1]) + " VECTORS"
     if not (vs_dir / "evaluation.json").exists():
         _, out["fit_s"] = cli(fit_args)

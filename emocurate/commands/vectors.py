@@ -189,10 +189,11 @@ def register(app: typer.Typer) -> None:
             help="Share of neutral variance whose top PCs are projected out.",
         ),
         standardize: str = typer.Option(
-            "dims",
+            "none",
             "--standardize",
-            help="dims (differences in per-dimension standardised coordinates: robust to "
-            "massive-activation dimensions) or none (the study's raw mean difference).",
+            help="none (the study's raw mean difference; massive dimensions are handled by the "
+            "neutral-PC projection and never pooling the first token) or dims (differences in "
+            "per-dimension standardised coordinates; see docs/vectors.md).",
         ),
         holdout: float = typer.Option(
             0.2,

@@ -110,11 +110,12 @@ class FitConfig(Model):
     )
     batch_tokens: int = Field(8192, ge=16)
     neutral_variance: float = Field(0.5, ge=0.0, le=1.0)
-    standardize: Literal["dims", "none"] = "dims"
-    """``dims``: take the differences (and neutral PCs) in coordinates scaled by each
-    dimension's sd over the pooled fitted texts (labels unused), which keeps
-    massive-activation dimensions from dominating (measured: docs/vectors.md); ``none``: the
-    study's raw mean difference."""
+    standardize: Literal["dims", "none"] = "none"
+    """``none`` (default): the study's raw mean difference; massive-activation dimensions are
+    handled by never pooling the first position and by the neutral-PC projection. ``dims``
+    (opt-in): differences in coordinates scaled by each dimension's sd over the pooled fitted
+    texts; slightly better on SmolLM2's classification, but its saved direction (md/sd^2)
+    misdirects known-answer recovery (docs/vectors.md has both measurements)."""
     holdout: float = Field(0.2, ge=0.0, lt=1.0)
     seed: int = 0
     eval_seeds: int = Field(5, ge=1)

@@ -3,8 +3,9 @@
 Real models have a few residual dimensions with a spread hundreds of times the median
 (SmolLM2-135M: dimension 507 at layers 11-26, ~250x). With the raw mean difference that one
 dimension's sampling noise dominates every vector and the argmax of the projections is close
-to chance; the default recipe (differences in per-dimension standardised coordinates) reads
-the emotions as if the dimension were not there.
+to chance; ``--standardize dims`` (differences in per-dimension standardised coordinates) reads
+the emotions as if the dimension were not there. It is opt-in: on a model with planted
+directions its saved direction misdirects span recovery (docs/vectors.md).
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def _fit(tmp_path, lm, name: str, **cfg):
     return fit_vectors(tmp_path / "rec", config, tmp_path / name, lm=lm).meta.evaluation
 
 
-def test_default_recipe_reads_past_a_massive_dimension(tmp_path, massive, lm260k):
-    default = _fit(tmp_path, massive, "default")
-    assert default["accuracy"] >= 0.8, default
-    raw = _fit(tmp_path, massive, "raw", standardize="none")
+def test_standardised_recipe_reads_past_a_massive_dimension(tmp_path, massive, lm260k):
+    """``--standardize dims`` reads past it; the raw mean difference (the default, chosen for
+    known-answer recovery: docs/vectors.md) does not without help."""
+    dims = _fit(tmp_path, massive, "dims", standardize="dims")
+    assert dims["accuracy"] >= 0.8, dims
+    raw = _fit(tmp_path, massive, "raw")
     assert raw["accuracy"] <= 0.55, raw  # 4 emotions: chance 0.25
 
 
