@@ -529,6 +529,7 @@ class CardsStage(Stage):
                 validation_dir=self._dir("validate"),
                 generation_dir=self._dir("generate"),
                 curated_dir=self._dir("curate"),
+                transfer_dir=self._dir("evaluate"),
             )
             man.report = self.REPORT
             made.append("report")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from emocurate import pipeline as pl
 from emocurate.artifacts import read_transfers
+from emocurate.cards.report import write_report
 from emocurate.cards.vector_card import write_vector_card
 from emocurate.cli import app
 from emocurate.config import parse_pipeline
@@ -105,6 +106,12 @@ def test_evaluate_stage_reads_the_vectors_on_a_labelled_file(tmp_path):
         transfer_dir=tmp_path / "run" / "evaluation",
     )
     assert report.source in card.read_text()
+    html = write_report(
+        tmp_path / "report.html",
+        vectors_dir=tmp_path / "run" / "vectors",
+        transfer_dir=tmp_path / "run" / "evaluation",
+    ).read_text()
+    assert 'id="transfer"' in html and report.source in html and f"{report.accuracy:.3f}" in html
     assert "majority" in stage.summary and "mine: accuracy" in stage.summary
     # a rerun does nothing; an edited file reruns the stage
     again = run_pipeline(cfg, base_dir=tmp_path, log=lambda m: None)

@@ -17,7 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from emocurate import __version__
-from emocurate.artifacts import CurateManifest, ScoreManifest, read_evaluation
+from emocurate.artifacts import CurateManifest, ScoreManifest, read_evaluation, read_transfers
 from emocurate.cards import report_sections as sections
 from emocurate.cards import svg
 from emocurate.cards.geometry import geometry
@@ -193,6 +193,7 @@ def write_report(
     validation_dir: str | Path | None = None,
     generation_dir: str | Path | None = None,
     curated_dir: str | Path | None = None,
+    transfer_dir: str | Path | None = None,
     title: str = "emocurate report",
     emotions: list[str] | None = None,
     max_heatmaps: int = 8,
@@ -207,6 +208,8 @@ def write_report(
         validation_dir: a validation folder (funnel).
         generation_dir: a generation folder (what was generated, tokens and cost).
         curated_dir: a curate folder (what each rule did, the guardrail's decision).
+        transfer_dir: another folder with ``transfer/*.json`` (the pipeline's evaluate stage),
+            listed with the set's own saved transfer evaluations.
         title: the page title.
         emotions: emotions to show in the token heatmaps (default: each document's strongest).
         max_heatmaps: at most this many documents get token heatmaps (flagged ones first).
@@ -231,6 +234,8 @@ def write_report(
             "accuracy": ev.accuracy if ev is not None else None,
             "top3": ev.top3 if ev is not None else None,
             "evaluation": sections.evaluation(Path(vectors_dir)),
+            "transfers": read_transfers(vectors_dir)
+            + (read_transfers(transfer_dir) if transfer_dir is not None else []),
         }
     else:
         missing.append("emotion vectors (--vectors): no geometry figure")
