@@ -7,16 +7,9 @@ import json
 
 from synth import make_stories
 
-from emocurate.cli import main
 from emocurate.io import write_records
 
-
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from .test_cli import run  # the CLI exit-code helper of this folder
 
 
 def _fit(tmp_path) -> str:

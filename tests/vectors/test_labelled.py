@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emocurate.cli import main
 from emocurate.errors import ConfigError, InputError
 from emocurate.vectors.labelled import (
     BUNDLED_SCENARIOS,
@@ -17,6 +16,8 @@ from emocurate.vectors.labelled import (
     read_labelled,
 )
 from emocurate.vectors.vectorset import VectorSet
+
+from .test_cli import run  # the CLI exit-code helper of this folder
 
 JOY = ["I won the prize and laughed all day.", "The sun came out and we danced.", "We cheered."]
 GLOOM = ["The dog died and I cried.", "Nobody came to the funeral.", "I sat alone in the rain."]
@@ -32,14 +33,6 @@ def rows(n: int = 8) -> list[dict[str, object]]:
 
 def write_jsonl(path, items) -> None:
     path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in items) + "\n")
-
-
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_label_map_forms(tmp_path):
