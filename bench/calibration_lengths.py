@@ -29,11 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY = {  # flag kinds whose rate is promised (one calibrated statistic each)
     "distress_episode": "distress",
-    "high_volatility": "volatility",
     "unhealthy_regulation": "regulation",
     "mirroring": "mirroring",
 }
-DERIVED = ("unrecovered_distress", "unresolved_end", "escalation", "escalating_response")
+# Kinds promised *at most* the rate: high_volatility needs both sides of valence past a level
+# each reaches on RATE of neutral documents; the others need a distress episode.
+AT_MOST = ("high_volatility", "unrecovered_distress", "unresolved_end", "escalation",
+           "escalating_response")  # fmt: skip
+DERIVED = AT_MOST
 
 
 def cli(*args: str) -> None:
@@ -133,12 +136,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 checks[f"{rate} {name} {kind}"] = (
                     "ok" if ok_point else ("ok (CI)" if ok_ci else "FAIL")
                 )
+            for kind in AT_MOST:
+                r = entry[str(rate)][kind]
+                ok_point, ok_ci = r["ratio"] <= 1.5, r["ci95"][0] <= 1.5 * rate
+                checks[f"{rate} {name} {kind} (at most)"] = (
+                    "ok" if ok_point else ("ok (CI)" if ok_ci else "FAIL")
+                )
     res = {
         "vectors": a.vectors,
         "reference_docs": cal["n_docs"],
         "reference_tokens": cal["n_tokens"],
         "ladder_lengths": [q["n"] for q in cal["ladders"]["distress"]["by_length"]],
         "promised_families": families,
+        "at_most": list(AT_MOST),
         "table": table,
         "checks": checks,
         "all_ok": all(v != "FAIL" for v in checks.values()),

@@ -126,8 +126,8 @@ def main() -> None:
         cfg,
     )  # fmt: skip
     t = np.arange(240)
-    swing = np.where((t >= 60) & (t < 180), 3.0 * np.sign(np.sin(t / 3.2)), 0.0)
-    span = np.where((t >= 60) & (t < 180), -3.0, 0.0)
+    swing = np.where((t >= 60) & (t < 180), 8.0 * np.sign(np.sin(t / 3.2)), 0.0)
+    span = np.where((t >= 60) & (t < 180), -8.0, 0.0)
     figure(
         out / "flag_volatility.svg",
         [("valence reversing", traj(np.zeros(240), swing), "valence"),

@@ -688,6 +688,10 @@ class ScoreSummary(Model):
     dialogues: int = 0
     coregulation: Coregulation = Field(default_factory=Coregulation)
     top_dominant: dict[str, int] = Field(default_factory=dict)
+    distress_pct_median: float | None = Field(
+        default=None, description="median over the documents of distress_pct (1-point steps)"
+    )
+    distress_pct_docs: int = Field(default=0, description="documents with a distress_pct")
 
 
 class SkippedEntry(Model):
@@ -695,6 +699,23 @@ class SkippedEntry(Model):
 
     path: str
     reason: str
+
+
+class ReferenceShift(Model):
+    """Where the scored corpus's typical document sits in the calibration reference.
+
+    Flags are calibrated on the reference; text that sits higher on the distress axis than
+    the reference (another genre, another source) is flagged far more often than the promise
+    (issue 18: 118 of 400 neutral documents at a promised 1% on the planted model's seed 1).
+    """
+
+    statistic: str = Field(default="distress", description="the statistic compared")
+    docs: int = Field(description="documents with a calibrated percentile (distress_pct)")
+    median_percentile: float = Field(
+        description="median over the documents of distress_pct: where a document's distress "
+        "level sits among reference documents of its length (50 for reference-like text)"
+    )
+    warning: str = Field(default="", description="set when outside the reference's middle half")
 
 
 class ScoreManifest(Manifest):
@@ -719,6 +740,9 @@ class ScoreManifest(Manifest):
     regulation_vectors: dict[str, Any] | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     summary: ScoreSummary | None = None
+    reference_shift: ReferenceShift | None = Field(
+        default=None, description="the corpus against the calibration reference (calibrated runs)"
+    )
     skipped: list[SkippedEntry] = Field(default_factory=list)
     skipped_total: int = 0
     attributes: Any = None  # where `score --attributes` wrote Dolma-style attribute files
@@ -787,6 +811,8 @@ METRIC_KEYS: tuple[str, ...] = (
     "distress_mean",
     "distress_max",
     "distress_end",
+    "distress_level",
+    "distress_pct",
     "calm_mean",
     "n_episodes",
     "distress_frac",

@@ -17,11 +17,24 @@ from emocurate.cards.scores import DocRow
 # metric column -> the calibrated threshold that decides its flag (MetricConfig field)
 THRESHOLD_OF_METRIC = {
     "distress_max": ("threshold", "distress_episode and what derives from an episode"),
-    "volatility": ("volatility_high", "high_volatility"),
+    "volatility": ("volatility_line", "high_volatility"),
     "arousal_max": ("arousal_high", "mirroring (dialogues)"),
     "regulation_min": ("regulation_threshold", "unhealthy_regulation"),
 }
 LOWER_IS_FLAGGED = {"regulation_min"}
+
+
+def with_lines(th: dict[str, float]) -> dict[str, float]:
+    """``th`` plus ``volatility_line``: the symmetric ``volatility`` column above which a
+    document is surely flagged ``high_volatility`` (its two sides may have different levels,
+    ``volatility_high`` and ``volatility_low``; no document flagged means every one is below)."""
+    out = dict(th)
+    if "volatility_high" in th:
+        low = th.get("volatility_low")
+        out["volatility_line"] = max(
+            th["volatility_high"], th["volatility_high"] if low is None else low
+        )
+    return out
 
 
 @dataclass
@@ -48,11 +61,12 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
 
         cal = load_calibration(vdir)
         rate = float(cfg.get("fpr", 0.01))
-        th = cal.thresholds(rate)
+        th = with_lines(cal.thresholds(rate))
         source = (
             f"calibrated: each flag family fires on {100 * rate:g}% of reference-like documents "
-            f"of any length (measured at lengths of 16 tokens and up on {cal.n_tokens} tokens of "
-            f"{', '.join(cal.reference)})"
+            f"of any length (high_volatility and the kinds derived from an episode: at most), "
+            f"measured at lengths of 16 tokens and up on {cal.n_tokens} tokens of "
+            f"{', '.join(cal.reference)}"
         )
         note = (
             f"Lines mark the thresholds for a document of {cal.mean_tokens} tokens (the "
@@ -61,9 +75,9 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
         )
 
         def doc_th(d: DocRow, key: str) -> float | None:
-            return cal.thresholds(rate, d.n_tokens).get(key)
+            return with_lines(cal.thresholds(rate, d.n_tokens)).get(key)
     elif metrics_cfg:
-        th = {k: float(v) for k, v in metrics_cfg.items() if isinstance(v, int | float)}
+        th = with_lines({k: float(v) for k, v in metrics_cfg.items() if isinstance(v, int | float)})
         source = "fixed z-unit thresholds (--z-threshold), not calibrated on a reference"
 
         def doc_th(d: DocRow, key: str) -> float | None:
@@ -73,6 +87,8 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     for metric, (key, _) in THRESHOLD_OF_METRIC.items():
         if key in th:
             per[metric] = float(th[key])
+    if man.reference_shift is not None and man.reference_shift.warning:
+        note = f"Warning: {man.reference_shift.warning}. {note}".strip()
     out = Thresholds(source=source, per_metric=per, note=note)
     if docs and not any(d.flags for d in docs):
         out.not_reached = _closest(docs, doc_th)

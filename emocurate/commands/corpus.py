@@ -74,7 +74,8 @@ def register(app: typer.Typer) -> None:
         con.print(
             f"calibrated on {cal.n_docs} documents ({cal.n_tokens} tokens, {cal.n_pairs} dialogue "
             f"pairs): each flag family fires on a share RATE of reference-like documents of any "
-            f"length -> {vectors}/calibration.json",
+            f"length (high_volatility and the kinds derived from an episode: at most RATE) -> "
+            f"{vectors}/calibration.json",
             markup=False,
         )
         th = cal.thresholds(rate)
@@ -240,6 +241,8 @@ def register(app: typer.Typer) -> None:
         )
         if m.flags_note:
             Console(stderr=True).print(f"note: {m.flags_note}", markup=False)
+        if m.reference_shift and m.reference_shift.warning:
+            Console(stderr=True).print(f"warning: {m.reference_shift.warning}", markup=False)
         if m.attributes:
             Console(stderr=True).print(
                 f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False

@@ -403,7 +403,7 @@ def _dense_group(
     out: dict[str, torch.Tensor] = {"mean": mean, "p95": quantile_padded(xs, lengths, 0.95)}
     out["n_turns"] = torch.tensor([len(s) for s in spans], dtype=torch.long)  # host already
     if dax.valence is not None and dax.arousal is not None:
-        out["valence"] = xs @ dax.valence
+        out["valence"] = xs.clamp_min(0.0) @ dax.valence  # as regulation.valence_of
         out["arousal"] = xs @ dax.arousal
     if dax.distress is not None:
         out["distress"] = xs.index_select(2, dax.distress).mean(2)

@@ -17,8 +17,12 @@ gives :data:`MIN_PIECES` pieces; each piece is smoothed and analysed as a docume
   (:func:`~emocurate.corpus.regulation.sustained_level`). Drives ``distress_episode`` and what
   derives from an episode (``unrecovered_distress``, ``unresolved_end``, ``escalation``,
   ``escalating_response``).
-* ``volatility`` -- the highest level at which valence swings between affects
-  (:func:`~emocurate.corpus.regulation.volatility`).
+* ``valence_high`` and ``valence_low`` -- the highest and (negated) lowest smoothed valence of
+  the piece: each side of a swing (``high_volatility``) on its own. Calibrating the swing level
+  itself (both sides at once) let one real affect beside neutral text fire on ~10-15% of such
+  documents: only the other side needed noise (issue 18). Each side now needs a level neutral
+  text reaches on a share r of documents, so ``high_volatility`` fires on **at most** r of
+  neutral documents (usually far fewer: both sides, three alternating visits).
 * ``regulation`` -- the highest level below which the regulation axis has a run (negated).
 * ``mirroring`` -- per human->assistant pair, the level below which it is mirrored
   (:func:`pair_levels`; per pair, not per length).
@@ -29,7 +33,7 @@ document counts as n / L independent pieces, ``t = Q_L(1 - r L / n)``; for a dia
 pairs ``t = Q_pair(1 - r / P)``. Upper quantiles beyond the measured pieces are extrapolated
 with an exponential tail fitted to the highest pieces (the tail of a maximum of many weakly
 dependent values). So **each flag family fires on a share r of reference-like documents of any
-length**.
+length** (``high_volatility``: at most r).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
+from emocurate.artifacts import ReferenceShift
 from emocurate.corpus.regulation import (
     Axes,
     MetricConfig,
@@ -51,7 +56,7 @@ from emocurate.corpus.regulation import (
     analyse,
     smooth,
     sustained_level,
-    volatility,
+    valence_of,
 )
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
@@ -63,7 +68,7 @@ if TYPE_CHECKING:
     from emocurate.vectors.vectorset import VectorSet
 
 CALIBRATION_FILE = "calibration.json"
-VERSION = 2
+VERSION = 3
 DEFAULT_RATE = 0.01
 MIN_PAIRS = 20  # human->assistant pairs needed to calibrate mirroring on turn pairs
 NEUTRAL_SUBDIR = "neutral"  # a reference inside the vector folder used when none is given
@@ -81,7 +86,8 @@ KINDS_OF_STAT = {
         "escalation",
         "escalating_response",
     ],
-    "volatility": ["high_volatility"],
+    "valence_high": ["high_volatility"],
+    "valence_low": ["high_volatility"],
     "regulation": ["unhealthy_regulation"],
     "mirroring": ["mirroring"],
 }
@@ -159,6 +165,12 @@ class LengthQuantiles(Model):
             tail_scale=scale,
         )
 
+    def cdf(self, x: float) -> float:
+        """The share of reference pieces of ``n`` tokens whose statistic is at most ``x``."""
+        if x > self.tail_value:
+            return 1.0 - (1.0 - self.tail_q) * math.exp(-(x - self.tail_value) / self.tail_scale)
+        return float(np.interp(x, self.values, self.levels))
+
     def at(self, q: float) -> float:
         """The ``q`` quantile of the statistic on pieces of ``n`` tokens."""
         if q > self.tail_q:
@@ -185,6 +197,21 @@ class Ladder(Model):
         a, b = lad[i - 1], lad[i]
         f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
         return (1 - f) * a.at(1 - rate) + f * b.at(1 - rate)
+
+    def percentile(self, x: float, n_tokens: int) -> float:
+        """Where ``x`` sits among reference documents of ``n_tokens`` (0-100): the inverse of
+        :meth:`threshold` (flagged at ``rate`` iff the percentile is above ``100 (1 - rate)``)."""
+        lad = self.by_length
+        if not math.isfinite(x):
+            return 0.0 if x < 0 else 100.0
+        if n_tokens <= lad[0].n:
+            return 100.0 * lad[0].cdf(x)
+        if n_tokens >= lad[-1].n:  # n / L independent pieces
+            return 100.0 * lad[-1].cdf(x) ** (n_tokens / lad[-1].n)
+        i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
+        a, b = lad[i - 1], lad[i]
+        f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
+        return 100.0 * ((1 - f) * a.cdf(x) + f * b.cdf(x))
 
 
 class Calibration(Model):
@@ -240,7 +267,8 @@ class Calibration(Model):
             "threshold": th,
             "recover_level": rho,
             "escalation_margin": 0.5 * max(th - rho, 0.0),
-            "volatility_high": out.get("volatility", float("inf")),
+            "volatility_high": out.get("valence_high", float("inf")),
+            "volatility_low": out.get("valence_low", float("inf")),
         }
         if "regulation" in out:
             res["regulation_threshold"] = -out["regulation"]
@@ -280,6 +308,37 @@ class Calibration(Model):
         return path
 
 
+SHIFT_BAND = (25.0, 75.0)  # the reference's middle half
+SHIFT_MIN_DOCS = 20  # fewer documents: the median says too little
+
+
+def reference_shift(docs: int, median_pct: float) -> ReferenceShift:
+    """Whether the corpus's median document sits in the middle half of the reference.
+
+    ``distress_pct`` of reference-like neutral documents is uniform on [0, 100] (that is what
+    calibrated means), so their median is near 50; a corpus whose median is outside the middle
+    half either carries distress in most documents or is unlike the reference, and then the
+    promised rates do not hold for its neutral text (issue 18: 88 and 118 of 400 neutral
+    documents of another source flagged at a promised 1%).
+    """
+    warning = ""
+    if docs >= SHIFT_MIN_DOCS and not SHIFT_BAND[0] <= median_pct <= SHIFT_BAND[1]:
+        high = median_pct > SHIFT_BAND[1]
+        warning = (
+            f"the corpus is unlike the calibration reference: its median document's distress "
+            f"is at the reference's {median_pct:.0f}th percentile (50 for reference-like text), "
+            + (
+                "so either most documents carry distress or flags fire more often than the "
+                "promised rate on its neutral text; "
+                if high
+                else "so flags fire less often than the promised rate; "
+            )
+            + "calibrate on neutral text like this corpus (`emocurate calibrate VECTORS "
+            "--reference CORPUS`)"
+        )
+    return ReferenceShift(docs=docs, median_percentile=median_pct, warning=warning)
+
+
 def load_calibration(vectors_dir: str | Path) -> Calibration:
     """The calibration of a vector folder, or a one-line error saying how to make one."""
     path = Path(vectors_dir) / CALIBRATION_FILE
@@ -291,8 +350,10 @@ def load_calibration(vectors_dir: str | Path) -> Calibration:
         raise InputError(f"{path}: invalid calibration: {str(exc).splitlines()[0]}") from None
     if isinstance(raw, dict) and raw.get("version", 1) != VERSION:
         raise InputError(
-            f"{path}: calibration version {raw.get('version', 1)} (per-chunk quantiles, true only "
-            f"for one document length); rerun `emocurate calibrate {vectors_dir}`"
+            f"{path}: calibration version {raw.get('version', 1)}, this emocurate reads "
+            f"version {VERSION} (1: per-chunk quantiles, true for one document length only; 2: "
+            "volatility calibrated on both sides at once); rerun "
+            f"`emocurate calibrate {vectors_dir}`"
         )
     try:
         return Calibration.model_validate(raw)
@@ -355,9 +416,30 @@ def ladder_lengths(n_tokens: int) -> list[int]:
     return out or [max(1, n_tokens // MIN_PIECES)]
 
 
+class JoinedValence:
+    """Valence of any piece of the reference documents joined end to end, smoothed within the
+    piece as a scored document is (valence is not linear in z, so it cannot be joined first);
+    the documents stay as they are (no joined copy of every emotion's z-scores)."""
+
+    def __init__(self, parts: list[np.ndarray], weights: np.ndarray, smooth_k: int) -> None:
+        self.parts, self.weights, self.k = parts, weights, smooth_k
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __call__(self, lo: int, n: int) -> np.ndarray:
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        rows, pos, i = [], lo, first
+        while pos < lo + n and i < len(self.parts):
+            a = pos - int(self.starts[i])
+            take = self.parts[i][a : a + (lo + n - pos)]
+            rows.append(take)
+            pos += len(take)
+            i += 1
+        return valence_of(smooth(np.concatenate(rows), self.k), self.weights)
+
+
 def piece_statistics(
     d_raw: np.ndarray,
-    v_raw: np.ndarray | None,
+    v_piece: JoinedValence | None,
     r_raw: np.ndarray | None,
     cfg: MetricConfig,
     rho: float,
@@ -376,10 +458,10 @@ def piece_statistics(
         out.setdefault("distress", []).append(
             sustained_level(smooth(raw, cfg.smooth), raw, cfg.min_episode, cfg.merge_gap, rho)
         )
-        if v_raw is not None:
-            out.setdefault("volatility", []).append(
-                volatility(smooth(v_raw[lo : lo + n], cfg.smooth), cfg.swing_gap)
-            )
+        if v_piece is not None:  # each side of a swing on its own (see module docstring)
+            piece = v_piece(lo, n)
+            out.setdefault("valence_high", []).append(float(piece.max()))
+            out.setdefault("valence_low", []).append(float(-piece.min()))
         if r_raw is not None:
             raw = -r_raw[lo : lo + n]
             out.setdefault("regulation", []).append(
@@ -514,7 +596,7 @@ def reference_ladders(
             d_parts.append(z[:, axes.distress].mean(1))
             d_tok.append(zs[:, axes.distress].mean(1))
         if axes.has_va:
-            v_parts.append(z @ axes.valence)
+            v_parts.append(z)  # valence is not linear in z: pieces smooth and rectify z
             aro_tok.append(zs @ axes.arousal)
             if turns:
                 pairs += pair_levels(z, axes, turns, base.mirror_margin)
@@ -530,11 +612,11 @@ def reference_ladders(
     }
     rho = tokens["distress_token"].at(RECOVER_QUANTILE)
     d_raw = np.concatenate(d_parts)
-    v_raw = np.concatenate(v_parts) if v_parts else None
+    v_piece = JoinedValence(v_parts, axes.valence, base.smooth) if v_parts else None
     r_raw = np.concatenate(r_parts) if r_parts and len(r_parts) == len(d_parts) else None
     per: dict[str, list[LengthQuantiles]] = {}
     for n in ladder_lengths(n_tokens):
-        for fam, vals in piece_statistics(d_raw, v_raw, r_raw, base, rho, n).items():
+        for fam, vals in piece_statistics(d_raw, v_piece, r_raw, base, rho, n).items():
             per.setdefault(fam, []).append(LengthQuantiles.of(n, vals))
     ladders = {fam: Ladder(by_length=lq) for fam, lq in per.items()}
     pq = LengthQuantiles.of(1, np.asarray(pairs)) if pairs else None

@@ -785,6 +785,13 @@ def _finish(
     if n_shards == 0:
         write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
     summary = summarize(out) if scored else {}
+    shift = None
+    if summary and summary.get("distress_pct_median") is not None:
+        from emocurate.corpus.calibrate import reference_shift
+
+        shift = reference_shift(
+            summary["distress_pct_docs"], summary["distress_pct_median"]
+        ).model_dump()
     attributes: dict[str, Any] | None = None
     if cfg.attributes and plan is not None:
         from emocurate.corpus.attributes import assemble
@@ -819,6 +826,7 @@ def _finish(
         "config": cfg.model_dump(),
         "flags_note": flags_note(vectors_dir, cfg),
         "summary": summary,
+        "reference_shift": shift,
         # folder entries that were not read (not data files); see emocurate.corpus.readers
         "skipped": [
             {"path": x.path, "reason": x.reason}

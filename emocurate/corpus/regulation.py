@@ -155,6 +155,12 @@ class MetricConfig(Model):
         description="valence swinging above +this and below -this (z) and back, in quick "
         "succession, flags a volatile span",
     )
+    volatility_low: float | None = Field(
+        default=None,
+        description="the negative side's level: valence below -this (None: volatility_high); "
+        "calibration sets each side to the level neutral text reaches on a share RATE of "
+        "documents",
+    )
     swing_gap: int = Field(
         default=18,
         ge=1,
@@ -250,6 +256,35 @@ def smooth(x: np.ndarray, k: int) -> np.ndarray:
         lo, hi = max(0, i - half_lo), min(t, i + half_hi + 1)
         out[i] = (csum[hi] - csum[lo]) / (hi - lo)
     return out
+
+
+def valence_of(zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Valence of the emotions present: ``max(z, 0) @ weights`` (rows of ``[..., E]``).
+
+    Why rectified: emotion vectors are mean differences, so on a sad span the *absent* negative
+    emotions (afraid, desperate) fall below their neutral level; read linearly, those negative
+    z-scores cancel the sad one and sad text came out with positive valence (issue 18: 0 of 30
+    planted happy/sad swings found). Only emotions above their neutral level count.
+    """
+    return np.maximum(np.asarray(zs, dtype=np.float64), 0.0) @ weights
+
+
+def voice_series(v: np.ndarray, turns: Sequence[TurnSpan]) -> list[np.ndarray]:
+    """``v`` once per speaker, zero outside that speaker's turns (the whole series for prose).
+
+    Volatility is one voice's swings in quick succession: a distressed human answered by a calm
+    assistant is turn-taking, not volatility (issue 18: 29 of 30 such dialogues were flagged),
+    and one speaker's turns are as far apart as the document puts them (the other voice's turns
+    in between). Zero is never a visit (levels are positive); labels belong to no voice.
+    """
+    by: dict[str, np.ndarray] = {}
+    for t in turns:
+        if t.end > t.start:
+            mask = by.setdefault(t.speaker, np.zeros(len(v), dtype=bool))
+            mask[t.start : t.end] = True
+    if not by:
+        return [v]
+    return [np.where(mask, v, 0.0) for mask in by.values()]
 
 
 def quantile_rows(x: np.ndarray, q: float) -> np.ndarray:
@@ -448,18 +483,22 @@ def slope(y: np.ndarray) -> float:
     return float((xc * (y - y.mean())).sum() / (xc * xc).sum())
 
 
-def swing_runs(v: np.ndarray, level: float, gap: int) -> list[tuple[int, int]]:
+def swing_runs(
+    v: np.ndarray, level: float, gap: int, low: float | None = None
+) -> list[tuple[int, int]]:
     """Spans where valence swings between affects: visits above ``+level`` and below
-    ``-level`` that alternate at least twice (three visits: + - + or - + -), each within ``gap``
-    tokens of the previous one. Span: from the first visit's start to the last one's end.
+    ``-low`` (default ``-level``) that alternate at least twice (three visits: + - + or - + -),
+    each within ``gap`` tokens of the previous one. Span: from the first visit's start to the
+    last one's end.
 
     Ripples inside one emotional span, and entering or leaving it (one visit), are not swings;
     nor is one affect answered by its opposite once (two visits).
     """
     x = np.asarray(v, dtype=np.float64)
     h = max(float(level), 1e-9)
+    lo = max(float(level if low is None else low), 1e-9)
     visits = sorted(
-        [(s, e, 1) for s, e in find_runs(x > h)] + [(s, e, -1) for s, e in find_runs(x < -h)]
+        [(s, e, 1) for s, e in find_runs(x > h)] + [(s, e, -1) for s, e in find_runs(x < -lo)]
     )
     out: list[tuple[int, int]] = []
     chain: list[tuple[int, int, int]] = []
@@ -491,6 +530,37 @@ def volatility(v: np.ndarray, gap: int) -> float:
         else:
             hi = mid
     return lo
+
+
+def volatility_flags(
+    val: np.ndarray, turns: Sequence[TurnSpan], cfg: MetricConfig, flags: list[Flag]
+) -> float:
+    """Append a ``high_volatility`` flag per swing span of each voice (:func:`voice_series`)
+    between ``+volatility_high`` and ``-volatility_low``; return the document's volatility
+    (the highest symmetric swing level over voices: descriptive, in z units)."""
+    high = cfg.volatility_high
+    low = high if cfg.volatility_low is None else cfg.volatility_low
+    worst = 0.0
+    for v in voice_series(val, turns):
+        worst = max(worst, volatility(v, cfg.swing_gap))
+        for s0, e0 in swing_runs(v, high, cfg.swing_gap, low):
+            flags.append(
+                Flag(
+                    kind="high_volatility",
+                    start=s0,
+                    end=e0,
+                    severity=volatility(v[s0:e0], cfg.swing_gap),
+                    evidence=f"valence swings between above {high:.2f} and below "
+                    f"{-low:.2f} z and back (at most {cfg.swing_gap} tokens "
+                    "between them)" + (" in one speaker's turns" if turns else ""),
+                )
+            )
+    return worst
+
+
+def finite_or_none(x: float) -> float | None:
+    """``x``, or None for +-inf (no level gives a run: documents shorter than an episode)."""
+    return x if np.isfinite(x) else None
 
 
 def pearson(x: Sequence[float], y: Sequence[float], min_pairs: int = 3) -> float | None:
@@ -628,7 +698,7 @@ def dense_series(
             z if keep_smoothed else None,
         )
     zs = smooth(z, smooth_k)
-    val = zs @ axes.valence if axes.has_va else None
+    val = valence_of(zs, axes.valence) if axes.has_va else None
     aro = zs @ axes.arousal if axes.has_va else None
     dist = zs[:, axes.distress].mean(1) if axes.distress else None
     dist_raw = z[:, axes.distress].mean(1) if axes.distress else None
@@ -736,20 +806,8 @@ def analyse_dense(
             valence_end=float(val[tail].mean()),
             arousal_mean=float(aro.mean()),
             arousal_max=float(aro.max()),
-            volatility=volatility(val, cfg.swing_gap),
         )
-        for s0, e0 in swing_runs(val, cfg.volatility_high, cfg.swing_gap):
-            flags.append(
-                Flag(
-                    kind="high_volatility",
-                    start=s0,
-                    end=e0,
-                    severity=volatility(val[s0:e0], cfg.swing_gap),
-                    evidence=f"valence swings between above {cfg.volatility_high:.2f} and below "
-                    f"{-cfg.volatility_high:.2f} z and back (at most {cfg.swing_gap} tokens "
-                    "between them)",
-                )
-            )
+        m["volatility"] = volatility_flags(val, turns, cfg, flags)
     dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm
     if calm is not None:
         m["calm_mean"] = float(calm.mean())
@@ -768,6 +826,9 @@ def analyse_dense(
             distress_mean=float(dist.mean()),
             distress_max=float(dist.max()),
             distress_end=d_end,
+            distress_level=finite_or_none(
+                sustained_level(dist, dist_raw, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
+            ),
             n_episodes=float(len(episodes)),
             distress_frac=float(sum(e.end - e.start for e in episodes) / n_tok),
             n_recovered=float(len(recovered)),
@@ -957,7 +1018,7 @@ def _turns(
                 speaker=t.speaker,
                 start=t.start,
                 end=t.end,
-                valence=float(mean @ axes.valence),
+                valence=float(valence_of(mean, axes.valence)),
                 arousal=float(mean @ axes.arousal),
                 distress=float(dist[j]) if dist is not None else 0.0,
                 dominant=axes.names[int(np.argmax(mean))],

@@ -508,8 +508,14 @@ class Scorer:
             )
         return where == "device" or (where == "auto" and dev.type == "cuda")
 
-    def _analysed(self, an: Analysis) -> Analysis:
-        """``an`` without its flags when flags are off (not calibrated)."""
+    def _analysed(self, an: Analysis, n_tokens: int) -> Analysis:
+        """``an`` with its calibrated ``distress_pct``; without its flags when flags are off
+        (not calibrated)."""
+        cal, level = self.cfg.calibration, an.metrics.get("distress_level")
+        if cal is not None and not self.cfg.z_thresholds and level is not None:
+            an.metrics["distress_pct"] = round(
+                cal.ladders["distress"].percentile(level, n_tokens), 2
+            )
         if self.cfg.flags_off:
             an.flags.clear()
             if an.metrics.get("n_mirroring") is not None:
@@ -682,14 +688,14 @@ class Scorer:
             regulation = z
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
         mcfg = self.doc_metric_config(len(z), spans)
-        an = self._analysed(analyse(z, self.axes, mcfg, regulation=regulation, turns=spans))
+        an = self._analysed(analyse(z, self.axes, mcfg, regulation=regulation, turns=spans), len(z))
         return self._row(p, an)
 
     def _finish_dense(self, p: Prepared, dense: DenseSeries) -> ScoredDoc:
         """The sequential metrics and row of a document whose dense stage ran batched."""
         spans = [TurnSpan(s, a, b) for s, a, b in p.turns]
         mcfg = self.doc_metric_config(dense.n_tokens, spans)
-        an = self._analysed(analyse_dense(dense, self.axes, mcfg, turns=spans))
+        an = self._analysed(analyse_dense(dense, self.axes, mcfg, turns=spans), dense.n_tokens)
         return self._row(p, an)
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:

@@ -33,7 +33,7 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "volatility",
     "regulation_mean",
 )
-_COLUMNS = ("n_flags", "flag_kinds", "dominant", "is_dialogue", *SUMMARY_METRICS)
+_COLUMNS = ("n_flags", "flag_kinds", "dominant", "is_dialogue", "distress_pct", *SUMMARY_METRICS)
 
 
 @dataclass
@@ -84,6 +84,8 @@ class SummaryTotals:
     dialogues: int = 0
     coreg: CoMoments = field(default_factory=CoMoments)
     dominant: Counter[str] = field(default_factory=Counter)
+    # distress_pct in 1-point steps: a median that merges across shards in bounded memory
+    pct_hist: Counter[int] = field(default_factory=Counter)
 
     def merge(self, o: SummaryTotals) -> None:
         self.flagged += o.flagged
@@ -94,6 +96,16 @@ class SummaryTotals:
         self.dialogues += o.dialogues
         self.coreg.merge(o.coreg)
         self.dominant.update(o.dominant)
+        self.pct_hist.update(o.pct_hist)
+
+    def pct_median(self) -> float | None:
+        n = sum(self.pct_hist.values())
+        seen = 0
+        for k in sorted(self.pct_hist):
+            seen += self.pct_hist[k]
+            if 2 * seen >= n:
+                return float(k)
+        return None
 
     def summary(self) -> ScoreSummary:
         def top(c: Counter[str], k: int | None = None) -> dict[str, int]:
@@ -114,6 +126,8 @@ class SummaryTotals:
                 mean_speaker_arousal=self.coreg.mx if self.coreg.n else None,
             ),
             top_dominant=top(self.dominant, 10),
+            distress_pct_median=self.pct_median(),
+            distress_pct_docs=sum(self.pct_hist.values()),
         )
 
 
@@ -128,6 +142,7 @@ def shard_totals(path: Path) -> SummaryTotals:
         vals = [v for v in cols[k] if v is not None]
         t.sums[k], t.counts[k] = float(sum(vals)), len(vals)
     t.dominant = Counter(d[0] for d in cols["dominant"] if d)
+    t.pct_hist = Counter(round(v) for v in cols["distress_pct"] if v is not None)
     dialogue_rows = [i for i, d in enumerate(cols["is_dialogue"]) if d]
     t.dialogues = len(dialogue_rows)
     if dialogue_rows:

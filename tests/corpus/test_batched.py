@@ -122,7 +122,9 @@ def _planted() -> list[tuple[np.ndarray, list[TurnSpan], np.ndarray | None]]:
     out.append((traj(np.linspace(3.0, -1.0, 1000)), [], None))
     rng = np.random.default_rng(7)
     swing = traj(np.zeros(300))
-    swing[:, NAMES.index("happy")] = np.where(np.arange(300) % 20 < 10, 12.0, -12.0)
+    up = np.arange(300) % 20 < 10  # happy and sad taking turns
+    swing[:, NAMES.index("happy")] = np.where(up, 12.0, 0.0)
+    swing[:, NAMES.index("sad")] = np.where(up, 0.0, 12.0)
     out.append((swing + rng.normal(0, 0.1, swing.shape), [], None))
     reg = np.zeros((200, 2))
     reg[80:120] = -3.0  # unhealthy regulation run

@@ -21,7 +21,7 @@ from emocurate.corpus.score import ScoreConfig, score_corpus
 from emocurate.errors import InputError
 from emocurate.vectors.models import LoadedModel
 
-from .conftest import make_vectorset, write_jsonl
+from .conftest import NEUTRAL, make_vectorset, write_jsonl
 
 NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
 AXES = Axes.for_names(NAMES, va={})
@@ -67,7 +67,27 @@ def test_held_out_flag_rate_matches_the_target(rate: float) -> None:
     fresh = _noise_docs(1, 2000, 64)
     got = flag_rates(cal, fresh, AXES, MetricConfig(), rate)
     assert abs(got["per_kind"].get("distress_episode", 0) - rate) <= 0.5 * rate, got
-    assert abs(got["per_kind"].get("high_volatility", 0) - rate) <= 0.5 * rate, got
+    # high_volatility needs both sides of valence past their levels: at most the rate ...
+    assert got["per_kind"].get("high_volatility", 0) <= 1.5 * rate, got
+    # ... and each side alone is calibrated to the rate (checked at 5%: the side statistics are
+    # narrow, so at 1% the 1,500-document reference's sampling error alone moves the rate 1.6x).
+    if rate >= 0.05:
+        for side, share in _valence_side_rates(cal, fresh, rate).items():
+            assert abs(share - rate) <= 0.5 * rate, (side, share)
+
+
+def _valence_side_rates(cal: Calibration, docs: list, rate: float) -> dict[str, float]:
+    """Share of ``docs`` whose smoothed valence passes +volatility_high, and -volatility_low."""
+    from emocurate.corpus.regulation import analyse
+
+    up = down = 0
+    for z, _, _ in docs:
+        mcfg = cal.metric_config(MetricConfig(), rate, len(z))
+        v = analyse(z, AXES, mcfg).valence
+        assert v is not None and mcfg.volatility_low is not None
+        up += bool(v.max() > mcfg.volatility_high)
+        down += bool(v.min() < -mcfg.volatility_low)
+    return {"high": up / len(docs), "low": down / len(docs)}
 
 
 def test_longer_documents_get_stricter_thresholds_and_keep_the_rate() -> None:
@@ -83,7 +103,9 @@ def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
     cal = load_calibration(vs_dir)
     assert (vs_dir / CALIBRATION_FILE).exists()
     assert cal.n_docs == 12 and cal.smooth == 9
-    assert {"distress", "volatility"} <= set(cal.ladders) and "distress_token" in cal.tokens
+    assert {"distress", "valence_high", "valence_low"} <= set(
+        cal.ladders
+    ) and "distress_token" in cal.tokens
     assert cal.thresholds(0.01)["threshold"] >= cal.thresholds(0.2)["threshold"]
     assert json.loads((vs_dir / CALIBRATION_FILE).read_text())["check"]["rate"] == 0.01
 
@@ -198,35 +220,117 @@ def test_the_promised_rate_holds_at_every_document_length() -> None:
     rate = 0.05
     got = _rates_by_length(_cal64(), rate, 10)
     for length, per in got.items():
-        for kind in ("distress_episode", "high_volatility"):
-            assert 0.5 * rate <= per.get(kind, 0.0) <= 1.5 * rate, (length, kind, got)
+        assert 0.5 * rate <= per.get("distress_episode", 0.0) <= 1.5 * rate, (length, got)
+        assert per.get("high_volatility", 0.0) <= 1.5 * rate, (length, got)  # at most
+    for length, n in ((32, 1500),):  # each side of valence alone: the rate
+        sides = _valence_side_rates(_cal64(), _noise_docs(77 + length, n, length), rate)
+        for side, share in sides.items():
+            assert 0.5 * rate <= share <= 1.5 * rate, (length, side, share)
 
 
-def _valence_doc(pattern: np.ndarray, seed: int) -> np.ndarray:
-    """Noise documents with ``pattern`` added to sad/afraid/desperate (negative valence)."""
-    (z, _, _) = _noise_docs(seed, 1, len(pattern))[0]
+def _valence_doc(neg: np.ndarray, seed: int, pos: np.ndarray | None = None) -> np.ndarray:
+    """Noise documents with ``neg`` added to sad/afraid/desperate (negative valence) and
+    ``pos`` to happy/calm/relieved (positive valence)."""
+    (z, _, _) = _noise_docs(seed, 1, len(neg))[0]
     for n in ("sad", "afraid", "desperate"):
-        z[:, NAMES.index(n)] += pattern
+        z[:, NAMES.index(n)] += neg
+    for n in ("happy", "calm", "relieved"):
+        z[:, NAMES.index(n)] += pos if pos is not None else 0.0
     return z
 
 
 def test_high_volatility_means_swings_not_one_emotional_span() -> None:
     """Issue 18: calibrated ``high_volatility`` fired on 299/300 emotional documents. One long
-    distress span is a rise and a fall, not volatility; valence swinging between negative and
-    positive every few tokens is."""
+    distress span is a rise and a fall, not volatility; negative and positive emotions taking
+    turns every few tokens is. (Valence counts the emotions present: a negative z-score of sad
+    is not happiness.)"""
     from emocurate.corpus.regulation import analyse
 
     cal = _cal64()
     span = np.zeros(300)
     span[100:180] = 8.0
-    swings = np.zeros(300)
-    for k in range(100, 180, 16):  # negative then positive valence, every 8 tokens
-        swings[k : k + 8] = 8.0
-        swings[k + 8 : k + 16] = -8.0
+    neg, pos = np.zeros(300), np.zeros(300)
+    for k in range(100, 180, 16):  # negative then positive emotions, every 8 tokens
+        neg[k : k + 8] = 8.0
+        pos[k + 8 : k + 16] = 8.0
     mcfg = cal.metric_config(MetricConfig(), 0.01, 300)
     for seed in range(5):
         kinds = {f.kind for f in analyse(_valence_doc(span, seed), AXES, mcfg).flags}
         assert "distress_episode" in kinds and "high_volatility" not in kinds, (seed, kinds)
-        flags = analyse(_valence_doc(swings, seed), AXES, mcfg).flags
+        flags = analyse(_valence_doc(neg, seed, pos), AXES, mcfg).flags
         vol = [f for f in flags if f.kind == "high_volatility"]
         assert vol and vol[0].start >= 60 and vol[-1].end <= 220, (seed, vol)
+
+
+def test_one_affect_beside_neutral_text_is_not_volatile_beyond_the_rate() -> None:
+    """Issue 18: calibrated on neutral text, a swing needed noise on *both* sides of valence,
+    so a document with one real affect (a distress or a happy run) and neutral text around it
+    needed noise on one side only and fired ``high_volatility`` on 4 of 60 such planted
+    documents and 10 of 400 neutral ones (promise 1%). Each side's level is now the one that
+    neutral documents of that length reach on a share RATE of documents, so one affect plus
+    neutral text is flagged at most at that rate."""
+    from emocurate.corpus.regulation import analyse
+
+    cal, rate = _cal64(), 0.05
+    hits, n = 0, 400
+    for seed in range(n):
+        run = np.zeros(128)
+        run[40:70] = 6.0
+        z = _valence_doc(run, 1000 + seed) if seed % 2 else _valence_doc(0 * run, seed, run)
+        mcfg = cal.metric_config(MetricConfig(), rate, 128)
+        hits += "high_volatility" in {f.kind for f in analyse(z, AXES, mcfg).flags}
+    assert hits / n <= 1.5 * rate, (hits, n)
+
+
+def test_a_corpus_unlike_the_reference_is_reported(
+    lm: LoadedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18 (bench seed 1): neutral documents from another source sat higher on the distress
+    axis than the calibration reference, and 118 of 400 were flagged at a promised 1%. Flags can
+    only be calibrated for reference-like text, so a run says where the corpus's typical
+    document sits in the reference: the reference's own texts sit in its middle; a corpus
+    shifted above it gets a one-line warning (manifest, CLI)."""
+    import shutil
+
+    from emocurate.cli import main
+    from emocurate.corpus.calibrate import calibrate
+
+    def sentences(seed: int, n: int) -> Path:
+        """``n`` documents of 2-8 sentences drawn from the neutral texts."""
+        rng = np.random.default_rng(seed)
+        pool = [x.strip() + "." for t in NEUTRAL for x in t.split(".") if x.strip()]
+        path = tmp_path / f"neutral{seed}.jsonl"
+        with path.open("w") as fh:
+            for i in range(n):
+                k = int(rng.integers(2, 9))
+                fh.write(json.dumps({"id": f"n{i}", "text": " ".join(rng.choice(pool, k))}) + "\n")
+        return path
+
+    vs_dir = tmp_path / "vectors"
+    make_vectorset(lm).save(vs_dir)
+    calibrate(vs_dir, [sentences(0, 300)], ScoreConfig(progress=False), lm=lm)
+    ref = sentences(1, 60)  # reference-like, not the reference
+    same = score_corpus([ref], vs_dir, tmp_path / "same", ScoreConfig(progress=False), lm=lm)
+    shift = same.reference_shift
+    assert shift is not None and shift.docs >= 20, shift
+    assert 25 <= shift.median_percentile <= 75 and not shift.warning, shift
+    shifted = tmp_path / "shifted_vectors"
+    shutil.copytree(vs_dir, shifted)
+    raw = json.loads((shifted / CALIBRATION_FILE).read_text())
+    for q in raw["ladders"]["distress"]["by_length"]:  # the reference far below this corpus
+        q["values"] = [v - 5.0 for v in q["values"]]
+        q["tail_value"] -= 5.0
+    (shifted / CALIBRATION_FILE).write_text(json.dumps(raw))
+    main(["score", str(ref), "--vectors", str(shifted), "--out", str(tmp_path / "o")])
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["reference_shift"]["median_percentile"] > 75
+    assert "unlike the calibration reference" in m["reference_shift"]["warning"]
+    err = capsys.readouterr().err
+    assert "warning:" in err and "unlike the calibration reference" in err
+    from emocurate.artifacts import ScoreManifest
+    from emocurate.cards.report_sections import thresholds
+
+    man = ScoreManifest.read(tmp_path / "o")
+    assert man is not None
+    th = thresholds(man, [])
+    assert th is not None and "unlike the calibration reference" in th.note  # the report

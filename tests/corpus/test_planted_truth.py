@@ -34,7 +34,7 @@ def result() -> dict:
 def test_signal_planted_in_the_weights_is_recovered_through_the_cli(result: dict) -> None:
     assert result["heldout_accuracy"] >= 0.9
     assert result["docs_longer_than_context"] > 0  # windowing is exercised
-    for kind in ("distress_episode", "mirroring", "escalating_response"):
+    for kind in ("distress_episode", "mirroring", "escalating_response", "high_volatility"):
         k = result["per_kind"][kind]
         assert k["f1"] is not None and k["f1"] >= 0.9, (kind, k)
         assert k["span_iou_mean"] is not None and k["span_iou_mean"] >= 0.8, (kind, k)
@@ -52,6 +52,6 @@ def test_episodes_are_runs_and_rising_means_rising(result: dict) -> None:
 
 def test_neutral_documents_from_another_source_keep_the_promise(result: dict) -> None:
     rate = result["rate"]
-    for kind in ("distress_episode", "mirroring"):
+    for kind in ("distress_episode", "mirroring", "high_volatility"):
         k = result["neutral"]["per_kind"][kind]
         assert k["ci95"][0] <= 1.5 * rate, (kind, k)

@@ -132,13 +132,17 @@ def test_volatility_higher_for_swings() -> None:
     t = np.arange(400)
     calm_doc = np.zeros((400, len(NAMES)))
     swing = np.zeros((400, len(NAMES)))
-    swing[:, NAMES.index("happy")] = 6 * np.sign(np.sin(t / 4))  # reverses every ~13 tokens
-    swing[:, NAMES.index("sad")] = -6 * np.sign(np.sin(t / 4))
-    a = analyse(calm_doc, AXES, CFG)
-    b = analyse(swing, AXES, CFG)
+    up = np.sin(t / 4) > 0  # happy, then sad, reversing every ~13 tokens
+    swing[:, NAMES.index("happy")] = 6.0 * up
+    swing[:, NAMES.index("sad")] = 6.0 * ~up
+    # Valence of one emotion present at z 6 is 6 x its weight (about 0.86 here); flag at half.
+    cfg = CFG.model_copy(update={"volatility_high": 0.5 * 6 * AXES.valence.max()})
+    a = analyse(calm_doc, AXES, cfg)
+    b = analyse(swing, AXES, cfg)
     assert a.metrics["volatility"] == 0
-    assert b.metrics["volatility"] > CFG.volatility_high  # type: ignore[operator]
+    assert b.metrics["volatility"] > cfg.volatility_high  # type: ignore[operator]
     assert "high_volatility" in {f.kind for f in b.flags}
+    assert "high_volatility" not in {f.kind for f in a.flags}
 
 
 def test_profile_mean_p95_and_dominant() -> None:
@@ -226,3 +230,70 @@ def test_fast_smooth_and_quantile_match_reference() -> None:
 def test_find_runs_empty_and_full() -> None:
     assert find_runs(np.zeros(5, dtype=bool)) == []
     assert find_runs(np.ones(5, dtype=bool)) == [(0, 5)]
+
+
+# -- valence of contrast vectors (issue 18: high_volatility F1 0 on the planted model) ---------
+
+VA_NAMES = ["afraid", "calm", "desperate", "happy", "sad"]
+VA_AXES = Axes.for_names(VA_NAMES)  # the study's taxonomy weights
+# What mean-difference ("contrast") vectors measured on the planted model look like: the
+# operative emotion high, the absent ones pushed below their neutral level.
+HAPPY_ROW = np.array([-1.6, 0.3, -1.3, 3.0, -0.2])
+SAD_ROW = np.array([-1.8, 0.0, -2.2, 0.1, 3.4])
+
+
+def _chunks(rows: list[np.ndarray], width: int, pad: int = 30) -> np.ndarray:
+    """Neutral padding, then ``width`` tokens of each row in turn, then padding."""
+    body = [np.tile(r, (width, 1)) for r in rows]
+    zero = np.zeros((pad, len(VA_NAMES)))
+    return np.concatenate([zero, *body, zero])
+
+
+def test_sad_text_has_negative_valence_with_contrast_vectors() -> None:
+    """On a sad span the absent negative emotions (afraid, desperate) fall below neutral; read
+    linearly they cancel the sad one and valence comes out positive. Valence is that of the
+    emotions present."""
+    an = analyse(_chunks([SAD_ROW], 40), VA_AXES, MetricConfig(smooth=5))
+    assert an.valence is not None
+    assert an.valence[40:60].mean() < -0.3
+    an = analyse(_chunks([HAPPY_ROW], 40), VA_AXES, MetricConfig(smooth=5))
+    assert an.valence is not None and an.valence[40:60].mean() > 0.3
+
+
+def test_alternating_happy_and_sad_is_volatile_with_contrast_vectors() -> None:
+    cfg = MetricConfig(smooth=5, volatility_high=0.3)
+    swing = analyse(_chunks([HAPPY_ROW, SAD_ROW] * 4, 14), VA_AXES, cfg)
+    vol = [f for f in swing.flags if f.kind == "high_volatility"]
+    assert vol and vol[0].start >= 20 and vol[-1].end <= 30 + 8 * 14 + 10, vol
+    one = analyse(_chunks([SAD_ROW], 8 * 14), VA_AXES, cfg)
+    assert "high_volatility" not in {f.kind for f in one.flags}
+
+
+def _va_dialogue(human: list[np.ndarray], assistant: list[np.ndarray], width: int = 12):
+    """Turns human/assistant alternating; each gets ``width`` tokens of its row, 2 label tokens."""
+    rows, turns, pos = [], [], 0
+    for h, a in zip(human, assistant, strict=True):
+        for speaker, r in (("human", h), ("assistant", a)):
+            rows.append(np.zeros((2, len(VA_NAMES))))
+            rows.append(np.tile(r, (width, 1)))
+            turns.append(TurnSpan(speaker, pos + 2, pos + 2 + width))
+            pos += 2 + width
+    return np.concatenate(rows), turns
+
+
+def test_volatility_is_one_speakers_swings_not_turn_taking() -> None:
+    """A distressed human answered by a calm assistant is not a volatile dialogue (29 of 30
+    such dialogues were flagged); one speaker swinging is."""
+    cfg = MetricConfig(smooth=5, volatility_high=0.3)
+    calm_row = np.array([-1.0, 3.0, -1.2, 0.2, -0.5])
+    afraid_row = np.array([3.2, -0.5, 0.4, -1.0, -0.6])
+    neutral = np.zeros(len(VA_NAMES))
+    z, turns = _va_dialogue([afraid_row] * 4, [calm_row] * 4)
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    assert "high_volatility" not in {f.kind for f in an.flags}
+    z, turns = _va_dialogue([HAPPY_ROW, SAD_ROW] * 3, [neutral] * 6)
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    vol = [f for f in an.flags if f.kind == "high_volatility"]
+    assert vol, an.flags
+    human = {i for t in turns if t.speaker == "human" for i in range(t.start, t.end)}
+    assert vol[0].start in human and vol[-1].end - 1 in human
