@@ -576,8 +576,12 @@ def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     k: v["flagged"] for k, v in r["neutral"]["per_kind"].items() if v["flagged"]
                 },
                 "recovered_dropped": r["curate"]["dropped_by_type"].get("recover", 0),
-                "median_percentile": (r.get("reference_shift") or {}).get("median_percentile"),
-                "shift_warning": bool((r.get("reference_shift") or {}).get("warning")),
+                "median_percentile": {
+                    x["statistic"]: x["median_percentile"] for x in r.get("reference_shift") or []
+                },
+                "shift_warnings": [
+                    x["statistic"] for x in r.get("reference_shift") or [] if x["warning"]
+                ],
                 "seconds": r["seconds"],
             }
         )

@@ -688,10 +688,14 @@ class ScoreSummary(Model):
     dialogues: int = 0
     coregulation: Coregulation = Field(default_factory=Coregulation)
     top_dominant: dict[str, int] = Field(default_factory=dict)
-    distress_pct_median: float | None = Field(
-        default=None, description="median over the documents of distress_pct (1-point steps)"
+    pct_medians: dict[str, float] = Field(
+        default_factory=dict,
+        description="per calibrated percentile column (distress_pct, mirroring_pct): its "
+        "median over the documents that have one (1-point steps)",
     )
-    distress_pct_docs: int = Field(default=0, description="documents with a distress_pct")
+    pct_docs: dict[str, int] = Field(
+        default_factory=dict, description="per percentile column: documents that have one"
+    )
 
 
 class SkippedEntry(Model):
@@ -709,11 +713,12 @@ class ReferenceShift(Model):
     (issue 18: 118 of 400 neutral documents at a promised 1% on the planted model's seed 1).
     """
 
-    statistic: str = Field(default="distress", description="the statistic compared")
-    docs: int = Field(description="documents with a calibrated percentile (distress_pct)")
+    statistic: Literal["distress", "mirroring"] = Field(description="the statistic compared")
+    docs: int = Field(description="documents with a calibrated percentile of it")
     median_percentile: float = Field(
-        description="median over the documents of distress_pct: where a document's distress "
-        "level sits among reference documents of its length (50 for reference-like text)"
+        description="median over the documents of distress_pct (or mirroring_pct): where a "
+        "document's level sits among reference documents of its length or pairs (50 for "
+        "reference-like text)"
     )
     warning: str = Field(default="", description="set when outside the reference's middle half")
 
@@ -740,8 +745,9 @@ class ScoreManifest(Manifest):
     regulation_vectors: dict[str, Any] | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     summary: ScoreSummary | None = None
-    reference_shift: ReferenceShift | None = Field(
-        default=None, description="the corpus against the calibration reference (calibrated runs)"
+    reference_shift: list[ReferenceShift] = Field(
+        default_factory=list,
+        description="the corpus against the calibration reference, per calibrated statistic",
     )
     skipped: list[SkippedEntry] = Field(default_factory=list)
     skipped_total: int = 0
@@ -829,6 +835,8 @@ METRIC_KEYS: tuple[str, ...] = (
     "coreg_r",
     "coreg_n",
     "n_mirroring",
+    "mirroring_level",
+    "mirroring_pct",
 )
 
 

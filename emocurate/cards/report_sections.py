@@ -87,8 +87,8 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     for metric, (key, _) in THRESHOLD_OF_METRIC.items():
         if key in th:
             per[metric] = float(th[key])
-    if man.reference_shift is not None and man.reference_shift.warning:
-        note = f"Warning: {man.reference_shift.warning}. {note}".strip()
+    warnings = [f"Warning: {x.warning}." for x in man.reference_shift if x.warning]
+    note = " ".join([*warnings, note]).strip()
     out = Thresholds(source=source, per_metric=per, note=note)
     if docs and not any(d.flags for d in docs):
         out.not_reached = _closest(docs, doc_th)

@@ -241,8 +241,9 @@ def register(app: typer.Typer) -> None:
         )
         if m.flags_note:
             Console(stderr=True).print(f"note: {m.flags_note}", markup=False)
-        if m.reference_shift and m.reference_shift.warning:
-            Console(stderr=True).print(f"warning: {m.reference_shift.warning}", markup=False)
+        for shift in m.reference_shift:
+            if shift.warning:
+                Console(stderr=True).print(f"warning: {shift.warning}", markup=False)
         if m.attributes:
             Console(stderr=True).print(
                 f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False

@@ -29,8 +29,8 @@ gives :data:`MIN_PIECES` pieces; each piece is smoothed and analysed as a docume
 
 At score time a promised rate ``r`` and a document of ``n`` tokens give ``t = Q_n(1 - r)``,
 interpolated in log n between the two nearest ladder lengths; past the longest length L the
-document counts as n / L independent pieces, ``t = Q_L(1 - r L / n)``; for a dialogue with P
-pairs ``t = Q_pair(1 - r / P)``. Upper quantiles beyond the measured pieces are extrapolated
+document counts as n / L independent pieces, ``t = Q_L((1 - r)^(L / n))``; for a dialogue with P
+pairs ``t = Q_pair((1 - r)^(1 / P))``. Upper quantiles beyond the measured pieces are extrapolated
 with an exponential tail fitted to the highest pieces (the tail of a maximum of many weakly
 dependent values). So **each flag family fires on a share r of reference-like documents of any
 length** (``high_volatility``: at most r).
@@ -190,9 +190,9 @@ class Ladder(Model):
         lad = self.by_length
         if n_tokens <= lad[0].n:
             return lad[0].at(1 - rate)
-        if n_tokens >= lad[-1].n:
+        if n_tokens >= lad[-1].n:  # n / L independent pieces: none above t with 1 - rate
             last = lad[-1]
-            return last.at(1 - rate * last.n / n_tokens)
+            return last.at((1 - rate) ** (last.n / n_tokens))
         i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
         a, b = lad[i - 1], lad[i]
         f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
@@ -206,12 +206,19 @@ class Ladder(Model):
             return 0.0 if x < 0 else 100.0
         if n_tokens <= lad[0].n:
             return 100.0 * lad[0].cdf(x)
-        if n_tokens >= lad[-1].n:  # n / L independent pieces
+        if n_tokens >= lad[-1].n:  # n / L independent pieces, as threshold()
             return 100.0 * lad[-1].cdf(x) ** (n_tokens / lad[-1].n)
         i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
         a, b = lad[i - 1], lad[i]
         f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
-        return 100.0 * ((1 - f) * a.cdf(x) + f * b.cdf(x))
+        lo, hi = 0.0, 1.0  # the quantile q whose interpolated threshold is x (monotone in q)
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if (1 - f) * a.at(mid) + f * b.at(mid) <= x:
+                lo = mid
+            else:
+                hi = mid
+        return 100.0 * lo
 
 
 class Calibration(Model):
@@ -274,7 +281,7 @@ class Calibration(Model):
             res["regulation_threshold"] = -out["regulation"]
         pairs = max(1, n_pairs or 1)
         if self.pairs is not None and self.n_pairs >= MIN_PAIRS:
-            res["arousal_high"] = self.pairs.at(1 - rate / pairs)
+            res["arousal_high"] = self.pairs.at((1 - rate) ** (1 / pairs))  # P independent
         else:
             res["arousal_high"] = self.tokens["arousal_token"].at(1 - rate)
         return res
@@ -312,7 +319,7 @@ SHIFT_BAND = (25.0, 75.0)  # the reference's middle half
 SHIFT_MIN_DOCS = 20  # fewer documents: the median says too little
 
 
-def reference_shift(docs: int, median_pct: float) -> ReferenceShift:
+def reference_shift(statistic: str, docs: int, median_pct: float) -> ReferenceShift:
     """Whether the corpus's median document sits in the middle half of the reference.
 
     ``distress_pct`` of reference-like neutral documents is uniform on [0, 100] (that is what
@@ -322,21 +329,24 @@ def reference_shift(docs: int, median_pct: float) -> ReferenceShift:
     documents of another source flagged at a promised 1%).
     """
     warning = ""
+    what = "distress" if statistic == "distress" else "mirroring level (dialogues)"
     if docs >= SHIFT_MIN_DOCS and not SHIFT_BAND[0] <= median_pct <= SHIFT_BAND[1]:
         high = median_pct > SHIFT_BAND[1]
         warning = (
-            f"the corpus is unlike the calibration reference: its median document's distress "
+            f"the corpus is unlike the calibration reference: its median document's {what} "
             f"is at the reference's {median_pct:.0f}th percentile (50 for reference-like text), "
             + (
-                "so either most documents carry distress or flags fire more often than the "
-                "promised rate on its neutral text; "
+                f"so either most documents carry it or {statistic} flags fire more often than "
+                "the promised rate on its neutral text; "
                 if high
-                else "so flags fire less often than the promised rate; "
+                else f"so {statistic} flags fire less often than the promised rate; "
             )
             + "calibrate on neutral text like this corpus (`emocurate calibrate VECTORS "
             "--reference CORPUS`)"
         )
-    return ReferenceShift(docs=docs, median_percentile=median_pct, warning=warning)
+    return ReferenceShift.model_validate(
+        {"statistic": statistic, "docs": docs, "median_percentile": median_pct, "warning": warning}
+    )
 
 
 def load_calibration(vectors_dir: str | Path) -> Calibration:

@@ -785,13 +785,13 @@ def _finish(
     if n_shards == 0:
         write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
     summary = summarize(out) if scored else {}
-    shift = None
-    if summary and summary.get("distress_pct_median") is not None:
+    shift = []
+    if summary and summary.get("pct_medians"):
         from emocurate.corpus.calibrate import reference_shift
 
-        shift = reference_shift(
-            summary["distress_pct_docs"], summary["distress_pct_median"]
-        ).model_dump()
+        for col, median in summary["pct_medians"].items():
+            stat = col.removesuffix("_pct")
+            shift.append(reference_shift(stat, summary["pct_docs"][col], median).model_dump())
     attributes: dict[str, Any] | None = None
     if cfg.attributes and plan is not None:
         from emocurate.corpus.attributes import assemble

@@ -899,6 +899,10 @@ def analyse_dense(
             [p[0] for p in pairs], [p[1] for p in pairs], min_pairs=cfg.coreg_min_pairs
         )
         m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
+        if pairs:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
+            m["mirroring_level"] = max(
+                a if b >= a - cfg.mirror_margin else min(a, b) for a, b in pairs
+            )
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
     return Analysis(
         mean,

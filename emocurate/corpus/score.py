@@ -30,6 +30,7 @@ from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
 from emocurate.corpus.calibrate import (
     CALIBRATION_FILE,
     DEFAULT_RATE,
+    MIN_PAIRS,
     Calibration,
     load_calibration,
     n_pairs,
@@ -511,11 +512,14 @@ class Scorer:
     def _analysed(self, an: Analysis, n_tokens: int) -> Analysis:
         """``an`` with its calibrated ``distress_pct``; without its flags when flags are off
         (not calibrated)."""
-        cal, level = self.cfg.calibration, an.metrics.get("distress_level")
-        if cal is not None and not self.cfg.z_thresholds and level is not None:
-            an.metrics["distress_pct"] = round(
-                cal.ladders["distress"].percentile(level, n_tokens), 2
-            )
+        cal, m = self.cfg.calibration, an.metrics
+        if cal is not None and not self.cfg.z_thresholds:
+            level, mirror = m.get("distress_level"), m.get("mirroring_level")
+            if level is not None:
+                m["distress_pct"] = round(cal.ladders["distress"].percentile(level, n_tokens), 2)
+            if mirror is not None and cal.pairs is not None and cal.n_pairs >= MIN_PAIRS:
+                pairs = max(1, int(m.get("coreg_n") or 1))  # as the threshold: P pairs
+                m["mirroring_pct"] = round(100.0 * cal.pairs.cdf(mirror) ** pairs, 2)
         if self.cfg.flags_off:
             an.flags.clear()
             if an.metrics.get("n_mirroring") is not None:

@@ -33,7 +33,8 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "volatility",
     "regulation_mean",
 )
-_COLUMNS = ("n_flags", "flag_kinds", "dominant", "is_dialogue", "distress_pct", *SUMMARY_METRICS)
+PCT_COLUMNS = ("distress_pct", "mirroring_pct")  # calibrated percentiles (reference shift)
+_COLUMNS = ("n_flags", "flag_kinds", "dominant", "is_dialogue", *PCT_COLUMNS, *SUMMARY_METRICS)
 
 
 @dataclass
@@ -84,8 +85,8 @@ class SummaryTotals:
     dialogues: int = 0
     coreg: CoMoments = field(default_factory=CoMoments)
     dominant: Counter[str] = field(default_factory=Counter)
-    # distress_pct in 1-point steps: a median that merges across shards in bounded memory
-    pct_hist: Counter[int] = field(default_factory=Counter)
+    # calibrated percentiles in 1-point steps: medians that merge across shards in bounded memory
+    pct_hist: dict[str, Counter[int]] = field(default_factory=dict)
 
     def merge(self, o: SummaryTotals) -> None:
         self.flagged += o.flagged
@@ -96,16 +97,19 @@ class SummaryTotals:
         self.dialogues += o.dialogues
         self.coreg.merge(o.coreg)
         self.dominant.update(o.dominant)
-        self.pct_hist.update(o.pct_hist)
+        for col, hist in o.pct_hist.items():
+            self.pct_hist.setdefault(col, Counter()).update(hist)
 
-    def pct_median(self) -> float | None:
-        n = sum(self.pct_hist.values())
-        seen = 0
-        for k in sorted(self.pct_hist):
-            seen += self.pct_hist[k]
-            if 2 * seen >= n:
-                return float(k)
-        return None
+    def pct_medians(self) -> dict[str, float]:
+        out = {}
+        for col, hist in self.pct_hist.items():
+            n, seen = sum(hist.values()), 0
+            for k in sorted(hist):
+                seen += hist[k]
+                if 2 * seen >= n:
+                    out[col] = float(k)
+                    break
+        return out
 
     def summary(self) -> ScoreSummary:
         def top(c: Counter[str], k: int | None = None) -> dict[str, int]:
@@ -126,8 +130,8 @@ class SummaryTotals:
                 mean_speaker_arousal=self.coreg.mx if self.coreg.n else None,
             ),
             top_dominant=top(self.dominant, 10),
-            distress_pct_median=self.pct_median(),
-            distress_pct_docs=sum(self.pct_hist.values()),
+            pct_medians=self.pct_medians(),
+            pct_docs={col: sum(h.values()) for col, h in self.pct_hist.items() if h},
         )
 
 
@@ -142,7 +146,7 @@ def shard_totals(path: Path) -> SummaryTotals:
         vals = [v for v in cols[k] if v is not None]
         t.sums[k], t.counts[k] = float(sum(vals)), len(vals)
     t.dominant = Counter(d[0] for d in cols["dominant"] if d)
-    t.pct_hist = Counter(round(v) for v in cols["distress_pct"] if v is not None)
+    t.pct_hist = {col: Counter(round(v) for v in cols[col] if v is not None) for col in PCT_COLUMNS}
     dialogue_rows = [i for i, d in enumerate(cols["is_dialogue"]) if d]
     t.dialogues = len(dialogue_rows)
     if dialogue_rows:

@@ -311,8 +311,8 @@ def test_a_corpus_unlike_the_reference_is_reported(
     calibrate(vs_dir, [sentences(0, 300)], ScoreConfig(progress=False), lm=lm)
     ref = sentences(1, 60)  # reference-like, not the reference
     same = score_corpus([ref], vs_dir, tmp_path / "same", ScoreConfig(progress=False), lm=lm)
-    shift = same.reference_shift
-    assert shift is not None and shift.docs >= 20, shift
+    (shift,) = [x for x in same.reference_shift if x.statistic == "distress"]
+    assert shift.docs >= 20, shift
     assert 25 <= shift.median_percentile <= 75 and not shift.warning, shift
     shifted = tmp_path / "shifted_vectors"
     shutil.copytree(vs_dir, shifted)
@@ -323,8 +323,9 @@ def test_a_corpus_unlike_the_reference_is_reported(
     (shifted / CALIBRATION_FILE).write_text(json.dumps(raw))
     main(["score", str(ref), "--vectors", str(shifted), "--out", str(tmp_path / "o")])
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert m["reference_shift"]["median_percentile"] > 75
-    assert "unlike the calibration reference" in m["reference_shift"]["warning"]
+    (shift_d,) = [x for x in m["reference_shift"] if x["statistic"] == "distress"]
+    assert shift_d["median_percentile"] > 75
+    assert "unlike the calibration reference" in shift_d["warning"]
     err = capsys.readouterr().err
     assert "warning:" in err and "unlike the calibration reference" in err
     from emocurate.artifacts import ScoreManifest
@@ -334,3 +335,25 @@ def test_a_corpus_unlike_the_reference_is_reported(
     assert man is not None
     th = thresholds(man, [])
     assert th is not None and "unlike the calibration reference" in th.note  # the report
+
+
+def test_percentile_is_the_inverse_of_the_threshold() -> None:
+    """distress_pct means what the threshold means: a document is flagged at rate r iff its
+    percentile is above 100 (1 - r), at every length (inside, below and past the ladder)."""
+    lad = _cal64().ladders["distress"]
+    for n in (8, 64, 100, 300, lad.by_length[-1].n * 4):
+        for rate in (0.001, 0.01, 0.05, 0.2, 0.5, 0.8):
+            t = lad.threshold(rate, n)
+            assert lad.percentile(t, n) == pytest.approx(100 * (1 - rate), abs=0.5), (n, rate)
+
+
+def test_mirroring_shift_is_reported_per_statistic() -> None:
+    from emocurate.corpus.calibrate import reference_shift
+
+    ok = reference_shift("mirroring", 200, 52.0)
+    assert ok.statistic == "mirroring" and not ok.warning
+    high = reference_shift("mirroring", 200, 90.0)
+    assert "mirroring level (dialogues)" in high.warning and "more often" in high.warning
+    low = reference_shift("distress", 200, 10.0)
+    assert "less often" in low.warning
+    assert not reference_shift("distress", 5, 99.0).warning  # too few documents to say
