@@ -334,7 +334,7 @@ def reference_shift(statistic: str, docs: int, median_pct: float) -> ReferenceSh
         high = median_pct > SHIFT_BAND[1]
         warning = (
             f"the corpus is unlike the calibration reference: its median document's {what} "
-            f"is at the reference's {median_pct:.0f}th percentile (50 for reference-like text), "
+            f"is at percentile {median_pct:.0f} of the reference (50 for reference-like text), "
             + (
                 f"so either most documents carry it or {statistic} flags fire more often than "
                 "the promised rate on its neutral text; "
