@@ -125,6 +125,56 @@ class VectorSetMeta(Model):
     created: str = Field(default_factory=utc_now)
 
 
+VECTORSET_TENSORS = "vectors.safetensors"
+"""A vector set folder's tensors (``VectorSet.load`` reads them; torch-side)."""
+VECTORSET_META = "vectorset.json"
+"""A vector set folder's metadata, :class:`VectorSetMeta` as JSON."""
+SPEAKER_SUBDIRS = {
+    "speaker_human": "human",
+    "speaker_assistant": "assistant",
+    "human": "human",
+    "assistant": "assistant",
+}
+"""Subfolders a speaker-aware fit writes (``meta.kind`` -> folder name)."""
+
+
+def vectorset_folder(in_dir: str | Path, kind: str | None = None) -> Path:
+    """The vector set folder ``in_dir`` names: itself, or with ``kind`` (``speaker_human``/
+    ``human``, ``speaker_assistant``/``assistant``) a speaker-aware fit's subfolder.
+
+    Raises:
+        InputError: the folder lacks the tensors or the metadata (naming the speaker subfolders
+            when it is a speaker-aware fit).
+    """
+    d = Path(in_dir)
+    if kind is not None:
+        sub = SPEAKER_SUBDIRS.get(kind, kind)
+        if (d / sub / VECTORSET_META).exists():
+            d = d / sub
+    if not (d / VECTORSET_TENSORS).exists() or not (d / VECTORSET_META).exists():
+        subs = [s for s in SPEAKER_SUBDIRS.values() if (d / s / VECTORSET_META).exists()]
+        if subs:
+            raise InputError(
+                f"{d} holds speaker-aware vector sets: load {', '.join(str(d / s) for s in subs)}"
+            )
+        raise InputError(
+            f"{d} is not a vector set folder (needs {VECTORSET_TENSORS} and {VECTORSET_META})"
+        )
+    return d
+
+
+def read_vectorset_meta(in_dir: str | Path, kind: str | None = None) -> VectorSetMeta:
+    """A vector set's metadata without its tensors (and without torch): what the cards and the
+    report need. ``VectorSet.load`` reads the metadata through here too, so both fail alike."""
+    path = vectorset_folder(in_dir, kind) / VECTORSET_META
+    try:
+        return VectorSetMeta.model_validate_json(path.read_text("utf-8"))
+    except Exception as exc:
+        raise InputError(
+            f"{path}: invalid vector set metadata: {str(exc).splitlines()[0]}"
+        ) from None
+
+
 EVALUATION_FILE = "evaluation.json"
 INTERVAL = (
     "95% corrected resampled t interval over split seeds (Nadeau & Bengio 2003: "
@@ -422,12 +472,13 @@ class SteeringReport(Model):
     versions: dict[str, str] = Field(default_factory=library_versions)
     created: str = Field(default_factory=utc_now)
 
-    def matches(self, vs: Any) -> bool:
-        """Whether this report was measured on ``vs`` (not on an earlier fit in the same folder)."""
+    def matches(self, meta: VectorSetMeta) -> bool:
+        """Whether this report was measured on the set ``meta`` describes (not on an earlier fit
+        in the same folder); the metadata is enough, so readers need not load the tensors."""
         return (
-            self.vectors_created == vs.meta.created
-            and self.train_data_hash == vs.meta.train_data_hash
-            and self.model_id == vs.meta.model_id
+            self.vectors_created == meta.created
+            and self.train_data_hash == meta.train_data_hash
+            and self.model_id == meta.model_id
         )
 
 
@@ -443,6 +494,30 @@ def load_steering(vectors_dir: str | Path) -> SteeringReport | None:
         raise InputError(f"{path}: invalid steering report: {loc}: {msg}") from None
     except OSError as exc:
         raise InputError(f"{path}: unreadable steering report ({exc})") from None
+
+
+def verdict_sentence(e: EmotionSteering) -> str:
+    """One plain sentence on what steering along this vector did (console and vector card; here
+    beside the artifact so the card renders it without torch)."""
+    top = max(pt.strength for pt in e.points)
+
+    def hump(m: Monotonicity) -> str:
+        return f", though it is highest at {m.peak_strength:+.2f}" if m.peak_strength < top else ""
+
+    p, w = e.projection, e.word_logprob
+    own = (
+        f"steering along '{e.emotion}' raises its own projection on the continuations "
+        f"(rho {p.rho:+.2f}, p {p.p:.3g}, n {p.n}{hump(p)})"
+        if p.verdict == "pass"
+        else f"steering along '{e.emotion}' does not move its own projection on the "
+        f"continuations up on this model (rho {p.rho:+.2f}, p {p.p:.3g}, n {p.n})"
+    )
+    words = (
+        f"and raises the probability of its words (rho {w.rho:+.2f}, p {w.p:.3g}{hump(w)})"
+        if w.verdict == "pass"
+        else f"and does not raise the probability of its words (rho {w.rho:+.2f}, p {w.p:.3g})"
+    )
+    return f"{own}, {words}."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
@@ -181,10 +181,32 @@ class Verdict(Model):
     details: JsonDict = Field(default_factory=dict)
 
 
+FlagKind = Literal[
+    "distress_episode",
+    "unrecovered_distress",
+    "unresolved_end",
+    "escalation",
+    "high_volatility",
+    "unhealthy_regulation",
+    "mirroring",
+    "escalating_response",
+]
+"""Every pattern a scored document can be flagged for, declared once.
+
+The detectors that raise them are in ``emocurate.corpus.regulation`` (``volatility_flags``,
+``analyse_dense``, ``escalation``, ``_turns``; formulas in ``docs/metrics.md``, "Flags"). The
+Literal lives here, beside the :class:`Flag` record that carries it, because ``records`` is
+imported by ``corpus.regulation`` and cannot import it back. A flag of another kind is a
+validation error, and a curation policy naming one is refused at load time."""
+
+FLAG_KINDS: tuple[FlagKind, ...] = get_args(FlagKind)
+"""The flag kinds in declaration order (attribute files list their keys in this order)."""
+
+
 class Flag(Model):
     """A pattern found in a scored document, with the token span that caused it."""
 
-    kind: str
+    kind: FlagKind
     start: int
     end: int
     severity: float = 0.0

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from emocurate.io import read_manifest, read_records, write_manifest, write_records
 from emocurate.records import (
+    FLAG_KINDS,
     Dialogue,
     DocScore,
     Flag,
@@ -74,7 +75,7 @@ SAMPLES = [
             dominant=["calm"],
             emotion_mean={"calm": 0.5, "at ease": 0.1},
             metrics={"volatility": 0.2},
-            flags=[Flag(kind="distress", start=1, end=4, severity=2.0)],
+            flags=[Flag(kind="distress_episode", start=1, end=4, severity=2.0)],
         )
     ],
 ]
@@ -101,6 +102,17 @@ def test_datasets_reads_stage_folder(tmp_path):
 def test_extra_fields_are_errors():
     with pytest.raises(ValidationError):
         Story(id="s", text="t", emotion="happy", topic="x", mood="odd")  # type: ignore[call-arg]
+
+
+def test_flag_kind_is_one_of_the_declared_kinds():
+    # Flag kinds are a Literal declared beside the Flag record: a typo is a validation error,
+    # not a flag no policy can ever match.
+    for kind in FLAG_KINDS:
+        assert Flag(kind=kind, start=0, end=1).kind == kind
+    with pytest.raises(ValidationError, match="kind"):
+        Flag(kind="distress_episod", start=0, end=1)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="kind"):
+        DocScore(doc_id="d", n_tokens=3, flags=[{"kind": "bogus", "start": 0, "end": 1}])
 
 
 def test_params_survive_as_json_with_uniform_schema():

@@ -4,19 +4,21 @@ The vector-fitting stage stores the geometry in ``evaluation.json``
 (:class:`~emocurate.artifacts.GeometryReport`); when it does, cards show exactly those numbers.
 When it does not (a set fitted without an evaluation), the coordinates are computed here from the vectors themselves (PCA of the unit
 directions at the default layer, signs oriented by the taxonomy's valence and arousal), so a
-card or report never lacks its main figure.
+card or report never lacks its main figure. Only that fallback needs the tensors, so only it
+imports torch (with the vector set): a card for a set with an evaluation renders without torch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emocurate.artifacts import Evaluation
-from emocurate.vectors.vectorset import VectorSet
+
+if TYPE_CHECKING:
+    from emocurate.vectors.vectorset import VectorSet
 
 
 @dataclass
@@ -89,6 +91,8 @@ def from_evaluation(ev: Evaluation | None) -> Geometry | None:
 
 def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
     """PCA of the unit vectors at ``layer``; PC1 oriented to valence, PC2 to arousal."""
+    import torch
+
     u = vs.unit(layer).double()
     names = list(vs.names)
     centered = u - u.mean(0, keepdim=True)
@@ -128,6 +132,12 @@ def from_vectors(vs: VectorSet, layer: int | None = None) -> Geometry:
     )
 
 
-def geometry(vs: VectorSet, evaluation: Evaluation | None = None) -> Geometry:
-    """The stored geometry when the set has an evaluation, else one computed from the vectors."""
-    return from_evaluation(evaluation) or from_vectors(vs)
+def geometry(vectors_dir: str | Path, evaluation: Evaluation | None = None) -> Geometry:
+    """The stored geometry when the set has an evaluation, else one computed from the vectors
+    of the set in ``vectors_dir`` (loaded only then)."""
+    stored = from_evaluation(evaluation)
+    if stored is not None:
+        return stored
+    from emocurate.vectors.vectorset import VectorSet
+
+    return from_vectors(VectorSet.load(vectors_dir))

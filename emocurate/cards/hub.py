@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
+from emocurate.artifacts import VECTORSET_META, VECTORSET_TENSORS
 from emocurate.cards.dataset_card import (
     _guess_validation_dir,
     dataset_configs,
@@ -31,7 +32,6 @@ from emocurate.cards.vector_card import write_vector_card
 from emocurate.errors import BackendError, ConfigError, InputError, OutputError
 from emocurate.io import ensure_dir
 from emocurate.records import canonical_json
-from emocurate.vectors.vectorset import META, TENSORS, VectorSet
 
 Kind = Literal["dataset", "vectors"]
 DATASET_PATTERNS = (
@@ -46,13 +46,13 @@ DATASET_PATTERNS = (
 )
 VECTOR_PATTERNS = (
     "README.md",
-    TENSORS,
-    META,
+    VECTORSET_TENSORS,
+    VECTORSET_META,
     "evaluation.json",
     "figures/*.svg",
     "*.gguf",
-    f"*/{TENSORS}",
-    f"*/{META}",
+    f"*/{VECTORSET_TENSORS}",
+    f"*/{VECTORSET_META}",
     "*/evaluation.json",
 )
 LOAD_SNIPPET = re.compile(r'load_dataset\("[\w.-]+/[\w.-]+"')
@@ -64,12 +64,12 @@ def detect_kind(folder: str | Path) -> Kind:
     p = Path(folder)
     if not p.is_dir():
         raise InputError(f"folder not found: {p}")
-    if (p / TENSORS).exists() and (p / META).exists():
+    if (p / VECTORSET_TENSORS).exists() and (p / VECTORSET_META).exists():
         return "vectors"
     if dataset_configs(p):
         return "dataset"
     raise InputError(
-        f"{p}: neither a dataset folder (data/*.parquet) nor a vector set ({TENSORS} + {META})"
+        f"{p}: neither a dataset folder (data/*.parquet) nor a vector set ({VECTORSET_TENSORS} + {VECTORSET_META})"
     )
 
 
@@ -177,6 +177,8 @@ def verify_dataset_tree(tree: Path, source: Path) -> dict[str, int]:
 
 def verify_vector_tree(tree: Path, source: Path) -> dict[str, int]:
     """The published vector set loads and holds the same names and tensors as the source."""
+    from emocurate.vectors.vectorset import VectorSet  # the tensors themselves are compared
+
     a, b = VectorSet.load(tree), VectorSet.load(source)
     if a.names != b.names or any(not a.vectors[k].equal(b.vectors[k]) for k in b.vectors):
         raise OutputError("dry run: the published vector set differs from the source folder")

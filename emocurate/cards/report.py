@@ -17,7 +17,13 @@ from typing import Any
 from markupsafe import Markup
 
 from emocurate import __version__
-from emocurate.artifacts import CurateManifest, ScoreManifest, read_evaluation, read_transfers
+from emocurate.artifacts import (
+    CurateManifest,
+    ScoreManifest,
+    read_evaluation,
+    read_transfers,
+    read_vectorset_meta,
+)
 from emocurate.cards import report_sections as sections
 from emocurate.cards import svg
 from emocurate.cards.geometry import geometry
@@ -28,7 +34,6 @@ from emocurate.cards.vector_card import geometry_svg
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes, ensure_dir
 from emocurate.records import utc_now
-from emocurate.vectors.vectorset import VectorSet
 
 VMAX = 3.0
 PALETTE = ["#4a6fa5", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#b7950b"]
@@ -222,15 +227,15 @@ def write_report(
 
     vec: dict[str, Any] | None = None
     if vectors_dir is not None:
-        vs = VectorSet.load(vectors_dir)
+        meta = read_vectorset_meta(vectors_dir)
         ev = read_evaluation(vectors_dir)
-        geo = geometry(vs, ev)
+        geo = geometry(vectors_dir, ev)
         inputs.append(("vectors", str(vectors_dir)))
         vec = {
-            "meta": vs.meta,
+            "meta": meta,
             "figure": Markup(geometry_svg(geo)),
             "geo": geo,
-            "n": len(vs.names),
+            "n": len(meta.names),
             "accuracy": ev.accuracy if ev is not None else None,
             "top3": ev.top3 if ev is not None else None,
             "evaluation": sections.evaluation(Path(vectors_dir)),

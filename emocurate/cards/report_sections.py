@@ -124,15 +124,14 @@ def _closest(docs: list[DocRow], doc_th: Any) -> list[str]:
 
 def evaluation(vectors_dir: Path) -> dict[str, Any] | None:
     """Held-out accuracy with its spread and baselines, and the steering verdicts."""
-    from emocurate.artifacts import load_steering, read_evaluation
-    from emocurate.vectors.vectorset import VectorSet
+    from emocurate.artifacts import load_steering, read_evaluation, read_vectorset_meta
 
     ev = read_evaluation(vectors_dir)
     if ev is None:
         return None
     steering = load_steering(vectors_dir)
     steer_rows = []
-    if steering is not None and steering.matches(VectorSet.load(vectors_dir)):
+    if steering is not None and steering.matches(read_vectorset_meta(vectors_dir)):
         for name, e in sorted(steering.emotions.items()):
             steer_rows.append(
                 {

@@ -4,7 +4,7 @@ Says which model and revision the vectors belong to (they are meaningless for an
 they were fitted (layer and how it was chosen, hook site, pooling window, method, neutral-PC
 denoising), what data trained them (records left out, share naming their label), how well they
 do on held-out data (accuracy ± interval over split seeds beside chance, the majority class and
-a lexical baseline, read through :class:`~emocurate.vectors.evaluate.Evaluation`; one sentence
+a lexical baseline, read through :class:`~emocurate.artifacts.Evaluation`; one sentence
 says whether they beat the lexical baseline), and how their geometry lines up with valence and
 arousal (a PCA figure saved as ``figures/geometry.svg`` next to the card).
 """
@@ -18,7 +18,18 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from emocurate import __version__
-from emocurate.artifacts import read_transfers
+from emocurate.artifacts import (
+    EVALUATION_FILE,
+    STEERING_FILE,
+    Evaluation,
+    LayerMetrics,
+    VectorSetMeta,
+    load_steering,
+    read_evaluation,
+    read_transfers,
+    read_vectorset_meta,
+    verdict_sentence,
+)
 from emocurate.cards import svg
 from emocurate.cards.geometry import Geometry, geometry
 from emocurate.cards.inputs import dataset_root, summarize_records
@@ -26,8 +37,6 @@ from emocurate.cards.metadata import load_existing, merge_body, merge_metadata, 
 from emocurate.cards.render import render
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
-from emocurate.vectors.evaluate import EVALUATION_FILE, Evaluation, LayerMetrics, read_evaluation
-from emocurate.vectors.vectorset import VectorSet
 
 CARD = "README.md"
 FIGURE = "figures/geometry.svg"
@@ -164,8 +173,7 @@ def write_vector_card(
     """
     root = Path(vectors_dir)
     dest = Path(out_dir) if out_dir is not None else root
-    vs = VectorSet.load(root)
-    meta = vs.meta
+    meta = read_vectorset_meta(root)
     missing: list[str] = []
     ev: Evaluation | None = None
     try:
@@ -175,7 +183,7 @@ def write_vector_card(
     else:
         if ev is None:
             missing.append(f"held-out evaluation (no {EVALUATION_FILE} next to vectorset.json)")
-    geo = geometry(vs, ev)
+    geo = geometry(root, ev)
     atomic_write_bytes(dest / FIGURE, geometry_svg(geo).encode("utf-8"))
     training = _training(Path(training_dir) if training_dir else None)
     if training_dir is not None and training is None:
@@ -204,10 +212,10 @@ def write_vector_card(
     body = render(
         "vector_card.md.j2",
         title=f"Emotion vectors for {meta.model_id} (layer {meta.default_layer})",
-        names=vs.names,
+        names=meta.names,
         meta=meta,
         version=__version__,
-        steering=steering_summary(root, vs),
+        steering=steering_summary(root, meta),
         load_path=".",
         training=training,
         ev=ev,
@@ -229,15 +237,13 @@ def write_vector_card(
     return write_card(card_path, content, "model")
 
 
-def steering_summary(vectors_dir: Path, vs: VectorSet) -> dict[str, Any]:
+def steering_summary(vectors_dir: Path, meta: VectorSetMeta) -> dict[str, Any]:
     """What the card's Steering section shows: the saved ``steering.json`` when it was measured
-    on this very fit, else why there is nothing to show."""
-    from emocurate.vectors.steer import STEERING_FILE, load_steering, verdict_sentence
-
+    on this very fit (the set ``meta`` describes), else why there is nothing to show."""
     report = load_steering(vectors_dir)
     if report is None:
         return {"status": "missing", "file": STEERING_FILE}
-    if not report.matches(vs):
+    if not report.matches(meta):
         return {"status": "stale", "file": STEERING_FILE, "created": report.created}
     return {
         "status": "measured",

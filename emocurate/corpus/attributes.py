@@ -29,10 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from emocurate.corpus.curate import FLAG_KINDS
 from emocurate.corpus.readers import Bad, CorpusPlan, Item
 from emocurate.corpus.score import ScoredDoc
 from emocurate.errors import ConfigError, InputError
+from emocurate.records import FLAG_KINDS
 
 PREFIX = "emocurate__"
 STAGING = "attributes"

@@ -32,22 +32,10 @@ from emocurate.io import (
     write_configs_readme,
     write_table,
 )
-from emocurate.records import Model
+from emocurate.records import FLAG_KINDS, Model
 
 Action = Literal["keep", "flag", "drop"]
 OPS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
-# Every flag kind corpus/regulation.py emits (docs/metrics.md, "Flags"); a policy naming another
-# kind would never match, so it is refused at load time (a test keeps this list in step).
-FLAG_KINDS = (
-    "distress_episode",
-    "unrecovered_distress",
-    "unresolved_end",
-    "escalation",
-    "high_volatility",
-    "unhealthy_regulation",
-    "mirroring",
-    "escalating_response",
-)
 PER_EMOTION = (
     "mean__",
     "p95__",

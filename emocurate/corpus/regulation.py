@@ -8,6 +8,8 @@ derived from a centred moving average (``MetricConfig.smooth`` tokens), and span
 smoothed series are checked on the raw one (a lone outlier token smears into a run of ``smooth``
 tokens but is one raw token). Thresholds are either the z-unit defaults below or calibrated on
 a reference corpus (``emocurate.corpus.calibrate``). The formulas are in ``docs/metrics.md``.
+The flag kinds raised here are declared once as ``emocurate.records.FlagKind`` (a Literal on
+``Flag.kind``), so a detector cannot raise a kind that policies and attribute files do not know.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from emocurate.artifacts import (  # noqa: F401 - the steering artifact, re-expo
     SteeringReport,
     library_versions,
     load_steering,
+    verdict_sentence,
 )
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
@@ -349,29 +350,6 @@ def generate(
             **kwargs,
         )
     return str(tok.decode(out[0], skip_special_tokens=True))
-
-
-def verdict_sentence(e: EmotionSteering) -> str:
-    """One plain sentence on what steering along this vector did (used on console and card)."""
-    top = max(pt.strength for pt in e.points)
-
-    def hump(m: Monotonicity) -> str:
-        return f", though it is highest at {m.peak_strength:+.2f}" if m.peak_strength < top else ""
-
-    p, w = e.projection, e.word_logprob
-    own = (
-        f"steering along '{e.emotion}' raises its own projection on the continuations "
-        f"(rho {p.rho:+.2f}, p {p.p:.3g}, n {p.n}{hump(p)})"
-        if p.verdict == "pass"
-        else f"steering along '{e.emotion}' does not move its own projection on the "
-        f"continuations up on this model (rho {p.rho:+.2f}, p {p.p:.3g}, n {p.n})"
-    )
-    words = (
-        f"and raises the probability of its words (rho {w.rho:+.2f}, p {w.p:.3g}{hump(w)})"
-        if w.verdict == "pass"
-        else f"and does not raise the probability of its words (rho {w.rho:+.2f}, p {w.p:.3g})"
-    )
-    return f"{own}, {words}."
 
 
 def print_steering(report: SteeringReport, console: Any) -> None:

@@ -16,19 +16,22 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from emocurate.artifacts import VectorSetMeta, library_versions  # noqa: F401 - re-exported
+from emocurate.artifacts import (  # noqa: F401 - re-exported
+    SPEAKER_SUBDIRS,
+    VECTORSET_META,
+    VECTORSET_TENSORS,
+    VectorSetMeta,
+    library_versions,
+    read_vectorset_meta,
+    vectorset_folder,
+)
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes, ensure_dir
 
-TENSORS = "vectors.safetensors"
-META = "vectorset.json"
-SPEAKER_SUBDIRS = {
-    "speaker_human": "human",
-    "speaker_assistant": "assistant",
-    "human": "human",
-    "assistant": "assistant",
-}
-"""Subfolders a speaker-aware fit writes (``meta.kind`` -> folder name)."""
+# The folder layout and the metadata reader are torch-free (emocurate.artifacts), so the cards
+# read a set's metadata without loading torch; these names stay for the torch-side callers.
+TENSORS = VECTORSET_TENSORS
+META = VECTORSET_META
 
 
 @dataclass
@@ -114,24 +117,8 @@ class VectorSet:
             kind: ``speaker_human``/``human`` or ``speaker_assistant``/``assistant`` to pick a
                 subfolder of a speaker-aware fit.
         """
-        d = Path(in_dir)
-        if kind is not None:
-            sub = SPEAKER_SUBDIRS.get(kind, kind)
-            if (d / sub / META).exists():
-                d = d / sub
-        if not (d / TENSORS).exists() or not (d / META).exists():
-            subs = [s for s in SPEAKER_SUBDIRS.values() if (d / s / META).exists()]
-            if subs:
-                raise InputError(
-                    f"{d} holds speaker-aware vector sets: load {', '.join(str(d / s) for s in subs)}"
-                )
-            raise InputError(f"{d} is not a vector set folder (needs {TENSORS} and {META})")
-        try:
-            meta = VectorSetMeta.model_validate_json((d / META).read_text("utf-8"))
-        except Exception as exc:
-            raise InputError(
-                f"{d / META}: invalid vector set metadata: {str(exc).splitlines()[0]}"
-            ) from None
+        d = vectorset_folder(in_dir, kind)
+        meta = read_vectorset_meta(d)
         vs = cls(vectors={}, meta=meta)
         try:  # a truncated or foreign file: one line naming it, not an internal error
             for key, t in load_file(str(d / TENSORS)).items():

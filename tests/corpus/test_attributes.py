@@ -11,7 +11,7 @@ import pytest
 
 from emocurate.cli import main
 from emocurate.corpus.attributes import PREFIX, output_name
-from emocurate.corpus.curate import FLAG_KINDS
+from emocurate.records import FLAG_KINDS
 from emocurate.vectors.models import LoadedModel
 
 from .conftest import STORIES

@@ -405,7 +405,7 @@ def test_flag_kinds_match_what_regulation_emits_and_the_docs() -> None:
     import re
 
     import emocurate.corpus.regulation as reg
-    from emocurate.corpus.curate import FLAG_KINDS
+    from emocurate.records import FLAG_KINDS
 
     src = Path(reg.__file__).read_text("utf-8")
     emitted = set(re.findall(r'Flag\(\s*kind="([a-z_]+)"', src))
