@@ -65,6 +65,10 @@ def rates(scores_dir: Path) -> dict[str, Any]:
         "mean_tokens": round(sum(r["n_tokens"] for r in rows) / max(1, n), 1),
         "any": round(sum(bool(r["flag_kinds"]) for r in rows) / max(1, n), 4),
         "per_kind": {k: round(v / max(1, n), 4) for k, v in sorted(per.items())},
+        # the run's own verdict on whether the corpus is like the reference (manifest)
+        "reference_shift": json.loads((scores_dir / "manifest.json").read_text()).get(
+            "reference_shift"
+        ),
     }
 
 
