@@ -408,7 +408,7 @@ class ScoreStage(Stage):
 
     def run(self) -> str:
         from emocurate.corpus.calibrate import CALIBRATION_FILE, calibrate
-        from emocurate.corpus.score import score_corpus
+        from emocurate.corpus.engines import score_corpus
 
         vdir = self.upstream[0].path
         opts = self.config.options

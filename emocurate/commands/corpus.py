@@ -185,8 +185,9 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError
 
+        from emocurate.corpus.engines import score_corpus
         from emocurate.corpus.regulation import MetricConfig
-        from emocurate.corpus.score import ScoreConfig, score_corpus
+        from emocurate.corpus.score import ScoreConfig
         from emocurate.errors import ConfigError, InputError, first_problem
 
         if engine not in ("local", "ray"):

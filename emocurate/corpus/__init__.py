@@ -7,19 +7,14 @@ with token spans); ``curate`` applies a YAML policy to it.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from emocurate.corpus.bundled import bundled_corpus
+from emocurate.corpus.engines import score_corpus
 from emocurate.corpus.regulation import MetricConfig
 from emocurate.corpus.rows import CorpusScore
-from emocurate.corpus.score import ScoreConfig, Scorer, score_corpus
-
-
-def bundled_corpus() -> list[Path]:
-    """The bundled demo corpus files (public-domain Austen passages and texts written for emocurate)."""
-    root = Path(str(resources.files("emocurate").joinpath("data/corpus")))
-    return sorted(root.glob("*.jsonl"))
+from emocurate.corpus.score import ScoreConfig, Scorer
 
 
 def read_traces(

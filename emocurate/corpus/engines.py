@@ -37,6 +37,7 @@ from emocurate.corpus.score import (
     flags_note,
     load_scoring_model,
     load_vectors,
+    with_calibration,
 )
 from emocurate.errors import ConfigError, InputError
 from emocurate.io import (
@@ -248,6 +249,24 @@ class _Progress:
             self.bar.stop()
 
 
+def score_corpus(
+    inputs: list[str | Path],
+    vectors_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ScoreConfig,
+    *,
+    lm: LoadedModel | None = None,
+) -> ScoreManifest:
+    """Score every document of ``inputs`` into ``out_dir`` and return its typed manifest.
+
+    Writes ``data/shard-XXXXX.parquet`` (one flat row per document), ``tokens/shard-XXXXX.parquet``
+    (token traces for flagged and a few other documents), ``quarantine.jsonl`` and
+    ``manifest.json``. Finished shards carry completion markers, so a rerun skips them. The one entry point of
+    scoring (the CLI, the pipeline, the datatrove step and the benches call it).
+    """
+    return run_scoring(inputs, vectors_dir, out_dir, with_calibration(vectors_dir, cfg), lm=lm)
+
+
 def run_scoring(
     inputs: list[str | Path],
     vectors_dir: str | Path,
@@ -256,7 +275,7 @@ def run_scoring(
     *,
     lm: LoadedModel | None = None,
 ) -> ScoreManifest:
-    """Score ``inputs`` with the configured engine; see :func:`emocurate.corpus.score.score_corpus`."""
+    """Score ``inputs`` with the configured engine; see :func:`score_corpus`."""
     t0 = time.perf_counter()
     # When the run started (epoch s) and how long until its first forward batch (start-up).
     timing: dict[str, Any] = {"started_at": time.time(), "first_batch_s": None}
@@ -787,7 +806,7 @@ def _finish(
     summary = summarize(out) if scored else {}
     shift = []
     if summary and summary.get("pct_medians"):
-        from emocurate.corpus.calibrate import reference_shift
+        from emocurate.corpus.calibration import reference_shift
 
         for col, median in summary["pct_medians"].items():
             stat = col.removesuffix("_pct")

@@ -268,7 +268,7 @@ def _expand(spec: str) -> list[str]:
     """``bundled:sample`` is the bundled corpus files (not their PROVENANCE notes); else the spec."""
     if spec != BUNDLED_SAMPLE:
         return [spec]
-    from emocurate.corpus import bundled_corpus
+    from emocurate.corpus.bundled import bundled_corpus
 
     return [str(p) for p in bundled_corpus()]
 

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from emocurate.artifacts import ScoreManifest
 from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
-from emocurate.corpus.calibrate import (
+from emocurate.corpus.calibration import (
     CALIBRATION_FILE,
     DEFAULT_RATE,
     MIN_PAIRS,
@@ -874,25 +873,6 @@ def load_vectors(vectors_dir: str | Path, cfg: ScoreConfig) -> tuple[VectorSet, 
     if reg_dir.is_dir() and (reg_dir / "vectorset.json").exists():
         reg = VectorSet.load(reg_dir)
     return vs, reg
-
-
-def score_corpus(
-    inputs: list[str | Path],
-    vectors_dir: str | Path,
-    out_dir: str | Path,
-    cfg: ScoreConfig,
-    *,
-    lm: LoadedModel | None = None,
-) -> ScoreManifest:
-    """Score every document of ``inputs`` into ``out_dir`` and return its typed manifest.
-
-    Writes ``data/shard-XXXXX.parquet`` (one flat row per document), ``tokens/shard-XXXXX.parquet``
-    (token traces for flagged and a few other documents), ``quarantine.jsonl`` and
-    ``manifest.json``. Finished shards carry completion markers, so a rerun skips them.
-    """
-    from emocurate.corpus.engines import run_scoring
-
-    return run_scoring(inputs, vectors_dir, out_dir, with_calibration(vectors_dir, cfg), lm=lm)
 
 
 def with_calibration(vectors_dir: str | Path, cfg: ScoreConfig) -> ScoreConfig:

@@ -16,8 +16,9 @@ from emocurate.corpus.calibrate import (
     flag_rates,
     load_calibration,
 )
+from emocurate.corpus.engines import score_corpus
 from emocurate.corpus.regulation import Axes, MetricConfig, episode_runs, smooth, sustained_level
-from emocurate.corpus.score import ScoreConfig, score_corpus
+from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import InputError
 from emocurate.vectors.models import LoadedModel
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from emocurate.corpus.score import ScoreConfig, score_corpus
+from emocurate.corpus.engines import score_corpus
+from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import InputError
 
 

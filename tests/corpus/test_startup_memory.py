@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 import emocurate.corpus.engines as engines
+from emocurate.corpus.engines import score_corpus
 from emocurate.corpus.readers import CorpusPlan
-from emocurate.corpus.score import ScoreConfig, score_corpus
+from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ModelLoadError
 
 from .conftest import write_jsonl

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import emocurate.vectors.models as models
-from emocurate.corpus.engines import Prefetch
+from emocurate.corpus.engines import Prefetch, score_corpus
 from emocurate.corpus.rows import CorpusScore
-from emocurate.corpus.score import ScoreConfig, Scorer, score_corpus
+from emocurate.corpus.score import ScoreConfig, Scorer
 from emocurate.vectors.models import LoadedModel, load_model
 
 from .conftest import STORIES, make_vectorset, write_jsonl

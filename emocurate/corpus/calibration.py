@@ -1,0 +1,374 @@
+"""The calibration artifact: ``VECTORS/calibration.json`` and what scoring reads from it.
+
+The data half of calibrated flags (the per-length quantiles, thresholds at a rate, per-document
+percentiles, the reference-shift verdict, the file's reader). Building one from a reference is
+:mod:`emocurate.corpus.calibrate`, which runs the scorer; this module imports no scorer, so the
+scorer depends on the calibration and not the other way round (see that module's docstring for
+the method).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from emocurate.artifacts import ReferenceShift
+from emocurate.corpus.regulation import Axes, MetricConfig, TurnSpan
+from emocurate.errors import InputError
+from emocurate.io import atomic_write_bytes
+from emocurate.records import Model, utc_now
+
+if TYPE_CHECKING:
+    from emocurate.vectors.vectorset import VectorSet
+
+CALIBRATION_FILE = "calibration.json"
+VERSION = 3
+DEFAULT_RATE = 0.01
+MIN_PAIRS = 20  # human->assistant pairs needed to calibrate mirroring on turn pairs
+NEUTRAL_SUBDIR = "neutral"  # a reference inside the vector folder used when none is given
+RECOVER_QUANTILE = 0.9  # recovery = back below the 90th percentile of reference tokens
+MIN_PIECES = 40  # the ladder stops at the longest length giving this many reference pieces
+SHORTEST = 16  # the ladder's first length (tokens)
+MAX_PIECES = 2000  # pieces analysed per length (short lengths have many more)
+MAX_TOKENS = 100_000  # and at most about this many tokens per length (bounds the cost)
+FLOOR = -1e6  # stands for -inf (no level gives a run) in JSON
+KINDS_OF_STAT = {
+    "distress": [
+        "distress_episode",
+        "unrecovered_distress",
+        "unresolved_end",
+        "escalation",
+        "escalating_response",
+    ],
+    "valence_high": ["high_volatility"],
+    "valence_low": ["high_volatility"],
+    "regulation": ["unhealthy_regulation"],
+    "mirroring": ["mirroring"],
+}
+
+
+def missing_message(vectors_dir: str | Path) -> str:
+    """The one-line error when a vector folder has no calibration."""
+    return (
+        f"{Path(vectors_dir) / CALIBRATION_FILE} not found: flags are calibrated on a reference "
+        f"corpus; run `emocurate calibrate {vectors_dir} --reference CORPUS` (neutral text, "
+        "e.g. the fit's neutral dialogues) or pass --z-threshold to use a fixed z-unit threshold"
+    )
+
+
+class Quantiles(Model):
+    """The distribution of a token-level series over the reference (quantile function)."""
+
+    n: int = Field(description="reference tokens the quantiles are computed from")
+    levels: list[float]
+    values: list[float]
+
+    @classmethod
+    def of(cls, x: Sequence[float] | np.ndarray) -> Quantiles:
+        a = np.asarray(x, dtype=np.float64)
+        if a.size == 0:
+            raise InputError("calibration: no reference values for a statistic")
+        lv = np.unique(
+            np.round(np.concatenate([np.linspace(0, 0.9, 91), np.linspace(0.9, 1, 401)]), 6)
+        )
+        return cls(n=int(a.size), levels=lv.tolist(), values=[float(v) for v in np.quantile(a, lv)])
+
+    def at(self, q: float) -> float:
+        """The ``q`` quantile (linear interpolation between stored levels)."""
+        return float(np.interp(q, self.levels, self.values))
+
+
+class LengthQuantiles(Model):
+    """The distribution of one statistic over reference pieces of ``n`` tokens.
+
+    ``values`` at ``levels`` (quantile function up to ``tail_q``); above ``tail_q`` the
+    quantile is ``tail_value + tail_scale * ln((1 - tail_q) / (1 - q))`` (exponential tail,
+    scale = mean excess of the highest pieces).
+    """
+
+    n: int = Field(description="piece length in tokens")
+    pieces: int
+    levels: list[float]
+    values: list[float]
+    tail_q: float
+    tail_value: float
+    tail_scale: float
+
+    @classmethod
+    def of(cls, n: int, x: np.ndarray) -> LengthQuantiles:
+        a = np.sort(np.maximum(np.asarray(x, dtype=np.float64), FLOOR))
+        m = a.size
+        if m == 0:
+            raise InputError("calibration: no reference pieces for a statistic")
+        k = int(min(max(5, m // 10), m))  # the highest k pieces fit the tail
+        tail_q = 1.0 - k / m
+        tail_value = float(a[m - k]) if k < m else float(a[0])
+        excess = a[m - k :] - tail_value
+        scale = float(max(excess.mean(), 1e-9 * max(1.0, abs(tail_value))))
+        lv = np.unique(
+            np.round(np.concatenate([np.linspace(0, 0.9, 91), np.linspace(0.9, 1, 201)]), 6)
+        )
+        lv = np.unique(np.append(lv[lv < tail_q], tail_q))
+        return cls(
+            n=n,
+            pieces=m,
+            levels=lv.tolist(),
+            values=[float(v) for v in np.quantile(a, lv)],
+            tail_q=tail_q,
+            tail_value=tail_value,
+            tail_scale=scale,
+        )
+
+    def cdf(self, x: float) -> float:
+        """The share of reference pieces of ``n`` tokens whose statistic is at most ``x``."""
+        if x > self.tail_value:
+            return 1.0 - (1.0 - self.tail_q) * math.exp(-(x - self.tail_value) / self.tail_scale)
+        return float(np.interp(x, self.values, self.levels))
+
+    def at(self, q: float) -> float:
+        """The ``q`` quantile of the statistic on pieces of ``n`` tokens."""
+        if q > self.tail_q:
+            return self.tail_value + self.tail_scale * math.log(
+                (1.0 - self.tail_q) / max(1.0 - q, 1e-300)
+            )
+        return float(np.interp(q, self.levels, self.values))
+
+
+class Ladder(Model):
+    """One statistic measured at a ladder of piece lengths (ascending ``n``)."""
+
+    by_length: list[LengthQuantiles]
+
+    def threshold(self, rate: float, n_tokens: int) -> float:
+        """The statistic's threshold so a document of ``n_tokens`` is flagged with ``rate``."""
+        lad = self.by_length
+        if n_tokens <= lad[0].n:
+            return lad[0].at(1 - rate)
+        if n_tokens >= lad[-1].n:  # n / L independent pieces: none above t with 1 - rate
+            last = lad[-1]
+            return last.at((1 - rate) ** (last.n / n_tokens))
+        i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
+        a, b = lad[i - 1], lad[i]
+        f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
+        return (1 - f) * a.at(1 - rate) + f * b.at(1 - rate)
+
+    def percentile(self, x: float, n_tokens: int) -> float:
+        """Where ``x`` sits among reference documents of ``n_tokens`` (0-100): the inverse of
+        :meth:`threshold` (flagged at ``rate`` iff the percentile is above ``100 (1 - rate)``)."""
+        lad = self.by_length
+        if not math.isfinite(x):
+            return 0.0 if x < 0 else 100.0
+        if n_tokens <= lad[0].n:
+            return 100.0 * lad[0].cdf(x)
+        if n_tokens >= lad[-1].n:  # n / L independent pieces, as threshold()
+            return 100.0 * lad[-1].cdf(x) ** (n_tokens / lad[-1].n)
+        i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
+        a, b = lad[i - 1], lad[i]
+        f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))
+        lo, hi = 0.0, 1.0  # the quantile q whose interpolated threshold is x (monotone in q)
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if (1 - f) * a.at(mid) + f * b.at(mid) <= x:
+                lo = mid
+            else:
+                hi = mid
+        return 100.0 * lo
+
+
+class Calibration(Model):
+    """``calibration.json`` in a vector-set folder: where the thresholds come from."""
+
+    version: int = VERSION
+    reference: list[str] = Field(description="the reference inputs as given")
+    reference_hash: str = Field(description="sha256 (16 hex) of the reference texts in order")
+    n_docs: int
+    n_skipped: int = Field(default=0, description="reference rows not used (unreadable, empty)")
+    skipped_examples: list[str] = Field(default_factory=list)
+    n_tokens: int
+    n_pairs: int = Field(default=0, description="human->assistant turn pairs in the reference")
+    smooth: int
+    min_episode: int
+    merge_gap: int
+    mirror_margin: float
+    swing_gap: int
+    layer: int
+    vectors_hash: str = Field(description="hash of the vectors and z-reference calibrated")
+    ladders: dict[str, Ladder] = Field(
+        description="per-length distributions of the distress, volatility and regulation "
+        "statistics on pieces of the joined reference"
+    )
+    pairs: LengthQuantiles | None = Field(
+        default=None, description="mirroring levels of the reference's human->assistant pairs"
+    )
+    tokens: dict[str, Quantiles] = Field(
+        description="token-level distributions: distress_token (sets recover_level), "
+        "arousal_token (mirroring when the reference has too few dialogue pairs)"
+    )
+    check: dict[str, Any] = Field(
+        default_factory=dict,
+        description="flag rates measured on the reference documents at the default rate",
+    )
+    created: str = Field(default_factory=utc_now)
+
+    @property
+    def mean_tokens(self) -> int:
+        """The reference's mean document length (where a single threshold is shown)."""
+        return max(1, round(self.n_tokens / max(1, self.n_docs)))
+
+    def thresholds(
+        self, rate: float, n_tokens: int | None = None, n_pairs: int | None = None
+    ) -> dict[str, float]:
+        """The metric thresholds at ``rate`` for a document of ``n_tokens`` tokens and
+        ``n_pairs`` human->assistant pairs (default: the reference's mean length, one pair)."""
+        n = self.mean_tokens if not n_tokens else int(n_tokens)
+        out = {fam: lad.threshold(rate, n) for fam, lad in self.ladders.items()}
+        th = out.pop("distress")
+        rho = min(th, self.tokens["distress_token"].at(RECOVER_QUANTILE))
+        res = {
+            "threshold": th,
+            "recover_level": rho,
+            "escalation_margin": 0.5 * max(th - rho, 0.0),
+            "volatility_high": out.get("valence_high", float("inf")),
+            "volatility_low": out.get("valence_low", float("inf")),
+        }
+        if "regulation" in out:
+            res["regulation_threshold"] = -out["regulation"]
+        pairs = max(1, n_pairs or 1)
+        if self.pairs is not None and self.n_pairs >= MIN_PAIRS:
+            res["arousal_high"] = self.pairs.at((1 - rate) ** (1 / pairs))  # P independent
+        else:
+            res["arousal_high"] = self.tokens["arousal_token"].at(1 - rate)
+        return res
+
+    def metric_config(
+        self,
+        base: MetricConfig,
+        rate: float,
+        n_tokens: int | None = None,
+        n_pairs: int | None = None,
+    ) -> MetricConfig:
+        """``base`` with the calibrated thresholds for one document."""
+        return base.model_copy(update=self.thresholds(rate, n_tokens, n_pairs))
+
+    def check_compatible(self, vs: VectorSet, layer: int, smooth_k: int, where: Path) -> None:
+        """One-line errors when scoring would use different vectors or smoothing."""
+        if self.vectors_hash != vectors_hash(vs, layer):
+            raise InputError(
+                f"{where}: calibrated for other vectors or layer (calibrated layer {self.layer}); "
+                f"rerun `emocurate calibrate`"
+            )
+        if self.smooth != smooth_k:
+            raise InputError(
+                f"{where}: calibrated with --smooth {self.smooth}, scoring asks for {smooth_k}; "
+                "use the same or recalibrate"
+            )
+
+    def save(self, vectors_dir: str | Path) -> Path:
+        path = Path(vectors_dir) / CALIBRATION_FILE
+        atomic_write_bytes(path, (self.model_dump_json(indent=1) + "\n").encode())
+        return path
+
+
+SHIFT_BAND = (25.0, 75.0)  # the reference's middle half
+SHIFT_MIN_DOCS = 20  # fewer documents: the median says too little
+
+
+def reference_shift(statistic: str, docs: int, median_pct: float) -> ReferenceShift:
+    """Whether the corpus's median document sits in the middle half of the reference.
+
+    ``distress_pct`` of reference-like neutral documents is uniform on [0, 100] (that is what
+    calibrated means), so their median is near 50; a corpus whose median is outside the middle
+    half either carries distress in most documents or is unlike the reference, and then the
+    promised rates do not hold for its neutral text (issue 18: 88 and 118 of 400 neutral
+    documents of another source flagged at a promised 1%).
+    """
+    warning = ""
+    what = "distress" if statistic == "distress" else "mirroring level (dialogues)"
+    if docs >= SHIFT_MIN_DOCS and not SHIFT_BAND[0] <= median_pct <= SHIFT_BAND[1]:
+        high = median_pct > SHIFT_BAND[1]
+        warning = (
+            f"the corpus is unlike the calibration reference: its median document's {what} "
+            f"is at percentile {median_pct:.0f} of the reference (50 for reference-like text), "
+            + (
+                f"so either most documents carry it or {statistic} flags fire more often than "
+                "the promised rate on its neutral text; "
+                if high
+                else f"so {statistic} flags fire less often than the promised rate; "
+            )
+            + "calibrate on neutral text like this corpus (`emocurate calibrate VECTORS "
+            "--reference CORPUS`)"
+        )
+    return ReferenceShift.model_validate(
+        {"statistic": statistic, "docs": docs, "median_percentile": median_pct, "warning": warning}
+    )
+
+
+def load_calibration(vectors_dir: str | Path) -> Calibration:
+    """The calibration of a vector folder, or a one-line error saying how to make one."""
+    path = Path(vectors_dir) / CALIBRATION_FILE
+    if not path.exists():
+        raise InputError(missing_message(vectors_dir))
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except Exception as exc:
+        raise InputError(f"{path}: invalid calibration: {str(exc).splitlines()[0]}") from None
+    if isinstance(raw, dict) and raw.get("version", 1) != VERSION:
+        raise InputError(
+            f"{path}: calibration version {raw.get('version', 1)}, this emocurate reads "
+            f"version {VERSION} (1: per-chunk quantiles, true for one document length only; 2: "
+            "volatility calibrated on both sides at once); rerun "
+            f"`emocurate calibrate {vectors_dir}`"
+        )
+    try:
+        return Calibration.model_validate(raw)
+    except Exception as exc:
+        raise InputError(f"{path}: invalid calibration: {str(exc).splitlines()[0]}") from None
+
+
+def vectors_hash(vs: VectorSet, layer: int) -> str:
+    """sha256 (16 hex) of the unit vectors and the z-reference at ``layer``."""
+    h = hashlib.sha256()
+    h.update(vs.unit(layer).float().contiguous().numpy().tobytes())
+    if layer in vs.ref_mean:
+        h.update(vs.ref_mean[layer].float().contiguous().numpy().tobytes())
+        h.update(vs.ref_std[layer].float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# -- statistics ----------------------------------------------------------------------------------
+
+
+def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> list[float]:
+    """Per human->assistant pair, the level below which it is mirroring.
+
+    Flagged at ``arousal_high = t`` iff the value exceeds ``t`` (unsmoothed turn means): the
+    human's arousal when the answer is within ``margin`` of it, else the lower of the two.
+    """
+    ar = []
+    for t in turns:
+        if t.end > t.start:
+            ar.append((t.speaker, float(z[t.start : t.end].mean(0) @ axes.arousal)))
+    out = []
+    for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
+        if sa == "human" and sb == "assistant":
+            # regulation.mirrors at level t is true iff this value exceeds t
+            out.append(a if b >= a - margin else min(a, b))
+    return out
+
+
+def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
+    """The largest :func:`pair_levels` (``-inf`` without pairs): flagged at ``t`` iff above."""
+    return max(pair_levels(z, axes, turns, margin), default=float("-inf"))
+
+
+def n_pairs(turns: Sequence[TurnSpan]) -> int:
+    """Human->assistant pairs among non-empty turns (the mirroring unit)."""
+    sp = [t.speaker for t in turns if t.end > t.start]
+    return sum(a == "human" and b == "assistant" for a, b in zip(sp, sp[1:], strict=False))
