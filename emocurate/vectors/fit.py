@@ -14,7 +14,10 @@ significant on held-out rows (one-sided exact McNemar test, Bonferroni over the 
 layers, alpha :data:`SELECTION_ALPHA`) and never on fewer than :data:`MIN_SELECTION_ROWS` rows.
 Alternatives: ``pca`` (first principal direction of each emotion's differences from the other
 emotions, sign- and scale-aligned with the mean difference) and ``logistic`` (a multinomial
-logistic probe's weight rows).
+logistic probe's weight rows). Each method is a named aggregator in :data:`AGGREGATORS`
+(``Pooled -> [E, d]`` raw differences; :func:`register_aggregator` adds one, which
+``FitConfig.method`` then accepts); the recipe's post-processing (standardisation, neutral-PC
+projection, z-score reference) is the same for every method.
 
 Evaluation: ``eval_seeds`` stratified splits (seeds ``seed``, ``seed + 1``, ...); for each, the
 vectors are fitted on the training rows (same neutral-PC projection) and score the held-out
