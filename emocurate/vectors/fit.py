@@ -14,7 +14,10 @@ significant on held-out rows (one-sided exact McNemar test, Bonferroni over the 
 layers, alpha :data:`SELECTION_ALPHA`) and never on fewer than :data:`MIN_SELECTION_ROWS` rows.
 Alternatives: ``pca`` (first principal direction of each emotion's differences from the other
 emotions, sign- and scale-aligned with the mean difference) and ``logistic`` (a multinomial
-logistic probe's weight rows).
+logistic probe's weight rows). Each method is a named aggregator in :data:`AGGREGATORS`
+(``Pooled -> [E, d]`` raw differences; :func:`register_aggregator` adds one, which
+``FitConfig.method`` then accepts); the recipe's post-processing (standardisation, neutral-PC
+projection, z-score reference) is the same for every method.
 
 Evaluation: ``eval_seeds`` stratified splits (seeds ``seed``, ``seed + 1``, ...); for each, the
 vectors are fitted on the training rows (same neutral-PC projection) and score the held-out
@@ -45,10 +48,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from emocurate.artifacts import FitDataSource
 from emocurate.errors import ConfigError, InputError, UnknownEmotionError
@@ -92,12 +96,30 @@ SELECTION_TEST = (
 )
 
 
+def _expected_methods() -> str:
+    """The registered names as pydantic words a ``Literal``'s choices: 'a', 'b' or 'c'."""
+    names = [repr(n) for n in AGGREGATORS]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _known_method(value: object) -> str:
+    """``FitConfig.method`` validator: a registered name, else pydantic's ``Literal`` error
+    (same type and words as when the names were a ``Literal``, so messages are unchanged)."""
+    if isinstance(value, str) and value in AGGREGATORS:
+        return value
+    raise PydanticCustomError(
+        "literal_error", "Input should be {expected}", {"expected": _expected_methods()}
+    )
+
+
 class FitConfig(Model):
     """Options of ``emocurate fit`` (one per CLI flag)."""
 
     model: str = "stories260K"
     layers: str = "auto"  # auto | all | "N,M"
-    method: Literal["mean_diff", "pca", "logistic"] = "mean_diff"
+    method: Annotated[str, PlainValidator(_known_method)] = "mean_diff"
+    """A registered fitting method (:data:`AGGREGATORS`): ``mean_diff`` (the study's), ``pca``,
+    ``logistic``, or a name added with :func:`register_aggregator`."""
     skip: int | None = Field(None, ge=0)
     """Pool from this token on; ``None``: the study's 50 for stage folders of generated stories,
     0 (the whole text, a document-level reading) for ``records`` files of labelled text, which
@@ -694,6 +716,95 @@ def reference_from_moments(
 
 
 # ---------------------------------------------------------------------------------------------
+# aggregators: the named fitting methods (``FitConfig.method``, ``fit --method``)
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """What an aggregator reads for one view, layer and training set (all records, or one
+    split's training rows).
+
+    ``rows``/``labels`` (pooled activations ``[n, d]`` on the CPU and their label indices) are
+    ``None`` for an aggregator registered with ``sums_only=True``: it sees running sums only,
+    so fitting memory does not grow with the number of records.
+    """
+
+    sums: torch.Tensor  # [E, d] per-label sums of the pooled rows
+    counts: torch.Tensor  # [E] rows per label
+    n_labels: int  # E
+    seed: int  # the fit's seed (for aggregators that draw)
+    rows: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+
+    def require_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled rows and labels (an aggregator that reads them is not ``sums_only``)."""
+        if self.rows is None or self.labels is None:
+            raise ValueError("this aggregator reads pooled rows: register it without sums_only")
+        return self.rows, self.labels
+
+
+Aggregator = Callable[[Pooled], torch.Tensor]
+"""A fitting method: pooled activations -> raw per-label differences ``[E, d]`` (each row a
+direction for one label). The recipe (``standardize``, neutral-PC projection) and the z-score
+reference are applied afterwards, the same for every method."""
+
+AGGREGATORS: dict[str, Aggregator] = {}
+"""The fitting methods by name: what ``FitConfig.method`` (``fit --method``, the pipeline's
+``fit: method``) accepts. :func:`register_aggregator` adds one."""
+
+SUMS_ONLY: set[str] = set()
+"""Names in :data:`AGGREGATORS` that read only ``Pooled.sums``/``counts`` (no rows kept)."""
+
+
+def register_aggregator(
+    name: str, *, sums_only: bool = False
+) -> Callable[[Aggregator], Aggregator]:
+    """Decorator: register ``fn`` as the fitting method ``name`` (replacing one of that name).
+
+    ``sums_only`` promises the method reads only sums and counts, so ``fit`` keeps no pooled
+    rows for it; without it every pooled row is kept (memory grows with the records).
+    """
+
+    def register(fn: Aggregator) -> Aggregator:
+        AGGREGATORS[name] = fn
+        if sums_only:
+            SUMS_ONLY.add(name)
+        else:
+            SUMS_ONLY.discard(name)
+        return fn
+
+    return register
+
+
+def get_aggregator(name: str) -> tuple[Aggregator, bool]:
+    """The registered method ``name`` and whether it is ``sums_only``."""
+    if name not in AGGREGATORS:
+        raise ConfigError(f"--method: Input should be {_expected_methods()}")
+    return AGGREGATORS[name], name in SUMS_ONLY
+
+
+@register_aggregator("mean_diff", sums_only=True)
+def aggregate_mean_diff(pooled: Pooled) -> torch.Tensor:
+    """The study's recipe: per-label means minus their mean over labels (:func:`mean_diff`)."""
+    return mean_diff(pooled.sums, pooled.counts).cpu()
+
+
+@register_aggregator("pca")
+def aggregate_pca(pooled: Pooled) -> torch.Tensor:
+    """First principal direction of each label's rows against the others (:func:`pca_diff`),
+    sign- and scale-aligned with the mean difference."""
+    rows, labels = pooled.require_rows()
+    return pca_diff(rows, labels, mean_diff(pooled.sums, pooled.counts).cpu())
+
+
+@register_aggregator("logistic")
+def aggregate_logistic(pooled: Pooled) -> torch.Tensor:
+    """A multinomial logistic probe's weight rows (:func:`logistic_probe`, seeded)."""
+    rows, labels = pooled.require_rows()
+    return logistic_probe(rows, labels, pooled.n_labels, pooled.seed)
+
+
+# ---------------------------------------------------------------------------------------------
 # orchestration
 
 
@@ -1071,6 +1182,105 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
+@dataclass
+class _FitData:
+    """The usable records of one fit, tokenised, with their labelled views and candidate layers."""
+
+    where: str  # names the records in messages
+    cfg: FitConfig  # ``skip`` resolved
+    lm: LoadedModel
+    records: list[Any]  # the usable records (a token to pool in every view)
+    ids: list[list[int]]
+    views: list[View]
+    candidates: list[int]
+    keep_all: bool  # save every candidate layer (``all`` or a list), else the chosen one
+    max_length: int
+    n_short: int  # records left out: no token to pool
+    data_source: FitDataSource
+
+
+@dataclass
+class _Splits:
+    """The evaluation splits (on the first view's labels) as masks over the usable records."""
+
+    seeds: list[int]
+    splits: list[tuple[list[int], list[int]]]
+    held_mask: torch.Tensor  # [S, n] bool, on the CPU
+    train_mask: torch.Tensor  # [S, n] bool, on the model's device
+    n_train: int  # training rows of the first split (every record without splits)
+    n_held: int
+
+
+@dataclass
+class _Sums:
+    """What pass 1 accumulates: per-label sums per view and layer, token moments, text spread."""
+
+    stats: dict[str, dict[int, ViewStats]]
+    moments: dict[int, Moments]  # every pooled token of the first view
+    doc_sum: dict[int, torch.Tensor]  # [d] float64 over pooled texts (label-free)
+    doc_sq: dict[int, torch.Tensor]
+    doc_n: dict[int, int]
+
+
+@dataclass
+class _Recipe:
+    """The post-processing every aggregator's output goes through, and the z-score reference."""
+
+    ref_moments: dict[int, Moments]
+    reference_source: str  # "neutral" | "train_tokens"
+    neutral_texts: list[str]
+    n_neutral: int
+    scale: dict[int, torch.Tensor]  # per-dimension sd (``standardize="dims"``)
+    pcs: dict[int, tuple[torch.Tensor, int]]  # neutral PCs projected out, and their number
+
+    def finish(self, v: torch.Tensor, layer: int) -> torch.Tensor:
+        """The saved reading direction from an aggregator's raw differences."""
+        return recipe_direction(
+            v, self.scale.get(layer), self.pcs[layer][0] if layer in self.pcs else None
+        )
+
+    def unit_and_ref(
+        self, v: torch.Tensor, layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unit directions and the mean and sd of their projections on the reference."""
+        unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        mean, std = reference_from_moments(unit, self.ref_moments[layer])
+        return unit, mean, std
+
+
+@dataclass
+class _Fit:
+    """One fit's state between its steps: data, splits, sums, recipe and the aggregator."""
+
+    data: _FitData
+    splits: _Splits
+    sums: _Sums
+    recipe: _Recipe
+    aggregate: Aggregator
+    sums_only: bool
+
+    def direction(
+        self,
+        view: View,
+        layer: int,
+        sums: torch.Tensor,
+        counts: torch.Tensor,
+        train: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Aggregate (the training rows when ``train`` is given), then apply the recipe."""
+        n_labels, seed = len(view.names), self.data.cfg.seed
+        pooled = Pooled(sums=sums, counts=counts, n_labels=n_labels, seed=seed)
+        if not self.sums_only:
+            st = self.sums.stats[view.kind][layer]
+            rows, ridx = torch.cat(st.rows), torch.cat(st.row_index)
+            labels = torch.tensor(view.labels)[ridx]
+            if train is not None:
+                sel = train.cpu()[ridx]
+                rows, labels = rows[sel], labels[sel]
+            pooled = Pooled(sums, counts, n_labels, seed, rows=rows, labels=labels)
+        return self.recipe.finish(self.aggregate(pooled), layer)
+
+
 def fit_vectors(
     records_dir: str | Path,
     cfg: FitConfig,
@@ -1093,7 +1303,42 @@ def fit_vectors(
     the neutral PCs are projected out), else from every pooled token of the fitted records
     (``"train_tokens"``). Each folder also gets ``evaluation.json`` (:class:`Evaluation`) and
     ``train_ids.json``.
+
+    The steps: prepare the records, one pass to accumulate per-label sums, the recipe (neutral
+    reference, PCs, scale), directions by the ``cfg.method`` aggregator of :data:`AGGREGATORS`
+    for each split and a second pass scoring the held-out rows, then per view the layer choice,
+    the vectors refitted on every record, and the saved files.
     """
+    aggregate, sums_only = get_aggregator(cfg.method)
+    data = _prepare(records_dir, cfg, lm, records, data_source)
+    splits = _evaluation_splits(data)
+    sums = _accumulate(data, splits, keep_rows=not sums_only)
+    recipe = _recipe(data, sums, neutral_dir)
+    fit = _Fit(data, splits, sums, recipe, aggregate, sums_only)
+    scores = _held_out_scores(fit)
+    data_hash = records_hash(
+        [
+            {"id": r.id, "text": r.text, "labels": [v.names[v.labels[i]] for v in data.views]}
+            for i, r in enumerate(data.records)
+        ]
+    )
+    out_root = ensure_dir(out_dir)
+    result: VectorSet | None = None
+    for view in data.views:
+        result = _fit_and_save_view(fit, view, scores[view.kind], out_root, data_hash)
+    assert result is not None
+    return result
+
+
+def _prepare(
+    records_dir: str | Path,
+    cfg: FitConfig,
+    lm: LoadedModel | None,
+    records: list[Story] | list[Dialogue] | None,
+    data_source: FitDataSource | None,
+) -> _FitData:
+    """Read the records (a stage folder or ``cfg.records``), load the model, tokenise, keep the
+    records with a token to pool, and refuse what cannot be fitted or evaluated."""
     if records is None and cfg.records:
         records, data_source = load_labelled(cfg)
         records_dir = data_source.name
@@ -1115,15 +1360,12 @@ def fit_vectors(
     ids_all, offsets = encode_with_offsets(lm.tokenizer, [r.text for r in records], max_length)
     views_all, usable = build_views(records, lm.tokenizer, ids_all, offsets, cfg)
     keep = [i for i, u in enumerate(usable) if u]
-    n_short = len(records) - len(keep)
     if len(keep) < 2:
         raise InputError(
             f"{records_dir}: only {len(keep)} of {len(records)} records have a token at or after "
             f"the pooling start (token {cfg.resolved_skip()}, after the prompt's opening); lower --skip or "
             "pass --short clip"
         )
-    recs: list[Any] = [records[i] for i in keep]
-    ids = [ids_all[i] for i in keep]
     views = [_subset(v, keep, rename=True) for v in views_all]
     for view in views:
         if len(view.names) < 2:
@@ -1132,38 +1374,66 @@ def fit_vectors(
                 f"found {view.names}"
             )
     check_holdout_counts(views[0], cfg.holdout, str(records_dir))
-    n = len(ids)
-    dev = lm.device
-    need_rows = cfg.method != "mean_diff"
+    return _FitData(
+        where=str(records_dir),
+        cfg=cfg,
+        lm=lm,
+        records=[records[i] for i in keep],
+        ids=[ids_all[i] for i in keep],
+        views=views,
+        candidates=candidates,
+        keep_all=keep_all,
+        max_length=max_length,
+        n_short=len(records) - len(keep),
+        data_source=data_source,
+    )
 
-    # the evaluation splits, on the first view's labels (stories: the emotion; dialogues: human)
+
+def _evaluation_splits(data: _FitData) -> _Splits:
+    """``eval_seeds`` stratified splits on the first view's labels (stories: the emotion;
+    dialogues: the human's); none with ``holdout`` 0 or too few records to hold any out."""
+    cfg, n = data.cfg, len(data.ids)
     seeds = [cfg.seed + k for k in range(cfg.eval_seeds)] if cfg.holdout > 0 else []
-    splits = [split_holdout(views[0].labels, cfg.holdout, s) for s in seeds]
+    splits = [split_holdout(data.views[0].labels, cfg.holdout, s) for s in seeds]
     if splits and not splits[0][1]:
         seeds, splits = [], []  # too few records per emotion to hold any out
-    n_seeds = len(splits)
-    held_mask = torch.zeros(n_seeds, n, dtype=torch.bool)
+    held_mask = torch.zeros(len(splits), n, dtype=torch.bool)
     for k, (_, held) in enumerate(splits):
         held_mask[k, held] = True
-    train_mask = (~held_mask).to(dev)
+    return _Splits(
+        seeds=seeds,
+        splits=splits,
+        held_mask=held_mask,
+        train_mask=(~held_mask).to(data.lm.device),
+        n_train=len(splits[0][0]) if splits else n,
+        n_held=len(splits[0][1]) if splits else 0,
+    )
 
-    # pass 1: every record -> per-label sums (all records, and each seed's training rows)
-    stats = {
-        v.kind: {
-            layer: ViewStats(
-                sums=torch.zeros(len(v.names), lm.hidden_size, device=dev),
-                counts=torch.zeros(len(v.names), device=dev),
-                seed_sums=torch.zeros(n_seeds, len(v.names), lm.hidden_size, device=dev),
-                seed_counts=torch.zeros(n_seeds, len(v.names), device=dev),
-            )
-            for layer in candidates
-        }
-        for v in views
-    }
-    fit_moments = {layer: Moments() for layer in candidates}
-    doc_sum = {layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates}
-    doc_sq = {layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates}
-    doc_n = dict.fromkeys(candidates, 0)
+
+def _accumulate(data: _FitData, splits: _Splits, *, keep_rows: bool) -> _Sums:
+    """Pass 1: every record -> per-label sums (all records, and each seed's training rows), the
+    token moments and the label-free spread of the pooled texts; the pooled rows themselves
+    only when the aggregator reads them (``keep_rows``), so ``mean_diff`` memory stays flat."""
+    lm, dev, views, candidates = data.lm, data.lm.device, data.views, data.candidates
+    n_seeds, train_mask = len(splits.splits), splits.train_mask
+    sums = _Sums(
+        stats={
+            v.kind: {
+                layer: ViewStats(
+                    sums=torch.zeros(len(v.names), lm.hidden_size, device=dev),
+                    counts=torch.zeros(len(v.names), device=dev),
+                    seed_sums=torch.zeros(n_seeds, len(v.names), lm.hidden_size, device=dev),
+                    seed_counts=torch.zeros(n_seeds, len(v.names), device=dev),
+                )
+                for layer in candidates
+            }
+            for v in views
+        },
+        moments={layer: Moments() for layer in candidates},
+        doc_sum={layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates},
+        doc_sq={layer: torch.zeros(lm.hidden_size, dtype=torch.float64) for layer in candidates},
+        doc_n=dict.fromkeys(candidates, 0),
+    )
 
     def add_record(
         view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
@@ -1174,95 +1444,89 @@ def fit_vectors(
         in_train = train_mask[:, idx.to(dev)].to(valid.device)
         for layer, p in pooled.items():
             rows = p[valid]
-            st = stats[view.kind][layer]
+            st = sums.stats[view.kind][layer]
             if view is views[0]:  # label-free per-dimension spread of the pooled texts
-                doc_sum[layer] += rows.double().sum(0).cpu()
-                doc_sq[layer] += rows.double().pow(2).sum(0).cpu()
-                doc_n[layer] += rows.shape[0]
+                sums.doc_sum[layer] += rows.double().sum(0).cpu()
+                sums.doc_sq[layer] += rows.double().pow(2).sum(0).cpu()
+                sums.doc_n[layer] += rows.shape[0]
             st.sums.index_add_(0, labels, rows)
             st.counts.index_add_(0, labels, ones)
             for k in range(n_seeds):
                 m = in_train[k]
                 st.seed_sums[k].index_add_(0, labels[m], rows[m])
                 st.seed_counts[k].index_add_(0, labels[m], ones[m])
-            if need_rows:
+            if keep_rows:
                 st.rows.append(rows.cpu())
                 st.row_index.append(idx.cpu())
 
     stream_pooled(
         lm,
-        ids,
+        data.ids,
         views,
         candidates,
-        batch_tokens=cfg.batch_tokens,
+        batch_tokens=data.cfg.batch_tokens,
         on_pooled=add_record,
         desc="fit: records",
-        moments=fit_moments,
+        moments=sums.moments,
     )
+    return sums
 
-    ref_moments = fit_moments
-    reference_source = "train_tokens"
-    n_neutral = 0
+
+def _recipe(data: _FitData, sums: _Sums, neutral_dir: str | Path | None) -> _Recipe:
+    """The z-score reference (neutral text when given, else the fitted tokens), the neutral PCs
+    to project out and the per-dimension scale (``standardize="dims"``)."""
+    cfg, candidates = data.cfg, data.candidates
+    ref_moments, reference_source = sums.moments, "train_tokens"
+    neutral_texts: list[str] = []
     if neutral_dir is not None:
         neutral_texts = read_texts(neutral_dir)
-        n_neutral = len(neutral_texts)
         if neutral_texts:
             ref_moments = neutral_moments(
-                lm, neutral_texts, candidates, batch_tokens=cfg.batch_tokens, max_length=max_length
+                data.lm,
+                neutral_texts,
+                candidates,
+                batch_tokens=cfg.batch_tokens,
+                max_length=data.max_length,
             )
             reference_source = "neutral"
-    project_pcs = reference_source == "neutral" and cfg.neutral_variance > 0
     scale: dict[int, torch.Tensor] = {}
     if cfg.standardize == "dims":
         for layer in candidates:
-            mean = doc_sum[layer] / max(doc_n[layer], 1)
-            var = doc_sq[layer] / max(doc_n[layer], 1) - mean**2
+            mean = sums.doc_sum[layer] / max(sums.doc_n[layer], 1)
+            var = sums.doc_sq[layer] / max(sums.doc_n[layer], 1) - mean**2
             scale[layer] = dim_scale(var.clamp_min(0))
     pcs: dict[int, tuple[torch.Tensor, int]] = {}
-    if project_pcs:
+    if reference_source == "neutral" and cfg.neutral_variance > 0:
         for layer in candidates:
             cov = ref_moments[layer].cov().cpu()
             if layer in scale:  # the PCs of the standardised neutral activations
                 cov = cov / torch.outer(scale[layer], scale[layer])
             pcs[layer] = neutral_projection(cov, cfg.neutral_variance)
+    return _Recipe(
+        ref_moments=ref_moments,
+        reference_source=reference_source,
+        neutral_texts=neutral_texts,
+        n_neutral=len(neutral_texts),
+        scale=scale,
+        pcs=pcs,
+    )
 
-    def direction(
-        view: View, layer: int, sums: torch.Tensor, counts: torch.Tensor, train: torch.Tensor | None
-    ) -> torch.Tensor:
-        md = mean_diff(sums, counts).cpu()
-        v = md
-        if need_rows:
-            st = stats[view.kind][layer]
-            rows, ridx = torch.cat(st.rows), torch.cat(st.row_index)
-            labels = torch.tensor(view.labels)[ridx]
-            if train is not None:
-                sel = train.cpu()[ridx]
-                rows, labels = rows[sel], labels[sel]
-            v = (
-                pca_diff(rows, labels, md)
-                if cfg.method == "pca"
-                else logistic_probe(rows, labels, len(view.names), cfg.seed)
-            )
-        return recipe_direction(v, scale.get(layer), pcs[layer][0] if layer in pcs else None)
 
-    def unit_and_ref(
-        v: torch.Tensor, layer: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        unit = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        mean, std = reference_from_moments(unit, ref_moments[layer])
-        return unit, mean, std
-
-    # per seed: vectors from the training rows; pass 2 scores each record where it is held out
-    seed_dirs: dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]] = {
+def _held_out_scores(fit: _Fit) -> dict[str, dict[int, list[_SeedScores]]]:
+    """Per seed, vectors from its training rows; pass 2 scores each record in the seeds that
+    hold it out (only ``[n, E]`` z-scores are kept)."""
+    data, held_mask = fit.data, fit.splits.held_mask
+    n_seeds, views, candidates = len(fit.splits.splits), data.views, data.candidates
+    seed_dirs = {
         v.kind: {
             layer: [
-                unit_and_ref(
-                    direction(
+                fit.recipe.unit_and_ref(
+                    fit.direction(
                         v,
                         layer,
-                        stats[v.kind][layer].seed_sums[k],
-                        stats[v.kind][layer].seed_counts[k],
-                        train_mask[k],
+                        fit.sums.stats[v.kind][layer].seed_sums[k],
+                        fit.sums.stats[v.kind][layer].seed_counts[k],
+                        fit.splits.train_mask[k],
                     ),
                     layer,
                 )
@@ -1276,157 +1540,183 @@ def fit_vectors(
         v.kind: {layer: [_SeedScores() for _ in range(n_seeds)] for layer in candidates}
         for v in views
     }
-    if n_seeds:
-        held_rows = held_mask.any(0).nonzero().flatten().tolist()
+    if not n_seeds:
+        return scores
+    held_rows = held_mask.any(0).nonzero().flatten().tolist()
 
-        def add_held(
-            view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
-        ) -> None:
-            orig = torch.tensor([held_rows[i] for i in indices])
-            held_here = held_mask[:, orig] & valid.cpu().unsqueeze(0)
-            for layer, p in pooled.items():
-                for k in range(n_seeds):
-                    m = held_here[k]
-                    if not bool(m.any()):
-                        continue
-                    unit, mean, std = seed_dirs[view.kind][layer][k]
-                    z = (p[m.to(p.device)] @ unit.T.to(p.device) - mean.to(p.device)) / std.to(
-                        p.device
-                    ).clamp_min(1e-6)
-                    scores[view.kind][layer][k].index.append(orig[m])
-                    scores[view.kind][layer][k].scores.append(z.float().cpu())
-
-        stream_pooled(
-            lm,
-            [ids[i] for i in held_rows],
-            [_subset(v, held_rows) for v in views],
-            candidates,
-            batch_tokens=cfg.batch_tokens,
-            on_pooled=add_held,
-            desc="fit: held-out records",
-        )
-
-    data_hash = records_hash(
-        [
-            {"id": r.id, "text": r.text, "labels": [v.names[v.labels[i]] for v in views]}
-            for i, r in enumerate(recs)
-        ]
-    )
-    out_root = ensure_dir(out_dir)
-    n_train = len(splits[0][0]) if splits else n
-    n_held = len(splits[0][1]) if splits else 0
-    result: VectorSet | None = None
-    for view in views:
-        gold = torch.tensor(view.labels)
-        per_layer: dict[int, list[dict[str, Any]]] = {}
-        correct0: dict[int, torch.Tensor] = {}
-        for layer in candidates:
-            per_layer[layer] = []
+    def add_held(
+        view: View, indices: list[int], valid: torch.Tensor, pooled: dict[int, torch.Tensor]
+    ) -> None:
+        orig = torch.tensor([held_rows[i] for i in indices])
+        held_here = held_mask[:, orig] & valid.cpu().unsqueeze(0)
+        for layer, p in pooled.items():
             for k in range(n_seeds):
-                idx, z = scores[view.kind][layer][k].ordered()
-                per_layer[layer].append(classification_metrics(z, gold[idx], view.names))
-                if k == 0:
-                    correct0[layer] = z.argmax(1) == gold[idx]
-        sweep = {
-            layer: LayerMetrics(
-                accuracy=_mean([m["accuracy"] for m in ms]),
-                accuracy_sd=spread([m["accuracy"] for m in ms], n_train, n_held).sd,
-                top3=_mean([m["top3"] for m in ms]),
-                auroc_mean=_mean([m["auroc_mean"] for m in ms]),
-                selection_accuracy=ms[0]["accuracy"],
-            )
-            for layer, ms in per_layer.items()
-            if ms
-        }
-        selection = choose_layer(
-            correct0, candidates, lm.n_layers, seed=seeds[0] if seeds else None
-        )
-        chosen = selection.layer
-        layers_kept = candidates if keep_all else [chosen]
+                m = held_here[k]
+                if not bool(m.any()):
+                    continue
+                unit, mean, std = seed_dirs[view.kind][layer][k]
+                z = (p[m.to(p.device)] @ unit.T.to(p.device) - mean.to(p.device)) / std.to(
+                    p.device
+                ).clamp_min(1e-6)
+                scores[view.kind][layer][k].index.append(orig[m])
+                scores[view.kind][layer][k].scores.append(z.float().cpu())
 
-        # the saved vectors: every usable record
-        vecs: dict[int, torch.Tensor] = {}
-        ref_mean: dict[int, torch.Tensor] = {}
-        ref_std: dict[int, torch.Tensor] = {}
-        for layer in layers_kept:
-            st = stats[view.kind][layer]
-            missing = [view.names[e] for e in range(len(view.names)) if st.counts[e] == 0]
-            if missing:
-                raise InputError(f"{records_dir}: no tokens for {view.kind} emotion(s) {missing}")
-            vecs[layer] = direction(view, layer, st.sums, st.counts, None)
-            _, ref_mean[layer], ref_std[layer] = unit_and_ref(vecs[layer], layer)
-        counts = stats[view.kind][chosen].counts
-        n_leak = label_leaks(view)
-        leak_share = n_leak / n
-        pooling = (
-            "mean over each speaker's turn tokens"
-            if view.ranges is not None
-            else "last token"
-            if cfg.pooling == "last"
-            else "mean from token skip (exactly; never before the first generated token) to end"
-            + (" (short records: clipped to n//2)" if cfg.short == "clip" else "")
+    stream_pooled(
+        data.lm,
+        [data.ids[i] for i in held_rows],
+        [_subset(v, held_rows) for v in views],
+        candidates,
+        batch_tokens=data.cfg.batch_tokens,
+        on_pooled=add_held,
+        desc="fit: held-out records",
+    )
+    return scores
+
+
+def _layer_metrics(
+    fit: _Fit, view: View, scores: dict[int, list[_SeedScores]]
+) -> tuple[dict[int, list[dict[str, Any]]], dict[int, torch.Tensor], dict[int, LayerMetrics]]:
+    """Per candidate layer: each seed's held-out metrics, the first seed's per-row correctness
+    (the layer test reads it) and the sweep's summary."""
+    gold = torch.tensor(view.labels)
+    per_layer: dict[int, list[dict[str, Any]]] = {}
+    correct0: dict[int, torch.Tensor] = {}
+    for layer in fit.data.candidates:
+        per_layer[layer] = []
+        for k in range(len(fit.splits.splits)):
+            idx, z = scores[layer][k].ordered()
+            per_layer[layer].append(classification_metrics(z, gold[idx], view.names))
+            if k == 0:
+                correct0[layer] = z.argmax(1) == gold[idx]
+    n_train, n_held = fit.splits.n_train, fit.splits.n_held
+    sweep = {
+        layer: LayerMetrics(
+            accuracy=_mean([m["accuracy"] for m in ms]),
+            accuracy_sd=spread([m["accuracy"] for m in ms], n_train, n_held).sd,
+            top3=_mean([m["top3"] for m in ms]),
+            auroc_mean=_mean([m["auroc_mean"] for m in ms]),
+            selection_accuracy=ms[0]["accuracy"],
         )
-        meta = VectorSetMeta(
-            names=view.names,
-            layers=layers_kept,
-            default_layer=chosen,
-            model_id=lm.model_id,
-            model_revision=lm.revision,
-            model_type=model_type(lm.model),
-            hidden_size=lm.hidden_size,
-            n_model_layers=lm.n_layers,
-            kind=view.kind,
-            hook_site=f"{lm.layer_path}[i] output (residual stream)",
-            pooling=pooling,
-            skip=cfg.resolved_skip() if view.ranges is None else 0,
-            short=cfg.short,
-            method=cfg.method,
-            train_data_hash=data_hash,
-            n_train_records=n,
-            n_skipped_short=n_short,
-            label_leak_share=leak_share,
-            n_label_leak=n_leak,
-            n_leak_checked=n,
-            neutral_pcs={str(layer): pcs[layer][1] for layer in layers_kept if layer in pcs},
-            neutral_variance=cfg.neutral_variance if reference_source == "neutral" else 0.0,
-            standardize=cfg.standardize,
-            has_reference=True,
-            reference_source=reference_source,
-            residual_norm={str(layer): fit_moments[layer].mean_norm for layer in layers_kept},
-            layer_selection=selection.rule,
-            sweep={str(k): m.model_dump(exclude_none=True) for k, m in sweep.items()},
-            holdout=cfg.holdout,
-            seed=cfg.seed,
-            eval_seeds=n_seeds,
-            emotion_counts={n: int(c) for n, c in zip(view.names, counts.tolist(), strict=True)},
-            data_source=data_source.model_copy(update={"n_used": n}),
-        )
-        vs = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
-        ev = _evaluation(
-            view,
-            vs,
-            lm,
-            cfg,
-            selection=selection,
-            per_seed=per_layer.get(chosen, []),
-            sweep=sweep,
-            seeds=seeds,
-            splits=splits,
-        )
-        ev.n_records = n
-        ev.n_skipped_short = n_short
-        ev.label_leak_share, ev.n_label_leak, ev.n_leak_checked = leak_share, n_leak, n
-        ev.reference_source, ev.n_neutral_texts = reference_source, n_neutral
-        vs.meta.evaluation = ev.summary()
-        target = out_root if len(views) == 1 else out_root / SPEAKER_SUBDIRS[view.kind]
-        vs.save(target)
-        atomic_write_bytes(target / EVALUATION_FILE, (ev.model_dump_json(indent=2) + "\n").encode())
-        save_train_ids(target, recs, data_hash)
-        if reference_source == "neutral":
-            save_neutral_reference(target, neutral_texts)
-        result = vs
-    assert result is not None
-    return result
+        for layer, ms in per_layer.items()
+        if ms
+    }
+    return per_layer, correct0, sweep
+
+
+def _fit_and_save_view(
+    fit: _Fit,
+    view: View,
+    scores: dict[int, list[_SeedScores]],
+    out_root: Path,
+    data_hash: str,
+) -> VectorSet:
+    """Choose the layer, refit the vectors on every usable record, evaluate and save one view's
+    set (``out_root``, or its speaker subfolder)."""
+    data, recipe = fit.data, fit.recipe
+    per_layer, correct0, sweep = _layer_metrics(fit, view, scores)
+    seeds = fit.splits.seeds
+    selection = choose_layer(
+        correct0, data.candidates, data.lm.n_layers, seed=seeds[0] if seeds else None
+    )
+    layers_kept = data.candidates if data.keep_all else [selection.layer]
+    vecs: dict[int, torch.Tensor] = {}
+    ref_mean: dict[int, torch.Tensor] = {}
+    ref_std: dict[int, torch.Tensor] = {}
+    for layer in layers_kept:  # the saved vectors: every usable record
+        st = fit.sums.stats[view.kind][layer]
+        missing = [view.names[e] for e in range(len(view.names)) if st.counts[e] == 0]
+        if missing:
+            raise InputError(f"{data.where}: no tokens for {view.kind} emotion(s) {missing}")
+        vecs[layer] = fit.direction(view, layer, st.sums, st.counts, None)
+        _, ref_mean[layer], ref_std[layer] = recipe.unit_and_ref(vecs[layer], layer)
+    meta = _vectorset_meta(fit, view, selection, layers_kept, sweep, data_hash)
+    vs = VectorSet(vectors=vecs, meta=meta, ref_mean=ref_mean, ref_std=ref_std)
+    n = len(data.ids)
+    ev = _evaluation(
+        view,
+        vs,
+        data.lm,
+        data.cfg,
+        selection=selection,
+        per_seed=per_layer.get(selection.layer, []),
+        sweep=sweep,
+        seeds=seeds,
+        splits=fit.splits.splits,
+    )
+    ev.n_records = n
+    ev.n_skipped_short = data.n_short
+    ev.label_leak_share, ev.n_label_leak, ev.n_leak_checked = (
+        meta.label_leak_share,
+        meta.n_label_leak,
+        n,
+    )
+    ev.reference_source, ev.n_neutral_texts = recipe.reference_source, recipe.n_neutral
+    vs.meta.evaluation = ev.summary()
+    target = out_root if len(data.views) == 1 else out_root / SPEAKER_SUBDIRS[view.kind]
+    vs.save(target)
+    atomic_write_bytes(target / EVALUATION_FILE, (ev.model_dump_json(indent=2) + "\n").encode())
+    save_train_ids(target, data.records, data_hash)
+    if recipe.reference_source == "neutral":
+        save_neutral_reference(target, recipe.neutral_texts)
+    return vs
+
+
+def _vectorset_meta(
+    fit: _Fit,
+    view: View,
+    selection: LayerSelection,
+    layers_kept: list[int],
+    sweep: dict[int, LayerMetrics],
+    data_hash: str,
+) -> VectorSetMeta:
+    """``vectorset.json``: the recipe as applied, the data, the layer choice and the sweep."""
+    data, cfg, lm, recipe = fit.data, fit.data.cfg, fit.data.lm, fit.recipe
+    n = len(data.ids)
+    counts = fit.sums.stats[view.kind][selection.layer].counts
+    n_leak = label_leaks(view)
+    pooling = (
+        "mean over each speaker's turn tokens"
+        if view.ranges is not None
+        else "last token"
+        if cfg.pooling == "last"
+        else "mean from token skip (exactly; never before the first generated token) to end"
+        + (" (short records: clipped to n//2)" if cfg.short == "clip" else "")
+    )
+    return VectorSetMeta(
+        names=view.names,
+        layers=layers_kept,
+        default_layer=selection.layer,
+        model_id=lm.model_id,
+        model_revision=lm.revision,
+        model_type=model_type(lm.model),
+        hidden_size=lm.hidden_size,
+        n_model_layers=lm.n_layers,
+        kind=view.kind,
+        hook_site=f"{lm.layer_path}[i] output (residual stream)",
+        pooling=pooling,
+        skip=cfg.resolved_skip() if view.ranges is None else 0,
+        short=cfg.short,
+        method=cfg.method,
+        train_data_hash=data_hash,
+        n_train_records=n,
+        n_skipped_short=data.n_short,
+        label_leak_share=n_leak / n,
+        n_label_leak=n_leak,
+        n_leak_checked=n,
+        neutral_pcs={str(k): recipe.pcs[k][1] for k in layers_kept if k in recipe.pcs},
+        neutral_variance=cfg.neutral_variance if recipe.reference_source == "neutral" else 0.0,
+        standardize=cfg.standardize,
+        has_reference=True,
+        reference_source=recipe.reference_source,
+        residual_norm={str(k): fit.sums.moments[k].mean_norm for k in layers_kept},
+        layer_selection=selection.rule,
+        sweep={str(k): m.model_dump(exclude_none=True) for k, m in sweep.items()},
+        holdout=cfg.holdout,
+        seed=cfg.seed,
+        eval_seeds=len(fit.splits.splits),
+        emotion_counts={e: int(c) for e, c in zip(view.names, counts.tolist(), strict=True)},
+        data_source=data.data_source.model_copy(update={"n_used": n}),
+    )
 
 
 NEUTRAL_REFERENCE = "neutral/neutral.jsonl"
