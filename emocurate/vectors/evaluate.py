@@ -457,7 +457,7 @@ def evaluate(
     the set was fitted on (same text; ids alone may repeat across datasets) are counted in
     ``n_overlap`` and ``overlap_warning`` says so.
     """
-    from emocurate.vectors.fit import (
+    from emocurate.vectors.pooling import (
         View,
         encode_with_offsets,
         pool_windows,

@@ -313,7 +313,7 @@ def test_fit_progress_shows_documents_tokens_per_second_and_eta():
 
     from rich.console import Console
 
-    from emocurate.vectors.fit import _progress
+    from emocurate.vectors.pooling import _progress
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=160, color_system=None)
