@@ -50,7 +50,9 @@ def check_written(out, returned: GenerateManifest) -> dict:
 
 def test_written_manifest_is_the_typed_model_and_round_trips(tmp_path):
     out = tmp_path / "o"
-    m = run_generation(small_cfg(), out, backend=FakeBackend(malformed_rate=0.3, seed=3))
+    m = run_generation(
+        small_cfg(max_retries=0), out, backend=FakeBackend(malformed_rate=0.3, seed=3)
+    )
     raw = check_written(out, m)
     # the keys a run writes, in the order it writes them (dry-run-only keys and an absent
     # batch run left out)
