@@ -7,7 +7,10 @@ readers (cards, the report, curate, push, ``emocurate run``) parse them, so a re
 guesses a key or a column name: a manifest that does not fit is one line naming the file and
 the field. The module imports no torch, so cards and reports can read a run cheaply.
 
-Manifests allow extra keys (a newer writer may add some); the declared ones are checked.
+Every manifest is written by :meth:`Manifest.save` (credentials in URLs redacted) and read by
+:meth:`Manifest.read`; ``emocurate.io`` writes none. :class:`GenerateManifest` refuses unknown
+keys; the other manifests still allow them (a newer writer may add some) and check the declared
+ones.
 On disk the formats stay what ``datasets.load_dataset`` and earlier versions read.
 """
 

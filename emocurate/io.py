@@ -1,4 +1,5 @@
-"""Stage output folders: ``data/*.parquet`` plus ``manifest.json``.
+"""Stage output folders: ``data/*.parquet`` plus ``manifest.json`` (written and read through
+the typed models of :mod:`emocurate.artifacts`: ``Manifest.save``/``Manifest.read``).
 
 Every stage writes a folder that ``datasets.load_dataset("parquet", data_dir=DIR/"data")``
 (or ``load_dataset(DIR)``) reads. Writes are atomic (temporary file, then rename) so a killed
