@@ -7,7 +7,10 @@ readers (cards, the report, curate, push, ``emocurate run``) parse them, so a re
 guesses a key or a column name: a manifest that does not fit is one line naming the file and
 the field. The module imports no torch, so cards and reports can read a run cheaply.
 
-Manifests allow extra keys (a newer writer may add some); the declared ones are checked.
+Every manifest is written by :meth:`Manifest.save` (credentials in URLs redacted) and read by
+:meth:`Manifest.read`; ``emocurate.io`` writes none. :class:`GenerateManifest` refuses unknown
+keys; the other manifests still allow them (a newer writer may add some) and check the declared
+ones.
 On disk the formats stay what ``datasets.load_dataset`` and earlier versions read.
 """
 
@@ -19,12 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from emocurate import __version__
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
 from emocurate.records import Flag, Model, utc_now
+from emocurate.redact import redact_obj
 
 A = TypeVar("A", bound="Manifest")
 
@@ -564,12 +568,19 @@ class Manifest(Model):
     def read(cls: type[A], folder: str | Path) -> A | None:
         """The folder's manifest as this model (``None`` when it has none)."""
         path = Path(folder) / MANIFEST
-        if not path.exists():
+        data = _load_manifest(path)
+        return None if data is None else cls.parse(data, where=str(path))
+
+    @classmethod
+    def read_stage(cls: type[A], folder: str | Path) -> A | None:
+        """The folder's manifest as this model when this model's stage wrote it: ``None`` when
+        the folder has no manifest or another stage's (its header is still checked)."""
+        path = Path(folder) / MANIFEST
+        data = _load_manifest(path)
+        if data is None:
             return None
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: unreadable manifest ({exc})") from None
+        if Manifest.parse(data, where=str(path)).stage != cls.model_fields["stage"].default:
+            return None
         return cls.parse(data, where=str(path))
 
     @classmethod
@@ -583,12 +594,29 @@ class Manifest(Model):
                 f"{where}: not a {cls.__name__} emocurate writes (field '{loc}': {msg})"
             ) from None
 
+    def unwritten(self) -> set[str]:
+        """Fields left out of the file (none here; a manifest with fields that only some runs
+        set leaves them out when unset, as its writers always did)."""
+        return set()
+
     def save(self, folder: str | Path) -> Path:
-        """Write ``folder/manifest.json`` atomically (keys in declaration order)."""
+        """Write ``folder/manifest.json`` atomically (keys in declaration order); credentials in
+        URLs (a ``--base-url``, an error message naming one) are never written."""
         path = Path(folder) / MANIFEST
-        text = json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, default=str)
+        data = redact_obj(self.model_dump(mode="json", by_alias=True, exclude=self.unwritten()))
+        text = json.dumps(data, indent=2, default=str)
         atomic_write_bytes(path, (text + "\n").encode())
         return path
+
+
+def _load_manifest(path: Path) -> Any:
+    """The JSON in ``path`` (``None`` when there is no such file); unreadable is one line."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable manifest ({exc})") from None
 
 
 class TokenCounts(Model):
@@ -604,8 +632,6 @@ class TokenCounts(Model):
 class Spend(Model):
     """What a generation run cost."""
 
-    model_config = ConfigDict(extra="allow")
-
     spent_this_run: float = 0.0
     spent_total_for_folder: float = 0.0  # the budget is a total per output folder
     settled: float = 0.0  # the folder's answers booked at their billed usage
@@ -617,8 +643,40 @@ class Spend(Model):
     batch_pricing: bool = False
 
 
+class RequestFailure(Model):
+    """A planned request that ended without records, and why (a rerun asks for it again)."""
+
+    custom_id: str
+    reason: str
+
+
+class PartialAnswer(Model):
+    """An answer that held fewer items than it was asked for (a rerun refills the missing)."""
+
+    custom_id: str
+    missing: int
+
+
+class BatchRun(Model):
+    """``--batch``: the provider batches this run submitted or resumed, and its state file."""
+
+    submitted: list[str] = Field(default_factory=list)
+    resumed: list[str] = Field(default_factory=list)
+    state_file: str = ""
+
+
+DRY_RUN_FIELDS = ("dry_run", "estimated_usd_max", "price_known", "example_request")
+"""Fields of a dry run's manifest only (it is returned, never written)."""
+
+
 class GenerateManifest(Manifest):
-    """``<generate>/manifest.json`` (also the neutral stage's): the plan and what came of it."""
+    """``<generate>/manifest.json`` (also the neutral stage's): the plan and what came of it.
+
+    Fields are in the order they are written; a dry run's fields (:data:`DRY_RUN_FIELDS`) and
+    ``batches`` (set by ``--batch`` only) are left out of the file when unset.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     stage: str = "generate"
     kind: str
@@ -631,20 +689,21 @@ class GenerateManifest(Manifest):
     prompt_style: str = ""
     """structured, simple or opening: what ``--prompt-style`` (auto by default) resolved to."""
     prompt_style_reason: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
+    """The run's ``GenerateConfig`` as JSON, credentials in URLs redacted."""
     planned_requests: int
     planned_records: int = 0
-    dry_run: bool = False
     completed_requests: int = 0
     cached_requests: int = 0
     failed_requests: int = 0
     skipped_requests: int = 0
-    failures: list[dict[str, Any]] = Field(default_factory=list)
+    failures: list[RequestFailure] = Field(default_factory=list)
     refill_requests: int = 0  # requests planned for items missing from partial answers
     partial_requests: int = 0
     missing_records: int = 0
-    partial: list[dict[str, Any]] = Field(default_factory=list)
+    partial: list[PartialAnswer] = Field(default_factory=list)
     records: int = 0
+    kept_records: int = 0  # records of the plan held from earlier runs, not got back this time
     calls: int = 0
     retries: int = 0
     malformed_answers: int = 0
@@ -655,14 +714,20 @@ class GenerateManifest(Manifest):
     budget_is_total: bool = True
     budget_reached: bool = False
     interrupted: str | None = None  # SIGINT / SIGTERM: the run stopped early, resumable
-    kept_records: int = 0  # records of the plan held from earlier runs, not got back this time
-    rate_limits: dict[str, Any] = Field(default_factory=dict)
-    batches: dict[str, Any] | None = None
+    rate_limits: dict[str, float | None] = Field(default_factory=dict)
+    """Per minute, as the client enforced them at the end (``None``: unlimited)."""
     time_s: float = 0.0
     cache_file: str = ""
+    batches: BatchRun | None = None  # --batch only
+    dry_run: bool = False
     estimated_usd_max: float | None = None  # dry run only
     price_known: bool | None = None  # dry run only
-    example_request: dict[str, Any] | None = None  # dry run only
+    example_request: dict[str, JsonValue] | None = None  # dry run only: a ChatRequest as JSON
+
+    def unwritten(self) -> set[str]:
+        """The dry run's fields when this is no dry run, and ``batches`` without ``--batch``."""
+        out = set() if self.dry_run else set(DRY_RUN_FIELDS)
+        return out | ({"batches"} if self.batches is None else set())
 
 
 class FunnelStep(Model):

@@ -1,4 +1,5 @@
-"""Stage output folders: ``data/*.parquet`` plus ``manifest.json``.
+"""Stage output folders: ``data/*.parquet`` plus ``manifest.json`` (written and read through
+the typed models of :mod:`emocurate.artifacts`: ``Manifest.save``/``Manifest.read``).
 
 Every stage writes a folder that ``datasets.load_dataset("parquet", data_dir=DIR/"data")``
 (or ``load_dataset(DIR)``) reads. Writes are atomic (temporary file, then rename) so a killed
@@ -23,8 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from emocurate import __version__
 from emocurate.errors import InputError, OutputError, first_problem
-from emocurate.records import from_table, to_table, utc_now
-from emocurate.redact import redact_obj
+from emocurate.records import from_table, to_table
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -192,32 +192,6 @@ def read_records(in_dir: str | os.PathLike[str], model: type[M], subdir: str = D
                 f"{path}: invalid {model.__name__} row, field '{field}': {msg}"
             ) from None
     return out
-
-
-def write_manifest(out_dir: str | os.PathLike[str], stage: str, **fields: Any) -> Path:
-    """Write ``manifest.json`` (stage, version, time, counts and provenance) atomically."""
-    out = ensure_dir(out_dir)
-    manifest = {"stage": stage, "emocurate_version": __version__, "created": utc_now(), **fields}
-    manifest = redact_obj(manifest)  # credentials in URLs (a --base-url) are never written
-    path = out / MANIFEST
-    atomic_write_bytes(
-        path, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode()
-    )
-    return path
-
-
-def read_manifest(in_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a stage folder's manifest (empty dict when absent)."""
-    path = Path(in_dir) / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: manifest is not a JSON object")
-    return data
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from emocurate.io import read_manifest, read_records, write_manifest, write_records
+from emocurate.artifacts import CardsManifest
+from emocurate.io import read_records, write_records
 from emocurate.records import (
     FLAG_KINDS,
     Dialogue,
@@ -93,10 +94,11 @@ def test_datasets_reads_stage_folder(tmp_path):
     from datasets import load_dataset
 
     write_records(tmp_path, SAMPLES[0])
-    write_manifest(tmp_path, "generate", records=2)
+    CardsManifest(report="report.html").save(tmp_path)
     ds = load_dataset("parquet", data_dir=str(tmp_path / "data"), split="train")
     assert sorted(ds["id"]) == ["s1", "s2"]
-    assert read_manifest(tmp_path)["records"] == 2
+    back = CardsManifest.read(tmp_path)
+    assert back is not None and back.report == "report.html"
 
 
 def test_extra_fields_are_errors():

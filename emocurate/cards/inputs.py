@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from emocurate.artifacts import GenerateManifest, ValidateManifest
 from emocurate.errors import InputError
-from emocurate.io import read_manifest
 
 LABEL_COLUMNS = ("emotion", "human_emotion", "assistant_emotion")
 SUMMARY_COLUMNS = ("kind", "topic_id", "pov", "protagonist", "provenance", *LABEL_COLUMNS)
@@ -173,11 +172,9 @@ def summarize_validation(folder: str | Path) -> ValidationSummary:
 
 
 def generation_manifest(folder: Path) -> GenerateManifest | None:
-    """A generation folder's typed manifest; ``None`` for a folder another stage wrote."""
-    raw = read_manifest(folder)
-    if raw.get("stage") != "generate":
-        return None
-    return GenerateManifest.parse(raw, where=str(folder / "manifest.json"))
+    """A generation folder's typed manifest; ``None`` for a folder without one or one another
+    stage wrote."""
+    return GenerateManifest.read_stage(folder)
 
 
 def size_category(n: int) -> str:

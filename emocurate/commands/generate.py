@@ -128,7 +128,7 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         )
     failed = manifest.failed_requests
     if failed:
-        first = manifest.failures[0]["reason"] if manifest.failures else "unknown"
+        first = manifest.failures[0].reason if manifest.failures else "unknown"
         raise RequestsFailed(
             f"{failed} of {manifest.planned_requests + manifest.refill_requests} "
             f"requests failed (first: {first}); finished work is in {out}, reasons in "

@@ -31,7 +31,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emocurate.artifacts import GenerateManifest
+from emocurate.artifacts import (
+    BatchRun,
+    GenerateManifest,
+    PartialAnswer,
+    RequestFailure,
+    Spend,
+    TokenCounts,
+)
 from emocurate.errors import ConfigError, Interrupted
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import Backend, ChatRequest
@@ -42,7 +49,7 @@ from emocurate.generators.engine import Engine, EngineConfig, RequestResult
 from emocurate.generators.ledger import SPEND_FILE
 from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_cost, find_price
-from emocurate.io import folder_lock, read_records, write_manifest, write_records
+from emocurate.io import folder_lock, read_records, write_records
 from emocurate.records import Model, Provenance
 from emocurate.redact import redact_obj
 from emocurate.taxonomy import load_taxonomy
@@ -165,7 +172,7 @@ def run_generation(
         raise ConfigError("the plan is empty (no emotions x topics x per-topic)")
     planned_records = sum(int(r.meta.get("n", 1)) for r in requests)
     ecfg = engine_config(cfg, backend_obj)
-    common = {
+    common: dict[str, Any] = {
         "kind": cfg.kind,
         "backend": cfg.backend,
         "model": cfg.model,
@@ -186,15 +193,12 @@ def run_generation(
             estimate_cost(r, price, cached_system=cached and i > 0, batch=cfg.batch)
             for i, r in enumerate(requests)
         )
-        return GenerateManifest.model_validate(
-            {
-                "stage": "generate",
-                "dry_run": True,
-                **common,
-                "estimated_usd_max": round(usd, 6),
-                "price_known": known,
-                "example_request": requests[0].model_dump(mode="json", by_alias=True),
-            }
+        return GenerateManifest(
+            **common,
+            dry_run=True,
+            estimated_usd_max=round(usd, 6),
+            price_known=known,
+            example_request=requests[0].model_dump(mode="json", by_alias=True),
         )
     assert backend_obj is not None
     with folder_lock(out_dir) as out:
@@ -251,57 +255,57 @@ def _send_and_write(
     s = engine.stats
     spend = engine.ledger.folder_spend()
     completed = sum(1 for r in results if r.ok)
-    manifest = {
+    manifest = GenerateManifest(
         **common,
-        "completed_requests": completed,
-        "cached_requests": sum(1 for r in results if r.cached),
-        "failed_requests": sum(1 for r in results if r.error and not r.skipped),
-        "skipped_requests": sum(1 for r in results if r.skipped),
-        "failures": failures,
-        "refill_requests": len(refills),
-        "partial_requests": len(partial),
-        "missing_records": sum(p["missing"] for p in partial),
-        "partial": partial,
-        "records": len(records) + len(kept),
-        "kept_records": len(kept),
-        "calls": s.calls,
-        "retries": s.retries,
-        "malformed_answers": s.malformed,
-        "error_counts": s.errors,
-        "tokens": {
-            "input": s.input_tokens,
-            "output": s.output_tokens,
-            "cache_read": s.cache_read_tokens,
-            "cache_write": s.cache_write_tokens,
-            "billed": s.billed_tokens,
-        },
-        "usd": {
-            "spent_this_run": round(s.usd_spent + engine.ledger.lost_usd, 6),
-            "spent_total_for_folder": round(spend.usd_total, 6),
-            "settled": round(spend.settled_usd, 6),
-            "in_flight_at_kill": round(spend.in_flight_usd, 6),
-            "in_flight_at_kill_requests": spend.in_flight,
-            "cached": round(sum(r.cost_usd for r in results if r.ok and r.cached), 6),
-            "total_including_cached": round(sum(r.cost_usd for r in results if r.ok), 6),
-            "price_known": s.price_known,
-            "batch_pricing": cfg.batch,
-        },
-        "budget_usd": cfg.budget_usd,
-        "budget_is_total": True,
-        "budget_reached": s.budget_reached,
-        "interrupted": engine.interrupted,
-        "rate_limits": s.rate_limits,
-        "time_s": round(time.monotonic() - t0, 3),
-        "cache_file": str(cache_path),
-    }
-    if runner is not None:
-        manifest["batches"] = {
-            "submitted": runner.submitted,
-            "resumed": runner.resumed,
-            "state_file": str(runner.state_path),
-        }
-    write_manifest(out, "generate", **manifest)
-    result = GenerateManifest.model_validate({**manifest, "stage": "generate"})
+        completed_requests=completed,
+        cached_requests=sum(1 for r in results if r.cached),
+        failed_requests=sum(1 for r in results if r.error and not r.skipped),
+        skipped_requests=sum(1 for r in results if r.skipped),
+        failures=failures,
+        refill_requests=len(refills),
+        partial_requests=len(partial),
+        missing_records=sum(p.missing for p in partial),
+        partial=partial,
+        records=len(records) + len(kept),
+        kept_records=len(kept),
+        calls=s.calls,
+        retries=s.retries,
+        malformed_answers=s.malformed,
+        error_counts=s.errors,
+        tokens=TokenCounts(
+            input=s.input_tokens,
+            output=s.output_tokens,
+            cache_read=s.cache_read_tokens,
+            cache_write=s.cache_write_tokens,
+            billed=s.billed_tokens,
+        ),
+        usd=Spend(
+            spent_this_run=round(s.usd_spent + engine.ledger.lost_usd, 6),
+            spent_total_for_folder=round(spend.usd_total, 6),
+            settled=round(spend.settled_usd, 6),
+            in_flight_at_kill=round(spend.in_flight_usd, 6),
+            in_flight_at_kill_requests=spend.in_flight,
+            cached=round(sum(r.cost_usd for r in results if r.ok and r.cached), 6),
+            total_including_cached=round(sum(r.cost_usd for r in results if r.ok), 6),
+            price_known=s.price_known,
+            batch_pricing=cfg.batch,
+        ),
+        budget_usd=cfg.budget_usd,
+        budget_is_total=True,
+        budget_reached=s.budget_reached,
+        interrupted=engine.interrupted,
+        rate_limits=s.rate_limits,
+        time_s=round(time.monotonic() - t0, 3),
+        cache_file=str(cache_path),
+        batches=None
+        if runner is None
+        else BatchRun(
+            submitted=runner.submitted,
+            resumed=runner.resumed,
+            state_file=str(runner.state_path),
+        ),
+    )
+    manifest.save(out)
     if engine.interrupted is not None:
         import signal
 
@@ -313,7 +317,7 @@ def _send_and_write(
             "(answered requests are not paid again)",
             signum=signum,
         )
-    return result
+    return manifest
 
 
 def _plan_ids(requests: list[ChatRequest]) -> set[str]:
@@ -400,18 +404,18 @@ def plan_refills(gen: Generator, requests: list[ChatRequest], engine: Engine) ->
 
 def _collect(
     gen: Generator, cfg: GenerateConfig, requests: list[ChatRequest], results: list[RequestResult]
-) -> tuple[list[Any], list[dict[str, str]], list[dict[str, Any]]]:
+) -> tuple[list[Any], list[RequestFailure], list[PartialAnswer]]:
     """Records, failures (custom id + reason) and partial answers (custom id + missing)."""
     records: list[Any] = []
     seen: set[str] = set()
-    failures: list[dict[str, str]] = []
+    failures: list[RequestFailure] = []
     want = {
         r.custom_id: max(1, int(r.meta.get("n", 1))) for r in requests if "refill_of" not in r.meta
     }
     got: dict[str, int] = {}
     for req, res in zip(requests, results, strict=True):
         if not res.ok or res.completion is None:
-            failures.append({"custom_id": req.custom_id, "reason": res.error or "unknown"})
+            failures.append(RequestFailure(custom_id=req.custom_id, reason=res.error or "unknown"))
             continue
         c = res.completion
         n = max(1, int(req.meta.get("n", 1)))
@@ -439,7 +443,7 @@ def _collect(
         try:
             recs = gen.parse(req, c, prov)
         except ParseError as exc:  # passed the check once; a parser change can still reject it
-            failures.append({"custom_id": req.custom_id, "reason": f"malformed: {exc}"})
+            failures.append(RequestFailure(custom_id=req.custom_id, reason=f"malformed: {exc}"))
             continue
         root = str(req.meta.get("refill_of") or req.custom_id)
         got[root] = got.get(root, 0) + len(recs)
@@ -448,7 +452,7 @@ def _collect(
                 seen.add(r.id)
                 records.append(r)
     partial = [
-        {"custom_id": cid, "missing": n - got[cid]}
+        PartialAnswer(custom_id=cid, missing=n - got[cid])
         for cid, n in want.items()
         if cid in got and got[cid] < n
     ]

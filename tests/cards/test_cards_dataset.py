@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import cards_fixtures as fx
+import pytest
 import yaml
 from huggingface_hub import DatasetCard
 
 from emocurate.cards.dataset_card import write_dataset_card
+from emocurate.cards.inputs import generation_manifest
 from emocurate.cards.metadata import check_card, merge_body
+from emocurate.errors import InputError
 from emocurate.io import write_records
 
 
@@ -130,3 +134,22 @@ def test_dialogue_labels(tmp_path: Path) -> None:
     assert "| emotion | human_emotion | assistant_emotion |" in text
     assert "| afraid | 6 | 0 |" in text and "| calm | 0 | 6 |" in text
     assert "dialogue" in DatasetCard(text).data.to_dict()["tags"]
+
+
+def test_generation_manifest_is_read_through_the_typed_model(
+    stages: dict[str, Path], tmp_path: Path
+) -> None:
+    """The card reads the generation folder's manifest as ``GenerateManifest``: another stage's
+    manifest or none is ``None``; a key the model does not declare is one line naming it."""
+    m = generation_manifest(stages["gen"])
+    assert m is not None and m.records == 30 and m.tokens.input == 120 * 30
+    assert generation_manifest(stages["val"]) is None
+    assert generation_manifest(tmp_path) is None
+    gen = _copy(stages["gen"], tmp_path)
+    raw = json.loads((gen / "manifest.json").read_text())
+    (gen / "manifest.json").write_text(json.dumps({**raw, "surprise": 1}))
+    with pytest.raises(InputError, match=r"manifest\.json.*surprise"):
+        generation_manifest(gen)
+    (gen / "manifest.json").write_text(json.dumps({**raw, "stage": 3}))
+    with pytest.raises(InputError, match=r"manifest\.json.*stage"):
+        generation_manifest(gen)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from emocurate.artifacts import BatchRun
 from emocurate.errors import BudgetExceeded, ConfigError
 from emocurate.generators.backends.base import Completion
 from emocurate.generators.pricing import find_price
@@ -30,7 +31,11 @@ def test_batch_end_to_end_structured_output_provenance_and_batch_price(tmp_path,
     with ctx(batch_faults=BatchFaults(polls=2)) as srv:
         m = run_generation(batch_cfg(flavor, srv.base_url), tmp_path)
         assert srv.stats.calls == 0  # nothing went through the synchronous endpoint
-        assert srv.stats.batches_created == 1 and len(m.batches["submitted"]) == 1
+        assert (
+            srv.stats.batches_created == 1
+            and m.batches is not None
+            and len(m.batches.submitted) == 1
+        )
         (batch,) = srv.batches.values()
         bodies = [b for _, b, _ in batch.items]
     assert m.planned_requests == m.completed_requests == 12 and m.failures == []
@@ -95,7 +100,7 @@ def test_partial_failure_resubmits_only_failed_items(tmp_path, flavor):
     # every planned request ends as records or as a reasoned failure; counts add up
     assert m.completed_requests == len(good) and 0 < len(good) < 24
     assert m.completed_requests + m.failed_requests == 24 and m.skipped_requests == 0
-    reasons = {f["custom_id"]: f["reason"] for f in m.failures}
+    reasons = {f.custom_id: f.reason for f in m.failures}
     assert set(reasons) == set(planned) - good
     assert all("after 3 batch submission(s)" in r for r in reasons.values())
     outcomes = {o for b in batches for _, _, o in b.items}
@@ -178,7 +183,7 @@ def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
         m = run_generation(cfg, out)  # the same command again
         assert srv.stats.batches_created == 0 and not srv.stats.batch_submissions
         assert srv.stats.calls == 0 and srv.stats.batch_polls >= 1
-    assert m.batches == {"submitted": [], "resumed": [saved["id"]], "state_file": str(state)}
+    assert m.batches == BatchRun(submitted=[], resumed=[saved["id"]], state_file=str(state))
     assert m.completed_requests == 12 and m.cached_requests == 0
     resumed = read_records(out, Story)
     with ctx(batch_faults=BatchFaults(polls=3)) as fresh:  # an uninterrupted run
@@ -186,7 +191,9 @@ def test_kill_9_after_submit_resumes_the_same_batch(tmp_path, flavor):
             cfg.model_copy(update={"base_url": fresh.base_url}), tmp_path / "straight"
         )
         assert fresh.stats.batches_created == 1
-    assert m2.batches["submitted"] == [saved["id"]]  # same content, same (fake) batch id
+    assert m2.batches is not None and m2.batches.submitted == [
+        saved["id"]
+    ]  # same content, same (fake) batch id
     straight = read_records(tmp_path / "straight", Story)
     assert len(resumed) == 48 and comparable(resumed) == comparable(straight)
     assert m.usd.spent_this_run == pytest.approx(m2.usd.spent_this_run)

@@ -81,7 +81,7 @@ def test_fault_run_accounting(tmp_path, flavor):
     assert planned == 36
     assert m.completed_requests + m.failed_requests + m.skipped_requests == planned
     assert len(m.failures) == m.failed_requests + m.skipped_requests
-    assert all(f["reason"] for f in m.failures)
+    assert all(f.reason for f in m.failures)
     assert m.records == 4 * m.completed_requests
     stories = read_records(tmp_path, Story)
     assert (
@@ -101,7 +101,7 @@ def test_persistent_failure_is_a_reasoned_failure(tmp_path):
             tmp_path,
         )
     assert m.completed_requests == 0 and m.failed_requests == 1
-    assert "after 3 attempt(s)" in m.failures[0]["reason"] and "500" in m.failures[0]["reason"]
+    assert "after 3 attempt(s)" in m.failures[0].reason and "500" in m.failures[0].reason
     assert read_records(tmp_path, Story) == []
 
 

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from emocurate.artifacts import GenerateManifest
 from emocurate.generators.backends.transformers_backend import TransformersBackend
 from emocurate.generators.run import GenerateConfig, run_generation
-from emocurate.io import read_manifest, read_records
+from emocurate.io import read_records
 from emocurate.records import Story
 
 
@@ -40,7 +41,7 @@ def test_demo_makes_about_150_stories_quickly_and_deterministically(tmp_path, ba
     assert m.records == 140 and m.failed_requests == 0
     assert elapsed < 30, f"demo generation took {elapsed:.1f}s"
     stories = read_records(tmp_path / "a", Story)
-    assert read_manifest(tmp_path / "a")["records"] == 140
+    assert GenerateManifest.read(tmp_path / "a") == m
     assert {s.pov for s in stories} == {"first", "third"}
     for s in stories:
         assert s.prompt_prefix and s.text.startswith(s.prompt_prefix)
