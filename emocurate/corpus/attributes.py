@@ -109,7 +109,7 @@ def _open_out(path: Path) -> IO[bytes]:
     if path.name.endswith(".zst"):
         import zstandard
 
-        return zstandard.ZstdCompressor().stream_writer(open(tmp, "wb"))  # type: ignore[return-value]
+        return zstandard.ZstdCompressor().stream_writer(open(tmp, "wb"))  # type: ignore[return-value,unused-ignore]  # zstandard is untyped without its stubs
     return open(tmp, "wb")
 
 

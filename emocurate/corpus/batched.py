@@ -334,7 +334,7 @@ def launch_dense_batch(
         groups.append(_Group(idx, [lengths[i] for i in idx], host, turn_rows, reg_rows))
     event = None
     if non_blocking and any_cuda:
-        event = torch.cuda.Event()
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]  # torch stubs leave it untyped
         event.record()
     return DenseHandle(len(zs), groups, empties, top_tokens, keep_smoothed, event)
 

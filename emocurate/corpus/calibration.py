@@ -168,7 +168,7 @@ class Ladder(Model):
         if n_tokens <= lad[0].n:
             return 100.0 * lad[0].cdf(x)
         if n_tokens >= lad[-1].n:  # n / L independent pieces, as threshold()
-            return 100.0 * lad[-1].cdf(x) ** (n_tokens / lad[-1].n)
+            return float(100.0 * lad[-1].cdf(x) ** (n_tokens / lad[-1].n))
         i = next(k for k in range(1, len(lad)) if lad[k].n >= n_tokens)
         a, b = lad[i - 1], lad[i]
         f = (math.log(n_tokens) - math.log(a.n)) / (math.log(b.n) - math.log(a.n))

@@ -23,8 +23,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emocurate import yamlio
-from emocurate.artifacts import CurateManifest, ScoreManifest
-from emocurate.corpus.guard import Untrusted, check
+from emocurate.artifacts import CurateManifest, ScoreManifest, Untrusted
+from emocurate.corpus.guard import check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError, first_problem
 from emocurate.io import (
@@ -113,7 +113,8 @@ class Condition(Model):
                     f"{hint})"
                 )
             col = pl.col(self.metric).cast(pl.Float64)
-            return getattr(col, OPS[self.op])(self.value).fill_null(False)
+            expr: pl.Expr = getattr(col, OPS[self.op])(self.value).fill_null(False)
+            return expr
         if self.flag is not None:
             if self.min_severity is None:
                 return pl.col("flag_kinds").list.contains(self.flag).fill_null(False)

@@ -268,7 +268,8 @@ def valence_of(zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     z-scores cancel the sad one and sad text came out with positive valence (issue 18: 0 of 30
     planted happy/sad swings found). Only emotions above their neutral level count.
     """
-    return np.maximum(np.asarray(zs, dtype=np.float64), 0.0) @ weights
+    out: np.ndarray = np.maximum(np.asarray(zs, dtype=np.float64), 0.0) @ weights
+    return out
 
 
 def voice_series(v: np.ndarray, turns: Sequence[TurnSpan]) -> list[np.ndarray]:
@@ -295,7 +296,8 @@ def quantile_rows(x: np.ndarray, q: float) -> np.ndarray:
     pos = q * (t - 1)
     lo, hi = int(np.floor(pos)), int(np.ceil(pos))
     part = np.partition(np.ascontiguousarray(x.T), sorted({lo, hi}), axis=1)
-    return part[:, lo] + (part[:, hi] - part[:, lo]) * (pos - lo)
+    out: np.ndarray = part[:, lo] + (part[:, hi] - part[:, lo]) * (pos - lo)
+    return out
 
 
 EpisodeStatus = Literal["recovered", "unrecovered", "unresolved"]

@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field
 
-from emocurate.corpus.regulation import METRIC_KEYS, TurnScore
+from emocurate.artifacts import METRIC_KEYS
+from emocurate.corpus.regulation import TurnScore
 from emocurate.records import DocScore, Flag, Model
 
 FLAG_TYPE = pa.struct(

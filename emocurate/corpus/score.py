@@ -671,7 +671,7 @@ class Scorer:
             buf = torch.empty(p.shape, dtype=p.dtype, pin_memory=True)
             buf.copy_(p, non_blocking=True)
             host.append(buf)
-        event = torch.cuda.Event()
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]  # torch stubs leave it untyped
         event.record()
         return _Pending(host, event)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import TURNS_SCHEMA, Generator, ParseError, make_custom_id
-from emocurate.generators.parse import parse_conversation
+from emocurate.generators.common import TURNS_SCHEMA, Generator, make_custom_id
+from emocurate.generators.parse import ParseError, parse_conversation
 from emocurate.records import Dialogue, Provenance, Turn
 from emocurate.taxonomy import Topic
 

@@ -12,13 +12,9 @@ from typing import Any
 
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import (
-    TURNS_SCHEMA,
-    Generator,
-    ParseError,
-    make_custom_id,
-)
+from emocurate.generators.common import TURNS_SCHEMA, Generator, make_custom_id
 from emocurate.generators.dialogues import item_turns
+from emocurate.generators.parse import ParseError
 from emocurate.generators.stories import BOYS, GIRLS
 from emocurate.records import NeutralDialogue, Provenance
 from emocurate.taxonomy import Topic, resolve_topics

@@ -102,11 +102,11 @@ class AnthropicBackend(HostedBackend):
         self, msg: Any, *, limits: dict[str, float] | None = None, request_id: str = ""
     ) -> Completion:
         """A Completion from a Message (dict or SDK object)."""
-        get = (
-            (lambda o, k, d=None: o.get(k, d))
-            if isinstance(msg, dict)
-            else (lambda o, k, d=None: getattr(o, k, d))
-        )
+
+        def get(o: Any, k: str, d: Any = None) -> Any:
+            """A field of the SDK's message object or of a raw JSON dict (fake servers, batch)."""
+            return o.get(k, d) if isinstance(o, dict) else getattr(o, k, d)
+
         text_parts: list[str] = []
         data: Any = None
         for block in get(msg, "content", []) or []:
