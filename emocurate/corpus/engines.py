@@ -259,23 +259,13 @@ def score_corpus(
 ) -> ScoreManifest:
     """Score every document of ``inputs`` into ``out_dir`` and return its typed manifest.
 
-    Writes ``data/shard-XXXXX.parquet`` (one flat row per document), ``tokens/shard-XXXXX.parquet``
-    (token traces for flagged and a few other documents), ``quarantine.jsonl`` and
-    ``manifest.json``. Finished shards carry completion markers, so a rerun skips them. The one entry point of
-    scoring (the CLI, the pipeline, the datatrove step and the benches call it).
+    The one entry point of scoring (the CLI, the pipeline, the datatrove step and the benches
+    call it). Writes ``data/shard-XXXXX.parquet`` (one flat row per document),
+    ``tokens/shard-XXXXX.parquet`` (token traces for flagged and a few other documents),
+    ``quarantine.jsonl`` and ``manifest.json``. Finished shards carry completion markers, so a
+    rerun skips them. The vector folder's calibration (if any) sets the flag thresholds.
     """
-    return run_scoring(inputs, vectors_dir, out_dir, with_calibration(vectors_dir, cfg), lm=lm)
-
-
-def run_scoring(
-    inputs: list[str | Path],
-    vectors_dir: str | Path,
-    out_dir: str | Path,
-    cfg: ScoreConfig,
-    *,
-    lm: LoadedModel | None = None,
-) -> ScoreManifest:
-    """Score ``inputs`` with the configured engine; see :func:`score_corpus`."""
+    cfg = with_calibration(vectors_dir, cfg)
     t0 = time.perf_counter()
     # When the run started (epoch s) and how long until its first forward batch (start-up).
     timing: dict[str, Any] = {"started_at": time.time(), "first_batch_s": None}
@@ -311,7 +301,7 @@ def _score_with(
     timing: dict[str, Any],
     t0: float,
 ) -> ScoreManifest:
-    """The body of :func:`run_scoring` once the model load has started."""
+    """The body of :func:`score_corpus` once the model load has started."""
     in_list = [str(i) for i in inputs]
     out = ensure_dir(out_dir)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
@@ -353,7 +343,7 @@ def _score_with(
 class _Loader:
     """Loads the scoring model on a thread; :meth:`result` waits for it (or re-raises).
 
-    :func:`run_scoring` joins the thread on every exit, errors included: transformers builds a
+    :func:`score_corpus` joins the thread on every exit, errors included: transformers builds a
     model under process-wide meta-device initialisation, so a load left running in the
     background would corrupt whatever module the process builds next.
     """
@@ -450,7 +440,7 @@ def stream_malloc() -> bool:
     """One malloc arena for the process (glibc ``mallopt``); False where unavailable.
 
     Process-wide and lasting; it applies to threads that allocate for the first time after it
-    (so :func:`run_scoring` calls it before starting its own threads). It changes where memory
+    (so :func:`score_corpus` calls it before starting its own threads). It changes where memory
     comes from, never a result.
     """
     return bool(_LIBC is not None and _LIBC.mallopt(M_ARENA_MAX, 1))
@@ -530,7 +520,7 @@ def _run_local(
     Three stages overlap: the prefetcher reads the next shards, checks their resume markers,
     and tokenises/windows their documents (the first shard that needs the tokenizer waits for
     the model, truncated at the probe layer, which loads on its own thread from the start of
-    :func:`run_scoring`); the calling thread runs the forward passes and metrics
+    :func:`score_corpus`); the calling thread runs the forward passes and metrics
     (:meth:`Scorer.score_prepared`, the same code as :meth:`Scorer.score`); a writer thread
     writes the previous shard's Parquet files and marker. At most two prepared shards and one
     shard being written are alive besides the one being scored.
