@@ -773,143 +773,29 @@ def analyse_dense(
     """The sequential stage of :func:`analyse`: episodes, recovery, metrics and flags.
 
     Reads only the 1-D series and ``[E]`` vectors of ``dense`` (the same ``turns`` it was
-    computed with), so it is cheap whichever device computed them.
+    computed with), so it is cheap whichever device computed them. One step per family of
+    metrics and flags (:func:`_valence_metrics`, :func:`_distress_metrics`,
+    :func:`_regulation_metrics`, :func:`_turns` and :func:`_turn_metrics`), each a no-op when
+    its series is missing; the metrics start as ``METRIC_KEYS`` (all None, that order) and the
+    flags end sorted by span.
     """
-    n_tok = dense.n_tokens
     m: dict[str, float | None] = dict.fromkeys(METRIC_KEYS)
-    flags: list[Flag] = []
-    if n_tok == 0:
-        m.update(
-            n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0
-        )
-        return Analysis(
-            dense.mean,
-            dense.p95,
-            [],
-            m,
-            [],
-            [],
-            [],
-            dense.smoothed,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
-    mean = dense.mean
-    order = np.argsort(-mean, kind="stable")[: cfg.dominant_k]
+    if dense.n_tokens == 0:
+        return _empty_analysis(dense, m)
+    order = np.argsort(-dense.mean, kind="stable")[: cfg.dominant_k]
     dominant = [axes.names[i] for i in order]
-    tail = slice(max(0, n_tok - cfg.tail), n_tok)
-
-    val, aro = dense.valence, dense.arousal
-    if val is not None and aro is not None:
-        m.update(
-            valence_mean=float(val.mean()),
-            valence_min=float(val.min()),
-            valence_end=float(val[tail].mean()),
-            arousal_mean=float(aro.mean()),
-            arousal_max=float(aro.max()),
-        )
-        m["volatility"] = volatility_flags(val, turns, cfg, flags)
-    dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm
-    if calm is not None:
-        m["calm_mean"] = float(calm.mean())
-    episodes: list[Episode] = []
-    if dist is not None and dist_raw is not None:
-        episodes = find_episodes(dist, calm, cfg, dist_raw)
-        d_end = float(dist[tail].mean())
-        esc = slope(dist)
-        recovered = [e for e in episodes if e.status == "recovered"]
-        rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
-        # The document ends in distress exactly when its last episode never comes back down.
-        unresolved = bool(episodes) and not recovers_before_end(
-            dist, episodes[-1], cfg.recover_level, cfg.min_episode
-        )
-        m.update(
-            distress_mean=float(dist.mean()),
-            distress_max=float(dist.max()),
-            distress_end=d_end,
-            distress_level=finite_or_none(
-                sustained_level(dist, dist_raw, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
-            ),
-            n_episodes=float(len(episodes)),
-            distress_frac=float(sum(e.end - e.start for e in episodes) / n_tok),
-            n_recovered=float(len(recovered)),
-            recovery_rate=(len(recovered) / len(episodes)) if episodes else None,
-            time_to_recover=float(np.mean([e.time_to_recover for e in recovered]))
-            if recovered
-            else None,
-            calm_rise=float(np.mean(rises)) if rises else None,
-            unresolved_end=float(unresolved),
-            escalation=esc,
-        )
-        for e in episodes:
-            flags.append(
-                Flag(
-                    kind="distress_episode",
-                    start=e.start,
-                    end=e.end,
-                    severity=e.peak,
-                    evidence=e.status
-                    if e.time_to_recover is None
-                    else f"recovered after {e.time_to_recover} tokens",
-                )
-            )
-            if e.status == "unrecovered":
-                window = cfg.recovery_window(e.end - e.start)
-                flags.append(
-                    Flag(
-                        kind="unrecovered_distress",
-                        start=e.start,
-                        end=min(n_tok, e.end + window),
-                        severity=e.peak,
-                        evidence=f"no return below {cfg.recover_level:.2f} within {window} tokens",
-                    )
-                )
-        if unresolved:
-            flags.append(
-                Flag(
-                    kind="unresolved_end",
-                    start=episodes[-1].start,
-                    end=n_tok,
-                    severity=d_end,
-                    evidence="document ends in distress (no return after its last episode)",
-                )
-            )
-        rising = escalation(dist, episodes, cfg)
-        if rising is not None:
-            flags.append(rising)
-    reg, reg_raw = dense.regulation, dense.regulation_raw
-    if reg is not None and reg_raw is not None:
-        m.update(regulation_mean=float(reg.mean()), regulation_min=float(reg.min()))
-        for rs, re_ in episode_runs(
-            -reg, -reg_raw, -cfg.regulation_threshold, cfg.min_episode, cfg.merge_gap
-        ):
-            flags.append(
-                Flag(
-                    kind="unhealthy_regulation",
-                    start=rs,
-                    end=re_,
-                    severity=float(-reg[rs:re_].min()),
-                    evidence="closer to the unhealthy side of the regulation axis",
-                )
-            )
+    flags: list[Flag] = []
+    m.update(_valence_metrics(dense, turns, cfg, flags))
+    if dense.calm is not None:
+        m["calm_mean"] = float(dense.calm.mean())
+    episodes, distress_metrics = _distress_metrics(dense, cfg, flags)
+    m.update(distress_metrics)
+    m.update(_regulation_metrics(dense, cfg, flags))
     turn_scores, pairs = _turns(dense, axes, cfg, turns, flags)
-    m["n_turns"] = float(len(turn_scores))
-    if turn_scores:
-        m["coreg_n"] = float(len(pairs))
-        m["coreg_r"] = pearson(
-            [p[0] for p in pairs], [p[1] for p in pairs], min_pairs=cfg.coreg_min_pairs
-        )
-        m["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
-        if pairs:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
-            m["mirroring_level"] = max(
-                a if b >= a - cfg.mirror_margin else min(a, b) for a, b in pairs
-            )
+    m.update(_turn_metrics(turn_scores, pairs, cfg, flags))
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
     return Analysis(
-        mean,
+        dense.mean,
         dense.p95,
         dominant,
         m,
@@ -917,14 +803,189 @@ def analyse_dense(
         episodes,
         turn_scores,
         dense.smoothed,
-        val,
-        aro,
-        dist,
-        calm,
-        reg,
+        dense.valence,
+        dense.arousal,
+        dense.distress,
+        dense.calm,
+        dense.regulation,
         pairs,
         dense.smoothed_top,
     )
+
+
+def _empty_analysis(dense: DenseSeries, m: dict[str, float | None]) -> Analysis:
+    """The analysis of a document without tokens: counts are 0 (nothing was found), levels
+    stay None (there is nothing to measure), and there are no series, flags or turns."""
+    m.update(n_episodes=0.0, n_recovered=0.0, distress_frac=0.0, unresolved_end=0.0, n_turns=0.0)
+    return Analysis(
+        dense.mean, dense.p95, [], m, [], [], [], dense.smoothed, None, None, None, None, None
+    )
+
+
+def _tail(dense: DenseSeries, cfg: MetricConfig) -> slice:
+    """The last ``cfg.tail`` tokens (the whole document when shorter): end-of-document levels."""
+    return slice(max(0, dense.n_tokens - cfg.tail), dense.n_tokens)
+
+
+def _valence_metrics(
+    dense: DenseSeries, turns: Sequence[TurnSpan], cfg: MetricConfig, flags: list[Flag]
+) -> dict[str, float | None]:
+    """Valence and arousal levels and ``volatility``; appends the ``high_volatility`` flags.
+
+    Empty without valence/arousal weights (the vector set names no concept of the taxonomy).
+    Volatility is one voice's in a dialogue (:func:`volatility_flags`), so ``turns`` are needed.
+    """
+    val, aro = dense.valence, dense.arousal
+    if val is None or aro is None:
+        return {}
+    tail = _tail(dense, cfg)
+    return {
+        "valence_mean": float(val.mean()),
+        "valence_min": float(val.min()),
+        "valence_end": float(val[tail].mean()),
+        "arousal_mean": float(aro.mean()),
+        "arousal_max": float(aro.max()),
+        "volatility": volatility_flags(val, turns, cfg, flags),
+    }
+
+
+def _distress_metrics(
+    dense: DenseSeries, cfg: MetricConfig, flags: list[Flag]
+) -> tuple[list[Episode], dict[str, float | None]]:
+    """Distress episodes (:func:`find_episodes`), their metrics and flags (docs/metrics.md 5-6).
+
+    The document's distress levels, its episode statistic (``distress_level``), the episode
+    counts and recovery, ``unresolved_end`` and the trend ``escalation``; appends the episode
+    flags (:func:`_episode_flags`) then ``escalation`` (:func:`escalation`). No episodes and no
+    metrics without distress members.
+    """
+    dist, dist_raw, calm = dense.distress, dense.distress_raw, dense.calm
+    if dist is None or dist_raw is None:
+        return [], {}
+    episodes = find_episodes(dist, calm, cfg, dist_raw)
+    d_end = float(dist[_tail(dense, cfg)].mean())
+    recovered = [e for e in episodes if e.status == "recovered"]
+    rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
+    # The document ends in distress exactly when its last episode never comes back down.
+    unresolved = bool(episodes) and not recovers_before_end(
+        dist, episodes[-1], cfg.recover_level, cfg.min_episode
+    )
+    metrics: dict[str, float | None] = {
+        "distress_mean": float(dist.mean()),
+        "distress_max": float(dist.max()),
+        "distress_end": d_end,
+        "distress_level": finite_or_none(
+            sustained_level(dist, dist_raw, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
+        ),
+        "n_episodes": float(len(episodes)),
+        "distress_frac": float(sum(e.end - e.start for e in episodes) / dense.n_tokens),
+        "n_recovered": float(len(recovered)),
+        "recovery_rate": (len(recovered) / len(episodes)) if episodes else None,
+        "time_to_recover": float(np.mean([e.time_to_recover for e in recovered]))
+        if recovered
+        else None,
+        "calm_rise": float(np.mean(rises)) if rises else None,
+        "unresolved_end": float(unresolved),
+        "escalation": slope(dist),
+    }
+    _episode_flags(episodes, cfg, dense.n_tokens, d_end if unresolved else None, flags)
+    rising = escalation(dist, episodes, cfg)
+    if rising is not None:
+        flags.append(rising)
+    return episodes, metrics
+
+
+def _episode_flags(
+    episodes: Sequence[Episode],
+    cfg: MetricConfig,
+    n_tok: int,
+    end_level: float | None,
+    flags: list[Flag],
+) -> None:
+    """Append a ``distress_episode`` flag per episode (followed by ``unrecovered_distress`` for
+    an unrecovered one, over the episode and its recovery window), then ``unresolved_end``
+    when the document ends in distress (``end_level``: its ``distress_end``; None when not)."""
+    for e in episodes:
+        flags.append(
+            Flag(
+                kind="distress_episode",
+                start=e.start,
+                end=e.end,
+                severity=e.peak,
+                evidence=e.status
+                if e.time_to_recover is None
+                else f"recovered after {e.time_to_recover} tokens",
+            )
+        )
+        if e.status == "unrecovered":
+            window = cfg.recovery_window(e.end - e.start)
+            flags.append(
+                Flag(
+                    kind="unrecovered_distress",
+                    start=e.start,
+                    end=min(n_tok, e.end + window),
+                    severity=e.peak,
+                    evidence=f"no return below {cfg.recover_level:.2f} within {window} tokens",
+                )
+            )
+    if end_level is not None:
+        flags.append(
+            Flag(
+                kind="unresolved_end",
+                start=episodes[-1].start,
+                end=n_tok,
+                severity=end_level,
+                evidence="document ends in distress (no return after its last episode)",
+            )
+        )
+
+
+def _regulation_metrics(
+    dense: DenseSeries, cfg: MetricConfig, flags: list[Flag]
+) -> dict[str, float | None]:
+    """Regulation-axis levels; appends an ``unhealthy_regulation`` flag per run below
+    ``regulation_threshold`` (found as episodes are: smoothed, confirmed on the raw series).
+    Empty without regulation vectors."""
+    reg, reg_raw = dense.regulation, dense.regulation_raw
+    if reg is None or reg_raw is None:
+        return {}
+    for rs, re_ in episode_runs(
+        -reg, -reg_raw, -cfg.regulation_threshold, cfg.min_episode, cfg.merge_gap
+    ):
+        flags.append(
+            Flag(
+                kind="unhealthy_regulation",
+                start=rs,
+                end=re_,
+                severity=float(-reg[rs:re_].min()),
+                evidence="closer to the unhealthy side of the regulation axis",
+            )
+        )
+    return {"regulation_mean": float(reg.mean()), "regulation_min": float(reg.min())}
+
+
+def _turn_metrics(
+    turn_scores: Sequence[TurnScore],
+    pairs: Sequence[tuple[float, float]],
+    cfg: MetricConfig,
+    flags: Sequence[Flag],
+) -> dict[str, float | None]:
+    """Dialogue metrics from :func:`_turns`' scores and pairs: the turn count (0 for prose),
+    co-regulation (``coreg_n``, ``coreg_r``), the mirroring flags it raised (``n_mirroring``)
+    and the document's mirroring statistic (``mirroring_level``; left None without pairs)."""
+    out: dict[str, float | None] = {"n_turns": float(len(turn_scores))}
+    if not turn_scores:
+        return out
+    out["coreg_n"] = float(len(pairs))
+    out["coreg_r"] = pearson(
+        [p[0] for p in pairs], [p[1] for p in pairs], min_pairs=cfg.coreg_min_pairs
+    )
+    out["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
+    if pairs:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
+        out["mirroring_level"] = max(
+            a if b >= a - cfg.mirror_margin else min(a, b) for a, b in pairs
+        )
+    return out
 
 
 RISING_EPISODES = 3  # "several": episodes of rising peak needed for escalation
