@@ -104,6 +104,6 @@ def test_the_checker_finds_a_cycle() -> None:
 
 def test_every_module_imports_in_a_fresh_interpreter() -> None:
     names = sorted(n for n in modules() if not n.endswith("__main__"))
-    code = "import importlib\nfor n in %r:\n    importlib.import_module(n)\n" % names
+    code = f"import importlib\nfor n in {names!r}:\n    importlib.import_module(n)\n"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
