@@ -434,7 +434,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         planted = plant_model(t / "model", args.alpha, args.seed)
         tok = AutoTokenizer.from_pretrained(str(t / "model"))
         write_stage(t / "train", training_stories(rng, args.train))
-        write_stage(t / "neutral", [{"text": x} for x in neutral_reference(rng, args.neutral_ref)])
+        ref = [{"text": x} for x in neutral_reference(rng, args.neutral_ref)]
+        if args.plus_bundled_neutral:  # a broader neutral set: fit projection and reference
+            from emocurate.vectors.fit import bundled_neutral_path
+
+            lines = bundled_neutral_path().read_text("utf-8").splitlines()
+            ref += [{"text": json.loads(x)["text"]} for x in lines if x.strip()]
+        write_stage(t / "neutral", ref)
         cli("fit", str(t / "train"), "--model", str(t / "model"), "--neutral", str(t / "neutral"),
             "--out", str(t / "vectors"))  # fmt: skip
         cal_out = cli("calibrate", str(t / "vectors")).stderr
@@ -542,6 +548,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--seeds", type=int, default=1, help="run seeds SEED .. SEED+N-1 (planted model and "
         "corpus) and add the spread over them (`seeds` in the JSON)"
+    )  # fmt: skip
+    ap.add_argument(
+        "--plus-bundled-neutral", action="store_true",
+        help="add the 100 bundled neutral sentences to the fit's neutral texts (and so to the "
+        "calibration reference): does a broader neutral set make off-reference text safer?",
     )  # fmt: skip
     ap.add_argument("--keep", default=None, help="work in this (new) folder and keep it")
     ap.add_argument("--no-save", action="store_true")
