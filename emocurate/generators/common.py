@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
@@ -73,6 +75,59 @@ def derived_seed(seed: int, *parts: str) -> int:
     """A per-request seed from the run seed and the request's identity (stable across runs)."""
     h = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
     return int.from_bytes(h[:4], "little")
+
+
+Case = tuple[tuple[str, ...], Topic]
+"""What one run of chunks is about: the emotions (one, a human/assistant pair, or none) and a
+topic."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One planned request: its custom id, what it is about and how many records it asks for."""
+
+    custom_id: str
+    emotions: tuple[str, ...]
+    """One emotion (stories, regulation), a (human, assistant) pair (dialogues), none (neutral)."""
+    topic: Topic
+    chunk: int
+    """Position among the requests of the same emotions and topic (the custom id's last part)."""
+    n: int
+    """Records asked for (1 in the simple and opening styles)."""
+
+    @property
+    def emotion(self) -> str:
+        """The emotion of a one-emotion cell."""
+        (emotion,) = self.emotions
+        return emotion
+
+    def meta(self) -> dict[str, Any]:
+        """The request meta it starts with: the emotion (when one), the topic and its id."""
+        head = {"emotion": self.emotion} if len(self.emotions) == 1 else {}
+        return {**head, "topic": self.topic.premise, "topic_id": self.topic.id}
+
+
+def emotion_topic_cases(emotions: Iterable[str], topics: Sequence[Topic]) -> Iterator[Case]:
+    """Every emotion with every topic, emotion-major (stories and regulation)."""
+    return (((emotion,), topic) for emotion in emotions for topic in topics)
+
+
+def plan_cells(
+    prefix: str, cases: Iterable[Case], *, per_topic: int, per_request: int
+) -> Iterator[Cell]:
+    """The planning grid of every generator: each case's ``per_topic`` records in chunks of at
+    most ``per_request``, in order, with custom ids ``<prefix>-<emotions>-<topic id>-<chunk>``.
+
+    Custom ids key the response cache: this order and these ids are what a rerun finds paid for.
+    """
+    for emotions, topic in cases:
+        done = chunk = 0
+        while done < per_topic:
+            n = min(per_request, per_topic - done)
+            cid = make_custom_id(prefix, *emotions, topic.id, str(chunk))
+            yield Cell(custom_id=cid, emotions=emotions, topic=topic, chunk=chunk, n=n)
+            done += n
+            chunk += 1
 
 
 def items_schema(item_props: dict[str, Any], n: int) -> dict[str, Any]:
@@ -163,6 +218,13 @@ class Generator:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
+    def cells(self, prefix: str, cases: Iterable[Case]) -> Iterator[Cell]:
+        """This run's cells for ``cases``: ``per_topic`` records each, ``n_per_request`` at most
+        per request (see :func:`plan_cells`)."""
+        return plan_cells(
+            prefix, cases, per_topic=self.cfg.per_topic, per_request=self.n_per_request
+        )
+
     def topics(self) -> list[Topic]:
         """The topics named by the config's topic spec."""
         return resolve_topics(self.cfg.topics)

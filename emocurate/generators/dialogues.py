@@ -16,7 +16,7 @@ from typing import Any
 
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import TURNS_SCHEMA, Generator, make_custom_id
+from emocurate.generators.common import TURNS_SCHEMA, Generator
 from emocurate.generators.parse import ParseError, parse_conversation
 from emocurate.records import Dialogue, Provenance, Turn
 from emocurate.taxonomy import Topic
@@ -106,41 +106,32 @@ class DialoguesGenerator(Generator):
         return [(a, assistant[(i + topic_index) % len(assistant)]) for i, a in enumerate(person)]
 
     def plan(self) -> list[ChatRequest]:
-        """One request per pair x topic x chunk of ``per_request`` conversations."""
+        """One request per topic x pair x chunk of ``per_request`` conversations."""
+        topics = self.topics()
+        cases = ((pair, topic) for t, topic in enumerate(topics) for pair in self.pairs(t))
         out: list[ChatRequest] = []
-        k = self.n_per_request
-        for t_index, topic in enumerate(self.topics()):
-            for a, b in self.pairs(t_index):
-                done, chunk = 0, 0
-                while done < self.cfg.per_topic:
-                    n = min(k, self.cfg.per_topic - done)
-                    cid = make_custom_id("dl", a, b, topic.id, str(chunk))
-                    premise = topic.premise
-                    if topic.stakes != "high":
-                        premise = f"The human brings up this situation: {topic.premise}"
-                    out.append(
-                        self.request(
-                            cid,
-                            {
-                                "premise": premise,
-                                "person_emotion": a,
-                                "assistant_emotion": b,
-                                "person_forbidden": ", ".join(self.forbidden(a)),
-                                "assistant_forbidden": ", ".join(self.forbidden(b)),
-                                "n": n,
-                            },
-                            n,
-                            {
-                                "human_emotion": a,
-                                "assistant_emotion": b,
-                                "topic": topic.premise,
-                                "topic_id": topic.id,
-                                "scenario": topic.id if topic.id.startswith("hs_") else "",
-                            },
-                        )
-                    )
-                    done += n
-                    chunk += 1
+        for cell in self.cells("dl", cases):
+            a, b = cell.emotions
+            topic = cell.topic
+            premise = topic.premise
+            if topic.stakes != "high":
+                premise = f"The human brings up this situation: {topic.premise}"
+            values = {
+                "premise": premise,
+                "person_emotion": a,
+                "assistant_emotion": b,
+                "person_forbidden": ", ".join(self.forbidden(a)),
+                "assistant_forbidden": ", ".join(self.forbidden(b)),
+                "n": cell.n,
+            }
+            meta = {
+                "human_emotion": a,
+                "assistant_emotion": b,
+                "topic": topic.premise,
+                "topic_id": topic.id,
+                "scenario": topic.id if topic.id.startswith("hs_") else "",
+            }
+            out.append(self.request(cell.custom_id, values, cell.n, meta))
         if not out and self.cfg.topics.strip() == "presets":
             raise ConfigError(
                 "no plausible emotion pair for the presets (see PRESET_PAIRING in "

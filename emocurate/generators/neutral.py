@@ -12,7 +12,7 @@ from typing import Any
 
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import TURNS_SCHEMA, Generator, make_custom_id
+from emocurate.generators.common import TURNS_SCHEMA, Generator
 from emocurate.generators.dialogues import item_turns
 from emocurate.generators.parse import ParseError
 from emocurate.generators.stories import BOYS, GIRLS
@@ -101,34 +101,22 @@ class NeutralGenerator(Generator):
         """One request per subject area x chunk of ``per_request`` conversations."""
         if self.style == "opening":
             return self._plan_openings()
+        cells = self.cells("nt", (((), topic) for topic in self.topics()))
         if self.style == "simple":
             return [
                 self.simple_request(
-                    make_custom_id("nt", topic.id, str(r)),
-                    {"premise": topic.premise.strip().rstrip("."), "words": 100},
-                    {"topic": topic.premise, "topic_id": topic.id},
+                    cell.custom_id,
+                    {"premise": cell.topic.premise.strip().rstrip("."), "words": 100},
+                    cell.meta(),
                 )
-                for topic in self.topics()
-                for r in range(self.cfg.per_topic)
+                for cell in cells
             ]
-        out: list[ChatRequest] = []
-        k = self.n_per_request
-        for topic in self.topics():
-            done, chunk = 0, 0
-            while done < self.cfg.per_topic:
-                n = min(k, self.cfg.per_topic - done)
-                cid = make_custom_id("nt", topic.id, str(chunk))
-                out.append(
-                    self.request(
-                        cid,
-                        {"premise": topic.premise, "n": n},
-                        n,
-                        {"topic": topic.premise, "topic_id": topic.id},
-                    )
-                )
-                done += n
-                chunk += 1
-        return out
+        return [
+            self.request(
+                cell.custom_id, {"premise": cell.topic.premise, "n": cell.n}, cell.n, cell.meta()
+            )
+            for cell in cells
+        ]
 
     def _plan_openings(self) -> list[ChatRequest]:
         """Base models: one neutral opening per record for the model to continue."""
@@ -138,26 +126,23 @@ class NeutralGenerator(Generator):
             raise ConfigError(
                 f"neutral topics: asked for {n_open}, choose 1 to {len(NEUTRAL_OPENINGS)} for a base model"
             )
+        # the opening template stands in for the premise
+        openings = [
+            Topic(id=f"open{t + 1:02d}", premise=template, stakes="none")
+            for t, template in enumerate(NEUTRAL_OPENINGS[:n_open])
+        ]
         out: list[ChatRequest] = []
-        for t in range(n_open):
-            for r in range(self.cfg.per_topic):
-                cid = make_custom_id("nt", f"open{t + 1:02d}", str(r))
-                rng = self.rng(cid)
-                girl = rng.random() < 0.5
-                opening = NEUTRAL_OPENINGS[t].format(
-                    name=rng.choice(GIRLS if girl else BOYS),
-                    Pron="She" if girl else "He",
-                    pron="she" if girl else "he",
-                    poss="her" if girl else "his",
-                )
-                out.append(
-                    self.opening_request(
-                        cid,
-                        opening,
-                        "neutral/opening-v1",
-                        {"topic": "neutral opening", "topic_id": f"open{t + 1:02d}"},
-                    )
-                )
+        for cell in self.cells("nt", (((), topic) for topic in openings)):
+            rng = self.rng(cell.custom_id)
+            girl = rng.random() < 0.5
+            opening = cell.topic.premise.format(
+                name=rng.choice(GIRLS if girl else BOYS),
+                Pron="She" if girl else "He",
+                pron="she" if girl else "he",
+                poss="her" if girl else "his",
+            )
+            meta = {"topic": "neutral opening", "topic_id": cell.topic.id}
+            out.append(self.opening_request(cell.custom_id, opening, "neutral/opening-v1", meta))
         return out
 
     @cached_property

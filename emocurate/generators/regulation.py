@@ -21,7 +21,7 @@ from typing import Any
 
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import Generator, make_custom_id, require_text
+from emocurate.generators.common import Generator, emotion_topic_cases, require_text
 from emocurate.records import Provenance, RegulationPair
 from emocurate.taxonomy import Taxonomy, Topic
 
@@ -101,38 +101,19 @@ class RegulationGenerator(Generator):
 
     def plan(self) -> list[ChatRequest]:
         """One request per emotion x topic x chunk of ``per_request`` pairs."""
-        out: list[ChatRequest] = []
-        k = self.n_per_request
         emotions = at_stake_emotions(self.tax, self.cfg.emotions)
-        for emotion in emotions:
-            forbidden = ", ".join(self.forbidden(emotion))
-            for topic in self.topics():
-                who = "ai_assistant" if topic.protagonist == "ai_assistant" else "person"
-                done, chunk = 0, 0
-                while done < self.cfg.per_topic:
-                    n = min(k, self.cfg.per_topic - done)
-                    cid = make_custom_id("rg", emotion, topic.id, str(chunk))
-                    out.append(
-                        self.request(
-                            cid,
-                            {
-                                "emotion": emotion,
-                                "forbidden": forbidden,
-                                "premise": topic.premise,
-                                "protagonist": PROTAGONIST[who],
-                                "n": n,
-                            },
-                            n,
-                            {
-                                "emotion": emotion,
-                                "topic": topic.premise,
-                                "topic_id": topic.id,
-                                "protagonist": who,
-                            },
-                        )
-                    )
-                    done += n
-                    chunk += 1
+        out: list[ChatRequest] = []
+        for cell in self.cells("rg", emotion_topic_cases(emotions, self.topics())):
+            who = "ai_assistant" if cell.topic.protagonist == "ai_assistant" else "person"
+            values = {
+                "emotion": cell.emotion,
+                "forbidden": ", ".join(self.forbidden(cell.emotion)),
+                "premise": cell.topic.premise,
+                "protagonist": PROTAGONIST[who],
+                "n": cell.n,
+            }
+            meta = {**cell.meta(), "protagonist": who}
+            out.append(self.request(cell.custom_id, values, cell.n, meta))
         return out
 
     def build(

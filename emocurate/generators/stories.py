@@ -14,11 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from emocurate.generators.backends.base import ChatRequest
-from emocurate.generators.common import (
-    Generator,
-    make_custom_id,
-    require_text,
-)
+from emocurate.generators.common import Cell, Generator, emotion_topic_cases, require_text
 from emocurate.generators.text import answer_text
 from emocurate.records import Provenance, Story
 from emocurate.taxonomy import Topic
@@ -99,128 +95,63 @@ class StoriesGenerator(Generator):
 
     def plan(self) -> list[ChatRequest]:
         """One request per emotion x topic x chunk of ``per_request`` stories."""
-        emotions = self.tax.resolve(self.cfg.emotions)
-        topics = self.topics()
+        cells = self.cells(
+            "st", emotion_topic_cases(self.tax.resolve(self.cfg.emotions), self.topics())
+        )
         if self.style == "opening":
-            return self._plan_openings(emotions, topics)
+            return [self._opening(cell) for cell in cells]
         if self.style == "simple":
-            return self._plan_simple(emotions, topics)
+            return [self._simple(cell) for cell in cells]
         out: list[ChatRequest] = []
-        k = self.n_per_request
-        for emotion in emotions:
-            forbidden = ", ".join(self.forbidden(emotion))
-            for topic in topics:
-                done = 0
-                chunk = 0
-                while done < self.cfg.per_topic:
-                    n = min(k, self.cfg.per_topic - done)
-                    cid = make_custom_id("st", emotion, topic.id, str(chunk))
-                    rng = self.rng(cid)
-                    start = rng.randint(0, 1)
-                    povs = [("first", "third")[(start + i) % 2] for i in range(n)]
-                    out.append(
-                        self.request(
-                            cid,
-                            {
-                                "emotion": emotion,
-                                "premise": topic.premise,
-                                "n": n,
-                                "povs": ", ".join(povs),
-                                "forbidden": forbidden,
-                            },
-                            n,
-                            {
-                                "emotion": emotion,
-                                "topic": topic.premise,
-                                "topic_id": topic.id,
-                                "povs": povs,
-                            },
-                        )
-                    )
-                    done += n
-                    chunk += 1
+        for cell in cells:
+            start = self.rng(cell.custom_id).randint(0, 1)
+            povs = [("first", "third")[(start + i) % 2] for i in range(cell.n)]
+            values = {
+                "emotion": cell.emotion,
+                "premise": cell.topic.premise,
+                "n": cell.n,
+                "povs": ", ".join(povs),
+                "forbidden": ", ".join(self.forbidden(cell.emotion)),
+            }
+            out.append(self.request(cell.custom_id, values, cell.n, {**cell.meta(), "povs": povs}))
         return out
 
-    def _plan_simple(self, emotions: list[str], topics: list[Topic]) -> list[ChatRequest]:
+    def _simple(self, cell: Cell) -> ChatRequest:
         """One plain request per story: the premise, the emotion, the point of view."""
-        out: list[ChatRequest] = []
-        for emotion in emotions:
-            for topic in topics:
-                for r in range(self.cfg.per_topic):
-                    cid = make_custom_id("st", emotion, topic.id, str(r))
-                    rng = self.rng(cid)
-                    pov = ("first", "third")[rng.randint(0, 1)]
-                    name = rng.choice(SIMPLE_NAMES)
-                    premise = topic.premise.strip()
-                    if premise and premise[-1] not in ".!?":
-                        premise += "."
-                    out.append(
-                        self.simple_request(
-                            cid,
-                            {
-                                "emotion": emotion,
-                                "premise": premise,
-                                "pov": pov,
-                                "name": name,
-                                "words": 120,
-                            },
-                            {
-                                "emotion": emotion,
-                                "topic": topic.premise,
-                                "topic_id": topic.id,
-                                "povs": [pov],
-                            },
-                        )
-                    )
-        return out
+        rng = self.rng(cell.custom_id)
+        pov = ("first", "third")[rng.randint(0, 1)]
+        name = rng.choice(SIMPLE_NAMES)
+        premise = cell.topic.premise.strip()
+        if premise and premise[-1] not in ".!?":
+            premise += "."
+        values = {
+            "emotion": cell.emotion,
+            "premise": premise,
+            "pov": pov,
+            "name": name,
+            "words": 120,
+        }
+        return self.simple_request(cell.custom_id, values, {**cell.meta(), "povs": [pov]})
 
-    def _plan_openings(self, emotions: list[str], topics: list[Topic]) -> list[ChatRequest]:
-        out: list[ChatRequest] = []
-        cfg = self.cfg
-        for emotion in emotions:
-            for topic in topics:
-                for r in range(cfg.per_topic):
-                    cid = make_custom_id("st", emotion, topic.id, str(r))
-                    rng = self.rng(cid)
-                    girl = rng.random() < 0.5
-                    name = rng.choice(GIRLS if girl else BOYS)
-                    pov = "first" if rng.random() < 0.4 else "third"
-                    template = rng.choice(FIRST if pov == "first" else THIRD)
-                    premise = topic.premise.strip().rstrip(".")
-                    word = ADJECTIVE.get(emotion, emotion)
-                    if topic.id.startswith("ts") or not premise:
-                        opening = template.format(
-                            kid="girl" if girl else "boy",
-                            name=name,
-                            Pron="She" if girl else "He",
-                            premise=premise,
-                            emotion=word,
-                        )
-                    else:
-                        opening = (
-                            f"This is a story about {premise[0].lower() + premise[1:]}. "
-                            + template.format(
-                                kid="girl" if girl else "boy",
-                                name=name,
-                                Pron="She" if girl else "He",
-                                premise="had a day",
-                                emotion=word,
-                            )
-                        )
-                    out.append(
-                        self.opening_request(
-                            cid,
-                            opening,
-                            "stories/opening-v1",
-                            {
-                                "emotion": emotion,
-                                "topic": topic.premise,
-                                "topic_id": topic.id,
-                                "povs": [pov],
-                            },
-                        )
-                    )
-        return out
+    def _opening(self, cell: Cell) -> ChatRequest:
+        """A base model's story opening that sets up the emotion, for it to continue."""
+        rng = self.rng(cell.custom_id)
+        girl = rng.random() < 0.5
+        name = rng.choice(GIRLS if girl else BOYS)
+        pov = "first" if rng.random() < 0.4 else "third"
+        template = rng.choice(FIRST if pov == "first" else THIRD)
+        topic = cell.topic
+        premise = topic.premise.strip().rstrip(".")
+        word = ADJECTIVE.get(cell.emotion, cell.emotion)
+        kid, pron = ("girl", "She") if girl else ("boy", "He")
+        if topic.id.startswith("ts") or not premise:
+            opening = template.format(kid=kid, name=name, Pron=pron, premise=premise, emotion=word)
+        else:
+            opening = f"This is a story about {premise[0].lower() + premise[1:]}. " + (
+                template.format(kid=kid, name=name, Pron=pron, premise="had a day", emotion=word)
+            )
+        meta = {**cell.meta(), "povs": [pov]}
+        return self.opening_request(cell.custom_id, opening, "stories/opening-v1", meta)
 
     def build(
         self, request: ChatRequest, item: dict[str, Any], index: int, prov: Provenance | None

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import pytest
 
 from emocurate.generators.backends.base import Completion
-from emocurate.generators.common import BackendInfo
+from emocurate.generators.common import (
+    BackendInfo,
+    Case,
+    Cell,
+    Generator,
+    emotion_topic_cases,
+    plan_cells,
+)
 from emocurate.generators.parse import (
     ParseError,
     completion_items,
@@ -15,7 +24,7 @@ from emocurate.generators.parse import (
 )
 from emocurate.generators.prompts import load_prompt
 from emocurate.generators.run import GenerateConfig, generator_class, make_generator
-from emocurate.taxonomy import load_taxonomy
+from emocurate.taxonomy import Topic, load_taxonomy
 
 CHAT = BackendInfo(name="anthropic", model="claude-sonnet-4-6", chat=True, supports_schema=True)
 TEXT = BackendInfo(name="openai", model="local", chat=True, supports_schema=False)
@@ -206,3 +215,58 @@ def test_cache_marker_and_estimate_only_for_cacheable_prefixes(kind: str) -> Non
     with_cache = estimate_cost(req, price, cached_system=True)
     without = estimate_cost(req, price, cached_system=False)
     assert (with_cache < without) is long_enough
+
+
+def test_plan_cells_chunks_each_case_in_order() -> None:
+    a, b = Topic(id="t1", premise="A."), Topic(id="t2", premise="B.")
+    cells = list(plan_cells("st", emotion_topic_cases(["sad"], [a, b]), per_topic=5, per_request=2))
+    assert [(c.custom_id, c.chunk, c.n) for c in cells] == [
+        ("st-sad-t1-0", 0, 2),
+        ("st-sad-t1-1", 1, 2),
+        ("st-sad-t1-2", 2, 1),
+        ("st-sad-t2-0", 0, 2),
+        ("st-sad-t2-1", 1, 2),
+        ("st-sad-t2-2", 2, 1),
+    ]
+    assert cells[0].meta() == {"emotion": "sad", "topic": "A.", "topic_id": "t1"}
+    (pair,) = plan_cells("dl", [(("sad", "calm"), a)], per_topic=1, per_request=4)
+    assert pair.custom_id == "dl-sad-calm-t1-0" and pair.n == 1
+    assert pair.meta() == {"topic": "A.", "topic_id": "t1"}  # no single emotion
+    (none,) = plan_cells("nt", [((), b)], per_topic=3, per_request=5)
+    assert (none.custom_id, none.n) == ("nt-t2-0", 3)
+
+
+BASE = BackendInfo(name="transformers", model="stories260K", chat=False, supports_schema=False)
+SMALL = BackendInfo(name="transformers", model="smol", chat=True, n_params=135_000_000)
+
+
+@pytest.mark.parametrize(
+    ("kind", "info"),
+    [
+        ("stories", CHAT),
+        ("stories", SMALL),
+        ("stories", BASE),
+        ("regulation", TEXT),
+        ("dialogues", CHAT),
+        ("neutral", CHAT),
+        ("neutral", SMALL),
+        ("neutral", BASE),
+    ],
+)
+def test_every_generator_and_style_plans_through_cells(
+    kind: str, info: BackendInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One planning grid: each request is one cell, same id, same count, same order."""
+    seen: list[Cell] = []
+    cells = Generator.cells
+
+    def spy(self: Generator, prefix: str, cases: Iterable[Case]) -> Iterator[Cell]:
+        for cell in cells(self, prefix, cases):
+            seen.append(cell)
+            yield cell
+
+    monkeypatch.setattr(Generator, "cells", spy)
+    emotions = "sad,afraid" if kind != "stories" or info is not BASE else "tinystories"
+    cfg = GenerateConfig(kind=kind, emotions=emotions, topics="2", per_topic=5, per_request=2)
+    reqs = generator_class(kind)(cfg, info).plan()
+    assert reqs and [(r.custom_id, r.meta["n"]) for r in reqs] == [(c.custom_id, c.n) for c in seen]
