@@ -845,6 +845,14 @@ class SkippedEntry(Model):
     reason: str
 
 
+class AttributeFiles(Model):
+    """The Dolma-style attribute files of ``score --attributes``: their folder and the lines
+    (documents) written to each file (named after its input, relative to the inputs' root)."""
+
+    dir: str
+    files: dict[str, int]
+
+
 class ReferenceShift(Model):
     """Where the scored corpus's typical document sits in the calibration reference.
 
@@ -891,7 +899,9 @@ class ScoreManifest(Manifest):
     )
     skipped: list[SkippedEntry] = Field(default_factory=list)
     skipped_total: int = 0
-    attributes: Any = None  # where `score --attributes` wrote Dolma-style attribute files
+    attributes: AttributeFiles | None = Field(
+        default=None, description="where `score --attributes` wrote Dolma-style attribute files"
+    )
     timing: dict[str, Any] = Field(default_factory=dict)  # started_at, first_batch_s (start-up)
 
     @field_validator("summary", mode="before")

@@ -158,3 +158,19 @@ def test_bad_row_names_file_and_field(tmp_path):
     pq.write_table(pa.table({"id": ["a"]}), tmp_path / "data" / "p.parquet")
     with pytest.raises(InputError, match="missing column"):
         read_records(tmp_path, Story)
+
+
+def test_score_manifest_attributes_are_typed() -> None:
+    """Issue 20: ``ScoreManifest.attributes`` was ``Any``: a reader indexed ``['files']`` and
+    a malformed value passed unnoticed. It is a typed record (folder, lines per file)."""
+    import pytest
+    from pydantic import ValidationError
+
+    from emocurate.artifacts import AttributeFiles, ScoreManifest
+
+    fields = ScoreManifest.model_fields["attributes"]
+    assert fields.annotation == AttributeFiles | None
+    ok = AttributeFiles.model_validate({"dir": "attrs", "files": {"a.jsonl": 3}})
+    assert ok.files == {"a.jsonl": 3}
+    with pytest.raises(ValidationError):
+        AttributeFiles.model_validate({"dir": "attrs", "files": ["a.jsonl"]})

@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
                 Console(stderr=True).print(f"warning: {shift.warning}", markup=False)
         if m.attributes:
             Console(stderr=True).print(
-                f"attributes: {len(m.attributes['files'])} files -> {attributes}", markup=False
+                f"attributes: {len(m.attributes.files)} files -> {attributes}", markup=False
             )
 
     @app.command("curate")

@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from emocurate.artifacts import ScoreManifest
+from emocurate.artifacts import AttributeFiles, ScoreManifest
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
@@ -801,12 +801,12 @@ def _finish(
         for col, median in summary["pct_medians"].items():
             stat = col.removesuffix("_pct")
             shift.append(reference_shift(stat, summary["pct_docs"][col], median).model_dump())
-    attributes: dict[str, Any] | None = None
+    attributes: AttributeFiles | None = None
     if cfg.attributes and plan is not None:
         from emocurate.corpus.attributes import assemble
 
         files = assemble(out, [shard_name(m["shard"]) for m in markers], cfg.attributes, plan)
-        attributes = {"dir": str(cfg.attributes), "files": files}
+        attributes = AttributeFiles(dir=str(cfg.attributes), files=files)
     new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
     fields = {
         "inputs": inputs,
