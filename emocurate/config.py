@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from emocurate import yamlio
-from emocurate.corpus.guard import Untrusted
+from emocurate.artifacts import Untrusted
 from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ConfigError, first_problem
 from emocurate.generators.run import GenerateConfig

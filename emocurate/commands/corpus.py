@@ -286,8 +286,8 @@ def register(app: typer.Typer) -> None:
         Example:
           emocurate curate runs/scores --policy bundled:default --out runs/curated
         """
+        from emocurate.artifacts import Untrusted
         from emocurate.corpus.curate import curate
-        from emocurate.corpus.guard import Untrusted
         from emocurate.pipeline import bundled_path
 
         if policy.startswith("bundled:"):

@@ -228,7 +228,7 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError
 
-        from emocurate.vectors.evaluate import read_evaluation
+        from emocurate.artifacts import read_evaluation
         from emocurate.vectors.fit import (
             FitConfig,
             fit_vectors,
@@ -387,11 +387,12 @@ def register(app: typer.Typer) -> None:
         Example:
           emocurate vectors evaluate runs/vectors --on runs/validated/kept
         """
+        from emocurate.artifacts import SPEAKER_SUBDIRS
         from emocurate.vectors.evaluate import evaluate
         from emocurate.vectors.fit import fitted_texts, load_train_ids, read_fit_records
         from emocurate.vectors.labelled import BUNDLED_SCENARIOS, parse_label_map, read_labelled
         from emocurate.vectors.models import load_model
-        from emocurate.vectors.vectorset import META, SPEAKER_SUBDIRS, VectorSet
+        from emocurate.vectors.vectorset import META, VectorSet
 
         vs = VectorSet.load(vectors_dir, kind=kind)
         set_dir = vectors_dir
@@ -599,7 +600,8 @@ def register(app: typer.Typer) -> None:
             lm, vs, emotion, grid, layer=layer, max_new_tokens=max_new_tokens or 24
         )
         if save:
-            from emocurate.vectors.vectorset import META, SPEAKER_SUBDIRS
+            from emocurate.artifacts import SPEAKER_SUBDIRS
+            from emocurate.vectors.vectorset import META
 
             folder = vectors_dir
             if kind is not None and (vectors_dir / SPEAKER_SUBDIRS.get(kind, kind) / META).exists():

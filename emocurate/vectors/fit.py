@@ -53,7 +53,16 @@ import torch
 from pydantic import Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-from emocurate.artifacts import FitDataSource
+from emocurate.artifacts import (
+    EVALUATION_FILE,
+    SPEAKER_SUBDIRS,
+    Evaluation,
+    FitDataSource,
+    GeometryReport,
+    LayerMetrics,
+    LayerSelection,
+    VectorSetMeta,
+)
 from emocurate.errors import ConfigError, InputError, UnknownEmotionError
 from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_table
 from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json
@@ -63,11 +72,6 @@ from emocurate.vectors.capture import (
     pool_start,
 )
 from emocurate.vectors.evaluate import (
-    EVALUATION_FILE,
-    Evaluation,
-    GeometryReport,
-    LayerMetrics,
-    LayerSelection,
     classification_metrics,
     compare,
     geometry,
@@ -88,7 +92,7 @@ from emocurate.vectors.pooling import (  # re-exported: the fit's pooling lives 
     text_hash,
     turn_token_ranges,
 )
-from emocurate.vectors.vectorset import SPEAKER_SUBDIRS, VectorSet, VectorSetMeta
+from emocurate.vectors.vectorset import VectorSet
 
 TRAIN_IDS_FILE = "train_ids.json"
 MIN_SELECTION_ROWS = 30
