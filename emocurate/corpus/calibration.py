@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from emocurate.artifacts import ReferenceShift
-from emocurate.corpus.regulation import Axes, MetricConfig, TurnSpan
+from emocurate.corpus.regulation import Axes, MetricConfig, TurnSpan, pair_level
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
@@ -241,11 +241,37 @@ class Calibration(Model):
         if "regulation" in out:
             res["regulation_threshold"] = -out["regulation"]
         pairs = max(1, n_pairs or 1)
-        if self.pairs is not None and self.n_pairs >= MIN_PAIRS:
+        if self.pairs_calibrated:
+            assert self.pairs is not None
             res["arousal_high"] = self.pairs.at((1 - rate) ** (1 / pairs))  # P independent
         else:
             res["arousal_high"] = self.tokens["arousal_token"].at(1 - rate)
         return res
+
+    @property
+    def pairs_calibrated(self) -> bool:
+        """Mirroring uses the reference's turn pairs (enough of them), not token arousal."""
+        return self.pairs is not None and self.n_pairs >= MIN_PAIRS
+
+    def percentiles(
+        self,
+        distress_level: float | None,
+        mirroring_level: float | None,
+        n_tokens: int,
+        n_pairs: int,
+    ) -> dict[str, float]:
+        """``distress_pct`` and ``mirroring_pct`` of one document (0-100; the keys it has): the
+        inverse of :meth:`thresholds` (flagged at ``rate`` iff above ``100 (1 - rate)``)."""
+        out: dict[str, float] = {}
+        if distress_level is not None:
+            out["distress_pct"] = round(
+                self.ladders["distress"].percentile(distress_level, n_tokens), 2
+            )
+        if mirroring_level is not None and self.pairs_calibrated:
+            assert self.pairs is not None
+            p = max(1, n_pairs)
+            out["mirroring_pct"] = round(100.0 * self.pairs.cdf(mirroring_level) ** p, 2)
+        return out
 
     def metric_config(
         self,
@@ -358,8 +384,7 @@ def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: fl
     out = []
     for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
         if sa == "human" and sb == "assistant":
-            # regulation.mirrors at level t is true iff this value exceeds t
-            out.append(a if b >= a - margin else min(a, b))
+            out.append(pair_level(a, b, margin))
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from emocurate.artifacts import AttributeFiles, ScoreManifest
+from emocurate.corpus.calibration import reference_shift
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
@@ -796,8 +797,6 @@ def _finish(
     summary = summarize(out) if scored else {}
     shift = []
     if summary and summary.get("pct_medians"):
-        from emocurate.corpus.calibration import reference_shift
-
         for col, median in summary["pct_medians"].items():
             stat = col.removesuffix("_pct")
             shift.append(reference_shift(stat, summary["pct_docs"][col], median).model_dump())

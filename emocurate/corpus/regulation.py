@@ -982,9 +982,7 @@ def _turn_metrics(
     )
     out["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
     if pairs:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
-        out["mirroring_level"] = max(
-            a if b >= a - cfg.mirror_margin else min(a, b) for a, b in pairs
-        )
+        out["mirroring_level"] = max(pair_level(a, b, cfg.mirror_margin) for a, b in pairs)
     return out
 
 
@@ -1050,6 +1048,13 @@ def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig)
             f"(by {esc:.2f} z overall)",
         )
     return None
+
+
+def pair_level(speaker: float, responder: float, margin: float) -> float:
+    """The level below which a human->assistant pair is mirroring: :func:`mirrors` at
+    ``arousal_high = t`` is true iff this exceeds ``t`` (the speaker's arousal when the answer
+    is within ``margin`` of it, else the lower of the two). Calibration's per-pair statistic."""
+    return speaker if responder >= speaker - margin else min(speaker, responder)
 
 
 def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:

@@ -29,7 +29,6 @@ from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
 from emocurate.corpus.calibration import (
     CALIBRATION_FILE,
     DEFAULT_RATE,
-    MIN_PAIRS,
     Calibration,
     load_calibration,
     n_pairs,
@@ -513,12 +512,8 @@ class Scorer:
         (not calibrated)."""
         cal, m = self.cfg.calibration, an.metrics
         if cal is not None and not self.cfg.z_thresholds:
-            level, mirror = m.get("distress_level"), m.get("mirroring_level")
-            if level is not None:
-                m["distress_pct"] = round(cal.ladders["distress"].percentile(level, n_tokens), 2)
-            if mirror is not None and cal.pairs is not None and cal.n_pairs >= MIN_PAIRS:
-                pairs = max(1, int(m.get("coreg_n") or 1))  # as the threshold: P pairs
-                m["mirroring_pct"] = round(100.0 * cal.pairs.cdf(mirror) ** pairs, 2)
+            pairs = int(m.get("coreg_n") or 1)  # as the threshold: P pairs
+            m.update(cal.percentiles(m["distress_level"], m["mirroring_level"], n_tokens, pairs))
         if self.cfg.flags_off:
             an.flags.clear()
             if an.metrics.get("n_mirroring") is not None:
