@@ -81,8 +81,11 @@ PLANTED = (
 UNPLANTED = ("unrecovered_distress", "unhealthy_regulation")
 
 # Two disjoint template families: A for the fit and the calibration reference, B for the
-# neutral documents scored (a different source: no sentence in common).
-FAMILY = {
+# neutral documents scored (a different source: no sentence in common). The default families are
+# narrow (8 subjects x 8 predicates, 4 questions); ``--broad-reference`` uses 16 x 120 and 24
+# questions per family, to test whether a broader reference makes family B less shifted (measured
+# in docs/benchmarks.md: it does not remove the shift).
+NARROW = {
     "A": {
         "subjects": ["The boy", "The girl", "Tom", "Lily", "The dog", "The cat", "Mom", "Ben"],
         "predicates": [
@@ -122,6 +125,39 @@ FAMILY = {
         ],
     },
 }
+
+
+def _broad(subjects: str, verbs: str, objects: str, asks: str) -> dict[str, list[str]]:
+    """A family of (subject, verb + object) sentences and (question + object) questions."""
+    objs = objects.split(",")
+    return {
+        "subjects": subjects.split(","),
+        "predicates": [f"{v} {o}" for v in verbs.split(",") for o in objs],
+        "questions": [f"{q} {o}?" for q in asks.split(",") for o in objs[:6]],
+    }
+
+
+# Broad families (``--broad-reference``): 16 subjects x 120 predicates and 24 questions each, no word of a
+# subject, verb or object shared between A and B.
+BROAD = {
+    "A": _broad(
+        "The boy,The girl,Tom,Lily,The dog,The cat,Mom,Ben,Dad,Anna,The teacher,Sam,"
+        "The farmer,Zoe,The baker,Leo",
+        "looked at,walked to,played with,found,had,saw,cleaned,carried,drew,liked",
+        "the park,a red ball,the big tree,an apple,a toy car,the shop,a bird,the mat,"
+        "the river,a kite,the garden,a green hat",
+        "Can you tell me about,What do you know about,Where is,What colour is",
+    ),
+    "B": _broad(
+        "Grandpa,A little fox,Sara,The old man,Max,Her sister,Uncle Joe,Mia,The pilot,"
+        "Nora,The sailor,Finn,The nurse,Ruby,The mayor,Otis",
+        "baked,counted,painted,read,watered,folded,built,fixed,sold,ordered",
+        "some bread,the clouds,the fence,a book about boats,the flowers,the clothes,"
+        "a tower of blocks,a shell,the clock,a blue bicycle,the stamps,a wooden chair",
+        "How do you make,Why do people like,Who invented,How heavy is",
+    ),
+}
+FAMILY: dict[str, dict[str, list[str]]] = dict(NARROW)  # set by main()
 
 
 def sentence(rng: random.Random, fam: str = "A") -> str:
@@ -554,10 +590,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="add the 100 bundled neutral sentences to the fit's neutral texts (and so to the "
         "calibration reference): does a broader neutral set make off-reference text safer?",
     )  # fmt: skip
+    ap.add_argument(
+        "--broad-reference", action="store_true",
+        help="broader template families (16 subjects x 120 predicates, 24 questions per "
+        "family, still disjoint) instead of the narrow ones (8 x 8, 4 questions)",
+    )  # fmt: skip
     ap.add_argument("--keep", default=None, help="work in this (new) folder and keep it")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
+    FAMILY.clear()
+    FAMILY.update(BROAD if args.broad_reference else NARROW)
     runs = []
     first = args.seed
     for k in range(args.seeds):
