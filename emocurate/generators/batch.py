@@ -18,11 +18,14 @@ through a provider's asynchronous batch endpoint:
    in a new batch (only those), up to ``max_retries`` times; a request rejected as invalid is
    not resubmitted. Every planned request ends as a completion or a failure with a reason.
 
-Cache keys, prices, the budget (a total per output folder) and the counts are the
-:class:`~emocurate.generators.ledger.Ledger`'s, the same one the engine uses.
+Cache keys, prices (the batch price included), the budget (a total per output folder), the
+reservations of submitted batches and the counts are the
+:class:`~emocurate.generators.ledger.Ledger`'s, the same one the engine uses; retries follow
+the engine's :class:`~emocurate.generators.retry.RetryPolicy`. The runner reaches the engine
+only through these public parts (:meth:`BatchRunner.for_engine`).
 
 Providers implement a three-method interface (:class:`BatchProvider`): ``submit``, ``poll``
-and ``results``; the runner owns state, retries, budget, cost and the cache.
+and ``results``; the runner owns the state file and the order of submissions and retries.
 """
 
 from __future__ import annotations
