@@ -630,7 +630,10 @@ class TokenCounts(Model):
 
 
 class Spend(Model):
-    """What a generation run cost."""
+    """What a generation run cost: the manifest's ``usd`` report (this run, the folder's total,
+    cached answers, prices). The folder's total comes from the spend ledger's
+    :class:`~emocurate.generators.ledger.FolderSpend`, the raw sum the budget is checked against.
+    """
 
     spent_this_run: float = 0.0
     spent_total_for_folder: float = 0.0  # the budget is a total per output folder

@@ -18,11 +18,14 @@ through a provider's asynchronous batch endpoint:
    in a new batch (only those), up to ``max_retries`` times; a request rejected as invalid is
    not resubmitted. Every planned request ends as a completion or a failure with a reason.
 
-Cache keys, prices, the budget (a total per output folder) and the counts are the
-:class:`~emocurate.generators.ledger.Ledger`'s, the same one the engine uses.
+Cache keys, prices (the batch price included), the budget (a total per output folder), the
+reservations of submitted batches and the counts are the
+:class:`~emocurate.generators.ledger.Ledger`'s, the same one the engine uses; retries follow
+the engine's :class:`~emocurate.generators.retry.RetryPolicy`. The runner reaches the engine
+only through these public parts (:meth:`BatchRunner.for_engine`).
 
 Providers implement a three-method interface (:class:`BatchProvider`): ``submit``, ``poll``
-and ``results``; the runner owns state, retries, budget, cost and the cache.
+and ``results``; the runner owns the state file and the order of submissions and retries.
 """
 
 from __future__ import annotations
@@ -42,15 +45,11 @@ from emocurate.generators.backends.anthropic_backend import AnthropicBackend
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.backends.hosted import HostedBackend
 from emocurate.generators.backends.openai_backend import OpenAIBackend
-from emocurate.generators.engine import (
-    Check,
-    Engine,
-    RequestResult,
-    check_unique_ids,
-    run_blocking,
-)
+from emocurate.generators.engine import Check, Engine, check_unique_ids, run_blocking
+from emocurate.generators.ledger import Ledger, RequestResult
 from emocurate.generators.parse import ParseError
-from emocurate.generators.pricing import estimate_cost
+from emocurate.generators.progress import ProgressBar, ProgressFactory
+from emocurate.generators.retry import RetryPolicy
 from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
 
@@ -337,26 +336,35 @@ def make_batch_provider(backend: Backend, *, max_items: int = 10_000) -> BatchPr
 
 # -- the runner -------------------------------------------------------------------------------
 class BatchRunner:
-    """Runs requests through a provider batch API with the engine's cache, stats and budget.
+    """Runs requests through a provider batch API with the ledger's cache, counts and budget.
 
     Args:
-        engine: supplies the response cache, stats, prices, budget and retry limits.
+        backend: the hosted backend the batches are for (its model, its event loop's client).
+        ledger: the response cache, prices (at the batch price), budget and counts.
         provider: the batch API (see :func:`make_batch_provider`).
         state_path: the state file (``OUT/cache/batches.json``).
+        retry: retries per item and the backoff of provider calls.
+        progress: makes the progress bar (None: no bar).
         poll_s: seconds between status checks.
     """
 
     def __init__(
         self,
-        engine: Engine,
+        backend: Backend,
+        ledger: Ledger,
         provider: BatchProvider,
         state_path: str | Path,
         *,
+        retry: RetryPolicy,
+        progress: ProgressFactory | None = None,
         poll_s: float = 30.0,
     ) -> None:
-        self.engine = engine
+        self.backend = backend
+        self.ledger = ledger
         self.provider = provider
         self.state_path = Path(state_path)
+        self.retry = retry
+        self.progress = progress or (lambda total: ProgressBar(total, enabled=False, label=""))
         self.poll_s = poll_s
         self.state = BatchState.load(self.state_path)
         self.submitted: list[str] = []
@@ -364,12 +372,27 @@ class BatchRunner:
         self.resumed: list[str] = []
         """Batch ids of earlier runs this run waited on."""
 
+    @classmethod
+    def for_engine(
+        cls, engine: Engine, provider: BatchProvider, state_path: str | Path, *, poll_s: float
+    ) -> BatchRunner:
+        """A runner with the engine's backend, ledger, retry policy and progress bar."""
+        return cls(
+            engine.backend,
+            engine.ledger,
+            provider,
+            state_path,
+            retry=engine.retry,
+            progress=engine.progress_bar,
+            poll_s=poll_s,
+        )
+
     # -- public -------------------------------------------------------------------------------
     def run_sync(
         self, requests: list[ChatRequest], check: Check | None = None
     ) -> list[RequestResult]:
         """:meth:`run` from synchronous code (also from inside a running event loop)."""
-        return run_blocking(self.engine.backend, lambda: self.run(requests, check=check))
+        return run_blocking(self.backend, lambda: self.run(requests, check=check))
 
     async def run(
         self, requests: list[ChatRequest], check: Check | None = None
@@ -380,71 +403,22 @@ class BatchRunner:
             BudgetExceeded: the first batch's estimate exceeds the remaining budget.
             BackendError: a fatal provider error (bad key, unknown model, no batch API).
         """
-        eng = self.engine
         check_unique_ids(requests)
-        led = eng.ledger
-        keys = [led.key(r) for r in requests]
+        led = self.ledger
+        split = led.split(requests)
+        keys, todo = split.keys, split.todo
         final: dict[str, RequestResult] = {}
-        todo: dict[str, list[int]] = {}
-        eng.stats.planned += len(requests)
-        for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
-            hit = led.lookup(key)
-            if hit is not None:
-                final.setdefault(
-                    key,
-                    RequestResult(
-                        custom_id=req.custom_id,
-                        completion=hit,
-                        cached=True,
-                        cost_usd=eng.cost(req, hit),
-                    ),
-                )
-            else:
-                todo.setdefault(key, []).append(i)
+        for i, res in split.cached.items():
+            final.setdefault(keys[i], res)
         self._by_key = {k: requests[v[0]] for k, v in todo.items()}
         self._attempts: Counter[str] = Counter()
         self._last_error: dict[str, str] = {}
-        inflight = [
-            b
-            for b in self.state.batches
-            if not b.collected
-            and b.provider == self.provider.name
-            and set(b.items.values()) & todo.keys()
-        ]
-        covered = {k for b in inflight for k in b.items.values()}
-        for b in inflight:
-            self.resumed.append(b.id)
-            led.reserved += b.estimate_usd  # already submitted: held until collected
-            for k in set(b.items.values()) & todo.keys():
-                self._attempts[k] += 1
-        pending = [k for k in todo if k not in covered]
-        first = True
+        inflight = self._resume(todo)
         t0 = time.monotonic()
-        with eng._progress_bar(len(requests)) as bar:
-            n_cached = sum(1 for k in keys if k in final)
-            eng.stats.cached += n_cached
-            eng.stats.done += n_cached
-            bar.advance(n_cached)
-            while True:
-                if pending:
-                    inflight += await self._submit(pending, final, first=first)
-                    pending = []
-                first = False
-                if not inflight:
-                    break
-                counts: Counter[str] = Counter()
-                await asyncio.sleep(self.poll_s)
-                for b in list(inflight):
-                    poll = await self._poll(b)
-                    counts.update(poll.counts)
-                    if poll.ended:
-                        before = sum(len(v) for k, v in todo.items() if k in final)
-                        pending.extend(await self._collect(b, todo, final, check))
-                        inflight.remove(b)
-                        bar.advance(sum(len(v) for k, v in todo.items() if k in final) - before)
-                self._show(bar, inflight, counts)
-        eng.stats.elapsed_s += time.monotonic() - t0
-        eng.stats.errors = dict(eng._errors)
+        with self.progress(len(requests)) as bar:
+            bar.advance(len(split.cached))
+            await self._until_answered(inflight, todo, final, check, bar)
+        led.end_run(time.monotonic() - t0)
         results: list[RequestResult] = []
         for req, key in zip(requests, keys, strict=True):
             res = final.get(key) or RequestResult(
@@ -452,42 +426,87 @@ class BatchRunner:
             )
             res = res.model_copy(update={"custom_id": req.custom_id})
             if key in todo:
-                eng._count(res)
+                led.count(res)
             results.append(res)
         return results
 
     # -- internals ----------------------------------------------------------------------------
-    def _show(self, bar: Any, inflight: list[BatchRecord], counts: Counter[str]) -> None:
-        s = self.engine.stats
+    def _resume(self, todo: dict[str, list[int]]) -> list[BatchRecord]:
+        """Batches earlier runs submitted for requests of this one: waited on, not resubmitted,
+        their estimates held in the ledger until collected (the provider may bill them)."""
+        inflight = [
+            b
+            for b in self.state.batches
+            if not b.collected
+            and b.provider == self.provider.name
+            and set(b.items.values()) & todo.keys()
+        ]
+        for b in inflight:
+            self.resumed.append(b.id)
+            self.ledger.hold(b.estimate_usd)
+            for k in set(b.items.values()) & todo.keys():
+                self._attempts[k] += 1
+        return inflight
+
+    async def _until_answered(
+        self,
+        inflight: list[BatchRecord],
+        todo: dict[str, list[int]],
+        final: dict[str, RequestResult],
+        check: Check | None,
+        bar: ProgressBar,
+    ) -> None:
+        """Submit what no batch covers, poll, collect, resubmit failures, until none is left."""
+        covered = {k for b in inflight for k in b.items.values()}
+        pending = [k for k in todo if k not in covered]
+        first = True
+        while True:
+            if pending:
+                inflight += await self._submit(pending, final, first=first)
+                pending = []
+            first = False
+            if not inflight:
+                break
+            counts: Counter[str] = Counter()
+            await asyncio.sleep(self.poll_s)
+            for b in list(inflight):
+                poll = await self._poll(b)
+                counts.update(poll.counts)
+                if poll.ended:
+                    before = sum(len(v) for k, v in todo.items() if k in final)
+                    pending.extend(await self._collect(b, todo, final, check))
+                    inflight.remove(b)
+                    bar.advance(sum(len(v) for k, v in todo.items() if k in final) - before)
+            self._show(bar, inflight, counts)
+
+    def _show(self, bar: ProgressBar, inflight: list[BatchRecord], counts: Counter[str]) -> None:
+        s = self.ledger.stats
         status = " ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
-        note = getattr(bar, "note", None)
-        if callable(note):
-            note(
-                f"batches in flight {len(inflight)} ({status or 'none'}) | failed {s.failed} "
-                f"cached {s.cached} tok {s.billed_tokens:,} ${s.usd_spent:.4f}"
-            )
+        bar.note(
+            f"batches in flight {len(inflight)} ({status or 'none'}) | failed {s.failed} "
+            f"cached {s.cached} tok {s.billed_tokens:,} ${s.usd_spent:.4f}"
+        )
 
     async def _submit(
         self, keys: list[str], final: dict[str, RequestResult], *, first: bool
     ) -> list[BatchRecord]:
-        eng = self.engine
+        led = self.ledger
         out: list[BatchRecord] = []
         step = max(1, self.provider.max_items)
         for lo in range(0, len(keys), step):
             chunk = keys[lo : lo + step]
             reqs = [self._by_key[k] for k in chunk]
-            est = sum(estimate_cost(r, eng.price_for(r), batch=True) for r in reqs)
-            led = eng.ledger
+            est = sum(led.worst_case(r, batch=True) for r in reqs)
             remaining = led.remaining()
             if not led.try_reserve(est):
-                budget = eng.config.budget_usd or 0.0
+                budget = led.budget_usd or 0.0
                 if first and lo == 0:
                     raise BudgetExceeded(
                         f"batch of {len(reqs)} requests is estimated at up to ${est:.4f} (batch "
                         f"price), above the remaining budget of ${max(remaining or 0.0, 0):.4f} "
                         f"(nothing was submitted); {led.budget_message()}"
                     )
-                eng.stats.budget_reached = True
+                led.stats.budget_reached = True
                 for k, r in zip(chunk, reqs, strict=True):
                     final[k] = RequestResult(
                         custom_id=r.custom_id,
@@ -509,45 +528,50 @@ class BatchRunner:
                         error=f"batch rejected: {exc.message}",
                     )
                 continue
-            rec = BatchRecord(
-                id=bid,
-                provider=self.provider.name,
-                model=eng.backend.model,
-                items={r.custom_id: k for k, r in zip(chunk, reqs, strict=True)},
-                structured=all(bool(r.schema_) for r in reqs),
-                estimate_usd=est,
-                submitted_at=utc_now(),
-                input_file_id=file_id,
-            )
-            self.state.batches.append(rec)
-            self.state.save(self.state_path)  # before waiting: a killed run resumes this batch
-            self.submitted.append(bid)
-            for k in chunk:
-                self._attempts[k] += 1
-            out.append(rec)
+            out.append(self._record(bid, file_id, chunk, reqs, est))
         return out
 
+    def _record(
+        self, bid: str, file_id: str, chunk: list[str], reqs: list[ChatRequest], est: float
+    ) -> BatchRecord:
+        """Persist a submitted batch before waiting on it: a killed run resumes this batch."""
+        rec = BatchRecord(
+            id=bid,
+            provider=self.provider.name,
+            model=self.backend.model,
+            items={r.custom_id: k for k, r in zip(chunk, reqs, strict=True)},
+            structured=all(bool(r.schema_) for r in reqs),
+            estimate_usd=est,
+            submitted_at=utc_now(),
+            input_file_id=file_id,
+        )
+        self.state.batches.append(rec)
+        self.state.save(self.state_path)
+        self.submitted.append(bid)
+        for k in chunk:
+            self._attempts[k] += 1
+        return rec
+
     async def _retrying(self, make: Any, *, what: str) -> Any:
-        """One provider call with the engine's retry policy; fatal errors stop the run."""
-        eng = self.engine
+        """One provider call with the retry policy; fatal errors stop the run."""
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await make()
             except CallError as exc:
-                eng._errors[exc.kind] += 1
+                self.ledger.note_error(exc.kind)
                 if exc.fatal:
                     raise BackendError(f"cannot {what}: {exc.message}") from None
-                if not exc.retryable or attempt > eng.config.max_retries:
+                if not exc.retryable or attempt > self.retry.max_retries:
                     if exc.retryable:
                         raise BackendError(
                             f"cannot {what} after {attempt} attempt(s): {exc.message}; "
                             "rerun the same command to resume"
                         ) from None
                     raise
-                eng.stats.retries += 1
-                await asyncio.sleep(eng._delay(attempt, exc.retry_after))
+                self.ledger.stats.retries += 1
+                await asyncio.sleep(self.retry.delay(attempt, exc.retry_after))
 
     async def _poll(self, b: BatchRecord) -> BatchPoll:
         result: BatchPoll = await self._retrying(
@@ -563,7 +587,7 @@ class BatchRunner:
         check: Check | None,
     ) -> list[str]:
         """Map an ended batch's results back by custom_id; returns the keys to resubmit."""
-        eng = self.engine
+        led = self.ledger
         structured = {cid: b.structured for cid in b.items}
         outcomes = await self._retrying(
             lambda: self.provider.results(b.id, structured),
@@ -580,16 +604,16 @@ class BatchRunner:
                 c = o.completion
                 if not c.created:
                     c = c.model_copy(update={"created": utc_now()})
-                usd = self._usage(req, c)
+                usd = led.charge(c, led.cost(req, c, batch=True))
                 ok = True
                 if check is not None and req is not None:
                     try:
                         check(req, c)
                     except ParseError as exc:
                         ok = False
-                        o = ItemOutcome(cid, "malformed", error=eng._malformed(exc))
+                        o = ItemOutcome(cid, "malformed", error=led.malformed(exc))
                 if ok:
-                    eng.ledger.store(key, c, cid)
+                    led.store(key, c, cid)
                     if mine and req is not None:
                         final[key] = RequestResult(
                             custom_id=req.custom_id,
@@ -599,12 +623,12 @@ class BatchRunner:
                         )
                     continue
             else:
-                eng._errors[f"batch_{o.status}"] += 1
+                led.note_error(f"batch_{o.status}")
             if not mine or req is None:
                 continue
             self._last_error[key] = o.error
-            if o.retryable and self._attempts[key] <= eng.config.max_retries:
-                eng.stats.retries += 1
+            if o.retryable and self._attempts[key] <= self.retry.max_retries:
+                led.stats.retries += 1
                 retry.append(key)
             else:
                 final[key] = RequestResult(
@@ -613,11 +637,6 @@ class BatchRunner:
                     error=f"failed after {self._attempts[key]} batch submission(s): {o.error}",
                 )
         b.collected = True
-        eng.ledger.release(b.estimate_usd)
+        led.release(b.estimate_usd)
         self.state.save(self.state_path)
         return retry
-
-    def _usage(self, req: ChatRequest | None, c: Completion) -> float:
-        eng = self.engine
-        price = eng.price_for(req) if req is not None else eng.price
-        return eng.ledger.charge(c, price.cost(c, batch=True))

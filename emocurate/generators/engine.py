@@ -27,13 +27,13 @@ signal stops at once) and booked; :attr:`Engine.interrupted` names the signal.
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,10 +42,12 @@ from pydantic import Field
 from emocurate.errors import BackendError, Interrupted
 from emocurate.generators.backends.base import Backend, CallError, ChatRequest, Completion
 from emocurate.generators.cache import ResponseCache
-from emocurate.generators.ledger import EngineStats, Ledger
+from emocurate.generators.ledger import CacheSplit, EngineStats, Ledger, RequestResult
 from emocurate.generators.limits import RateLimiter
 from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_input_tokens
+from emocurate.generators.progress import ProgressBar
+from emocurate.generators.retry import RetryPolicy
 from emocurate.records import Model, utc_now
 from emocurate.redact import redact_text
 
@@ -118,26 +120,9 @@ class EngineConfig(Model):
     batch_pricing: bool = False
 
 
-class RequestResult(Model):
-    """What became of one request (same order as the requests given to :meth:`Engine.run`)."""
-
-    custom_id: str
-    completion: Completion | None = None
-    error: str | None = None
-    cached: bool = False
-    attempts: int = 0
-    cost_usd: float = 0.0
-    """USD billed for the completion kept (its original cost when it came from the cache)."""
-    skipped: bool = False
-    """Not sent because the budget was reached (``error`` says so)."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether a usable completion came back."""
-        return self.completion is not None and self.error is None
-
-
 Check = Callable[[ChatRequest, Completion], Any]
+Deliver = Callable[[int, RequestResult], None]
+"""Hands the result of request ``i`` to every request sharing its cache key."""
 T = TypeVar("T")
 
 
@@ -222,11 +207,12 @@ class Engine:
             batch_pricing=c.batch_pricing,
             spend_path=spend_path,
         )
-        self._errors: Counter[str] = Counter()
+        self.retry = RetryPolicy(
+            c.max_retries, backoff_base_s=c.backoff_base_s, backoff_max_s=c.backoff_max_s
+        )
+        """When and how often to retry (shared with the batch runner)."""
         self._ever_ok = False
-        self._pause_until = 0.0
         self._fatal: BaseException | None = None
-        self._rng = random.Random()
         self._s_per_token: float | None = None  # measured call seconds per output token (EMA)
         self._warming = False
         self.interrupted: str | None = None
@@ -310,75 +296,25 @@ class Engine:
         """
         check_unique_ids(requests)
         t0 = time.monotonic()
-        led = self.ledger
-        keys = [led.key(r) for r in requests]
-        results: list[RequestResult | None] = [None] * len(requests)
-        self.stats.planned += len(requests)
-        todo: dict[str, list[int]] = {}
-        for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
-            hit = led.lookup(key)
-            if hit is not None:
-                results[i] = RequestResult(
-                    custom_id=req.custom_id,
-                    completion=hit,
-                    cached=True,
-                    cost_usd=self.cost(req, hit),
-                )
-                self.stats.cached += 1
-                self.stats.done += 1
-            else:
-                todo.setdefault(key, []).append(i)
-        firsts = [idxs[0] for idxs in todo.values()]
-        led.check_floor([requests[i] for i in firsts])
+        split = self.ledger.split(requests)
+        results: list[RequestResult | None] = [split.cached.get(i) for i in range(len(requests))]
+        firsts = [idxs[0] for idxs in split.todo.values()]
+        self.ledger.check_floor([requests[i] for i in firsts])
         self.stats.rate_limits = dict(self._limiter_limits())
-        with self._progress_bar(len(requests)) as bar:
+        with self.progress_bar(len(requests)) as bar:
             bar.advance(self.stats.done)
-            sem = asyncio.Semaphore(self.config.concurrency)
 
-            async def one(i: int) -> None:
-                async with sem:
-                    res = await self._one(requests[i], keys[i], check)
-                for j in todo[keys[i]]:
+            def deliver(i: int, res: RequestResult) -> None:
+                """Hand the answer of request ``i`` to every request with its key."""
+                for j in split.todo[split.keys[i]]:
                     results[j] = res.model_copy(update={"custom_id": requests[j].custom_id})
-                    self._count(res)
+                    self.ledger.count(res)
                     bar.advance(1)
-                bar.refresh_stats(self.stats)
 
-            pending = list(firsts)
             with self._signals_stop_sending():
-                if (
-                    pending
-                    and self.config.warm_prompt_cache
-                    and self.backend.supports_prompt_cache
-                    and requests[pending[0]].cache_system
-                    and requests[pending[0]].system
-                ):
-                    # One request first warms the provider's prompt cache. It is retried like
-                    # any other; if it still fails (resets at start), it is sent again with
-                    # the rest instead of failing the run.
-                    first = pending[0]
-                    self._warming = True
-                    try:
-                        res = await self._one(requests[first], keys[first], check)
-                    finally:
-                        self._warming = False
-                    if res.ok or res.skipped or self._fatal is not None:
-                        pending.pop(0)
-                        for j in todo[keys[first]]:
-                            results[j] = res.model_copy(update={"custom_id": requests[j].custom_id})
-                            self._count(res)
-                            bar.advance(1)
-                    else:
-                        self.stats.retries += 1
-                self._tasks = [asyncio.create_task(one(i)) for i in pending]
-                try:
-                    await asyncio.gather(*self._tasks, return_exceptions=True)
-                finally:
-                    for t in self._tasks:
-                        t.cancel()
-                    self._tasks = []
-        self.stats.elapsed_s += time.monotonic() - t0
-        self.stats.errors = dict(self._errors)
+                pending = await self._warm_up(requests, split, firsts, check, deliver)
+                await self._fan_out(requests, split, pending, check, deliver, bar)
+        self.ledger.end_run(time.monotonic() - t0)
         if self._fatal is not None:
             raise self._fatal
         if self.interrupted is not None and not self.return_on_interrupt:
@@ -397,6 +333,69 @@ class Engine:
                 )
                 self.stats.skipped += 1
         return [r for r in results if r is not None]
+
+    async def _warm_up(
+        self,
+        requests: list[ChatRequest],
+        split: CacheSplit,
+        firsts: list[int],
+        check: Check | None,
+        deliver: Deliver,
+    ) -> list[int]:
+        """Send one request first to warm the provider's prompt cache (when it has one and the
+        requests share a cached system prompt); returns the requests still to send.
+
+        The first request is retried like any other; if it still fails (resets at start), it
+        is sent again with the rest instead of failing the run.
+        """
+        pending = list(firsts)
+        if not (
+            pending
+            and self.config.warm_prompt_cache
+            and self.backend.supports_prompt_cache
+            and requests[pending[0]].cache_system
+            and requests[pending[0]].system
+        ):
+            return pending
+        first = pending[0]
+        self._warming = True
+        try:
+            res = await self._one(requests[first], split.keys[first], check)
+        finally:
+            self._warming = False
+        if res.ok or res.skipped or self._fatal is not None:
+            pending.pop(0)
+            deliver(first, res)
+        else:
+            self.stats.retries += 1
+        return pending
+
+    async def _fan_out(
+        self,
+        requests: list[ChatRequest],
+        split: CacheSplit,
+        pending: list[int],
+        check: Check | None,
+        deliver: Deliver,
+        bar: ProgressBar,
+    ) -> None:
+        """Send ``pending`` with at most ``concurrency`` in flight (cancelled on a second signal
+        or when an interrupt's grace period ends)."""
+        sem = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                res = await self._one(requests[i], split.keys[i], check)
+            deliver(i, res)
+            bar.refresh_stats(self.stats)
+
+        self._tasks = [asyncio.create_task(one(i)) for i in pending]
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            self._tasks = []
 
     # -- interrupts ---------------------------------------------------------------------------
     def _on_signal(self, signum: int) -> None:
@@ -458,161 +457,183 @@ class Engine:
             self._lim = lim
         return lim
 
-    def _count(self, res: RequestResult) -> None:
-        if res.skipped:
-            self.stats.skipped += 1
-        elif res.error is not None:
-            self.stats.failed += 1
-        else:
-            self.stats.done += 1
-
-    def _record_usage(self, c: Completion, usd: float) -> float:
-        """Count one billed call (its tokens and ``usd``) in the ledger; returns ``usd``."""
-        return self.ledger.charge(c, usd)
-
     async def _one(self, request: ChatRequest, key: str, check: Check | None) -> RequestResult:
-        cfg = self.config
-        led = self.ledger
+        """One request to its end: admitted (budget, stop, rate limits), sent, checked and
+        stored, retried up to ``max_retries`` times; each step is a method below."""
+        t = _Attempts(request)
+        reserve = self.ledger.worst_case(request)
         est_in = estimate_input_tokens(request)
-        reserve = led.worst_case(request)
-        last_error = "not attempted"
-        attempts = 0
-        sent = request
-        while attempts <= cfg.max_retries:
+        while t.attempts <= self.config.max_retries:
+            admitted = await self._admit(t, reserve, est_in)
+            if isinstance(admitted, RequestResult):
+                return admitted
+            if admitted is None:  # stopped while it waited: the next turn says why
+                continue
+            t.attempts += 1
+            answer = await self._call(t, reserve, admitted)
+            if isinstance(answer, RequestResult):
+                return answer
+            if answer is None:  # failed, retryable: waited already
+                continue
+            done = self._checked(t, key, check, *answer)
+            if done is not None:
+                return done
+        return t.failed()
+
+    async def _admit(self, t: _Attempts, reserve: float, est_in: int) -> RequestResult | int | None:
+        """Wait for budget room, a ``retry-after`` pause and the rate limits.
+
+        Returns the output tokens taken from the token bucket (go ahead), a skipped result (the
+        budget is spent, the run stopped), or None (the run stopped while this request waited:
+        whatever it held is given back).
+        """
+        led = self.ledger
+        stop = self._stop_reason()
+        if stop is not None:
+            return t.result(error=stop, skipped=True)
+        if not await led.reserve(reserve):
             stop = self._stop_reason()
             if stop is not None:
-                return RequestResult(
-                    custom_id=request.custom_id, error=stop, skipped=True, attempts=attempts
-                )
-            if not await led.reserve(reserve):
-                stop = self._stop_reason()
-                if stop is not None:
-                    return RequestResult(
-                        custom_id=request.custom_id, error=stop, skipped=True, attempts=attempts
-                    )
-                return RequestResult(
-                    custom_id=request.custom_id,
-                    skipped=True,
-                    attempts=attempts,
-                    error=f"not run: budget of ${cfg.budget_usd or 0:.4f} reached",
-                )
-            if self._stop_reason() is not None:
-                led.release(reserve)
-                continue
-            wait = self._pause_until - time.monotonic()
-            if wait > 0:
-                await self._sleep(wait)
-            try:
-                out_reserved = await self._limiter.acquire(est_in, request.max_tokens)
-            except BaseException:
-                led.release(reserve)
-                raise
-            if self._stop_reason() is not None:
-                led.release(reserve)
-                self._limiter.settle(out_reserved, 0)
-                continue
-            attempts += 1
-            timeout = self.call_timeout(sent)
-            started = time.monotonic()
-            entry = led.begin(reserve)  # booked at its worst case before it is sent
-            try:
-                completion = await asyncio.wait_for(
-                    self.backend.complete(sent), timeout=timeout + 5.0
-                )
-            except CallError as exc:
-                if exc.status is not None or never_connected(exc):
-                    led.void(entry)  # an error status or no connection: nothing was billed
-                else:
-                    led.abandon(entry)  # lost in transit: the provider may have billed it
-                led.release(reserve)
-                self._limiter.settle(out_reserved, 0)
-                last_error = f"{exc.kind}: {redact_text(exc.message)}"
-                self._errors[exc.kind] += 1
-                if exc.rate_limits:
-                    self._limiter.seed(exc.rate_limits)
-                if exc.fatal or (
-                    exc.kind == "connection"
-                    and not self._ever_ok
-                    and self.backend.base_url
-                    and (
-                        (never_connected(exc) and attempts >= 2)
-                        or (attempts > cfg.max_retries and not self._warming)
-                    )
-                ):
-                    if self._fatal is None:
-                        where = (
-                            f" {redact_text(self.backend.base_url or '')}"
-                            if exc.kind == "connection"
-                            else ""
-                        )
-                        msg = redact_text(
-                            f"cannot reach{where} after {attempts} attempt(s): {exc.message}"
-                            if exc.kind == "connection"
-                            else exc.message
-                        )
-                        self._fatal = BackendError(msg)
-                    return RequestResult(
-                        custom_id=request.custom_id, error=last_error, attempts=attempts
-                    )
-                if not exc.retryable:
-                    break
-                if attempts <= cfg.max_retries:
-                    self.stats.retries += 1
-                    await self._sleep(self._delay(attempts, exc.retry_after))
-                continue
-            except TimeoutError:
-                led.abandon(entry)
-                led.release(reserve)
-                self._limiter.settle(out_reserved, 0)
-                last_error = f"timeout: no answer within {timeout:.0f}s"
-                self._errors["timeout"] += 1
-                if attempts <= cfg.max_retries:
-                    self.stats.retries += 1
-                    await self._sleep(self._delay(attempts, None))
-                continue
-            except BaseException:  # cancelled (an interrupt's grace ended) or a bug below us
-                led.abandon(entry)
-                led.release(reserve)
-                self._limiter.settle(out_reserved, 0)
-                raise
-            self._ever_ok = True
-            self._measure_speed(time.monotonic() - started, completion)
-            if not completion.created:
-                completion = completion.model_copy(update={"created": utc_now()})
-            self._limiter.settle(
-                out_reserved, completion.output_tokens, max_tokens=request.max_tokens
-            )
-            if completion.rate_limits:
-                self._limiter.seed(completion.rate_limits)
-                self.stats.rate_limits = dict(self._limiter_limits())
-            usd = led.settle(entry, completion, self.cost(request, completion))
+                return t.result(error=stop, skipped=True)
+            budget = self.config.budget_usd or 0
+            return t.result(skipped=True, error=f"not run: budget of ${budget:.4f} reached")
+        if self._stop_reason() is not None:
             led.release(reserve)
-            if check is not None:
-                try:
-                    check(request, completion)
-                except ParseError as exc:
-                    last_error = self._malformed(exc)
-                    if attempts <= cfg.max_retries:
-                        self.stats.retries += 1
-                    sent = reseeded(request, attempts)
-                    continue
-                except Exception as exc:  # a bug in our code, not a bad answer: stop the run
-                    if self._fatal is None:
-                        self._fatal = exc
-                    return RequestResult(
-                        custom_id=request.custom_id,
-                        error=f"internal error: {type(exc).__name__}",
-                        attempts=attempts,
-                    )
-            led.store(key, completion, request.custom_id)
-            return RequestResult(
-                custom_id=request.custom_id, completion=completion, attempts=attempts, cost_usd=usd
+            return None
+        wait = self.retry.pause_left()
+        if wait > 0:
+            await self._sleep(wait)
+        try:
+            out_reserved = await self._limiter.acquire(est_in, t.request.max_tokens)
+        except BaseException:
+            led.release(reserve)
+            raise
+        if self._stop_reason() is not None:
+            led.release(reserve)
+            self._limiter.settle(out_reserved, 0)
+            return None
+        return out_reserved
+
+    async def _call(
+        self, t: _Attempts, reserve: float, out_reserved: int
+    ) -> tuple[Completion, float] | RequestResult | None:
+        """One attempt, booked in the ledger at its worst case before it is sent.
+
+        Returns the completion and its billed USD, a final result (a fatal or non-retryable
+        error), or None (a retryable failure, after its backoff).
+        """
+        led = self.ledger
+        timeout = self.call_timeout(t.sent)
+        started = time.monotonic()
+        entry = led.begin(reserve)  # booked at its worst case before it is sent
+        try:
+            completion = await asyncio.wait_for(
+                self.backend.complete(t.sent), timeout=timeout + 5.0
             )
-        return RequestResult(
-            custom_id=request.custom_id,
-            attempts=attempts,
-            error=f"failed after {attempts} attempt(s): {last_error}",
+        except CallError as exc:
+            if exc.status is not None or never_connected(exc):
+                led.void(entry)  # an error status or no connection: nothing was billed
+            else:
+                led.abandon(entry)  # lost in transit: the provider may have billed it
+            led.release(reserve)
+            self._limiter.settle(out_reserved, 0)
+            return await self._call_failed(t, exc)
+        except TimeoutError:
+            led.abandon(entry)
+            led.release(reserve)
+            self._limiter.settle(out_reserved, 0)
+            t.last_error = f"timeout: no answer within {timeout:.0f}s"
+            led.note_error("timeout")
+            if t.attempts <= self.config.max_retries:
+                self.stats.retries += 1
+                await self._sleep(self.retry.delay(t.attempts, None))
+            return None
+        except BaseException:  # cancelled (an interrupt's grace ended) or a bug below us
+            led.abandon(entry)
+            led.release(reserve)
+            self._limiter.settle(out_reserved, 0)
+            raise
+        return self._settled(t, entry, reserve, out_reserved, completion, started)
+
+    async def _call_failed(self, t: _Attempts, exc: CallError) -> RequestResult | None:
+        """Classify a failed attempt: a final result (fatal, not retryable) or None after the
+        backoff. Connection errors before any success may stop the whole run (one line)."""
+        cfg = self.config
+        t.last_error = f"{exc.kind}: {redact_text(exc.message)}"
+        self.ledger.note_error(exc.kind)
+        if exc.rate_limits:
+            self._limiter.seed(exc.rate_limits)
+        if exc.fatal or (
+            exc.kind == "connection"
+            and not self._ever_ok
+            and self.backend.base_url
+            and (
+                (never_connected(exc) and t.attempts >= 2)
+                or (t.attempts > cfg.max_retries and not self._warming)
+            )
+        ):
+            if self._fatal is None:
+                self._fatal = BackendError(self._fatal_message(exc, t.attempts))
+            return t.result(error=t.last_error)
+        if not exc.retryable:
+            return t.failed()
+        if t.attempts <= cfg.max_retries:
+            self.stats.retries += 1
+            await self._sleep(self.retry.delay(t.attempts, exc.retry_after))
+        return None
+
+    def _fatal_message(self, exc: CallError, attempts: int) -> str:
+        """The one line a fatal error stops the run with (credentials in URLs masked)."""
+        if exc.kind != "connection":
+            return redact_text(exc.message)
+        where = f" {redact_text(self.backend.base_url or '')}"
+        return redact_text(f"cannot reach{where} after {attempts} attempt(s): {exc.message}")
+
+    def _settled(
+        self,
+        t: _Attempts,
+        entry: str,
+        reserve: float,
+        out_reserved: int,
+        completion: Completion,
+        started: float,
+    ) -> tuple[Completion, float]:
+        """Book an answer: its speed, its real output tokens and its real cost."""
+        self._ever_ok = True
+        self._measure_speed(time.monotonic() - started, completion)
+        if not completion.created:
+            completion = completion.model_copy(update={"created": utc_now()})
+        self._limiter.settle(
+            out_reserved, completion.output_tokens, max_tokens=t.request.max_tokens
         )
+        if completion.rate_limits:
+            self._limiter.seed(completion.rate_limits)
+            self.stats.rate_limits = dict(self._limiter_limits())
+        usd = self.ledger.settle(entry, completion, self.cost(t.request, completion))
+        self.ledger.release(reserve)
+        return completion, usd
+
+    def _checked(
+        self, t: _Attempts, key: str, check: Check | None, completion: Completion, usd: float
+    ) -> RequestResult | None:
+        """Run the caller's ``check`` and cache a good answer; None: malformed, try again
+        (with a moved seed). Any other exception from ``check`` is a bug: it stops the run."""
+        request = t.request
+        if check is not None:
+            try:
+                check(request, completion)
+            except ParseError as exc:
+                t.last_error = self.ledger.malformed(exc)
+                if t.attempts <= self.config.max_retries:
+                    self.stats.retries += 1
+                t.sent = reseeded(request, t.attempts)
+                return None
+            except Exception as exc:  # a bug in our code, not a bad answer: stop the run
+                if self._fatal is None:
+                    self._fatal = exc
+                return t.result(error=f"internal error: {type(exc).__name__}")
+        self.ledger.store(key, completion, request.custom_id)
+        return t.result(completion=completion, cost_usd=usd)
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (a backoff), or less when an interrupt stops the run."""
@@ -631,90 +652,30 @@ class Engine:
             return f"not run: interrupted ({self.interrupted})"
         return None
 
-    def _malformed(self, exc: Exception) -> str:
-        """Count a completion that failed the caller's ``check``; returns the error to report."""
-        self._errors["malformed"] += 1
-        self.stats.malformed += 1
-        return f"malformed: {str(exc).splitlines()[0] if str(exc) else 'unparseable'}"
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        cfg = self.config
-        if retry_after is not None and retry_after >= 0:
-            delay = retry_after + self._rng.uniform(0, 0.1 * retry_after + 0.01)
-            self._pause_until = max(self._pause_until, time.monotonic() + retry_after)
-            return min(delay, max(cfg.backoff_max_s, retry_after))
-        cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** (attempt - 1)))
-        return self._rng.uniform(0, cap)  # full jitter
-
-    def _progress_bar(self, total: int) -> _Progress:
-        return _Progress(
+    def progress_bar(self, total: int) -> ProgressBar:
+        """The progress bar of a run of ``total`` requests (quiet unless :attr:`progress`)."""
+        return ProgressBar(
             total, enabled=self.progress, label=f"{self.backend.name}:{self.backend.model}"
         )
 
 
-class _Progress:
-    """A rich progress bar showing done/failed/cached, tokens, USD and rate (quiet off a TTY)."""
+@dataclass
+class _Attempts:
+    """One request's state across its attempts (what :meth:`Engine._one`'s steps share)."""
 
-    def __init__(self, total: int, *, enabled: bool, label: str) -> None:
-        self.total = total
-        self.enabled = enabled
-        self.label = label
-        self._p: Any = None
-        self._task: Any = None
+    request: ChatRequest
+    attempts: int = 0
+    last_error: str = "not attempted"
+    sent: ChatRequest = field(init=False)
+    """What the next attempt sends (the request, its seed moved after malformed answers)."""
 
-    def __enter__(self) -> _Progress:
-        if not self.enabled:
-            return self
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def __post_init__(self) -> None:
+        self.sent = self.request
 
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            self.enabled = False
-            return self
-        self._p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        self._p.__enter__()
-        self._task = self._p.add_task(self.label, total=self.total, stats="")
-        return self
+    def result(self, **fields: Any) -> RequestResult:
+        """This request's result with its attempts so far."""
+        return RequestResult(custom_id=self.request.custom_id, attempts=self.attempts, **fields)
 
-    def advance(self, n: int) -> None:
-        if self._p is not None and n:
-            self._p.advance(self._task, n)
-
-    def refresh_stats(self, s: EngineStats) -> None:
-        if self._p is None:
-            return
-        rate = s.calls / s.elapsed_s * 60 if s.elapsed_s else 0.0
-        task = self._p.tasks[0]
-        el = task.elapsed or 0.0
-        rate = (s.calls / el * 60) if el else rate
-        self._p.update(
-            self._task,
-            stats=(
-                f"failed {s.failed} cached {s.cached} tok {s.billed_tokens:,} "
-                f"${s.usd_spent:.4f} {rate:.0f} req/min"
-            ),
-        )
-
-    def note(self, text: str) -> None:
-        """Replace the stats text (``--batch`` shows batch status counts here)."""
-        if self._p is not None:
-            self._p.update(self._task, stats=text)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.__exit__(None, None, None)
+    def failed(self) -> RequestResult:
+        """The result of a request whose attempts are used up (or not retryable)."""
+        return self.result(error=f"failed after {self.attempts} attempt(s): {self.last_error}")

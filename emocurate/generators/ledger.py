@@ -24,7 +24,8 @@ request costs and whether it may be sent is decided here, once:
   waits while others hold reservations (their actual cost is usually far below the worst
   case) and is skipped only when it does not fit with nothing else reserved. So a budget below
   ``concurrency x worst case`` is still spent up to its last request's worth.
-* **Counts.** :class:`EngineStats` (tokens, USD, calls, retries, malformed answers, failures).
+* **Counts.** :class:`EngineStats` (tokens, USD, calls, retries, malformed answers, failures)
+  and the error counts by kind; every request's outcome is counted here, by whichever runner.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import itertools
 import json
 import os
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -83,8 +86,43 @@ class EngineStats(Model):
         )
 
 
-class Spend(Model):
-    """What an output folder has spent over all its runs (read from ``OUT/cache/spend.ledger``)."""
+class RequestResult(Model):
+    """What became of one request (same order as the requests given to a run)."""
+
+    custom_id: str
+    completion: Completion | None = None
+    error: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    cost_usd: float = 0.0
+    """USD billed for the completion kept (its original cost when it came from the cache)."""
+    skipped: bool = False
+    """Not sent because the budget was reached (``error`` says so)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether a usable completion came back."""
+        return self.completion is not None and self.error is None
+
+
+@dataclass
+class CacheSplit:
+    """A run's requests split into those the response cache answers and those to send."""
+
+    keys: list[str]
+    """The response-cache key of each request (same order)."""
+    cached: dict[int, RequestResult]
+    """Answers from the cache, by request index (they cost nothing now)."""
+    todo: dict[str, list[int]]
+    """Cache key -> indices of the requests it answers; the first index is the one sent."""
+
+
+class FolderSpend(Model):
+    """What an output folder has spent over all its runs (read from ``OUT/cache/spend.ledger``).
+
+    Not the manifest's :class:`~emocurate.artifacts.Spend` (a run's report: this run, the
+    folder, cached answers, prices): this is the raw total the budget is checked against.
+    """
 
     settled_usd: float = 0.0
     """Billed answers, at their real usage."""
@@ -99,8 +137,8 @@ class Spend(Model):
         return self.settled_usd + self.in_flight_usd
 
 
-def read_spend(path: str | Path) -> Spend:
-    """The spend recorded in a ledger file (an empty :class:`Spend` when it does not exist).
+def read_spend(path: str | Path) -> FolderSpend:
+    """The spend recorded in a ledger file (an empty :class:`FolderSpend` when it does not exist).
 
     Raises:
         ConfigError: a line other than the last is unreadable (the file is not ignored: it
@@ -108,7 +146,7 @@ def read_spend(path: str | Path) -> Spend:
     """
     p = Path(path)
     if not p.exists():
-        return Spend()
+        return FolderSpend()
     raw = p.read_bytes()
     rows = raw.split(b"\n")
     sends: dict[str, float] = {}
@@ -140,7 +178,7 @@ def read_spend(path: str | Path) -> Spend:
             calls += int(row.get("calls", 1))
         elif op == "void":
             sends.pop(str(row.get("id")), None)
-    return Spend(
+    return FolderSpend(
         settled_usd=settled, calls=calls, in_flight=len(sends), in_flight_usd=sum(sends.values())
     )
 
@@ -224,7 +262,7 @@ class Ledger:
         self.stats = EngineStats(price_known=known)
         self.reserved = 0.0
         self.spend_path = Path(spend_path) if spend_path is not None else None
-        self.prior = read_spend(self.spend_path) if self.spend_path is not None else Spend()
+        self.prior = read_spend(self.spend_path) if self.spend_path is not None else FolderSpend()
         self._log = SpendLog(self.spend_path) if self.spend_path is not None else None
         self._local_ids = itertools.count()
         self.in_flight: dict[str, float] = {}
@@ -232,6 +270,8 @@ class Ledger:
         self.lost_usd = 0.0
         """This run's requests whose answers were lost (counted at worst case)."""
         self.lost = 0
+        self.errors: Counter[str] = Counter()
+        """Failed attempts by kind (``rate_limit``, ``timeout``, ``malformed``, ``batch_expired``...)."""
         self._waiters: list[asyncio.Future[None]] = []
         self.stopping = False
         """Set on an interrupt: :meth:`reserve` gives up (no new request is sent)."""
@@ -250,22 +290,51 @@ class Ledger:
         if self.cache is not None:
             self.cache.put(key, completion, custom_id=custom_id)
 
+    def split(self, requests: list[ChatRequest]) -> CacheSplit:
+        """Answer what the cache can; group the rest by key (a request sent once answers every
+        request with its key). Counts the requests as planned, the cached ones as done."""
+        keys = [self.key(r) for r in requests]
+        cached: dict[int, RequestResult] = {}
+        todo: dict[str, list[int]] = {}
+        self.stats.planned += len(requests)
+        for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
+            hit = self.lookup(key)
+            if hit is not None:
+                cached[i] = RequestResult(
+                    custom_id=req.custom_id,
+                    completion=hit,
+                    cached=True,
+                    cost_usd=self.cost(req, hit),
+                )
+            else:
+                todo.setdefault(key, []).append(i)
+        self.stats.cached += len(cached)
+        self.stats.done += len(cached)
+        return CacheSplit(keys=keys, cached=cached, todo=todo)
+
     # -- prices -------------------------------------------------------------------------------
-    def price_for(self, request: ChatRequest) -> Price:
-        """The price that applies to ``request``'s model."""
-        if request.model == self.model or not request.model:
+    def price_for(self, request: ChatRequest | None) -> Price:
+        """The price that applies to ``request``'s model (None: the ledger's model)."""
+        if request is None or request.model == self.model or not request.model:
             return self.price
         return find_price(self.backend, request.model, self.prices)[0]
 
-    def worst_case(self, request: ChatRequest, *, cached_system: bool = False) -> float:
-        """Worst-case USD of one request (estimated input, ``max_tokens`` output)."""
+    def worst_case(
+        self, request: ChatRequest, *, cached_system: bool = False, batch: bool | None = None
+    ) -> float:
+        """Worst-case USD of one request (estimated input, ``max_tokens`` output); ``batch``:
+        at the batch price (None: as the ledger bills, :attr:`batch_pricing`)."""
+        batch = self.batch_pricing if batch is None else batch
         return estimate_cost(
-            request, self.price_for(request), cached_system=cached_system, batch=self.batch_pricing
+            request, self.price_for(request), cached_system=cached_system, batch=batch
         )
 
-    def cost(self, request: ChatRequest, completion: Completion) -> float:
-        """USD billed for one completion of ``request``."""
-        return self.price_for(request).cost(completion, batch=self.batch_pricing)
+    def cost(
+        self, request: ChatRequest | None, completion: Completion, *, batch: bool | None = None
+    ) -> float:
+        """USD billed for one completion of ``request`` (``batch`` as in :meth:`worst_case`)."""
+        batch = self.batch_pricing if batch is None else batch
+        return self.price_for(request).cost(completion, batch=batch)
 
     # -- budget -------------------------------------------------------------------------------
     @property
@@ -290,6 +359,11 @@ class Ledger:
             return False
         self.reserved += amount
         return True
+
+    def hold(self, amount: float) -> None:
+        """Reserve ``amount`` whether or not it fits: a batch an earlier run already submitted
+        (the provider may bill it) is held at its estimate until its results are collected."""
+        self.reserved += amount
 
     async def reserve(self, amount: float) -> bool:
         """Reserve ``amount``; wait while other reservations may still free room.
@@ -397,6 +471,30 @@ class Ledger:
             self._log.append({"op": "settle", "id": self._log.new_id(), "usd": usd, "calls": 1})
         return usd
 
+    def count(self, result: RequestResult) -> None:
+        """Count how one request ended: done, failed, or skipped (not sent)."""
+        if result.skipped:
+            self.stats.skipped += 1
+        elif result.error is not None:
+            self.stats.failed += 1
+        else:
+            self.stats.done += 1
+
+    def note_error(self, kind: str) -> None:
+        """Count one failed attempt of ``kind``."""
+        self.errors[kind] += 1
+
+    def malformed(self, exc: Exception) -> str:
+        """Count a completion that failed the caller's ``check``; returns the error to report."""
+        self.errors["malformed"] += 1
+        self.stats.malformed += 1
+        return f"malformed: {str(exc).splitlines()[0] if str(exc) else 'unparseable'}"
+
+    def end_run(self, elapsed_s: float) -> None:
+        """Add a run's time and copy the error counts into :attr:`stats`."""
+        self.stats.elapsed_s += elapsed_s
+        self.stats.errors = dict(self.errors)
+
     def _count(self, completion: Completion, usd: float) -> None:
         s = self.stats
         s.calls += 1
@@ -411,10 +509,10 @@ class Ledger:
         if self._log is not None:
             self._log.close()
 
-    def folder_spend(self) -> Spend:
+    def folder_spend(self) -> FolderSpend:
         """The folder's spend now: earlier runs and this one."""
         p = self.prior
-        return Spend(
+        return FolderSpend(
             settled_usd=p.settled_usd + self.stats.usd_spent,
             calls=p.calls + self.stats.calls,
             in_flight=p.in_flight + self.lost + len(self.in_flight),

@@ -14,8 +14,8 @@ JSON schema. Backends without it (a local model, an OpenAI-compatible server tha
 
 An item is complete only when the next ``=== ITEM`` header or ``=== END ===`` follows it, so an
 answer cut off by ``max_tokens`` loses only its unfinished last item. Anything unusable raises
-:class:`~emocurate.generators.engine.MalformedOutput`-compatible ``ValueError`` so the engine
-retries the request.
+:class:`ParseError` (of which :class:`~emocurate.generators.engine.MalformedOutput` is one)
+so the engine retries the request.
 """
 
 from __future__ import annotations
@@ -24,14 +24,19 @@ import json
 import re
 from typing import Any
 
+from emocurate.errors import EmocurateError
 from emocurate.generators.backends.base import Completion
 
 ITEM_RE = re.compile(r"^\s*={3,}\s*ITEM\b[^=\n]*={3,}\s*$", re.IGNORECASE | re.MULTILINE)
 END_RE = re.compile(r"^\s*={3,}\s*END\s*={3,}\s*$", re.IGNORECASE | re.MULTILINE)
 
 
-class ParseError(ValueError):
-    """The completion does not contain the requested items."""
+class ParseError(EmocurateError, ValueError):
+    """The completion does not contain the requested items.
+
+    Still a ``ValueError`` (its base before the one error family): callers and tests catch
+    parse failures of the judge and rubric answers as ``ValueError``.
+    """
 
 
 def delimited_instructions(fields: dict[str, str], n: int) -> str:

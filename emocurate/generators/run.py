@@ -238,7 +238,7 @@ def _send_and_write(
         refills = plan_refills(gen, requests, engine)
         requests = requests + refills
         if cfg.batch:
-            runner = BatchRunner(
+            runner = BatchRunner.for_engine(
                 engine, provider, out / "cache" / "batches.json", poll_s=cfg.batch_poll_s
             )
             results = runner.run_sync(requests, check=check)

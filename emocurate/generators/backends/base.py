@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from emocurate.errors import EmocurateError
 from emocurate.records import JsonDict, Model, canonical_json
 
 
@@ -81,7 +82,7 @@ class Completion(Model):
     part of the answer, so the cache does not store it."""
 
 
-class CallError(Exception):
+class CallError(EmocurateError):
     """A failed call, classified so the engine (the only place that retries) knows what to do.
 
     Backends translate their SDK's exceptions into this one type: ``retryable`` for 429, 529,
@@ -102,7 +103,6 @@ class CallError(Exception):
         rate_limits: dict[str, float] | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
         self.kind = kind
         self.retryable = retryable
         self.fatal = fatal
