@@ -132,7 +132,7 @@ def test_generate_defaults_are_the_config_defaults(kind: str) -> None:
 
     assert _drift(("generate", kind), GenerateConfig, GENERATE_FIELDS) == {}
     cli = _cli_defaults("generate", kind)
-    assert DEFAULT_EMOTIONS == _model_default(GenerateConfig, "emotions")  # --emotions unset
+    assert _model_default(GenerateConfig, "emotions") == DEFAULT_EMOTIONS  # --emotions unset
     assert (not cli["no_prompt_cache"]) == _model_default(GenerateConfig, "prompt_cache")
 
 
