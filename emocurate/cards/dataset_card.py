@@ -105,17 +105,11 @@ def _label_table(summary: GenerationSummary) -> tuple[list[str], list[tuple[str,
     return cols, [(e, [summary.labels[c][e] for c in cols]) for e in names]
 
 
-def build_context(
-    dataset_dir: Path,
-    *,
-    generation_dir: Path | None,
-    validation_dir: Path | None,
-    repo_id: str | None,
-    pretty_name: str,
-) -> dict[str, Any]:
-    """Everything the dataset card template needs, plus the list of what is missing."""
-    missing: list[str] = []
-    data = summarize_records(dataset_dir)
+def _generation(
+    dataset_dir: Path, data: GenerationSummary, generation_dir: Path | None, missing: list[str]
+) -> tuple[GenerationSummary | None, str]:
+    """The generation summary the card reports (the generation folder's, else the published
+    records') and its folder name; what is missing is noted."""
     gen: GenerationSummary | None = data
     gen_label = dataset_dir.name
     if generation_dir is not None:
@@ -126,17 +120,11 @@ def build_context(
             missing.append(f"generation folder {generation_dir} (not found)")
     if gen is None or gen.with_provenance == 0:
         missing.append("record provenance (no `provenance` column)")
-    val: ValidationSummary | None = None
-    if validation_dir is not None and Path(validation_dir).is_dir():
-        val = summarize_validation(validation_dir)
-    else:
-        missing.append(
-            "validation funnel" + (f" ({validation_dir} not found)" if validation_dir else "")
-        )
-    gen_manifest = gen.manifest if gen is not None else None
-    if generation_dir is not None and gen_manifest is None:
-        missing.append("generation manifest.json")
+    return gen, gen_label
 
+
+def _backend_models(gen: GenerationSummary | None) -> dict[tuple[str, str], int]:
+    """Records per (backend, model) pair."""
     backend_models: dict[tuple[str, str], int] = {}
     if gen is not None and gen.with_provenance:
         # Backends and models are paired by re-reading counts per record kind would cost a pass;
@@ -148,9 +136,14 @@ def build_context(
             backend_models = {
                 (b, ", ".join(sorted(gen.models))): n for b, n in gen.backends.items()
             }
-    cols, label_rows = _label_table(data)
-    funnel_rows = val.funnel if val else []
-    emotion_rows = val.per_emotion if val else []
+    return backend_models
+
+
+def _cost_source(
+    data: GenerationSummary, gen: GenerationSummary | None, generation_dir: Path | None
+) -> tuple[GenerationSummary, str]:
+    """Whose tokens and cost the card shows (the whole generation when given), and the note
+    that relates them to the published records."""
     cost_src = gen if gen is not None else data
     note = ""
     if gen is not None and generation_dir is not None and gen is not data:
@@ -159,6 +152,36 @@ def build_context(
             f"the {data.n_records:,} published records account for "
             f"{data.input_tokens + data.output_tokens:,} tokens and ${data.cost_usd:,.4f}."
         )
+    return cost_src, note
+
+
+def build_context(
+    dataset_dir: Path,
+    *,
+    generation_dir: Path | None,
+    validation_dir: Path | None,
+    repo_id: str | None,
+    pretty_name: str,
+) -> dict[str, Any]:
+    """Everything the dataset card template needs, plus the list of what is missing."""
+    missing: list[str] = []
+    data = summarize_records(dataset_dir)
+    gen, gen_label = _generation(dataset_dir, data, generation_dir, missing)
+    val: ValidationSummary | None = None
+    if validation_dir is not None and Path(validation_dir).is_dir():
+        val = summarize_validation(validation_dir)
+    else:
+        missing.append(
+            "validation funnel" + (f" ({validation_dir} not found)" if validation_dir else "")
+        )
+    gen_manifest = gen.manifest if gen is not None else None
+    if generation_dir is not None and gen_manifest is None:
+        missing.append("generation manifest.json")
+    backend_models = _backend_models(gen)
+    cols, label_rows = _label_table(data)
+    funnel_rows = val.funnel if val else []
+    emotion_rows = val.per_emotion if val else []
+    cost_src, note = _cost_source(data, gen, generation_dir)
     if not cost_src.cost_usd and gen_manifest is not None:
         cost_src.cost_usd = gen_manifest.usd.total_including_cached
     configs = dataset_configs(dataset_dir)

@@ -255,6 +255,40 @@ def _network_error(exc: BaseException) -> bool:
     )
 
 
+def _push_error(
+    exc: Exception, repo_id: str, endpoint: str | None, token: str | None
+) -> BackendError | None:
+    """A failed push as one line (token scrubbed): the Hub's HTTP status, an I/O error, an
+    unreachable endpoint or one that does not answer like a Hub; None for anything else (a bug,
+    re-raised as it is)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from emocurate.redact import redact_text
+
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        first = _scrub(str(exc), token).splitlines()[0] if str(exc) else type(exc).__name__
+        return BackendError(f"Hub push to {repo_id} failed (HTTP {status}): {first}")
+    if isinstance(exc, OSError | ValueError):
+        return BackendError(
+            f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}"
+        )
+    where = redact_text(endpoint or constants.ENDPOINT)
+    detail = _scrub(str(exc), token).splitlines()[0] if str(exc) else "no detail"
+    if _network_error(exc):  # refused, unknown host, timeout, dropped connection
+        return BackendError(
+            f"Hub push to {repo_id} failed: cannot reach {where} "
+            f"({type(exc).__name__}: {detail}); check the network and HF_ENDPOINT"
+        )
+    if isinstance(exc, KeyError | TypeError | AttributeError):  # not the Hub's reply
+        return BackendError(
+            f"Hub push to {repo_id} failed: {where} did not answer like a Hugging Face "
+            f"Hub ({type(exc).__name__}: {detail}); check HF_ENDPOINT"
+        )
+    return None
+
+
 def push(
     dir: str | Path,
     repo_id: str,
@@ -300,10 +334,7 @@ def push(
             "revision": revision or "main",
         }
 
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from emocurate.redact import redact_text
+    from huggingface_hub import HfApi
 
     with tempfile.TemporaryDirectory(prefix="emocurate-push-") as tmp:
         kind, files = build_tree(src, tmp, repo_id=repo_id)
@@ -319,28 +350,11 @@ def push(
                 revision=revision,
                 commit_message=f"emocurate push: {kind} ({len(files)} files)",
             )
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            first = _scrub(str(exc), token).splitlines()[0] if str(exc) else type(exc).__name__
-            raise BackendError(f"Hub push to {repo_id} failed (HTTP {status}): {first}") from None
-        except (OSError, ValueError) as exc:
-            raise BackendError(
-                f"Hub push to {repo_id} failed: {_scrub(str(exc), token).splitlines()[0]}"
-            ) from None
         except Exception as exc:
-            where = redact_text(endpoint or constants.ENDPOINT)
-            detail = _scrub(str(exc), token).splitlines()[0] if str(exc) else "no detail"
-            if _network_error(exc):  # refused, unknown host, timeout, dropped connection
-                raise BackendError(
-                    f"Hub push to {repo_id} failed: cannot reach {where} "
-                    f"({type(exc).__name__}: {detail}); check the network and HF_ENDPOINT"
-                ) from None
-            if isinstance(exc, KeyError | TypeError | AttributeError):  # not the Hub's reply
-                raise BackendError(
-                    f"Hub push to {repo_id} failed: {where} did not answer like a Hugging Face "
-                    f"Hub ({type(exc).__name__}: {detail}); check HF_ENDPOINT"
-                ) from None
-            raise
+            error = _push_error(exc, repo_id, endpoint, token)
+            if error is None:
+                raise
+            raise error from None
     return {
         "kind": kind,
         "repo_type": repo_type,

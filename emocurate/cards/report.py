@@ -190,41 +190,13 @@ def _metric_figures(
     return figs
 
 
-def write_report(
-    out_path: str | Path,
-    *,
-    vectors_dir: str | Path | None = None,
-    scores_dir: str | Path | None = None,
-    validation_dir: str | Path | None = None,
-    generation_dir: str | Path | None = None,
-    curated_dir: str | Path | None = None,
-    transfer_dir: str | Path | None = None,
-    title: str = "emocurate report",
-    emotions: list[str] | None = None,
-    max_heatmaps: int = 8,
-    max_flagged: int = 200,
-) -> Path:
-    """Write the self-contained HTML report to ``out_path`` and return it.
-
-    Args:
-        out_path: the ``.html`` file to write (parent folders are created).
-        vectors_dir: a VectorSet folder (geometry figure and vector facts).
-        scores_dir: a corpus scores folder (metric distributions, flagged documents, heatmaps).
-        validation_dir: a validation folder (funnel).
-        generation_dir: a generation folder (what was generated, tokens and cost).
-        curated_dir: a curate folder (what each rule did, the guardrail's decision).
-        transfer_dir: another folder with ``transfer/*.json`` (the pipeline's evaluate stage),
-            listed with the set's own saved transfer evaluations.
-        title: the page title.
-        emotions: emotions to show in the token heatmaps (default: each document's strongest).
-        max_heatmaps: at most this many documents get token heatmaps (flagged ones first).
-        max_flagged: at most this many rows in the flagged-documents table.
-    """
-    out = Path(out_path)
-    ensure_dir(out.parent)
-    missing: list[str] = []
-    inputs: list[tuple[str, str]] = []
-
+def _vectors_section(
+    vectors_dir: str | Path | None,
+    transfer_dir: str | Path | None,
+    inputs: list[tuple[str, str]],
+    missing: list[str],
+) -> dict[str, Any] | None:
+    """The vector set's facts and geometry figure (None, noted as missing, without a set)."""
     vec: dict[str, Any] | None = None
     if vectors_dir is not None:
         meta = read_vectorset_meta(vectors_dir)
@@ -244,7 +216,18 @@ def write_report(
         }
     else:
         missing.append("emotion vectors (--vectors): no geometry figure")
+    return vec
 
+
+def _scores_section(
+    scores_dir: str | Path | None,
+    emotions: list[str] | None,
+    max_heatmaps: int,
+    max_flagged: int,
+    inputs: list[tuple[str, str]],
+    missing: list[str],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The corpus section (counts, flags, metric figures, thresholds) and its token heatmaps."""
     scores: dict[str, Any] | None = None
     heatmaps: list[dict[str, Any]] = []
     if scores_dir is not None:
@@ -282,7 +265,17 @@ def write_report(
             missing.append("token-level scores (the scores folder has no token file): no heatmaps")
     else:
         missing.append("corpus scores (--scores): no metric distributions, flags or token heatmaps")
+    return scores, heatmaps
 
+
+def _stage_sections(
+    curated_dir: str | Path | None,
+    validation_dir: str | Path | None,
+    generation_dir: str | Path | None,
+    inputs: list[tuple[str, str]],
+    missing: list[str],
+) -> tuple[Any, Any, Any]:
+    """What curation, validation and generation did (each None, noted as missing, when absent)."""
     cur = None
     cur_man = CurateManifest.read(curated_dir) if curated_dir is not None else None
     if cur_man is not None:
@@ -303,6 +296,49 @@ def write_report(
         inputs.append(("generation", str(generation_dir)))
     else:
         missing.append("generation summary (--generation)")
+    return cur, val, gen
+
+
+def write_report(
+    out_path: str | Path,
+    *,
+    vectors_dir: str | Path | None = None,
+    scores_dir: str | Path | None = None,
+    validation_dir: str | Path | None = None,
+    generation_dir: str | Path | None = None,
+    curated_dir: str | Path | None = None,
+    transfer_dir: str | Path | None = None,
+    title: str = "emocurate report",
+    emotions: list[str] | None = None,
+    max_heatmaps: int = 8,
+    max_flagged: int = 200,
+) -> Path:
+    """Write the self-contained HTML report to ``out_path`` and return it.
+
+    Args:
+        out_path: the ``.html`` file to write (parent folders are created).
+        vectors_dir: a VectorSet folder (geometry figure and vector facts).
+        scores_dir: a corpus scores folder (metric distributions, flagged documents, heatmaps).
+        validation_dir: a validation folder (funnel).
+        generation_dir: a generation folder (what was generated, tokens and cost).
+        curated_dir: a curate folder (what each rule did, the guardrail's decision).
+        transfer_dir: another folder with ``transfer/*.json`` (the pipeline's evaluate stage),
+            listed with the set's own saved transfer evaluations.
+        title: the page title.
+        emotions: emotions to show in the token heatmaps (default: each document's strongest).
+        max_heatmaps: at most this many documents get token heatmaps (flagged ones first).
+        max_flagged: at most this many rows in the flagged-documents table.
+    """
+    out = Path(out_path)
+    ensure_dir(out.parent)
+    missing: list[str] = []
+    inputs: list[tuple[str, str]] = []
+
+    vec = _vectors_section(vectors_dir, transfer_dir, inputs, missing)
+    scores, heatmaps = _scores_section(
+        scores_dir, emotions, max_heatmaps, max_flagged, inputs, missing
+    )
+    cur, val, gen = _stage_sections(curated_dir, validation_dir, generation_dir, inputs, missing)
 
     html = render(
         "report.html.j2",

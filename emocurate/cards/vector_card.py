@@ -154,6 +154,26 @@ def _training(training_dir: Path | None) -> dict[str, Any] | None:
     }
 
 
+def _card_metadata(meta: VectorSetMeta, training: dict[str, Any] | None) -> dict[str, Any]:
+    """The card's YAML metadata this run owns: tags, licence, base model (a Hub id only) and
+    the training dataset's repo when it has one."""
+    fresh_data: dict[str, Any] = {
+        "tags": [
+            "emocurate",
+            "emotion-vectors",
+            "interpretability",
+            "steering",
+            f"layer-{meta.default_layer}",
+        ],
+        "license": "apache-2.0",
+    }
+    if HUB_ID.match(meta.model_id) and not Path(meta.model_id).exists():
+        fresh_data["base_model"] = meta.model_id
+    if training and training.get("repo"):
+        fresh_data["datasets"] = [training["repo"]]
+    return fresh_data
+
+
 def write_vector_card(
     vectors_dir: str | Path,
     *,
@@ -193,22 +213,9 @@ def write_vector_card(
         missing.append("logit lens")
     card_path = dest / CARD
     existing = load_existing(ModelCard, card_path)
-    fresh_data: dict[str, Any] = {
-        "tags": [
-            "emocurate",
-            "emotion-vectors",
-            "interpretability",
-            "steering",
-            f"layer-{meta.default_layer}",
-        ],
-        "license": "apache-2.0",
-    }
-    if HUB_ID.match(meta.model_id) and not Path(meta.model_id).exists():
-        fresh_data["base_model"] = meta.model_id
-    if training and training.get("repo"):
-        fresh_data["datasets"] = [training["repo"]]
     old = existing.data.to_dict() if existing is not None else {}
-    merged = merge_metadata(old, ModelCardData(**fresh_data).to_dict(), owned={"base_model"})
+    fresh = ModelCardData(**_card_metadata(meta, training)).to_dict()
+    merged = merge_metadata(old, fresh, owned={"base_model"})
     body = render(
         "vector_card.md.j2",
         title=f"Emotion vectors for {meta.model_id} (layer {meta.default_layer})",

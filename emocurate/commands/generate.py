@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from emocurate.commands.defaults import generate_default
 from emocurate.errors import BudgetExceeded, ConfigError, EmocurateError
 
 KINDS = {
@@ -30,7 +31,7 @@ EXAMPLES = {
     "regulation": "emocurate generate regulation --topics 5 --per-topic 3 --budget-usd 5 "
     "--dry-run --out runs/regulation",
 }
-DEFAULT_EMOTIONS = "focal12"
+DEFAULT_EMOTIONS = generate_default("emotions")
 
 
 EXIT_CODES = (
@@ -52,11 +53,25 @@ class RequestsFailed(EmocurateError):
 
 
 def _run(kind: str, opts: dict[str, Any]) -> None:
-    from emocurate.generators.run import GenerateConfig, run_generation
+    """Validate the options into a config, run (or plan) the generation and report it."""
+    from emocurate.generators.run import run_generation
 
     out = opts.pop("out")
+    cfg = _generate_config(kind, opts)
+    manifest = run_generation(cfg, out)
+    if cfg.dry_run:
+        _print_plan(manifest, cfg)
+        return
+    _print_run(kind, manifest, out)
+    _raise_unfinished(manifest, cfg, out)
+
+
+def _generate_config(kind: str, opts: dict[str, Any]) -> Any:
+    """The run's :class:`GenerateConfig`; a bad value is one line naming its option."""
+    from emocurate.generators.run import GenerateConfig
+
     try:
-        cfg = GenerateConfig(kind=kind, progress=True, **opts)  # type: ignore[arg-type]
+        return GenerateConfig(kind=kind, progress=True, **opts)  # type: ignore[arg-type]
     except Exception as exc:  # pydantic: one line naming the field
         errors = getattr(exc, "errors", None)
         if callable(errors):
@@ -64,39 +79,45 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
             field = ".".join(str(x) for x in err["loc"])
             raise ConfigError(f"invalid option --{field.replace('_', '-')}: {err['msg']}") from None
         raise
-    manifest = run_generation(cfg, out)
-    if cfg.dry_run:
-        summary = manifest.model_dump(
-            mode="json",
-            include={
-                "kind",
-                "backend",
-                "model",
-                "planned_requests",
-                "planned_records",
-                "estimated_usd_max",
-                "price_known",
-                "prompt_id",
-                "prompt_hash",
-            },
+
+
+def _print_plan(manifest: Any, cfg: Any) -> None:
+    """``--dry-run``: the plan as JSON, with warnings for an unknown price or a plan whose
+    worst case exceeds the budget."""
+    summary = manifest.model_dump(
+        mode="json",
+        include={
+            "kind",
+            "backend",
+            "model",
+            "planned_requests",
+            "planned_records",
+            "estimated_usd_max",
+            "price_known",
+            "prompt_id",
+            "prompt_hash",
+        },
+    )
+    typer.echo(json.dumps(summary, indent=2))
+    est = summary["estimated_usd_max"]
+    if not summary["price_known"]:
+        typer.echo(
+            f"warning: no price is known for model '{cfg.model}': the estimate "
+            f"${est or 0:.2f} is not a cost; pass --price-input and --price-output "
+            "(USD per 1M tokens) to price it and to enforce a --budget-usd",
+            err=True,
         )
-        typer.echo(json.dumps(summary, indent=2))
-        est = summary["estimated_usd_max"]
-        if not summary["price_known"]:
-            typer.echo(
-                f"warning: no price is known for model '{cfg.model}': the estimate "
-                f"${est or 0:.2f} is not a cost; pass --price-input and --price-output "
-                "(USD per 1M tokens) to price it and to enforce a --budget-usd",
-                err=True,
-            )
-        if cfg.budget_usd is not None and est is not None and est > cfg.budget_usd:
-            typer.echo(
-                f"warning: the plan's worst case ${est:.2f} exceeds --budget-usd "
-                f"${cfg.budget_usd:.2f}: a real run stops when the budget is spent "
-                "(finished work is kept; rerun with a higher budget to resume)",
-                err=True,
-            )
-        return
+    if cfg.budget_usd is not None and est is not None and est > cfg.budget_usd:
+        typer.echo(
+            f"warning: the plan's worst case ${est:.2f} exceeds --budget-usd "
+            f"${cfg.budget_usd:.2f}: a real run stops when the budget is spent "
+            "(finished work is kept; rerun with a higher budget to resume)",
+            err=True,
+        )
+
+
+def _print_run(kind: str, manifest: Any, out: Path) -> None:
+    """What the run did: requests, records, tokens and cost, then notes on what is left."""
     usd = manifest.usd.spent_this_run
     typer.echo(
         f"{kind}: {manifest.records} records from {manifest.completed_requests}/"
@@ -120,6 +141,11 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
             f"{manifest.missing_records} records missing from {manifest.partial_requests} "
             "partial answers: rerun the same command to ask for them again"
         )
+
+
+def _raise_unfinished(manifest: Any, cfg: Any, out: Path) -> None:
+    """A run that stopped at the budget (exit 3) or with failed requests (exit 4) is an error
+    after its finished work was written."""
     if manifest.budget_reached:
         raise BudgetExceeded(
             f"budget ${cfg.budget_usd} reached (a total for {out}, earlier runs included); "
@@ -136,21 +162,54 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
         )
 
 
+def _add_kind_options(
+    kind: str,
+    opts: dict[str, Any],
+    emotions: str | None,
+    person_emotions: str | None,
+    assistant_emotions: str | None,
+    pairing: str,
+) -> None:
+    """The options of one kind only: the dialogue pairing options go into ``opts`` for
+    dialogues and are refused elsewhere; --emotions is refused for neutral."""
+    if kind == "dialogues":
+        opts.update(
+            person_emotions=person_emotions,
+            assistant_emotions=assistant_emotions,
+            pairing=pairing,
+        )
+    elif person_emotions or assistant_emotions or pairing != "cycle":
+        raise ConfigError(
+            "--person-emotions/--assistant-emotions/--pairing apply to dialogues only"
+        )
+    if kind == "neutral" and emotions is not None:
+        raise ConfigError(
+            "--emotions does not apply to neutral (neutral texts are about practical topic areas)"
+        )
+
+
 def _make_command(kind: str) -> Any:
+    """The ``generate <kind>`` command: a closure because each kind words and hides its options
+    differently.
+
+    Long because typer declares every option in the signature; the body is short.
+    """
     dialogues = kind == "dialogues"
     neutral = kind == "neutral"  # practical topic areas, no emotions: those options are not listed
 
     def command(
         backend: str = typer.Option(
-            "anthropic", "--backend", help="anthropic, openai, transformers or fake."
+            generate_default("backend"),
+            "--backend",
+            help="anthropic, openai, transformers or fake.",
         ),
         model: str = typer.Option(
-            "claude-sonnet-4-6",
+            generate_default("model"),
             "--model",
             help="Model name (hosted) or local model (transformers: stories260K, Hub id, folder, .gguf).",
         ),
         base_url: str | None = typer.Option(
-            None,
+            generate_default("base_url"),
             "--base-url",
             help="API base URL (OpenAI-compatible servers: vLLM, llama.cpp, Ollama); default from the SDK's environment variable.",
         ),
@@ -161,7 +220,7 @@ def _make_command(kind: str) -> Any:
             hidden=neutral,
         ),
         topics: str = typer.Option(
-            "10",
+            generate_default("topics"),
             "--topics",
             help=(
                 "Topic areas: N (the first N practical areas), 'all', or a file (one area per line)."
@@ -171,77 +230,95 @@ def _make_command(kind: str) -> Any:
             + (" 'presets' = high-stakes scenarios." if dialogues else ""),
         ),
         per_topic: int = typer.Option(
-            12,
+            generate_default("per_topic"),
             "--per-topic",
             help="Records per topic area."
             if neutral
             else "Records per emotion (or pair) and topic.",
         ),
         per_request: int | None = typer.Option(
-            None,
+            generate_default("per_request"),
             "--per-request",
             help="Records asked for in one request (default: stories 12, dialogues 4, neutral 5, regulation 3; 1 for a base model).",
         ),
         out: Path = typer.Option(
             ..., "--out", help="Output folder: data/*.parquet, manifest.json, cache/."
         ),
-        concurrency: int = typer.Option(8, "--concurrency", help="Requests in flight at once."),
+        concurrency: int = typer.Option(
+            generate_default("concurrency"), "--concurrency", help="Requests in flight at once."
+        ),
         rpm: float | None = typer.Option(
-            None,
+            generate_default("rpm"),
             "--rpm",
             help="Requests per minute limit (default: from the provider's rate-limit headers).",
         ),
         input_tpm: float | None = typer.Option(
-            None, "--input-tpm", help="Input tokens per minute limit."
+            generate_default("input_tpm"), "--input-tpm", help="Input tokens per minute limit."
         ),
         output_tpm: float | None = typer.Option(
-            None, "--output-tpm", help="Output tokens per minute limit."
+            generate_default("output_tpm"), "--output-tpm", help="Output tokens per minute limit."
         ),
         batch: bool = typer.Option(
-            False, "--batch", help="Use the provider's batch API (half price, slower; resumable)."
+            generate_default("batch"),
+            "--batch",
+            help="Use the provider's batch API (half price, slower; resumable).",
         ),
         batch_poll: float = typer.Option(
-            30.0, "--batch-poll", help="--batch: seconds between batch status checks."
+            generate_default("batch_poll_s"),
+            "--batch-poll",
+            help="--batch: seconds between batch status checks.",
         ),
         budget_usd: float | None = typer.Option(
-            None,
+            generate_default("budget_usd"),
             "--budget-usd",
             help="Total USD this output folder may spend, reruns included; stop cleanly before "
             "exceeding it (needs a known price or --price-input/--price-output).",
         ),
         dry_run: bool = typer.Option(
-            False,
+            generate_default("dry_run"),
             "--dry-run",
             help="Print the plan, request count and estimated cost; send nothing.",
         ),
         cache: str | None = typer.Option(
-            None, "--cache", help="Response cache file (default: OUT/cache/responses.jsonl)."
+            generate_default("cache"),
+            "--cache",
+            help="Response cache file (default: OUT/cache/responses.jsonl).",
         ),
         seed: int = typer.Option(
-            0, "--seed", help="Seed: the same command and seed plan the same requests."
+            generate_default("seed"),
+            "--seed",
+            help="Seed: the same command and seed plan the same requests.",
         ),
         temperature: float | None = typer.Option(
-            None, "--temperature", help="Sampling temperature (default 1.0; 0.8 for a base model)."
+            generate_default("temperature"),
+            "--temperature",
+            help="Sampling temperature (default 1.0; 0.8 for a base model).",
         ),
         max_tokens: int | None = typer.Option(
-            None,
+            generate_default("max_tokens"),
             "--max-tokens",
             help="Max output tokens per request (default scales with --per-request).",
         ),
         max_retries: int = typer.Option(
-            6, "--max-retries", help="Retries per request on 429/529/5xx/timeouts/malformed output."
+            generate_default("max_retries"),
+            "--max-retries",
+            help="Retries per request on 429/529/5xx/timeouts/malformed output.",
         ),
         timeout_s: float = typer.Option(
-            120.0,
+            generate_default("timeout_s"),
             "--timeout",
             help="Per-call timeout in seconds; the engine raises it for a call whose expected "
             "time (its max tokens at the measured speed, or a local model's step time) is longer.",
         ),
         price_input: float | None = typer.Option(
-            None, "--price-input", help="Override: USD per 1M input tokens."
+            generate_default("price_input"),
+            "--price-input",
+            help="Override: USD per 1M input tokens.",
         ),
         price_output: float | None = typer.Option(
-            None, "--price-output", help="Override: USD per 1M output tokens."
+            generate_default("price_output"),
+            "--price-output",
+            help="Override: USD per 1M output tokens.",
         ),
         no_prompt_cache: bool = typer.Option(
             False,
@@ -249,16 +326,18 @@ def _make_command(kind: str) -> Any:
             help="Do not mark the shared system prompt for provider-side caching.",
         ),
         replace: bool = typer.Option(
-            False,
+            generate_default("replace"),
             "--replace",
             help="Allow a rerun whose plan leaves out records --out holds (they are dropped); "
             "without it such a rerun is refused before any request.",
         ),
         device: str = typer.Option(
-            "cpu", "--device", help="transformers backend: torch device (cpu, cuda, mps)."
+            generate_default("device"),
+            "--device",
+            help="transformers backend: torch device (cpu, cuda, mps).",
         ),
         prompt_style: str = typer.Option(
-            "auto",
+            generate_default("prompt_style"),
             "--prompt-style",
             help="structured (several items per request, long instructions), simple (one item "
             "per plain request; the whole answer is the item), opening (a base model continues "
@@ -267,24 +346,28 @@ def _make_command(kind: str) -> Any:
             hidden=kind not in ("stories", "neutral"),
         ),
         person_emotions: str | None = typer.Option(
-            None,
+            generate_default("person_emotions"),
             "--person-emotions",
             help="dialogues: the human's emotion SPEC (default: --emotions).",
             hidden=not dialogues,
         ),
         assistant_emotions: str | None = typer.Option(
-            None,
+            generate_default("assistant_emotions"),
             "--assistant-emotions",
             help="dialogues: the assistant's emotion SPEC (default: --emotions).",
             hidden=not dialogues,
         ),
         pairing: str = typer.Option(
-            "cycle",
+            generate_default("pairing"),
             "--pairing",
             help="dialogues: 'cycle' (one assistant emotion per human emotion and topic) or 'product' (all pairs).",
             hidden=not dialogues,
         ),
     ) -> None:
+        """(Replaced below by the kind's help text.)
+
+        Long because typer declares every option in the signature; the body is short.
+        """
         opts: dict[str, Any] = dict(
             backend=backend,
             model=model,
@@ -315,20 +398,7 @@ def _make_command(kind: str) -> Any:
             prompt_style=prompt_style,
             replace=replace,
         )
-        if dialogues:
-            opts.update(
-                person_emotions=person_emotions,
-                assistant_emotions=assistant_emotions,
-                pairing=pairing,
-            )
-        elif person_emotions or assistant_emotions or pairing != "cycle":
-            raise ConfigError(
-                "--person-emotions/--assistant-emotions/--pairing apply to dialogues only"
-            )
-        if neutral and emotions is not None:
-            raise ConfigError(
-                "--emotions does not apply to neutral (neutral texts are about practical topic areas)"
-            )
+        _add_kind_options(kind, opts, emotions, person_emotions, assistant_emotions, pairing)
         _run(kind, opts)
 
     command.__doc__ = f"{KINDS[kind]}\n\n\b\nExample:\n  {EXAMPLES[kind]}"

@@ -66,105 +66,108 @@ def emotion_table(manifest: ValidateManifest) -> Table:
     return table
 
 
+def validate_cmd(
+    in_dir: Path = typer.Argument(
+        ...,
+        help="Stage folder with data/*.parquet records (stories, dialogues, neutral or regulation).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output folder: kept/, rejected/, manifest.json (cached verdicts make reruns resume).",
+    ),
+    validators: str = typer.Option(
+        "rules,leakage,dedup",
+        "--validators",
+        help="Comma list, run in order: rules, leakage, dedup, judge, rubric (story grades 1-5, by the judge model), probe.",
+    ),
+    judge_backend: str | None = typer.Option(
+        None,
+        "--judge-backend",
+        help="Backend of the LLM judge: anthropic, openai, transformers or fake.",
+    ),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="Model of the LLM judge."),
+    base_url: str | None = typer.Option(
+        None,
+        "--base-url",
+        help="Judge API base URL (OpenAI-compatible servers, proxies); default from the SDK's environment variable.",
+    ),
+    probe_model: str = typer.Option(
+        "stories260K",
+        "--probe-model",
+        help="Model whose pooled activations the probe uses (stories260K, Hub id, folder, .gguf) or 'tfidf' for text features.",
+    ),
+    dedup_threshold: float | None = typer.Option(
+        None,
+        "--dedup-threshold",
+        help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates (default 0.8).",
+    ),
+    reference_dir: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="Stage folder of records to deduplicate against (matches are rejected).",
+    ),
+    min_words: int | None = typer.Option(
+        None, "--min-words", help="Fewest words a record may have (default 20)."
+    ),
+    max_words: int | None = typer.Option(
+        None, "--max-words", help="Most words a record may have (default 1200)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for judge option order and probe folds."),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Recompute every validator instead of reusing cached verdicts.",
+    ),
+    per_emotion: bool = typer.Option(
+        False, "--per-emotion", help="Also print the per-emotion funnel."
+    ),
+) -> None:
+    """Check generated records (rules, leakage, dedup, LLM judge, probe) and print the funnel.
+
+    \b
+    Example:
+      emocurate validate runs/stories --out runs/validated --validators rules,leakage,dedup
+
+    \f
+    Long because typer declares every option in the signature; the body is short.
+    """
+    from emocurate.validators.pipeline import validate
+
+    names = [v.strip() for v in validators.split(",") if v.strip()]
+    cfg = _config(
+        {
+            "validators": names,
+            "judge_backend": judge_backend,
+            "judge_model": judge_model,
+            "base_url": base_url,
+            "probe_model": probe_model,
+            "dedup_threshold": dedup_threshold,
+            "reference_dir": str(reference_dir) if reference_dir else None,
+            "min_words": min_words,
+            "max_words": max_words,
+            "seed": seed,
+            "cache": not no_cache,
+        }
+    )
+    from emocurate.io import folder_lock
+
+    console = Console()
+    with folder_lock(out):  # one writer per output folder (a second run: one line, pid)
+        manifest = validate(
+            in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False)
+        )
+    console.print(funnel_table(manifest))
+    if per_emotion:
+        console.print(emotion_table(manifest))
+    console.print(
+        f"kept -> {out / 'kept'}   rejected -> {out / 'rejected'}",
+        markup=False,
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``validate``."""
 
-    @app.command("validate")
-    def validate_cmd(
-        in_dir: Path = typer.Argument(
-            ...,
-            help="Stage folder with data/*.parquet records (stories, dialogues, neutral or regulation).",
-        ),
-        out: Path = typer.Option(
-            ...,
-            "--out",
-            help="Output folder: kept/, rejected/, manifest.json (cached verdicts make reruns resume).",
-        ),
-        validators: str = typer.Option(
-            "rules,leakage,dedup",
-            "--validators",
-            help="Comma list, run in order: rules, leakage, dedup, judge, rubric (story grades 1-5, by the judge model), probe.",
-        ),
-        judge_backend: str | None = typer.Option(
-            None,
-            "--judge-backend",
-            help="Backend of the LLM judge: anthropic, openai, transformers or fake.",
-        ),
-        judge_model: str | None = typer.Option(
-            None, "--judge-model", help="Model of the LLM judge."
-        ),
-        base_url: str | None = typer.Option(
-            None,
-            "--base-url",
-            help="Judge API base URL (OpenAI-compatible servers, proxies); default from the SDK's environment variable.",
-        ),
-        probe_model: str = typer.Option(
-            "stories260K",
-            "--probe-model",
-            help="Model whose pooled activations the probe uses (stories260K, Hub id, folder, .gguf) or 'tfidf' for text features.",
-        ),
-        dedup_threshold: float | None = typer.Option(
-            None,
-            "--dedup-threshold",
-            help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates (default 0.8).",
-        ),
-        reference_dir: Path | None = typer.Option(
-            None,
-            "--reference",
-            help="Stage folder of records to deduplicate against (matches are rejected).",
-        ),
-        min_words: int | None = typer.Option(
-            None, "--min-words", help="Fewest words a record may have (default 20)."
-        ),
-        max_words: int | None = typer.Option(
-            None, "--max-words", help="Most words a record may have (default 1200)."
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed for judge option order and probe folds."),
-        no_cache: bool = typer.Option(
-            False,
-            "--no-cache",
-            help="Recompute every validator instead of reusing cached verdicts.",
-        ),
-        per_emotion: bool = typer.Option(
-            False, "--per-emotion", help="Also print the per-emotion funnel."
-        ),
-    ) -> None:
-        """Check generated records (rules, leakage, dedup, LLM judge, probe) and print the funnel.
-
-        \b
-        Example:
-          emocurate validate runs/stories --out runs/validated --validators rules,leakage,dedup
-        """
-        from emocurate.validators.pipeline import validate
-
-        names = [v.strip() for v in validators.split(",") if v.strip()]
-        cfg = _config(
-            {
-                "validators": names,
-                "judge_backend": judge_backend,
-                "judge_model": judge_model,
-                "base_url": base_url,
-                "probe_model": probe_model,
-                "dedup_threshold": dedup_threshold,
-                "reference_dir": str(reference_dir) if reference_dir else None,
-                "min_words": min_words,
-                "max_words": max_words,
-                "seed": seed,
-                "cache": not no_cache,
-            }
-        )
-        from emocurate.io import folder_lock
-
-        console = Console()
-        with folder_lock(out):  # one writer per output folder (a second run: one line, pid)
-            manifest = validate(
-                in_dir, out, cfg, log=lambda m: console.print(m, markup=False, highlight=False)
-            )
-        console.print(funnel_table(manifest))
-        if per_emotion:
-            console.print(emotion_table(manifest))
-        console.print(
-            f"kept -> {out / 'kept'}   rejected -> {out / 'rejected'}",
-            markup=False,
-            highlight=False,
-        )
+    app.command("validate")(validate_cmd)

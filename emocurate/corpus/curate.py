@@ -433,12 +433,6 @@ def curate(
         for name, (sub, fname, table) in tables.items()
         if _write_nonempty(out / sub / fname, table)
     }
-    by_dom = (
-        kept.select(pl.col("dominant").list.first().alias("emotion"))
-        .group_by("emotion")
-        .len()
-        .sort(["len", "emotion"], descending=[True, False])
-    )
     fields = {
         "scores_dir": str(sdir),
         "policy": pol.model_dump(mode="json"),
@@ -447,10 +441,32 @@ def curate(
         "flagged": int((work["decision"] == "flag").sum()),
         "dropped": excluded.height,
         "rules": summary.to_dicts(),
-        "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
+        "kept_by_dominant": _kept_by_dominant(kept),
         "with_text": bool(corpus),
         "guardrail": guard.model_dump(mode="json"),
     }
+    if written:
+        write_configs_readme(
+            out, written, title="emocurate curated corpus", note=_readme_note(tables, written)
+        )
+    manifest = CurateManifest.model_validate({"stage": "curate", **fields})
+    manifest.save(out)
+    return manifest
+
+
+def _kept_by_dominant(kept: pl.DataFrame) -> dict[str, int]:
+    """Kept documents per dominant emotion, most first (ties by name)."""
+    by_dom = (
+        kept.select(pl.col("dominant").list.first().alias("emotion"))
+        .group_by("emotion")
+        .len()
+        .sort(["len", "emotion"], descending=[True, False])
+    )
+    return {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()}
+
+
+def _readme_note(tables: dict[str, tuple[str, str, pl.DataFrame]], written: dict[str, str]) -> str:
+    """The README's note on the tables, saying which are absent because they had no rows."""
     empty = [name for name in tables if name not in written]
     note = (
         "Kept documents (with decisions and weights); `excluded` keeps every dropped document "
@@ -460,11 +476,7 @@ def curate(
         note += " Nothing was dropped, so there is no `excluded` table."
     if "default" in empty:
         note += " Every document was dropped, so there is no table of kept documents."
-    if written:
-        write_configs_readme(out, written, title="emocurate curated corpus", note=note)
-    manifest = CurateManifest.model_validate({"stage": "curate", **fields})
-    manifest.save(out)
-    return manifest
+    return note
 
 
 def _write_nonempty(path: Path, table: pl.DataFrame) -> bool:

@@ -657,6 +657,34 @@ class DenseSeries:
     smoothed: np.ndarray | None = None  # [T, E] only when asked for
 
 
+def _turn_means(
+    z: np.ndarray, dist_raw: np.ndarray | None, turns: Sequence[TurnSpan], tm: np.ndarray
+) -> np.ndarray | None:
+    """Fill ``tm`` with each turn's raw mean z-scores; return each turn's raw distress (None
+    without distress members). Empty turns keep zeros."""
+    td = np.zeros(len(turns)) if dist_raw is not None else None
+    for j, t in enumerate(turns):
+        if t.end <= t.start:
+            continue
+        tm[j] = z[t.start : t.end].mean(0)
+        if td is not None and dist_raw is not None:
+            td[j] = dist_raw[t.start : t.end].mean()
+    return td
+
+
+def _top_columns(
+    zs: np.ndarray, mean: np.ndarray, top_k: int, top_tokens: int | None
+) -> dict[int, np.ndarray]:
+    """The smoothed columns of the ``top_k`` highest means (stable order), first ``top_tokens``."""
+    top: dict[int, np.ndarray] = {}
+    if top_k:
+        n_tok = zs.shape[0]
+        n = n_tok if top_tokens is None else min(n_tok, top_tokens)
+        for i in np.argsort(-mean, kind="stable")[:top_k]:
+            top[int(i)] = zs[:n, int(i)].copy()
+    return top
+
+
 def dense_series(
     z: np.ndarray,
     axes: Axes,
@@ -712,19 +740,9 @@ def dense_series(
         r64 = np.asarray(regulation, dtype=np.float64)
         reg_raw = r64.mean(1)
         reg = smooth(r64, smooth_k).mean(1)
-    td = np.zeros(len(turns)) if dist_raw is not None else None
-    for j, t in enumerate(turns):
-        if t.end <= t.start:
-            continue
-        tm[j] = z[t.start : t.end].mean(0)
-        if td is not None and dist_raw is not None:
-            td[j] = dist_raw[t.start : t.end].mean()
+    td = _turn_means(z, dist_raw, turns, tm)
     mean = zs.mean(0)
-    top: dict[int, np.ndarray] = {}
-    if top_k:
-        n = n_tok if top_tokens is None else min(n_tok, top_tokens)
-        for i in np.argsort(-mean, kind="stable")[:top_k]:
-            top[int(i)] = zs[:n, int(i)].copy()
+    top = _top_columns(zs, mean, top_k, top_tokens)
     return DenseSeries(
         n_tok,
         mean,

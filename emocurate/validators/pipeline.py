@@ -241,6 +241,84 @@ class _VerdictCache:
         atomic_write_bytes(self.path(name, key), json.dumps(data, default=str).encode("utf-8"))
 
 
+class _Steps:
+    """What each step did: its verdicts by record index, its funnel row and its stats (said
+    on ``say`` one line per step)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.verdicts: dict[str, dict[int, Verdict]] = {}
+        self.funnel: list[dict[str, Any]] = []
+        self.vstats: dict[str, dict[str, Any]] = {}
+
+    def apply(
+        self,
+        name: str,
+        vs: list[Verdict],
+        idx: list[int],
+        seconds: float,
+        cached: bool,
+        stats: dict[str, Any],
+    ) -> list[int]:
+        """Record a step's verdicts on the records ``idx``; return the indices it kept."""
+        if len(vs) != len(idx):
+            raise RuntimeError(
+                f"validator {name} returned {len(vs)} verdicts for {len(idx)} records"
+            )
+        self.verdicts[name] = dict(zip(idx, vs, strict=True))
+        survivors = [i for i, v in zip(idx, vs, strict=True) if v.keep]
+        codes = Counter(reason_code(v.reason) for v in vs if not v.keep)
+        used = stats.get("used", True) is not False
+        status = "used" if used else f"not used: {stats.get('not_used_reason', 'uninformative')}"
+        self.funnel.append(
+            {
+                "step": name,
+                "in": len(idx),
+                "rejected": len(idx) - len(survivors),
+                "out": len(survivors),
+                "status": status,
+            }
+        )
+        self.vstats[name] = {
+            "checked": len(idx),
+            "rejected": len(idx) - len(survivors),
+            "reasons": dict(codes.most_common()),
+            "seconds": round(seconds, 3),
+            "cached": cached,
+            "used": used,
+            "status": status,
+            "stats": stats,
+        }
+        self.say(
+            (
+                f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
+                if used
+                else f"{name}: NOT USED ({status[len('not used: ') :]})"
+            )
+            + (" (cached)" if cached else "")
+        )
+        return survivors
+
+
+def _run_cached(
+    v: Validator, subset: list[AnyRecord], cache: _VerdictCache
+) -> tuple[list[Verdict], dict[str, Any], bool, float]:
+    """A validator's verdicts, stats, whether they came from the cache (this validator already
+    checked these records) and the seconds it took; an incomplete run (e.g. failed judge
+    requests) is not cached, so the next run retries it."""
+    key = cache.key(v, records_hash(subset))
+    t0 = time.perf_counter()
+    hit = cache.get(v.name, key, [r.id for r in subset])
+    if hit is not None:
+        vs, stats = hit
+        return vs, stats, True, time.perf_counter() - t0
+    vs = v.check(subset) if subset else []
+    stats = dict(v.stats)
+    if not stats.get("incomplete"):  # e.g. judge requests that failed: retry next run
+        cache.put(v.name, key, vs, stats)
+    return vs, stats, False, time.perf_counter() - t0
+
+
 def validate(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -271,79 +349,20 @@ def validate(
     n = len(records)
     say(f"read {n} records from {in_dir}")
 
-    verdicts: dict[str, dict[int, Verdict]] = {}
+    steps_done = _Steps(say)
     alive = list(range(n))
-    funnel: list[dict[str, Any]] = []
-    vstats: dict[str, dict[str, Any]] = {}
-
-    def apply(
-        name: str,
-        vs: list[Verdict],
-        idx: list[int],
-        seconds: float,
-        cached: bool,
-        stats: dict[str, Any],
-    ) -> list[int]:
-        if len(vs) != len(idx):
-            raise RuntimeError(
-                f"validator {name} returned {len(vs)} verdicts for {len(idx)} records"
-            )
-        verdicts[name] = dict(zip(idx, vs, strict=True))
-        survivors = [i for i, v in zip(idx, vs, strict=True) if v.keep]
-        codes = Counter(reason_code(v.reason) for v in vs if not v.keep)
-        used = stats.get("used", True) is not False
-        status = "used" if used else f"not used: {stats.get('not_used_reason', 'uninformative')}"
-        funnel.append(
-            {
-                "step": name,
-                "in": len(idx),
-                "rejected": len(idx) - len(survivors),
-                "out": len(survivors),
-                "status": status,
-            }
-        )
-        vstats[name] = {
-            "checked": len(idx),
-            "rejected": len(idx) - len(survivors),
-            "reasons": dict(codes.most_common()),
-            "seconds": round(seconds, 3),
-            "cached": cached,
-            "used": used,
-            "status": status,
-            "stats": stats,
-        }
-        say(
-            (
-                f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
-                if used
-                else f"{name}: NOT USED ({status[len('not used: ') :]})"
-            )
-            + (" (cached)" if cached else "")
-        )
-        return survivors
-
     t0 = time.perf_counter()
-    alive = apply(
+    alive = steps_done.apply(
         "input", input_verdicts(records, taxonomy), alive, time.perf_counter() - t0, False, {}
     )
     cache = _VerdictCache(out / ".cache" / "verdicts", cfg.cache)
     for v in build_validators(cfg, taxonomy, out):
         subset = [records[i] for i in alive]
-        key = cache.key(v, records_hash(subset))
-        t0 = time.perf_counter()
-        hit = cache.get(v.name, key, [r.id for r in subset])
-        if hit is not None:
-            vs, stats = hit
-            cached = True
-        else:
-            vs = v.check(subset) if subset else []
-            stats = dict(v.stats)
-            if not stats.get("incomplete"):  # e.g. judge requests that failed: retry next run
-                cache.put(v.name, key, vs, stats)
-            cached = False
-        alive = apply(v.name, vs, alive, time.perf_counter() - t0, cached, stats)
+        vs, stats, cached, seconds = _run_cached(v, subset, cache)
+        alive = steps_done.apply(v.name, vs, alive, seconds, cached, stats)
 
     steps = ["input", *cfg.validators]
+    verdicts, funnel, vstats = steps_done.verdicts, steps_done.funnel, steps_done.vstats
     rows = _rows(records, verdicts, steps)
     _write_splits(out, records, rows, steps)
     manifest = ValidateManifest.model_validate(

@@ -169,6 +169,46 @@ class ProbeValidator:
     def _label(self, emotion: str) -> str:
         return self.taxonomy.get(emotion).name if self.taxonomy is not None else emotion.lower()
 
+    def _not_probed(self, r: AnyRecord, n_classes: int) -> Verdict:
+        """Kept with a note: too few texts of its emotion (or of any two), or no label."""
+        cfg = self.config
+        note = (
+            f"not probed: fewer than 2 emotions with at least {cfg.min_per_class} texts"
+            if n_classes < 2
+            else f"not probed: its emotion has fewer than {cfg.min_per_class} texts"
+        )
+        return (
+            keep(r, self.name, note=note)
+            if label_items([r])
+            else keep(r, self.name, note="no label to probe")
+        )
+
+    def _verdict(
+        self, r: AnyRecord, found: list[tuple[LabelItem, dict[str, Any]]], informative: bool
+    ) -> tuple[Verdict, bool]:
+        """A probed record's verdict and whether it was flagged: a label issue rejects only
+        when rejecting is on and the probe beats the majority class; else it is a flag."""
+        score = min(d["quality"] for _, d in found)
+        flagged = [d for _, d in found if d["issue"]]
+        details: dict[str, Any] = {"items": [d for _, d in found]}
+        if not flagged:
+            return keep(r, self.name, score=score, **details), False
+        d = flagged[0]
+        who = f" ({d['role']})" if d["role"] in ("human", "assistant") else ""
+        reason = (
+            f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
+            f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})"
+        )
+        details["suggested"] = d["suggested"]
+        if self.config.reject and informative:
+            return reject(r, self.name, reason, score=score, **details), True
+        if not informative:
+            details["note"] = (
+                "not rejected: the probe does not beat the majority "
+                "class out of sample, so its flags are not evidence"
+            )
+        return keep(r, self.name, score=score, flag=reason, **details), True
+
     def check(self, records: Sequence[AnyRecord]) -> list[Verdict]:
         """One verdict per record; flagged records name the probe's suggested emotion."""
         cfg = self.config
@@ -181,24 +221,7 @@ class ProbeValidator:
         if n_classes >= 2:
             feats = self.features([it.text for it in eligible])
             result = out_of_sample(feats, [self._label(it.emotion) for it in eligible], cfg)
-            for k, it in enumerate(eligible):
-                probs = result.pred_probs[k]
-                top = int(np.argmax(probs))
-                given = result.labels[k]
-                per_record.setdefault(it.index, []).append(
-                    (
-                        it,
-                        {
-                            "role": it.role,
-                            "given": result.classes[given],
-                            "suggested": result.classes[top],
-                            "p_given": round(probs[given], 4),
-                            "p_suggested": round(probs[top], 4),
-                            "quality": round(result.quality[k], 4),
-                            "issue": result.issues[k],
-                        },
-                    )
-                )
+            per_record = _item_details(eligible, result)
         informative, p_value, acc, base = True, 0.0, 0.0, 0.0
         if result is not None:
             informative, p_value, acc, base = _informative(result, cfg.max_p_informative)
@@ -207,40 +230,11 @@ class ProbeValidator:
         for i, r in enumerate(records):
             found = per_record.get(i)
             if not found:
-                note = (
-                    f"not probed: fewer than 2 emotions with at least {cfg.min_per_class} texts"
-                    if n_classes < 2
-                    else f"not probed: its emotion has fewer than {cfg.min_per_class} texts"
-                )
-                out.append(
-                    keep(r, self.name, note=note)
-                    if label_items([r])
-                    else keep(r, self.name, note="no label to probe")
-                )
+                out.append(self._not_probed(r, n_classes))
                 continue
-            score = min(d["quality"] for _, d in found)
-            flagged = [d for _, d in found if d["issue"]]
-            details: dict[str, Any] = {"items": [d for _, d in found]}
-            if flagged:
-                n_flagged += 1
-                d = flagged[0]
-                who = f" ({d['role']})" if d["role"] in ("human", "assistant") else ""
-                reason = (
-                    f"label_issue: labelled {d['given']}{who} but reads as {d['suggested']} "
-                    f"(p={d['p_suggested']:.2f} vs {d['p_given']:.2f})"
-                )
-                details["suggested"] = d["suggested"]
-                if cfg.reject and informative:
-                    out.append(reject(r, self.name, reason, score=score, **details))
-                else:
-                    if not informative:
-                        details["note"] = (
-                            "not rejected: the probe does not beat the majority "
-                            "class out of sample, so its flags are not evidence"
-                        )
-                    out.append(keep(r, self.name, score=score, flag=reason, **details))
-            else:
-                out.append(keep(r, self.name, score=score, **details))
+            verdict, was_flagged = self._verdict(r, found, informative)
+            out.append(verdict)
+            n_flagged += was_flagged
         self.stats = {
             "checked": len(records),
             "probed_texts": len(eligible),
@@ -272,6 +266,33 @@ class ProbeValidator:
                 f"fewer than 2 emotions with at least {cfg.min_per_class} texts to probe"
             )
         return out
+
+
+def _item_details(
+    eligible: list[LabelItem], result: ProbeResult
+) -> dict[int, list[tuple[LabelItem, dict[str, Any]]]]:
+    """Per record index, each probed text with its given and suggested label, their
+    out-of-sample probabilities, the label quality and whether it is an issue."""
+    per_record: dict[int, list[tuple[LabelItem, dict[str, Any]]]] = {}
+    for k, it in enumerate(eligible):
+        probs = result.pred_probs[k]
+        top = int(np.argmax(probs))
+        given = result.labels[k]
+        per_record.setdefault(it.index, []).append(
+            (
+                it,
+                {
+                    "role": it.role,
+                    "given": result.classes[given],
+                    "suggested": result.classes[top],
+                    "p_given": round(probs[given], 4),
+                    "p_suggested": round(probs[top], 4),
+                    "quality": round(result.quality[k], 4),
+                    "issue": result.issues[k],
+                },
+            )
+        )
+    return per_record
 
 
 def _informative(result: ProbeResult, max_p: float) -> tuple[bool, float, float, float]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -41,6 +41,9 @@ from emocurate.records import Dialogue, Story
 from emocurate.vectors.capture import context_length
 from emocurate.vectors.models import LoadedModel, final_norm, unembedding
 from emocurate.vectors.vectorset import VectorSet
+
+if TYPE_CHECKING:  # annotations only; the functions import pooling where they use it
+    from emocurate.vectors.pooling import View
 
 PERMUTATIONS = 2000
 
@@ -457,14 +460,7 @@ def evaluate(
     the set was fitted on (same text; ids alone may repeat across datasets) are counted in
     ``n_overlap`` and ``overlap_warning`` says so.
     """
-    from emocurate.vectors.pooling import (
-        View,
-        encode_with_offsets,
-        pool_windows,
-        stream_pooled,
-        text_hash,
-        turn_token_ranges,
-    )
+    from emocurate.vectors.pooling import encode_with_offsets
 
     layer = vs.layer_or_default(layer)
     recs: list[Any] = list(records)
@@ -473,6 +469,35 @@ def evaluate(
         raise InputError(f"none of the {len(recs)} records has an emotion this vector set knows")
     kept = [r for r in recs if _label_of(vs, r) in vs.names]
     ids, offsets = encode_with_offsets(lm.tokenizer, texts, context_length(lm))
+    view, rows = _pooling_view(vs, lm, kept, labels, ids, offsets, skip)
+    scores, y = _project_rows(vs, lm, [ids[i] for i in rows], view, layer)
+    report = full_report(vs, lm, scores, y, layer=layer)
+    k = round(report["accuracy"] * report["n"])
+    report["accuracy_ci"] = list(wilson(k, report["n"]))
+    report["interval"] = "95% Wilson score interval over the evaluated records"
+    report["skipped"] = skipped
+    report["n_skipped_short"] = len(kept) - len(rows)
+    report["skip"] = vs.meta.skip if skip is None else skip
+    report["n_input"] = len(recs)
+    _add_baselines(report, vs, [texts[i] for i in rows], y, scores, lexical_train)
+    _add_overlap(report, [kept[i] for i in rows], train_ids)
+    return report
+
+
+def _pooling_view(
+    vs: VectorSet,
+    lm: LoadedModel,
+    kept: list[Any],
+    labels: list[int],
+    ids: list[list[int]],
+    offsets: Any,
+    skip: int | None,
+) -> tuple[View, list[int]]:
+    """Where each record is pooled, the way the set was fitted (speaker turns for a speaker
+    set, else the token window from ``skip``), restricted to the usable records, whose indices
+    are returned with it; none usable is an input error."""
+    from emocurate.vectors.pooling import View, pool_windows, turn_token_ranges
+
     if vs.meta.kind in ("speaker_human", "speaker_assistant"):
         speaker = vs.meta.kind.split("_", 1)[1]
         ranges = [
@@ -510,6 +535,15 @@ def evaluate(
         starts=None if view.starts is None else [view.starts[i] for i in rows],
         ranges=None if view.ranges is None else [view.ranges[i] for i in rows],
     )
+    return view, rows
+
+
+def _project_rows(
+    vs: VectorSet, lm: LoadedModel, ids: list[list[int]], view: View, layer: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The set's z-scored projections of the pooled records at ``layer``, and their labels."""
+    from emocurate.vectors.pooling import stream_pooled
+
     chunks: list[torch.Tensor] = []
     gold: list[torch.Tensor] = []
 
@@ -519,24 +553,24 @@ def evaluate(
         chunks.append(vs.project(pooled[layer][valid], layer).cpu())
         gold.append(torch.tensor([v.labels[i] for i in indices])[valid.cpu()])
 
-    stream_pooled(
-        lm, [ids[i] for i in rows], [view], [layer], batch_tokens=8192, on_pooled=on_pooled
-    )
-    y = torch.cat(gold)
-    report = full_report(vs, lm, torch.cat(chunks), y, layer=layer)
-    k = round(report["accuracy"] * report["n"])
-    report["accuracy_ci"] = list(wilson(k, report["n"]))
-    report["interval"] = "95% Wilson score interval over the evaluated records"
-    report["skipped"] = skipped
-    report["n_skipped_short"] = len(kept) - len(rows)
-    report["skip"] = vs.meta.skip if skip is None else skip
-    report["n_input"] = len(recs)
-    evaluated_texts = [texts[i] for i in rows]
+    stream_pooled(lm, ids, [view], [layer], batch_tokens=8192, on_pooled=on_pooled)
+    return torch.cat(chunks), torch.cat(gold)
+
+
+def _add_baselines(
+    report: dict[str, Any],
+    vs: VectorSet,
+    evaluated_texts: list[str],
+    y: torch.Tensor,
+    scores: torch.Tensor,
+    lexical_train: tuple[list[str], list[str]] | None,
+) -> None:
+    """The majority baseline and the lexical one (with the paired comparison to the vectors)."""
     y_list = [int(v) for v in y.tolist()]
     counts = [y_list.count(e) for e in range(len(vs.names))]
     report["majority"] = max(counts) / len(y_list)
     report["majority_label"] = vs.names[counts.index(max(counts))]
-    pred = torch.cat(chunks).argmax(1).tolist()
+    pred = scores.argmax(1).tolist()
     report.update(
         lexical_on(
             evaluated_texts,
@@ -546,11 +580,21 @@ def evaluate(
             lexical_train,
         )
     )
+
+
+def _add_overlap(
+    report: dict[str, Any],
+    evaluated: list[Any],
+    train_ids: tuple[set[str], set[str]] | None,
+) -> None:
+    """``n_overlap`` and ``overlap_warning``: evaluated records the set was fitted on (same
+    text; ids alone may repeat across datasets)."""
+    from emocurate.vectors.pooling import text_hash
+
     report["n_overlap"] = None
     report["overlap_warning"] = None
     if train_ids is not None:
         _, fitted_hashes = train_ids
-        evaluated = [kept[i] for i in rows]
         overlap = sum(text_hash(r.text) in fitted_hashes for r in evaluated)
         report["n_overlap"] = overlap
         if overlap:
@@ -558,4 +602,3 @@ def evaluate(
                 f"{overlap} of {len(evaluated)} evaluated records were used to fit these vectors "
                 "(same text as a record in train_ids.json): the accuracy is not held-out"
             )
-    return report

@@ -664,6 +664,22 @@ def choose_layer(
             n_rows=n,
             **base,
         )
+    return _test_alternative(per_row, candidates, default, where, seed, alpha, base)
+
+
+def _test_alternative(
+    per_row: dict[int, torch.Tensor],
+    candidates: list[int],
+    default: int,
+    where: str,
+    seed: int | None,
+    alpha: float,
+    base: dict[str, Any],
+) -> LayerSelection:
+    """Move from ``default`` to the most accurate other layer only when a one-sided exact
+    McNemar test on the same held-out rows rejects at ``alpha`` (Bonferroni over the others)."""
+    ref = per_row[default].bool()
+    n = len(ref)
     alts = [c for c in candidates if c != default]
     best = max(alts, key=lambda c: (int(per_row[c].sum()), -abs(c - default), -c))
     alt = per_row[best].bool()

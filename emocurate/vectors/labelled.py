@@ -161,12 +161,7 @@ def read_labelled(
     if not rows:
         raise InputError(f"{path}: no rows")
     dict_rows = [r for _, r in rows if isinstance(r, dict)]
-    for fld, flag in ((text_field, "--text-field"), (label_field, "--label-field")):
-        if dict_rows and not any(fld in r for r in dict_rows):
-            fields = sorted({str(k) for r in dict_rows[:50] for k in r})
-            raise InputError(
-                f"{path}: no row has the field '{fld}' ({flag}); fields: {', '.join(fields[:12])}"
-            )
+    _check_fields(path, dict_rows, text_field, label_field)
     if id_field is None and dict_rows and all("id" in r for r in dict_rows):
         id_field = "id"
     excluded: Counter[str] = Counter()
@@ -183,24 +178,11 @@ def read_labelled(
 
     stem = path.name.split(".")[0]
     for pos, row in rows:
-        if isinstance(row, Exception):
-            leave_out(pos, str(row).split(" (")[0])
+        got = _text_and_label(row, text_field, label_field)
+        if isinstance(got, str):
+            leave_out(pos, got)
             continue
-        if not isinstance(row, dict):
-            leave_out(pos, f"row is a JSON {type(row).__name__}, not an object")
-            continue
-        text = row.get(text_field)
-        if not isinstance(text, str):
-            leave_out(pos, f"text field '{text_field}' missing or not a string")
-            continue
-        if not text.strip():
-            leave_out(pos, f"text field '{text_field}' empty")
-            continue
-        label = row.get(label_field)
-        if label is None or isinstance(label, dict | list) or not str(label).strip():
-            leave_out(pos, f"label field '{label_field}' missing or empty")
-            continue
-        src_label = str(label).strip()
+        text, src_label = got
         raw_labels[src_label] += 1
         name = mapping.get(src_label, src_label)
         if name in ("", "-"):
@@ -230,13 +212,50 @@ def read_labelled(
         unmapped_labels=unmapped,
         human_written=bundled or None,
     )
+    return LabelledRecords(records=records, source=source, warnings=_warnings(source, len(rows)))
+
+
+def _check_fields(
+    path: Path, dict_rows: list[dict[str, Any]], text_field: str, label_field: str
+) -> None:
+    """A text or label field that no row has is a wrong option, not rows to leave out."""
+    for fld, flag in ((text_field, "--text-field"), (label_field, "--label-field")):
+        if dict_rows and not any(fld in r for r in dict_rows):
+            fields = sorted({str(k) for r in dict_rows[:50] for k in r})
+            raise InputError(
+                f"{path}: no row has the field '{fld}' ({flag}); fields: {', '.join(fields[:12])}"
+            )
+
+
+def _text_and_label(row: Any, text_field: str, label_field: str) -> tuple[str, str] | str:
+    """A row's text and stripped source label, or the reason it is left out."""
+    if isinstance(row, Exception):
+        return str(row).split(" (")[0]
+    if not isinstance(row, dict):
+        return f"row is a JSON {type(row).__name__}, not an object"
+    text = row.get(text_field)
+    if not isinstance(text, str):
+        return f"text field '{text_field}' missing or not a string"
+    if not text.strip():
+        return f"text field '{text_field}' empty"
+    label = row.get(label_field)
+    if label is None or isinstance(label, dict | list) or not str(label).strip():
+        return f"label field '{label_field}' missing or empty"
+    return text, str(label).strip()
+
+
+def _warnings(source: FitDataSource, n_rows: int) -> list[str]:
+    """One line per reason rows were left out (most frequent first, with examples), and one
+    for source labels the --label-map does not name."""
     warnings = [
-        f"{source.name}: left out {n} of {len(rows)} rows: {reason} "
-        f"({', '.join(examples[reason])}{', ...' if n > len(examples[reason]) else ''})"
-        for reason, n in excluded.most_common()
+        f"{source.name}: left out {n} of {n_rows} rows: {reason} "
+        f"({', '.join(source.excluded_examples[reason])}"
+        f"{', ...' if n > len(source.excluded_examples[reason]) else ''})"
+        for reason, n in Counter(source.excluded).most_common()
     ]
-    if unmapped:
+    if source.unmapped_labels:
         warnings.append(
-            f"{source.name}: label(s) not in --label-map kept as themselves: {', '.join(unmapped)}"
+            f"{source.name}: label(s) not in --label-map kept as themselves: "
+            f"{', '.join(source.unmapped_labels)}"
         )
-    return LabelledRecords(records=records, source=source, warnings=warnings)
+    return warnings

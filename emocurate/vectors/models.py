@@ -233,7 +233,6 @@ def load_model(
     """
     if not device_map:
         check_device(device)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise in our CLI
@@ -252,25 +251,12 @@ def load_model(
     source = resolve(name_or_path, hash_weights=upto_layer is None)
     src = source.src
     rev = revision or source.revision
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
-        model_kwargs = dict(kwargs, dtype=torch_dtype)
-        if device_map:
-            model_kwargs["device_map"] = device_map
-        extra: dict[str, Any] = {}
-        model = None
-        if upto_layer is not None:
-            model, extra = _load_truncated(src, upto_layer, model_kwargs)
-        if model is None:
-            model = AutoModelForCausalLM.from_pretrained(src, **model_kwargs)
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
+    model_kwargs = dict(kwargs, dtype=torch_dtype)
+    if device_map:
+        model_kwargs["device_map"] = device_map
+    tokenizer, model, extra = _from_pretrained(name_or_path, src, kwargs, model_kwargs, upto_layer)
     if not device_map:
-        model = model.to(device)  # type: ignore[arg-type]
+        model = model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -286,6 +272,34 @@ def load_model(
         layer_path=path,
         extra=extra,
     )
+
+
+def _from_pretrained(
+    name_or_path: str,
+    src: str,
+    kwargs: dict[str, Any],
+    model_kwargs: dict[str, Any],
+    upto_layer: int | None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Tokenizer, model (cut at ``upto_layer`` when that applies) and the cut's ``extra``; a
+    checkpoint transformers cannot read is one line naming ``name_or_path``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src, **kwargs)
+        extra: dict[str, Any] = {}
+        model = None
+        if upto_layer is not None:
+            model, extra = _load_truncated(src, upto_layer, model_kwargs)
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(src, **model_kwargs)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelLoadError(f"cannot load model '{name_or_path}': {first}") from None
+    return tokenizer, model, extra
 
 
 def _load_truncated(

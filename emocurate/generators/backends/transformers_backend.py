@@ -75,6 +75,17 @@ def _select_rows(cache: Any, idx: torch.Tensor) -> None:
         layer.keys, layer.values = layer.keys[idx], layer.values[idx]
 
 
+def _left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids left-padded to the longest prompt, and the attention mask (1 on real tokens)."""
+    n, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt)
+        mask[i, width - len(prompt) :] = 1
+    return ids, mask
+
+
 def _request_seed(request: ChatRequest) -> int:
     if request.seed is not None:
         return int(request.seed) & 0x7FFF_FFFF_FFFF_FFFF
@@ -189,12 +200,7 @@ class TransformersBackend(Backend):
         eos_ids = self.eos_ids
         n = len(jobs)
         lengths = [len(j.prompt_ids) for j in jobs]
-        width = max(lengths)
-        ids = torch.full((n, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, j in enumerate(jobs):
-            ids[i, width - lengths[i] :] = torch.tensor(j.prompt_ids)
-            mask[i, width - lengths[i] :] = 1
+        ids, mask = _left_padded([j.prompt_ids for j in jobs], pad_id)
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         max_new = [min(j.request.max_tokens, self.context - lengths[i]) for i, j in enumerate(jobs)]
@@ -256,22 +262,21 @@ class TransformersBackend(Backend):
                     self._observe_step(time.perf_counter() - t0)
         finally:
             self._running = 0
-        results = []
-        for i, j in enumerate(jobs):
-            text = self._continuation(j.prompt_ids, out_tokens[i])
-            if stop_reason[i] == "stop_sequence":
-                text = self._cut_at_stop(text, j.request.stop)
-            results.append(
-                Completion(
-                    text=text,
-                    stop_reason=stop_reason[i],
-                    input_tokens=lengths[i],
-                    output_tokens=len(out_tokens[i]),
-                    model=self.model,
-                    request_id=f"local-{_request_seed(j.request):x}",
-                )
-            )
-        return results
+        return [self._completion(j, out_tokens[i], stop_reason[i]) for i, j in enumerate(jobs)]
+
+    def _completion(self, job: _Job, tokens: list[int], stop_reason: str) -> Completion:
+        """A finished row as the answer to its request (cut at the stop string that ended it)."""
+        text = self._continuation(job.prompt_ids, tokens)
+        if stop_reason == "stop_sequence":
+            text = self._cut_at_stop(text, job.request.stop)
+        return Completion(
+            text=text,
+            stop_reason=stop_reason,
+            input_tokens=len(job.prompt_ids),
+            output_tokens=len(tokens),
+            model=self.model,
+            request_id=f"local-{_request_seed(job.request):x}",
+        )
 
     # -- timing -------------------------------------------------------------------------------
     def _observe_step(self, seconds: float) -> None:
