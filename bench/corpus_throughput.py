@@ -197,10 +197,11 @@ def corpus_for(tokens: int, chars: int, tok: Any) -> list[str]:
 
 def scorer_forward_tokens(corpus: Path, tok: Any, window: int = 2048) -> int:
     """Tokens the scorer forwards for ``corpus`` (its windows, each with a BOS)."""
+    from emocurate.corpus.readers import Doc
     from emocurate.corpus.score import Preparer
 
     prep = Preparer(tok, window)
-    docs = [("d", json.loads(x)["text"]) for x in corpus.read_text().splitlines()]
+    docs = [Doc("d", json.loads(x)["text"]) for x in corpus.read_text().splitlines()]
     bos = 1 if prep.bos is not None else 0
     return sum(n + bos for p in prep.prepare(docs) for _, n, _ in p.windows if n)
 

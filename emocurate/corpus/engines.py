@@ -27,10 +27,10 @@ import pyarrow as pa
 
 from emocurate.artifacts import AttributeFiles, ScoreManifest
 from emocurate.corpus.calibration import reference_shift
+from emocurate.corpus.prepared import Prepared
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
-    Prepared,
     Preparer,
     ScoreConfig,
     ScoredDoc,
@@ -165,22 +165,15 @@ def write_shard(
     """Write one shard's files, then its completion marker; returns the marker."""
     name = shard_name(k)
     rows = [s.row for s in scored]
-    write_table(out / "data" / f"{name}.parquet", rows_table(rows, names))
     traces = select_traces(scored, cfg)
+    write_table(out / "data" / f"{name}.parquet", rows_table(rows, names))
     tpath = out / "tokens" / f"{name}.parquet"
     if traces:
         write_table(tpath, pa.Table.from_pylist(traces, schema=TRACE_SCHEMA))
     else:
         tpath.unlink(missing_ok=True)
     bad = [b for b in items if isinstance(b, Bad)]
-    lines = "".join(
-        json.dumps(
-            {"source": b.source, "position": b.position, "reason": b.reason, "doc_id": b.doc_id},
-            ensure_ascii=False,
-        )
-        + "\n"
-        for b in bad
-    )
+    lines = "".join(json.dumps(b.record(), ensure_ascii=False) + "\n" for b in bad)
     atomic_write_bytes(out / "quarantine" / f"{name}.jsonl", lines.encode("utf-8"))
     if cfg.attributes:
         from emocurate.corpus.attributes import STAGING, shard_lines
@@ -616,15 +609,10 @@ class _TokenizeStage:
         self.preparer = Preparer(load_tokenizer(model), window, stride)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        docs = [
-            Doc(str(i), str(t), str(s), str(p))
-            for i, t, s, p in zip(
-                batch["doc_id"], batch["text"], batch["source"], batch["position"], strict=True
-            )
-        ]
         out: dict[str, list[Any]] = {"shard": [], "prep": []}
-        for d, shard, index in zip(docs, batch["shard"], batch["index"], strict=True):
-            prep = self.preparer.prepare([d], start_index=int(index))[0]
+        for j, (shard, index) in enumerate(zip(batch["shard"], batch["index"], strict=True)):
+            doc = Doc.from_record({k: col[j] for k, col in batch.items()})
+            prep = self.preparer.prepare([doc], start_index=int(index))[0]
             out["shard"].append(int(shard))
             out["prep"].append(json.dumps(prep.to_dict()))
         return out
@@ -694,14 +682,7 @@ def _run_ray(
         if not group:
             return
         rows = [
-            {
-                "shard": k,
-                "index": i,
-                "doc_id": d.doc_id,
-                "text": d.text,
-                "source": d.source,
-                "position": d.position,
-            }
+            {"shard": k, "index": i, **d.record()}
             for k, chunk in group
             for i, d in enumerate(x for x in chunk if isinstance(x, Doc))
         ]

@@ -54,8 +54,8 @@ import json
 import os
 import stat
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -144,12 +144,36 @@ TEXT_LIKE = (
 
 @dataclass
 class Doc:
-    """One document to score."""
+    """One document to score: the one type a document has from the reader to its row.
+
+    The reader yields it, :class:`~emocurate.corpus.prepared.Prepared` carries it (with its
+    tokens) through the model, and :meth:`~emocurate.corpus.rows.CorpusScore.of` builds the row
+    from it and the analysis, so ``doc_id``, ``source`` and ``position`` are copied once, into
+    the row.
+    """
 
     doc_id: str
     text: str
-    source: str
-    position: str
+    source: str = ""  # the input as given (empty for documents passed in as (id, text) pairs)
+    position: str = ""  # where in the input: "line 3", "row 0", "item 2", "file"
+
+    def record(self) -> dict[str, str]:
+        """The fields as a plain dict (a Ray Data row); :meth:`from_record` reads it back."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> Doc:
+        """Inverse of :meth:`record` (extra keys, such as a Ray row's shard, are ignored)."""
+        return cls(**{f.name: str(rec[f.name]) for f in fields(cls)})
+
+
+DocLike = Doc | tuple[str, str]
+"""What the in-memory scoring API (``Scorer.score``) takes: Docs or ``(doc_id, text)`` pairs."""
+
+
+def as_docs(docs: Iterable[DocLike]) -> list[Doc]:
+    """Docs as they are (the same objects) and ``(doc_id, text)`` pairs as Docs."""
+    return [d if isinstance(d, Doc) else Doc(*d) for d in docs]
 
 
 @dataclass
@@ -160,6 +184,10 @@ class Bad:
     position: str
     reason: str
     doc_id: str = ""
+
+    def record(self) -> dict[str, str]:
+        """The quarantine line: the file, the row in it, why it was not scored, its id."""
+        return asdict(self)
 
 
 Item = Doc | Bad

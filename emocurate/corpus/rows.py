@@ -10,13 +10,15 @@ null throughout one shard.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 from pydantic import Field
 
 from emocurate.artifacts import METRIC_KEYS
-from emocurate.corpus.regulation import TurnScore
+from emocurate.corpus.prepared import Prepared
+from emocurate.corpus.regulation import Analysis, TurnScore
 from emocurate.records import DocScore, Flag, Model
 
 FLAG_TYPE = pa.struct(
@@ -57,6 +59,29 @@ class CorpusScore(Model):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     flags: list[Flag] = Field(default_factory=list)
     turns: list[TurnScore] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, p: Prepared, an: Analysis, names: Sequence[str], flags: list[Flag]) -> CorpusScore:
+        """The row of one document: who it is (``p.doc``), its tokens, and what the analysis found.
+
+        ``flags`` are the analysis' flags with their evidence text (the scorer adds it from the
+        token offsets); ``names`` are the emotions in the order of ``an.mean``/``an.p95``.
+        """
+        return cls(
+            doc_id=p.doc.doc_id,
+            source=p.doc.source,
+            position=p.doc.position,
+            n_tokens=len(p.ids),
+            n_chars=len(p.doc.text),
+            n_windows=len(p.windows),
+            is_dialogue=bool(p.turns),
+            dominant=an.dominant,
+            emotion_mean={n: float(v) for n, v in zip(names, an.mean, strict=True)},
+            emotion_p95={n: float(v) for n, v in zip(names, an.p95, strict=True)},
+            metrics=an.metrics,
+            flags=flags,
+            turns=an.turns,
+        )
 
     def flat(self) -> dict[str, Any]:
         """One flat row (see :func:`score_schema`)."""

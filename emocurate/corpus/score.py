@@ -33,6 +33,8 @@ from emocurate.corpus.calibration import (
     load_calibration,
     n_pairs,
 )
+from emocurate.corpus.prepared import Prepared
+from emocurate.corpus.readers import Doc, DocLike, as_docs
 from emocurate.corpus.regulation import (
     Analysis,
     Axes,
@@ -144,35 +146,6 @@ class ScoreConfig(Model):
     def metric_config(self) -> MetricConfig:
         """Metric thresholds with this config's smoothing window."""
         return self.metrics.model_copy(update={"smooth": self.smooth})
-
-
-@dataclass
-class Prepared:
-    """A tokenised document ready for the model (plain data: travels between Ray workers)."""
-
-    doc_id: str
-    source: str
-    position: str
-    index: int
-    n_chars: int
-    ids: list[int]
-    offsets: list[tuple[int, int]]
-    windows: list[tuple[int, int, int]]  # (start in body, length, first token kept)
-    turns: list[tuple[str, int, int]]
-    text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Prepared:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(d)
-        d["offsets"] = [tuple(o) for o in d["offsets"]]
-        d["windows"] = [tuple(w) for w in d["windows"]]
-        d["turns"] = [tuple(t) for t in d["turns"]]
-        return cls(**d)
 
 
 @dataclass
@@ -355,7 +328,7 @@ def clean_offsets(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def char_spans(p: Prepared, flags: Sequence[Flag]) -> list[tuple[str, int, int, float]] | None:
-    """Each flag's token span ``[start, end)`` as character offsets into ``p.text``.
+    """Each flag's token span ``[start, end)`` as character offsets into ``p.doc.text``.
 
     The span runs from the first character of the first flagged token to the last character
     of the last one (exact token boundaries, not widened to words), so ``text[start:end]`` is
@@ -400,18 +373,10 @@ class Preparer:
                 "tokens between windows would be lost"
             )
 
-    def prepare(
-        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[Prepared]:
-        """Tokenise and window documents; ``docs`` are ``(doc_id, text)`` pairs or reader Docs."""
+    def prepare(self, docs: Sequence[Doc], *, start_index: int = 0) -> list[Prepared]:
+        """Tokenise and window documents."""
         tok = self.tokenizer
-        rows = [
-            (d[0], d[1], "", "")
-            if isinstance(d, tuple)
-            else (d.doc_id, d.text, d.source, d.position)
-            for d in docs
-        ]
-        texts = [r[1] for r in rows]
+        texts = [d.text for d in docs]
         fast = bool(getattr(tok, "is_fast", False))
         # One batched call: the Rust tokenizer encodes the batch in parallel.
         enc = (
@@ -420,37 +385,25 @@ class Preparer:
             else {"input_ids": []}
         )
         out: list[Prepared] = []
-        for i, (doc_id, text, source, position) in enumerate(rows):
+        for i, doc in enumerate(docs):
             ids = list(enc["input_ids"][i])
             offsets = clean_offsets(enc["offset_mapping"][i]) if fast else []
             windows = plan_windows(len(ids), self.body_len, self.stride)
             turns: list[tuple[str, int, int]] = []
-            char_turns = find_turns(text)
+            char_turns = find_turns(doc.text)
             if char_turns and offsets:
                 starts = np.array([o[0] for o in offsets], dtype=np.int64)
                 for speaker, cs, ce in char_turns:
                     ts, te = int(np.searchsorted(starts, cs)), int(np.searchsorted(starts, ce))
                     if te > ts:
                         turns.append((speaker, ts, te))
-            out.append(
-                Prepared(
-                    doc_id,
-                    source,
-                    position,
-                    start_index + i,
-                    len(text),
-                    ids,
-                    offsets,
-                    windows,
-                    turns,
-                    text,
-                )
-            )
+            out.append(Prepared(doc, start_index + i, ids, offsets, windows, turns))
         return out
 
 
 class Scorer:
-    """Scores batches of ``(doc_id, text)``; shared by the local and Ray engines."""
+    """Scores batches of documents (reader Docs or ``(doc_id, text)`` pairs); shared by the local
+    and Ray engines."""
 
     def __init__(
         self,
@@ -534,9 +487,7 @@ class Scorer:
         std = vs.ref_std[layer].float().clamp_min(1e-6).to(dev) if layer in vs.ref_std else None
         return _Group(layer, vs.unit(layer).to(dev), mean, std)
 
-    def prepare(
-        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[Prepared]:
+    def prepare(self, docs: Sequence[Doc], *, start_index: int = 0) -> list[Prepared]:
         """Tokenise and window documents (see :meth:`Preparer.prepare`)."""
         return self.preparer.prepare(docs, start_index=start_index)
 
@@ -698,21 +649,7 @@ class Scorer:
 
     def _row(self, p: Prepared, an: Analysis) -> ScoredDoc:
         flags = [self._evidence(p, f) for f in an.flags]
-        row = CorpusScore(
-            doc_id=p.doc_id,
-            source=p.source,
-            position=p.position,
-            n_tokens=len(p.ids),
-            n_chars=p.n_chars,
-            n_windows=len(p.windows),
-            is_dialogue=bool(p.turns),
-            dominant=an.dominant,
-            emotion_mean={n: float(v) for n, v in zip(self.names, an.mean, strict=True)},
-            emotion_p95={n: float(v) for n, v in zip(self.names, an.p95, strict=True)},
-            metrics=an.metrics,
-            flags=flags,
-            turns=an.turns,
-        )
+        row = CorpusScore.of(p, an, self.names, flags)
         trace = None
         if row.flags or p.index < self.cfg.trace_others:
             trace = self._trace(p, an, flags)
@@ -723,8 +660,9 @@ class Scorer:
         if not p.offsets or f.end <= f.start:
             return f
         cs, ce = p.offsets[f.start][0], p.offsets[min(f.end, len(p.offsets)) - 1][1]
-        cs, ce = word_span(p.text, cs, ce)
-        snippet = " ".join(p.text[cs:ce].split())
+        text = p.doc.text
+        cs, ce = word_span(text, cs, ce)
+        snippet = " ".join(text[cs:ce].split())
         if len(snippet) > 160:
             snippet = snippet[:77] + " ... " + snippet[-78:]
         return f.model_copy(update={"evidence": f'{f.evidence}: "{snippet}"'})
@@ -733,7 +671,7 @@ class Scorer:
         """Token strings and smoothed series (valence, arousal, distress, calm, top emotions)."""
         n = min(len(p.ids), self.cfg.trace_max_tokens)
         if p.offsets:
-            tokens = [p.text[a:b] for a, b in p.offsets[:n]]
+            tokens = [p.doc.text[a:b] for a, b in p.offsets[:n]]
         else:
             tokens = [self.lm.tokenizer.decode([i]) for i in p.ids[:n]]
         names: list[str] = []
@@ -752,7 +690,7 @@ class Scorer:
             names.append(f"emotion:{self.names[i]}")
             series.append(np.round(col[:n], 3).astype(np.float32).tolist())
         return {
-            "doc_id": p.doc_id,
+            "doc_id": p.doc.doc_id,
             "n_tokens": len(p.ids),
             "truncated": len(p.ids) > n,
             "tokens": tokens,
@@ -762,20 +700,20 @@ class Scorer:
         }
 
     def chunk_docs(
-        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[tuple[int, list[Any]]]:
+        self, docs: Iterable[Doc], *, start_index: int = 0
+    ) -> list[tuple[int, list[Doc]]]:
         """Input-order chunks of about ``16 * batch_tokens`` characters: ``(first index, docs)``.
 
         A chunk is the unit :meth:`prepare` tokenises at once and :meth:`run_chunks` stitches, so
         memory is bounded by the chunk, not by the batch of documents.
         """
-        chunks: list[tuple[int, list[Any]]] = []
+        chunks: list[tuple[int, list[Doc]]] = []
         budget = 16 * self.cfg.batch_tokens
-        cur: list[Any] = []
+        cur: list[Doc] = []
         size, first = 0, start_index
         for i, d in enumerate(docs):
             cur.append(d)
-            size += len(d[1] if isinstance(d, tuple) else d.text)
+            size += len(d.text)
             if size >= budget:
                 chunks.append((first, cur))
                 cur, size, first = [], 0, start_index + i + 1
@@ -783,9 +721,7 @@ class Scorer:
             chunks.append((first, cur))
         return chunks
 
-    def prepare_chunks(
-        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[list[Prepared]]:
+    def prepare_chunks(self, docs: Iterable[Doc], *, start_index: int = 0) -> list[list[Prepared]]:
         """:meth:`chunk_docs` then :meth:`prepare` each chunk (the CPU half, for a prefetcher)."""
         return [
             self.prepare(c, start_index=s0)
@@ -799,16 +735,15 @@ class Scorer:
             out.extend(part)
         return self._cap_traces(out)
 
-    def score_full(
-        self, docs: Sequence[tuple[str, str]] | Sequence[Any], *, start_index: int = 0
-    ) -> list[ScoredDoc]:
+    def score_full(self, docs: Iterable[DocLike], *, start_index: int = 0) -> list[ScoredDoc]:
         """Rows and traces for a batch of documents.
 
-        Documents are processed in input-order chunks of about ``16 * batch_tokens`` characters
-        (bounded memory); with ``overlap`` the next chunk is tokenised on a worker thread while
-        the model runs on the current one.
+        ``docs`` are Docs or ``(doc_id, text)`` pairs (made Docs here: the one place in the
+        scorer that takes pairs). Documents are processed in input-order chunks of about
+        ``16 * batch_tokens`` characters (bounded memory); with ``overlap`` the next chunk is
+        tokenised on a worker thread while the model runs on the current one.
         """
-        chunks = self.chunk_docs(docs, start_index=start_index)
+        chunks = self.chunk_docs(as_docs(docs), start_index=start_index)
         if not self._overlap() or len(chunks) == 1:
             return self.score_prepared(self.prepare(c, start_index=s0) for s0, c in chunks)
         with ThreadPoolExecutor(max_workers=1) as ex:
@@ -828,8 +763,8 @@ class Scorer:
     def _overlap(self) -> bool:
         return self.cfg.overlap if self.cfg.overlap is not None else self.lm.device.type != "cpu"
 
-    def score(self, docs: Sequence[tuple[str, str]] | Sequence[Any]) -> list[CorpusScore]:
-        """One row per ``(doc_id, text)`` pair, in input order (pure: no files)."""
+    def score(self, docs: Iterable[DocLike]) -> list[CorpusScore]:
+        """One row per document (a Doc or a ``(doc_id, text)`` pair), in input order (pure: no files)."""
         return [s.row for s in self.score_full(docs)]
 
 
