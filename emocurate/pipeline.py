@@ -791,12 +791,13 @@ class CurateStage(Stage[CurateStageConfig, CurateManifest]):
         from emocurate.corpus.curate import curate
 
         scores = self.input("scores", ScoreStage)
-        # Curated rows carry their text: a curator reads what was kept, flagged or dropped.
+        # Curated rows carry their text (from the corpus the scores were made on): a curator
+        # reads what was kept, flagged or dropped.
         return curate(
             scores.path,
             self.policy,
             self.path,
-            corpus=list(scores.inputs),
+            corpus=list(scores.artifact().inputs),
             untrusted=self.config.untrusted,
         )
 
