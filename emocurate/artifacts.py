@@ -952,6 +952,56 @@ class CardsManifest(Manifest):
     report: str | None = None
 
 
+class StageMarker(Model):
+    """``<stage>/.emocurate-stage.json``: the stage finished with this fingerprint.
+
+    A rerun skips a stage whose marker holds its current fingerprint and shows ``summary``
+    (the line its typed artifact gave when it ran) instead of reading the artifact again.
+    """
+
+    fingerprint: str
+    summary: str = ""
+
+
+class FittedVectors(Model):
+    """What the pipeline's fit stage leaves: the fitted set's metadata, its held-out
+    ``evaluation.json`` and, when measured, its ``steering.json``."""
+
+    meta: VectorSetMeta
+    evaluation: Evaluation | None = None
+    steering: SteeringReport | None = None
+
+    @classmethod
+    def read(cls, folder: str | Path) -> FittedVectors:
+        """The fit stage folder's set (a speaker-aware fit: the assistant set, which
+        ``fit_vectors`` returns); steering is saved beside the stage folder's top."""
+        top = Path(folder)
+        sub = top / SPEAKER_SUBDIRS["assistant"]
+        d = sub if not (top / VECTORSET_META).exists() and (sub / VECTORSET_META).exists() else top
+        return cls(
+            meta=read_vectorset_meta(d), evaluation=read_evaluation(d), steering=load_steering(top)
+        )
+
+
+class TransferEvaluations(Model):
+    """What the pipeline's evaluate stage leaves: one report per configured set, by set name
+    (``transfer/NAME.json`` in its folder)."""
+
+    reports: dict[str, TransferEvaluation] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: str | Path, names: list[str]) -> TransferEvaluations:
+        """The reports of the sets ``names``, in that order (an absent one is one line)."""
+        reports: dict[str, TransferEvaluation] = {}
+        for name in names:
+            path = Path(folder) / TRANSFER_DIR / f"{name}.json"
+            try:
+                reports[name] = TransferEvaluation.model_validate_json(path.read_text("utf-8"))
+            except (OSError, ValidationError) as exc:
+                raise InputError(f"{path}: no transfer evaluation ({exc})") from None
+        return cls(reports=reports)
+
+
 # ---------------------------------------------------------------------------------------------
 # row schemas the readers rely on
 

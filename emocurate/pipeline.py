@@ -1,10 +1,12 @@
 """Run a whole pipeline (generate → validate → fit → score → curate → cards/report).
 
-Each stage is an object (:class:`Stage`) that declares its folder, its config, the stages it
-reads (``upstream``), a ``fingerprint()`` (its config + the upstream fingerprints + a content
-hash of the files it reads that no upstream stage wrote) and ``run()``, which writes only
-inside its own folder and returns its typed manifest's one-line summary. ``run_pipeline``
-builds the stages from a :class:`~emocurate.config.PipelineConfig` and runs them in order.
+Each stage is an object (:class:`Stage`) that declares its folder, its typed config, the
+stages it reads (``needs``, by name), the files it writes, a ``fingerprint()`` (its config +
+the upstream fingerprints + a content hash of the files it reads that no upstream stage wrote)
+and ``run()``, which writes only inside its own folder and returns its typed artifact; the
+runner derives the summary line from that artifact. :data:`STAGES` lists the stage classes in
+run order, and ``build_stages`` wires the ones a :class:`~emocurate.config.PipelineConfig`
+configures; ``run_pipeline`` runs them in order.
 
 When a stage finishes, a marker with its fingerprint is written. A rerun skips stages whose
 marker matches, so a finished run does no work; a changed config or input changes that
@@ -21,24 +23,55 @@ import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
-from emocurate.artifacts import TRANSFER_DIR, CardsManifest, TransferEvaluation
+from pydantic import BaseModel, ValidationError
+
+from emocurate.artifacts import (
+    EVALUATION_FILE,
+    SPEAKER_SUBDIRS,
+    STEERING_FILE,
+    TRACES_DIR,
+    TRANSFER_DIR,
+    VECTORSET_META,
+    VECTORSET_TENSORS,
+    CardsManifest,
+    CurateManifest,
+    Evaluation,
+    FittedVectors,
+    GenerateManifest,
+    Manifest,
+    ScoreManifest,
+    StageMarker,
+    TransferEvaluation,
+    TransferEvaluations,
+    ValidateManifest,
+)
 from emocurate.config import CardsStage as CardsStageConfig
 from emocurate.config import CurateStage as CurateStageConfig
+from emocurate.config import EvalSet, PipelineConfig, SteerStage
 from emocurate.config import EvaluateStage as EvaluateStageConfig
-from emocurate.config import PipelineConfig, SteerStage
 from emocurate.config import ScoreStage as ScoreStageConfig
-from emocurate.errors import ConfigError
+from emocurate.corpus.calibration import CALIBRATION_FILE, Calibration, load_calibration
+from emocurate.corpus.score import ScoreConfig
+from emocurate.errors import ConfigError, InputError
 from emocurate.fingerprint import content_hash, fingerprint
 from emocurate.generators.run import GenerateConfig
-from emocurate.io import atomic_write_bytes, ensure_dir
+from emocurate.io import DATA_DIR, LOCK_FILE, atomic_write_bytes, ensure_dir
 from emocurate.validators.pipeline import ValidateConfig
-from emocurate.vectors.fit import FitConfig
+from emocurate.vectors.fit import TRAIN_IDS_FILE, FitConfig
+
+C = TypeVar("C", bound=BaseModel)
+"""A stage's config model."""
+A = TypeVar("A", bound=BaseModel)
+"""A stage's typed artifact (its manifest or another model of :mod:`emocurate.artifacts`)."""
+M = TypeVar("M", bound=Manifest)
+S = TypeVar("S", bound="Stage[Any, Any]")
 
 MARKER = ".emocurate-stage.json"
 
@@ -84,7 +117,7 @@ def bundled_path(spec: str) -> Path:
     return Path(str(resources.files("emocurate").joinpath(table[name])))
 
 
-def _measure_steering(vs: Any, vec_dir: Path, sc: Any, fcfg: Any) -> str:
+def _measure_steering(vs: Any, vec_dir: Path, sc: SteerStage, fcfg: FitConfig) -> None:
     """Dose-response of the fitted vectors, saved beside them for the vector card."""
     from emocurate.vectors.models import load_model
     from emocurate.vectors.steer import measure_steering, save_steering
@@ -95,8 +128,6 @@ def _measure_steering(vs: Any, vec_dir: Path, sc: Any, fcfg: Any) -> str:
         lm, vs, sc.emotions or vs.names, grid, max_new_tokens=sc.max_new_tokens
     )
     save_steering(report, vec_dir)
-    passed = [name for name, e in report.emotions.items() if e.verdict == "pass"]
-    return f"passes for {len(passed)} of {len(report.emotions)} emotions"
 
 
 def _resolve(spec: str, base: Path) -> str:
@@ -115,41 +146,117 @@ def _resolve_corpus(spec: str, base: Path) -> list[str]:
     return [_resolve(spec, base)]
 
 
-def _stage_done(path: Path, fp: str) -> dict[str, Any] | None:
+def _stage_done(path: Path, fp: str) -> StageMarker | None:
+    """The stage's marker when it finished with fingerprint ``fp`` (else ``None``)."""
     marker = path / MARKER
     if not marker.exists():
         return None
     try:
-        data = json.loads(marker.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+        done = StageMarker.model_validate_json(marker.read_text("utf-8"))
+    except (OSError, ValidationError):
         return None
-    return data if data.get("fingerprint") == fp else None
+    return done if done.fingerprint == fp else None
 
 
 def _mark(path: Path, fp: str, summary: str) -> None:
-    atomic_write_bytes(path / MARKER, json.dumps({"fingerprint": fp, "summary": summary}).encode())
+    # json.dumps keeps the bytes earlier versions wrote (and read back)
+    text = json.dumps(StageMarker(fingerprint=fp, summary=summary).model_dump())
+    atomic_write_bytes(path / MARKER, text.encode())
 
 
-class Stage(ABC):
-    """One step of a pipeline: a folder of its own, a config, upstream stages, a fingerprint."""
+def _read(model: type[M], folder: Path) -> M:
+    """A finished stage's manifest (one line naming the folder when it has none)."""
+    got = model.read(folder)
+    if got is None:
+        raise InputError(f"{folder}: no {model.__name__} (the stage did not finish); rerun it")
+    return got
 
-    name: str = ""
 
-    def __init__(self, out: Path, folder: str, config: Any, upstream: Sequence[Stage] = ()) -> None:
+@dataclass(frozen=True)
+class Input:
+    """One upstream a stage reads, under its own ``name``: the first configured stage of
+    ``sources``; ``missing`` is the error when none is configured (empty: optional)."""
+
+    name: str
+    sources: tuple[str, ...]
+    missing: str = ""
+
+
+class Stage(ABC, Generic[C, A]):
+    """One step of a pipeline: a folder of its own, a typed config, named upstream stages, a
+    fingerprint, and a typed artifact ``A`` that :meth:`run` returns.
+
+    Subclasses declare, as data, what :func:`build_stages` needs: ``name``, the default
+    ``folder``, the :class:`Input` stages they read (``needs``) and the files they write (``writes``,
+    glob patterns relative to the folder: nothing else may appear there).
+    """
+
+    name: ClassVar[str] = ""
+    folder_name: ClassVar[str] = ""
+    needs: ClassVar[tuple[Input, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ("manifest.json",)
+
+    def __init__(
+        self,
+        out: Path,
+        config: C,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        folder: str | None = None,
+    ) -> None:
         self.out = out
-        self.folder = folder
+        self.folder = folder or self.folder_name
         self.config = config
-        self.upstream = list(upstream)
+        self.upstream: dict[str, Stage[Any, Any]] = dict(upstream or {})
         self._fp: str | None = None
+        self._artifact: A | None = None
+
+    @classmethod
+    @abstractmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> C | None:
+        """This stage's config from the pipeline file (paths resolved); ``None``: not run."""
+
+    @classmethod
+    def wire(cls, config: C, found: Mapping[str, Stage[Any, Any]]) -> dict[str, Stage[Any, Any]]:
+        """The upstream stages by input name (the first configured source of each input)."""
+        up: dict[str, Stage[Any, Any]] = {}
+        for i in cls.needs:
+            src = next((found[s] for s in i.sources if s in found), None)
+            if src is not None:
+                up[i.name] = src
+            elif i.missing:
+                raise ConfigError(i.missing)
+        return up
+
+    @classmethod
+    def create(
+        cls, out: Path, cfg: PipelineConfig, base: Path, found: Mapping[str, Stage[Any, Any]]
+    ) -> Stage[C, A] | None:
+        """The stage a pipeline file configures, wired to ``found`` (``None``: not configured)."""
+        config = cls.configure(cfg, base)
+        return None if config is None else cls(out, config, cls.wire(config, found))
 
     @property
     def path(self) -> Path:
         """The stage's folder: it writes nothing outside it."""
         return self.out / self.folder
 
+    def input(self, name: str, kind: type[S]) -> S:
+        """The upstream stage wired as ``name`` (its folder and typed :meth:`artifact`)."""
+        got = self.maybe(name, kind)
+        if got is None:
+            raise ConfigError(f"pipeline: '{self.name}' has no '{name}' input")
+        return got
+
+    def maybe(self, name: str, kind: type[S]) -> S | None:
+        """The upstream stage wired as ``name``, or ``None`` when the pipeline has none."""
+        stage = self.upstream.get(name)
+        if stage is not None and not isinstance(stage, kind):
+            raise TypeError(f"{self.name}: input '{name}' is a {type(stage).__name__}")
+        return stage
+
     def config_json(self) -> Any:
         """The config as JSON values (what the fingerprint hashes)."""
-        return self.config.model_dump(mode="json") if hasattr(self.config, "model_dump") else None
+        return self.config.model_dump(mode="json")
 
     def input_files(self) -> list[str]:
         """Files the stage reads that no upstream stage wrote (hashed by content)."""
@@ -166,31 +273,69 @@ class Stage(ABC):
             self._fp = fingerprint(
                 self.name,
                 self.config_json(),
-                [u.fingerprint() for u in self.upstream],
+                [u.fingerprint() for u in self.upstream.values()],
                 self.content_hash(),
             )
         return self._fp
 
     @abstractmethod
-    def run(self) -> str:
-        """Do the work into :attr:`path`; return a one-line summary for the table."""
+    def run(self) -> A:
+        """Do the work into :attr:`path`; return the typed artifact it wrote."""
+
+    @abstractmethod
+    def load(self) -> A:
+        """The typed artifact a finished run left in :attr:`path`."""
+
+    @abstractmethod
+    def summary(self, artifact: A) -> str:
+        """One line for the table, from the artifact."""
+
+    def execute(self) -> A:
+        """Run the stage and keep its artifact for the stages downstream."""
+        self._artifact = self.run()
+        return self._artifact
+
+    def artifact(self) -> A:
+        """The artifact of this run, or read from the folder when the stage was skipped."""
+        if self._artifact is None:
+            self._artifact = self.load()
+        return self._artifact
 
     def artifacts(self) -> dict[str, Path]:
         """What a user looks at, by name."""
         return {}
 
 
-class GenerateStage(Stage):
+class GenerateStage(Stage[GenerateConfig, GenerateManifest]):
     """LLM generation of labelled records (``stories/`` or ``dialogues/``)."""
 
     name = "generate"
-    config: GenerateConfig
+    writes = ("manifest.json", LOCK_FILE, "cache/*", f"{DATA_DIR}/*.parquet")
 
-    def run(self) -> str:
+    def __init__(
+        self,
+        out: Path,
+        config: GenerateConfig,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        folder: str | None = None,
+    ) -> None:
+        super().__init__(out, config, upstream, folder or config.kind)
+
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> GenerateConfig | None:
+        return cfg.generate
+
+    def run(self) -> GenerateManifest:
         from emocurate.generators.run import run_generation
 
         # A stage folder is what its config says: a rerun after a config change replaces it.
-        m = run_generation(self.config.model_copy(update={"replace": True}), self.path)
+        return run_generation(self.config.model_copy(update={"replace": True}), self.path)
+
+    def load(self) -> GenerateManifest:
+        return _read(GenerateManifest, self.path)
+
+    def summary(self, artifact: GenerateManifest) -> str:
+        m = artifact
         return (
             f"{m.records} {m.kind} records from {m.planned_requests} requests "
             f"({m.failed_requests} failed, reasons in manifest.json)"
@@ -204,56 +349,124 @@ class NeutralStage(GenerateStage):
     """Neutral dialogues: the reference the vectors are z-scored and the flags calibrated on."""
 
     name = "neutral"
+    folder_name = "neutral"
 
-    def run(self) -> str:
-        from emocurate.generators.run import run_generation
+    def __init__(
+        self,
+        out: Path,
+        config: GenerateConfig,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        folder: str | None = None,
+    ) -> None:
+        super().__init__(out, config, upstream, folder or self.folder_name)
 
-        m = run_generation(self.config.model_copy(update={"replace": True}), self.path)
-        return f"{m.records} neutral records"
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> GenerateConfig | None:
+        return cfg.neutral
+
+    def summary(self, artifact: GenerateManifest) -> str:
+        return f"{artifact.records} neutral records"
 
     def artifacts(self) -> dict[str, Path]:
         return {}
 
 
-class ValidateStage(Stage):
+class ValidateStage(Stage[ValidateConfig, ValidateManifest]):
     """Rules, leakage, dedup, judge, probe: ``validated/{kept,rejected}``."""
 
     name = "validate"
-    config: ValidateConfig
+    folder_name = "validated"
+    needs = (Input("records", ("generate",), "pipeline: 'validate' needs a 'generate' stage"),)
+    writes = ("manifest.json", ".cache/verdicts/*.json", "kept/*", "rejected/*")
 
-    def run(self) -> str:
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> ValidateConfig | None:
+        return cfg.validate_
+
+    def run(self) -> ValidateManifest:
         from emocurate.validators.pipeline import validate
 
-        m = validate(self.upstream[0].path, self.path, self.config)
+        return validate(self.input("records", GenerateStage).path, self.path, self.config)
+
+    def load(self) -> ValidateManifest:
+        return _read(ValidateManifest, self.path)
+
+    def summary(self, artifact: ValidateManifest) -> str:
+        m = artifact
         return f"{m.kept} kept, {m.rejected} rejected of {m.total}"
 
     def artifacts(self) -> dict[str, Path]:
         return {"stories dataset": self.path / "kept"}
 
 
-def dataset_dir(stage: Stage) -> Path:
+def dataset_dir(stage: Stage[Any, Any]) -> Path:
     """The publishable rows a records stage leaves: ``kept/`` of a validation, else its folder."""
     return stage.path / "kept" if isinstance(stage, ValidateStage) else stage.path
 
 
-class FitStage(Stage):
+def _accuracy_line(ev: Evaluation | None) -> str:
+    """The held-out accuracy with its baselines, as the fit summary shows it."""
+    if ev is None or ev.accuracy is None or ev.accuracy_ci is None:
+        return ""
+    lexical = ev.lexical.mean if ev.lexical is not None else 0
+    verdict = ev.vs_lexical.verdict if ev.vs_lexical is not None else "not compared"
+    return (
+        f", held-out accuracy {ev.accuracy:.2f} ± {ev.accuracy_sd or 0:.2f} "
+        f"(chance {ev.chance:.2f}, lexical {lexical or 0:.2f}: {verdict})"
+    )
+
+
+class FitStage(Stage[FitConfig, FittedVectors]):
     """Emotion vectors (+ optional steering measurement) into ``vectors/``."""
 
     name = "fit"
-    config: FitConfig
+    folder_name = "vectors"
+    # train: the validated stories, else the generated ones (unless config.records is fitted)
+    needs = (Input("train", ("validate", "generate")), Input("neutral", ("neutral",)))
+    writes = (
+        VECTORSET_TENSORS,
+        VECTORSET_META,
+        EVALUATION_FILE,
+        STEERING_FILE,
+        TRAIN_IDS_FILE,
+        "neutral/*",
+        *(f"{sub}/*" for sub in sorted(set(SPEAKER_SUBDIRS.values()))),
+    )
 
     def __init__(
         self,
         out: Path,
         config: FitConfig,
-        steer: SteerStage | None,
-        train: Stage | None,
-        neutral: Stage | None,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        steer: SteerStage | None = None,
     ) -> None:
-        super().__init__(out, "vectors", config, [s for s in (train, neutral) if s is not None])
+        super().__init__(out, config, upstream)
         self.steer = steer
-        self.train = train
-        self.neutral = neutral
+
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> FitConfig | None:
+        fit = cfg.fit
+        if fit is not None and fit.records and fit.records != "bundled:scenarios":
+            fit = fit.model_copy(update={"records": _resolve(fit.records, base)})
+        return fit
+
+    @classmethod
+    def wire(
+        cls, config: FitConfig, found: Mapping[str, Stage[Any, Any]]
+    ) -> dict[str, Stage[Any, Any]]:
+        up = super().wire(config, found)
+        if config.records:  # a labelled file (resolved by configure) is fitted instead
+            up.pop("train", None)
+        elif "train" not in up:
+            raise ConfigError("pipeline: 'fit' needs a 'generate' stage or 'records: FILE'")
+        return up
+
+    @classmethod
+    def create(
+        cls, out: Path, cfg: PipelineConfig, base: Path, found: Mapping[str, Stage[Any, Any]]
+    ) -> FitStage | None:
+        config = cls.configure(cfg, base)
+        return None if config is None else cls(out, config, cls.wire(config, found), cfg.steer)
 
     def config_json(self) -> Any:
         records = self.config.records
@@ -265,32 +478,38 @@ class FitStage(Stage):
             self.steer.model_dump(mode="json") if self.steer else None,
         ] + ([content] if content else [])
 
-    def run(self) -> str:
+    def run(self) -> FittedVectors:
         from emocurate.vectors.fit import fit_vectors
 
-        neutral = self.neutral.path if self.neutral is not None else None
-        # config.records (a labelled file, resolved against the pipeline file's folder by
-        # build_stages) is fitted instead of the generated stories
-        where = dataset_dir(self.train) if self.train is not None else self.config.records
-        vs = fit_vectors(where or "", self.config, self.path, neutral_dir=neutral)
-        ev = vs.meta.evaluation
-        acc = ev.get("accuracy")
-        acc_s = ""
-        if isinstance(acc, float):
-            acc_s = (
-                f", held-out accuracy {acc:.2f} ± {ev.get('accuracy_sd') or 0:.2f} "
-                f"(chance {ev.get('chance', 0):.2f}, lexical {ev.get('lexical') or 0:.2f}: "
-                f"{ev.get('vs_lexical', 'not compared')})"
-            )
+        neutral = self.maybe("neutral", NeutralStage)
+        train = self.upstream.get("train")
+        where = dataset_dir(train) if train is not None else self.config.records
+        vs = fit_vectors(
+            where or "",
+            self.config,
+            self.path,
+            neutral_dir=neutral.path if neutral is not None else None,
+        )
         if self.steer is not None:
-            acc_s += "; steering " + _measure_steering(vs, self.path, self.steer, self.config)
-        return f"{len(vs.names)} vectors at layer {vs.meta.default_layer}{acc_s}"
+            _measure_steering(vs, self.path, self.steer, self.config)
+        return self.load()
+
+    def load(self) -> FittedVectors:
+        return FittedVectors.read(self.path)
+
+    def summary(self, artifact: FittedVectors) -> str:
+        line = _accuracy_line(artifact.evaluation)
+        if artifact.steering is not None:
+            st = artifact.steering.emotions
+            passed = [name for name, e in st.items() if e.verdict == "pass"]
+            line += f"; steering passes for {len(passed)} of {len(st)} emotions"
+        return f"{len(artifact.meta.names)} vectors at layer {artifact.meta.default_layer}{line}"
 
     def artifacts(self) -> dict[str, Path]:
-        return {"vectors": self.path / "vectors.safetensors"}
+        return {"vectors": self.path / VECTORSET_TENSORS}
 
 
-class EvaluateStage(Stage):
+class EvaluateStage(Stage[EvaluateStageConfig, TransferEvaluations]):
     """Read the fitted vectors on labelled text they were not fitted on: ``evaluation/NAME.json``.
 
     With vectors fitted on generated stories and the bundled human-written scenarios as the
@@ -300,16 +519,26 @@ class EvaluateStage(Stage):
     """
 
     name = "evaluate"
-    config: EvaluateStageConfig
+    folder_name = "evaluation"
+    needs = (Input("fit", ("fit",), "pipeline: 'evaluate' needs a 'fit' stage"),)
+    writes = (f"{TRANSFER_DIR}/*.json",)
 
-    def __init__(self, out: Path, config: EvaluateStageConfig, fit: Stage, base: Path) -> None:
-        super().__init__(out, "evaluation", config, [fit])
-        self.sets = [
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> EvaluateStageConfig | None:
+        if cfg.evaluate is None:
+            return None
+        sets = [
             s
             if s.records == "bundled:scenarios"
             else s.model_copy(update={"records": _resolve(s.records, base)})
-            for s in config.sets
+            for s in cfg.evaluate.sets
         ]
+        return cfg.evaluate.model_copy(update={"sets": sets})
+
+    @property
+    def sets(self) -> list[EvalSet]:
+        """The labelled sets, their paths resolved against the pipeline file's folder."""
+        return self.config.sets
 
     def config_json(self) -> Any:
         return [s.model_dump(mode="json") for s in self.sets]
@@ -322,38 +551,17 @@ class EvaluateStage(Stage):
             for s in self.sets
         ]
 
-    def run(self) -> str:
-        import random
-
+    def run(self) -> TransferEvaluations:
         from emocurate.vectors.evaluate import evaluate
         from emocurate.vectors.fit import fitted_texts, load_train_ids
-        from emocurate.vectors.labelled import parse_label_map, read_labelled
         from emocurate.vectors.models import load_model
         from emocurate.vectors.vectorset import VectorSet
 
-        vdir = self.upstream[0].path
+        vdir = self.input("fit", FitStage).path
         vs = VectorSet.load(vdir)
         lm = load_model(vs.meta.model_id)
-        parts: list[str] = []
         for s in self.sets:
-            lmap = s.label_map
-            got = read_labelled(
-                s.records,
-                text_field=s.text_field,
-                label_field=s.label_field,
-                label_map=lmap if isinstance(lmap, dict) else parse_label_map(lmap),
-            )
-            records = list(got.records)
-            if s.per_label is not None:  # a fixed, seeded sample of each label
-                by: dict[str, list[Any]] = {}
-                for r in records:
-                    by.setdefault(r.emotion, []).append(r)
-                rng = random.Random(0)
-                records = [
-                    r
-                    for label in sorted(by)
-                    for r in rng.sample(by[label], min(s.per_label, len(by[label])))
-                ]
+            records, warnings = _read_set(s)
             report = evaluate(
                 vs,
                 lm,
@@ -365,15 +573,22 @@ class EvaluateStage(Stage):
             report["source"] = s.records
             # The typed record the vector card lists, in this stage's own folder.
             TransferEvaluation.from_report(report).save(self.path, s.name)
-            for w in got.warnings:
+            for w in warnings:
                 print(f"warning: {s.name}: {w}", file=sys.stderr)
-            left = report["n_skipped_short"] + report["skipped"]
-            lex = report.get("lexical")
+        return self.load()
+
+    def load(self) -> TransferEvaluations:
+        return TransferEvaluations.read(self.path, [s.name for s in self.sets])
+
+    def summary(self, artifact: TransferEvaluations) -> str:
+        parts: list[str] = []
+        for name, r in artifact.reports.items():
+            left = r.n_skipped_short + r.skipped
             parts.append(
-                f"{s.name}: accuracy {report['accuracy']:.2f} on {report['n']} texts "
-                f"(majority {report['majority']:.2f}"
-                + (f", lexical {lex:.2f}" if isinstance(lex, float) else "")
-                + f"), macro-AUROC {report['auroc_mean']:.2f}"
+                f"{name}: accuracy {r.accuracy:.2f} on {r.n} texts "
+                f"(majority {r.majority:.2f}"
+                + (f", lexical {r.lexical:.2f}" if isinstance(r.lexical, float) else "")
+                + f"), macro-AUROC {r.auroc_mean:.2f}"
                 + (f", {left} left out" if left else "")
             )
         return "; ".join(parts) or "no evaluation sets"
@@ -382,23 +597,130 @@ class EvaluateStage(Stage):
         return {"transfer evaluation": self.path / TRANSFER_DIR}
 
 
-class ScoreStage(Stage):
-    """Token-level corpus scores (flags calibrated on VECTORS/neutral first) into ``scores/``."""
+def _read_set(s: EvalSet) -> tuple[list[Any], list[str]]:
+    """One evaluation set's labelled records (a fixed, seeded sample per label when asked)."""
+    import random
 
-    name = "score"
-    config: ScoreStageConfig
+    from emocurate.vectors.labelled import parse_label_map, read_labelled
 
-    def __init__(
-        self, out: Path, config: ScoreStageConfig, inputs: list[str], fit: Stage, has_neutral: bool
-    ) -> None:
-        super().__init__(out, "scores", config, [fit])
-        self.inputs = inputs
-        self.has_neutral = has_neutral
+    lmap = s.label_map
+    got = read_labelled(
+        s.records,
+        text_field=s.text_field,
+        label_field=s.label_field,
+        label_map=lmap if isinstance(lmap, dict) else parse_label_map(lmap),
+    )
+    records = list(got.records)
+    if s.per_label is not None:  # a fixed, seeded sample of each label
+        by: dict[str, list[Any]] = {}
+        for r in records:
+            by.setdefault(r.emotion, []).append(r)
+        rng = random.Random(0)
+        records = [
+            r
+            for label in sorted(by)
+            for r in rng.sample(by[label], min(s.per_label, len(by[label])))
+        ]
+    return records, list(got.warnings)
+
+
+def _score_options_json(opts: ScoreConfig) -> Any:
+    # Where the dense metrics run does not change the scores: switching it reruns nothing.
+    return opts.model_dump(mode="json", exclude={"metrics_device"})
+
+
+class CalibrateStage(Stage[ScoreConfig, Calibration]):
+    """Flag thresholds calibrated on the fit's neutral reference into ``calibration/``.
+
+    The score stage reads them from here (``emocurate score`` alone reads
+    ``VECTORS/calibration.json``); a changed fit or scoring option recalibrates, a changed
+    corpus does not. Not run when the score options ask for fixed z-unit thresholds.
+    """
+
+    name = "calibrate"
+    folder_name = "calibration"
+    needs = (
+        Input("fit", ("fit",), "pipeline: 'score' needs a 'fit' stage"),
+        # fit keeps the neutral texts (VECTORS/neutral): they are the reference calibrated on
+        Input(
+            "neutral",
+            ("neutral",),
+            "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
+            "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true",
+        ),
+    )
+    writes = (CALIBRATION_FILE,)
+
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> ScoreConfig | None:
+        if cfg.score is None or cfg.score.options.z_thresholds:
+            return None
+        return cfg.score.options
 
     def config_json(self) -> Any:
-        # Where the dense metrics run does not change the scores: switching it reruns nothing.
-        dump = self.config.model_dump(mode="json", exclude={"options": {"metrics_device"}})
-        return [dump, self.inputs]
+        return _score_options_json(self.config)
+
+    def run(self) -> Calibration:
+        from emocurate.corpus.calibrate import calibrate
+
+        # the neutral texts fit kept in VECTORS/neutral
+        calibrate(self.input("fit", FitStage).path, None, self.config, out_dir=self.path)
+        return self.load()
+
+    def load(self) -> Calibration:
+        return load_calibration(self.path)
+
+    def summary(self, artifact: Calibration) -> str:
+        return (
+            f"flag thresholds on {artifact.n_docs} neutral documents ({artifact.n_tokens} tokens)"
+        )
+
+
+class ScoreStage(Stage[ScoreStageConfig, ScoreManifest]):
+    """Token-level corpus scores (flags calibrated by the calibrate stage) into ``scores/``."""
+
+    name = "score"
+    folder_name = "scores"
+    needs = (
+        Input("fit", ("fit",), "pipeline: 'score' needs a 'fit' stage"),
+        Input("calibration", ("calibrate",)),
+    )
+    writes = (
+        "manifest.json",
+        "README.md",
+        "quarantine.jsonl",
+        "quarantine/*.jsonl",
+        "_done/*.json",
+        f"{DATA_DIR}/*.parquet",
+        f"{TRACES_DIR}/*.parquet",
+    )
+
+    def __init__(
+        self,
+        out: Path,
+        config: ScoreStageConfig,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        inputs: Sequence[str] = (),
+    ) -> None:
+        super().__init__(out, config, upstream)
+        self.inputs = list(inputs)
+
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> ScoreStageConfig | None:
+        return cfg.score
+
+    @classmethod
+    def create(
+        cls, out: Path, cfg: PipelineConfig, base: Path, found: Mapping[str, Stage[Any, Any]]
+    ) -> ScoreStage | None:
+        config = cls.configure(cfg, base)
+        if config is None:
+            return None
+        inputs = [p for c in config.corpus for p in _resolve_corpus(c, base)]
+        return cls(out, config, cls.wire(config, found), inputs)
+
+    def config_json(self) -> Any:
+        return [_score_options_json(self.config.options), self.inputs]
 
     def content_hash(self) -> str:
         # The corpus readers' own content fingerprint (what the scoring shards resume on).
@@ -406,40 +728,58 @@ class ScoreStage(Stage):
 
         return plan_corpus(self.inputs).content_fingerprint()
 
-    def run(self) -> str:
-        from emocurate.corpus.calibrate import CALIBRATION_FILE, calibrate
+    def run(self) -> ScoreManifest:
         from emocurate.corpus.engines import score_corpus
 
-        vdir = self.upstream[0].path
         opts = self.config.options
-        if not opts.z_thresholds and not (vdir / CALIBRATION_FILE).exists():
-            # Flags are calibrated on neutral text: the pipeline's neutral dialogues.
-            if not self.has_neutral:
-                raise ConfigError(
-                    "pipeline: 'score' needs calibrated flags: add a 'neutral' stage "
-                    "(neutral dialogues to calibrate on) or set score.options.z_thresholds: true"
-                )
-            calibrate(vdir, None, opts)  # the neutral texts fit kept in VECTORS/neutral
-        m = score_corpus(list(self.inputs), vdir, self.path, opts)
+        cal = self.maybe("calibration", CalibrateStage)
+        if cal is not None:  # z-unit thresholds asked for: no calibrate stage
+            opts = opts.model_copy(update={"calibration": cal.artifact()})
+        vdir = self.input("fit", FitStage).path
+        return score_corpus(list(self.inputs), vdir, self.path, opts)
+
+    def load(self) -> ScoreManifest:
+        return _read(ScoreManifest, self.path)
+
+    def summary(self, artifact: ScoreManifest) -> str:
+        m = artifact
         flag_s = f", {m.summary.docs_flagged} flagged" if m.summary is not None else ""
         return f"{m.scored} documents scored{flag_s}, {m.quarantined} quarantined"
 
     def artifacts(self) -> dict[str, Path]:
-        return {"scores": self.path / "data"}
+        return {"scores": self.path / DATA_DIR}
 
 
-class CurateStage(Stage):
+class CurateStage(Stage[CurateStageConfig, CurateManifest]):
     """The YAML policy applied to the scores (texts attached) into ``curated/``."""
 
     name = "curate"
-    config: CurateStageConfig
+    folder_name = "curated"
+    needs = (Input("scores", ("score",), "pipeline: 'curate' needs a 'score' stage"),)
+    writes = ("manifest.json", "README.md", "*/*.parquet")
 
     def __init__(
-        self, out: Path, config: CurateStageConfig, policy: str, score: ScoreStage
+        self,
+        out: Path,
+        config: CurateStageConfig,
+        upstream: Mapping[str, Stage[Any, Any]] | None = None,
+        policy: str = "",
     ) -> None:
-        super().__init__(out, "curated", config, [score])
-        self.policy = policy
-        self.corpus = list(score.inputs)
+        super().__init__(out, config, upstream)
+        self.policy = policy or config.policy
+
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> CurateStageConfig | None:
+        return cfg.curate
+
+    @classmethod
+    def create(
+        cls, out: Path, cfg: PipelineConfig, base: Path, found: Mapping[str, Stage[Any, Any]]
+    ) -> CurateStage | None:
+        config = cls.configure(cfg, base)
+        if config is None:
+            return None
+        return cls(out, config, cls.wire(config, found), _resolve(config.policy, base))
 
     def config_json(self) -> Any:
         return [self.config.model_dump(mode="json"), self.policy]
@@ -447,17 +787,25 @@ class CurateStage(Stage):
     def input_files(self) -> list[str]:
         return [self.policy]
 
-    def run(self) -> str:
+    def run(self) -> CurateManifest:
         from emocurate.corpus.curate import curate
 
-        # Curated rows carry their text: a curator reads what was kept, flagged or dropped.
-        m = curate(
-            self.upstream[0].path,
+        scores = self.input("scores", ScoreStage)
+        # Curated rows carry their text (from the corpus the scores were made on): a curator
+        # reads what was kept, flagged or dropped.
+        return curate(
+            scores.path,
             self.policy,
             self.path,
-            corpus=list(self.corpus),
+            corpus=list(scores.artifact().inputs),
             untrusted=self.config.untrusted,
         )
+
+    def load(self) -> CurateManifest:
+        return _read(CurateManifest, self.path)
+
+    def summary(self, artifact: CurateManifest) -> str:
+        m = artifact
         g = m.guardrail
         note = f" ({g.decision}: {g.reason})" if g.decision == "flag-only" else ""
         return f"{m.kept} kept, {m.flagged} flagged, {m.dropped} dropped{note}"
@@ -466,7 +814,7 @@ class CurateStage(Stage):
         return {"curated": self.path}
 
 
-class CardsStage(Stage):
+class CardsStage(Stage[CardsStageConfig, CardsManifest]):
     """Dataset card, vector card and the HTML report, all inside ``report/``.
 
     Cards describe other stages' folders but are written here, never into them (a stage that
@@ -475,30 +823,33 @@ class CardsStage(Stage):
     """
 
     name = "cards"
-    config: CardsStageConfig
+    folder_name = "report"
+    needs = tuple(
+        Input(n, (n,)) for n in ("generate", "validate", "fit", "evaluate", "score", "curate")
+    )
     DATASET_CARD = "dataset/README.md"
     VECTOR_CARD = "vectors/README.md"
     REPORT = "report.html"
+    writes = ("manifest.json", REPORT, "dataset/*", "vectors/*")
 
-    def __init__(self, out: Path, config: CardsStageConfig, stages: dict[str, Stage]) -> None:
-        super().__init__(out, "report", config, list(stages.values()))
-        self.stages = stages
+    @classmethod
+    def configure(cls, cfg: PipelineConfig, base: Path) -> CardsStageConfig | None:
+        return cfg.cards
 
     def _dir(self, name: str) -> Path | None:
-        stage = self.stages.get(name)
+        stage = self.upstream.get(name)
         return stage.path if stage is not None else None
 
     def _dataset(self) -> Path | None:
-        src = self.stages.get("validate") or self.stages.get("generate")
+        src = self.upstream.get("validate") or self.upstream.get("generate")
         return dataset_dir(src) if src is not None else None
 
-    def run(self) -> str:
+    def run(self) -> CardsManifest:
         from emocurate.cards.dataset_card import write_dataset_card
         from emocurate.cards.report import write_report
         from emocurate.cards.vector_card import write_vector_card
 
         c = self.config
-        made: list[str] = []
         man = CardsManifest()
         data, vecs = self._dataset(), self._dir("fit")
         if c.dataset_card and data is not None:
@@ -511,7 +862,6 @@ class CardsStage(Stage):
                 out_dir=self.path / Path(self.DATASET_CARD).parent,
             )
             man.dataset_card, man.dataset_dir = self.DATASET_CARD, str(data)
-            made.append("dataset card")
         if c.vector_card and vecs is not None:
             write_vector_card(
                 vecs,
@@ -520,7 +870,6 @@ class CardsStage(Stage):
                 transfer_dir=self._dir("evaluate"),
             )
             man.vector_card, man.vectors_dir = self.VECTOR_CARD, str(vecs)
-            made.append("vector card")
         if c.report:
             write_report(
                 self.path / self.REPORT,
@@ -532,9 +881,16 @@ class CardsStage(Stage):
                 transfer_dir=self._dir("evaluate"),
             )
             man.report = self.REPORT
-            made.append("report")
         man.save(self.path)
-        return ", ".join(made) or "nothing"
+        return man
+
+    def load(self) -> CardsManifest:
+        return _read(CardsManifest, self.path)
+
+    def summary(self, artifact: CardsManifest) -> str:
+        m = artifact
+        made = [m.dataset_card and "dataset card", m.vector_card and "vector card"]
+        return ", ".join(x for x in [*made, m.report and "report"] if x) or "nothing"
 
     def artifacts(self) -> dict[str, Path]:
         man = CardsManifest.read(self.path)
@@ -548,49 +904,41 @@ class CardsStage(Stage):
         return {k: self.path / v for k, v in named.items() if v and (self.path / v).exists()}
 
 
-def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage]:
+STAGES: tuple[type[Stage[Any, Any]], ...] = (
+    GenerateStage,
+    NeutralStage,
+    ValidateStage,
+    FitStage,
+    EvaluateStage,
+    CalibrateStage,
+    ScoreStage,
+    CurateStage,
+    CardsStage,
+)
+"""Every stage class in run order; each declares its config (``configure``), its upstream
+(``needs``) and its folder, so :func:`build_stages` is one loop over this table."""
+
+
+def build_stages(cfg: PipelineConfig, out: Path, base: Path) -> list[Stage[Any, Any]]:
     """The configured stages in run order, each wired to the stages it reads."""
-    stages: list[Stage] = []
-    by_name: dict[str, Stage] = {}
+    found: dict[str, Stage[Any, Any]] = {}
+    for cls in STAGES:
+        stage = cls.create(out, cfg, base, found)
+        if stage is not None:
+            found[stage.name] = stage
+    return list(found.values())
 
-    def add(stage: Stage) -> Stage:
-        stages.append(stage)
-        by_name[stage.name] = stage
-        return stage
 
-    gen = add(GenerateStage(out, cfg.generate.kind, cfg.generate)) if cfg.generate else None
-    neutral = add(NeutralStage(out, "neutral", cfg.neutral)) if cfg.neutral else None
-    train = gen
-    if cfg.validate_ is not None:
-        if gen is None:
-            raise ConfigError("pipeline: 'validate' needs a 'generate' stage")
-        train = add(ValidateStage(out, "validated", cfg.validate_, [gen]))
-    fit = None
-    if cfg.fit is not None:
-        if train is None and not cfg.fit.records:
-            raise ConfigError("pipeline: 'fit' needs a 'generate' stage or 'records: FILE'")
-        fit_cfg = cfg.fit
-        if fit_cfg.records and fit_cfg.records != "bundled:scenarios":
-            fit_cfg = fit_cfg.model_copy(update={"records": _resolve(fit_cfg.records, base)})
-        fit = add(FitStage(out, fit_cfg, cfg.steer, None if fit_cfg.records else train, neutral))
-    if cfg.evaluate is not None:
-        if fit is None:
-            raise ConfigError("pipeline: 'evaluate' needs a 'fit' stage")
-        add(EvaluateStage(out, cfg.evaluate, fit, base))
-    score: ScoreStage | None = None
-    if cfg.score is not None:
-        if fit is None:
-            raise ConfigError("pipeline: 'score' needs a 'fit' stage")
-        inputs = [p for c in cfg.score.corpus for p in _resolve_corpus(c, base)]
-        score = ScoreStage(out, cfg.score, inputs, fit, has_neutral=neutral is not None)
-        add(score)
-    if cfg.curate is not None:
-        if score is None:
-            raise ConfigError("pipeline: 'curate' needs a 'score' stage")
-        add(CurateStage(out, cfg.curate, _resolve(cfg.curate.policy, base), score))
-    if cfg.cards is not None:
-        add(CardsStage(out, cfg.cards, {k: v for k, v in by_name.items() if k != "neutral"}))
-    return stages
+def foreign_files(stage: Stage[Any, Any]) -> list[Path]:
+    """Files in the stage's folder that it does not declare (``writes`` and its marker):
+    another stage wrote them, or the stage wrote something undeclared."""
+    allowed = (*stage.writes, MARKER)
+    return sorted(
+        p
+        for p in stage.path.rglob("*")
+        if p.is_file()
+        and not any(fnmatch(p.relative_to(stage.path).as_posix(), pat) for pat in allowed)
+    )
 
 
 def run_pipeline(
@@ -613,18 +961,18 @@ def run_pipeline(
     return res
 
 
-def _run_stage(stage: Stage, log: Callable[[str], None]) -> StageResult:
+def _run_stage(stage: Stage[Any, Any], log: Callable[[str], None]) -> StageResult:
     path, fp = stage.path, stage.fingerprint()
     done = _stage_done(path, fp)
     if done is not None:
         log(f"[skip] {stage.name}: finished earlier ({path})")
-        return StageResult(stage.name, path, str(done.get("summary", "")), 0.0, True)
+        return StageResult(stage.name, path, done.summary, 0.0, True)
     if (path / MARKER).exists():  # finished with another config or input: start afresh
         shutil.rmtree(path)
     log(f"[run ] {stage.name} -> {path}")
     t0 = time.perf_counter()
     ensure_dir(path)
-    summary = stage.run()
+    summary = stage.summary(stage.execute())
     secs = time.perf_counter() - t0
     _mark(path, fp, summary)
     return StageResult(stage.name, path, summary, secs, False)

@@ -42,6 +42,7 @@ def test_demo_runs_smollm2_and_tiny_runs_stories260k(tmp_path, monkeypatch):
         "validate",
         "fit",
         "evaluate",
+        "calibrate",
         "score",
         "curate",
         "cards",

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from emocurate.config import parse_pipeline
-from emocurate.pipeline import MARKER, bundled_path, run_pipeline
+from emocurate.pipeline import MARKER, build_stages, bundled_path, foreign_files, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,7 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
         "neutral",
         "validate",
         "fit",
+        "calibrate",
         "score",
         "curate",
         "cards",
@@ -92,7 +93,9 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
     assert "two thirds" in vs.meta.layer_selection or "2/3" in vs.meta.layer_selection
     assert vs.meta.label_leak_share == 0.0
     assert (out / "vectors" / "neutral" / "neutral.jsonl").exists()
-    assert (out / "vectors" / "calibration.json").exists()
+    # the calibrate stage's own folder (emocurate score alone reads VECTORS/calibration.json)
+    assert (out / "calibration" / "calibration.json").exists()
+    assert not (out / "vectors" / "calibration.json").exists()
     assert set(json.loads((out / "vectors" / "steering.json").read_text())["emotions"]) == {
         "happy",
         "sad",
@@ -121,8 +124,23 @@ def test_offline_pipeline_end_to_end_and_rerun(tmp_path):
         assert len(ds) > 0, folder
     assert all(
         (out / d / MARKER).exists()
-        for d in ["stories", "neutral", "validated", "vectors", "scores", "curated", "report"]
+        for d in [
+            "stories",
+            "neutral",
+            "validated",
+            "vectors",
+            "calibration",
+            "scores",
+            "curated",
+            "report",
+        ]
     )
+    # no stage wrote into another's folder: each folder holds only what its stage declares,
+    # and every file of the run lies in a stage's folder
+    stages = build_stages(_small_config(out), out, ROOT)
+    assert {s.name: foreign_files(s) for s in stages} == {s.name: [] for s in stages}
+    folders = {s.path for s in stages}
+    assert [p for p in out.rglob("*") if p.is_file() and not folders & set(p.parents)] == []
 
     # a rerun does no work and changes nothing
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}

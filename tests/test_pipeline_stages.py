@@ -14,9 +14,10 @@ import pytest
 from emocurate import pipeline as pl
 from emocurate.artifacts import CardsManifest
 from emocurate.config import parse_pipeline
-from emocurate.pipeline import MARKER, build_stages, run_pipeline
+from emocurate.errors import ConfigError
+from emocurate.pipeline import MARKER, build_stages, foreign_files, run_pipeline
 
-ALL = ["generate", "neutral", "validate", "fit", "score", "curate", "cards"]
+ALL = ["generate", "neutral", "validate", "fit", "calibrate", "score", "curate", "cards"]
 
 
 def _config(tmp: Path) -> dict:
@@ -48,22 +49,15 @@ def _config(tmp: Path) -> dict:
 
 @pytest.fixture()
 def stub_runs(monkeypatch):
-    """Every stage's run() writes one file into its own folder and returns its name."""
-    for cls in (
-        pl.GenerateStage,
-        pl.NeutralStage,
-        pl.ValidateStage,
-        pl.FitStage,
-        pl.ScoreStage,
-        pl.CurateStage,
-        pl.CardsStage,
-    ):
+    """Every stage's run() writes one file into its own folder; its summary is its name."""
+    for cls in pl.STAGES:
 
-        def run(self: pl.Stage) -> str:
+        def run(self: pl.Stage) -> CardsManifest:
             (self.path / "out.txt").write_text(self.name)
-            return self.name
+            return CardsManifest()
 
         monkeypatch.setattr(cls, "run", run)
+        monkeypatch.setattr(cls, "summary", lambda self, artifact: self.name)
 
 
 def _ran(tmp: Path, data: dict) -> list[str]:
@@ -81,12 +75,26 @@ def test_stages_declare_folder_upstream_and_fingerprint(tmp_path):
         "neutral": "neutral",
         "validate": "validated",
         "fit": "vectors",
+        "calibrate": "calibration",
         "score": "scores",
         "curate": "curated",
         "cards": "report",
     }
-    assert [u.name for u in by["fit"].upstream] == ["validate", "neutral"]
-    assert {u.name for u in by["cards"].upstream} == {
+    # upstream stages by the name each stage reads them under
+    assert {k: u.name for k, u in by["fit"].upstream.items()} == {
+        "train": "validate",
+        "neutral": "neutral",
+    }
+    assert {k: u.name for k, u in by["calibrate"].upstream.items()} == {
+        "fit": "fit",
+        "neutral": "neutral",
+    }
+    assert {k: u.name for k, u in by["score"].upstream.items()} == {
+        "fit": "fit",
+        "calibration": "calibrate",
+    }
+    assert {k: u.name for k, u in by["curate"].upstream.items()} == {"scores": "score"}
+    assert {u.name for u in by["cards"].upstream.values()} == {
         "generate",
         "validate",
         "fit",
@@ -102,14 +110,25 @@ def test_rerun_rebuilds_exactly_the_stages_downstream_of_a_change(tmp_path, stub
     assert _ran(tmp_path, data) == []
     # generate's seed: generate and everything that reads it, cards included (not neutral)
     data["generate"]["seed"] = 1
-    assert _ran(tmp_path, data) == ["generate", "validate", "fit", "score", "curate", "cards"]
-    # the neutral reference: fit (z-scores) and what follows
+    assert _ran(tmp_path, data) == [
+        "generate",
+        "validate",
+        "fit",
+        "calibrate",
+        "score",
+        "curate",
+        "cards",
+    ]
+    # the neutral reference: fit (z-scores), the calibration and what follows
     data["neutral"]["seed"] = 1
-    assert _ran(tmp_path, data) == ["neutral", "fit", "score", "curate", "cards"]
+    assert _ran(tmp_path, data) == ["neutral", "fit", "calibrate", "score", "curate", "cards"]
+    # a scoring option the calibration depends on: calibrate, score and what follows
+    data["score"]["options"] = {"smooth": 5}
+    assert _ran(tmp_path, data) == ["calibrate", "score", "curate", "cards"]
     # the curate policy's content (same path): curate and cards only
     (tmp_path / "policy.yaml").write_text("rules: []\ndefault: keep\n")
     assert _ran(tmp_path, data) == ["curate", "cards"]
-    # a corpus file edited in place: score, curate, cards
+    # a corpus file edited in place: score, curate, cards (not the calibration)
     (tmp_path / "corpus.jsonl").write_text(json.dumps({"text": "He was sad."}) + "\n")
     assert _ran(tmp_path, data) == ["score", "curate", "cards"]
     # rewriting the same bytes (a new mtime) changes nothing
@@ -118,6 +137,36 @@ def test_rerun_rebuilds_exactly_the_stages_downstream_of_a_change(tmp_path, stub
     # the cards' own config: cards only
     data["cards"] = {"pretty_name": "renamed"}
     assert _ran(tmp_path, data) == ["cards"]
+
+
+def test_wiring_is_declared_per_stage_class(tmp_path):
+    """build_stages is one loop over pl.STAGES: the errors for a missing upstream come from
+    the classes' declared inputs, before any stage runs."""
+    data = _config(tmp_path)
+    del data["neutral"]
+    with pytest.raises(ConfigError, match="'score' needs calibrated flags: add a 'neutral'"):
+        build_stages(parse_pipeline(data), tmp_path / "run", tmp_path)
+    # fixed z-unit thresholds: no calibration, so no calibrate stage and no neutral needed
+    data["score"]["options"] = {"z_thresholds": True}
+    stages = build_stages(parse_pipeline(data), tmp_path / "run", tmp_path)
+    by = {s.name: s for s in stages}
+    assert "calibrate" not in by and list(by["score"].upstream) == ["fit"]
+    data["fit"] = None
+    with pytest.raises(ConfigError, match="'score' needs a 'fit' stage"):
+        build_stages(parse_pipeline(data), tmp_path / "run", tmp_path)
+
+
+def test_foreign_files_names_what_a_stage_did_not_declare(tmp_path):
+    """Why: the score stage wrote calibration.json into the fit stage's folder."""
+    stages = build_stages(parse_pipeline(_config(tmp_path)), tmp_path / "run", tmp_path)
+    fit = {s.name: s for s in stages}["fit"]
+    fit.path.mkdir(parents=True)
+    for name in ("vectorset.json", "neutral/neutral.jsonl", MARKER):
+        (fit.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (fit.path / name).write_text("{}")
+    assert foreign_files(fit) == []
+    (fit.path / "calibration.json").write_text("{}")
+    assert foreign_files(fit) == [fit.path / "calibration.json"]
 
 
 def _files(root: Path) -> dict[Path, int]:

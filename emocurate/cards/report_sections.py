@@ -56,10 +56,15 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     note = ""
     if cfg.get("flags_off"):
         return Thresholds(source=man.flags_note or "flags off (not calibrated)", per_metric={})
-    if not cfg.get("z_thresholds") and vdir and (Path(vdir) / "calibration.json").exists():
-        from emocurate.corpus.calibrate import load_calibration
+    # The calibration the scores were made with is in their manifest (a pipeline keeps its
+    # calibration.json in its own stage folder, not in the vectors folder).
+    used = cfg.get("calibration")
+    if not cfg.get("z_thresholds") and (
+        used or (vdir and (Path(vdir) / "calibration.json").exists())
+    ):
+        from emocurate.corpus.calibration import Calibration, load_calibration
 
-        cal = load_calibration(vdir)
+        cal = Calibration.model_validate(used) if used else load_calibration(vdir)
         rate = float(cfg.get("fpr", 0.01))
         th = with_lines(cal.thresholds(rate))
         source = (

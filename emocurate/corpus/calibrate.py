@@ -223,17 +223,21 @@ def calibrate(
     limit: int = 5000,
     rate: float = DEFAULT_RATE,
     lm: LoadedModel | None = None,
+    out_dir: str | Path | None = None,
 ) -> Calibration:
     """Score ``reference`` with the vectors, store the statistics' distributions, check rates.
 
     Args:
-        vectors_dir: the vector-set folder; ``calibration.json`` is written there.
+        vectors_dir: the vector-set folder; ``calibration.json`` is written there unless
+            ``out_dir`` is given.
         reference: corpus inputs any reader accepts (default: ``VECTORS/neutral``).
         cfg: scoring options (text field, window, smoothing, layer, device); its metric
             settings fix ``min_episode``, ``merge_gap`` and ``mirror_margin``.
         limit: read at most this many reference documents.
         rate: the false-positive rate whose flag rates are measured in ``check``.
         lm: a loaded model (default: the vector set's).
+        out_dir: where ``calibration.json`` goes instead (the pipeline's calibrate stage
+            writes into its own folder, never into the fit stage's).
     """
     from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
     from emocurate.corpus.score import ScoreConfig, ScoredDoc, Scorer, load_vectors
@@ -288,7 +292,7 @@ def calibrate(
         layer=layer,
         vectors_hash=vectors_hash(vs, layer),
     )
-    cal.save(vectors_dir)
+    cal.save(out_dir if out_dir is not None else vectors_dir)
     return cal
 
 

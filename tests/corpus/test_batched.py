@@ -266,20 +266,18 @@ def test_metrics_device_does_not_change_the_pipeline_fingerprint(tmp_path: Path)
     from emocurate.config import ScoreStage as ScoreStageConfig
     from emocurate.pipeline import ScoreStage
 
-    fit: Any = None  # config_json never reads the upstream stage
+    # config_json never reads the upstream stages
     stages = [
         ScoreStage(
             tmp_path,
             ScoreStageConfig(options=ScoreConfig(metrics_device=where)),
-            ["x.jsonl"],
-            fit,
-            False,
+            inputs=["x.jsonl"],
         )
         for where in ("auto", "host", "device")
     ]
     assert stages[0].config_json() == stages[1].config_json() == stages[2].config_json()
     other = ScoreStage(
-        tmp_path, ScoreStageConfig(options=ScoreConfig(smooth=5)), ["x.jsonl"], fit, False
+        tmp_path, ScoreStageConfig(options=ScoreConfig(smooth=5)), inputs=["x.jsonl"]
     )
     assert other.config_json() != stages[0].config_json()
 
