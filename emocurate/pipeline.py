@@ -33,12 +33,10 @@ from emocurate.config import CurateStage as CurateStageConfig
 from emocurate.config import EvaluateStage as EvaluateStageConfig
 from emocurate.config import PipelineConfig, SteerStage
 from emocurate.config import ScoreStage as ScoreStageConfig
+from emocurate.configs import FitConfig, GenerateConfig, ValidateConfig
 from emocurate.errors import ConfigError
 from emocurate.fingerprint import content_hash, fingerprint
-from emocurate.generators.run import GenerateConfig
 from emocurate.io import atomic_write_bytes, ensure_dir
-from emocurate.validators.pipeline import ValidateConfig
-from emocurate.vectors.fit import FitConfig
 
 MARKER = ".emocurate-stage.json"
 

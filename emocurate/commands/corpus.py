@@ -53,8 +53,8 @@ def register(app: typer.Typer) -> None:
         Example:
           emocurate calibrate runs/vectors
         """
+        from emocurate.configs import ScoreConfig
         from emocurate.corpus.calibrate import calibrate
-        from emocurate.corpus.score import ScoreConfig
         from emocurate.errors import ConfigError
 
         if not 0 < rate < 1:
@@ -185,9 +185,8 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError
 
+        from emocurate.configs import MetricConfig, ScoreConfig
         from emocurate.corpus.engines import score_corpus
-        from emocurate.corpus.regulation import MetricConfig
-        from emocurate.corpus.score import ScoreConfig
         from emocurate.errors import ConfigError, InputError, first_problem
 
         if engine not in ("local", "ray"):

@@ -52,7 +52,8 @@ class RequestsFailed(EmocurateError):
 
 
 def _run(kind: str, opts: dict[str, Any]) -> None:
-    from emocurate.generators.run import GenerateConfig, run_generation
+    from emocurate.configs import GenerateConfig
+    from emocurate.generators.run import run_generation
 
     out = opts.pop("out")
     try:

@@ -229,13 +229,8 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from emocurate.artifacts import read_evaluation
-        from emocurate.vectors.fit import (
-            FitConfig,
-            fit_vectors,
-            load_labelled,
-            read_fit_records,
-            read_texts,
-        )
+        from emocurate.configs import FitConfig
+        from emocurate.vectors.fit import fit_vectors, load_labelled, read_fit_records, read_texts
         from emocurate.vectors.labelled import parse_label_map
         from emocurate.vectors.models import load_model
 

@@ -26,13 +26,12 @@ from typing import Any
 import pyarrow as pa
 
 from emocurate.artifacts import AttributeFiles, ScoreManifest
-from emocurate.corpus.calibration import reference_shift
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
     Prepared,
     Preparer,
-    ScoreConfig,
     ScoredDoc,
     Scorer,
     flags_note,
@@ -40,6 +39,7 @@ from emocurate.corpus.score import (
     load_vectors,
     with_calibration,
 )
+from emocurate.corpus.summary import reference_shift
 from emocurate.errors import ConfigError, InputError
 from emocurate.io import (
     atomic_write_bytes,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.calibrate import (
     CALIBRATION_FILE,
     Calibration,
@@ -17,8 +18,7 @@ from emocurate.corpus.calibrate import (
     load_calibration,
 )
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.regulation import Axes, MetricConfig, episode_runs, smooth, sustained_level
-from emocurate.corpus.score import ScoreConfig
+from emocurate.corpus.regulation import Axes, episode_runs, smooth, sustained_level
 from emocurate.errors import InputError
 from emocurate.vectors.models import LoadedModel
 

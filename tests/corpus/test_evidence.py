@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from emocurate.corpus.score import Preparer, ScoreConfig, Scorer
+from emocurate.configs import ScoreConfig
+from emocurate.corpus.score import Preparer, Scorer
 from emocurate.records import Flag
 from emocurate.vectors.models import LoadedModel
 
