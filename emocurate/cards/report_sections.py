@@ -51,16 +51,15 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     """Thresholds from the scoring run: calibrated (rate + calibration.json) or fixed z units."""
     cfg = man.config
     vdir = man.vectors.dir
-    metrics_cfg = cfg.get("metrics") or {}
     per: dict[str, float] = {}
     note = ""
-    if cfg.get("flags_off"):
+    if cfg.flags_off:
         return Thresholds(source=man.flags_note or "flags off (not calibrated)", per_metric={})
-    if not cfg.get("z_thresholds") and vdir and (Path(vdir) / "calibration.json").exists():
+    if not cfg.z_thresholds and vdir and (Path(vdir) / "calibration.json").exists():
         from emocurate.corpus.calibrate import load_calibration
 
         cal = load_calibration(vdir)
-        rate = float(cfg.get("fpr", 0.01))
+        rate = cfg.fpr
         th = with_lines(cal.thresholds(rate))
         source = (
             f"calibrated: each flag family fires on {100 * rate:g}% of reference-like documents "
@@ -76,14 +75,14 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
 
         def doc_th(d: DocRow, key: str) -> float | None:
             return with_lines(cal.thresholds(rate, d.n_tokens)).get(key)
-    elif metrics_cfg:
-        th = with_lines({k: float(v) for k, v in metrics_cfg.items() if isinstance(v, int | float)})
+    else:
+        fixed = cfg.metrics.model_dump()
+        th = with_lines({k: float(v) for k, v in fixed.items() if isinstance(v, int | float)})
         source = "fixed z-unit thresholds (--z-threshold), not calibrated on a reference"
 
         def doc_th(d: DocRow, key: str) -> float | None:
             return th.get(key)
-    else:
-        return None
+
     for metric, (key, _) in THRESHOLD_OF_METRIC.items():
         if key in th:
             per[metric] = float(th[key])

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emocurate import yamlio
 from emocurate.artifacts import CurateManifest, ScoreManifest, Untrusted
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.guard import check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError, first_problem
@@ -489,10 +490,8 @@ def _attach_text(
     manifest: ScoreManifest | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Join document texts back by id, re-reading the corpus with the scoring run's options."""
-    cfg = manifest.config if manifest is not None else {}
-    opts = ReadOptions(
-        cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000)
-    )
+    cfg = manifest.config if manifest is not None else ScoreConfig()
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
     wanted = set(kept["doc_id"].to_list()) | set(excluded["doc_id"].to_list())
     ids, texts = [], []
     for item in iter_corpus([str(c) for c in corpus], opts):

@@ -35,7 +35,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from emocurate.artifacts import ValidateManifest
+from emocurate.artifacts import (
+    EmotionFunnel,
+    FunnelStep,
+    ValidateInput,
+    ValidateManifest,
+    ValidatorStats,
+)
 from emocurate.configs import (
     ValidateConfig,
 )
@@ -184,8 +190,8 @@ def validate(
 
     verdicts: dict[str, dict[int, Verdict]] = {}
     alive = list(range(n))
-    funnel: list[dict[str, Any]] = []
-    vstats: dict[str, dict[str, Any]] = {}
+    funnel: list[FunnelStep] = []
+    vstats: dict[str, ValidatorStats] = {}
 
     def apply(
         name: str,
@@ -205,24 +211,26 @@ def validate(
         used = stats.get("used", True) is not False
         status = "used" if used else f"not used: {stats.get('not_used_reason', 'uninformative')}"
         funnel.append(
-            {
-                "step": name,
-                "in": len(idx),
-                "rejected": len(idx) - len(survivors),
-                "out": len(survivors),
-                "status": status,
-            }
+            FunnelStep.model_validate(  # "in" is the field's alias (a keyword in Python)
+                {
+                    "step": name,
+                    "in": len(idx),
+                    "rejected": len(idx) - len(survivors),
+                    "out": len(survivors),
+                    "status": status,
+                }
+            )
         )
-        vstats[name] = {
-            "checked": len(idx),
-            "rejected": len(idx) - len(survivors),
-            "reasons": dict(codes.most_common()),
-            "seconds": round(seconds, 3),
-            "cached": cached,
-            "used": used,
-            "status": status,
-            "stats": stats,
-        }
+        vstats[name] = ValidatorStats(
+            checked=len(idx),
+            rejected=len(idx) - len(survivors),
+            reasons=dict(codes.most_common()),
+            seconds=round(seconds, 3),
+            cached=cached,
+            used=used,
+            status=status,
+            stats=stats,
+        )
         say(
             (
                 f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
@@ -257,9 +265,7 @@ def validate(
     steps = ["input", *cfg.validators]
     rows = _rows(records, verdicts, steps)
     _write_splits(out, records, rows, steps)
-    manifest = ValidateManifest.model_validate(
-        _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
-    )
+    manifest = _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
     manifest.save(out)
     say(f"kept {manifest.kept} of {n}; wrote {out / 'kept'} and {out / 'rejected'}")
     return manifest
@@ -338,10 +344,11 @@ def _manifest(
     records: Sequence[AnyRecord],
     sources: Sequence[Source],
     rows: list[dict[str, Any]],
-    funnel: list[dict[str, Any]],
-    vstats: dict[str, dict[str, Any]],
+    funnel: list[FunnelStep],
+    vstats: dict[str, ValidatorStats],
     steps: list[str],
-) -> dict[str, Any]:
+) -> ValidateManifest:
+    """The funnel manifest: counts per step, per validator and per emotion, and the config."""
     per_emotion: dict[str, dict[str, Any]] = {}
     for r, row in zip(records, rows, strict=True):
         for e in record_emotions(r):
@@ -353,23 +360,21 @@ def _manifest(
                 slot["kept"] += 1
             else:
                 slot["rejected_by"][row["rejected_by"]] += 1
-    kinds = Counter(r.kind for r in records)
+    kinds = Counter[str](r.kind for r in records)
     kept = sum(1 for row in rows if row["keep"])
-    return {
-        "total": len(records),
-        "kept": kept,
-        "rejected": len(records) - kept,
-        "kinds": dict(kinds),
-        "validators": list(cfg.validators),
-        "funnel": funnel,
-        "per_validator": vstats,
-        "per_emotion": dict(sorted(per_emotion.items())),
-        "per_emotion_note": "a dialogue counts once under each distinct speaker emotion",
-        "input": {
-            "dir": str(in_dir),
-            "files": sorted({s.file for s in sources}),
-            "hash": records_hash(records),
-        },
-        "outputs": {"kept": "kept/data", "rejected": "rejected/data"},
-        "config": cfg.model_dump(mode="json"),
-    }
+    return ValidateManifest(
+        total=len(records),
+        kept=kept,
+        rejected=len(records) - kept,
+        kinds=dict(kinds),
+        validators=list(cfg.validators),
+        funnel=funnel,
+        per_validator=vstats,
+        per_emotion={e: EmotionFunnel.model_validate(f) for e, f in sorted(per_emotion.items())},
+        per_emotion_note="a dialogue counts once under each distinct speaker emotion",
+        input=ValidateInput(
+            dir=str(in_dir), files=sorted({s.file for s in sources}), hash=records_hash(records)
+        ),
+        outputs={"kept": "kept/data", "rejected": "rejected/data"},
+        config=cfg,
+    )
