@@ -915,7 +915,10 @@ class ScoreManifest(Manifest):
     attributes: AttributeFiles | None = Field(
         default=None, description="where `score --attributes` wrote Dolma-style attribute files"
     )
-    timing: dict[str, Any] = Field(default_factory=dict)  # started_at, first_batch_s (start-up)
+    timing: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="start-up timing: started_at (epoch seconds), first_batch_s (when a batch ran)",
+    )
 
     @field_validator("summary", mode="before")
     @classmethod
@@ -926,8 +929,6 @@ class ScoreManifest(Manifest):
 class RuleCount(Model):
     """What one policy rule did (``summary/rules.parquet`` holds the same rows)."""
 
-    model_config = ConfigDict(extra="allow")
-
     rule: str
     action: str
     matched: int
@@ -937,6 +938,8 @@ class RuleCount(Model):
 
 class CurateManifest(Manifest):
     """``<curated>/manifest.json``: each rule's counts and what the guardrail decided."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     stage: str = "curate"
     scores_dir: str
@@ -953,6 +956,8 @@ class CurateManifest(Manifest):
 
 class CardsManifest(Manifest):
     """``<report>/manifest.json``: the cards stage's outputs, relative to its folder."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     stage: str = "cards"
     dataset_card: str | None = None  # e.g. "dataset/README.md"; placed at the tree root on push

@@ -23,7 +23,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emocurate import yamlio
-from emocurate.artifacts import CurateManifest, ScoreManifest, Untrusted
+from emocurate.artifacts import CurateManifest, RuleCount, ScoreManifest, Untrusted
 from emocurate.configs import ScoreConfig
 from emocurate.corpus.guard import check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
@@ -440,18 +440,18 @@ def curate(
         .len()
         .sort(["len", "emotion"], descending=[True, False])
     )
-    fields = {
-        "scores_dir": str(sdir),
-        "policy": pol.model_dump(mode="json"),
-        "rows_in": df.height,
-        "kept": int((work["decision"] == "keep").sum()),
-        "flagged": int((work["decision"] == "flag").sum()),
-        "dropped": excluded.height,
-        "rules": summary.to_dicts(),
-        "kept_by_dominant": {str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
-        "with_text": bool(corpus),
-        "guardrail": guard.model_dump(mode="json"),
-    }
+    manifest = CurateManifest(
+        scores_dir=str(sdir),
+        policy=pol.model_dump(mode="json"),
+        rows_in=df.height,
+        kept=int((work["decision"] == "keep").sum()),
+        flagged=int((work["decision"] == "flag").sum()),
+        dropped=excluded.height,
+        rules=[RuleCount.model_validate(r) for r in summary.to_dicts()],
+        kept_by_dominant={str(r["emotion"]): int(r["len"]) for r in by_dom.to_dicts()},
+        with_text=bool(corpus),
+        guardrail=guard,
+    )
     empty = [name for name in tables if name not in written]
     note = (
         "Kept documents (with decisions and weights); `excluded` keeps every dropped document "
@@ -463,7 +463,6 @@ def curate(
         note += " Every document was dropped, so there is no table of kept documents."
     if written:
         write_configs_readme(out, written, title="emocurate curated corpus", note=note)
-    manifest = CurateManifest.model_validate({"stage": "curate", **fields})
     manifest.save(out)
     return manifest
 
