@@ -1,10 +1,13 @@
 """The calibration artifact: ``VECTORS/calibration.json`` and what scoring reads from it.
 
 The data half of calibrated flags (the per-length quantiles, thresholds at a rate, per-document
-percentiles, the reference-shift verdict, the file's reader). Building one from a reference is
+percentiles, the file's reader). Building one from a reference is
 :mod:`emocurate.corpus.calibrate`, which runs the scorer; this module imports no scorer, so the
 scorer depends on the calibration and not the other way round (see that module's docstring for
-the method).
+the method). It imports no other emocurate module than ``errors``, ``io`` and ``records`` either:
+``emocurate.configs`` (``ScoreConfig.calibration``) and through it ``emocurate.artifacts``
+import it, so the pair levels live in :mod:`emocurate.corpus.regulation` and the
+reference-shift verdict in :mod:`emocurate.corpus.summary`.
 """
 
 from __future__ import annotations
