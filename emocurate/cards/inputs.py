@@ -200,7 +200,7 @@ def size_category(n: int) -> str:
 PER_REQUEST_KEYS = frozenset({"custom_id", "stop_reason", "request_id"})
 
 
-def _provenance(raw: dict[str, Any], root: Path, row: int) -> Provenance:
+def _provenance(raw: dict[str, object], root: Path, row: int) -> Provenance:
     """One row's provenance as the typed record; a malformed one is a one-line error."""
     try:
         return Provenance.model_validate(raw)
@@ -209,6 +209,6 @@ def _provenance(raw: dict[str, Any], root: Path, row: int) -> Provenance:
         raise InputError(f"{root}: row {row}: provenance field '{loc}': {msg}") from None
 
 
-def _sampling_params(params: dict[str, Any]) -> dict[str, object]:
+def _sampling_params(params: dict[str, object]) -> dict[str, object]:
     """The sampling settings of one record's provenance, without per-request keys."""
     return {k: v for k, v in params.items() if k not in PER_REQUEST_KEYS}
