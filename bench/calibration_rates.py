@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emocurate.configs import ScoreConfig  # noqa: E402
 from emocurate.corpus.calibrate import calibrate  # noqa: E402
 from emocurate.corpus.engines import score_corpus  # noqa: E402
-from emocurate.corpus.score import ScoreConfig  # noqa: E402
 from emocurate.io import read_table  # noqa: E402
 
 EVAL = Path("/work/shared/eval")

@@ -277,7 +277,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "corpus_eval.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from emocurate.corpus.score import ScoreConfig, Scorer
+    from emocurate.configs import ScoreConfig
+    from emocurate.corpus.score import Scorer
     from emocurate.vectors.models import load_model
     from emocurate.vectors.vectorset import VectorSet
 

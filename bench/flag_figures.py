@@ -19,7 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emocurate.corpus.regulation import Axes, MetricConfig, analyse  # noqa: E402
+from emocurate.configs import MetricConfig  # noqa: E402
+from emocurate.corpus.regulation import Axes, analyse  # noqa: E402
 
 NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate"]
 AXES = Axes.for_names(NAMES, va={})

@@ -45,11 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ANTHROPIC_API_KEY", "bench-key-not-real")
 
+from emocurate.configs import GenerateConfig  # noqa: E402
 from emocurate.generators.backends import make_backend  # noqa: E402
 from emocurate.generators.backends.base import ChatRequest, Message  # noqa: E402
 from emocurate.generators.backends.fake import sample_text  # noqa: E402
 from emocurate.generators.engine import Engine, EngineConfig  # noqa: E402
-from emocurate.generators.run import GenerateConfig, run_generation  # noqa: E402
+from emocurate.generators.run import run_generation  # noqa: E402
 from tests.fakes.llm_servers import fake_anthropic_server, request_key  # noqa: E402
 
 MODEL = "claude-sonnet-4-6"

@@ -39,14 +39,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from emocurate.configs import MetricConfig  # noqa: E402
 from emocurate.corpus.batched import DeviceAxes, dense_batch  # noqa: E402
-from emocurate.corpus.regulation import (  # noqa: E402
-    Axes,
-    MetricConfig,
-    analyse,
-    analyse_dense,
-    taxonomy_va,
-)
+from emocurate.corpus.regulation import Axes, analyse, analyse_dense, taxonomy_va  # noqa: E402
 
 
 def emotion_names(n: int) -> list[str]:

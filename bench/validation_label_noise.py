@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from emocurate.configs import ProbeConfig
 from emocurate.records import Story
-from emocurate.validators.probe import ProbeConfig, ProbeValidator
+from emocurate.validators.probe import ProbeValidator
 
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 DEFAULT_DATA = Path("/work/shared/eval/repe_emotions")

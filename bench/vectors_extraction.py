@@ -158,9 +158,10 @@ def prepare_models(work: Path, sizes: list[str]) -> dict[str, Path]:
 def worker_ours(model: str, data: Path, out: Path, layer: int) -> dict:
     import torch
 
+    from emocurate.configs import FitConfig
     from emocurate.io import write_records
     from emocurate.records import Story
-    from emocurate.vectors.fit import FitConfig, fit_vectors
+    from emocurate.vectors.fit import fit_vectors
     from emocurate.vectors.models import load_model
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))

@@ -33,9 +33,10 @@ def main() -> None:
     from synth import make_stories
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from emocurate.configs import FitConfig
     from emocurate.io import write_records
     from emocurate.vectors.capture import capture
-    from emocurate.vectors.fit import FitConfig, fit_vectors
+    from emocurate.vectors.fit import fit_vectors
     from emocurate.vectors.models import LoadedModel, find_layers, load_model
 
     tok = load_model("stories260K").tokenizer

@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from emocurate import __version__
+from emocurate.configs import ScoreConfig, ValidateConfig
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
 from emocurate.records import Flag, Model, utc_now
@@ -201,12 +202,18 @@ class Spread(Model):
     per_seed: list[float]
 
 
-class Comparison(Model):
-    """Vectors minus the lexical baseline, paired by split seed."""
+class PairedDifference(Model):
+    """Vectors minus a baseline on the same records (or split seeds), with its 95% interval and
+    verdict: the one shape of both comparisons below, which differ only in their wording."""
 
     diff_mean: float
     diff_ci: tuple[float, float]
     verdict: Literal["above", "below", "not distinguishable"]
+
+
+class Comparison(PairedDifference):
+    """Vectors minus the lexical baseline, paired by split seed (``evaluation.json``)."""
+
     sentence: str
 
 
@@ -344,12 +351,9 @@ TRANSFER_DIR = "transfer"
 here (``<set>/transfer/<name>.json``); the vector card lists them."""
 
 
-class PairedDifference(Model):
-    """Vectors minus a baseline on the same records, with its interval and verdict."""
+class TransferDifference(PairedDifference):
+    """Vectors minus a baseline on the same transfer records (``vectors evaluate``)."""
 
-    diff_mean: float
-    diff_ci: tuple[float, float]
-    verdict: Literal["above", "below", "not distinguishable"]
     interval: str
 
 
@@ -370,7 +374,7 @@ class TransferEvaluation(Model):
     majority_label: str
     lexical: float | None = None
     lexical_kind: str
-    vs_lexical: PairedDifference | None = None
+    vs_lexical: TransferDifference | None = None
     n_overlap: int | None = None
     created: str = Field(default_factory=utc_now)
 
@@ -748,8 +752,6 @@ class FunnelStep(Model):
 class ValidatorStats(Model):
     """What one validator did (reason codes with counts, time, cache use)."""
 
-    model_config = ConfigDict(extra="allow")
-
     checked: int
     rejected: int
     reasons: dict[str, int] = Field(default_factory=dict)
@@ -781,6 +783,8 @@ class ValidateInput(Model):
 class ValidateManifest(Manifest):
     """``<validated>/manifest.json``: the funnel, per validator and per emotion."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     stage: str = "validate"
     total: int
     kept: int
@@ -795,7 +799,7 @@ class ValidateManifest(Manifest):
     outputs: dict[str, str] = Field(
         default_factory=lambda: {"kept": "kept/data", "rejected": "rejected/data"}
     )
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: ValidateConfig = Field(default_factory=ValidateConfig)
 
 
 VALIDATE_ROW_COLUMNS = ("keep", "rejected_by", "reasons", "verdicts")
@@ -812,6 +816,13 @@ class VectorsRef(Model):
     layer: int | None = None
     n_vectors: int = 0
     has_reference: bool = False
+
+
+class RegulationVectorsRef(Model):
+    """The regulation vector set (healthy minus unhealthy) a corpus was scored with, if any."""
+
+    model_id: str
+    n_vectors: int
 
 
 class Coregulation(Model):
@@ -877,6 +888,8 @@ class ReferenceShift(Model):
 class ScoreManifest(Manifest):
     """``<scores>/manifest.json``: rows in = scored + quarantined, the vectors, the options."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     stage: str = "score"
     inputs: list[str]
     rows_in: int
@@ -893,8 +906,8 @@ class ScoreManifest(Manifest):
         default="", description="why no flag was raised when flags are off (not calibrated)"
     )
     vectors: VectorsRef
-    regulation_vectors: dict[str, Any] | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    regulation_vectors: RegulationVectorsRef | None = None
+    config: ScoreConfig = Field(default_factory=ScoreConfig)
     summary: ScoreSummary | None = None
     reference_shift: list[ReferenceShift] = Field(
         default_factory=list,
@@ -905,7 +918,10 @@ class ScoreManifest(Manifest):
     attributes: AttributeFiles | None = Field(
         default=None, description="where `score --attributes` wrote Dolma-style attribute files"
     )
-    timing: dict[str, Any] = Field(default_factory=dict)  # started_at, first_batch_s (start-up)
+    timing: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="start-up timing: started_at (epoch seconds), first_batch_s (when a batch ran)",
+    )
 
     @field_validator("summary", mode="before")
     @classmethod
@@ -916,8 +932,6 @@ class ScoreManifest(Manifest):
 class RuleCount(Model):
     """What one policy rule did (``summary/rules.parquet`` holds the same rows)."""
 
-    model_config = ConfigDict(extra="allow")
-
     rule: str
     action: str
     matched: int
@@ -927,6 +941,8 @@ class RuleCount(Model):
 
 class CurateManifest(Manifest):
     """``<curated>/manifest.json``: each rule's counts and what the guardrail decided."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     stage: str = "curate"
     scores_dir: str
@@ -943,6 +959,8 @@ class CurateManifest(Manifest):
 
 class CardsManifest(Manifest):
     """``<report>/manifest.json``: the cards stage's outputs, relative to its folder."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     stage: str = "cards"
     dataset_card: str | None = None  # e.g. "dataset/README.md"; placed at the tree root on push

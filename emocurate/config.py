@@ -17,12 +17,9 @@ from pydantic import Field, ValidationError
 
 from emocurate import yamlio
 from emocurate.artifacts import Untrusted
-from emocurate.corpus.score import ScoreConfig
+from emocurate.configs import FitConfig, GenerateConfig, ScoreConfig, ValidateConfig
 from emocurate.errors import ConfigError, first_problem
-from emocurate.generators.run import GenerateConfig
 from emocurate.records import Model
-from emocurate.validators.pipeline import ValidateConfig
-from emocurate.vectors.fit import FitConfig
 
 
 class SteerStage(Model):

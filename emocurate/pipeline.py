@@ -57,14 +57,12 @@ from emocurate.config import CurateStage as CurateStageConfig
 from emocurate.config import EvalSet, PipelineConfig, SteerStage
 from emocurate.config import EvaluateStage as EvaluateStageConfig
 from emocurate.config import ScoreStage as ScoreStageConfig
+from emocurate.configs import FitConfig, GenerateConfig, ScoreConfig, ValidateConfig
 from emocurate.corpus.calibration import CALIBRATION_FILE, Calibration, load_calibration
-from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ConfigError, InputError
 from emocurate.fingerprint import content_hash, fingerprint
-from emocurate.generators.run import GenerateConfig
 from emocurate.io import DATA_DIR, LOCK_FILE, atomic_write_bytes, ensure_dir
-from emocurate.validators.pipeline import ValidateConfig
-from emocurate.vectors.fit import TRAIN_IDS_FILE, FitConfig
+from emocurate.vectors.fit import TRAIN_IDS_FILE
 
 C = TypeVar("C", bound=BaseModel)
 """A stage's config model."""

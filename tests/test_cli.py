@@ -175,7 +175,7 @@ def test_generate_neutral_lists_only_options_that_apply(capsys):
 
 
 def test_one_default_model_name_in_help_config_readme_and_examples():
-    from emocurate.generators.config import GenerateConfig
+    from emocurate.configs import GenerateConfig
 
     default = GenerateConfig.model_fields["model"].default
     root = Path(__file__).resolve().parents[1]

@@ -36,5 +36,5 @@ def test_every_manifest_is_written_without_url_credentials(tmp_path):
     ValidateManifest(total=0, kept=0, rejected=0, config={"base_url": url}).save(tmp_path)
     back = ValidateManifest.read(tmp_path)
     assert back is not None
-    assert back.config["base_url"] == "https://***@judge.example/v1?api-key=***&x=1"
+    assert back.config.base_url == "https://***@judge.example/v1?api-key=***&x=1"
     assert "hunter2" not in (tmp_path / "manifest.json").read_text()

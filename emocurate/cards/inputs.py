@@ -17,9 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from emocurate.artifacts import GenerateManifest, ValidateManifest
-from emocurate.errors import InputError
+from emocurate.errors import InputError, first_problem
+from emocurate.records import Provenance
 
 LABEL_COLUMNS = ("emotion", "human_emotion", "assistant_emotion")
 SUMMARY_COLUMNS = ("kind", "topic_id", "pov", "protagonist", "provenance", *LABEL_COLUMNS)
@@ -110,23 +112,23 @@ def summarize_records(folder: str | Path) -> GenerationSummary:
         s.topics.update(v for v in table.column("topic_id").to_pylist() if v)
     if "provenance" in cols:
         created: list[str] = []
-        for prov in table.column("provenance").to_pylist():
-            if not isinstance(prov, dict):
+        for i, raw in enumerate(table.column("provenance").to_pylist()):
+            if not isinstance(raw, dict):
                 continue
+            prov = _provenance(raw, root, i)
             s.with_provenance += 1
-            s.backends[str(prov.get("backend") or "?")] += 1
-            s.models[str(prov.get("model") or "?")] += 1
-            pid = str(prov.get("prompt_id") or "?")
-            s.prompts.setdefault(pid, set()).add(str(prov.get("prompt_hash") or ""))
-            params = _sampling_params(prov.get("params"))
+            s.backends[prov.backend or "?"] += 1
+            s.models[prov.model or "?"] += 1
+            s.prompts.setdefault(prov.prompt_id or "?", set()).add(prov.prompt_hash)
+            params = _sampling_params(prov.params)
             if params:
                 s.params[json.dumps(params, sort_keys=True, separators=(",", ":"))] += 1
-            s.input_tokens += int(prov.get("input_tokens") or 0)
-            s.output_tokens += int(prov.get("output_tokens") or 0)
-            s.cost_usd += float(prov.get("cost_usd") or 0.0)
-            s.cache_hits += int(bool(prov.get("cache_hit")))
-            if prov.get("created"):
-                created.append(str(prov["created"]))
+            s.input_tokens += prov.input_tokens
+            s.output_tokens += prov.output_tokens
+            s.cost_usd += prov.cost_usd
+            s.cache_hits += int(prov.cache_hit)
+            if prov.created:
+                created.append(prov.created)
         if created:
             s.first_created, s.last_created = min(created), max(created)
     return s
@@ -198,13 +200,15 @@ def size_category(n: int) -> str:
 PER_REQUEST_KEYS = frozenset({"custom_id", "stop_reason", "request_id"})
 
 
-def _sampling_params(raw: object) -> dict[str, object]:
+def _provenance(raw: dict[str, object], root: Path, row: int) -> Provenance:
+    """One row's provenance as the typed record; a malformed one is a one-line error."""
+    try:
+        return Provenance.model_validate(raw)
+    except ValidationError as exc:  # invalid params JSON included (pydantic wraps it)
+        loc, msg = first_problem(exc)
+        raise InputError(f"{root}: row {row}: provenance field '{loc}': {msg}") from None
+
+
+def _sampling_params(params: dict[str, object]) -> dict[str, object]:
     """The sampling settings of one record's provenance, without per-request keys."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            return {"raw": raw}
-    if not isinstance(raw, dict):
-        return {}
-    return {k: v for k, v in raw.items() if k not in PER_REQUEST_KEYS}
+    return {k: v for k, v in params.items() if k not in PER_REQUEST_KEYS}

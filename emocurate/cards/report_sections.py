@@ -51,21 +51,18 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
     """Thresholds from the scoring run: calibrated (rate + calibration.json) or fixed z units."""
     cfg = man.config
     vdir = man.vectors.dir
-    metrics_cfg = cfg.get("metrics") or {}
     per: dict[str, float] = {}
     note = ""
-    if cfg.get("flags_off"):
+    if cfg.flags_off:
         return Thresholds(source=man.flags_note or "flags off (not calibrated)", per_metric={})
     # The calibration the scores were made with is in their manifest (a pipeline keeps its
     # calibration.json in its own stage folder, not in the vectors folder).
-    used = cfg.get("calibration")
-    if not cfg.get("z_thresholds") and (
-        used or (vdir and (Path(vdir) / "calibration.json").exists())
-    ):
-        from emocurate.corpus.calibration import Calibration, load_calibration
+    used = cfg.calibration
+    if not cfg.z_thresholds and (used or (vdir and (Path(vdir) / "calibration.json").exists())):
+        from emocurate.corpus.calibration import load_calibration
 
-        cal = Calibration.model_validate(used) if used else load_calibration(vdir)
-        rate = float(cfg.get("fpr", 0.01))
+        cal = used if used else load_calibration(vdir)
+        rate = cfg.fpr
         th = with_lines(cal.thresholds(rate))
         source = (
             f"calibrated: each flag family fires on {100 * rate:g}% of reference-like documents "
@@ -81,14 +78,14 @@ def thresholds(man: ScoreManifest, docs: list[DocRow]) -> Thresholds | None:
 
         def doc_th(d: DocRow, key: str) -> float | None:
             return with_lines(cal.thresholds(rate, d.n_tokens)).get(key)
-    elif metrics_cfg:
-        th = with_lines({k: float(v) for k, v in metrics_cfg.items() if isinstance(v, int | float)})
+    else:
+        fixed = cfg.metrics.model_dump()
+        th = with_lines({k: float(v) for k, v in fixed.items() if isinstance(v, int | float)})
         source = "fixed z-unit thresholds (--z-threshold), not calibrated on a reference"
 
         def doc_th(d: DocRow, key: str) -> float | None:
             return th.get(key)
-    else:
-        return None
+
     for metric, (key, _) in THRESHOLD_OF_METRIC.items():
         if key in th:
             per[metric] = float(th[key])

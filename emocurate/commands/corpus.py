@@ -50,8 +50,8 @@ def calibrate_cmd(
     Example:
       emocurate calibrate runs/vectors
     """
+    from emocurate.configs import ScoreConfig
     from emocurate.corpus.calibrate import calibrate
-    from emocurate.corpus.score import ScoreConfig
     from emocurate.errors import ConfigError
 
     if not 0 < rate < 1:
@@ -221,8 +221,7 @@ def _score_config(opts: dict[str, Any], z_threshold: float | None) -> Any:
     ``--threshold``; ``--z-threshold`` replaces the calibration by fixed z-unit thresholds)."""
     from pydantic import ValidationError
 
-    from emocurate.corpus.regulation import MetricConfig
-    from emocurate.corpus.score import ScoreConfig
+    from emocurate.configs import MetricConfig, ScoreConfig
     from emocurate.errors import ConfigError, first_problem
 
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emocurate.generators.config import GenerateConfig
+from emocurate.configs import GenerateConfig
 
 
 def generate_default(field: str) -> Any:

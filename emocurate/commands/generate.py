@@ -68,7 +68,7 @@ def _run(kind: str, opts: dict[str, Any]) -> None:
 
 def _generate_config(kind: str, opts: dict[str, Any]) -> Any:
     """The run's :class:`GenerateConfig`; a bad value is one line naming its option."""
-    from emocurate.generators.run import GenerateConfig
+    from emocurate.configs import GenerateConfig
 
     try:
         return GenerateConfig(kind=kind, progress=True, **opts)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from emocurate.errors import ConfigError, first_problem
 def _config(opts: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
-    from emocurate.validators.pipeline import ValidateConfig
+    from emocurate.configs import ValidateConfig
 
     try:
         return ValidateConfig(**{k: v for k, v in opts.items() if v is not None})

@@ -102,7 +102,7 @@ def _fit_config(opts: dict[str, Any]) -> Any:
     its option (``--label-map`` is parsed first: a=b,c=d or a YAML/JSON file)."""
     from pydantic import ValidationError
 
-    from emocurate.vectors.fit import FitConfig
+    from emocurate.configs import FitConfig
     from emocurate.vectors.labelled import parse_label_map
 
     try:

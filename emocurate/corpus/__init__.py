@@ -8,13 +8,27 @@ with token spans); ``curate`` applies a YAML policy to it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emocurate.corpus.bundled import bundled_corpus
-from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.regulation import MetricConfig
-from emocurate.corpus.rows import CorpusScore
-from emocurate.corpus.score import ScoreConfig, Scorer
+if TYPE_CHECKING:
+    from emocurate.configs import MetricConfig, ScoreConfig
+    from emocurate.corpus.bundled import bundled_corpus
+    from emocurate.corpus.curate import CuratePolicy
+    from emocurate.corpus.engines import score_corpus
+    from emocurate.corpus.rows import CorpusScore
+    from emocurate.corpus.score import Scorer
+
+# Loaded on first use (PEP 562): importing any ``emocurate.corpus.X`` runs this file, and the
+# torch-free ones (``calibration``, read by ``emocurate.configs``) must not load torch through it.
+_LAZY = {
+    "bundled_corpus": "emocurate.corpus.bundled",
+    "score_corpus": "emocurate.corpus.engines",
+    "MetricConfig": "emocurate.configs",
+    "CorpusScore": "emocurate.corpus.rows",
+    "ScoreConfig": "emocurate.configs",
+    "Scorer": "emocurate.corpus.score",
+    "CuratePolicy": "emocurate.corpus.curate",
+}
 
 
 def read_traces(
@@ -34,15 +48,13 @@ def read_traces(
 
 
 def __getattr__(name: str) -> Any:
-    """``CuratePolicy`` loads polars, so it is imported on first use.
-
-    (The curation function is ``emocurate.corpus.curate.curate``; ``emocurate.corpus.curate`` is
-    its module.)
-    """
-    if name == "CuratePolicy":
+    """The public names, each imported from its module on first use (``CuratePolicy`` loads
+    polars, the scorer torch). The curation function is ``emocurate.corpus.curate.curate``;
+    ``emocurate.corpus.curate`` is its module."""
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module("emocurate.corpus.curate"), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emocurate.configs import MetricConfig
 from emocurate.corpus.calibration import (  # the artifact; re-exported for callers
     CALIBRATION_FILE,
     DEFAULT_RATE,
@@ -57,8 +58,6 @@ from emocurate.corpus.calibration import (  # the artifact; re-exported for call
     MIN_PIECES,
     NEUTRAL_SUBDIR,
     RECOVER_QUANTILE,
-    SHIFT_BAND,
-    SHIFT_MIN_DOCS,
     SHORTEST,
     VERSION,
     Calibration,
@@ -66,26 +65,25 @@ from emocurate.corpus.calibration import (  # the artifact; re-exported for call
     LengthQuantiles,
     Quantiles,
     load_calibration,
-    mirroring_level,
     missing_message,
-    n_pairs,
-    pair_levels,
-    reference_shift,
     vectors_hash,
 )
 from emocurate.corpus.regulation import (
     Axes,
-    MetricConfig,
     TurnSpan,
     analyse,
+    mirroring_level,
+    n_pairs,
+    pair_levels,
     smooth,
     sustained_level,
     valence_of,
 )
+from emocurate.corpus.summary import SHIFT_BAND, SHIFT_MIN_DOCS, reference_shift
 from emocurate.errors import InputError
 
 if TYPE_CHECKING:
-    from emocurate.corpus.score import ScoreConfig
+    from emocurate.configs import ScoreConfig
     from emocurate.vectors.models import LoadedModel
 
 __all__ = [
@@ -239,8 +237,9 @@ def calibrate(
         out_dir: where ``calibration.json`` goes instead (the pipeline's calibrate stage
             writes into its own folder, never into the fit stage's).
     """
+    from emocurate.configs import ScoreConfig
     from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
-    from emocurate.corpus.score import ScoreConfig, ScoredDoc, Scorer, load_vectors
+    from emocurate.corpus.score import ScoredDoc, Scorer, load_vectors
     from emocurate.vectors.models import load_model
 
     cfg = cfg or ScoreConfig()

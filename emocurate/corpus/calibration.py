@@ -1,10 +1,13 @@
 """The calibration artifact: ``VECTORS/calibration.json`` and what scoring reads from it.
 
 The data half of calibrated flags (the per-length quantiles, thresholds at a rate, per-document
-percentiles, the reference-shift verdict, the file's reader). Building one from a reference is
+percentiles, the file's reader). Building one from a reference is
 :mod:`emocurate.corpus.calibrate`, which runs the scorer; this module imports no scorer, so the
 scorer depends on the calibration and not the other way round (see that module's docstring for
-the method).
+the method). It imports no other emocurate module than ``errors``, ``io`` and ``records`` either:
+``emocurate.configs`` (``ScoreConfig.calibration``) and through it ``emocurate.artifacts``
+import it, so the pair levels live in :mod:`emocurate.corpus.regulation` and the
+reference-shift verdict in :mod:`emocurate.corpus.summary`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from emocurate.artifacts import ReferenceShift
-from emocurate.corpus.regulation import Axes, MetricConfig, TurnSpan, pair_level
 from emocurate.errors import InputError
 from emocurate.io import atomic_write_bytes
 from emocurate.records import Model, utc_now
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: emocurate.configs imports this module (ScoreConfig)
+    from emocurate.configs import MetricConfig
     from emocurate.vectors.vectorset import VectorSet
 
 CALIBRATION_FILE = "calibration.json"
@@ -302,40 +304,6 @@ class Calibration(Model):
         return path
 
 
-SHIFT_BAND = (25.0, 75.0)  # the reference's middle half
-SHIFT_MIN_DOCS = 20  # fewer documents: the median says too little
-
-
-def reference_shift(statistic: str, docs: int, median_pct: float) -> ReferenceShift:
-    """Whether the corpus's median document sits in the middle half of the reference.
-
-    ``distress_pct`` of reference-like neutral documents is uniform on [0, 100] (that is what
-    calibrated means), so their median is near 50; a corpus whose median is outside the middle
-    half either carries distress in most documents or is unlike the reference, and then the
-    promised rates do not hold for its neutral text (issue 18: 88 and 118 of 400 neutral
-    documents of another source flagged at a promised 1%).
-    """
-    warning = ""
-    what = "distress" if statistic == "distress" else "mirroring level (dialogues)"
-    if docs >= SHIFT_MIN_DOCS and not SHIFT_BAND[0] <= median_pct <= SHIFT_BAND[1]:
-        high = median_pct > SHIFT_BAND[1]
-        warning = (
-            f"the corpus is unlike the calibration reference: its median document's {what} "
-            f"is at percentile {median_pct:.0f} of the reference (50 for reference-like text), "
-            + (
-                f"so either most documents carry it or {statistic} flags fire more often than "
-                "the promised rate on its neutral text; "
-                if high
-                else f"so {statistic} flags fire less often than the promised rate; "
-            )
-            + "calibrate on neutral text like this corpus (`emocurate calibrate VECTORS "
-            "--reference CORPUS`)"
-        )
-    return ReferenceShift.model_validate(
-        {"statistic": statistic, "docs": docs, "median_percentile": median_pct, "warning": warning}
-    )
-
-
 def load_calibration(vectors_dir: str | Path) -> Calibration:
     """The calibration of a vector folder, or a one-line error saying how to make one."""
     path = Path(vectors_dir) / CALIBRATION_FILE
@@ -366,34 +334,3 @@ def vectors_hash(vs: VectorSet, layer: int) -> str:
         h.update(vs.ref_mean[layer].float().contiguous().numpy().tobytes())
         h.update(vs.ref_std[layer].float().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-# -- statistics ----------------------------------------------------------------------------------
-
-
-def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> list[float]:
-    """Per human->assistant pair, the level below which it is mirroring.
-
-    Flagged at ``arousal_high = t`` iff the value exceeds ``t`` (unsmoothed turn means): the
-    human's arousal when the answer is within ``margin`` of it, else the lower of the two.
-    """
-    ar = []
-    for t in turns:
-        if t.end > t.start:
-            ar.append((t.speaker, float(z[t.start : t.end].mean(0) @ axes.arousal)))
-    out = []
-    for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
-        if sa == "human" and sb == "assistant":
-            out.append(pair_level(a, b, margin))
-    return out
-
-
-def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
-    """The largest :func:`pair_levels` (``-inf`` without pairs): flagged at ``t`` iff above."""
-    return max(pair_levels(z, axes, turns, margin), default=float("-inf"))
-
-
-def n_pairs(turns: Sequence[TurnSpan]) -> int:
-    """Human->assistant pairs among non-empty turns (the mirroring unit)."""
-    sp = [t.speaker for t in turns if t.end > t.start]
-    return sum(a == "human" and b == "assistant" for a, b in zip(sp, sp[1:], strict=False))

@@ -23,7 +23,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emocurate import yamlio
-from emocurate.artifacts import CurateManifest, ScoreManifest, Untrusted
+from emocurate.artifacts import CurateManifest, RuleCount, ScoreManifest, Untrusted
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.guard import check
 from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
 from emocurate.errors import ConfigError, InputError, first_problem
@@ -433,23 +434,22 @@ def curate(
         for name, (sub, fname, table) in tables.items()
         if _write_nonempty(out / sub / fname, table)
     }
-    fields = {
-        "scores_dir": str(sdir),
-        "policy": pol.model_dump(mode="json"),
-        "rows_in": df.height,
-        "kept": int((work["decision"] == "keep").sum()),
-        "flagged": int((work["decision"] == "flag").sum()),
-        "dropped": excluded.height,
-        "rules": summary.to_dicts(),
-        "kept_by_dominant": _kept_by_dominant(kept),
-        "with_text": bool(corpus),
-        "guardrail": guard.model_dump(mode="json"),
-    }
     if written:
         write_configs_readme(
             out, written, title="emocurate curated corpus", note=_readme_note(tables, written)
         )
-    manifest = CurateManifest.model_validate({"stage": "curate", **fields})
+    manifest = CurateManifest(
+        scores_dir=str(sdir),
+        policy=pol.model_dump(mode="json"),
+        rows_in=df.height,
+        kept=int((work["decision"] == "keep").sum()),
+        flagged=int((work["decision"] == "flag").sum()),
+        dropped=excluded.height,
+        rules=[RuleCount.model_validate(r) for r in summary.to_dicts()],
+        kept_by_dominant=_kept_by_dominant(kept),
+        with_text=bool(corpus),
+        guardrail=guard,
+    )
     manifest.save(out)
     return manifest
 
@@ -501,10 +501,8 @@ def _attach_text(
     manifest: ScoreManifest | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Join document texts back by id, re-reading the corpus with the scoring run's options."""
-    cfg = manifest.config if manifest is not None else {}
-    opts = ReadOptions(
-        cfg.get("text_field", "text"), cfg.get("id_field"), cfg.get("max_chars", 2_000_000)
-    )
+    cfg = manifest.config if manifest is not None else ScoreConfig()
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.max_chars)
     wanted = set(kept["doc_id"].to_list()) | set(excluded["doc_id"].to_list())
     ids, texts = [], []
     for item in iter_corpus([str(c) for c in corpus], opts):

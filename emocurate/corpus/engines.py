@@ -25,14 +25,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from emocurate.artifacts import AttributeFiles, ScoreManifest
-from emocurate.corpus.calibration import reference_shift
+from emocurate.artifacts import (
+    AttributeFiles,
+    RegulationVectorsRef,
+    ScoreManifest,
+    ScoreSummary,
+    SkippedEntry,
+    VectorsRef,
+)
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.prepared import Prepared
 from emocurate.corpus.readers import Bad, CorpusPlan, Doc, Item, ReadOptions, plan_corpus
 from emocurate.corpus.rows import TRACE_SCHEMA, CorpusScore, rows_table
 from emocurate.corpus.score import (
     Preparer,
-    ScoreConfig,
     ScoredDoc,
     Scorer,
     flags_note,
@@ -40,6 +46,7 @@ from emocurate.corpus.score import (
     load_vectors,
     with_calibration,
 )
+from emocurate.corpus.summary import reference_shift
 from emocurate.errors import ConfigError, InputError
 from emocurate.io import (
     atomic_write_bytes,
@@ -775,12 +782,15 @@ def _finish(
     tokens = sum(m["tokens"] for m in markers)
     if n_shards == 0:
         write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
-    summary = summarize(out) if scored else {}
-    shift = []
-    if summary and summary.get("pct_medians"):
-        for col, median in summary["pct_medians"].items():
-            stat = col.removesuffix("_pct")
-            shift.append(reference_shift(stat, summary["pct_docs"][col], median).model_dump())
+    summary = summarize(out) if scored else None
+    shift = (
+        []
+        if summary is None
+        else [
+            reference_shift(col.removesuffix("_pct"), summary.pct_docs[col], median)
+            for col, median in summary.pct_medians.items()
+        ]
+    )
     attributes: AttributeFiles | None = None
     if cfg.attributes and plan is not None:
         from emocurate.corpus.attributes import assemble
@@ -788,43 +798,43 @@ def _finish(
         files = assemble(out, [shard_name(m["shard"]) for m in markers], cfg.attributes, plan)
         attributes = AttributeFiles(dir=str(cfg.attributes), files=files)
     new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
-    fields = {
-        "inputs": inputs,
-        "rows_in": rows_in,
-        "scored": scored,
-        "quarantined": quarantined,
-        "tokens": tokens,
-        "shards": n_shards,
-        "resumed_shards": resumed,
-        "seconds": round(seconds, 3),
-        "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 else None,
-        "engine": cfg.engine,
-        "fingerprint": fp,
-        "vectors": {
-            "dir": str(vectors_dir),
-            "model_id": vs.meta.model_id,
-            "model_revision": vs.meta.model_revision,
-            "kind": vs.meta.kind,
-            "layer": vs.layer_or_default(cfg.layer),
-            "n_vectors": len(vs.names),
-            "has_reference": vs.meta.has_reference,
-        },
-        "regulation_vectors": None
+    manifest = ScoreManifest(
+        inputs=inputs,
+        rows_in=rows_in,
+        scored=scored,
+        quarantined=quarantined,
+        tokens=tokens,
+        shards=n_shards,
+        resumed_shards=resumed,
+        seconds=round(seconds, 3),
+        tokens_per_s=round(new_tokens / seconds, 1) if seconds > 0 else None,
+        engine=cfg.engine,
+        fingerprint=fp,
+        vectors=VectorsRef(
+            dir=str(vectors_dir),
+            model_id=vs.meta.model_id,
+            model_revision=vs.meta.model_revision,
+            kind=vs.meta.kind,
+            layer=vs.layer_or_default(cfg.layer),
+            n_vectors=len(vs.names),
+            has_reference=vs.meta.has_reference,
+        ),
+        regulation_vectors=None
         if reg is None
-        else {"model_id": reg.meta.model_id, "n_vectors": len(reg.names)},
-        "config": cfg.model_dump(),
-        "flags_note": flags_note(vectors_dir, cfg),
-        "summary": summary,
-        "reference_shift": shift,
+        else RegulationVectorsRef(model_id=reg.meta.model_id, n_vectors=len(reg.names)),
+        config=cfg,
+        flags_note=flags_note(vectors_dir, cfg),
+        summary=summary,
+        reference_shift=shift,
         # folder entries that were not read (not data files); see emocurate.corpus.readers
-        "skipped": [
-            {"path": x.path, "reason": x.reason}
+        skipped=[
+            SkippedEntry(path=x.path, reason=x.reason)
             for x in (plan.skipped if plan else [])[:MAX_SKIPPED]
         ],
-        "skipped_total": len(plan.skipped) if plan else 0,
-        "attributes": attributes,
-        "timing": timing or {},
-    }
+        skipped_total=len(plan.skipped) if plan else 0,
+        attributes=attributes,
+        timing=timing or {},
+    )
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error
         raise InputError(
             f"row accounting mismatch: {rows_in} in, {scored} scored, {quarantined} quarantined"
@@ -835,16 +845,15 @@ def _finish(
         title="emocurate corpus scores",
         note="One row per document (metrics, flags with token spans); `tokens` holds token-level traces of some documents.",
     )
-    manifest = ScoreManifest.model_validate({"stage": "score", **fields})
     manifest.save(out)
     return manifest
 
 
-def summarize(out: Path) -> dict[str, Any]:
+def summarize(out: Path) -> ScoreSummary:
     """Corpus-level summary: flag counts, metric means, pooled dialogue co-regulation.
 
     Streams the shards (:mod:`emocurate.corpus.summary`): memory does not grow with the corpus.
     """
     from emocurate.corpus.summary import summarize_shards
 
-    return summarize_shards(sorted((out / "data").glob("shard-*.parquet"))).model_dump()
+    return summarize_shards(sorted((out / "data").glob("shard-*.parquet")))

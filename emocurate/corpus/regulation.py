@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from emocurate.artifacts import METRIC_KEYS
+from emocurate.configs import MetricConfig
 from emocurate.records import Flag, Model
 
 # The anchor study's distress examples first, then close relatives; a VectorSet uses whichever
@@ -106,87 +106,6 @@ FALLBACK_VA: dict[str, tuple[float, float]] = {
     "hostile": (-0.7, 0.6),
     "neutral": (0.0, 0.0),
 }
-
-
-class MetricConfig(Model):
-    """Thresholds of the regulation metrics (z units of the neutral reference).
-
-    When the vector set is calibrated, ``threshold``, ``recover_level``, ``escalation_margin``,
-    ``volatility_high``, ``regulation_threshold`` and ``arousal_high`` are replaced per document
-    by quantiles of the reference (:meth:`emocurate.corpus.calibrate.Calibration.metric_config`).
-    """
-
-    smooth: int = Field(default=9, ge=1, description="moving-average window in tokens")
-    threshold: float = Field(
-        default=1.0, description="distress composite level that starts an episode"
-    )
-    recover_level: float = Field(
-        default=0.5, description="level the composite must fall to for recovery"
-    )
-    min_episode: int = Field(
-        default=3,
-        ge=1,
-        description="shortest episode in tokens, on the smoothed series and in raw tokens above",
-    )
-    merge_gap: int = Field(
-        default=4,
-        ge=0,
-        description="runs of the smoothed series closer than this many tokens merge (and runs "
-        "that do not fall back to recover_level in between, whatever the gap)",
-    )
-    recovery_factor: float = Field(
-        default=2.0,
-        gt=0.0,
-        description="recovery window = max(recovery_min, recovery_factor x episode length)",
-    )
-    recovery_min: int = Field(default=32, ge=1, description="shortest recovery window in tokens")
-    tail: int = Field(
-        default=32, ge=1, description="tokens at the end used for end-of-document levels"
-    )
-    escalation_margin: float = Field(
-        default=0.25,
-        ge=0.0,
-        description="escalation: each rising episode peak (or segment mean) must exceed the "
-        "previous one by more than this",
-    )
-    escalation_segments: int = Field(
-        default=4, ge=3, description="escalation by trend: segments whose means must all rise"
-    )
-    volatility_high: float = Field(
-        default=1.0,
-        description="valence swinging above +this and below -this (z) and back, in quick "
-        "succession, flags a volatile span",
-    )
-    volatility_low: float | None = Field(
-        default=None,
-        description="the negative side's level: valence below -this (None: volatility_high); "
-        "calibration sets each side to the level neutral text reaches on a share RATE of "
-        "documents",
-    )
-    swing_gap: int = Field(
-        default=18,
-        ge=1,
-        description="valence swings (visits beyond +/-volatility_high) at most this many tokens "
-        "apart chain into a volatile span",
-    )
-    regulation_threshold: float = Field(
-        default=-1.0, description="regulation-axis level that flags unhealthy spans"
-    )
-    arousal_high: float = Field(
-        default=0.5, description="turn arousal treated as high in dialogues"
-    )
-    mirror_margin: float = Field(
-        default=0.25,
-        description="responder arousal within this of the speaker's counts as mirroring",
-    )
-    dominant_k: int = Field(default=3, ge=1, description="how many dominant emotions to report")
-    coreg_min_pairs: int = Field(
-        default=5, ge=3, description="human->assistant turn pairs needed for coreg_r"
-    )
-
-    def recovery_window(self, episode_len: int) -> int:
-        """Tokens after an episode of ``episode_len`` tokens in which it must recover."""
-        return max(self.recovery_min, int(np.ceil(self.recovery_factor * episode_len)))
 
 
 @dataclass
@@ -1073,6 +992,34 @@ def pair_level(speaker: float, responder: float, margin: float) -> float:
     ``arousal_high = t`` is true iff this exceeds ``t`` (the speaker's arousal when the answer
     is within ``margin`` of it, else the lower of the two). Calibration's per-pair statistic."""
     return speaker if responder >= speaker - margin else min(speaker, responder)
+
+
+def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> list[float]:
+    """Per human->assistant pair, the level below which it is mirroring.
+
+    Flagged at ``arousal_high = t`` iff the value exceeds ``t`` (unsmoothed turn means): the
+    human's arousal when the answer is within ``margin`` of it, else the lower of the two.
+    """
+    ar = []
+    for t in turns:
+        if t.end > t.start:
+            ar.append((t.speaker, float(z[t.start : t.end].mean(0) @ axes.arousal)))
+    out = []
+    for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
+        if sa == "human" and sb == "assistant":
+            out.append(pair_level(a, b, margin))
+    return out
+
+
+def mirroring_level(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> float:
+    """The largest :func:`pair_levels` (``-inf`` without pairs): flagged at ``t`` iff above."""
+    return max(pair_levels(z, axes, turns, margin), default=float("-inf"))
+
+
+def n_pairs(turns: Sequence[TurnSpan]) -> int:
+    """Human->assistant pairs among non-empty turns (the mirroring unit)."""
+    sp = [t.speaker for t in turns if t.end > t.start]
+    return sum(a == "human" and b == "assistant" for a, b in zip(sp, sp[1:], strict=False))
 
 
 def mirrors(speaker: float, responder: float, cfg: MetricConfig) -> bool:

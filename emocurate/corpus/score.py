@@ -19,19 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 
+from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
 from emocurate.corpus.calibration import (
     CALIBRATION_FILE,
-    DEFAULT_RATE,
-    Calibration,
     load_calibration,
-    n_pairs,
 )
 from emocurate.corpus.prepared import Prepared
 from emocurate.corpus.readers import Doc, DocLike, as_docs
@@ -39,113 +36,20 @@ from emocurate.corpus.regulation import (
     Analysis,
     Axes,
     DenseSeries,
-    MetricConfig,
     TurnSpan,
     analyse,
     analyse_dense,
+    n_pairs,
 )
 from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import ConfigError, InputError
-from emocurate.records import Flag, Model
+from emocurate.records import Flag
 from emocurate.vectors.capture import context_length, iter_hidden
 from emocurate.vectors.models import LoadedModel
 from emocurate.vectors.vectorset import VectorSet
 
 TURN_RE = re.compile(r"^[ \t]*(Human|User|Assistant|AI)[ \t]*:[ \t]?", re.MULTILINE)
 ASSISTANT_LABELS = {"assistant", "ai"}
-
-
-class ScoreConfig(Model):
-    """How to read, window, batch, score and trace a corpus."""
-
-    text_field: str = Field(
-        default="text", description="JSON/Parquet field holding the document text"
-    )
-    id_field: str | None = Field(
-        default=None, description="field holding a document id (generated when absent)"
-    )
-    engine: Literal["local", "ray"] = "local"
-    address: str | None = Field(
-        default=None, description="Ray cluster address (engine=ray); local Ray when absent"
-    )
-    ray_actors: int = Field(default=1, ge=1, description="model actors for the Ray engine")
-    batch_tokens: int = Field(default=8192, ge=16, description="padded tokens per forward batch")
-    window: int | None = Field(
-        default=None, ge=8, description="window in tokens (default: model context)"
-    )
-    stride: int | None = Field(
-        default=None, ge=1, description="window start spacing (default: 3/4 of the window)"
-    )
-    device: str = "cpu"
-    dtype: str = Field(
-        default="auto", description="model dtype when loading (auto: bf16 on GPU, fp32 on CPU)"
-    )
-    model: str | None = Field(
-        default=None, description="model path/id (default: the VectorSet's model_id)"
-    )
-    limit: int | None = Field(default=None, ge=1, description="read at most this many input rows")
-    smooth: int = Field(
-        default=9, ge=1, description="moving-average window in tokens before metrics"
-    )
-    shard_size: int = Field(default=256, ge=1, description="input rows per output shard")
-    layer: int | None = Field(
-        default=None, description="probe layer (default: the VectorSet's default layer)"
-    )
-    max_chars: int = Field(default=2_000_000, ge=1, description="longer documents are quarantined")
-    regulation_vectors: str | None = Field(
-        default=None, description="folder of a regulation VectorSet (healthy minus unhealthy)"
-    )
-    metrics: MetricConfig = Field(default_factory=lambda: MetricConfig())
-    fpr: float = Field(
-        default=DEFAULT_RATE,
-        gt=0.0,
-        lt=1.0,
-        description="false-positive rate per flag kind on the calibration reference",
-    )
-    z_thresholds: bool = Field(
-        default=False,
-        description="use the fixed z-unit thresholds of `metrics` instead of the calibration",
-    )
-    calibration: Calibration | None = Field(
-        default=None,
-        description="the vector set's calibration (score_corpus loads calibration.json)",
-    )
-    flags_off: bool = Field(
-        default=False,
-        description="no calibration.json and no z-unit thresholds asked for: no flags are raised "
-        "(metric columns use the fixed z-unit thresholds); the manifest's flags_note says so",
-    )
-    trace_flagged: int = Field(
-        default=50, ge=0, description="token traces kept per shard for flagged documents"
-    )
-    trace_others: int = Field(
-        default=5, ge=0, description="token traces kept per shard for the first unflagged documents"
-    )
-    trace_top: int = Field(
-        default=8, ge=1, description="emotions per trace (highest document means)"
-    )
-    trace_max_tokens: int = Field(default=4096, ge=1, description="tokens kept per trace")
-    overlap: bool | None = Field(
-        default=None,
-        description="pipeline CPU work (tokenising, metrics) "
-        "with the model (default: on for accelerators, off on CPU)",
-    )
-    attributes: str | None = Field(
-        default=None,
-        description="folder for Dolma-style attribute files (flag spans as character offsets)",
-    )
-    metrics_device: Literal["auto", "device", "host"] = Field(
-        default="auto",
-        description="where the dense part of the metrics (smoothing, means, p95, composites) "
-        "runs: 'device' = batched float64 tensors on the model's device (no host copy of the "
-        "[tokens, emotions] scores), 'host' = NumPy per document, 'auto' = device on CUDA, "
-        "host otherwise; the results are the same (to float64 rounding)",
-    )
-    progress: bool = True
-
-    def metric_config(self) -> MetricConfig:
-        """Metric thresholds with this config's smoothing window."""
-        return self.metrics.model_copy(update={"smooth": self.smooth})
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from emocurate.artifacts import Coregulation, ScoreSummary
+from emocurate.artifacts import Coregulation, ReferenceShift, ScoreSummary
 
 # The metrics whose corpus means the manifest reports.
 SUMMARY_METRICS: tuple[str, ...] = (
@@ -166,3 +166,37 @@ def summarize_shards(paths: Iterable[Path]) -> ScoreSummary:
     for p in paths:
         total.merge(shard_totals(p))
     return total.summary()
+
+
+SHIFT_BAND = (25.0, 75.0)  # the reference's middle half
+SHIFT_MIN_DOCS = 20  # fewer documents: the median says too little
+
+
+def reference_shift(statistic: str, docs: int, median_pct: float) -> ReferenceShift:
+    """Whether the corpus's median document sits in the middle half of the reference.
+
+    ``distress_pct`` of reference-like neutral documents is uniform on [0, 100] (that is what
+    calibrated means), so their median is near 50; a corpus whose median is outside the middle
+    half either carries distress in most documents or is unlike the reference, and then the
+    promised rates do not hold for its neutral text (issue 18: 88 and 118 of 400 neutral
+    documents of another source flagged at a promised 1%).
+    """
+    warning = ""
+    what = "distress" if statistic == "distress" else "mirroring level (dialogues)"
+    if docs >= SHIFT_MIN_DOCS and not SHIFT_BAND[0] <= median_pct <= SHIFT_BAND[1]:
+        high = median_pct > SHIFT_BAND[1]
+        warning = (
+            f"the corpus is unlike the calibration reference: its median document's {what} "
+            f"is at percentile {median_pct:.0f} of the reference (50 for reference-like text), "
+            + (
+                f"so either most documents carry it or {statistic} flags fire more often than "
+                "the promised rate on its neutral text; "
+                if high
+                else f"so {statistic} flags fire less often than the promised rate; "
+            )
+            + "calibrate on neutral text like this corpus (`emocurate calibrate VECTORS "
+            "--reference CORPUS`)"
+        )
+    return ReferenceShift.model_validate(
+        {"statistic": statistic, "docs": docs, "median_percentile": median_pct, "warning": warning}
+    )

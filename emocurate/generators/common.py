@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from emocurate.configs import DEFAULT_MAX_TOKENS_PER_ITEM, GenerateConfig
 from emocurate.generators.backends.base import ChatRequest, Completion, Message
-from emocurate.generators.config import DEFAULT_MAX_TOKENS_PER_ITEM, GenerateConfig
 from emocurate.generators.parse import ParseError, completion_items, delimited_instructions
 from emocurate.generators.pricing import cacheable
 from emocurate.generators.prompts import PromptFile, prompt_pair

@@ -39,12 +39,12 @@ from emocurate.artifacts import (
     Spend,
     TokenCounts,
 )
+from emocurate.configs import GenerateConfig, Kind
 from emocurate.errors import ConfigError, Interrupted
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import Backend, ChatRequest
 from emocurate.generators.cache import ResponseCache
 from emocurate.generators.common import BackendInfo, Generator, make_custom_id
-from emocurate.generators.config import GenerateConfig, Kind
 from emocurate.generators.engine import Engine, EngineConfig, RequestResult
 from emocurate.generators.ledger import SPEND_FILE
 from emocurate.generators.parse import ParseError

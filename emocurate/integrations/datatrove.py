@@ -56,7 +56,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'emocurate[datatrove]'"
     ) from exc
 
-from emocurate.corpus.score import ScoreConfig, Scorer
+from emocurate.configs import ScoreConfig
+from emocurate.corpus.score import Scorer
 
 METADATA_KEY = "emocurate"
 

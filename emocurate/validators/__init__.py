@@ -4,11 +4,12 @@ Each validator has a ``name`` and ``check(records) -> list[Verdict]``; :func:`va
 them over a stage folder and writes ``kept/``, ``rejected/`` and the funnel manifest.
 """
 
+from emocurate.configs import DedupConfig, LeakageConfig, RulesConfig, ValidateConfig
 from emocurate.validators.base import LabelItem, Validator, label_items
-from emocurate.validators.dedup import DedupConfig, DedupValidator
-from emocurate.validators.leakage import LeakageConfig, LeakageValidator, find_leaks
-from emocurate.validators.pipeline import ValidateConfig, validate
-from emocurate.validators.rules import RulesConfig, RulesValidator
+from emocurate.validators.dedup import DedupValidator
+from emocurate.validators.leakage import LeakageValidator, find_leaks
+from emocurate.validators.pipeline import validate
+from emocurate.validators.rules import RulesValidator
 
 __all__ = [
     "DedupConfig",

@@ -19,31 +19,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from datasketch import MinHash, MinHashLSH
-from pydantic import Field
 
-from emocurate.records import AnyRecord, Model, Verdict
+from emocurate.configs import DedupConfig
+from emocurate.records import AnyRecord, Verdict
 from emocurate.validators.base import check_text, keep, reject
 
 TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-
-
-class DedupConfig(Model):
-    """Settings of the dedup validator."""
-
-    threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    """Estimated Jaccard similarity of shingle sets at which two texts are duplicates."""
-    num_perm: int = Field(default=128, ge=16, le=1024)
-    """MinHash permutations (more: finer similarity estimates, slower)."""
-    unit: Literal["char", "word"] = "char"
-    """Shingle unit: character n-grams (robust to word swaps and sentence reorders, the
-    default) or word n-grams."""
-    shingle: int = Field(default=4, ge=1, le=16)
-    """Units per shingle (after lower-casing, removing punctuation and collapsing spaces)."""
-    seed: int = 1
-    """MinHash seed (fixed so results do not change between runs)."""
 
 
 def shingles(text: str, n: int, unit: str = "char") -> set[str]:

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
+from emocurate.configs import JudgeConfig, JudgeSpec
 from emocurate.errors import ConfigError
 from emocurate.generators.parse import ParseError
-from emocurate.records import AnyRecord, Model, Verdict, stable_id
+from emocurate.records import AnyRecord, Verdict, stable_id
 from emocurate.taxonomy import Taxonomy, load_taxonomy
 from emocurate.validators.base import LabelItem, keep, label_items, reject
 
@@ -52,47 +52,6 @@ ROLE_INTRO = {
     "human": "Here is what the human says in a conversation with an AI assistant.",
     "assistant": "Here is what the AI assistant says in a conversation with a human.",
 }
-
-
-class JudgeSpec(Model):
-    """One judge: a backend and model (and a base URL for compatible servers)."""
-
-    backend: str
-    model: str
-    base_url: str | None = None
-
-
-class JudgeConfig(Model):
-    """Settings of the judge validator."""
-
-    n_confusable: int = Field(default=3, ge=0)
-    """Distractors drawn from the intended emotion's family."""
-    n_random: int = Field(default=4, ge=0)
-    """Distractors drawn from other families."""
-    max_choices: int = Field(default=3, ge=1)
-    """How many ranked emotions the judge may pick."""
-    accept_rank: int = Field(default=2, ge=1)
-    """A judge agrees when the intended emotion is within its first ``accept_rank`` picks."""
-    min_agreement: float = Field(default=0.5, gt=0.0, le=1.0)
-    """Share of judges that must agree for a text to pass."""
-    temperature: float = 0.0
-    """Sampling temperature of the judge."""
-    max_tokens: int = 300
-    """Answer length limit."""
-    max_chars: int = 6000
-    """Longer texts are cut to this many characters before judging."""
-    reject: bool = True
-    """Reject disagreeing records (False: keep them with the flag in the details)."""
-    concurrency: int = Field(default=8, ge=1)
-    """Requests in flight per judge."""
-    rpm: float | None = None
-    """Client-side requests-per-minute limit per judge."""
-    budget_usd: float | None = None
-    """Stop before spending more than this per judge."""
-    max_retries: int = 6
-    """Retries per request."""
-    progress: bool = True
-    """Show a progress bar (only on a terminal)."""
 
 
 def candidates(item: LabelItem, taxonomy: Taxonomy, cfg: JudgeConfig, seed: int) -> list[str]:

@@ -32,30 +32,16 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
+from emocurate.configs import LeakageConfig
 from emocurate.errors import UnknownEmotionError
-from emocurate.records import AnyRecord, Dialogue, Model, RegulationPair, Story, Verdict
+from emocurate.records import AnyRecord, Dialogue, RegulationPair, Story, Verdict
 from emocurate.taxonomy import Taxonomy, load_taxonomy
 from emocurate.validators.base import keep, reject
 
 SEPARATORS = r"[\s\-\u2010\u2011\u2012\u2013\u2014\u00ad]"
 SUFFIXES = ("s", "es", "ed", "d", "ing", "ly", "ness")
-
-
-class LeakageConfig(Model):
-    """Settings of the leakage validator."""
-
-    dialogue_scope: Literal["all", "own"] = "all"
-    """``all``: each speaker's emotion is searched in every turn; ``own``: only in its turns."""
-    inflect: bool = False
-    """Also accept regular suffixes on single-word terms (see the module docstring)."""
-    extra_terms: dict[str, list[str]] = Field(default_factory=dict)
-    """Additional terms per emotion, on top of the taxonomy's forms and synonyms."""
-    max_spans: int = 5
-    """How many matched spans to keep in a verdict's details."""
 
 
 @dataclass(frozen=True)

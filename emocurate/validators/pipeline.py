@@ -34,112 +34,29 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
 
-from emocurate.artifacts import ValidateManifest
+from emocurate.artifacts import (
+    EmotionFunnel,
+    FunnelStep,
+    ValidateInput,
+    ValidateManifest,
+    ValidatorStats,
+)
+from emocurate.configs import (
+    ValidateConfig,
+)
 from emocurate.errors import ConfigError
 from emocurate.fingerprint import fingerprint
 from emocurate.io import atomic_write_bytes, ensure_dir, write_table
-from emocurate.records import AnyRecord, Model, Verdict, canonical_json
+from emocurate.records import AnyRecord, Verdict, canonical_json
 from emocurate.taxonomy import Taxonomy, load_taxonomy
 from emocurate.validators.base import Validator, check_text, reason_code, record_emotions
-from emocurate.validators.dedup import DedupConfig, DedupValidator
-from emocurate.validators.judge import JudgeConfig, JudgeSpec
-from emocurate.validators.leakage import LeakageConfig, LeakageValidator
-from emocurate.validators.probe import ProbeConfig
+from emocurate.validators.dedup import DedupValidator
+from emocurate.validators.leakage import LeakageValidator
 from emocurate.validators.records_in import Source, input_verdicts, load_records
-from emocurate.validators.rubric import RubricConfig
-from emocurate.validators.rules import RulesConfig, RulesValidator
+from emocurate.validators.rules import RulesValidator
 
-KNOWN_VALIDATORS = ("rules", "leakage", "dedup", "judge", "rubric", "probe")
 CACHE_VERSION = 1
-
-
-class ValidateConfig(Model):
-    """Everything the validate stage needs; flat fields are the common knobs, nested ones the rest."""
-
-    validators: list[str] = Field(default_factory=lambda: ["rules", "leakage", "dedup"])
-    """Validators to run, in order (each sees only rows the earlier ones kept)."""
-    dedup_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    """Estimated Jaccard similarity at which two texts are near-duplicates."""
-    reference_dir: str | None = None
-    """A stage folder of records to deduplicate against (matches are rejected)."""
-    min_words: int = Field(default=20, ge=0)
-    """Fewest words a record may have."""
-    max_words: int = Field(default=1200, ge=1)
-    """Most words a record may have."""
-    judge_backend: str | None = None
-    """Backend of the (first) LLM judge: anthropic, openai, transformers, fake."""
-    judge_model: str | None = None
-    """Model of the (first) LLM judge."""
-    base_url: str | None = None
-    """Base URL of the judge's API (OpenAI-compatible servers, proxies, fakes)."""
-    judges: list[JudgeSpec] = Field(default_factory=list)
-    """Further judges (each backend/model/base_url); several give agreement statistics."""
-    probe_model: str = "stories260K"
-    """Model whose pooled activations the probe reads ("tfidf" for text features)."""
-    seed: int = 0
-    """Seed for the judge's option shuffling and the probe's folds."""
-    taxonomy: str | None = None
-    """A taxonomy YAML to use instead of the bundled one."""
-    rules: RulesConfig | None = None
-    """Advanced rules settings (min_words/max_words above take precedence when set)."""
-    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
-    """Leakage settings."""
-    dedup: DedupConfig | None = None
-    """Advanced dedup settings (dedup_threshold above takes precedence when set)."""
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    rubric: RubricConfig = Field(default_factory=RubricConfig)
-    """The story rubric (graded by the first judge: --judge-backend/--judge-model)."""
-    """Judge settings (options shown, acceptance rule, engine limits)."""
-    probe: ProbeConfig = Field(default_factory=ProbeConfig)
-    """Probe settings (layers, folds, cleanlab filter)."""
-    cache: bool = True
-    """Reuse cached verdicts of finished validators (resume after a kill)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ValidateConfig:
-        unknown = [v for v in self.validators if v not in KNOWN_VALIDATORS]
-        if unknown:
-            raise ValueError(
-                f"unknown validator(s) {unknown}; known: {', '.join(KNOWN_VALIDATORS)}"
-            )
-        if len(set(self.validators)) != len(self.validators):
-            raise ValueError("a validator is listed twice")
-        if self.min_words > self.max_words:
-            raise ValueError(f"min_words {self.min_words} > max_words {self.max_words}")
-        return self
-
-    def rules_config(self) -> RulesConfig:
-        """The rules settings with the flat word bounds applied."""
-        base = self.rules or RulesConfig()
-        upd = {
-            k: getattr(self, k)
-            for k in ("min_words", "max_words")
-            if k in self.model_fields_set or self.rules is None
-        }
-        return base.model_copy(update=upd)
-
-    def dedup_config(self) -> DedupConfig:
-        """The dedup settings with the flat threshold applied."""
-        base = self.dedup or DedupConfig()
-        if "dedup_threshold" in self.model_fields_set or self.dedup is None:
-            return base.model_copy(update={"threshold": self.dedup_threshold})
-        return base
-
-    def judge_specs(self) -> list[JudgeSpec]:
-        """The flat judge (if any) followed by ``judges``."""
-        specs = list(self.judges)
-        if self.judge_backend or self.judge_model:
-            if not (self.judge_backend and self.judge_model):
-                raise ConfigError("the judge needs both --judge-backend and --judge-model")
-            specs.insert(
-                0,
-                JudgeSpec(
-                    backend=self.judge_backend, model=self.judge_model, base_url=self.base_url
-                ),
-            )
-        return specs
 
 
 def build_validators(cfg: ValidateConfig, taxonomy: Taxonomy, out_dir: Path) -> list[Validator]:
@@ -248,8 +165,8 @@ class _Steps:
     def __init__(self, say: Callable[[str], None]) -> None:
         self.say = say
         self.verdicts: dict[str, dict[int, Verdict]] = {}
-        self.funnel: list[dict[str, Any]] = []
-        self.vstats: dict[str, dict[str, Any]] = {}
+        self.funnel: list[FunnelStep] = []
+        self.vstats: dict[str, ValidatorStats] = {}
 
     def apply(
         self,
@@ -271,24 +188,26 @@ class _Steps:
         used = stats.get("used", True) is not False
         status = "used" if used else f"not used: {stats.get('not_used_reason', 'uninformative')}"
         self.funnel.append(
-            {
-                "step": name,
-                "in": len(idx),
-                "rejected": len(idx) - len(survivors),
-                "out": len(survivors),
-                "status": status,
-            }
+            FunnelStep.model_validate(  # "in" is the field's alias (a keyword in Python)
+                {
+                    "step": name,
+                    "in": len(idx),
+                    "rejected": len(idx) - len(survivors),
+                    "out": len(survivors),
+                    "status": status,
+                }
+            )
         )
-        self.vstats[name] = {
-            "checked": len(idx),
-            "rejected": len(idx) - len(survivors),
-            "reasons": dict(codes.most_common()),
-            "seconds": round(seconds, 3),
-            "cached": cached,
-            "used": used,
-            "status": status,
-            "stats": stats,
-        }
+        self.vstats[name] = ValidatorStats(
+            checked=len(idx),
+            rejected=len(idx) - len(survivors),
+            reasons=dict(codes.most_common()),
+            seconds=round(seconds, 3),
+            cached=cached,
+            used=used,
+            status=status,
+            stats=stats,
+        )
         self.say(
             (
                 f"{name}: {len(idx) - len(survivors)} of {len(idx)} rejected"
@@ -365,9 +284,7 @@ def validate(
     verdicts, funnel, vstats = steps_done.verdicts, steps_done.funnel, steps_done.vstats
     rows = _rows(records, verdicts, steps)
     _write_splits(out, records, rows, steps)
-    manifest = ValidateManifest.model_validate(
-        _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
-    )
+    manifest = _manifest(cfg, in_dir, records, sources, rows, funnel, vstats, steps)
     manifest.save(out)
     say(f"kept {manifest.kept} of {n}; wrote {out / 'kept'} and {out / 'rejected'}")
     return manifest
@@ -446,10 +363,11 @@ def _manifest(
     records: Sequence[AnyRecord],
     sources: Sequence[Source],
     rows: list[dict[str, Any]],
-    funnel: list[dict[str, Any]],
-    vstats: dict[str, dict[str, Any]],
+    funnel: list[FunnelStep],
+    vstats: dict[str, ValidatorStats],
     steps: list[str],
-) -> dict[str, Any]:
+) -> ValidateManifest:
+    """The funnel manifest: counts per step, per validator and per emotion, and the config."""
     per_emotion: dict[str, dict[str, Any]] = {}
     for r, row in zip(records, rows, strict=True):
         for e in record_emotions(r):
@@ -461,23 +379,21 @@ def _manifest(
                 slot["kept"] += 1
             else:
                 slot["rejected_by"][row["rejected_by"]] += 1
-    kinds = Counter(r.kind for r in records)
+    kinds = Counter[str](r.kind for r in records)
     kept = sum(1 for row in rows if row["keep"])
-    return {
-        "total": len(records),
-        "kept": kept,
-        "rejected": len(records) - kept,
-        "kinds": dict(kinds),
-        "validators": list(cfg.validators),
-        "funnel": funnel,
-        "per_validator": vstats,
-        "per_emotion": dict(sorted(per_emotion.items())),
-        "per_emotion_note": "a dialogue counts once under each distinct speaker emotion",
-        "input": {
-            "dir": str(in_dir),
-            "files": sorted({s.file for s in sources}),
-            "hash": records_hash(records),
-        },
-        "outputs": {"kept": "kept/data", "rejected": "rejected/data"},
-        "config": cfg.model_dump(mode="json"),
-    }
+    return ValidateManifest(
+        total=len(records),
+        kept=kept,
+        rejected=len(records) - kept,
+        kinds=dict(kinds),
+        validators=list(cfg.validators),
+        funnel=funnel,
+        per_validator=vstats,
+        per_emotion={e: EmotionFunnel.model_validate(f) for e, f in sorted(per_emotion.items())},
+        per_emotion_note="a dialogue counts once under each distinct speaker emotion",
+        input=ValidateInput(
+            dir=str(in_dir), files=sorted({s.file for s in sources}), hash=records_hash(records)
+        ),
+        outputs={"kept": "kept/data", "rejected": "rejected/data"},
+        config=cfg,
+    )

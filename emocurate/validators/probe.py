@@ -24,47 +24,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
+from emocurate.configs import ProbeConfig
 from emocurate.records import AnyRecord, Model, Verdict
 from emocurate.taxonomy import Taxonomy
 from emocurate.validators.base import LabelItem, keep, label_items, reject
-
-
-class ProbeConfig(Model):
-    """Settings of the probe validator."""
-
-    model: str = "stories260K"
-    """Model whose activations are the features, or ``tfidf`` for text features."""
-    layers: list[int] | None = None
-    """Layers whose pooled activations are concatenated (None: every layer of a model with
-    at most 8 layers, otherwise about two thirds of the way up)."""
-    skip: int = 0
-    """Tokens skipped before pooling (the BOS position is never pooled)."""
-    device: str = "cpu"
-    """Torch device for the model."""
-    folds: int = Field(default=5, ge=2)
-    """Cross-validation folds (fewer when a class is smaller)."""
-    min_per_class: int = Field(default=5, ge=2)
-    """Smallest number of texts an emotion needs to be probed."""
-    C: float | None = Field(default=None, gt=0)
-    """Inverse L2 regularisation of the logistic regression; None picks it by an inner
-    3-fold cross-validation (log loss: cleanlab needs good probabilities, not just good
-    argmaxes) over 0.01, 0.1 and 1 within each training fold (pooled
-    activations of several layers are wide and correlated, so the best strength depends on
-    the model and the data size)."""
-    filter_by: str = "prune_by_noise_rate"
-    """cleanlab ``find_label_issues`` method (prune_by_noise_rate, prune_by_class, both,
-    confident_learning, predicted_neq_given)."""
-    reject: bool = True
-    """Reject flagged records (False: keep them, with the flag in the details)."""
-    max_p_informative: float = Field(default=0.01, gt=0, le=1)
-    """The probe only rejects when its out-of-sample accuracy beats the majority-class rate
-    (one-sided binomial test p below this); otherwise its flags are noise and only noted."""
-    seed: int = 0
-    """Seed of the fold split."""
-    batch_tokens: int = 4096
-    """Token budget per forward batch."""
 
 
 class ProbeResult(Model):

@@ -21,13 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
+from emocurate.configs import JudgeSpec, RubricConfig
 from emocurate.errors import ConfigError
 from emocurate.generators.parse import ParseError
-from emocurate.records import AnyRecord, Model, Story, Verdict, stable_id
+from emocurate.records import AnyRecord, Story, Verdict, stable_id
 from emocurate.validators.base import keep, reject
-from emocurate.validators.judge import JudgeSpec, answer_json, grader_engine
+from emocurate.validators.judge import answer_json, grader_engine
 
 CRITERIA: dict[str, str] = {
     "names_emotion": "5 = the emotion is never named (no word form or synonym), only shown "
@@ -43,22 +42,6 @@ SYSTEM = (
     "given premise. Grade each criterion from 1 to 5 with a one-sentence reason, strictly, from "
     "the text alone."
 )
-
-
-class RubricConfig(Model):
-    """Settings of the story rubric."""
-
-    min_score: int = Field(default=3, ge=1, le=5)
-    """A story passes when every criterion scores at least this."""
-    temperature: float = 0.0
-    max_tokens: int = 500
-    max_chars: int = 6000
-    reject: bool = True
-    """Reject failing stories (False: keep them with the flag in the details)."""
-    concurrency: int = Field(default=8, ge=1)
-    budget_usd: float | None = None
-    max_retries: int = 6
-    progress: bool = True
 
 
 def rubric_schema() -> dict[str, Any]:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
+from emocurate.configs import Action, RulesConfig
 from emocurate.records import (
     AnyRecord,
     Dialogue,
-    Model,
     NeutralDialogue,
     RegulationPair,
     Story,
@@ -41,8 +41,6 @@ from emocurate.records import (
     record_text,
 )
 from emocurate.validators.base import check_text, keep, reject
-
-Action = Literal["reject", "flag", "off"]
 
 WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 _FUNCTION_WORDS = (
@@ -79,35 +77,6 @@ META_PATTERNS = [
     r"(?m)^\s*(?:note|disclaimer)\s*:",
     r"\bi hope (?:you enjoy|this (?:story|helps|meets))",
 ]
-
-
-class RulesConfig(Model):
-    """Settings of the rules validator (all thresholds are inclusive bounds)."""
-
-    min_words: int = 20
-    """Fewest words a record may have (dialogue: all turns; regulation: all three parts)."""
-    max_words: int = 1200
-    """Most words a record may have."""
-    min_english: float = 0.15
-    """Smallest share of English function words among words (texts of 8+ words)."""
-    max_non_latin: float = 0.10
-    """Largest share of letters outside the Latin script."""
-    min_alpha: float = 0.70
-    """Smallest share of letters among non-space characters."""
-    max_vowelless: float = 0.15
-    """Largest share of 4+-letter words without a vowel (keyboard mash)."""
-    max_repeat_run: int = 4
-    """Longest run of one word repeated back to back ("the the the the")."""
-    min_distinct_trigrams: float = 0.5
-    """Smallest share of distinct word trigrams (texts of 20+ words)."""
-    truncation: Action = "reject"
-    """What to do with a text that ends mid-sentence."""
-    strict_stop_reason: bool = False
-    """Treat a max-token stop as truncated even when the text ends on a full sentence."""
-    meta_action: Action = "reject"
-    """What to do with refusals and meta-text."""
-    language_action: Action = "reject"
-    """What to do with non-English or garbled text."""
 
 
 def words(text: str) -> list[str]:

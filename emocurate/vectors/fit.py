@@ -47,11 +47,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field, PlainValidator
-from pydantic_core import PydanticCustomError
 
 from emocurate.artifacts import (
     EVALUATION_FILE,
@@ -63,9 +61,10 @@ from emocurate.artifacts import (
     LayerSelection,
     VectorSetMeta,
 )
+from emocurate.configs import FitConfig, expected_fit_methods
 from emocurate.errors import ConfigError, InputError, UnknownEmotionError
 from emocurate.io import atomic_write_bytes, ensure_dir, read_records, read_table
-from emocurate.records import Dialogue, Model, NeutralDialogue, Story, canonical_json
+from emocurate.records import Dialogue, NeutralDialogue, Story, canonical_json
 from emocurate.vectors.capture import (
     context_length,
     has_bos,
@@ -104,79 +103,6 @@ SELECTION_TEST = (
     "disagree) of the most accurate alternative against the default, Bonferroni over the "
     "alternative layers"
 )
-
-
-def _expected_methods() -> str:
-    """The registered names as pydantic words a ``Literal``'s choices: 'a', 'b' or 'c'."""
-    names = [repr(n) for n in AGGREGATORS]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-
-
-def _known_method(value: object) -> str:
-    """``FitConfig.method`` validator: a registered name, else pydantic's ``Literal`` error
-    (same type and words as when the names were a ``Literal``, so messages are unchanged)."""
-    if isinstance(value, str) and value in AGGREGATORS:
-        return value
-    raise PydanticCustomError(
-        "literal_error", "Input should be {expected}", {"expected": _expected_methods()}
-    )
-
-
-class FitConfig(Model):
-    """Options of ``emocurate fit`` (one per CLI flag)."""
-
-    model: str = "stories260K"
-    layers: str = "auto"  # auto | all | "N,M"
-    method: Annotated[str, PlainValidator(_known_method)] = "mean_diff"
-    """A registered fitting method (:data:`AGGREGATORS`): ``mean_diff`` (the study's), ``pca``,
-    ``logistic``, or a name added with :func:`register_aggregator`."""
-    skip: int | None = Field(None, ge=0)
-    """Pool from this token on; ``None``: the study's 50 for stage folders of generated stories,
-    0 (the whole text, a document-level reading) for ``records`` files of labelled text, which
-    have no prompt opening and are often one sentence."""
-    short: Literal["skip", "clip"] = "skip"
-    """Records with no token at or after the pooling start: ``skip`` leaves them out (counted),
-    ``clip`` pools them from half their length (never before the generated part)."""
-    pooling: Literal["mean", "last"] = (
-        "mean"  # mean from token skip (anchor), or the last token only
-    )
-    batch_tokens: int = Field(8192, ge=16)
-    neutral_variance: float = Field(0.5, ge=0.0, le=1.0)
-    standardize: Literal["dims", "none"] = "none"
-    """``none`` (default): the study's raw mean difference; massive-activation dimensions are
-    handled by never pooling the first position and by the neutral-PC projection. ``dims``
-    (opt-in): differences in coordinates scaled by each dimension's sd over the pooled fitted
-    texts; slightly better on SmolLM2's classification, but its saved direction (md/sd^2)
-    misdirects known-answer recovery (docs/vectors.md has both measurements)."""
-    holdout: float = Field(0.2, ge=0.0, lt=1.0)
-    seed: int = 0
-    eval_seeds: int = Field(5, ge=1)
-    """Split seeds of the held-out evaluation (``seed``, ``seed + 1``, ...)."""
-    device: str = "cpu"
-    dtype: str = "auto"
-    max_length: int | None = None
-    logit_lens_k: int = 10
-    max_auto_layers: int = Field(16, ge=2)  # layers swept by "auto" on deep models
-    records: str | None = None
-    """A labelled file (JSONL/CSV/Parquet) or ``bundled:scenarios`` to fit instead of a stage
-    folder (:mod:`emocurate.vectors.labelled`)."""
-    text_field: str = "text"
-    label_field: str = "label"
-    id_field: str | None = None
-    label_map: dict[str, str] | str | None = None
-    """Source label -> emotion name: a mapping, ``a=b,c=d`` or a YAML/JSON file."""
-    data_licence: str | None = None
-    """Licence of the fitted texts, named on the vector card."""
-
-    def resolved_skip(self) -> int:
-        """``skip``, or its default for the input: 50 for stage folders, 0 for records files."""
-        if self.skip is not None:
-            return self.skip
-        return 0 if self.records else STUDY_SKIP
-
-
-STUDY_SKIP = 50
-"""The study's pooling start for generated stories (tokens)."""
 
 
 def load_labelled(cfg: FitConfig) -> tuple[list[Story], FitDataSource]:
@@ -496,7 +422,7 @@ def register_aggregator(
 def get_aggregator(name: str) -> tuple[Aggregator, bool]:
     """The registered method ``name`` and whether it is ``sums_only``."""
     if name not in AGGREGATORS:
-        raise ConfigError(f"--method: Input should be {_expected_methods()}")
+        raise ConfigError(f"--method: Input should be {expected_fit_methods()}")
     return AGGREGATORS[name], name in SUMS_ONLY
 
 

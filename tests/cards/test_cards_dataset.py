@@ -153,3 +153,27 @@ def test_generation_manifest_is_read_through_the_typed_model(
     (gen / "manifest.json").write_text(json.dumps({**raw, "stage": 3}))
     with pytest.raises(InputError, match=r"manifest\.json.*stage"):
         generation_manifest(gen)
+
+
+def test_provenance_is_read_as_the_typed_record(tmp_path: Path) -> None:
+    """Provenance columns are parsed into ``records.Provenance`` (params from their JSON
+    string); a malformed one is a one-line error naming the row and field, not a guess."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emocurate.cards.inputs import summarize_records
+
+    folder = tmp_path / "gen"
+    recs = fx.stories(4)
+    write_records(folder, recs)
+    s = summarize_records(folder)
+    assert s.with_provenance == 4
+    assert s.output_tokens == sum(r.provenance.output_tokens for r in recs if r.provenance)
+    assert s.backends and "?" not in s.backends and sum(s.params.values()) == 4
+
+    (path,) = sorted(folder.rglob("*.parquet"))
+    rows = pq.read_table(path).to_pylist()
+    rows[2]["provenance"]["params"] = "{not json"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    with pytest.raises(InputError, match=r"row 2: provenance field 'params'"):
+        summarize_records(folder)

@@ -152,7 +152,7 @@ def test_report_decision_sections(stages: dict[str, Path], tmp_path: Path) -> No
     for t in traces:
         t["flags"] = []
     pq.write_table(pa.Table.from_pylist(traces), scores / "tokens" / "shard-00000.parquet")
-    metrics = {"threshold": 9.0, "escalation_slope": 1.0, "volatility_high": 0.75}
+    metrics = {"threshold": 9.0, "volatility_high": 0.75}  # MetricConfig fields (typed config)
     ScoreManifest(
         inputs=["sample.jsonl"],
         rows_in=len(table),

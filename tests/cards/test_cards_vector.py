@@ -76,8 +76,9 @@ def test_vector_card_from_a_fit_states_the_lexical_verdict(tmp_path: Path) -> No
     sys.path.insert(0, str(Path(__file__).parents[1] / "vectors"))
     from synth import make_stories
 
+    from emocurate.configs import FitConfig
     from emocurate.io import write_records
-    from emocurate.vectors.fit import FitConfig, fit_vectors
+    from emocurate.vectors.fit import fit_vectors
     from emocurate.vectors.models import load_model
 
     write_records(tmp_path / "rec", make_stories(8))

@@ -50,8 +50,8 @@ def make_vectorset(
 @pytest.fixture(scope="session")
 def vs_dir(lm: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A vector set calibrated on the neutral texts (``calibration.json``)."""
+    from emocurate.configs import ScoreConfig
     from emocurate.corpus.calibrate import calibrate
-    from emocurate.corpus.score import ScoreConfig
 
     d = tmp_path_factory.mktemp("vectors")
     make_vectorset(lm).save(d)

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.batched import dense_batch
 from emocurate.corpus.regulation import (
     Analysis,
     DenseSeries,
-    MetricConfig,
     TurnSpan,
     analyse,
     analyse_dense,
     dense_series,
 )
-from emocurate.corpus.score import ScoreConfig, ScoredDoc, Scorer
+from emocurate.corpus.score import ScoredDoc, Scorer
 from emocurate.records import FLAG_KINDS
 from emocurate.vectors.models import LoadedModel
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.calibrate import (
     CALIBRATION_FILE,
     Calibration,
@@ -17,8 +18,7 @@ from emocurate.corpus.calibrate import (
     load_calibration,
 )
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.regulation import Axes, MetricConfig, episode_runs, smooth, sustained_level
-from emocurate.corpus.score import ScoreConfig
+from emocurate.corpus.regulation import Axes, episode_runs, smooth, sustained_level
 from emocurate.errors import InputError
 from emocurate.vectors.models import LoadedModel
 
@@ -122,7 +122,7 @@ def test_score_without_calibration_scores_with_flags_off_and_says_so(
     make_vectorset(lm).save(d)
     src = write_jsonl(tmp_path / "c.jsonl", 5)
     m = score_corpus([src], d, tmp_path / "o", ScoreConfig(progress=False), lm=lm)
-    assert m.scored == 5 and m.config["flags_off"] and m.config["calibration"] is None
+    assert m.scored == 5 and m.config.flags_off and m.config.calibration is None
     assert "flags off" in m.flags_note and "emocurate calibrate" in m.flags_note
     assert m.summary is not None and m.summary.docs_flagged == 0
     main(["score", str(src), "--vectors", str(d), "--out", str(tmp_path / "o2")])
@@ -136,7 +136,7 @@ def test_score_without_calibration_scores_with_flags_off_and_says_so(
     m = score_corpus(
         [src], d, tmp_path / "o3", ScoreConfig(progress=False, z_thresholds=True), lm=lm
     )
-    assert m.scored == 5 and not m.config["flags_off"] and m.flags_note == ""
+    assert m.scored == 5 and not m.config.flags_off and m.flags_note == ""
 
 
 def test_calibration_of_other_smoothing_or_vectors_is_refused(

@@ -15,9 +15,9 @@ from datatrove.executor import LocalPipelineExecutor  # noqa: E402
 from datatrove.pipeline.readers import JsonlReader  # noqa: E402
 from datatrove.pipeline.writers import JsonlWriter  # noqa: E402
 
+from emocurate.configs import ScoreConfig  # noqa: E402
 from emocurate.corpus.curate import CuratePolicy  # noqa: E402
 from emocurate.corpus.engines import score_corpus  # noqa: E402
-from emocurate.corpus.score import ScoreConfig  # noqa: E402
 from emocurate.errors import InputError  # noqa: E402
 from emocurate.integrations.datatrove import EmocurateFilter, EmocurateScorer  # noqa: E402
 

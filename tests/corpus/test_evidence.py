@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.readers import Doc
-from emocurate.corpus.score import Preparer, ScoreConfig, Scorer
+from emocurate.corpus.score import Preparer, Scorer
 from emocurate.records import Flag
 from emocurate.vectors.models import LoadedModel
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import InputError
 
 

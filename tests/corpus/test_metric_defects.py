@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emocurate.corpus.regulation import Axes, MetricConfig, TurnSpan, analyse
+from emocurate.configs import MetricConfig
+from emocurate.corpus.regulation import Axes, TurnSpan, analyse
 
 NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
 AXES = Axes.for_names(NAMES, va={})

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.score import ScoreConfig
 
 from .conftest import write_jsonl
 

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emocurate.corpus.regulation import (
-    Axes,
-    MetricConfig,
-    TurnSpan,
-    analyse,
-    find_runs,
-    pearson,
-    smooth,
-)
+from emocurate.configs import MetricConfig
+from emocurate.corpus.regulation import Axes, TurnSpan, analyse, find_runs, pearson, smooth
 
 NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "surprised"]
 AXES = Axes.for_names(NAMES, va={})

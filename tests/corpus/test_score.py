@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.score import ScoreConfig, Scorer, find_turns, plan_windows
+from emocurate.corpus.score import Scorer, find_turns, plan_windows
 from emocurate.vectors.capture import token_activations
 from emocurate.vectors.models import LoadedModel
 from emocurate.vectors.vectorset import VectorSet
@@ -179,7 +180,7 @@ def slow(*a, **k):
     time.sleep(0.4)
     return m
 eng.write_shard = slow
-from emocurate.corpus.score import ScoreConfig
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import score_corpus
 score_corpus([sys.argv[1]], sys.argv[2], sys.argv[3], ScoreConfig(shard_size=3, window=64, id_field="id"))
 """

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import emocurate.corpus.engines as engines
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import score_corpus
 from emocurate.corpus.readers import CorpusPlan
-from emocurate.corpus.score import ScoreConfig
 from emocurate.errors import ModelLoadError
 
 from .conftest import write_jsonl

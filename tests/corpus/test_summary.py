@@ -13,9 +13,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.engines import score_corpus
-from emocurate.corpus.regulation import MetricConfig, pearson
-from emocurate.corpus.score import ScoreConfig
+from emocurate.corpus.regulation import pearson
 from emocurate.corpus.summary import SUMMARY_METRICS, CoMoments, summarize_shards
 from emocurate.vectors.models import LoadedModel
 from tests.corpus.conftest import write_jsonl

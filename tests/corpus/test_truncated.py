@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import emocurate.vectors.models as models
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.engines import Prefetch, score_corpus
 from emocurate.corpus.rows import CorpusScore
-from emocurate.corpus.score import ScoreConfig, Scorer
+from emocurate.corpus.score import Scorer
 from emocurate.vectors.models import LoadedModel, load_model
 
 from .conftest import STORIES, make_vectorset, write_jsonl

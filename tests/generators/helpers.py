@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emocurate.generators.run import GenerateConfig
+from emocurate.configs import GenerateConfig
 from emocurate.records import Story
 from tests.fakes.llm_servers import fake_anthropic_server, fake_openai_server
 
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import sys
-from emocurate.generators.run import GenerateConfig, run_generation
+from emocurate.configs import GenerateConfig
+from emocurate.generators.run import run_generation
 cfg = GenerateConfig.model_validate_json(sys.argv[1])
 run_generation(cfg, sys.argv[2])
 """

@@ -11,10 +11,11 @@ import time
 import pytest
 
 from emocurate.artifacts import BatchRun
+from emocurate.configs import GenerateConfig
 from emocurate.errors import BudgetExceeded, ConfigError
 from emocurate.generators.backends.base import Completion
 from emocurate.generators.pricing import find_price
-from emocurate.generators.run import GenerateConfig, plan_requests, run_generation
+from emocurate.generators.run import plan_requests, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import BatchFaults, fake_anthropic_server

@@ -7,10 +7,11 @@ import socket
 
 import pytest
 
+from emocurate.configs import GenerateConfig
 from emocurate.errors import BackendError
 from emocurate.generators.backends import make_backend
 from emocurate.generators.backends.base import CallError, ChatRequest, Message
-from emocurate.generators.run import GenerateConfig, run_generation
+from emocurate.generators.run import run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import FAULT_KINDS, Faults, fake_anthropic_server

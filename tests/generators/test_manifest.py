@@ -9,9 +9,10 @@ import json
 import pytest
 
 from emocurate.artifacts import GenerateManifest
+from emocurate.configs import GenerateConfig
 from emocurate.errors import InputError
 from emocurate.generators.backends.fake import FakeBackend
-from emocurate.generators.run import GenerateConfig, run_generation
+from emocurate.generators.run import run_generation
 from emocurate.io import MANIFEST
 from tests.fakes.llm_servers import Faults, fake_anthropic_server
 from tests.generators.helpers import hosted_cfg

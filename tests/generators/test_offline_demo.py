@@ -8,8 +8,9 @@ import time
 import pytest
 
 from emocurate.artifacts import GenerateManifest
+from emocurate.configs import GenerateConfig
 from emocurate.generators.backends.transformers_backend import TransformersBackend
-from emocurate.generators.run import GenerateConfig, run_generation
+from emocurate.generators.run import run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
 

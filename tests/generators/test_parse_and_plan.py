@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
+from emocurate.configs import GenerateConfig
 from emocurate.generators.backends.base import Completion
 from emocurate.generators.common import (
     BackendInfo,
@@ -23,7 +24,7 @@ from emocurate.generators.parse import (
     render_delimited,
 )
 from emocurate.generators.prompts import load_prompt
-from emocurate.generators.run import GenerateConfig, generator_class, make_generator
+from emocurate.generators.run import generator_class, make_generator
 from emocurate.taxonomy import Topic, load_taxonomy
 
 CHAT = BackendInfo(name="anthropic", model="claude-sonnet-4-6", chat=True, supports_schema=True)

@@ -11,13 +11,14 @@ import sys
 import pytest
 
 from emocurate.config import parse_pipeline
+from emocurate.configs import GenerateConfig
 from emocurate.errors import ConfigError
 from emocurate.generators.backends.base import ChatRequest, Completion, Message
 from emocurate.generators.backends.fake import FakeBackend
 from emocurate.generators.common import BackendInfo
 from emocurate.generators.engine import TIMEOUT_MARGIN, Engine, EngineConfig
 from emocurate.generators.parse import ParseError
-from emocurate.generators.run import GenerateConfig, generator_class
+from emocurate.generators.run import generator_class
 from emocurate.generators.style import SIMPLE_BELOW_PARAMS, choose_style
 from emocurate.generators.text import answer_text
 from emocurate.records import Story

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from emocurate.cli import main
-from emocurate.generators.run import GenerateConfig, plan_requests, run_generation
+from emocurate.configs import GenerateConfig
+from emocurate.generators.run import plan_requests, run_generation
 from emocurate.io import read_records
 from emocurate.records import Story
 from tests.fakes.llm_servers import fake_anthropic_server

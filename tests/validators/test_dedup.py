@@ -6,7 +6,8 @@ from collections import defaultdict
 
 import pytest
 
-from emocurate.validators.dedup import DedupConfig, DedupValidator, shingles
+from emocurate.configs import DedupConfig
+from emocurate.validators.dedup import DedupValidator, shingles
 
 from .conftest import make_story
 from .synth import dedup_set

@@ -10,16 +10,11 @@ from typing import Any
 
 import pytest
 
+from emocurate.configs import JudgeConfig, JudgeSpec, ValidateConfig
 from emocurate.taxonomy import load_taxonomy
 from emocurate.validators.base import LabelItem
-from emocurate.validators.judge import (
-    JudgeConfig,
-    JudgeSpec,
-    JudgeValidator,
-    candidates,
-    parse_choices,
-)
-from emocurate.validators.pipeline import ValidateConfig, validate
+from emocurate.validators.judge import JudgeValidator, candidates, parse_choices
+from emocurate.validators.pipeline import validate
 
 from .conftest import make_dialogue, make_story, write_stage
 

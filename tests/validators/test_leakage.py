@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emocurate.validators.leakage import LeakageConfig, LeakageValidator, find_leaks
+from emocurate.configs import LeakageConfig
+from emocurate.validators.leakage import LeakageValidator, find_leaks
 
 from .conftest import make_dialogue, make_regulation, make_story
 

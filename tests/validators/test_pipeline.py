@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from emocurate.configs import ValidateConfig
 from emocurate.errors import InputError
 from emocurate.records import Story
-from emocurate.validators.pipeline import ValidateConfig, validate
+from emocurate.validators.pipeline import validate
 
 from .conftest import GOOD, make_dialogue, make_story, write_stage
 

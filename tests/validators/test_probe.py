@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from emocurate.validators.probe import ProbeConfig, ProbeValidator
+from emocurate.configs import ProbeConfig
+from emocurate.validators.probe import ProbeValidator
 
 from .conftest import make_story
 from .synth import labelled_stories

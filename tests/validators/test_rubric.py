@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from emocurate.configs import JudgeSpec, RubricConfig, ValidateConfig
 from emocurate.generators.parse import ParseError
-from emocurate.validators.judge import JudgeSpec
-from emocurate.validators.pipeline import ValidateConfig, validate
-from emocurate.validators.rubric import CRITERIA, RubricConfig, RubricValidator, parse_rubric
+from emocurate.validators.pipeline import validate
+from emocurate.validators.rubric import CRITERIA, RubricValidator, parse_rubric
 
 from .conftest import make_dialogue, make_story, write_stage
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emocurate.validators.rules import RulesConfig, RulesValidator, ends_mid_sentence
+from emocurate.configs import RulesConfig
+from emocurate.validators.rules import RulesValidator, ends_mid_sentence
 
 from .conftest import GOOD, make_dialogue, make_regulation, make_story
 

@@ -7,17 +7,11 @@ import torch
 from pydantic import ValidationError
 from synth import make_stories
 
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
 from emocurate.vectors import fit
 from emocurate.vectors.evaluate import read_evaluation
-from emocurate.vectors.fit import (
-    AGGREGATORS,
-    SUMS_ONLY,
-    FitConfig,
-    Pooled,
-    fit_vectors,
-    register_aggregator,
-)
+from emocurate.vectors.fit import AGGREGATORS, SUMS_ONLY, Pooled, fit_vectors, register_aggregator
 from emocurate.vectors.vectorset import VectorSet
 
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from synth import make_stories
 
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
 from emocurate.vectors import evaluate as ev
-from emocurate.vectors.fit import FitConfig, fit_vectors
+from emocurate.vectors.fit import fit_vectors
 from emocurate.vectors.models import unembedding
 from emocurate.vectors.vectorset import VectorSet, VectorSetMeta
 

@@ -10,12 +10,12 @@ import torch
 from synth import make_stories
 from tiny import tiny_lm
 
+from emocurate.configs import FitConfig
 from emocurate.errors import ConfigError, InputError
 from emocurate.io import write_records
 from emocurate.records import Dialogue, NeutralDialogue, Story, Turn
 from emocurate.vectors.capture import token_activations
 from emocurate.vectors.fit import (
-    FitConfig,
     Moments,
     fit_vectors,
     neutral_projection,
@@ -258,7 +258,8 @@ def test_split_is_stratified_and_keeps_training_rows():
 
 def test_fit_refuses_a_holdout_it_cannot_evaluate(tmp_path, lm260k):
     """One story per emotion used to fit with no held-out rows and no word about it."""
-    from emocurate.vectors.fit import FitConfig, fit_vectors, min_records_for_holdout
+    from emocurate.configs import FitConfig
+    from emocurate.vectors.fit import fit_vectors, min_records_for_holdout
 
     assert min_records_for_holdout(0.2) == 5 and min_records_for_holdout(0.1) == 6
     write_records(tmp_path / "rec", make_stories(1) + make_stories(4, emotions=["happy"], seed=1))

@@ -14,8 +14,9 @@ import pytest
 import torch
 from synth import make_stories
 
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
-from emocurate.vectors.fit import FitConfig, fit_vectors
+from emocurate.vectors.fit import fit_vectors
 
 LAYER = 4
 

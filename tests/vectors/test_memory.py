@@ -15,9 +15,10 @@ import pytest
 from tiny import tiny_lm
 from torch.profiler import ProfilerActivity, profile
 
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
 from emocurate.records import Story
-from emocurate.vectors.fit import FitConfig, fit_vectors
+from emocurate.vectors.fit import fit_vectors
 
 WORDS = [
     "the",

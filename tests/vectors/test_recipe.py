@@ -16,13 +16,13 @@ import pytest
 import torch
 from synth import make_stories
 
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
 from emocurate.records import Story
 from emocurate.vectors.capture import encode, pool_start
 from emocurate.vectors.evaluate import Evaluation, lexical_baseline, mcnemar_one_sided
 from emocurate.vectors.fit import (
     MIN_SELECTION_ROWS,
-    FitConfig,
     choose_layer,
     encode_with_offsets,
     fit_vectors,

@@ -18,9 +18,10 @@ from synth import make_stories
 from tiny import tiny_lm
 
 from emocurate.cli import main
+from emocurate.configs import FitConfig
 from emocurate.io import write_records
 from emocurate.vectors.capture import capture
-from emocurate.vectors.fit import FitConfig, fit_vectors
+from emocurate.vectors.fit import fit_vectors
 from emocurate.vectors.steer import (
     NEUTRAL_PROMPTS,
     STEERING_FILE,
