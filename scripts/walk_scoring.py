@@ -55,8 +55,8 @@ NAMES = ["happy", "sad", "afraid", "angry", "calm", "desperate", "relieved", "su
 
 def build_vectors(root: Path) -> Path:
     """A calibrated VectorSet on stories260K (random directions, neutral reference)."""
+    from emocurate.configs import ScoreConfig
     from emocurate.corpus.calibrate import calibrate
-    from emocurate.corpus.score import ScoreConfig
     from emocurate.vectors.capture import token_activations
     from emocurate.vectors.models import default_layer, load_model
     from emocurate.vectors.vectorset import VectorSet, VectorSetMeta

@@ -128,7 +128,7 @@ def _drift(path: tuple[str, ...], model: Any, fields: dict[str, str]) -> dict[st
 @pytest.mark.parametrize("kind", ["stories", "dialogues", "neutral", "regulation"])
 def test_generate_defaults_are_the_config_defaults(kind: str) -> None:
     from emocurate.commands.generate import DEFAULT_EMOTIONS
-    from emocurate.generators.config import GenerateConfig
+    from emocurate.configs import GenerateConfig
 
     assert _drift(("generate", kind), GenerateConfig, GENERATE_FIELDS) == {}
     cli = _cli_defaults("generate", kind)
@@ -137,14 +137,13 @@ def test_generate_defaults_are_the_config_defaults(kind: str) -> None:
 
 
 def test_fit_defaults_are_the_config_defaults() -> None:
-    from emocurate.vectors.fit import FitConfig
+    from emocurate.configs import FitConfig
 
     assert _drift(("fit",), FitConfig, FIT_FIELDS) == {}
 
 
 def test_score_and_calibrate_defaults_are_the_config_defaults() -> None:
-    from emocurate.corpus.regulation import MetricConfig
-    from emocurate.corpus.score import ScoreConfig
+    from emocurate.configs import MetricConfig, ScoreConfig
 
     assert _drift(("score",), ScoreConfig, SCORE_FIELDS) == {}
     assert _drift(("calibrate",), ScoreConfig, CALIBRATE_FIELDS) == {}
@@ -154,7 +153,7 @@ def test_score_and_calibrate_defaults_are_the_config_defaults() -> None:
 
 
 def test_validate_defaults_are_the_config_defaults() -> None:
-    from emocurate.validators.pipeline import ValidateConfig
+    from emocurate.configs import ValidateConfig
 
     assert _drift(("validate",), ValidateConfig, VALIDATE_FIELDS) == {}
     cli = _cli_defaults("validate")

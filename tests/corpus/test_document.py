@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emocurate.configs import ScoreConfig
 from emocurate.corpus.prepared import Prepared
 from emocurate.corpus.readers import Bad, Doc, iter_corpus
-from emocurate.corpus.score import ScoreConfig, Scorer
+from emocurate.corpus.score import Scorer
 from emocurate.vectors.models import LoadedModel
 
 from .conftest import STORIES, make_vectorset
