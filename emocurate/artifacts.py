@@ -929,6 +929,27 @@ class ScoreManifest(Manifest):
         return v or None  # written as {} when nothing was scored
 
 
+class ShardMarker(Model):
+    """``<scores>/_done/shard-XXXXX.json``: shard ``shard`` of a score run is written.
+
+    Written last (after the shard's Parquet and quarantine files), so its presence means the
+    shard is finished; ``fingerprint`` stops a rerun with other inputs, config or vectors from
+    reusing it. The counts add up into :class:`ScoreManifest` without reading the shard again.
+    """
+
+    shard: int
+    rows_in: int = Field(description="input rows of the shard (quarantined ones included)")
+    scored: int
+    quarantined: int
+    tokens: int
+    traces: int = Field(description="rows in the shard's tokens/*.parquet")
+    fingerprint: str
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (``json.dumps`` of the fields, the layout markers always had)."""
+        return json.dumps(self.model_dump()).encode()
+
+
 class RuleCount(Model):
     """What one policy rule did (``summary/rules.parquet`` holds the same rows)."""
 

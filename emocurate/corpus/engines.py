@@ -24,13 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from emocurate.artifacts import (
     AttributeFiles,
+    ReferenceShift,
     RegulationVectorsRef,
     ScoreManifest,
     ScoreSummary,
+    ShardMarker,
     SkippedEntry,
+    TraceRow,
     VectorsRef,
 )
 from emocurate.configs import ScoreConfig
@@ -127,8 +131,12 @@ def _marker(out: Path, k: int) -> Path:
     return out / DONE / f"{shard_name(k)}.json"
 
 
-def read_marker(out: Path, k: int, fp: str) -> dict[str, Any] | None:
-    """The completion marker of shard ``k`` if it exists and matches ``fp``."""
+def read_marker(out: Path, k: int, fp: str) -> ShardMarker | None:
+    """The completion marker of shard ``k`` if it exists and matches ``fp``.
+
+    An unreadable marker (or one without the marker's fields) means an unfinished shard: None,
+    and the shard is redone.
+    """
     path = _marker(out, k)
     if not path.exists():
         return None
@@ -136,17 +144,22 @@ def read_marker(out: Path, k: int, fp: str) -> dict[str, Any] | None:
         m = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+    if not isinstance(m, dict):
+        return None
     if m.get("fingerprint") != fp:
         raise ConfigError(
             f"{out} holds shards from a different run (inputs, their content, config or vectors changed); "
             "use a new --out folder or delete it"
         )
-    return dict(m)
+    try:
+        return ShardMarker.model_validate(m)
+    except ValidationError:
+        return None
 
 
-def select_traces(scored: list[ScoredDoc], cfg: ScoreConfig) -> list[dict[str, Any]]:
+def select_traces(scored: list[ScoredDoc], cfg: ScoreConfig) -> list[TraceRow]:
     """Traces kept for a shard: the first ``trace_flagged`` flagged docs and first unflagged ones."""
-    out = []
+    out: list[TraceRow] = []
     flagged = 0
     for i, s in enumerate(scored):
         if s.trace is None:
@@ -168,7 +181,7 @@ def write_shard(
     names: list[str],
     cfg: ScoreConfig,
     fp: str,
-) -> dict[str, Any]:
+) -> ShardMarker:
     """Write one shard's files, then its completion marker; returns the marker."""
     name = shard_name(k)
     rows = [s.row for s in scored]
@@ -176,7 +189,9 @@ def write_shard(
     write_table(out / "data" / f"{name}.parquet", rows_table(rows, names))
     tpath = out / "tokens" / f"{name}.parquet"
     if traces:
-        write_table(tpath, pa.Table.from_pylist(traces, schema=TRACE_SCHEMA))
+        write_table(
+            tpath, pa.Table.from_pylist([t.model_dump() for t in traces], schema=TRACE_SCHEMA)
+        )
     else:
         tpath.unlink(missing_ok=True)
     bad = [b for b in items if isinstance(b, Bad)]
@@ -186,16 +201,16 @@ def write_shard(
         from emocurate.corpus.attributes import STAGING, shard_lines
 
         atomic_write_bytes(out / STAGING / f"{name}.jsonl", shard_lines(items, scored))
-    marker = {
-        "shard": k,
-        "rows_in": len(items),
-        "scored": len(rows),
-        "quarantined": len(bad),
-        "tokens": sum(r.n_tokens for r in rows),
-        "traces": len(traces),
-        "fingerprint": fp,
-    }
-    atomic_write_bytes(_marker(out, k), json.dumps(marker).encode())
+    marker = ShardMarker(
+        shard=k,
+        rows_in=len(items),
+        scored=len(rows),
+        quarantined=len(bad),
+        tokens=sum(r.n_tokens for r in rows),
+        traces=len(traces),
+        fingerprint=fp,
+    )
+    atomic_write_bytes(_marker(out, k), marker.to_bytes())
     return marker
 
 
@@ -319,7 +334,7 @@ def _score_with(
     if cfg.limit:
         items = islice(items, cfg.limit)
     fp = fingerprint(in_list, cfg, vs, reg, plan.content_fingerprint())
-    markers: list[dict[str, Any]] = []
+    markers: list[ShardMarker] = []
     resumed = 0
     if cfg.engine == "ray":
         markers, resumed = _run_ray(items, vs, reg, vectors_dir, out, cfg, fp, lm)
@@ -391,7 +406,7 @@ def _model_name(vs: VectorSet, cfg: ScoreConfig) -> str:
     return cfg.model or vs.meta.model_id
 
 
-def _is_done(out: Path, k: int, fp: str, cfg: ScoreConfig) -> dict[str, Any] | None:
+def _is_done(out: Path, k: int, fp: str, cfg: ScoreConfig) -> ShardMarker | None:
     """Shard ``k``'s marker when its files are all there (attribute lines too, when asked)."""
     done = read_marker(out, k, fp)
     if done is None or not (out / "data" / f"{shard_name(k)}.parquet").exists():
@@ -515,7 +530,7 @@ def _run_local(
     fp: str,
     lm: LoadedModel | _Loader | None,
     timing: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ShardMarker], int]:
     """Stream shards: read + tokenise ahead (a prefetch thread), forward here, write behind.
 
     Three stages overlap: the prefetcher reads the next shards, checks their resume markers,
@@ -527,7 +542,7 @@ def _run_local(
     shard being written are alive besides the one being scored.
     """
     state: dict[str, Scorer] = {}
-    markers: list[dict[str, Any]] = []
+    markers: list[ShardMarker] = []
     resumed = 0
     progress = _Progress(cfg.progress, cfg.limit)
 
@@ -551,11 +566,11 @@ def _run_local(
             docs = [d for d in chunk if isinstance(d, Doc)]
             yield k, chunk, scorer().prepare_chunks(docs)
 
-    pending: Future[dict[str, Any]] | None = None
+    pending: Future[ShardMarker] | None = None
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emocurate-write") as writer:
             for k, chunk, payload in Prefetch(produce(), depth=2):
-                if isinstance(payload, dict):  # a finished shard's marker
+                if isinstance(payload, ShardMarker):  # a finished shard's marker
                     markers.append(payload)
                     resumed += 1
                     progress.advance(len(chunk))
@@ -571,11 +586,11 @@ def _run_local(
                 markers.append(pending.result())
     finally:
         progress.close()
-    markers.sort(key=lambda m: m["shard"])
+    markers.sort(key=lambda m: m.shard)
     return markers, resumed
 
 
-def _write_and_trim(*args: Any) -> dict[str, Any]:
+def _write_and_trim(*args: Any) -> ShardMarker:
     """:func:`write_shard`, then hand the shard's freed memory back (see :func:`release_memory`)."""
     marker = write_shard(*args)
     release_memory()
@@ -644,21 +659,15 @@ class _ScoreStage:
             "shard": [int(s) for s in batch["shard"]],
             "index": [p.index for p in prepared],
             "row": [s.row.model_dump_json() for s in scored],
-            "trace": [json.dumps(s.trace) if s.trace is not None else "" for s in scored],
+            "trace": [
+                json.dumps(s.trace.model_dump()) if s.trace is not None else "" for s in scored
+            ],
             "spans": [json.dumps(s.char_spans) for s in scored],
         }
 
 
-def _run_ray(
-    items: Iterator[Item],
-    vs: VectorSet,
-    reg: VectorSet | None,
-    vectors_dir: str | Path,
-    out: Path,
-    cfg: ScoreConfig,
-    fp: str,
-    lm: LoadedModel | None,
-) -> tuple[list[dict[str, Any]], int]:
+def _ray_start(cfg: ScoreConfig) -> Any:
+    """Import and start Ray (or join ``cfg.address``); returns the ``ray`` module."""
     try:
         import ray
         import ray.data
@@ -676,11 +685,74 @@ def _run_ray(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = bool(cfg.progress and sys.stderr.isatty())
+    return ray
+
+
+def _ray_score_group(
+    ray: Any,
+    group: list[tuple[int, list[Item]]],
+    model: str,
+    window: int,
+    vectors_dir: str | Path,
+    cfg: ScoreConfig,
+) -> dict[int, list[ScoredDoc]]:
+    """Score the documents of a group of shards in one Ray Data pipeline (tokenise, then score).
+
+    Returns each shard's scored documents in input order (quarantined rows are not scored).
+    """
+    rows = [
+        {"shard": k, "index": i, **d.record()}
+        for k, chunk in group
+        for i, d in enumerate(x for x in chunk if isinstance(x, Doc))
+    ]
+    results: dict[int, dict[int, ScoredDoc]] = {k: {} for k, _ in group}
+    if rows:
+        use_gpu = cfg.device.startswith("cuda")
+        ds: Any = ray.data.from_items(rows)
+        ds = ds.map_batches(
+            _TokenizeStage,
+            fn_constructor_kwargs={"model": model, "window": window, "stride": cfg.stride},
+            batch_size=32,
+            compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=1,
+        )
+        ds = ds.map_batches(
+            _ScoreStage,
+            fn_constructor_kwargs={
+                "vectors_dir": str(Path(vectors_dir).resolve()),
+                "cfg_json": cfg.model_copy(update={"window": window}).model_dump_json(),
+                "model": model,
+            },
+            batch_size=32,
+            compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
+            num_cpus=0 if use_gpu else 1,
+            num_gpus=1 if use_gpu else 0,
+        )
+        for r in ds.iter_rows():
+            row = CorpusScore.model_validate_json(r["row"])
+            trace = TraceRow.model_validate(json.loads(r["trace"])) if r["trace"] else None
+            spans = json.loads(r["spans"])
+            results[int(r["shard"])][int(r["index"])] = ScoredDoc(
+                row, trace, [tuple(x) for x in spans] if spans is not None else None
+            )
+    return {k: [by_index[i] for i in sorted(by_index)] for k, by_index in results.items()}
+
+
+def _run_ray(
+    items: Iterator[Item],
+    vs: VectorSet,
+    reg: VectorSet | None,
+    vectors_dir: str | Path,
+    out: Path,
+    cfg: ScoreConfig,
+    fp: str,
+    lm: LoadedModel | None,
+) -> tuple[list[ShardMarker], int]:
+    """Shards to Ray Data in groups of ``4 * ray_actors`` (at least 2); finished shards skipped."""
+    ray = _ray_start(cfg)
     model = _model_name(vs, cfg)
     window = _model_window(model, cfg, lm)
-    actor_cfg = cfg.model_copy(update={"window": window})
-    use_gpu = cfg.device.startswith("cuda")
-    markers: list[dict[str, Any]] = []
+    markers: list[ShardMarker] = []
     resumed = 0
     group: list[tuple[int, list[Item]]] = []
     group_size = max(2, cfg.ray_actors * 4)
@@ -688,43 +760,9 @@ def _run_ray(
     def flush() -> None:
         if not group:
             return
-        rows = [
-            {"shard": k, "index": i, **d.record()}
-            for k, chunk in group
-            for i, d in enumerate(x for x in chunk if isinstance(x, Doc))
-        ]
-        results: dict[int, dict[int, ScoredDoc]] = {k: {} for k, _ in group}
-        if rows:
-            ds: Any = ray.data.from_items(rows)
-            ds = ds.map_batches(
-                _TokenizeStage,
-                fn_constructor_kwargs={"model": model, "window": window, "stride": cfg.stride},
-                batch_size=32,
-                compute=ray.data.ActorPoolStrategy(size=1),
-                num_cpus=1,
-            )
-            ds = ds.map_batches(
-                _ScoreStage,
-                fn_constructor_kwargs={
-                    "vectors_dir": str(Path(vectors_dir).resolve()),
-                    "cfg_json": actor_cfg.model_dump_json(),
-                    "model": model,
-                },
-                batch_size=32,
-                compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
-                num_cpus=0 if use_gpu else 1,
-                num_gpus=1 if use_gpu else 0,
-            )
-            for r in ds.iter_rows():
-                row = CorpusScore.model_validate_json(r["row"])
-                trace = json.loads(r["trace"]) if r["trace"] else None
-                spans = json.loads(r["spans"])
-                results[int(r["shard"])][int(r["index"])] = ScoredDoc(
-                    row, trace, [tuple(x) for x in spans] if spans is not None else None
-                )
+        scored = _ray_score_group(ray, group, model, window, vectors_dir, cfg)
         for k, chunk in group:
-            scored = [results[k][i] for i in sorted(results[k])]
-            markers.append(write_shard(out, k, chunk, scored, vs.names, cfg, fp))
+            markers.append(write_shard(out, k, chunk, scored[k], vs.names, cfg, fp))
         group.clear()
 
     for k, chunk in iter_shards(items, cfg.shard_size):
@@ -737,29 +775,16 @@ def _run_ray(
         if len(group) >= group_size:
             flush()
     flush()
-    markers.sort(key=lambda m: m["shard"])
+    markers.sort(key=lambda m: m.shard)
     return markers, resumed
 
 
 # -- manifest ----------------------------------------------------------------------------------
 
 
-def _finish(
-    out: Path,
-    markers: list[dict[str, Any]],
-    resumed: int,
-    vs: VectorSet,
-    reg: VectorSet | None,
-    vectors_dir: str | Path,
-    inputs: list[str],
-    cfg: ScoreConfig,
-    fp: str,
-    seconds: float,
-    plan: CorpusPlan | None = None,
-    timing: dict[str, Any] | None = None,
-) -> ScoreManifest:
-    n_shards = len(markers)
-    # Drop shards of a longer earlier run with the same fingerprint (e.g. a changed input file).
+def _drop_stale_shards(out: Path, n_shards: int) -> None:
+    """Delete shards ``>= n_shards`` left by a longer earlier run with the same fingerprint
+    (e.g. a changed input file)."""
     for sub, ext in (
         ("data", "parquet"),
         ("tokens", "parquet"),
@@ -772,67 +797,102 @@ def _finish(
             for f in d.glob(f"shard-*.{ext}"):
                 if int(f.stem.split("-")[1]) >= n_shards:
                     f.unlink()
+
+
+def _reference_shift(summary: ScoreSummary | None) -> list[ReferenceShift]:
+    """Where the corpus sits in the calibration reference, per calibrated statistic."""
+    if summary is None:
+        return []
+    return [
+        reference_shift(col.removesuffix("_pct"), summary.pct_docs[col], median)
+        for col, median in summary.pct_medians.items()
+    ]
+
+
+def _attribute_files(
+    out: Path, markers: list[ShardMarker], cfg: ScoreConfig, plan: CorpusPlan | None
+) -> AttributeFiles | None:
+    """Assemble ``--attributes`` files from the shards' staging lines (None when not asked)."""
+    if not cfg.attributes or plan is None:
+        return None
+    from emocurate.corpus.attributes import assemble
+
+    files = assemble(out, [shard_name(m.shard) for m in markers], cfg.attributes, plan)
+    return AttributeFiles(dir=str(cfg.attributes), files=files)
+
+
+def _vectors_refs(
+    vs: VectorSet, reg: VectorSet | None, vectors_dir: str | Path, cfg: ScoreConfig
+) -> tuple[VectorsRef, RegulationVectorsRef | None]:
+    """The manifest's record of the vectors (and regulation vectors) that scored the run."""
+    ref = VectorsRef(
+        dir=str(vectors_dir),
+        model_id=vs.meta.model_id,
+        model_revision=vs.meta.model_revision,
+        kind=vs.meta.kind,
+        layer=vs.layer_or_default(cfg.layer),
+        n_vectors=len(vs.names),
+        has_reference=vs.meta.has_reference,
+    )
+    if reg is None:
+        return ref, None
+    return ref, RegulationVectorsRef(model_id=reg.meta.model_id, n_vectors=len(reg.names))
+
+
+def _finish(
+    out: Path,
+    markers: list[ShardMarker],
+    resumed: int,
+    vs: VectorSet,
+    reg: VectorSet | None,
+    vectors_dir: str | Path,
+    inputs: list[str],
+    cfg: ScoreConfig,
+    fp: str,
+    seconds: float,
+    plan: CorpusPlan | None = None,
+    timing: dict[str, Any] | None = None,
+) -> ScoreManifest:
+    """Join the shards (quarantine, totals, summary, attributes) and write the manifest."""
+    n_shards = len(markers)
+    _drop_stale_shards(out, n_shards)
     quarantine = b"".join(
-        (out / "quarantine" / f"{shard_name(m['shard'])}.jsonl").read_bytes() for m in markers
+        (out / "quarantine" / f"{shard_name(m.shard)}.jsonl").read_bytes() for m in markers
     )
     atomic_write_bytes(out / "quarantine.jsonl", quarantine)
-    rows_in = sum(m["rows_in"] for m in markers)
-    scored = sum(m["scored"] for m in markers)
-    quarantined = sum(m["quarantined"] for m in markers)
-    tokens = sum(m["tokens"] for m in markers)
+    rows_in = sum(m.rows_in for m in markers)
+    scored = sum(m.scored for m in markers)
+    quarantined = sum(m.quarantined for m in markers)
     if n_shards == 0:
         write_table(out / "data" / f"{shard_name(0)}.parquet", rows_table([], vs.names))
     summary = summarize(out) if scored else None
-    shift = (
-        []
-        if summary is None
-        else [
-            reference_shift(col.removesuffix("_pct"), summary.pct_docs[col], median)
-            for col, median in summary.pct_medians.items()
-        ]
-    )
-    attributes: AttributeFiles | None = None
-    if cfg.attributes and plan is not None:
-        from emocurate.corpus.attributes import assemble
-
-        files = assemble(out, [shard_name(m["shard"]) for m in markers], cfg.attributes, plan)
-        attributes = AttributeFiles(dir=str(cfg.attributes), files=files)
-    new_tokens = sum(m["tokens"] for m in markers[resumed:]) if resumed < n_shards else 0
+    new_tokens = sum(m.tokens for m in markers[resumed:]) if resumed < n_shards else 0
+    vectors, regulation_vectors = _vectors_refs(vs, reg, vectors_dir, cfg)
     manifest = ScoreManifest(
         inputs=inputs,
         rows_in=rows_in,
         scored=scored,
         quarantined=quarantined,
-        tokens=tokens,
+        tokens=sum(m.tokens for m in markers),
         shards=n_shards,
         resumed_shards=resumed,
         seconds=round(seconds, 3),
         tokens_per_s=round(new_tokens / seconds, 1) if seconds > 0 else None,
         engine=cfg.engine,
         fingerprint=fp,
-        vectors=VectorsRef(
-            dir=str(vectors_dir),
-            model_id=vs.meta.model_id,
-            model_revision=vs.meta.model_revision,
-            kind=vs.meta.kind,
-            layer=vs.layer_or_default(cfg.layer),
-            n_vectors=len(vs.names),
-            has_reference=vs.meta.has_reference,
-        ),
-        regulation_vectors=None
-        if reg is None
-        else RegulationVectorsRef(model_id=reg.meta.model_id, n_vectors=len(reg.names)),
+        vectors=vectors,
+        regulation_vectors=regulation_vectors,
         config=cfg,
         flags_note=flags_note(vectors_dir, cfg),
         summary=summary,
-        reference_shift=shift,
+        reference_shift=_reference_shift(summary),
         # folder entries that were not read (not data files); see emocurate.corpus.readers
         skipped=[
             SkippedEntry(path=x.path, reason=x.reason)
             for x in (plan.skipped if plan else [])[:MAX_SKIPPED]
         ],
         skipped_total=len(plan.skipped) if plan else 0,
-        attributes=attributes,
+        attributes=_attribute_files(out, markers, cfg, plan),
         timing=timing or {},
     )
     if rows_in != scored + quarantined:  # pragma: no cover - an invariant, not a user error

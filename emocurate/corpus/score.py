@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from emocurate.artifacts import TraceRow
 from emocurate.configs import MetricConfig, ScoreConfig
 from emocurate.corpus.batched import DenseHandle, DeviceAxes, launch_dense_batch
 from emocurate.corpus.calibration import (
@@ -57,7 +58,7 @@ class ScoredDoc:
     """A row plus, when asked, the token-level trace for the HTML report."""
 
     row: CorpusScore
-    trace: dict[str, Any] | None = None
+    trace: TraceRow | None = None
     # Flag spans as CHARACTER offsets into the document text: (kind, start, end, severity);
     # None when the tokenizer gives no offsets (a slow tokenizer).
     char_spans: list[tuple[str, int, int, float]] | None = None
@@ -571,7 +572,7 @@ class Scorer:
             snippet = snippet[:77] + " ... " + snippet[-78:]
         return f.model_copy(update={"evidence": f'{f.evidence}: "{snippet}"'})
 
-    def _trace(self, p: Prepared, an: Analysis, flags: list[Flag]) -> dict[str, Any]:
+    def _trace(self, p: Prepared, an: Analysis, flags: list[Flag]) -> TraceRow:
         """Token strings and smoothed series (valence, arousal, distress, calm, top emotions)."""
         n = min(len(p.ids), self.cfg.trace_max_tokens)
         if p.offsets:
@@ -593,15 +594,15 @@ class Scorer:
         for i, col in an.top_series(self.cfg.trace_top):
             names.append(f"emotion:{self.names[i]}")
             series.append(np.round(col[:n], 3).astype(np.float32).tolist())
-        return {
-            "doc_id": p.doc.doc_id,
-            "n_tokens": len(p.ids),
-            "truncated": len(p.ids) > n,
-            "tokens": tokens,
-            "series_names": names,
-            "series": series,
-            "flags": [f.model_dump() for f in flags],
-        }
+        return TraceRow(
+            doc_id=p.doc.doc_id,
+            n_tokens=len(p.ids),
+            truncated=len(p.ids) > n,
+            tokens=tokens,
+            series_names=names,
+            series=series,
+            flags=flags,
+        )
 
     def chunk_docs(
         self, docs: Iterable[Doc], *, start_index: int = 0

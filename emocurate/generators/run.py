@@ -28,6 +28,7 @@ before any request unless ``replace``, and records of the plan that this run did
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from emocurate.generators.backends.base import Backend, ChatRequest
 from emocurate.generators.cache import ResponseCache
 from emocurate.generators.common import BackendInfo, Generator, make_custom_id
 from emocurate.generators.engine import Engine, EngineConfig, RequestResult
-from emocurate.generators.ledger import SPEND_FILE
+from emocurate.generators.ledger import SPEND_FILE, FolderSpend
 from emocurate.generators.parse import ParseError
 from emocurate.generators.pricing import Price, estimate_cost, find_price
 from emocurate.io import folder_lock, read_records, write_records
@@ -205,19 +206,32 @@ def run_generation(
         return _send_and_write(cfg, out, gen, requests, ecfg, backend_obj, common, t0)
 
 
-def _send_and_write(
+@dataclass
+class _Sent:
+    """What sending a plan left: the engine (its stats and ledger), the results in plan order
+    (refills after the plan), the refills planned, and the batch runner (``--batch``)."""
+
+    engine: Engine
+    requests: list[ChatRequest]
+    results: list[RequestResult]
+    refills: list[ChatRequest]
+    runner: Any
+    cache_path: Path
+
+
+def _send(
     cfg: GenerateConfig,
     out: Path,
     gen: Generator,
     requests: list[ChatRequest],
     ecfg: EngineConfig,
     backend_obj: Backend,
-    common: dict[str, Any],
-    t0: float,
-) -> GenerateManifest:
-    """The part of a run that holds the folder: send, write records and manifest."""
-    rtype = _record_type(cfg.kind)
-    earlier = _earlier_records(out, cfg, rtype, requests)
+) -> _Sent:
+    """Send the plan and its refills (each booked in the folder's ledger before it is sent).
+
+    The cache and the ledger are closed on every exit; an interrupt returns (the engine's
+    ``interrupted`` says which signal) so that the caller writes what came back.
+    """
     cache_path = Path(cfg.cache) if cfg.cache else out / "cache" / "responses.jsonl"
     runner: Any = None
     if cfg.batch:
@@ -248,6 +262,40 @@ def _send_and_write(
         cache.close()
         if engine is not None:
             engine.ledger.close()
+    return _Sent(engine, requests, results, refills, runner, cache_path)
+
+
+def _usd(sent: _Sent, spend: FolderSpend, batch: bool) -> Spend:
+    """The manifest's money: this run, the folder's total, what was in flight, what was cached."""
+    s, results = sent.engine.stats, sent.results
+    return Spend(
+        spent_this_run=round(s.usd_spent + sent.engine.ledger.lost_usd, 6),
+        spent_total_for_folder=round(spend.usd_total, 6),
+        settled=round(spend.settled_usd, 6),
+        in_flight_at_kill=round(spend.in_flight_usd, 6),
+        in_flight_at_kill_requests=spend.in_flight,
+        cached=round(sum(r.cost_usd for r in results if r.ok and r.cached), 6),
+        total_including_cached=round(sum(r.cost_usd for r in results if r.ok), 6),
+        price_known=s.price_known,
+        batch_pricing=batch,
+    )
+
+
+def _send_and_write(
+    cfg: GenerateConfig,
+    out: Path,
+    gen: Generator,
+    requests: list[ChatRequest],
+    ecfg: EngineConfig,
+    backend_obj: Backend,
+    common: dict[str, Any],
+    t0: float,
+) -> GenerateManifest:
+    """The part of a run that holds the folder: send, write records and manifest."""
+    rtype = _record_type(cfg.kind)
+    earlier = _earlier_records(out, cfg, rtype, requests)
+    sent = _send(cfg, out, gen, requests, ecfg, backend_obj)
+    engine, requests, results, runner = sent.engine, sent.requests, sent.results, sent.runner
     records, failures, partial = _collect(gen, cfg, requests, results)
     have = {r.id for r in records}
     kept = [r for r in earlier if r.id not in have]
@@ -262,7 +310,7 @@ def _send_and_write(
         failed_requests=sum(1 for r in results if r.error and not r.skipped),
         skipped_requests=sum(1 for r in results if r.skipped),
         failures=failures,
-        refill_requests=len(refills),
+        refill_requests=len(sent.refills),
         partial_requests=len(partial),
         missing_records=sum(p.missing for p in partial),
         partial=partial,
@@ -279,24 +327,14 @@ def _send_and_write(
             cache_write=s.cache_write_tokens,
             billed=s.billed_tokens,
         ),
-        usd=Spend(
-            spent_this_run=round(s.usd_spent + engine.ledger.lost_usd, 6),
-            spent_total_for_folder=round(spend.usd_total, 6),
-            settled=round(spend.settled_usd, 6),
-            in_flight_at_kill=round(spend.in_flight_usd, 6),
-            in_flight_at_kill_requests=spend.in_flight,
-            cached=round(sum(r.cost_usd for r in results if r.ok and r.cached), 6),
-            total_including_cached=round(sum(r.cost_usd for r in results if r.ok), 6),
-            price_known=s.price_known,
-            batch_pricing=cfg.batch,
-        ),
+        usd=_usd(sent, spend, cfg.batch),
         budget_usd=cfg.budget_usd,
         budget_is_total=True,
         budget_reached=s.budget_reached,
         interrupted=engine.interrupted,
         rate_limits=s.rate_limits,
         time_s=round(time.monotonic() - t0, 3),
-        cache_file=str(cache_path),
+        cache_file=str(sent.cache_path),
         batches=None
         if runner is None
         else BatchRun(

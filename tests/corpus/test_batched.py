@@ -207,7 +207,7 @@ def _assert_same_rows(host: list[ScoredDoc], dev: list[ScoredDoc]) -> None:
         assert (a.trace is None) == (b.trace is None), a.row.doc_id
         if a.trace is not None and b.trace is not None:
             # series are rounded to 3 decimals: a rounding tie may land one step apart
-            _assert_close(a.trace, b.trace, a.row.doc_id, tol=1.01e-3)
+            _assert_close(a.trace.model_dump(), b.trace.model_dump(), a.row.doc_id, tol=1.01e-3)
 
 
 @pytest.mark.parametrize("overlap", [False, True])

@@ -30,7 +30,7 @@ def test_prepared_carries_the_readers_doc_and_the_row_is_built_from_it(
     assert (row.doc_id, row.source, row.position) == (doc.doc_id, str(src), "line 1")
     assert row.n_chars == len(doc.text) and row.n_tokens == len(p.ids) > 0
     assert row.n_windows == len(p.windows) and row.is_dialogue
-    assert sd.trace is not None and sd.trace["doc_id"] == doc.doc_id
+    assert sd.trace is not None and sd.trace.doc_id == doc.doc_id
 
 
 def test_pairs_and_docs_score_alike(lm: LoadedModel) -> None:

@@ -54,7 +54,7 @@ def test_short_document_matches_direct_projection(lm: LoadedModel) -> None:
     z = vs.project(acts, layer)[1:].numpy()  # BOS dropped, as the scorer does
     assert sd.row.n_tokens == len(ids) - 1
     assert np.allclose([sd.row.emotion_mean[n] for n in vs.names], z.mean(0), atol=1e-4)
-    assert sd.trace is not None and "".join(sd.trace["tokens"]) == text
+    assert sd.trace is not None and "".join(sd.trace.tokens) == text
 
 
 def test_long_document_windows_stitch(lm: LoadedModel) -> None:
@@ -66,12 +66,12 @@ def test_long_document_windows_stitch(lm: LoadedModel) -> None:
     assert win.row.n_tokens == full.row.n_tokens
     assert full.trace is not None and win.trace is not None
     # The first window's tokens see the same context in both runs.
-    i = full.trace["series_names"].index("distress")
-    a = np.array(full.trace["series"][i][:40])
-    b = np.array(win.trace["series"][i][:40])
+    i = full.trace.series_names.index("distress")
+    a = np.array(full.trace.series[i][:40])
+    b = np.array(win.trace.series[i][:40])
     assert np.allclose(a, b, atol=2e-3)
     # Later tokens have less context but stay correlated with the full-context values.
-    fa, wa = np.array(full.trace["series"][i]), np.array(win.trace["series"][i])
+    fa, wa = np.array(full.trace.series[i]), np.array(win.trace.series[i])
     assert np.corrcoef(fa, wa)[0, 1] > 0.5
 
 
