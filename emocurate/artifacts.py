@@ -22,10 +22,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from emocurate import __version__
-from emocurate.configs import ScoreConfig, ValidateConfig
+from emocurate.configs import GenerateConfig, ScoreConfig, ValidateConfig
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
 from emocurate.records import Flag, Model, utc_now
@@ -77,6 +85,35 @@ class FitDataSource(Model):
     human_written: bool | None = None
 
 
+class EvaluationSummary(Model):
+    """The held-out scalars kept in ``vectorset.json`` (``meta.evaluation``), from
+    :meth:`Evaluation.summary`; the full evidence is ``evaluation.json``.
+
+    Only the fields that were set are written (the classification scalars exist only when rows
+    were held out, the lexical ones only with a baseline), so a set without an evaluation
+    writes ``{}`` and sets written before ``seeds`` existed (``accuracy``, ``top3``, ``chance``,
+    ``auroc_mean``, ``n``) read back as they were. An unset field reads as ``None``.
+    """
+
+    chance: float | None = None
+    n: int | None = None
+    seeds: int | None = None  # split seeds of the evaluation
+    accuracy: float | None = None
+    accuracy_sd: float | None = None
+    accuracy_ci_low: float | None = None
+    accuracy_ci_high: float | None = None
+    top3: float | None = None
+    majority: float | None = None
+    auroc_mean: float | None = None
+    lexical: float | None = None  # mean accuracy of the lexical baseline
+    vs_lexical: Literal["above", "below", "not distinguishable"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+
 class VectorSetMeta(Model):
     """Metadata of a VectorSet (the JSON half)."""
 
@@ -125,7 +162,7 @@ class VectorSetMeta(Model):
     emotion_counts: dict[str, int] = Field(default_factory=dict)
     data_source: FitDataSource | None = None
     """The fitted texts' source and licence (``None`` in sets written before it was stored)."""
-    evaluation: dict[str, Any] = Field(default_factory=dict)
+    evaluation: EvaluationSummary = Field(default_factory=EvaluationSummary)
     versions: dict[str, str] = Field(default_factory=library_versions)
     created: str = Field(default_factory=utc_now)
 
@@ -312,7 +349,7 @@ class Evaluation(Model):
     reference_source: str = ""
     n_neutral_texts: int = 0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> EvaluationSummary:
         """The scalars kept in ``vectorset.json`` (``meta.evaluation``)."""
         out: dict[str, Any] = {"chance": self.chance, "n": self.n, "seeds": len(self.seeds)}
         if self.accuracy is not None and self.accuracy_ci is not None:
@@ -329,7 +366,7 @@ class Evaluation(Model):
             out["lexical"] = self.lexical.mean
         if self.vs_lexical is not None:
             out["vs_lexical"] = self.vs_lexical.verdict
-        return out
+        return EvaluationSummary(**out)
 
 
 def read_evaluation(folder: str | Path) -> Evaluation | None:
@@ -696,8 +733,9 @@ class GenerateManifest(Manifest):
     prompt_style: str = ""
     """structured, simple or opening: what ``--prompt-style`` (auto by default) resolved to."""
     prompt_style_reason: str = ""
-    config: dict[str, JsonValue] = Field(default_factory=dict)
-    """The run's ``GenerateConfig`` as JSON, credentials in URLs redacted."""
+    config: GenerateConfig | None = None
+    """The run's options, credentials in URLs redacted (every run writes them; ``None`` only
+    in a manifest made by hand, whose ``{}`` reads as ``None``)."""
     planned_requests: int
     planned_records: int = 0
     completed_requests: int = 0
@@ -730,6 +768,13 @@ class GenerateManifest(Manifest):
     estimated_usd_max: float | None = None  # dry run only
     price_known: bool | None = None  # dry run only
     example_request: dict[str, JsonValue] | None = None  # dry run only: a ChatRequest as JSON
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _empty_config(cls, value: object) -> object:
+        """``{}`` (what a manifest made without a config held before the field was typed) is
+        no config, not an invalid one."""
+        return None if value == {} else value
 
     def unwritten(self) -> set[str]:
         """The dry run's fields when this is no dry run, and ``batches`` without ``--batch``."""
