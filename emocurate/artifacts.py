@@ -34,6 +34,8 @@ from pydantic import (
 
 from emocurate import __version__
 from emocurate.configs import GenerateConfig, ScoreConfig, ValidateConfig
+from emocurate.corpus.columns import METRIC_KEYS as METRIC_KEYS  # re-exported: the row schemas
+from emocurate.corpus.policy import CuratePolicy
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
 from emocurate.records import Flag, Model, utc_now
@@ -805,6 +807,11 @@ class ValidatorStats(Model):
     used: bool = True
     status: str = "used"
     stats: dict[str, Any] = Field(default_factory=dict)
+    """The validator's own figures, left open: each validator has its own (rules: problems per
+    code; leakage: leaky rows; dedup: clusters; judge: engine use per judge, agreement and the
+    multi-annotator report; probe: cross-validated accuracy or why it was not used; rubric:
+    engine use), a validator added later brings new ones, and a rerun reads them back from its
+    verdict cache as written. The funnel and the reasons above are the typed part every reader uses."""
 
 
 class EmotionFunnel(Model):
@@ -991,7 +998,9 @@ class CurateManifest(Manifest):
 
     stage: str = "curate"
     scores_dir: str
-    policy: dict[str, Any] = Field(default_factory=dict)
+    policy: CuratePolicy = Field(default_factory=CuratePolicy)
+    """The policy applied: the file's, or its flag-only form when the guardrail did not trust
+    the vectors (``untrusted: flag-only``)."""
     rows_in: int
     kept: int
     flagged: int = 0
@@ -1073,37 +1082,8 @@ SCORE_ID = "doc_id"
 """The document id column of score, trace and curate rows."""
 TRACES_DIR = "tokens"
 """Token-level traces of a scores folder: ``tokens/shard-*.parquet``."""
-# The regulation metrics, one column each in score rows (corpus/regulation.py computes them).
-METRIC_KEYS: tuple[str, ...] = (
-    "valence_mean",
-    "valence_min",
-    "valence_end",
-    "arousal_mean",
-    "arousal_max",
-    "distress_mean",
-    "distress_max",
-    "distress_end",
-    "distress_level",
-    "distress_pct",
-    "calm_mean",
-    "n_episodes",
-    "distress_frac",
-    "n_recovered",
-    "recovery_rate",
-    "time_to_recover",
-    "calm_rise",
-    "unresolved_end",
-    "escalation",
-    "volatility",
-    "regulation_mean",
-    "regulation_min",
-    "n_turns",
-    "coreg_r",
-    "coreg_n",
-    "n_mirroring",
-    "mirroring_level",
-    "mirroring_pct",
-)
+# METRIC_KEYS (imported above): the regulation metrics, one column each in score rows
+# (corpus/regulation.py computes them; declared in emocurate.corpus.columns, which the policy reads).
 
 
 FlagSpan = Flag

@@ -75,3 +75,35 @@ def test_generate_manifest_config_is_the_generate_config(tmp_path) -> None:
     assert back.config.seed == 3 and back.config.topics == "2"
     empty = GenerateManifest(kind="stories", backend="f", model="m", planned_requests=0, config={})
     assert empty.config is None
+
+
+def test_curate_manifest_policy_is_the_policy(tmp_path) -> None:
+    """The curated folder's manifest holds the policy applied as the policy model (a reader
+    gets its rules as attributes), written as ``model_dump(mode="json")`` wrote it."""
+    from emocurate.artifacts import CurateManifest, Guardrail
+    from emocurate.corpus.policy import CuratePolicy, flag_only
+
+    pol = flag_only(CuratePolicy.load("emocurate/data/policy_default.yaml"))
+    guard = Guardrail(trusted=True, reason="", risky_actions=[], decision="not needed")
+    CurateManifest(scores_dir="s", policy=pol, rows_in=0, kept=0, guardrail=guard).save(tmp_path)
+    written = json.loads((tmp_path / "manifest.json").read_text())["policy"]
+    assert written == pol.model_dump(mode="json")
+    back = CurateManifest.read(tmp_path)
+    assert back is not None and back.policy == pol
+    assert [r.action for r in back.policy.rules] == [r.action for r in pol.rules]
+    assert "drop" not in {r.action for r in back.policy.rules}
+
+
+def test_reading_artifacts_loads_no_table_or_model_library() -> None:
+    """The policy model moved out of the polars curation module so that the artifacts module
+    (every reader of a run) can type the curate manifest's policy without loading polars."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, emocurate.artifacts\n"
+        "print([m for m in ('polars', 'torch', 'transformers') if m in sys.modules])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"
