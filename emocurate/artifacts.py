@@ -111,8 +111,8 @@ class EvaluationSummary(Model):
     vs_lexical: Literal["above", "below", "not distinguishable"] | None = None
 
     @model_serializer(mode="wrap")
-    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
         return {k: v for k, v in data.items() if k in self.model_fields_set}
 
 
