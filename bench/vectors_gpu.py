@@ -126,7 +126,7 @@ def main() -> None:
             "seconds": dt,
             "forward_tokens_per_s": n_tokens / dt,
             "peak_gpu_mb_above_model": (torch.cuda.max_memory_allocated() - base) / 2**20,
-            "heldout_accuracy": vs.meta.evaluation.get("accuracy"),
+            "heldout_accuracy": vs.meta.evaluation.accuracy,
             "chosen_layer": vs.meta.default_layer,
         }
     report["fit"] = runs

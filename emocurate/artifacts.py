@@ -22,10 +22,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from emocurate import __version__
-from emocurate.configs import ScoreConfig, ValidateConfig
+from emocurate.configs import GenerateConfig, ScoreConfig, ValidateConfig
+from emocurate.corpus.columns import METRIC_KEYS as METRIC_KEYS  # re-exported: the row schemas
+from emocurate.corpus.policy import CuratePolicy
 from emocurate.errors import InputError, first_problem
 from emocurate.io import MANIFEST, atomic_write_bytes
 from emocurate.records import Flag, Model, utc_now
@@ -77,6 +87,35 @@ class FitDataSource(Model):
     human_written: bool | None = None
 
 
+class EvaluationSummary(Model):
+    """The held-out scalars kept in ``vectorset.json`` (``meta.evaluation``), from
+    :meth:`Evaluation.summary`; the full evidence is ``evaluation.json``.
+
+    Only the fields that were set are written (the classification scalars exist only when rows
+    were held out, the lexical ones only with a baseline), so a set without an evaluation
+    writes ``{}`` and sets written before ``seeds`` existed (``accuracy``, ``top3``, ``chance``,
+    ``auroc_mean``, ``n``) read back as they were. An unset field reads as ``None``.
+    """
+
+    chance: float | None = None
+    n: int | None = None
+    seeds: int | None = None  # split seeds of the evaluation
+    accuracy: float | None = None
+    accuracy_sd: float | None = None
+    accuracy_ci_low: float | None = None
+    accuracy_ci_high: float | None = None
+    top3: float | None = None
+    majority: float | None = None
+    auroc_mean: float | None = None
+    lexical: float | None = None  # mean accuracy of the lexical baseline
+    vs_lexical: Literal["above", "below", "not distinguishable"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+
 class VectorSetMeta(Model):
     """Metadata of a VectorSet (the JSON half)."""
 
@@ -125,7 +164,7 @@ class VectorSetMeta(Model):
     emotion_counts: dict[str, int] = Field(default_factory=dict)
     data_source: FitDataSource | None = None
     """The fitted texts' source and licence (``None`` in sets written before it was stored)."""
-    evaluation: dict[str, Any] = Field(default_factory=dict)
+    evaluation: EvaluationSummary = Field(default_factory=EvaluationSummary)
     versions: dict[str, str] = Field(default_factory=library_versions)
     created: str = Field(default_factory=utc_now)
 
@@ -312,7 +351,7 @@ class Evaluation(Model):
     reference_source: str = ""
     n_neutral_texts: int = 0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> EvaluationSummary:
         """The scalars kept in ``vectorset.json`` (``meta.evaluation``)."""
         out: dict[str, Any] = {"chance": self.chance, "n": self.n, "seeds": len(self.seeds)}
         if self.accuracy is not None and self.accuracy_ci is not None:
@@ -329,7 +368,7 @@ class Evaluation(Model):
             out["lexical"] = self.lexical.mean
         if self.vs_lexical is not None:
             out["vs_lexical"] = self.vs_lexical.verdict
-        return out
+        return EvaluationSummary(**out)
 
 
 def read_evaluation(folder: str | Path) -> Evaluation | None:
@@ -696,8 +735,9 @@ class GenerateManifest(Manifest):
     prompt_style: str = ""
     """structured, simple or opening: what ``--prompt-style`` (auto by default) resolved to."""
     prompt_style_reason: str = ""
-    config: dict[str, JsonValue] = Field(default_factory=dict)
-    """The run's ``GenerateConfig`` as JSON, credentials in URLs redacted."""
+    config: GenerateConfig | None = None
+    """The run's options, credentials in URLs redacted (every run writes them; ``None`` only
+    in a manifest made by hand, whose ``{}`` reads as ``None``)."""
     planned_requests: int
     planned_records: int = 0
     completed_requests: int = 0
@@ -731,6 +771,13 @@ class GenerateManifest(Manifest):
     price_known: bool | None = None  # dry run only
     example_request: dict[str, JsonValue] | None = None  # dry run only: a ChatRequest as JSON
 
+    @field_validator("config", mode="before")
+    @classmethod
+    def _empty_config(cls, value: object) -> object:
+        """``{}`` (what a manifest made without a config held before the field was typed) is
+        no config, not an invalid one."""
+        return None if value == {} else value
+
     def unwritten(self) -> set[str]:
         """The dry run's fields when this is no dry run, and ``batches`` without ``--batch``."""
         out = set() if self.dry_run else set(DRY_RUN_FIELDS)
@@ -760,6 +807,11 @@ class ValidatorStats(Model):
     used: bool = True
     status: str = "used"
     stats: dict[str, Any] = Field(default_factory=dict)
+    """The validator's own figures, left open: each validator has its own (rules: problems per
+    code; leakage: leaky rows; dedup: clusters; judge: engine use per judge, agreement and the
+    multi-annotator report; probe: cross-validated accuracy or why it was not used; rubric:
+    engine use), a validator added later brings new ones, and a rerun reads them back from its
+    verdict cache as written. The funnel and the reasons above are the typed part every reader uses."""
 
 
 class EmotionFunnel(Model):
@@ -967,7 +1019,9 @@ class CurateManifest(Manifest):
 
     stage: str = "curate"
     scores_dir: str
-    policy: dict[str, Any] = Field(default_factory=dict)
+    policy: CuratePolicy = Field(default_factory=CuratePolicy)
+    """The policy applied: the file's, or its flag-only form when the guardrail did not trust
+    the vectors (``untrusted: flag-only``)."""
     rows_in: int
     kept: int
     flagged: int = 0
@@ -1049,37 +1103,8 @@ SCORE_ID = "doc_id"
 """The document id column of score, trace and curate rows."""
 TRACES_DIR = "tokens"
 """Token-level traces of a scores folder: ``tokens/shard-*.parquet``."""
-# The regulation metrics, one column each in score rows (corpus/regulation.py computes them).
-METRIC_KEYS: tuple[str, ...] = (
-    "valence_mean",
-    "valence_min",
-    "valence_end",
-    "arousal_mean",
-    "arousal_max",
-    "distress_mean",
-    "distress_max",
-    "distress_end",
-    "distress_level",
-    "distress_pct",
-    "calm_mean",
-    "n_episodes",
-    "distress_frac",
-    "n_recovered",
-    "recovery_rate",
-    "time_to_recover",
-    "calm_rise",
-    "unresolved_end",
-    "escalation",
-    "volatility",
-    "regulation_mean",
-    "regulation_min",
-    "n_turns",
-    "coreg_r",
-    "coreg_n",
-    "n_mirroring",
-    "mirroring_level",
-    "mirroring_pct",
-)
+# METRIC_KEYS (imported above): the regulation metrics, one column each in score rows
+# (corpus/regulation.py computes them; declared in emocurate.corpus.columns, which the policy reads).
 
 
 FlagSpan = Flag

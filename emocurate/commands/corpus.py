@@ -8,6 +8,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from emocurate.commands.defaults import score_default
+
 
 def _top_reason(out: Path) -> str:
     """``; most often: REASON (N rows)`` from a score folder's quarantine file, or ``""``."""
@@ -33,16 +35,26 @@ def calibrate_cmd(
         help="Reference corpus (any input `score` reads; repeatable). Default: "
         "VECTORS/neutral. Use neutral text like the corpus you will score.",
     ),
-    text_field: str = typer.Option("text", "--text-field", help="Field holding the text."),
+    text_field: str = typer.Option(
+        score_default("text_field"), "--text-field", help="Field holding the text."
+    ),
     limit: int = typer.Option(5000, "--limit", min=1, help="Read at most N reference rows."),
     rate: float = typer.Option(
         0.01, "--rate", help="False-positive rate whose flag rates are checked and printed."
     ),
-    smooth: int = typer.Option(9, "--smooth", help="Moving-average window (as in score)."),
-    layer: int | None = typer.Option(None, "--layer", help="Probe layer (as in score)."),
-    window: int | None = typer.Option(None, "--window", help="Window in tokens (as in score)."),
-    device: str = typer.Option("cpu", "--device", help="Torch device."),
-    model: str | None = typer.Option(None, "--model", help="Model (default: the VectorSet's)."),
+    smooth: int = typer.Option(
+        score_default("smooth"), "--smooth", help="Moving-average window (as in score)."
+    ),
+    layer: int | None = typer.Option(
+        score_default("layer"), "--layer", help="Probe layer (as in score)."
+    ),
+    window: int | None = typer.Option(
+        score_default("window"), "--window", help="Window in tokens (as in score)."
+    ),
+    device: str = typer.Option(score_default("device"), "--device", help="Torch device."),
+    model: str | None = typer.Option(
+        score_default("model"), "--model", help="Model (default: the VectorSet's)."
+    ),
 ) -> None:
     """Calibrate flag thresholds on a reference corpus (writes VECTORS/calibration.json).
 
@@ -106,45 +118,59 @@ def score(
     out: Path = typer.Option(
         ..., "--out", help="Output folder for scores, traces, quarantine, manifest."
     ),
-    text_field: str = typer.Option("text", "--text-field", help="Field holding the document text."),
+    text_field: str = typer.Option(
+        score_default("text_field"), "--text-field", help="Field holding the document text."
+    ),
     id_field: str | None = typer.Option(
-        None,
+        score_default("id_field"),
         "--id-field",
         help="Field holding a document id (default: stable ids from source path and position).",
     ),
-    engine: str = typer.Option("local", "--engine", help="local (streaming) or ray (Ray Data)."),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster address (engine=ray)."),
-    ray_actors: int = typer.Option(1, "--ray-actors", help="Model actors for the Ray engine."),
+    engine: str = typer.Option(
+        score_default("engine"), "--engine", help="local (streaming) or ray (Ray Data)."
+    ),
+    address: str | None = typer.Option(
+        score_default("address"), "--address", help="Ray cluster address (engine=ray)."
+    ),
+    ray_actors: int = typer.Option(
+        score_default("ray_actors"), "--ray-actors", help="Model actors for the Ray engine."
+    ),
     batch_tokens: int = typer.Option(
-        8192, "--batch-tokens", help="Padded tokens per forward batch."
+        score_default("batch_tokens"), "--batch-tokens", help="Padded tokens per forward batch."
     ),
     window: int | None = typer.Option(
-        None, "--window", help="Window in tokens (default: model context)."
+        score_default("window"), "--window", help="Window in tokens (default: model context)."
     ),
     stride: int | None = typer.Option(
-        None, "--stride", help="Tokens between window starts (default: 3/4 of the window)."
+        score_default("stride"),
+        "--stride",
+        help="Tokens between window starts (default: 3/4 of the window).",
     ),
     device: str = typer.Option(
-        "cpu", "--device", help="Torch device, e.g. cpu or cuda (bf16 on GPU)."
+        score_default("device"), "--device", help="Torch device, e.g. cpu or cuda (bf16 on GPU)."
     ),
     model: str | None = typer.Option(
-        None, "--model", help="Model path or id (default: the VectorSet's model)."
+        score_default("model"), "--model", help="Model path or id (default: the VectorSet's model)."
     ),
-    limit: int | None = typer.Option(None, "--limit", help="Read at most N input rows."),
+    limit: int | None = typer.Option(
+        score_default("limit"), "--limit", help="Read at most N input rows."
+    ),
     smooth: int = typer.Option(
-        9, "--smooth", help="Moving-average window (tokens) before metrics."
+        score_default("smooth"), "--smooth", help="Moving-average window (tokens) before metrics."
     ),
-    shard_size: int = typer.Option(256, "--shard-size", help="Input rows per output shard."),
+    shard_size: int = typer.Option(
+        score_default("shard_size"), "--shard-size", help="Input rows per output shard."
+    ),
     layer: int | None = typer.Option(
-        None, "--layer", help="Probe layer (default: the VectorSet's)."
+        score_default("layer"), "--layer", help="Probe layer (default: the VectorSet's)."
     ),
     regulation_vectors: Path | None = typer.Option(
-        None,
+        score_default("regulation_vectors"),
         "--regulation-vectors",
         help="Regulation VectorSet folder (healthy minus unhealthy).",
     ),
     threshold: float = typer.Option(
-        0.01,
+        score_default("fpr"),
         "--threshold",
         help="False-positive rate per flag kind on the calibration reference "
         "(VECTORS/calibration.json from `emocurate calibrate`).",
@@ -156,14 +182,14 @@ def score(
         "(other thresholds at their z-unit defaults).",
     ),
     attributes: Path | None = typer.Option(
-        None,
+        score_default("attributes"),
         "--attributes",
         help="Also write Dolma-style attribute files here: per input file, the same "
         'relative name, lines of {"id", "attributes": {"emocurate__<flag>": '
         "[[start, end, score], ...]}} with character offsets.",
     ),
     metrics_device: str = typer.Option(
-        "auto",
+        score_default("metrics_device"),
         "--metrics-device",
         help="Where the dense part of the metrics runs: device (batched tensors on the "
         "model's device), host (NumPy per document) or auto (device on CUDA, host "

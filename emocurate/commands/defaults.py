@@ -3,17 +3,44 @@
 Every ``typer.Option`` whose value becomes a config field takes its default from here (what a
 YAML config or the library does with the field left out is what the CLI does without the
 option). Only torch-free config modules may be imported here: every command imports this at
-start-up. ``tests/test_cli_defaults.py`` checks the CLI against every config model, including
-those (fit, score, validate) whose models cannot be imported here yet.
+start-up (``emocurate.configs`` is torch-free; ``tests/test_configs.py`` checks it).
+``tests/test_cli_defaults.py`` checks the CLI against every config model independently, by
+reading the models' fields, not these helpers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from emocurate.configs import GenerateConfig
+from pydantic import BaseModel
+
+from emocurate.configs import FitConfig, GenerateConfig, ScoreConfig, ValidateConfig
+
+
+def config_default(model: type[BaseModel], field: str) -> Any:
+    """The default of ``model.field``: its ``default``, or a fresh ``default_factory()`` value
+    (a list or model default is built anew, never shared between commands)."""
+    info = model.model_fields[field]
+    if info.default_factory is not None:
+        return info.default_factory()  # type: ignore[call-arg]
+    return info.default
 
 
 def generate_default(field: str) -> Any:
     """The :class:`GenerateConfig` default of ``field`` (``emocurate generate`` options)."""
-    return GenerateConfig.model_fields[field].default
+    return config_default(GenerateConfig, field)
+
+
+def fit_default(field: str) -> Any:
+    """The :class:`FitConfig` default of ``field`` (``emocurate fit`` options)."""
+    return config_default(FitConfig, field)
+
+
+def score_default(field: str) -> Any:
+    """The :class:`ScoreConfig` default of ``field`` (``emocurate score``/``calibrate`` options)."""
+    return config_default(ScoreConfig, field)
+
+
+def validate_default(field: str) -> Any:
+    """The :class:`ValidateConfig` default of ``field`` (``emocurate validate`` options)."""
+    return config_default(ValidateConfig, field)

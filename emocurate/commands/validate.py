@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from emocurate.artifacts import ValidateManifest
+from emocurate.commands.defaults import validate_default
 from emocurate.errors import ConfigError, first_problem
 
 
@@ -77,30 +78,33 @@ def validate_cmd(
         help="Output folder: kept/, rejected/, manifest.json (cached verdicts make reruns resume).",
     ),
     validators: str = typer.Option(
-        "rules,leakage,dedup",
+        ",".join(validate_default("validators")),
         "--validators",
         help="Comma list, run in order: rules, leakage, dedup, judge, rubric (story grades 1-5, by the judge model), probe.",
     ),
     judge_backend: str | None = typer.Option(
-        None,
+        validate_default("judge_backend"),
         "--judge-backend",
         help="Backend of the LLM judge: anthropic, openai, transformers or fake.",
     ),
-    judge_model: str | None = typer.Option(None, "--judge-model", help="Model of the LLM judge."),
+    judge_model: str | None = typer.Option(
+        validate_default("judge_model"), "--judge-model", help="Model of the LLM judge."
+    ),
     base_url: str | None = typer.Option(
-        None,
+        validate_default("base_url"),
         "--base-url",
         help="Judge API base URL (OpenAI-compatible servers, proxies); default from the SDK's environment variable.",
     ),
     probe_model: str = typer.Option(
-        "stories260K",
+        validate_default("probe_model"),
         "--probe-model",
         help="Model whose pooled activations the probe uses (stories260K, Hub id, folder, .gguf) or 'tfidf' for text features.",
     ),
     dedup_threshold: float | None = typer.Option(
         None,
         "--dedup-threshold",
-        help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates (default 0.8).",
+        help="Estimated Jaccard similarity (0-1] at which texts are near-duplicates "
+        f"(default {validate_default('dedup_threshold')}).",
     ),
     reference_dir: Path | None = typer.Option(
         None,
@@ -108,14 +112,20 @@ def validate_cmd(
         help="Stage folder of records to deduplicate against (matches are rejected).",
     ),
     min_words: int | None = typer.Option(
-        None, "--min-words", help="Fewest words a record may have (default 20)."
+        None,
+        "--min-words",
+        help=f"Fewest words a record may have (default {validate_default('min_words')}).",
     ),
     max_words: int | None = typer.Option(
-        None, "--max-words", help="Most words a record may have (default 1200)."
+        None,
+        "--max-words",
+        help=f"Most words a record may have (default {validate_default('max_words')}).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed for judge option order and probe folds."),
+    seed: int = typer.Option(
+        validate_default("seed"), "--seed", help="Seed for judge option order and probe folds."
+    ),
     no_cache: bool = typer.Option(
-        False,
+        not validate_default("cache"),
         "--no-cache",
         help="Recompute every validator instead of reusing cached verdicts.",
     ),

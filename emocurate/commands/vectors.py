@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from emocurate.commands.defaults import fit_default
 from emocurate.errors import ConfigError, first_problem
 
 
@@ -162,31 +163,39 @@ def fit(
         "or give --records FILE.",
     ),
     records_file: str | None = typer.Option(
-        None,
+        fit_default("records"),
         "--records",
         help="Fit on a labelled file instead (JSONL, CSV/TSV or Parquet; bundled:scenarios = "
         "the bundled human-written emotion scenarios, MIT).",
     ),
     text_field: str = typer.Option(
-        "text", "--text-field", help="With --records: the column holding the text."
+        fit_default("text_field"),
+        "--text-field",
+        help="With --records: the column holding the text.",
     ),
     label_field: str = typer.Option(
-        "label", "--label-field", help="With --records: the column holding the emotion label."
+        fit_default("label_field"),
+        "--label-field",
+        help="With --records: the column holding the emotion label.",
     ),
     id_field: str | None = typer.Option(
-        None, "--id-field", help="With --records: the id column (default: id when present)."
+        fit_default("id_field"),
+        "--id-field",
+        help="With --records: the id column (default: id when present).",
     ),
     label_map: str | None = typer.Option(
-        None,
+        fit_default("label_map"),
         "--label-map",
         help="With --records: source label to emotion name, a=b,c=d or a YAML/JSON file "
         "(an empty target leaves those rows out, counted).",
     ),
     data_licence: str | None = typer.Option(
-        None, "--data-licence", help="Licence of the fitted texts, named on the vector card."
+        fit_default("data_licence"),
+        "--data-licence",
+        help="Licence of the fitted texts, named on the vector card.",
     ),
     model: str = typer.Option(
-        "stories260K",
+        fit_default("model"),
         "--model",
         "-m",
         help="Model: a short name (stories260K embedded, smollm2-135m; see `emocurate models`), a Hub id, a local folder or a .gguf file.",
@@ -201,60 +210,68 @@ def fit(
         "bundled:neutral (100 shipped sentences); z-score reference and neutral-PC projection.",
     ),
     layers: str = typer.Option(
-        "auto",
+        fit_default("layers"),
         "--layers",
         help="auto (sweep, keep the chosen layer), all (sweep, keep all) or a comma list of "
         "layer indices; the layer nearest 2/3 of the depth unless another is significantly "
         "better on held-out rows.",
     ),
     method: str = typer.Option(
-        "mean_diff", "--method", help="mean_diff (anchor recipe), pca or logistic."
+        fit_default("method"), "--method", help="mean_diff (anchor recipe), pca or logistic."
     ),
     skip: int | None = typer.Option(
-        None,
+        fit_default("skip"),
         "--skip",
         help="Pool from this token on, exactly (never before a story's generated part); "
         "default 50 for a stage folder (the study), 0 for --records (the whole text).",
     ),
     short: str = typer.Option(
-        "skip",
+        fit_default("short"),
         "--short",
         help="Records with no token from --skip on: skip (leave out, counted) or clip "
         "(pool from half their length).",
     ),
     pooling: str = typer.Option(
-        "mean",
+        fit_default("pooling"),
         "--pooling",
         help="mean (from --skip to the end, anchor recipe) or last (final token only).",
     ),
     batch_tokens: int = typer.Option(
-        8192, "--batch-tokens", help="Padded tokens per forward batch."
+        fit_default("batch_tokens"), "--batch-tokens", help="Padded tokens per forward batch."
     ),
     neutral_variance: float = typer.Option(
-        0.5,
+        fit_default("neutral_variance"),
         "--neutral-variance",
         help="Share of neutral variance whose top PCs are projected out.",
     ),
     standardize: str = typer.Option(
-        "none",
+        fit_default("standardize"),
         "--standardize",
         help="none (the study's raw mean difference; massive dimensions are handled by the "
         "neutral-PC projection and never pooling the first token) or dims (differences in "
         "per-dimension standardised coordinates; see docs/vectors.md).",
     ),
     holdout: float = typer.Option(
-        0.2,
+        fit_default("holdout"),
         "--holdout",
         help="Fraction of records held out in each evaluation split; each emotion then needs at "
         "least 5 usable records (0: no evaluation, with a warning).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first held-out split."),
-    eval_seeds: int = typer.Option(
-        5, "--eval-seeds", help="Split seeds of the held-out evaluation (mean ± sd over them)."
+    seed: int = typer.Option(
+        fit_default("seed"), "--seed", help="Seed of the first held-out split."
     ),
-    device: str = typer.Option("cpu", "--device", help="Torch device (cpu, cuda, cuda:1, mps)."),
+    eval_seeds: int = typer.Option(
+        fit_default("eval_seeds"),
+        "--eval-seeds",
+        help="Split seeds of the held-out evaluation (mean ± sd over them).",
+    ),
+    device: str = typer.Option(
+        fit_default("device"), "--device", help="Torch device (cpu, cuda, cuda:1, mps)."
+    ),
     dtype: str = typer.Option(
-        "auto", "--dtype", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16."
+        fit_default("dtype"),
+        "--dtype",
+        help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.",
     ),
     device_map: str | None = typer.Option(
         None, "--device-map", help="transformers device_map, e.g. auto for multi-GPU placement."

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from emocurate.configs import MetricConfig, ScoreConfig
     from emocurate.corpus.bundled import bundled_corpus
-    from emocurate.corpus.curate import CuratePolicy
     from emocurate.corpus.engines import score_corpus
+    from emocurate.corpus.policy import CuratePolicy
     from emocurate.corpus.rows import CorpusScore
     from emocurate.corpus.score import Scorer
 
@@ -27,7 +27,7 @@ _LAZY = {
     "CorpusScore": "emocurate.corpus.rows",
     "ScoreConfig": "emocurate.configs",
     "Scorer": "emocurate.corpus.score",
-    "CuratePolicy": "emocurate.corpus.curate",
+    "CuratePolicy": "emocurate.corpus.policy",
 }
 
 
@@ -48,8 +48,9 @@ def read_traces(
 
 
 def __getattr__(name: str) -> Any:
-    """The public names, each imported from its module on first use (``CuratePolicy`` loads
-    polars, the scorer torch). The curation function is ``emocurate.corpus.curate.curate``;
+    """The public names, each imported from its module on first use (the scorer loads torch;
+    ``CuratePolicy`` lives in the table-free ``emocurate.corpus.policy``). The curation
+    function is ``emocurate.corpus.curate.curate``;
     ``emocurate.corpus.curate`` is its module."""
     if name in _LAZY:
         import importlib

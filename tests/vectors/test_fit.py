@@ -90,7 +90,7 @@ def test_known_answer_planted_directions(tmp_path, tokenizer260k):
     for layer in vs.vectors:
         cos = torch.nn.functional.cosine_similarity(vs.vectors[layer], expected[order], dim=-1)
         assert cos.min() >= 0.95, (layer, cos)
-    assert vs.meta.evaluation["accuracy"] == 1.0
+    assert vs.meta.evaluation.accuracy == 1.0
 
 
 def test_fit_embedded_model_end_to_end(tmp_path, lm260k):
@@ -109,7 +109,7 @@ def test_fit_embedded_model_end_to_end(tmp_path, lm260k):
     # the saved vectors are refitted on every record; the evaluation uses 5 splits of 32/8
     assert meta.n_train_records == 40 and sum(meta.emotion_counts.values()) == 40
     assert len(meta.train_data_hash) == 16 and meta.versions["torch"]
-    assert meta.evaluation["accuracy"] >= 0.75
+    assert meta.evaluation.accuracy >= 0.75
     report = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert {"accuracy", "top3", "confusion", "auroc", "geometry", "logit_lens", "sweep"} <= set(
         report
@@ -188,7 +188,7 @@ def test_alternative_methods(tmp_path, lm260k, method):
         tmp_path / "rec", FitConfig(method=method, layers="3,4"), tmp_path / "out", lm=lm260k
     )
     assert vs.meta.method == method
-    assert vs.meta.evaluation["accuracy"] >= 0.75
+    assert vs.meta.evaluation.accuracy >= 0.75
     md = fit_vectors(tmp_path / "rec", FitConfig(layers="3,4"), tmp_path / "md", lm=lm260k)
     cos = torch.nn.functional.cosine_similarity(vs.vectors[4], md.vectors[4], dim=-1)
     assert (
@@ -220,8 +220,8 @@ def test_speaker_aware_vectors(tmp_path, lm260k):
     assistant = VectorSet.load(tmp_path / "out", kind="assistant")
     assert human.meta.kind == "speaker_human" and assistant.meta.kind == "speaker_assistant"
     # human and assistant emotions are independent here, so each set must read its own speaker
-    assert human.meta.evaluation["accuracy"] >= 0.7
-    assert assistant.meta.evaluation["accuracy"] >= 0.7
+    assert human.meta.evaluation.accuracy >= 0.7
+    assert assistant.meta.evaluation.accuracy >= 0.7
     with pytest.raises(InputError, match="speaker-aware"):
         VectorSet.load(tmp_path / "out")
 

@@ -53,9 +53,9 @@ def test_standardised_recipe_reads_past_a_massive_dimension(tmp_path, massive, l
     """``--standardize dims`` reads past it; the raw mean difference (the default, chosen for
     known-answer recovery: docs/vectors.md) does not without help."""
     dims = _fit(tmp_path, massive, "dims", standardize="dims")
-    assert dims["accuracy"] >= 0.8, dims
+    assert dims.accuracy >= 0.8, dims
     raw = _fit(tmp_path, massive, "raw")
-    assert raw["accuracy"] <= 0.55, raw  # 4 emotions: chance 0.25
+    assert raw.accuracy <= 0.55, raw  # 4 emotions: chance 0.25
 
 
 def test_recipe_direction_maps_back_to_raw_space():

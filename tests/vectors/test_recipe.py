@@ -194,7 +194,7 @@ def test_multi_seed_evaluation_on_noisy_labels(tmp_path, lm260k):
     assert ev.vs_lexical.verdict in ("above", "below", "not distinguishable")
     assert set(ev.auroc) == set(names) and ev.n_heldout > 0 and ev.n_train > ev.n_heldout
     assert ev.geometry.n_in_taxonomy == 4
-    assert vs.meta.evaluation["accuracy"] == pytest.approx(ev.accuracy)
+    assert vs.meta.evaluation.accuracy == pytest.approx(ev.accuracy)
     assert vs.meta.eval_seeds == 5
 
 
