@@ -309,7 +309,6 @@ class GenerateStage(Stage[GenerateConfig, GenerateManifest]):
 
     name = "generate"
     writes = ("manifest.json", LOCK_FILE, "cache/*", f"{DATA_DIR}/*.parquet")
-
     def __init__(
         self,
         out: Path,
@@ -317,7 +316,8 @@ class GenerateStage(Stage[GenerateConfig, GenerateManifest]):
         upstream: Mapping[str, Stage[Any, Any]] | None = None,
         folder: str | None = None,
     ) -> None:
-        super().__init__(out, config, upstream, folder or config.kind)
+        # the folder: NeutralStage's ``neutral/``, else the kind generated (``stories/``, ...)
+        super().__init__(out, config, upstream, folder or self.folder_name or config.kind)
 
     @classmethod
     def configure(cls, cfg: PipelineConfig, base: Path) -> GenerateConfig | None:
@@ -348,15 +348,6 @@ class NeutralStage(GenerateStage):
 
     name = "neutral"
     folder_name = "neutral"
-
-    def __init__(
-        self,
-        out: Path,
-        config: GenerateConfig,
-        upstream: Mapping[str, Stage[Any, Any]] | None = None,
-        folder: str | None = None,
-    ) -> None:
-        super().__init__(out, config, upstream, folder or self.folder_name)
 
     @classmethod
     def configure(cls, cfg: PipelineConfig, base: Path) -> GenerateConfig | None:
