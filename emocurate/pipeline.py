@@ -309,6 +309,7 @@ class GenerateStage(Stage[GenerateConfig, GenerateManifest]):
 
     name = "generate"
     writes = ("manifest.json", LOCK_FILE, "cache/*", f"{DATA_DIR}/*.parquet")
+
     def __init__(
         self,
         out: Path,
