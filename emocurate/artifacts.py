@@ -305,6 +305,14 @@ class GeometryReport(Model):
     orientation: str = "PC1 sign: r(PC1, valence) >= 0; PC2 sign: r(PC2, arousal) >= 0"
 
 
+class LensTokens(Model):
+    """The tokens one vector most promotes (``top``) and suppresses (``bottom``) through the
+    final norm's gain and the unembedding, most first."""
+
+    top: list[str]
+    bottom: list[str]
+
+
 class Evaluation(Model):
     """``evaluation.json``: held-out evidence of one fitted vector set, read by cards and reports.
 
@@ -347,7 +355,7 @@ class Evaluation(Model):
     confusion: list[list[int]] = Field(default_factory=list)  # summed over the split seeds
     sweep: dict[str, LayerMetrics] = Field(default_factory=dict)
     geometry: GeometryReport = Field(default_factory=GeometryReport)
-    logit_lens: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    logit_lens: dict[str, LensTokens] = Field(default_factory=dict)
     reference_source: str = ""
     n_neutral_texts: int = 0
 
@@ -448,7 +456,7 @@ class VectorsReport(Model):
     confusion: list[list[int]] | None = None
     labels: list[str] | None = None
     geometry: GeometryReport
-    logit_lens: dict[str, dict[str, list[str]]] | None = None
+    logit_lens: dict[str, LensTokens] | None = None
 
     @field_serializer("geometry")
     def _geometry(self, g: GeometryReport) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from emocurate.artifacts import (  # noqa: F401 - the evaluation artifact, re-ex
     GeometryReport,
     LayerMetrics,
     LayerSelection,
+    LensTokens,
     LexicalBaseline,
     Spread,
     TransferDifference,
@@ -374,7 +375,7 @@ def _taxonomy_axes(names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, to
 
 def logit_lens(
     lm: LoadedModel, vectors: torch.Tensor, names: Sequence[str], k: int = 10
-) -> dict[str, dict[str, list[str]]]:
+) -> dict[str, LensTokens]:
     """Top promoted and suppressed tokens of each vector through norm gain and unembedding."""
     w_u = unembedding(lm.model).detach().float().cpu()
     v = vectors.float().cpu()
@@ -387,14 +388,14 @@ def logit_lens(
             g = 1.0 + g
         v = v * g
     logits = v @ w_u.T
-    out: dict[str, dict[str, list[str]]] = {}
+    out: dict[str, LensTokens] = {}
     for i, name in enumerate(names):
         top = logits[i].topk(min(k, logits.shape[1])).indices.tolist()
         bottom = (-logits[i]).topk(min(k, logits.shape[1])).indices.tolist()
-        out[name] = {
-            "top": [lm.tokenizer.decode([t]) for t in top],
-            "bottom": [lm.tokenizer.decode([t]) for t in bottom],
-        }
+        out[name] = LensTokens(
+            top=[lm.tokenizer.decode([t]) for t in top],
+            bottom=[lm.tokenizer.decode([t]) for t in bottom],
+        )
     return out
 
 

@@ -56,7 +56,7 @@ def test_logit_lens_reads_the_unembedding(lm260k):
     target = 393  # " happy"
     v = (w_u[target] / norm_w).unsqueeze(0)  # after the norm gain this is exactly the token's row
     out = ev.logit_lens(lm260k, v, ["happy"], k=3)
-    assert out["happy"]["top"][0] == lm260k.tokenizer.decode([target])
+    assert out["happy"].top[0] == lm260k.tokenizer.decode([target])
 
 
 def test_evaluate_on_records(tmp_path, lm260k):
