@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "thresholds_at_mean_length": {
                 k: round(v, 4) for k, v in cal.thresholds(args.rate).items()
             },
-            "check": cal.check,
+            "check": cal.check.model_dump(),
         },
         **out,
         "acceptance": {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -28,6 +27,7 @@ from pydantic import (
     JsonValue,
     SerializerFunctionWrapHandler,
     ValidationError,
+    field_serializer,
     field_validator,
     model_serializer,
 )
@@ -305,6 +305,14 @@ class GeometryReport(Model):
     orientation: str = "PC1 sign: r(PC1, valence) >= 0; PC2 sign: r(PC2, arousal) >= 0"
 
 
+class LensTokens(Model):
+    """The tokens one vector most promotes (``top``) and suppresses (``bottom``) through the
+    final norm's gain and the unembedding, most first."""
+
+    top: list[str]
+    bottom: list[str]
+
+
 class Evaluation(Model):
     """``evaluation.json``: held-out evidence of one fitted vector set, read by cards and reports.
 
@@ -347,7 +355,7 @@ class Evaluation(Model):
     confusion: list[list[int]] = Field(default_factory=list)  # summed over the split seeds
     sweep: dict[str, LayerMetrics] = Field(default_factory=dict)
     geometry: GeometryReport = Field(default_factory=GeometryReport)
-    logit_lens: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    logit_lens: dict[str, LensTokens] = Field(default_factory=dict)
     reference_source: str = ""
     n_neutral_texts: int = 0
 
@@ -396,6 +404,101 @@ class TransferDifference(PairedDifference):
     interval: str
 
 
+class ClassificationMetrics(Model):
+    """Nearest-vector classification of scored rows: accuracy, top-3, chance (1/E), mean and
+    per-emotion one-vs-rest AUROC, the confusion matrix (rows: truth, columns: prediction) in
+    ``labels`` order."""
+
+    n: int
+    accuracy: float
+    top3: float
+    chance: float
+    auroc_mean: float
+    auroc: dict[str, float]
+    confusion: list[list[int]]
+    labels: list[str]
+
+
+class LexicalBaseline(Model):
+    """The lexical baseline on the evaluated records and its paired bootstrap comparison with
+    the vectors; only ``lexical`` (``None``) and ``lexical_kind`` when it was not measured."""
+
+    lexical: float | None
+    lexical_ci: tuple[float, float] | None = None
+    lexical_kind: str
+    vs_lexical: TransferDifference | None = None
+
+
+def _geometry_in_report(g: GeometryReport) -> dict[str, Any]:
+    """The geometry as ``vectors evaluate`` has always printed it: the keys it measured, the
+    coordinates last, no ``orientation``."""
+    out = g.model_dump(exclude_unset=True)
+    out.pop("orientation", None)
+    out["coords"] = out.pop("coords", {})
+    return out
+
+
+class VectorsReport(Model):
+    """Classification (when rows were scored), geometry and logit lens of a set at one layer.
+
+    Written with ``exclude_unset`` (:meth:`as_json`): a part that was not measured is absent.
+    """
+
+    layer: int
+    kind: str
+    method: str
+    n: int | None = None
+    accuracy: float | None = None
+    top3: float | None = None
+    chance: float | None = None
+    auroc_mean: float | None = None
+    auroc: dict[str, float] | None = None
+    confusion: list[list[int]] | None = None
+    labels: list[str] | None = None
+    geometry: GeometryReport
+    logit_lens: dict[str, LensTokens] | None = None
+
+    @field_serializer("geometry")
+    def _geometry(self, g: GeometryReport) -> dict[str, Any]:
+        return _geometry_in_report(g)
+
+    def as_json(self) -> str:
+        """The report as ``vectors evaluate --json`` prints it and ``--out`` writes it."""
+        return json.dumps(self.model_dump(exclude_unset=True), indent=2, default=float)
+
+
+class TransferReport(VectorsReport):
+    """``vectors evaluate``: a set read on labelled records, with the Wilson interval of the
+    accuracy, the records left out (``skipped``: a label the set lacks; ``n_skipped_short``: no
+    token in the pooling window), the majority and lexical baselines on the same records and
+    the records the set was fitted on (``n_overlap``). ``source`` names the records once the
+    caller sets it. :class:`TransferEvaluation` keeps its headline."""
+
+    n: int
+    accuracy: float
+    top3: float
+    chance: float
+    auroc_mean: float
+    auroc: dict[str, float]
+    confusion: list[list[int]]
+    labels: list[str]
+    accuracy_ci: tuple[float, float]
+    interval: str
+    skipped: int
+    n_skipped_short: int
+    skip: int
+    n_input: int
+    majority: float
+    majority_label: str
+    lexical: float | None
+    lexical_ci: tuple[float, float] | None = None
+    lexical_kind: str
+    vs_lexical: TransferDifference | None = None
+    n_overlap: int | None
+    overlap_warning: str | None
+    source: str | None = None
+
+
 class TransferEvaluation(Model):
     """A vector set read on labelled records it was not fitted on (``vectors evaluate``)."""
 
@@ -418,9 +521,10 @@ class TransferEvaluation(Model):
     created: str = Field(default_factory=utc_now)
 
     @classmethod
-    def from_report(cls, report: Mapping[str, object]) -> TransferEvaluation:
-        """The typed record of a ``vectors.evaluate.evaluate`` report (its other keys dropped)."""
-        return cls.model_validate({k: v for k, v in report.items() if k in cls.model_fields})
+    def from_report(cls, report: TransferReport) -> TransferEvaluation:
+        """The headline of a ``vectors.evaluate.evaluate`` report (its other fields dropped)."""
+        fields = set(cls.model_fields) & set(report.model_fields_set)
+        return cls.model_validate(report.model_dump(include=fields))
 
     def save(self, folder: str | Path, name: str) -> Path:
         """Write ``folder/transfer/<name>.json`` (atomically); return the path."""

@@ -560,7 +560,7 @@ class EvaluateStage(Stage[EvaluateStageConfig, TransferEvaluations]):
                 skip=s.skip,
                 lexical_train=fitted_texts(vdir, vs),
             )
-            report["source"] = s.records
+            report.source = s.records
             # The typed record the vector card lists, in this stage's own folder.
             TransferEvaluation.from_report(report).save(self.path, s.name)
             for w in warnings:

@@ -2,9 +2,10 @@
 
 The layout is the one the scoring stage writes (:mod:`emocurate.artifacts`): ``data/*.parquet``
 with one flat row per document (``doc_id``, the :data:`~emocurate.artifacts.METRIC_KEYS`
-columns, ``flags`` with token spans) and ``tokens/*.parquet`` with :class:`TraceRow` rows
-(decoded tokens, ``series_names`` and ``series[k][t]``) for some documents. Curated folders
-add a ``text`` column. Nothing else is guessed.
+columns, ``flags`` with token spans), read through :class:`~emocurate.corpus.rows.CorpusScore`,
+and ``tokens/*.parquet`` with :class:`TraceRow` rows (decoded tokens, ``series_names`` and
+``series[k][t]``) for some documents. Curated folders add a ``text`` column. Nothing else is
+guessed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from emocurate.artifacts import METRIC_KEYS, SCORE_ID, TRACES_DIR, FlagSpan, TraceRow
+from emocurate.artifacts import SCORE_ID, TRACES_DIR, FlagSpan, TraceRow
+from emocurate.corpus.rows import CorpusScore
 from emocurate.errors import InputError, first_problem
 
 COMPOSITES = ("distress", "valence", "arousal", "calm", "regulation")
+TEXT = "text"
+"""The document text column: only curated folders made with ``--corpus`` have it."""
 
 
 @dataclass
@@ -66,16 +70,8 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _flags(value: Any, where: str) -> list[FlagRow]:
-    out: list[FlagRow] = []
-    for f in value or []:
-        try:
-            span = FlagSpan.model_validate(f)
-        except ValidationError as exc:
-            loc, msg = first_problem(exc)
-            raise InputError(f"{where}: invalid flag (field '{loc}': {msg})") from None
-        out.append(FlagRow(span.kind, span.start, span.end, span.severity, span.evidence))
-    return out
+def _flag_row(f: FlagSpan) -> FlagRow:
+    return FlagRow(f.kind, f.start, f.end, f.severity, f.evidence)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -102,23 +98,29 @@ def read_docs(scores_dir: Path) -> list[DocRow]:
         return []
     if SCORE_ID not in table.column_names:
         raise InputError(f"{base}: no '{SCORE_ID}' column (not a folder `emocurate score` wrote)")
-    metric_cols = [k for k in METRIC_KEYS if k in table.column_names]
-    docs: list[DocRow] = []
-    for row in table.to_pylist():
-        where = f"{base}: document {row[SCORE_ID]}"
-        metrics = {k: f for k in metric_cols if (f := _finite(row.get(k))) is not None}
-        docs.append(
-            DocRow(
-                doc_id=str(row[SCORE_ID]),
-                n_tokens=int(row.get("n_tokens") or 0),
-                source=str(row.get("source") or ""),
-                dominant=[str(d) for d in row.get("dominant") or []],
-                metrics=metrics,
-                flags=_flags(row.get("flags"), where),
-                text=str(row.get("text") or ""),
-            )
-        )
-    return docs
+    with_text = TEXT in table.column_names
+    return [
+        _doc_row(row, f"{base}: document {row[SCORE_ID]}", with_text) for row in table.to_pylist()
+    ]
+
+
+def _doc_row(row: dict[str, Any], where: str, with_text: bool) -> DocRow:
+    """One flat row read through :class:`CorpusScore` (``text`` from a curated folder's column
+    when it has one); a row that does not fit is one line naming the file and the field."""
+    try:
+        score = CorpusScore.from_flat(row)
+    except ValidationError as exc:
+        loc, msg = first_problem(exc)
+        raise InputError(f"{where}: field '{loc}': {msg}") from None
+    return DocRow(
+        doc_id=score.doc_id,
+        n_tokens=score.n_tokens,
+        source=score.source,
+        dominant=list(score.dominant),
+        metrics={k: f for k, v in score.metrics.items() if (f := _finite(v)) is not None},
+        flags=[_flag_row(f) for f in score.flags],
+        text=str(row[TEXT] or "") if with_text else "",
+    )
 
 
 def read_token_docs(scores_dir: Path) -> list[TokenDoc]:
@@ -147,7 +149,7 @@ def read_token_docs(scores_dir: Path) -> list[TokenDoc]:
                 tokens=[t.replace("\u2581", " ").replace("\u0120", " ") for t in row.tokens],
                 emotions=[n.removeprefix("emotion:") for n in row.series_names],
                 z=[[float(v) for v in z] for z in row.series],
-                flags=_flags([f.model_dump() for f in row.flags], f"{folder}: {row.doc_id}"),
+                flags=[_flag_row(f) for f in row.flags],
             )
         )
     return out

@@ -12,6 +12,7 @@ arousal (a PCA figure saved as ``figures/geometry.svg`` next to the card).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,25 @@ def _confused(ev: Evaluation, k: int = 5) -> list[tuple[str, str, int]]:
 def _lens(ev: Evaluation | None, limit: int = 24) -> list[tuple[str, list[str], list[str]]]:
     if ev is None:
         return []
-    return [
-        (name, [str(t) for t in v.get("top", [])][:8], [str(t) for t in v.get("bottom", [])][:8])
-        for name, v in ev.logit_lens.items()
-    ][:limit]
+    return [(name, v.top[:8], v.bottom[:8]) for name, v in ev.logit_lens.items()][:limit]
 
 
-def _training(training_dir: Path | None) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class TrainingData:
+    """The training data folder as the card names it (``repo``: its dataset card's Hub repo,
+    when the card names one)."""
+
+    label: str
+    name: str
+    card_name: str
+    n: int
+    models: list[str]
+    prompts: list[str]
+    card: str
+    repo: str | None
+
+
+def _training(training_dir: Path | None) -> TrainingData | None:
     if training_dir is None or not training_dir.is_dir():
         return None
     root = dataset_root(training_dir)
@@ -140,21 +153,21 @@ def _training(training_dir: Path | None) -> dict[str, Any] | None:
     if card.exists():
         m = REPO_IN_CARD.search(card.read_text("utf-8", errors="replace"))
         repo = m.group(1) if m and m.group(1) != "ORG/NAME" else None
-    return {
-        "label": str(training_dir),
-        "name": training_dir.name
+    return TrainingData(
+        label=str(training_dir),
+        name=training_dir.name
         if training_dir.name != "kept"
         else f"{training_dir.parent.name}/kept",
-        "card_name": card.name,
-        "n": s.n_records,
-        "models": sorted(s.models),
-        "prompts": sorted(s.prompts),
-        "card": str(card) if card.exists() else "",
-        "repo": repo,
-    }
+        card_name=card.name,
+        n=s.n_records,
+        models=sorted(s.models),
+        prompts=sorted(s.prompts),
+        card=str(card) if card.exists() else "",
+        repo=repo,
+    )
 
 
-def _card_metadata(meta: VectorSetMeta, training: dict[str, Any] | None) -> dict[str, Any]:
+def _card_metadata(meta: VectorSetMeta, training: TrainingData | None) -> dict[str, Any]:
     """The card's YAML metadata this run owns: tags, licence, base model (a Hub id only) and
     the training dataset's repo when it has one."""
     fresh_data: dict[str, Any] = {
@@ -169,8 +182,8 @@ def _card_metadata(meta: VectorSetMeta, training: dict[str, Any] | None) -> dict
     }
     if HUB_ID.match(meta.model_id) and not Path(meta.model_id).exists():
         fresh_data["base_model"] = meta.model_id
-    if training and training.get("repo"):
-        fresh_data["datasets"] = [training["repo"]]
+    if training and training.repo:
+        fresh_data["datasets"] = [training.repo]
     return fresh_data
 
 

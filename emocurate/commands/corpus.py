@@ -99,11 +99,11 @@ def _print_calibration(cal: Any, vectors: Path, rate: float) -> None:
         markup=False,
     )
     con.print(
-        f"flag rate on the reference at {rate}: any {chk['any']:.4f}; "
-        + ", ".join(f"{k} {v:.4f}" for k, v in chk["per_kind"].items()),
+        f"flag rate on the reference at {rate}: any {chk.any:.4f}; "
+        + ", ".join(f"{k} {v:.4f}" for k, v in chk.per_kind.items()),
         markup=False,
     )
-    for w in chk.get("warnings", []):
+    for w in chk.warnings:
         con.print(f"warning: {w}", markup=False)
 
 

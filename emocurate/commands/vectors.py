@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from emocurate.commands.defaults import fit_default
 from emocurate.errors import ConfigError, first_problem
+
+if TYPE_CHECKING:  # annotations only: the CLI imports artifacts where it uses them
+    from emocurate.artifacts import TransferReport
 
 
 def _speaker_folders(path: Path) -> list[Path]:
@@ -22,19 +24,17 @@ def _speaker_folders(path: Path) -> list[Path]:
     return subs or [path]
 
 
-def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
+def _print_evaluation(report: TransferReport, out: Path | None) -> None:
     """The evaluation as a person reads it: the headline with its interval and baseline, then a
     row per emotion (recall, AUROC, what it is most often mistaken for)."""
     from rich.console import Console
     from rich.table import Table
 
-    lo, hi = report.get("accuracy_ci") or (float("nan"), float("nan"))
-    labels: list[str] = list(report.get("labels") or [])
-    confusion: list[list[int]] = report.get("confusion") or []
-    auroc: dict[str, float] = report.get("auroc") or {}
+    lo, hi = report.accuracy_ci
+    labels, confusion, auroc = report.labels, report.confusion, report.auroc
     table = Table(
-        title=f"{report['kind']} vectors at layer {report['layer']} ({report['method']}) "
-        f"on {report['n']} records"
+        title=f"{report.kind} vectors at layer {report.layer} ({report.method}) "
+        f"on {report.n} records"
     )
     for col, justify in (
         ("emotion", "left"),
@@ -60,34 +60,33 @@ def _print_evaluation(report: dict[str, Any], out: Path | None) -> None:
     console = Console(highlight=False)
     console.print(table)
     console.print(
-        f"accuracy {report['accuracy']:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
-        f"top-3 {report['top3']:.3f}, chance {report['chance']:.3f}, "
-        f"mean AUROC {report['auroc_mean']:.3f}",
+        f"accuracy {report.accuracy:.3f} (95% interval {lo:.3f}-{hi:.3f}), "
+        f"top-3 {report.top3:.3f}, chance {report.chance:.3f}, "
+        f"mean AUROC {report.auroc_mean:.3f}",
         markup=False,
     )
-    if report.get("majority") is not None:
-        line = f"baselines: majority ({report['majority_label']}) {report['majority']:.3f}"
-        if report.get("lexical") is not None:
-            cmp = report["vs_lexical"]
-            line += (
-                f", lexical {report['lexical']:.3f} ({report['lexical_kind']}); vectors - "
-                f"lexical {cmp['diff_mean']:+.3f} (95% {cmp['diff_ci'][0]:+.3f} to "
-                f"{cmp['diff_ci'][1]:+.3f}): {cmp['verdict']}"
-            )
-        console.print(line, markup=False)
-    geometry = report.get("geometry") or {}
-    if geometry.get("pc1_valence_r") is not None:
+    line = f"baselines: majority ({report.majority_label}) {report.majority:.3f}"
+    cmp = report.vs_lexical
+    if report.lexical is not None and cmp is not None:
+        line += (
+            f", lexical {report.lexical:.3f} ({report.lexical_kind}); vectors - "
+            f"lexical {cmp.diff_mean:+.3f} (95% {cmp.diff_ci[0]:+.3f} to "
+            f"{cmp.diff_ci[1]:+.3f}): {cmp.verdict}"
+        )
+    console.print(line, markup=False)
+    geo = report.geometry
+    if geo.pc1_valence_r is not None:
+        pc2 = geo.pc2_arousal_r if geo.pc2_arousal_r is not None else float("nan")
         console.print(
-            f"geometry: PC1 vs valence r {geometry['pc1_valence_r']:+.2f}, "
-            f"PC2 vs arousal r {geometry.get('pc2_arousal_r', float('nan')):+.2f}",
+            f"geometry: PC1 vs valence r {geo.pc1_valence_r:+.2f}, PC2 vs arousal r {pc2:+.2f}",
             markup=False,
         )
-    left = int(report.get("skipped") or 0) + int(report.get("n_skipped_short") or 0)
+    left = report.skipped + report.n_skipped_short
     if left:
         console.print(
-            f"LEFT OUT: {left} of {report.get('n_input', '?')} records "
-            f"({report.get('n_skipped_short', 0)} with no token from skip "
-            f"{report.get('skip')} on, {report.get('skipped', 0)} with a label the set lacks)",
+            f"LEFT OUT: {left} of {report.n_input} records "
+            f"({report.n_skipped_short} with no token from skip "
+            f"{report.skip} on, {report.skipped} with a label the set lacks)",
             markup=False,
         )
     console.print(
@@ -382,25 +381,25 @@ def _read_eval_records(
     return list(read_fit_records(on_path))
 
 
-def _warn_evaluation(report: dict[str, Any]) -> None:
+def _warn_evaluation(report: TransferReport) -> None:
     """One stderr line each: records used in the fit, and records left out (and why)."""
-    if report["overlap_warning"]:
-        typer.echo(f"warning: {report['overlap_warning']}", err=True)
-    if report["n_skipped_short"]:
+    if report.overlap_warning:
+        typer.echo(f"warning: {report.overlap_warning}", err=True)
+    if report.n_skipped_short:
         typer.echo(
-            f"warning: {report['n_skipped_short']} of {report['n_input']} records left out: "
-            f"no token from --skip {report['skip']} on (pass --skip 0 to read whole texts)",
+            f"warning: {report.n_skipped_short} of {report.n_input} records left out: "
+            f"no token from --skip {report.skip} on (pass --skip 0 to read whole texts)",
             err=True,
         )
-    if report["skipped"]:
+    if report.skipped:
         typer.echo(
-            f"warning: {report['skipped']} of {report['n_input']} records left out: their "
+            f"warning: {report.skipped} of {report.n_input} records left out: their "
             "label is not one of the set's emotions",
             err=True,
         )
 
 
-def _save_transfer(report: dict[str, Any], on: str, set_dir: Path) -> None:
+def _save_transfer(report: TransferReport, on: str, set_dir: Path) -> None:
     """``--save``: the headline in ``transfer/<name>.json``, named after the ``--on`` source."""
     from emocurate.artifacts import TransferEvaluation
 
@@ -505,8 +504,8 @@ def evaluate_cmd(
         lexical_train=fitted_texts(set_dir, vs),
     )
     _warn_evaluation(report)
-    report["source"] = on
-    text = json.dumps(report, indent=2, default=float)
+    report.source = on
+    text = report.as_json()
     if out:
         out.write_text(text + "\n")
     if save:

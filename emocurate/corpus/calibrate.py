@@ -61,6 +61,7 @@ from emocurate.corpus.calibration import (  # the artifact; re-exported for call
     SHORTEST,
     VERSION,
     Calibration,
+    FlagRates,
     Ladder,
     LengthQuantiles,
     Quantiles,
@@ -387,7 +388,7 @@ def flag_rates(
     axes: Axes,
     base: MetricConfig,
     rate: float,
-) -> dict[str, Any]:
+) -> FlagRates:
     """Share of documents flagged (any kind, and per kind) when scored at ``rate``."""
     per_kind: dict[str, int] = {}
     any_flag = 0
@@ -407,10 +408,10 @@ def flag_rates(
             f"rate {rate} for documents of {cal.mean_tokens} tokens, so thresholds are "
             "extrapolated (exponential tail)"
         )
-    return {
-        "rate": rate,
-        "n_docs": len(docs),
-        "any": any_flag / n,
-        "per_kind": {k: v / n for k, v in sorted(per_kind.items())},
-        "warnings": warn,
-    }
+    return FlagRates(
+        rate=rate,
+        n_docs=len(docs),
+        any=any_flag / n,
+        per_kind={k: v / n for k, v in sorted(per_kind.items())},
+        warnings=warn,
+    )

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field
@@ -184,6 +184,18 @@ class Ladder(Model):
         return 100.0 * lo
 
 
+class FlagRates(Model):
+    """``calibration.json``'s ``check``: the share of reference documents flagged (any kind, and
+    per kind) when scored at ``rate``, with what makes the thresholds less certain. Every field
+    has a default so a calibration saved before a check was measured (``{}``) still reads."""
+
+    rate: float = 0.0
+    n_docs: int = 0
+    any: float = 0.0
+    per_kind: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
 class Calibration(Model):
     """``calibration.json`` in a vector-set folder: where the thresholds come from."""
 
@@ -213,8 +225,8 @@ class Calibration(Model):
         description="token-level distributions: distress_token (sets recover_level), "
         "arousal_token (mirroring when the reference has too few dialogue pairs)"
     )
-    check: dict[str, Any] = Field(
-        default_factory=dict,
+    check: FlagRates = Field(
+        default_factory=FlagRates,
         description="flag rates measured on the reference documents at the default rate",
     )
     created: str = Field(default_factory=utc_now)

@@ -109,23 +109,22 @@ class CorpusScore(Model):
 
     @classmethod
     def from_flat(cls, row: dict[str, Any]) -> CorpusScore:
-        """Rebuild the structured row from a flat Parquet row."""
+        """Rebuild the structured row from a flat Parquet row (a curated row's added columns
+        are ignored; a null column takes the field's default).
+
+        Raises ``ValidationError`` naming the field (``flags.0.start``) when the row does not
+        fit; ``n_tokens`` and ``doc_id`` are required.
+        """
         means = {k[6:]: v for k, v in row.items() if k.startswith("mean__")}
         p95 = {k[5:]: v for k, v in row.items() if k.startswith("p95__")}
-        return cls(
-            doc_id=row["doc_id"],
-            source=row.get("source", ""),
-            position=row.get("position", ""),
-            n_tokens=row["n_tokens"],
-            n_chars=row.get("n_chars", 0),
-            n_windows=row.get("n_windows", 0),
-            is_dialogue=bool(row.get("is_dialogue", False)),
-            dominant=row.get("dominant") or [],
-            emotion_mean=means,
-            emotion_p95=p95,
-            metrics={k: row.get(k) for k in METRIC_KEYS},
-            flags=[Flag.model_validate(f) for f in row.get("flags") or []],
-            turns=[TurnScore.model_validate(t) for t in row.get("turns") or []],
+        plain = {k: v for k, v in row.items() if k in _FLAT_FIELDS and v is not None}
+        return cls.model_validate(
+            {
+                **plain,
+                "emotion_mean": means,
+                "emotion_p95": p95,
+                "metrics": {k: row.get(k) for k in METRIC_KEYS},
+            }
         )
 
     def to_docscore(self) -> DocScore:
@@ -140,6 +139,10 @@ class CorpusScore(Model):
             metrics={k: v for k, v in self.metrics.items() if v is not None},
             flags=self.flags,
         )
+
+
+_FLAT_FIELDS = frozenset(CorpusScore.model_fields) - {"emotion_mean", "emotion_p95", "metrics"}
+"""The :class:`CorpusScore` fields a flat row holds under their own name."""
 
 
 def score_schema(names: list[str]) -> pa.Schema:

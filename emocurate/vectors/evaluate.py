@@ -28,12 +28,18 @@ from emocurate.artifacts import (  # noqa: F401 - the evaluation artifact, re-ex
     EVALUATION_FILE,
     INTERVAL,
     LEXICAL,
+    ClassificationMetrics,
     Comparison,
     Evaluation,
     GeometryReport,
     LayerMetrics,
     LayerSelection,
+    LensTokens,
+    LexicalBaseline,
     Spread,
+    TransferDifference,
+    TransferReport,
+    VectorsReport,
     read_evaluation,
 )
 from emocurate.errors import InputError
@@ -176,7 +182,7 @@ def lexical_on(
     *,
     seed: int = 0,
     n_boot: int = 2000,
-) -> dict[str, Any]:
+) -> LexicalBaseline:
     """The lexical baseline on evaluated texts and its paired comparison with the vectors.
 
     Trained on ``train`` (texts, label names) when given (``lexical_kind`` "transfer"), else
@@ -203,7 +209,9 @@ def lexical_on(
         kind = "in-domain (5-fold cross-validation on the evaluated records)"
         present = np.bincount(y)[np.bincount(y) > 0] if len(y) else np.zeros(0)
         if len(present) < 2 or int(present.min()) < 2:
-            return {"lexical": None, "lexical_kind": "not measured (too few records per label)"}
+            return LexicalBaseline(
+                lexical=None, lexical_kind="not measured (too few records per label)"
+            )
         n_splits = min(5, int(present.min()))
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         for tr, te in folds.split(np.zeros(len(y)), y):
@@ -222,19 +230,21 @@ def lexical_on(
     rng = np.random.default_rng(seed)
     boots = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(1)
     lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
-    verdict = "above" if lo > 0 else "below" if hi < 0 else "not distinguishable"
+    verdict: Literal["above", "below", "not distinguishable"] = (
+        "above" if lo > 0 else "below" if hi < 0 else "not distinguishable"
+    )
     k = int(lex_correct.sum())
-    return {
-        "lexical": k / len(y),
-        "lexical_ci": list(wilson(k, len(y))),
-        "lexical_kind": kind,
-        "vs_lexical": {
-            "diff_mean": float(diff.mean()),
-            "diff_ci": [lo, hi],
-            "verdict": verdict,
-            "interval": f"95% paired bootstrap over the {len(y)} evaluated records",
-        },
-    }
+    return LexicalBaseline(
+        lexical=k / len(y),
+        lexical_ci=wilson(k, len(y)),
+        lexical_kind=kind,
+        vs_lexical=TransferDifference(
+            diff_mean=float(diff.mean()),
+            diff_ci=(lo, hi),
+            verdict=verdict,
+            interval=f"95% paired bootstrap over the {len(y)} evaluated records",
+        ),
+    )
 
 
 def majority_baseline(
@@ -257,22 +267,22 @@ def majority_baseline(
 
 def classification_metrics(
     scores: torch.Tensor, labels: torch.Tensor, names: Sequence[str]
-) -> dict[str, Any]:
+) -> ClassificationMetrics:
     """Accuracy, top-3, confusion matrix and per-emotion AUROC of ``scores [n, E]`` vs ``labels [n]``."""
     from sklearn.metrics import roc_auc_score
 
     n, n_e = scores.shape
     if n == 0:
-        return {
-            "n": 0,
-            "accuracy": 0.0,
-            "top3": 0.0,
-            "chance": 1.0 / max(n_e, 1),
-            "auroc_mean": 0.0,
-            "auroc": {},
-            "confusion": [],
-            "labels": list(names),
-        }
+        return ClassificationMetrics(
+            n=0,
+            accuracy=0.0,
+            top3=0.0,
+            chance=1.0 / max(n_e, 1),
+            auroc_mean=0.0,
+            auroc={},
+            confusion=[],
+            labels=list(names),
+        )
     pred = scores.argmax(1)
     acc = float((pred == labels).float().mean())
     k = min(3, n_e)
@@ -285,16 +295,16 @@ def classification_metrics(
         pos = labels == e
         if 0 < int(pos.sum()) < n:
             auroc[name] = float(roc_auc_score(pos.numpy(), scores[:, e].numpy()))
-    return {
-        "n": int(n),
-        "accuracy": acc,
-        "top3": top3,
-        "chance": 1.0 / n_e,
-        "auroc_mean": float(sum(auroc.values()) / len(auroc)) if auroc else 0.0,
-        "auroc": auroc,
-        "confusion": confusion.tolist(),
-        "labels": list(names),
-    }
+    return ClassificationMetrics(
+        n=int(n),
+        accuracy=acc,
+        top3=top3,
+        chance=1.0 / n_e,
+        auroc_mean=float(sum(auroc.values()) / len(auroc)) if auroc else 0.0,
+        auroc=auroc,
+        confusion=confusion.tolist(),
+        labels=list(names),
+    )
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -365,7 +375,7 @@ def _taxonomy_axes(names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, to
 
 def logit_lens(
     lm: LoadedModel, vectors: torch.Tensor, names: Sequence[str], k: int = 10
-) -> dict[str, dict[str, list[str]]]:
+) -> dict[str, LensTokens]:
     """Top promoted and suppressed tokens of each vector through norm gain and unembedding."""
     w_u = unembedding(lm.model).detach().float().cpu()
     v = vectors.float().cpu()
@@ -378,14 +388,14 @@ def logit_lens(
             g = 1.0 + g
         v = v * g
     logits = v @ w_u.T
-    out: dict[str, dict[str, list[str]]] = {}
+    out: dict[str, LensTokens] = {}
     for i, name in enumerate(names):
         top = logits[i].topk(min(k, logits.shape[1])).indices.tolist()
         bottom = (-logits[i]).topk(min(k, logits.shape[1])).indices.tolist()
-        out[name] = {
-            "top": [lm.tokenizer.decode([t]) for t in top],
-            "bottom": [lm.tokenizer.decode([t]) for t in bottom],
-        }
+        out[name] = LensTokens(
+            top=[lm.tokenizer.decode([t]) for t in top],
+            bottom=[lm.tokenizer.decode([t]) for t in bottom],
+        )
     return out
 
 
@@ -397,16 +407,16 @@ def full_report(
     *,
     layer: int | None = None,
     k: int = 10,
-) -> dict[str, Any]:
+) -> VectorsReport:
     """Classification (when scores are given), geometry and logit lens at one layer."""
     layer = vs.layer_or_default(layer)
     report: dict[str, Any] = {"layer": layer, "kind": vs.meta.kind, "method": vs.meta.method}
     if scores is not None and labels is not None:
-        report.update(classification_metrics(scores, labels, vs.names))
+        report.update(classification_metrics(scores, labels, vs.names).model_dump())
     report["geometry"] = geometry(vs.vectors[layer], vs.names)
     if lm is not None:
         report["logit_lens"] = logit_lens(lm, vs.vectors[layer], vs.names, k)
-    return report
+    return VectorsReport.model_validate(report)
 
 
 def _label_of(vs: VectorSet, r: Story | Dialogue) -> str:
@@ -440,7 +450,7 @@ def evaluate(
     train_ids: tuple[set[str], set[str]] | None = None,
     skip: int | None = None,
     lexical_train: tuple[list[str], list[str]] | None = None,
-) -> dict[str, Any]:
+) -> TransferReport:
     """Evaluate a VectorSet on labelled records (held-out stories, or dialogues for speaker sets).
 
     ``skip`` overrides the set's pooling start (``0``: the whole text but its first token, a
@@ -471,17 +481,22 @@ def evaluate(
     ids, offsets = encode_with_offsets(lm.tokenizer, texts, context_length(lm))
     view, rows = _pooling_view(vs, lm, kept, labels, ids, offsets, skip)
     scores, y = _project_rows(vs, lm, [ids[i] for i in rows], view, layer)
-    report = full_report(vs, lm, scores, y, layer=layer)
-    k = round(report["accuracy"] * report["n"])
-    report["accuracy_ci"] = list(wilson(k, report["n"]))
-    report["interval"] = "95% Wilson score interval over the evaluated records"
-    report["skipped"] = skipped
-    report["n_skipped_short"] = len(kept) - len(rows)
-    report["skip"] = vs.meta.skip if skip is None else skip
-    report["n_input"] = len(recs)
-    _add_baselines(report, vs, [texts[i] for i in rows], y, scores, lexical_train)
-    _add_overlap(report, [kept[i] for i in rows], train_ids)
-    return report
+    base = full_report(vs, lm, scores, y, layer=layer)
+    assert base.accuracy is not None and base.n is not None  # scores were given
+    k = round(base.accuracy * base.n)
+    return TransferReport.model_validate(
+        {
+            **base.model_dump(exclude_unset=True),
+            "accuracy_ci": wilson(k, base.n),
+            "interval": "95% Wilson score interval over the evaluated records",
+            "skipped": skipped,
+            "n_skipped_short": len(kept) - len(rows),
+            "skip": vs.meta.skip if skip is None else skip,
+            "n_input": len(recs),
+            **_baselines(vs, [texts[i] for i in rows], y, scores, lexical_train),
+            **_overlap([kept[i] for i in rows], train_ids),
+        }
+    )
 
 
 def _pooling_view(
@@ -557,48 +572,47 @@ def _project_rows(
     return torch.cat(chunks), torch.cat(gold)
 
 
-def _add_baselines(
-    report: dict[str, Any],
+def _baselines(
     vs: VectorSet,
     evaluated_texts: list[str],
     y: torch.Tensor,
     scores: torch.Tensor,
     lexical_train: tuple[list[str], list[str]] | None,
-) -> None:
-    """The majority baseline and the lexical one (with the paired comparison to the vectors)."""
+) -> dict[str, Any]:
+    """The majority baseline and the lexical one (with the paired comparison to the vectors),
+    as the :class:`TransferReport` fields they fill (a lexical part not measured is absent)."""
     y_list = [int(v) for v in y.tolist()]
     counts = [y_list.count(e) for e in range(len(vs.names))]
-    report["majority"] = max(counts) / len(y_list)
-    report["majority_label"] = vs.names[counts.index(max(counts))]
     pred = scores.argmax(1).tolist()
-    report.update(
-        lexical_on(
-            evaluated_texts,
-            y_list,
-            vs.names,
-            [int(p) == g for p, g in zip(pred, y_list, strict=True)],
-            lexical_train,
-        )
+    lexical = lexical_on(
+        evaluated_texts,
+        y_list,
+        vs.names,
+        [int(p) == g for p, g in zip(pred, y_list, strict=True)],
+        lexical_train,
     )
+    return {
+        "majority": max(counts) / len(y_list),
+        "majority_label": vs.names[counts.index(max(counts))],
+        **lexical.model_dump(exclude_unset=True),
+    }
 
 
-def _add_overlap(
-    report: dict[str, Any],
-    evaluated: list[Any],
-    train_ids: tuple[set[str], set[str]] | None,
-) -> None:
+def _overlap(
+    evaluated: list[Any], train_ids: tuple[set[str], set[str]] | None
+) -> dict[str, int | str | None]:
     """``n_overlap`` and ``overlap_warning``: evaluated records the set was fitted on (same
-    text; ids alone may repeat across datasets)."""
+    text; ids alone may repeat across datasets); both ``None`` without ``train_ids``."""
     from emocurate.vectors.pooling import text_hash
 
-    report["n_overlap"] = None
-    report["overlap_warning"] = None
-    if train_ids is not None:
-        _, fitted_hashes = train_ids
-        overlap = sum(text_hash(r.text) in fitted_hashes for r in evaluated)
-        report["n_overlap"] = overlap
-        if overlap:
-            report["overlap_warning"] = (
-                f"{overlap} of {len(evaluated)} evaluated records were used to fit these vectors "
-                "(same text as a record in train_ids.json): the accuracy is not held-out"
-            )
+    if train_ids is None:
+        return {"n_overlap": None, "overlap_warning": None}
+    _, fitted_hashes = train_ids
+    overlap = sum(text_hash(r.text) in fitted_hashes for r in evaluated)
+    warning = (
+        f"{overlap} of {len(evaluated)} evaluated records were used to fit these vectors "
+        "(same text as a record in train_ids.json): the accuracy is not held-out"
+        if overlap
+        else None
+    )
+    return {"n_overlap": overlap, "overlap_warning": warning}

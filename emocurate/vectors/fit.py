@@ -54,6 +54,7 @@ import torch
 from emocurate.artifacts import (
     EVALUATION_FILE,
     SPEAKER_SUBDIRS,
+    ClassificationMetrics,
     Evaluation,
     FitDataSource,
     GeometryReport,
@@ -1229,11 +1230,13 @@ def _held_out_scores(fit: _Fit) -> dict[str, dict[int, list[_SeedScores]]]:
 
 def _layer_metrics(
     fit: _Fit, view: View, scores: dict[int, list[_SeedScores]]
-) -> tuple[dict[int, list[dict[str, Any]]], dict[int, torch.Tensor], dict[int, LayerMetrics]]:
+) -> tuple[
+    dict[int, list[ClassificationMetrics]], dict[int, torch.Tensor], dict[int, LayerMetrics]
+]:
     """Per candidate layer: each seed's held-out metrics, the first seed's per-row correctness
     (the layer test reads it) and the sweep's summary."""
     gold = torch.tensor(view.labels)
-    per_layer: dict[int, list[dict[str, Any]]] = {}
+    per_layer: dict[int, list[ClassificationMetrics]] = {}
     correct0: dict[int, torch.Tensor] = {}
     for layer in fit.data.candidates:
         per_layer[layer] = []
@@ -1245,11 +1248,11 @@ def _layer_metrics(
     n_train, n_held = fit.splits.n_train, fit.splits.n_held
     sweep = {
         layer: LayerMetrics(
-            accuracy=_mean([m["accuracy"] for m in ms]),
-            accuracy_sd=spread([m["accuracy"] for m in ms], n_train, n_held).sd,
-            top3=_mean([m["top3"] for m in ms]),
-            auroc_mean=_mean([m["auroc_mean"] for m in ms]),
-            selection_accuracy=ms[0]["accuracy"],
+            accuracy=_mean([m.accuracy for m in ms]),
+            accuracy_sd=spread([m.accuracy for m in ms], n_train, n_held).sd,
+            top3=_mean([m.top3 for m in ms]),
+            auroc_mean=_mean([m.auroc_mean for m in ms]),
+            selection_accuracy=ms[0].accuracy,
         )
         for layer, ms in per_layer.items()
         if ms
@@ -1397,7 +1400,7 @@ def _evaluation(
     cfg: FitConfig,
     *,
     selection: LayerSelection,
-    per_seed: list[dict[str, Any]],
+    per_seed: list[ClassificationMetrics],
     sweep: dict[int, LayerMetrics],
     seeds: list[int],
     splits: list[tuple[list[int], list[int]]],
@@ -1423,23 +1426,23 @@ def _evaluation(
     if not per_seed:
         return ev
     n_train, n_held = len(splits[0][0]), len(splits[0][1])
-    acc = spread([m["accuracy"] for m in per_seed], n_train, n_held)
+    acc = spread([m.accuracy for m in per_seed], n_train, n_held)
     lexical = lexical_baseline(view.texts, view.labels, splits)
     majority = majority_baseline(view.labels, splits)
     auroc: dict[str, float] = {}
     for name in names:
-        vals = [m["auroc"][name] for m in per_seed if name in m["auroc"]]
+        vals = [m.auroc[name] for m in per_seed if name in m.auroc]
         if vals:
             auroc[name] = _mean(vals)
     confusion = [[0] * len(names) for _ in names]
     for m in per_seed:
-        for i, row in enumerate(m["confusion"]):
+        for i, row in enumerate(m.confusion):
             for j, v in enumerate(row):
                 confusion[i][j] += int(v)
     ev.n_train, ev.n_heldout, ev.n = n_train, n_held, n_held
     ev.accuracy, ev.accuracy_sd, ev.accuracy_ci = acc.mean, acc.sd, acc.ci
     ev.accuracy_per_seed = acc.per_seed
-    ev.top3 = _mean([m["top3"] for m in per_seed])
+    ev.top3 = _mean([m.top3 for m in per_seed])
     ev.majority, ev.majority_per_seed = _mean(majority), majority
     ev.lexical = spread(lexical, n_train, n_held)
     ev.vs_lexical = compare(acc.per_seed, lexical, n_train, n_held)

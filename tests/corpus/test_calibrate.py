@@ -67,9 +67,9 @@ def test_held_out_flag_rate_matches_the_target(rate: float) -> None:
     cal = _cal64()
     fresh = _noise_docs(1, 2000, 64)
     got = flag_rates(cal, fresh, AXES, MetricConfig(), rate)
-    assert abs(got["per_kind"].get("distress_episode", 0) - rate) <= 0.5 * rate, got
+    assert abs(got.per_kind.get("distress_episode", 0) - rate) <= 0.5 * rate, got
     # high_volatility needs both sides of valence past their levels: at most the rate ...
-    assert got["per_kind"].get("high_volatility", 0) <= 1.5 * rate, got
+    assert got.per_kind.get("high_volatility", 0) <= 1.5 * rate, got
     # ... and each side alone is calibrated to the rate (checked at 5%: the side statistics are
     # narrow, so at 1% the 1,500-document reference's sampling error alone moves the rate 1.6x).
     if rate >= 0.05:
@@ -97,7 +97,7 @@ def test_longer_documents_get_stricter_thresholds_and_keep_the_rate() -> None:
     assert cal.thresholds(0.01, 64)["threshold"] < cal.thresholds(0.01, 128)["threshold"]
     long_docs = _noise_docs(2, 500, 512)
     got = flag_rates(cal, long_docs, AXES, MetricConfig(), 0.05)
-    assert got["per_kind"].get("distress_episode", 0) <= 0.05 * 1.5, got
+    assert got.per_kind.get("distress_episode", 0) <= 0.05 * 1.5, got
 
 
 def test_calibration_file_round_trip_and_rates(vs_dir: Path) -> None:
@@ -210,7 +210,7 @@ def _rates_by_length(cal: Calibration, rate: float, seed: int) -> dict[int, dict
     out = {}
     for length in (32, 64, 128, 256, 512):
         docs = _noise_docs(seed + length, 120_000 // length, length)
-        out[length] = flag_rates(cal, docs, AXES, MetricConfig(), rate)["per_kind"]
+        out[length] = flag_rates(cal, docs, AXES, MetricConfig(), rate).per_kind
     return out
 
 

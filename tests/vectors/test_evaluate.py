@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from synth import make_stories
@@ -19,17 +21,17 @@ def test_classification_metrics_known_answers():
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
     scores = torch.eye(4)[labels] * 2.0  # perfect
     m = ev.classification_metrics(scores, labels, names)
-    assert m["accuracy"] == 1.0 and m["top3"] == 1.0 and m["auroc_mean"] == 1.0
-    assert m["confusion"][0][0] == 2 and m["chance"] == 0.25
+    assert m.accuracy == 1.0 and m.top3 == 1.0 and m.auroc_mean == 1.0
+    assert m.confusion[0][0] == 2 and m.chance == 0.25
     # always predict "b" (second best is the truth): accuracy = share of b, top3 = 1, confusion column
     scores = torch.eye(4)[labels] + torch.tensor([0.0, 5.0, 0.0, 0.0])
     m = ev.classification_metrics(scores, labels, names)
-    assert m["accuracy"] == pytest.approx(2 / 6)
-    assert m["top3"] == 1.0
-    assert [row[1] for row in m["confusion"]] == [2, 2, 1, 1]
+    assert m.accuracy == pytest.approx(2 / 6)
+    assert m.top3 == 1.0
+    assert [row[1] for row in m.confusion] == [2, 2, 1, 1]
     # reversed scores give AUROC 0
     m = ev.classification_metrics(-torch.eye(4)[labels], labels, names)
-    assert m["auroc"]["a"] == 0.0
+    assert m.auroc["a"] == 0.0
 
 
 def test_geometry_recovers_valence_and_arousal(monkeypatch):
@@ -54,7 +56,7 @@ def test_logit_lens_reads_the_unembedding(lm260k):
     target = 393  # " happy"
     v = (w_u[target] / norm_w).unsqueeze(0)  # after the norm gain this is exactly the token's row
     out = ev.logit_lens(lm260k, v, ["happy"], k=3)
-    assert out["happy"]["top"][0] == lm260k.tokenizer.decode([target])
+    assert out["happy"].top[0] == lm260k.tokenizer.decode([target])
 
 
 def test_evaluate_on_records(tmp_path, lm260k):
@@ -62,12 +64,12 @@ def test_evaluate_on_records(tmp_path, lm260k):
     vs = fit_vectors(tmp_path / "rec", FitConfig(layers="4"), tmp_path / "out", lm=lm260k)
     fresh = make_stories(5, seed=7)
     report = ev.evaluate(vs, lm260k, fresh)
-    assert report["n"] == 20 and report["accuracy"] >= 0.75 and report["skipped"] == 0
-    assert set(report["auroc"]) == set(vs.names)
-    assert "happy" in report["logit_lens"]
+    assert report.n == 20 and report.accuracy >= 0.75 and report.skipped == 0
+    assert set(report.auroc) == set(vs.names)
+    assert report.logit_lens is not None and "happy" in report.logit_lens
     bad = make_stories(2, emotions=["happy"], seed=3)
     bad[0] = bad[0].model_copy(update={"emotion": "bored"})
-    assert ev.evaluate(vs, lm260k, bad)["skipped"] == 1
+    assert ev.evaluate(vs, lm260k, bad).skipped == 1
 
 
 def test_full_report_without_scores():
@@ -81,4 +83,5 @@ def test_full_report_without_scores():
     )
     vs = VectorSet(vectors={0: torch.randn(3, 4)}, meta=meta)
     rep = ev.full_report(vs, None, None, None)
-    assert "accuracy" not in rep and "coords" in rep["geometry"]
+    assert rep.accuracy is None and set(rep.geometry.coords) == {"a", "b", "c"}
+    assert "accuracy" not in json.loads(rep.as_json())  # a part not measured is absent
