@@ -476,7 +476,14 @@ class MetricConfig(Model):
         default=1.0, description="distress composite level that starts an episode"
     )
     recover_level: float = Field(
-        default=0.5, description="level the composite must fall to for recovery"
+        default=0.5, description="neutral level recovery is measured towards (calibrated: rho)"
+    )
+    recover_fraction: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="share of the way back from a run's peak to recover_level that counts as "
+        "recovered (0.5: half-recovery; 1: all the way to recover_level)",
     )
     min_episode: int = Field(
         default=3,

@@ -250,20 +250,41 @@ def find_runs(mask: np.ndarray, merge_gap: int = 0, min_len: int = 1) -> list[tu
     return [(s, e) for s, e in runs if e - s >= min_len]
 
 
-def recovery_at(series: np.ndarray, start: int, level: float, k: int) -> int | None:
+def recovery_at(
+    series: np.ndarray, start: int, level: float, k: int, raw: np.ndarray | None = None
+) -> int | None:
     """The first index from ``start`` on where ``series`` is back at ``level`` or below for ``k``
     consecutive tokens (a stretch cut short by the end of the series does not count), or None.
 
     Recovery is sustained, as an episode is: one token under the level (the last token of a
-    document, a wobble inside a run) is not a return to neutral.
+    document, a wobble inside a run) is not a return to neutral. With ``raw`` (the unsmoothed
+    series) the tokens must be at the level on both, as an episode is confirmed on raw tokens:
+    smoothing spreads one outlier token over several.
     """
     below = np.asarray(series[start:], dtype=np.float64) <= level
+    if raw is not None:
+        below &= np.asarray(raw[start:], dtype=np.float64) <= level
     k = max(1, k)
     if below.size < k:
         return None
     run = np.convolve(below.astype(np.int64), np.ones(k, dtype=np.int64), mode="valid")
     hits = np.nonzero(run == k)[0]
     return start + int(hits[0]) if hits.size else None
+
+
+def recovery_level(rho: float, peak: float, fraction: float) -> float:
+    """The level distress must fall to after a run peaking at ``peak``: ``fraction`` of the way
+    back from the peak to ``rho`` (the reference's 90th percentile); ``fraction`` 1 is a return
+    to ``rho`` itself.
+
+    Why relative to the peak: a model's distress lingers after distressing text (the planted
+    bench's seed 2 stays near ``rho`` for the rest of a document after a run), so a return to
+    ``rho`` itself reads recovered text as unresolved. Half-recovery (``fraction`` 0.5) is the
+    affective-chronometry measure of recovery; above the episode threshold the level is simply
+    falling below it, since a run ends there. Fragments of one run still merge until distress
+    falls to ``rho`` (:func:`merge_fragments`): this level only decides whether, and when, the
+    merged run recovered."""
+    return rho + (1.0 - fraction) * max(peak - rho, 0.0)
 
 
 def merge_fragments(
@@ -359,11 +380,13 @@ def find_episodes(
 ) -> list[Episode]:
     """Distress episodes on a smoothed composite (checked on ``raw``), each with its recovery.
 
-    An episode is a merged run (:func:`episode_runs` with ``merge_gap`` and ``recover_level``), so recovery is measured from the end of the whole run: **recovered** when
-    distress returns to ``recover_level`` before the document ends (``time_to_recover`` tokens
-    after the run), **unrecovered** when it never does and at least the recovery window
-    (:meth:`MetricConfig.recovery_window`) of tokens follow the run, **unresolved** when it never
-    does and the document ends sooner.
+    An episode is a merged run (:func:`episode_runs` with ``merge_gap`` and ``recover_level``),
+    so recovery is measured from the end of the whole run: **recovered** when distress returns
+    ``recover_fraction`` of the way from the run's peak to ``recover_level``
+    (:func:`recovery_level`) before the document ends (``time_to_recover`` tokens after the
+    run), **unrecovered** when it never does and at least the recovery window
+    (:meth:`MetricConfig.recovery_window`) of tokens follow the run, **unresolved** when it
+    never does and the document ends sooner.
     """
     d = np.asarray(distress, dtype=np.float64)
     r = d if raw is None else np.asarray(raw, dtype=np.float64)
@@ -372,7 +395,8 @@ def find_episodes(
     runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
     for s, e in runs:
         window = cfg.recovery_window(e - s)
-        back = recovery_at(d, e, cfg.recover_level, cfg.min_episode)
+        level = recovery_level(cfg.recover_level, float(d[s:e].max()), cfg.recover_fraction)
+        back = recovery_at(d, e, level, cfg.min_episode, r)
         status: EpisodeStatus
         ttr: int | None = None
         if back is not None:
@@ -389,11 +413,17 @@ def find_episodes(
 
 
 def recovers_before_end(
-    distress: np.ndarray, ep: Episode, recover_level: float, min_len: int = 1
+    distress: np.ndarray,
+    ep: Episode,
+    recover_level: float,
+    min_len: int = 1,
+    recover_fraction: float = 1.0,
+    raw: np.ndarray | None = None,
 ) -> bool:
-    """Whether distress returns to ``recover_level`` (for ``min_len`` tokens, :func:`recovery_at`)
-    between the episode and the end."""
-    return recovery_at(np.asarray(distress), ep.end, recover_level, min_len) is not None
+    """Whether distress returns to the episode's :func:`recovery_level` (for ``min_len`` tokens,
+    on ``raw`` too when given: :func:`recovery_at`) between the episode and the end."""
+    level = recovery_level(recover_level, ep.peak, recover_fraction)
+    return recovery_at(np.asarray(distress), ep.end, level, min_len, raw) is not None
 
 
 def slope(y: np.ndarray) -> float:
@@ -805,7 +835,7 @@ def _distress_metrics(
     rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
     # The document ends in distress exactly when its last episode never comes back down.
     unresolved = bool(episodes) and not recovers_before_end(
-        dist, episodes[-1], cfg.recover_level, cfg.min_episode
+        dist, episodes[-1], cfg.recover_level, cfg.min_episode, cfg.recover_fraction, dist_raw
     )
     metrics: dict[str, float | None] = {
         "distress_mean": float(dist.mean()),
@@ -856,13 +886,14 @@ def _episode_flags(
         )
         if e.status == "unrecovered":
             window = cfg.recovery_window(e.end - e.start)
+            level = recovery_level(cfg.recover_level, e.peak, cfg.recover_fraction)
             flags.append(
                 Flag(
                     kind="unrecovered_distress",
                     start=e.start,
                     end=min(n_tok, e.end + window),
                     severity=e.peak,
-                    evidence=f"no return below {cfg.recover_level:.2f} within {window} tokens",
+                    evidence=f"no return below {level:.2f} within {window} tokens",
                 )
             )
     if end_level is not None:

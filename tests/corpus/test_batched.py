@@ -109,8 +109,8 @@ def _planted() -> list[tuple[np.ndarray, list[TurnSpan], np.ndarray | None]]:
     sustained[60:90] = 3.0  # an episode that recovers
     out.append((traj(sustained), [], None))
     unrecovered = np.zeros(300)
-    unrecovered[40:70] = 3.0
-    unrecovered[70:] = 0.8  # never back to the recovery level, long after the window
+    unrecovered[40:70] = 1.4  # recovery: halfway from 1.4 to rho 0.5, i.e. 0.95
+    unrecovered[70:] = 0.98  # below the threshold (1.0), never back to 0.95
     out.append((traj(unrecovered), [], None))
     ending = np.zeros(150)
     ending[110:] = 3.0  # unresolved end (one run: not escalation)
