@@ -412,20 +412,6 @@ def find_episodes(
     return out
 
 
-def recovers_before_end(
-    distress: np.ndarray,
-    ep: Episode,
-    recover_level: float,
-    min_len: int = 1,
-    recover_fraction: float = 1.0,
-    raw: np.ndarray | None = None,
-) -> bool:
-    """Whether distress returns to the episode's :func:`recovery_level` (for ``min_len`` tokens,
-    on ``raw`` too when given: :func:`recovery_at`) between the episode and the end."""
-    level = recovery_level(recover_level, ep.peak, recover_fraction)
-    return recovery_at(np.asarray(distress), ep.end, level, min_len, raw) is not None
-
-
 def slope(y: np.ndarray) -> float:
     """Least-squares slope of ``y`` against position scaled to [0, 1] (change over the document)."""
     n = len(y)
@@ -833,10 +819,9 @@ def _distress_metrics(
     d_end = float(dist[_tail(dense, cfg)].mean())
     recovered = [e for e in episodes if e.status == "recovered"]
     rises = [e.calm_rise for e in episodes if e.calm_rise is not None]
-    # The document ends in distress exactly when its last episode never comes back down.
-    unresolved = bool(episodes) and not recovers_before_end(
-        dist, episodes[-1], cfg.recover_level, cfg.min_episode, cfg.recover_fraction, dist_raw
-    )
+    # The document ends in distress exactly when its last episode never comes back down
+    # (find_episodes measured that: recovery from the end of the run to the document's end).
+    unresolved = bool(episodes) and episodes[-1].status != "recovered"
     metrics: dict[str, float | None] = {
         "distress_mean": float(dist.mean()),
         "distress_max": float(dist.max()),
