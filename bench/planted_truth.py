@@ -478,7 +478,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ref += [{"text": json.loads(x)["text"]} for x in lines if x.strip()]
         write_stage(t / "neutral", ref)
         cli("fit", str(t / "train"), "--model", str(t / "model"), "--neutral", str(t / "neutral"),
-            "--out", str(t / "vectors"))  # fmt: skip
+            "--out", str(t / "vectors"), *args.fit_arg)  # fmt: skip
         cal_out = cli("calibrate", str(t / "vectors")).stderr
         docs = make_corpus(rng, args.docs, args.neutral_docs)
         src = write_jsonl(
@@ -594,6 +594,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--broad-reference", action="store_true",
         help="broader template families (16 subjects x 120 predicates, 24 questions per "
         "family, still disjoint) instead of the narrow ones (8 x 8, 4 questions)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--fit-arg", action="append", default=[],
+        help="extra option for `emocurate fit` (repeat: --fit-arg=--neutral-variance --fit-arg=0.9)",
     )  # fmt: skip
     ap.add_argument("--keep", default=None, help="work in this (new) folder and keep it")
     ap.add_argument("--no-save", action="store_true")

@@ -404,7 +404,7 @@ def _dense_group(
     out["n_turns"] = torch.tensor([len(s) for s in spans], dtype=torch.long)  # host already
     if dax.valence is not None and dax.arousal is not None:
         out["valence"] = xs.clamp_min(0.0) @ dax.valence  # as regulation.valence_of
-        out["arousal"] = xs @ dax.arousal
+        out["arousal"] = xs.clamp_min(0.0) @ dax.arousal  # as regulation.arousal_of
     if dax.distress is not None:
         out["distress"] = xs.index_select(2, dax.distress).mean(2)
         out["distress_raw"] = x.index_select(2, dax.distress).mean(2)

@@ -73,6 +73,7 @@ from emocurate.corpus.regulation import (
     Axes,
     TurnSpan,
     analyse,
+    arousal_of,
     mirroring_level,
     n_pairs,
     pair_levels,
@@ -322,7 +323,7 @@ def reference_ladders(
             d_tok.append(zs[:, axes.distress].mean(1))
         if axes.has_va:
             v_parts.append(z)  # valence is not linear in z: pieces smooth and rectify z
-            aro_tok.append(zs @ axes.arousal)
+            aro_tok.append(arousal_of(zs, axes.arousal))
             if turns:
                 pairs += pair_levels(z, axes, turns, base.mirror_margin)
         if zr is not None and zr.size:

@@ -194,6 +194,30 @@ def test_rising_episodes_are_escalation_equal_ones_are_not() -> None:
         assert "escalation" not in {f.kind for f in an.flags}, peaks
 
 
+def test_a_small_bump_after_the_rising_peaks_does_not_hide_escalation() -> None:
+    """Planted seed 2 (issue 18): after the third, highest distress span, lingering distress
+    crossed the threshold once more as a short, low episode near the end; the chain of rising
+    peaks had to end at the document's last episode, so 8 of 30 escalating documents were
+    missed. Peaks rising to the document's highest episode are escalation, whatever lower
+    episodes follow it; the span still ends at the highest one."""
+    d = np.zeros(60)
+    for p in (1.5, 2.5, 3.5):
+        d = np.concatenate([d, np.full(20, p), np.zeros(30)])
+    d = np.concatenate([d, np.full(8, 1.4), np.zeros(40)])
+    an = analyse(traj(d), AXES, MetricConfig())
+    assert an.metrics["n_episodes"] == 4
+    esc = [f for f in an.flags if f.kind == "escalation"]
+    assert len(esc) == 1
+    assert 56 <= esc[0].start <= 64 and 176 <= esc[0].end <= 184
+    # peaks that fall, or rise only to a lower level than an earlier episode, stay no escalation
+    for peaks in ([3.5, 1.5, 2.5, 3.0], [4.0, 1.5, 2.5, 3.5]):
+        d = np.zeros(60)
+        for p in peaks:
+            d = np.concatenate([d, np.full(20, p), np.zeros(30)])
+        an = analyse(traj(d), AXES, MetricConfig())
+        assert "escalation" not in {f.kind for f in an.flags}, peaks
+
+
 def test_a_dip_at_the_last_token_is_not_a_recovery() -> None:
     """Seen on the planted model: a run to the end of the document whose last token dips to the
     recovery level was "recovered", so no ``unresolved_end``. Recovery needs ``min_episode``

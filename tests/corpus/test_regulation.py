@@ -292,3 +292,29 @@ def test_volatility_is_one_speakers_swings_not_turn_taking() -> None:
     assert vol, an.flags
     human = {i for t in turns if t.speaker == "human" for i in range(t.start, t.end)}
     assert vol[0].start in human and vol[-1].end - 1 in human
+
+
+# Rows measured on the planted model (seed 1): an afraid span pushes desperate below neutral and
+# a desperate span pushes afraid below it (mean-difference vectors).
+AFRAID_ROW = np.array([5.3, -1.8, -2.2, -1.6, 0.5])
+DESPERATE_ROW = np.array([-1.0, -1.2, 3.0, -1.0, -0.2])
+CALM_ROW = np.array([-0.5, 4.0, -1.3, -1.8, 0.3])
+
+
+def test_arousal_counts_the_emotions_present_with_contrast_vectors() -> None:
+    """Issue 18 (planted seed 2, mirroring span IoU 0.46): read linearly, an afraid turn's
+    arousal was cut by the desperate direction falling below neutral (0.52 against 0.72 for a
+    desperate turn), so distressed human turns answered in kind fell under the mirroring level
+    and only some of a dialogue's mirrored answers were flagged. Arousal, like valence, is that
+    of the emotions present: both distressed turns are high, a calm one is low."""
+    cfg = MetricConfig(smooth=5, arousal_high=0.6)
+    z, turns = _va_dialogue([AFRAID_ROW, DESPERATE_ROW] * 2, [DESPERATE_ROW, AFRAID_ROW] * 2)
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    mirrored = [f for f in an.flags if f.kind == "mirroring"]
+    assistant = [t for t in turns if t.speaker == "assistant"]
+    assert [(f.start, f.end) for f in mirrored] == [(t.start, t.end) for t in assistant]
+    assert all(t.arousal > 0.6 for t in an.turns)
+    z, turns = _va_dialogue([AFRAID_ROW] * 3, [CALM_ROW] * 3)
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    assert "mirroring" not in {f.kind for f in an.flags}
+    assert all(t.arousal < 0 for t in an.turns if t.speaker == "assistant")
