@@ -630,6 +630,11 @@ def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "all_goals_met": r["all_goals_met"],
                 "f1": {k: r["per_kind"][k]["f1"] for k in PLANTED},
                 "iou": {k: r["per_kind"][k]["span_iou_mean"] for k in PLANTED},
+                "errors": {  # false positives and misses by document type, where there are any
+                    k: {"fp": r["per_kind"][k]["fp_by_type"], "fn": r["per_kind"][k]["fn_by_type"]}
+                    for k in PLANTED + UNPLANTED
+                    if r["per_kind"][k]["fp_by_type"] or r["per_kind"][k]["fn_by_type"]
+                },
                 "neutral_flagged": {
                     k: v["flagged"] for k, v in r["neutral"]["per_kind"].items() if v["flagged"]
                 },
