@@ -318,3 +318,24 @@ def test_arousal_counts_the_emotions_present_with_contrast_vectors() -> None:
     an = analyse(z, VA_AXES, cfg, turns=turns)
     assert "mirroring" not in {f.kind for f in an.flags}
     assert all(t.arousal < 0 for t in an.turns if t.speaker == "assistant")
+
+
+def test_lingering_arousal_after_a_distressed_answer_is_not_mirroring() -> None:
+    """Issue 18 (planted seed 4: all 30 calm-question dialogues answered in distress flagged
+    ``mirroring``): the model's arousal lingers into the calm human turn after a distressed
+    answer (0.26-0.46 against 1.06-1.26 for the answer and a pair level of about 0.2), so the
+    calm question "was met with" the next answer's arousal. A human turn that falls from the turn
+    before it counts only what is left after that fall (half-recovery, as for episodes): a
+    lingering question is no high-arousal turn, a human who stays distressed still is."""
+    cfg = MetricConfig(smooth=5, arousal_high=0.2)
+    low = np.full(len(VA_NAMES), 0.0)
+    lingering = AFRAID_ROW * 0.3  # arousal ~0.3: what is left of an afraid answer
+    z, turns = _va_dialogue([low, lingering, lingering], [AFRAID_ROW, lingering, DESPERATE_ROW])
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    assert "mirroring" not in {f.kind for f in an.flags}, an.flags
+    assert an.metrics["mirroring_level"] is not None and an.metrics["mirroring_level"] < 0.2
+    # a human who stays distressed after a distressed answer is answered in kind: mirroring
+    z, turns = _va_dialogue([AFRAID_ROW, AFRAID_ROW * 0.9], [AFRAID_ROW, AFRAID_ROW])
+    an = analyse(z, VA_AXES, cfg, turns=turns)
+    mirrored = [f for f in an.flags if f.kind == "mirroring"]
+    assert len(mirrored) == 2
