@@ -511,6 +511,12 @@ class MetricConfig(Model):
         description="escalation: each rising episode peak (or segment mean) must exceed the "
         "previous one by more than this",
     )
+    escalation_rise: float = Field(
+        default=0.15,
+        ge=0.0,
+        description="escalation: each rising episode peak must also exceed the previous one by "
+        "this share of its height above recover_level (distress builds with the context)",
+    )
     escalation_segments: int = Field(
         default=4, ge=3, description="escalation by trend: segments whose means must all rise"
     )

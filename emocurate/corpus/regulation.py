@@ -953,10 +953,22 @@ def _turn_metrics(
 RISING_EPISODES = 3  # "several": episodes of rising peak needed for escalation
 
 
-def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
+STEADY = 0.5  # a steady climb: no step of the segment means under this share of the mean step
+
+
+def rises(prev: float, cur: float, cfg: MetricConfig) -> bool:
+    """Whether peak ``cur`` rises from ``prev``: by more than ``escalation_margin`` (noise) and
+    more than ``escalation_rise`` of ``prev``'s height above the recovery level (the model's
+    distress builds with the context: three spans of equal planted intensity read 2.19 -> 2.42
+    -> 2.56 on the planted bench, seed 1, steps of 0-9% where rising spans step 21-47%)."""
+    step = max(cfg.escalation_margin, cfg.escalation_rise * max(prev - cfg.recover_level, 0.0))
+    return cur > prev + step
+
+
+def rising_chain(episodes: Sequence[Episode], cfg: MetricConfig) -> list[Episode]:
     """The episodes whose peaks rise to the document's highest: at least
     :data:`RISING_EPISODES` consecutive episodes ending with the (first) highest one, each peak
-    above the previous by more than ``margin``; else ``[]``. (Two episodes of different height
+    rising from the previous (:func:`rises`); else ``[]``. (Two episodes of different height
     are common by chance, e.g. two speakers' turns; three in rising order much less.) Lower
     episodes after the highest do not undo the rise: lingering distress after the last, highest
     run crosses the threshold again as a short low episode (planted seed 2, issue 18)."""
@@ -965,7 +977,7 @@ def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
     top = max(range(len(episodes)), key=lambda i: episodes[i].peak)  # first of the highest
     chain = [episodes[top]]
     for e in reversed(episodes[:top]):
-        if chain[0].peak > e.peak + margin:
+        if rises(e.peak, chain[0].peak, cfg):
             chain.insert(0, e)
         else:
             break
@@ -973,13 +985,15 @@ def rising_chain(episodes: Sequence[Episode], margin: float) -> list[Episode]:
 
 
 def rising_segments(dist: np.ndarray, cfg: MetricConfig) -> bool:
-    """Whether the means of ``escalation_segments`` equal segments rise at every step by more
-    than ``escalation_margin`` (a steady climb that may be one long run)."""
+    """Whether the means of ``escalation_segments`` equal segments climb steadily: every step
+    up by more than ``escalation_margin`` and none under half the mean step. (Steps of 0.26,
+    0.76, 0.16 are neutral drift, then one run that ends the document -- ``unresolved_end`` --
+    not a climb: planted seed 1, 8 of 30 single-run documents.)"""
     k = cfg.escalation_segments
     if len(dist) < k * cfg.smooth:
         return False
-    means = np.array([seg.mean() for seg in np.array_split(dist, k)])
-    return bool(np.all(np.diff(means) > cfg.escalation_margin))
+    steps = np.diff([seg.mean() for seg in np.array_split(dist, k)])
+    return bool(np.all(steps > cfg.escalation_margin) and steps.min() >= STEADY * steps.mean())
 
 
 def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig) -> Flag | None:
@@ -990,7 +1004,7 @@ def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig)
     (:func:`rising_segments`; span: the document). One run that ends the document is neither:
     that is ``unresolved_end``.
     """
-    chain = rising_chain(episodes, cfg.escalation_margin)
+    chain = rising_chain(episodes, cfg)
     if chain:
         peaks = " -> ".join(f"{e.peak:.2f}" for e in chain)
         return Flag(

@@ -218,6 +218,44 @@ def test_a_small_bump_after_the_rising_peaks_does_not_hide_escalation() -> None:
         assert "escalation" not in {f.kind for f in an.flags}, peaks
 
 
+# Calibrated thresholds of the planted model (seed 1) at about 250 tokens.
+CALIBRATED = MetricConfig(threshold=0.55, recover_level=0.3, escalation_margin=0.12)
+
+
+def test_equal_spans_read_a_little_higher_as_context_builds_are_not_escalation() -> None:
+    """Planted seed 1 (issue 18): three spans of EQUAL planted intensity read 2.19 -> 2.42 ->
+    2.56 (the model's distress builds with the context: each a few percent higher), and the
+    calibrated margin (0.12 z) let 8 of 30 such decoys through as `escalation`. Rising spans
+    read 1.50 -> 2.39 -> 3.13. A rise is a step of more than `escalation_rise` (15%) of the
+    previous peak's height above the recovery level, as well as the margin."""
+
+    def doc(peaks: list[float]) -> np.ndarray:
+        d = np.zeros(40)
+        for p in peaks:
+            d = np.concatenate([d, np.full(25, p), np.zeros(40)])
+        return d
+
+    flat = analyse(traj(doc([2.19, 2.42, 2.56])), AXES, CALIBRATED)
+    assert flat.metrics["n_episodes"] == 3
+    assert "escalation" not in {f.kind for f in flat.flags}
+    rising = analyse(traj(doc([1.5, 2.39, 3.13])), AXES, CALIBRATED)
+    assert "escalation" in {f.kind for f in rising.flags}
+
+
+def test_one_final_run_after_a_little_drift_is_not_a_steady_climb() -> None:
+    """Planted seed 1 (issue 18): neutral text that drifts up a little (segment means -0.11 ->
+    0.14), then one run to the end (0.90, 1.06): every step of the segment means rose by more
+    than the calibrated margin, so 8 of 30 single-run documents were `escalation`. A steady
+    climb rises by comparable steps: none under half the mean step. A ramp still is one."""
+    d = np.concatenate([np.full(60, -0.11), np.full(60, 0.14), np.full(12, 0.14)])
+    d = np.concatenate([d, np.full(48, 1.09), np.full(60, 1.06)])
+    an = analyse(traj(d), AXES, CALIBRATED)
+    kinds = {f.kind for f in an.flags}
+    assert "unresolved_end" in kinds and "escalation" not in kinds
+    ramp = analyse(traj(np.linspace(-0.1, 1.5, 240)), AXES, CALIBRATED)
+    assert "escalation" in {f.kind for f in ramp.flags}
+
+
 def test_a_dip_at_the_last_token_is_not_a_recovery() -> None:
     """Seen on the planted model: a run to the end of the document whose last token dips to the
     recovery level was "recovered", so no ``unresolved_end``. Recovery needs ``min_episode``
