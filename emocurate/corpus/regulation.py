@@ -397,15 +397,24 @@ def find_episodes(
     run), **unrecovered** when it never does and at least the recovery window
     (:meth:`MetricConfig.recovery_window`) of tokens follow the run, **unresolved** when it
     never does and the document ends sooner.
+
+    A run that never rises above the recovery level of the recovered episode before it is that
+    episode's lingering tail, not a new episode: 60 tokens after a run peaking at 3.1 the
+    planted model's distress crossed the threshold (0.55) once more in short bumps peaking at
+    0.6-0.8, and ``unresolved_end`` fired on 22 documents that end recovered (seed 1, issue 18).
     """
     d = np.asarray(distress, dtype=np.float64)
     r = d if raw is None else np.asarray(raw, dtype=np.float64)
     t = len(d)
     out: list[Episode] = []
     runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
+    tail = float("-inf")  # the recovery level of the last episode, while it has recovered
     for s, e in runs:
+        peak = float(d[s:e].max())
+        if peak <= tail:
+            continue  # the previous episode's lingering tail
         window = cfg.recovery_window(e - s)
-        level = recovery_level(cfg.recover_level, float(d[s:e].max()), cfg.recover_fraction)
+        level = recovery_level(cfg.recover_level, peak, cfg.recover_fraction)
         back = recovery_at(d, e, level, cfg.min_episode, r)
         status: EpisodeStatus
         ttr: int | None = None
@@ -418,7 +427,8 @@ def find_episodes(
         rise: float | None = None
         if calm is not None and e < t:
             rise = float(np.mean(calm[e : e + window]) - np.mean(calm[s:e]))
-        out.append(Episode(s, e, float(d[s:e].max()), status, ttr, rise))
+        out.append(Episode(s, e, peak, status, ttr, rise))
+        tail = level if status == "recovered" else float("-inf")
     return out
 
 

@@ -203,7 +203,8 @@ def test_a_small_bump_after_the_rising_peaks_does_not_hide_escalation() -> None:
     d = np.zeros(60)
     for p in (1.5, 2.5, 3.5):
         d = np.concatenate([d, np.full(20, p), np.zeros(30)])
-    d = np.concatenate([d, np.full(8, 1.4), np.zeros(40)])
+    # above the last run's half-recovery level (2.0: no lingering tail), below its peak
+    d = np.concatenate([d, np.full(12, 2.5), np.zeros(40)])
     an = analyse(traj(d), AXES, MetricConfig())
     assert an.metrics["n_episodes"] == 4
     esc = [f for f in an.flags if f.kind == "escalation"]
@@ -254,6 +255,21 @@ def test_one_final_run_after_a_little_drift_is_not_a_steady_climb() -> None:
     assert "unresolved_end" in kinds and "escalation" not in kinds
     ramp = analyse(traj(np.linspace(-0.1, 1.5, 240)), AXES, CALIBRATED)
     assert "escalation" in {f.kind for f in ramp.flags}
+
+
+def test_a_low_bump_after_a_recovered_run_is_its_tail_not_a_new_episode() -> None:
+    """Planted seed 1 (issue 18): 60 tokens after a run peaking at 3.1 the model's lingering
+    distress crosses the calibrated threshold (0.55) once more in a short bump peaking at 0.6-0.8
+    at the very end, and `unresolved_end` fired on 22 documents that end recovered. A run that
+    never rises above the half-recovery level of the episode before it is that episode's tail:
+    no new episode, the document ended recovered. A later run above that level is an episode."""
+    base = np.concatenate([np.zeros(40), np.full(25, 3.1), np.full(60, 0.3)])
+    an = analyse(traj(np.concatenate([base, np.full(10, 0.75)])), AXES, CALIBRATED)
+    assert an.metrics["n_episodes"] == 1
+    assert "unresolved_end" not in {f.kind for f in an.flags}
+    an = analyse(traj(np.concatenate([base, np.full(20, 2.5)])), AXES, CALIBRATED)
+    assert an.metrics["n_episodes"] == 2
+    assert "unresolved_end" in {f.kind for f in an.flags}
 
 
 def test_a_dip_at_the_last_token_is_not_a_recovery() -> None:
