@@ -86,6 +86,18 @@ class Quantiles(Model):
         """The ``q`` quantile (linear interpolation between stored levels)."""
         return float(np.interp(q, self.levels, self.values))
 
+    def cdf(self, x: float) -> float:
+        """The share of reference tokens at or below ``x`` (the inverse of :meth:`at`)."""
+        v = np.asarray(self.values)
+        if x < v[0]:
+            return 0.0
+        if x >= v[-1]:
+            return 1.0
+        hi = int(np.searchsorted(v, x, side="right"))  # v[hi - 1] <= x < v[hi]
+        lo_v, hi_v = v[hi - 1], v[hi]
+        frac = 0.0 if hi_v == lo_v else (x - lo_v) / (hi_v - lo_v)
+        return float(self.levels[hi - 1] + frac * (self.levels[hi] - self.levels[hi - 1]))
+
 
 class LengthQuantiles(Model):
     """The distribution of one statistic over reference pieces of ``n`` tokens.
@@ -255,11 +267,15 @@ class Calibration(Model):
         if "regulation" in out:
             res["regulation_threshold"] = -out["regulation"]
         pairs = max(1, n_pairs or 1)
+        token_level = self.tokens["arousal_token"].at(1 - rate)
         if self.pairs_calibrated:
             assert self.pairs is not None
-            res["arousal_high"] = self.pairs.at((1 - rate) ** (1 / pairs))  # P independent
+            # P independent pairs; and never under what a share ``rate`` of reference tokens
+            # reach: a narrow reference (few distinct turns) put the pair level at 0.08 z, so
+            # near-neutral turns of another source were "high arousal" (issue 18, seed 0)
+            res["arousal_high"] = max(self.pairs.at((1 - rate) ** (1 / pairs)), token_level)
         else:
-            res["arousal_high"] = self.tokens["arousal_token"].at(1 - rate)
+            res["arousal_high"] = token_level
         return res
 
     @property
@@ -284,7 +300,9 @@ class Calibration(Model):
         if mirroring_level is not None and self.pairs_calibrated:
             assert self.pairs is not None
             p = max(1, n_pairs)
-            out["mirroring_pct"] = round(100.0 * self.pairs.cdf(mirroring_level) ** p, 2)
+            by_pairs = self.pairs.cdf(mirroring_level) ** p
+            by_tokens = self.tokens["arousal_token"].cdf(mirroring_level)  # the floor
+            out["mirroring_pct"] = round(100.0 * min(by_pairs, by_tokens), 2)
         return out
 
     def metric_config(

@@ -358,3 +358,41 @@ def test_mirroring_shift_is_reported_per_statistic() -> None:
     low = reference_shift("distress", 200, 10.0)
     assert "less often" in low.warning
     assert not reference_shift("distress", 5, 99.0).warning  # too few documents to say
+
+
+def test_mirroring_needs_arousal_neutral_tokens_rarely_reach() -> None:
+    """Issue 18 (planted seed 0): reference dialogues of four fixed questions give turn means so
+    alike that the pair-calibrated level was 0.08-0.09, and neutral dialogues of another source
+    whose questions read at about 0.1 were `mirroring` (15 of 400, 13 of them 17-pair
+    dialogues; answers at -0.1 to 0.1). "High arousal" must also be a level that only a share
+    RATE of neutral reference tokens reach; `mirroring_pct` stays the inverse of the threshold."""
+    from emocurate.corpus.regulation import TurnSpan, analyse
+
+    rng = np.random.default_rng(5)
+    col = NAMES.index("surprised")
+    scale = 1.0 / AXES.arousal[col]
+    scores: list[tuple[np.ndarray, np.ndarray | None, list[TurnSpan]]] = []
+    for _ in range(30):  # prose: token arousal varies
+        scores.append((rng.normal(0, 1, (200, len(NAMES))), None, []))
+    for _ in range(40):  # dialogues of near-identical turns: a narrow pair distribution
+        z = np.zeros((80, len(NAMES)))
+        turns = []
+        for k in range(8):
+            z[k * 10 : (k + 1) * 10, col] = rng.normal(0, 0.01) * scale
+            turns.append(TurnSpan("human" if k % 2 == 0 else "assistant", k * 10, (k + 1) * 10))
+        scores.append((z, None, turns))
+    cal = calibration_from_scores(scores, AXES, MetricConfig())
+    assert cal.pairs_calibrated
+    token_level = cal.tokens["arousal_token"].at(0.99)
+    th = cal.thresholds(0.01, 80, 4)["arousal_high"]
+    assert th >= token_level > 0.1
+    for level, flagged in ((0.1, False), (2.0 * token_level, True)):
+        z = np.zeros((80, len(NAMES)))
+        turns = []
+        for k in range(8):
+            z[k * 10 : (k + 1) * 10, col] = level * scale
+            turns.append(TurnSpan("human" if k % 2 == 0 else "assistant", k * 10, (k + 1) * 10))
+        an = analyse(z, AXES, cal.metric_config(MetricConfig(smooth=1), 0.01, 80, 4), turns=turns)
+        assert any(f.kind == "mirroring" for f in an.flags) == flagged, level
+        pct = cal.percentiles(None, an.metrics["mirroring_level"], 80, 4)["mirroring_pct"]
+        assert (pct > 99.0) == flagged, (level, pct)
