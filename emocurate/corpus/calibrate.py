@@ -30,7 +30,9 @@ gives :data:`MIN_PIECES` pieces; each piece is smoothed and analysed as a docume
 At score time a promised rate ``r`` and a document of ``n`` tokens give ``t = Q_n(1 - r)``,
 interpolated in log n between the two nearest ladder lengths; past the longest length L the
 document counts as n / L independent pieces, ``t = Q_L((1 - r)^(L / n))``; for a dialogue with P
-pairs ``t = Q_pair((1 - r)^(1 / P))``. Upper quantiles beyond the measured pieces are extrapolated
+pairs ``t = Q_pair((1 - r)^(1 / P))``, never under the token-level arousal quantile at ``1 - r``
+(a narrow reference put the pair level near neutral; there mirroring fires on at most r). Upper
+quantiles beyond the measured pieces are extrapolated
 with an exponential tail fitted to the highest pieces (the tail of a maximum of many weakly
 dependent values). So **each flag family fires on a share r of reference-like documents of any
 length** (``high_volatility``: at most r).
