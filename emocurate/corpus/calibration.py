@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: emocurate.configs imports this module (Sc
     from emocurate.vectors.vectorset import VectorSet
 
 CALIBRATION_FILE = "calibration.json"
-VERSION = 4  # 4: arousal of the emotions present; mirroring speaker_level
+VERSION = 4  # 4: arousal of the emotions present; mirroring's token-level floor
 DEFAULT_RATE = 0.01
 MIN_PAIRS = 20  # human->assistant pairs needed to calibrate mirroring on turn pairs
 NEUTRAL_SUBDIR = "neutral"  # a reference inside the vector folder used when none is given
@@ -347,7 +347,7 @@ def load_calibration(vectors_dir: str | Path) -> Calibration:
         raise InputError(
             f"{path}: calibration version {raw.get('version', 1)}, this emocurate reads "
             f"version {VERSION} (1: per-chunk quantiles, true for one document length only; 2: "
-            "volatility calibrated on both sides at once; 3: arousal read linearly, no speaker_level); rerun "
+            "volatility calibrated on both sides at once; 3: arousal read linearly); rerun "
             f"`emocurate calibrate {vectors_dir}`"
         )
     try:

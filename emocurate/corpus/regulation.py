@@ -764,8 +764,8 @@ def analyse_dense(
     episodes, distress_metrics = _distress_metrics(dense, cfg, flags)
     m.update(distress_metrics)
     m.update(_regulation_metrics(dense, cfg, flags))
-    turn_scores, pairs, levels = _turns(dense, axes, cfg, turns, flags)
-    m.update(_turn_metrics(turn_scores, pairs, levels, cfg, flags))
+    turn_scores, pairs = _turns(dense, axes, cfg, turns, flags)
+    m.update(_turn_metrics(turn_scores, pairs, cfg, flags))
     flags.sort(key=lambda f: (f.start, f.end, f.kind))
     return Analysis(
         dense.mean,
@@ -940,7 +940,6 @@ def _regulation_metrics(
 def _turn_metrics(
     turn_scores: Sequence[TurnScore],
     pairs: Sequence[tuple[float, float]],
-    levels: Sequence[float],
     cfg: MetricConfig,
     flags: Sequence[Flag],
 ) -> dict[str, float | None]:
@@ -955,8 +954,8 @@ def _turn_metrics(
         [p[0] for p in pairs], [p[1] for p in pairs], min_pairs=cfg.coreg_min_pairs
     )
     out["n_mirroring"] = float(sum(f.kind == "mirroring" for f in flags))
-    if levels:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
-        out["mirroring_level"] = max(levels)
+    if pairs:  # flagged at arousal_high = t iff a pair's level exceeds t (as mirrors())
+        out["mirroring_level"] = max(pair_level(a, b, cfg.mirror_margin) for a, b in pairs)
     return out
 
 
@@ -1042,44 +1041,24 @@ def escalation(dist: np.ndarray, episodes: Sequence[Episode], cfg: MetricConfig)
 def pair_level(speaker: float, responder: float, margin: float) -> float:
     """The level below which a human->assistant pair is mirroring: :func:`mirrors` at
     ``arousal_high = t`` is true iff this exceeds ``t`` (the speaker's arousal when the answer
-    is within ``margin`` of it, else the lower of the two). Calibration's per-pair statistic;
-    ``speaker`` is the human turn's :func:`speaker_level`."""
+    is within ``margin`` of it, else the lower of the two). Calibration's per-pair statistic."""
     return speaker if responder >= speaker - margin else min(speaker, responder)
-
-
-def speaker_level(arousal: float, peak_before: float | None) -> float:
-    """A human turn's arousal for mirroring: what is left of it after its fall from the highest
-    turn before it in the dialogue, ``arousal - max(0, peak_before - arousal)``.
-
-    Why: the model's arousal lingers after a distressed turn, so a calm question after a
-    distressed answer read at 0.26-0.46 against a pair level of about 0.2 (planted seed 4: all
-    30 calm-question dialogues answered in distress were flagged ``mirroring``). As for episodes
-    (half-recovery), a turn that has come more than half way back from the peak to the level
-    ``t`` is no high-arousal turn: with this value, high at ``t`` iff above ``t`` and above
-    ``t + (peak - t) / 2`` (monotone in ``t``, so it calibrates as before). A human who stays
-    distressed (0.9 after 0.95) is still high; a rising one keeps all of it."""
-    if peak_before is None or peak_before <= arousal:
-        return arousal
-    return 2.0 * arousal - peak_before
 
 
 def pair_levels(z: np.ndarray, axes: Axes, turns: Sequence[TurnSpan], margin: float) -> list[float]:
     """Per human->assistant pair, the level below which it is mirroring.
 
     Flagged at ``arousal_high = t`` iff the value exceeds ``t`` (unsmoothed turn means): the
-    human's :func:`speaker_level` when the answer is within ``margin`` of it, else the lower of
-    the two.
+    human's arousal when the answer is within ``margin`` of it, else the lower of the two.
     """
     ar = []
     for t in turns:
         if t.end > t.start:
             ar.append((t.speaker, float(arousal_of(z[t.start : t.end].mean(0), axes.arousal))))
     out = []
-    for k in range(1, len(ar)):
-        (sa, a), (sb, b) = ar[k - 1], ar[k]
+    for (sa, a), (sb, b) in zip(ar, ar[1:], strict=False):
         if sa == "human" and sb == "assistant":
-            before = max((x for _, x in ar[: k - 1]), default=None)
-            out.append(pair_level(speaker_level(a, before), b, margin))
+            out.append(pair_level(a, b, margin))
     return out
 
 
@@ -1112,15 +1091,13 @@ def _turns(
     cfg: MetricConfig,
     turns: Sequence[TurnSpan],
     flags: list[Flag],
-) -> tuple[list[TurnScore], list[tuple[float, float]], list[float]]:
-    """Per-turn emotion, co-regulation pairs (human arousal, next assistant arousal) and each
-    pair's mirroring level (:func:`pair_level` of the human's :func:`speaker_level`).
+) -> tuple[list[TurnScore], list[tuple[float, float]]]:
+    """Per-turn emotion and co-regulation pairs (human arousal, next assistant arousal).
 
     Turn means use the UNsmoothed z-scores: a moving average crosses turn boundaries and would
     leak each turn into its neighbours (correlating independent turns).
     """
     out: list[TurnScore] = []
-    levels: list[float] = []  # mirroring pair levels (pair_level of the speaker_level)
     dist = dense.turn_distress
     for j, t in enumerate(turns):
         if t.end <= t.start:
@@ -1138,18 +1115,13 @@ def _turns(
             )
         )
     pairs: list[tuple[float, float]] = []
-    for k in range(1, len(out)):
-        prev, nxt = out[k - 1], out[k]
+    for prev, nxt in zip(out, out[1:], strict=False):
         # The assistant responding to the human: the direction the anchor study measured and the
         # one a curator of assistant data acts on.
         if not (prev.speaker == "human" and nxt.speaker == "assistant"):
             continue
         pairs.append((prev.arousal, nxt.arousal))
-        before = max((t.arousal for t in out[: k - 1]), default=None)
-        levels.append(
-            pair_level(speaker_level(prev.arousal, before), nxt.arousal, cfg.mirror_margin)
-        )
-        if mirrors(speaker_level(prev.arousal, before), nxt.arousal, cfg):
+        if mirrors(prev.arousal, nxt.arousal, cfg):
             flags.append(
                 Flag(
                     kind="mirroring",
@@ -1173,4 +1145,4 @@ def _turns(
                     evidence=f"{nxt.speaker} raises distress {prev.distress:.2f} -> {nxt.distress:.2f}",
                 )
             )
-    return out, pairs, levels
+    return out, pairs

