@@ -187,6 +187,11 @@ def valence_of(zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     z-scores cancel the sad one and sad text came out with positive valence (issue 18: 0 of 30
     planted happy/sad swings found). Only emotions above their neutral level count.
     """
+    return present_weighted(zs, weights)
+
+
+def present_weighted(zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``max(z, 0) @ weights``: a weighted mean of the emotions above their neutral level."""
     out: np.ndarray = np.maximum(np.asarray(zs, dtype=np.float64), 0.0) @ weights
     return out
 
@@ -197,8 +202,7 @@ def arousal_of(zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     falling below neutral (0.52 against 0.72 for a desperate span on the planted model), so a
     distressed human turn answered in kind often fell under the mirroring level (issue 18,
     planted seed 2: mirroring span IoU 0.46)."""
-    out: np.ndarray = np.maximum(np.asarray(zs, dtype=np.float64), 0.0) @ weights
-    return out
+    return present_weighted(zs, weights)
 
 
 def voice_series(v: np.ndarray, turns: Sequence[TurnSpan]) -> list[np.ndarray]:
