@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,7 @@ from emocurate.corpus.calibration import (  # the artifact; re-exported for call
     Quantiles,
     load_calibration,
     missing_message,
+    position_profile,
     vectors_hash,
 )
 from emocurate.corpus.regulation import (
@@ -88,6 +90,8 @@ from emocurate.errors import InputError
 
 if TYPE_CHECKING:
     from emocurate.configs import ScoreConfig
+    from emocurate.corpus.readers import Doc
+    from emocurate.corpus.score import Preparer
     from emocurate.vectors.models import LoadedModel
 
 __all__ = [
@@ -193,6 +197,82 @@ def piece_statistics(
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+# -- the reference at every position ----------------------------------------------------------
+
+JOIN_MAX_TOKENS = 1024  # joined reference documents are at most this long (and one window)
+JOIN_MIN_DOCS = 32  # and at least this many (texts are reused): tokens at every position
+
+
+def window_positions(windows: Sequence[tuple[int, int, int]], n: int, skip: int) -> np.ndarray:
+    """Each stitched token's position in the window it was kept from (BOS, when there is one,
+    is position 0: ``skip`` = 1), as :func:`~emocurate.corpus.score.plan_windows` keeps them."""
+    out = np.zeros(n, dtype=np.int64)
+    for start, length, keep in windows:
+        out[start + keep : start + length] = np.arange(skip + keep, skip + length)
+    return out
+
+
+def join_reference(
+    docs: Sequence[Doc], preparer: Preparer, min_docs: int = JOIN_MIN_DOCS
+) -> list[Doc]:
+    """The reference texts joined end to end (blank line between) into documents of up to
+    ``min(window body, JOIN_MAX_TOKENS)`` tokens, prose with prose and dialogues with dialogues.
+
+    Why: a model's activations drift with a token's position in its context, and a reference of
+    short texts shows the calibration only early positions; a long document's tokens sit deep
+    in the window (issue 18: 92 of 100 long neutral documents flagged at 1%). Joined, the
+    reference has tokens at every position up to the join length, so the position profile
+    (:class:`~emocurate.corpus.calibration.PositionProfile`) can be measured and removed. The
+    texts go in a seeded shuffled order, each at least once; when they fill fewer than
+    ``min_docs`` documents they are reused (reshuffled) until there are that many, so the first
+    positions have at least ``min_docs`` tokens each.
+    """
+    from emocurate.corpus.readers import Doc
+    from emocurate.corpus.score import find_turns
+
+    budget = min(preparer.body_len, JOIN_MAX_TOKENS)
+    enc = preparer.tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
+    lengths = [len(x) for x in enc]
+    sep = "\n\n"
+    sep_len = len(preparer.tokenizer(sep, add_special_tokens=False)["input_ids"])
+    groups: dict[bool, list[int]] = {False: [], True: []}
+    for i, d in enumerate(docs):
+        groups[bool(find_turns(d.text))].append(i)
+    total = max(1, sum(lengths))
+    rng = random.Random(0)
+    out: list[Doc] = []
+    for is_dialogue, idx in groups.items():
+        if not idx:
+            continue
+        tokens = sum(lengths[i] for i in idx)
+        want = max(math.ceil(tokens / budget), math.ceil(min_docs * tokens / total), 1)
+        order: list[int] = []
+        used = 0  # texts taken from the first shuffled pass (all of them go in at least once)
+        made: list[list[int]] = []
+        while len(made) < want or used < len(idx):
+            parts: list[int] = []
+            n = 0
+            while True:
+                if not order:
+                    order = idx[:]
+                    rng.shuffle(order)
+                i = order[-1]
+                if parts and n + sep_len + lengths[i] > budget:
+                    break
+                order.pop()
+                used += 1
+                parts.append(i)
+                n += lengths[i] + (sep_len if len(parts) > 1 else 0)
+                if n >= budget:
+                    break
+            made.append(parts)
+        kind = "dialogue" if is_dialogue else "prose"
+        for k, parts in enumerate(made):
+            text = sep.join(docs[i].text for i in parts)
+            out.append(Doc(f"joined-{kind}-{k}", text, "(joined reference)", f"{kind} {k}"))
+    return out
+
+
 # -- the calibration run -------------------------------------------------------------------------
 
 
@@ -269,6 +349,8 @@ def calibrate(
         raise InputError(f"calibration reference {', '.join(inputs)} has no readable documents")
     lm = lm or load_model(cfg.model or vs.meta.model_id, device=cfg.device, dtype=cfg.dtype)
     collected: list[tuple[np.ndarray, np.ndarray | None, list[TurnSpan]]] = []
+    where: list[np.ndarray] = []  # each collected token's position in its window
+    reg_is_main: list[bool] = []
 
     class _Collector(Scorer):
         def _finish(self, p: Any, z: np.ndarray, zr: np.ndarray | None) -> ScoredDoc:
@@ -276,24 +358,56 @@ def calibrate(
             collected.append(
                 (z.copy(), None if reg_z is None else reg_z.copy(), [TurnSpan(*t) for t in p.turns])
             )
+            where.append(window_positions(p.windows, len(p.ids), 1 if self.bos is not None else 0))
+            reg_is_main.append(zr is None and reg_z is not None)
             return super()._finish(p, z, zr)
 
     # The collector needs each document's [T, E] scores on the host: the host metrics path.
     scorer = _Collector(vs, lm, cfg.model_copy(update={"metrics_device": "host"}), regulation=reg)
-    scorer.score_full(docs)
+    joined = join_reference(docs, scorer.preparer, JOIN_MIN_DOCS)
+    scorer.score_full(joined)
     layer = scorer.layer
+    columns = [*scorer.names, *(scorer.reg_names if reg is not None else [])]
+    profile = position_profile(
+        [np.hstack([z, zr]) if zr is not None and not same else z
+         for (z, zr, _), same in zip(collected, reg_is_main, strict=True)],
+        where,
+        columns,
+    )  # fmt: skip
+    table = profile.table(max(int(p.max()) + 1 for p in where))
+    e = len(scorer.names)
+
+    def level(x: np.ndarray, pos: np.ndarray, cols: slice) -> np.ndarray:
+        return (x - table[pos, cols]).astype(np.float32)
+
+    detrended = [
+        (
+            level(z, pos, slice(0, e)),
+            None if zr is None else level(zr, pos, slice(0, e) if same else slice(e, None)),
+            turns,
+        )
+        for (z, zr, turns), pos, same in zip(collected, where, reg_is_main, strict=True)
+    ]
     cal = calibration_from_scores(
-        collected,
+        detrended,
         scorer.axes,
         scorer.mcfg,
         rate=rate,
         reference=[str(r) for r in (reference or inputs)],
         reference_hash=hashlib.sha256("\x1e".join(d.text for d in docs).encode()).hexdigest()[:16],
         n_docs=len(docs),
+        doc_tokens=sum(
+            len(x)
+            for x in scorer.preparer.tokenizer([d.text for d in docs], add_special_tokens=False)[
+                "input_ids"
+            ]
+        ),
+        n_joined=len(joined),
         n_skipped=len(skipped),
         skipped_examples=skipped[:5],
         layer=layer,
         vectors_hash=vectors_hash(vs, layer),
+        positions=profile,
     )
     cal.save(out_dir if out_dir is not None else vectors_dir)
     return cal

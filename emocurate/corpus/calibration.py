@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # annotations only: emocurate.configs imports this module (Sc
     from emocurate.vectors.vectorset import VectorSet
 
 CALIBRATION_FILE = "calibration.json"
-VERSION = 4  # 4: arousal of the emotions present; mirroring's token-level floor
+VERSION = 5  # 5: position profile, reference joined to window length; 4: arousal of the
+# emotions present, mirroring's token-level floor
 DEFAULT_RATE = 0.01
 MIN_PAIRS = 20  # human->assistant pairs needed to calibrate mirroring on turn pairs
 NEUTRAL_SUBDIR = "neutral"  # a reference inside the vector folder used when none is given
@@ -41,6 +42,7 @@ SHORTEST = 16  # the ladder's first length (tokens)
 MAX_PIECES = 2000  # pieces analysed per length (short lengths have many more)
 MAX_TOKENS = 100_000  # and at most about this many tokens per length (bounds the cost)
 FLOOR = -1e6  # stands for -inf (no level gives a run) in JSON
+MIN_BUCKET_TOKENS = 32  # reference tokens a position bucket needs (else it joins the one before)
 KINDS_OF_STAT = {
     "distress": [
         "distress_episode",
@@ -196,6 +198,82 @@ class Ladder(Model):
         return 100.0 * lo
 
 
+def position_edges(limit: int) -> list[int]:
+    """Bucket starts over sequence positions ``0 .. limit - 1``: one bucket per position up to 4,
+    then widths growing by about sqrt 2 (activations change fast over the first tokens and
+    slowly later). Position 0 is BOS where the model has one (never scored: offset 0)."""
+    edges = [0, 1, 2, 3, 4]
+    while edges[-1] < limit:
+        edges.append(max(edges[-1] + 1, round(edges[-1] * math.sqrt(2))))
+    return [e for e in edges if e < max(limit, 2)]
+
+
+class PositionProfile(Model):
+    """How neutral reference tokens read by their position in the scoring window, per column.
+
+    ``means[b][c]`` is the mean z of column ``c`` over the reference tokens whose sequence
+    position (the token's index in its window; BOS = 0) falls in bucket ``b`` (from
+    ``edges[b]``); ``mean[c]`` the mean over all reference tokens. Scoring subtracts the
+    difference at the token's position (:meth:`table`), so neutral text reads alike at every
+    position and the overall level is kept. Only the level moves: rescaling each position by
+    its spread as well multiplied the noise of the few tokens at the first positions (x3 at
+    position 1) and put long neutral documents of a planted drift at 12% for a promised 5%.
+    """
+
+    edges: list[int] = Field(description="bucket starts (sequence positions; BOS is 0)")
+    columns: list[str] = Field(description="the z columns: emotion names, then regulation ones")
+    means: list[list[float]] = Field(description="per bucket, per column: mean z")
+    mean: list[float] = Field(description="per column: mean z over all reference tokens")
+    tokens: list[int] = Field(description="reference tokens per bucket")
+    max_position: int = Field(description="the deepest reference token's position")
+
+    def table(self, length: int) -> np.ndarray:
+        """What is subtracted from z at sequence positions ``0 .. length - 1``
+        (``[length, columns]``). Bucket means sit at their centres in ``log(p + 1)`` and are
+        interpolated linearly between them (a step at each bucket edge left up to half a
+        bucket's drift in place); before the first bucket with tokens (BOS) nothing is
+        subtracted, past the last centre the last value holds."""
+        k = len(self.edges)
+        m = np.asarray(self.means, dtype=np.float64).reshape(k, -1)
+        ends = [*self.edges[1:], self.max_position + 1]
+        has = [i for i in range(k) if self.tokens[i] > 0]
+        x = np.log1p(np.arange(length, dtype=np.float64))
+        centres = [0.5 * (math.log1p(self.edges[i]) + math.log(ends[i])) for i in has]
+        out = np.stack([np.interp(x, centres, m[has, c]) for c in range(m.shape[1])], 1)
+        out -= np.asarray(self.mean)[None, :]
+        out[np.arange(length) < self.edges[has[0]]] = 0.0
+        return out
+
+
+def position_profile(
+    zs: Sequence[np.ndarray], positions: Sequence[np.ndarray], columns: Sequence[str]
+) -> PositionProfile:
+    """The :class:`PositionProfile` of reference z-scores ``zs[i]`` (``[T_i, C]``) whose tokens
+    sit at sequence positions ``positions[i]`` (``[T_i]``). A bucket with fewer than
+    :data:`MIN_BUCKET_TOKENS` tokens joins the one before it."""
+    z = np.concatenate([np.asarray(a, dtype=np.float64) for a in zs])
+    pos = np.concatenate([np.asarray(p, dtype=np.int64) for p in positions])
+    if z.shape[0] == 0:
+        raise InputError("calibration: no reference tokens for the position profile")
+    edges = position_edges(int(pos.max()) + 1)
+    counts = np.bincount(np.searchsorted(np.asarray(edges), pos, "right") - 1, minlength=len(edges))
+    edges = [e for i, e in enumerate(edges) if i == 0 or counts[i] >= MIN_BUCKET_TOKENS]
+    b = np.searchsorted(np.asarray(edges), pos, side="right") - 1
+    n = np.bincount(b, minlength=len(edges))
+    sums = np.zeros((len(edges), z.shape[1]))
+    np.add.at(sums, b, z)
+    mean = z.mean(0)
+    means = np.where(n[:, None] > 0, sums / np.maximum(n, 1)[:, None], mean[None, :])
+    return PositionProfile(
+        edges=edges,
+        columns=list(columns),
+        means=[[round(float(v), 5) for v in row] for row in means],
+        mean=[round(float(v), 5) for v in mean],
+        tokens=[int(x) for x in n],
+        max_position=int(pos.max()),
+    )
+
+
 class FlagRates(Model):
     """``calibration.json``'s ``check``: the share of reference documents flagged (any kind, and
     per kind) when scored at ``rate``, with what makes the thresholds less certain. Every field
@@ -217,7 +295,9 @@ class Calibration(Model):
     n_docs: int
     n_skipped: int = Field(default=0, description="reference rows not used (unreadable, empty)")
     skipped_examples: list[str] = Field(default_factory=list)
-    n_tokens: int
+    n_tokens: int = Field(description="tokens scored: the reference joined to window length")
+    doc_tokens: int = Field(default=0, description="tokens of the reference documents as read")
+    n_joined: int = Field(default=0, description="joined documents the reference was scored as")
     n_pairs: int = Field(default=0, description="human->assistant turn pairs in the reference")
     smooth: int
     min_episode: int
@@ -237,6 +317,11 @@ class Calibration(Model):
         description="token-level distributions: distress_token (sets recover_level), "
         "arousal_token (mirroring when the reference has too few dialogue pairs)"
     )
+    positions: PositionProfile | None = Field(
+        default=None,
+        description="neutral z by position in the window, subtracted when scoring (None: the "
+        "reference z-scores were given without positions)",
+    )
     check: FlagRates = Field(
         default_factory=FlagRates,
         description="flag rates measured on the reference documents at the default rate",
@@ -246,7 +331,7 @@ class Calibration(Model):
     @property
     def mean_tokens(self) -> int:
         """The reference's mean document length (where a single threshold is shown)."""
-        return max(1, round(self.n_tokens / max(1, self.n_docs)))
+        return max(1, round((self.doc_tokens or self.n_tokens) / max(1, self.n_docs)))
 
     def thresholds(
         self, rate: float, n_tokens: int | None = None, n_pairs: int | None = None
@@ -347,7 +432,8 @@ def load_calibration(vectors_dir: str | Path) -> Calibration:
         raise InputError(
             f"{path}: calibration version {raw.get('version', 1)}, this emocurate reads "
             f"version {VERSION} (1: per-chunk quantiles, true for one document length only; 2: "
-            "volatility calibrated on both sides at once; 3: arousal read linearly); rerun "
+            "volatility calibrated on both sides at once; 3: arousal read linearly; 4: reference "
+            "tokens at early positions only); rerun "
             f"`emocurate calibrate {vectors_dir}`"
         )
     try:

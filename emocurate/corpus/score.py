@@ -353,8 +353,33 @@ class Scorer:
             self.groups.append(self._group(regulation, regulation.layer_or_default(None), dev))
             self.reg_names = list(regulation.names)
         self.layers = sorted({g.layer for g in self.groups})
+        self.offsets = self._position_offsets(dev)
         self.metrics_on_device = self._metrics_on_device()
         self.device_axes = DeviceAxes.of(self.axes, dev) if self.metrics_on_device else None
+
+    def _position_offsets(
+        self, dev: torch.device
+    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per vector group, the calibration's position profile ``(a, b)``, each ``[window, E_g]``
+        (None when flags are not calibrated): a window token's z at position p reads
+        ``z * a[p] - b[p]`` (:meth:`_project`), so neutral text reads alike at every position
+        (see ``PositionProfile``)."""
+        cal = self.cfg.calibration
+        if cal is None or self.cfg.z_thresholds or cal.positions is None:
+            return None
+        prof = cal.positions
+        want = [*self.names, *(self.reg_names if len(self.groups) > 1 else [])]
+        if prof.columns != want:
+            raise ConfigError(
+                f"calibration position profile is for columns {prof.columns[:4]}..., the vectors "
+                f"have {want[:4]}...; rerun `emocurate calibrate`"
+            )
+        table = torch.as_tensor(prof.table(self.window + 1), dtype=torch.float32, device=dev)
+        out, lo = [], 0
+        for g in self.groups:
+            out.append(table[:, lo : lo + g.weight.shape[0]])
+            lo += g.weight.shape[0]
+        return out
 
     def _metrics_on_device(self) -> bool:
         """Whether the dense metrics run batched on the model's device (``metrics_device``)."""
@@ -469,10 +494,12 @@ class Scorer:
     def _project(self, acts: dict[int, torch.Tensor]) -> list[torch.Tensor]:
         """Z-scored projections ``[batch, seq, E_g]`` of each vector group, on the device."""
         projs = []
-        for g in self.groups:
+        for i, g in enumerate(self.groups):
             proj = acts[g.layer].float() @ g.weight.T
             if g.mean is not None and g.std is not None:
                 proj = (proj - g.mean) / g.std
+            if self.offsets is not None:  # neutral text's level at each position
+                proj = proj - self.offsets[i][: proj.shape[1]]
             projs.append(proj)
         return projs
 
