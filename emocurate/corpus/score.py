@@ -357,13 +357,10 @@ class Scorer:
         self.metrics_on_device = self._metrics_on_device()
         self.device_axes = DeviceAxes.of(self.axes, dev) if self.metrics_on_device else None
 
-    def _position_offsets(
-        self, dev: torch.device
-    ) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        """Per vector group, the calibration's position profile ``(a, b)``, each ``[window, E_g]``
-        (None when flags are not calibrated): a window token's z at position p reads
-        ``z * a[p] - b[p]`` (:meth:`_project`), so neutral text reads alike at every position
-        (see ``PositionProfile``)."""
+    def _position_offsets(self, dev: torch.device) -> list[torch.Tensor] | None:
+        """Per vector group, the calibration's position profile as ``[window, E_g]`` (None when
+        flags are not calibrated): subtracted from every window's z-scores in :meth:`_project`
+        so neutral text reads alike at every position (see ``PositionProfile``)."""
         cal = self.cfg.calibration
         if cal is None or self.cfg.z_thresholds or cal.positions is None:
             return None
