@@ -86,10 +86,12 @@ def _print_calibration(cal: Any, vectors: Path, rate: float) -> None:
     con = Console(stderr=True)
     chk = cal.check
     con.print(
-        f"calibrated on {cal.n_docs} documents ({cal.n_tokens} tokens, {cal.n_pairs} dialogue "
-        f"pairs): each flag family fires on a share RATE of reference-like documents of any "
-        f"length (high_volatility and the kinds derived from an episode: at most RATE) -> "
-        f"{vectors}/calibration.json",
+        f"calibrated on {cal.n_docs} documents ({cal.doc_tokens or cal.n_tokens} tokens, "
+        f"{cal.n_pairs} dialogue pairs; scored joined as {cal.n_joined} documents, "
+        f"{cal.n_tokens} tokens, positions up to "
+        f"{cal.positions.max_position if cal.positions else '?'}): each flag family fires on a "
+        f"share RATE of reference-like documents of any length (high_volatility and the kinds "
+        f"derived from an episode: at most RATE) -> {vectors}/calibration.json",
         markup=False,
     )
     th = cal.thresholds(rate)
