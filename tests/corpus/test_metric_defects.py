@@ -307,3 +307,25 @@ def test_distress_that_stays_near_its_peak_is_not_recovered() -> None:
     an = analyse(traj(d), AXES, MetricConfig())
     assert an.metrics["n_recovered"] == 0
     assert "unresolved_end" in {f.kind for f in an.flags}
+
+
+def test_lingering_bumps_above_the_threshold_after_a_run_are_its_tail() -> None:
+    """Planted seed 2 (issue 18, position-true calibration: threshold 0.33, rho 0.08): after a
+    run peaking at 1.4 the model's distress lingers at 0.1-0.5 for the remaining 200 tokens,
+    crossing the threshold in short bumps. The gaps between the bumps never fell back to rho,
+    so every bump merged into the run, which then reached the document's end: `unresolved_end`
+    on 9 of 30 documents that recover, and the episode's span three times the planted run.
+    The gaps fall half-way back from the peak (the episode's own recovery test): one episode,
+    the run, recovered. A second real run after the dip is still its own episode."""
+    cfg = MetricConfig(threshold=0.33, recover_level=0.08, escalation_margin=0.12)
+    bumps = np.tile(np.concatenate([np.full(12, 0.15), np.full(8, 0.5)]), 10)
+    base = np.concatenate([np.full(60, -0.1), np.full(50, 1.4)])
+    an = analyse(traj(np.concatenate([base, bumps])), AXES, cfg)
+    kinds = {f.kind for f in an.flags}
+    assert an.metrics["n_episodes"] == 1 and an.metrics["n_recovered"] == 1, an.metrics
+    assert "unresolved_end" not in kinds
+    (ep,) = [f for f in an.flags if f.kind == "distress_episode"]
+    assert ep.end - ep.start < 70, (ep.start, ep.end)  # the run (50 tokens + smoothing)
+    again = analyse(traj(np.concatenate([base, bumps[:60], np.full(40, 1.3)])), AXES, cfg)
+    assert again.metrics["n_episodes"] == 2
+    assert "unresolved_end" in {f.kind for f in again.flags}
