@@ -422,25 +422,6 @@ def sustained_level(
     return float(cand[lo])
 
 
-def half_recovered_within(
-    d: np.ndarray, r: np.ndarray, s: int, e: int, level: float, k: int
-) -> int | None:
-    """Where the run ``[s, e)`` has recovered to ``level`` (its half-recovery level) while still
-    above the threshold, if it never rises above ``level`` again before ``e``: the episode ends
-    there and the rest of the run is its lingering tail. None when it does not.
-
-    Why: with a position-true calibration (threshold 0.30, rho 0.08 on planted seed 2) the
-    model's distress after the last span of a document stayed at 0.35-0.8 over the closing
-    neutral sentences, never under the threshold, so the run reached the end of the document and
-    `unresolved_end` fired on 10 of 60 documents that end calm.
-    """
-    p = s + int(np.argmax(d[s:e]))
-    q = recovery_at(d[:e], p, level, k, r[:e])
-    if q is None or float(d[q:e].max()) > level:
-        return None
-    return q
-
-
 def find_episodes(
     distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig, raw: np.ndarray | None = None
 ) -> list[Episode]:
@@ -471,10 +452,8 @@ def find_episodes(
         peak = float(d[s:e].max())
         if peak <= tail:
             continue  # the previous episode's lingering tail
-        level = recovery_level(cfg.recover_level, peak, cfg.recover_fraction)
-        cut = half_recovered_within(d, r, s, e, level, cfg.min_episode)
-        e = e if cut is None else cut
         window = cfg.recovery_window(e - s)
+        level = recovery_level(cfg.recover_level, peak, cfg.recover_fraction)
         back = recovery_at(d, e, level, cfg.min_episode, r)
         status: EpisodeStatus
         ttr: int | None = None
