@@ -422,6 +422,30 @@ def sustained_level(
     return float(cand[lo])
 
 
+def lingering_from(
+    d: np.ndarray, r: np.ndarray, s: int, e: int, level: float, k: int, sustain: int
+) -> int | None:
+    """Where the run ``[s, e)`` turns into its lingering tail while still above the threshold:
+    the first point after its peak from which distress stays at ``level`` (the run's
+    half-recovery level) or below to the run's end, for at least ``sustain`` tokens
+    (``recovery_min``). None when there is no such point.
+
+    Why: with a position-true calibration (threshold 0.30, rho 0.08 on planted seed 2) the
+    model's distress after the last span of a document stayed at 0.35-0.8 over the closing
+    neutral sentences, never under the threshold, so the run reached the end of the document and
+    `unresolved_end` fired on 10 of 60 documents that end calm. Why sustained: a genuine final
+    span whose reading sags after an early peak also falls to its half-recovery level before
+    the document ends; cut there with ``k`` tokens of evidence, 7-10 of 30 unresolved documents
+    per planted seed read as recovered. A tail is known only once it has lasted a recovery
+    window; a document that ends sooner ends unresolved, as a run to the end does.
+    """
+    p = s + int(np.argmax(d[s:e]))
+    q = recovery_at(d[:e], p, level, k, r[:e])
+    if q is None or e - q < sustain or float(d[q:e].max()) > level:
+        return None
+    return q
+
+
 def find_episodes(
     distress: np.ndarray, calm: np.ndarray | None, cfg: MetricConfig, raw: np.ndarray | None = None
 ) -> list[Episode]:
@@ -452,8 +476,10 @@ def find_episodes(
         peak = float(d[s:e].max())
         if peak <= tail:
             continue  # the previous episode's lingering tail
-        window = cfg.recovery_window(e - s)
         level = recovery_level(cfg.recover_level, peak, cfg.recover_fraction)
+        cut = lingering_from(d, r, s, e, level, cfg.min_episode, cfg.recovery_min)
+        e = e if cut is None else cut
+        window = cfg.recovery_window(e - s)
         back = recovery_at(d, e, level, cfg.min_episode, r)
         status: EpisodeStatus
         ttr: int | None = None
