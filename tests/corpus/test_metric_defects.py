@@ -352,3 +352,28 @@ def test_lingering_distress_above_the_threshold_after_a_peak_is_its_tail() -> No
     assert "unresolved_end" in {f.kind for f in near_peak.flags}
     sag = np.concatenate([np.full(60, -0.05), np.full(8, 2.1), np.full(25, 0.9)])
     assert "unresolved_end" in {f.kind for f in analyse(traj(sag), AXES, cfg).flags}
+
+
+def test_rising_spans_joined_by_lingering_distress_are_escalation() -> None:
+    """Planted seed 2 (issue 18, position-true calibration: threshold 0.33, rho 0.08): between
+    the second (peak 2.2) and third (3.1) span of an escalating document the model's distress
+    lingers at 0.3-0.5 for 40 tokens, crossing the threshold now and then but never back to
+    rho, so the two spans merged into one episode and 3 of 30 escalating documents had only two
+    rising episodes. A run that stays half-way back from its peak for a recovery window (32
+    tokens) has ended, whatever follows; a short dip inside a run (16 tokens) does not end it."""
+    cfg = MetricConfig(threshold=0.33, recover_level=0.08, escalation_margin=0.12)
+    rng = np.random.default_rng(1)
+
+    def linger(n: int) -> np.ndarray:
+        return 0.4 + 0.12 * np.sin(np.arange(n) / 4.0) + 0.02 * rng.standard_normal(n)
+
+    d = np.concatenate(
+        [np.full(40, -0.05), np.full(20, 1.2), np.full(40, 0.0), np.full(20, 2.2), linger(40)]
+    )
+    d = np.concatenate([d, np.full(20, 3.1), np.full(60, 0.0)])
+    an = analyse(traj(d), AXES, cfg)
+    assert an.metrics["n_episodes"] == 3, [(e.start, e.end) for e in an.episodes]
+    assert "escalation" in {f.kind for f in an.flags}
+    wobble = np.concatenate([np.full(40, -0.05), np.full(30, 2.2), linger(16), np.full(30, 2.2)])
+    one = analyse(traj(np.concatenate([wobble, np.full(60, 0.05)])), AXES, cfg)
+    assert one.metrics["n_episodes"] == 1, [(e.start, e.end) for e in one.episodes]
