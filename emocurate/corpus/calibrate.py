@@ -67,6 +67,7 @@ from emocurate.corpus.calibration import (  # the artifact; re-exported for call
     FlagRates,
     Ladder,
     LengthQuantiles,
+    PositionProfile,
     Quantiles,
     load_calibration,
     missing_message,
@@ -238,8 +239,7 @@ def join_reference(
     from emocurate.corpus.score import find_turns
 
     budget = min(preparer.body_len, JOIN_MAX_TOKENS)
-    enc = preparer.tokenizer([d.text for d in docs], add_special_tokens=False)["input_ids"]
-    lengths = [len(x) for x in enc]
+    lengths = [len(x) for x in tokenize(preparer.tokenizer, [d.text for d in docs])]
     sep = "\n\n"
     sep_len = len(preparer.tokenizer(sep, add_special_tokens=False)["input_ids"])
     groups: dict[bool, list[int]] = {False: [], True: []}
@@ -304,6 +304,36 @@ def reference_inputs(vectors_dir: str | Path, reference: Sequence[str | Path] | 
     return out
 
 
+def tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of ``texts`` without special tokens (as the scorer's windows hold them)."""
+    return list(tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
+def read_reference(inputs: list[str], cfg: ScoreConfig, limit: int) -> tuple[list[Doc], list[str]]:
+    """Up to ``limit`` readable reference documents, and where the others were skipped (why).
+
+    Reference ids do not matter (ids are generated), so an id field of the scored corpus
+    missing from the reference costs nothing; unreadable rows are counted, never hidden."""
+    from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
+
+    docs: list[Doc] = []
+    skipped: list[str] = []
+    for item in iter_corpus(inputs, ReadOptions(cfg.text_field, None, cfg.max_chars)):
+        if isinstance(item, Doc) and item.text.strip():
+            docs.append(item)
+            if len(docs) >= limit:
+                break
+        else:
+            skipped.append(
+                f"{item.source} {item.position}: {item.reason}"
+                if not isinstance(item, Doc)
+                else f"{item.source} {item.position}: empty text"
+            )
+    if not docs:
+        raise InputError(f"calibration reference {', '.join(inputs)} has no readable documents")
+    return docs, skipped
+
+
 def calibrate(
     vectors_dir: str | Path,
     reference: Sequence[str | Path] | None = None,
@@ -329,7 +359,6 @@ def calibrate(
             writes into its own folder, never into the fit stage's).
     """
     from emocurate.configs import ScoreConfig
-    from emocurate.corpus.readers import Doc, ReadOptions, iter_corpus
     from emocurate.corpus.score import ScoredDoc, Scorer, load_vectors
     from emocurate.vectors.models import load_model
 
@@ -337,25 +366,9 @@ def calibrate(
     cfg = cfg.model_copy(update={"calibration": None, "z_thresholds": True, "trace_others": 0})
     inputs = reference_inputs(vectors_dir, reference)
     vs, reg = load_vectors(vectors_dir, cfg)
-    docs: list[Doc] = []
-    skipped: list[str] = []
-    # Reference ids do not matter (ids are generated), so an id field of the scored corpus
-    # missing from the reference costs nothing; unreadable rows are counted, never hidden.
-    for item in iter_corpus(inputs, ReadOptions(cfg.text_field, None, cfg.max_chars)):
-        if isinstance(item, Doc) and item.text.strip():
-            docs.append(item)
-            if len(docs) >= limit:
-                break
-        else:
-            skipped.append(
-                f"{item.source} {item.position}: {item.reason}"
-                if not isinstance(item, Doc)
-                else f"{item.source} {item.position}: empty text"
-            )
-    if not docs:
-        raise InputError(f"calibration reference {', '.join(inputs)} has no readable documents")
+    docs, skipped = read_reference(inputs, cfg, limit)
     lm = lm or load_model(cfg.model or vs.meta.model_id, device=cfg.device, dtype=cfg.dtype)
-    collected: list[tuple[np.ndarray, np.ndarray | None, list[TurnSpan]]] = []
+    collected: Scores = []
     where: list[np.ndarray] = []  # each collected token's position in its window
     reg_is_main: list[bool] = []
 
@@ -375,26 +388,9 @@ def calibrate(
     scorer.score_full(joined)
     layer = scorer.layer
     columns = [*scorer.names, *(scorer.reg_names if reg is not None else [])]
-    profile = position_profile(
-        [np.hstack([z, zr]) if zr is not None and not same else z
-         for (z, zr, _), same in zip(collected, reg_is_main, strict=True)],
-        where,
-        columns,
-    )  # fmt: skip
-    table = profile.table(max(int(p.max()) + 1 for p in where))
-    e = len(scorer.names)
-
-    def level(x: np.ndarray, pos: np.ndarray, cols: slice) -> np.ndarray:
-        return (x - table[pos, cols]).astype(np.float32)
-
-    detrended = [
-        (
-            level(z, pos, slice(0, e)),
-            None if zr is None else level(zr, pos, slice(0, e) if same else slice(e, None)),
-            turns,
-        )
-        for (z, zr, turns), pos, same in zip(collected, where, reg_is_main, strict=True)
-    ]
+    profile, detrended = level_by_position(
+        collected, where, reg_is_main, columns, len(scorer.names)
+    )
     cal = calibration_from_scores(
         detrended,
         scorer.axes,
@@ -403,12 +399,7 @@ def calibrate(
         reference=[str(r) for r in (reference or inputs)],
         reference_hash=hashlib.sha256("\x1e".join(d.text for d in docs).encode()).hexdigest()[:16],
         n_docs=len(docs),
-        doc_tokens=sum(
-            len(x)
-            for x in scorer.preparer.tokenizer([d.text for d in docs], add_special_tokens=False)[
-                "input_ids"
-            ]
-        ),
+        doc_tokens=sum(map(len, tokenize(scorer.preparer.tokenizer, [d.text for d in docs]))),
         n_joined=len(joined),
         n_skipped=len(skipped),
         skipped_examples=skipped[:5],
@@ -418,6 +409,38 @@ def calibrate(
     )
     cal.save(out_dir if out_dir is not None else vectors_dir)
     return cal
+
+
+Scores = list[tuple[np.ndarray, np.ndarray | None, list[TurnSpan]]]
+
+
+def level_by_position(
+    collected: Scores,
+    where: Sequence[np.ndarray],
+    reg_is_main: Sequence[bool],
+    columns: list[str],
+    n_main: int,
+) -> tuple[PositionProfile, Scores]:
+    """The reference's :class:`PositionProfile` and its z-scores with the profile subtracted
+    (as :class:`~emocurate.corpus.score.Scorer` subtracts it when scoring). ``where``: each
+    token's position in its window; ``reg_is_main``: the regulation z is a copy of the main z
+    (a regulation vector set scored on its own)."""
+    profile = position_profile(
+        [np.hstack([z, zr]) if zr is not None and not same else z
+         for (z, zr, _), same in zip(collected, reg_is_main, strict=True)],
+        where,
+        columns,
+    )  # fmt: skip
+    table = profile.table(max(int(p.max()) + 1 for p in where))
+
+    def level(x: np.ndarray, pos: np.ndarray, cols: slice) -> np.ndarray:
+        return (x - table[pos, cols]).astype(np.float32)
+
+    main, rest = slice(0, n_main), slice(n_main, None)
+    return profile, [
+        (level(z, pos, main), None if zr is None else level(zr, pos, main if same else rest), t)
+        for (z, zr, t), pos, same in zip(collected, where, reg_is_main, strict=True)
+    ]
 
 
 def reference_ladders(

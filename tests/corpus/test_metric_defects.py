@@ -377,3 +377,21 @@ def test_rising_spans_joined_by_lingering_distress_are_escalation() -> None:
     wobble = np.concatenate([np.full(40, -0.05), np.full(30, 2.2), linger(16), np.full(30, 2.2)])
     one = analyse(traj(np.concatenate([wobble, np.full(60, 0.05)])), AXES, cfg)
     assert one.metrics["n_episodes"] == 1, [(e.start, e.end) for e in one.episodes]
+
+
+def test_a_dip_in_the_last_few_tokens_is_not_a_recovery() -> None:
+    """The in-suite planted run (position-true calibration): a final distress span whose last
+    four tokens (the sentence's end) read 0.4-0.8, under the run's half-recovery level (1.1),
+    was "recovered", so 2 of 6 documents that end in distress lost `unresolved_end`. A recovery
+    that reaches the end of the document must last at least a smoothing window (9 tokens):
+    shorter, it is the series' edge, not a return."""
+    cfg = MetricConfig(threshold=0.82, recover_level=0.34, escalation_margin=0.24)
+    span = np.tile([1.06, 1.12, 1.03, 1.81, 1.18, 1.25, 1.12, 1.87, 1.26, 1.34, 1.17, 1.89], 6)
+    end = [1.22, 1.05, 0.87, 1.03, 0.43, 0.44, 0.49, 0.79]  # the document's last 8 tokens
+    d = np.concatenate([np.full(120, 0.0), span, end])
+    an = analyse(traj(d), AXES, cfg)
+    assert "unresolved_end" in {f.kind for f in an.flags}, [
+        (e.start, e.end, e.status) for e in an.episodes
+    ]
+    calm_end = np.concatenate([np.full(120, 0.0), span, end, np.full(12, 0.2)])
+    assert "unresolved_end" not in {f.kind for f in analyse(traj(calm_end), AXES, cfg).flags}
