@@ -122,3 +122,26 @@ def test_the_position_profile_recovers_a_planted_drift() -> None:
     assert (table[0] == 0).all()  # BOS (no reference token there): unchanged
     again = PositionProfile.model_validate_json(prof.model_dump_json())
     assert np.array_equal(again.table(512), table)
+
+
+def test_the_reference_is_joined_to_window_length_without_mixing_kinds(lm: LoadedModel) -> None:
+    from emocurate.corpus.calibrate import JOIN_MIN_DOCS, join_reference
+    from emocurate.corpus.readers import Doc
+    from emocurate.corpus.score import Preparer, find_turns
+
+    prose = _texts()[:60]
+    dialogues = [
+        f"Human: {a}\n\nAssistant: {b}" for a, b in zip(prose[:20], prose[20:40], strict=True)
+    ]
+    docs = [Doc(f"d{i}", t) for i, t in enumerate(prose + dialogues)]
+    prep = Preparer(lm.tokenizer, 128)
+    joined = join_reference(docs, prep)
+    assert len(joined) >= JOIN_MIN_DOCS  # a small reference is reused to fill the positions
+    for j in joined:
+        n = len(lm.tokenizer(j.text, add_special_tokens=False)["input_ids"])
+        parts = j.text.split("\n\n")
+        assert n <= prep.body_len + 2 or len(parts) == 1, (n, j.text[:80])
+        is_dialogue = bool(find_turns(j.text))
+        assert is_dialogue == j.doc_id.startswith("joined-dialogue"), j.doc_id
+    text = "\n\n".join(j.text for j in joined)
+    assert all(t in text for t in prose + dialogues)  # every text at least once
