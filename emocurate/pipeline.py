@@ -662,7 +662,9 @@ class CalibrateStage(Stage[ScoreConfig, Calibration]):
 
     def summary(self, artifact: Calibration) -> str:
         return (
-            f"flag thresholds on {artifact.n_docs} neutral documents ({artifact.n_tokens} tokens)"
+            f"flag thresholds on {artifact.n_docs} neutral documents "
+            f"({artifact.doc_tokens or artifact.n_tokens} tokens, scored joined as "
+            f"{artifact.n_joined} documents of {artifact.n_tokens} tokens)"
         )
 
 
