@@ -190,7 +190,6 @@ def piece_statistics(
                 cfg.min_episode,
                 cfg.merge_gap,
                 rho,
-                cfg.recover_fraction,
             )
         )
         if v_piece is not None:  # each side of a swing on its own (see module docstring)

@@ -307,23 +307,14 @@ def merge_fragments(
     gap: int,
     recover_level: float | None = None,
     min_len: int = 1,
-    fraction: float = 1.0,
 ) -> list[tuple[int, int]]:
     """Join fragments of one run: gaps of at most ``gap`` tokens, or gaps in which ``series``
     never stays at ``recover_level`` or below for ``min_len`` tokens (:func:`recovery_at`:
-    distress dipped under the threshold but did not recover) -- unless the fragment is the
-    run's lingering tail: the gap fell to the run's recovery level (:func:`recovery_level` of
-    its peak, ``fraction`` of the way back to ``recover_level``) and the fragment never rises
-    above that level again.
+    distress dipped under the threshold but did not recover).
 
     A planted or real distress run wobbles around the threshold; counted fragment by fragment it
-    becomes several short episodes whose recovery windows end inside the same run. But a
-    model's distress also lingers after a run: on planted seed 2 (position-true calibration:
-    threshold 0.33, rho 0.08) it stayed at 0.1-0.5 for the last 200 tokens after a 1.4 peak,
-    never back to rho, so every later bump merged into the run and the run reached the
-    document's end (``unresolved_end`` on 9 of 30 documents that recover). A bump after a
-    half-recovery that stays under the half-recovery level is the tail
-    (:func:`find_episodes` then skips it); one rising above it continues the run.
+    becomes several short episodes whose recovery windows end inside the same run. A merged run
+    that has in fact ended in lingering distress is split again by :func:`lull`.
     """
     out: list[tuple[int, int]] = []
     for s, e in runs:
@@ -332,31 +323,12 @@ def merge_fragments(
             or (
                 recover_level is not None
                 and recovery_at(series[:s], out[-1][1], recover_level, min_len) is None
-                and not _is_tail(series, out[-1], (s, e), recover_level, min_len, fraction)
             )
         ):
             out[-1] = (out[-1][0], e)
         else:
             out.append((s, e))
     return out
-
-
-def _is_tail(
-    series: np.ndarray,
-    run: tuple[int, int],
-    frag: tuple[int, int],
-    rho: float,
-    min_len: int,
-    fraction: float,
-) -> bool:
-    """Whether ``frag`` follows ``run`` after a fall to the run's recovery level and never rises
-    above that level (the run's lingering tail, not its continuation)."""
-    if fraction >= 1.0:
-        return False
-    level = recovery_level(rho, float(series[run[0] : run[1]].max()), fraction)
-    if float(series[frag[0] : frag[1]].max()) > level:
-        return False
-    return recovery_at(series[: frag[0]], run[1], level, min_len) is not None
 
 
 def episode_runs(
@@ -366,7 +338,6 @@ def episode_runs(
     min_len: int,
     merge_gap: int,
     recover_level: float | None = None,
-    fraction: float = 1.0,
 ) -> list[tuple[int, int]]:
     """Runs where the smoothed series is above ``level``, confirmed on the raw series.
 
@@ -375,9 +346,7 @@ def episode_runs(
     on the smoothed series AND at least ``min_len`` of its raw tokens are above ``level``:
     smoothing alone turns one outlier token into a run of ``smooth`` tokens.
     """
-    runs = merge_fragments(
-        find_runs(smoothed > level), smoothed, merge_gap, recover_level, min_len, fraction
-    )
+    runs = merge_fragments(find_runs(smoothed > level), smoothed, merge_gap, recover_level, min_len)
     return [
         (s, e)
         for s, e in runs
@@ -391,7 +360,6 @@ def sustained_level(
     min_len: int,
     merge_gap: int,
     recover_level: float | None = None,
-    fraction: float = 1.0,
 ) -> float:
     """The document statistic of :func:`episode_runs`: ``s`` such that a run exists iff level < s.
 
@@ -405,7 +373,7 @@ def sustained_level(
     cand = np.unique(np.concatenate([d, r]))
 
     def ok(c: float) -> bool:
-        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level, min_len, fraction)
+        runs = merge_fragments(find_runs(d >= c), d, merge_gap, recover_level, min_len)
         return any(
             e - s >= min_len and int(np.count_nonzero(r[s:e] >= c)) >= min_len for s, e in runs
         )
@@ -490,9 +458,7 @@ def find_episodes(
     r = d if raw is None else np.asarray(raw, dtype=np.float64)
     t = len(d)
     out: list[Episode] = []
-    runs = episode_runs(
-        d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level, cfg.recover_fraction
-    )
+    runs = episode_runs(d, r, cfg.threshold, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
     tail = float("-inf")  # the recovery level of the last episode, while it has recovered
     pending = list(runs)
     while pending:
@@ -950,7 +916,6 @@ def _distress_metrics(
                 cfg.min_episode,
                 cfg.merge_gap,
                 cfg.recover_level,
-                cfg.recover_fraction,
             )
         ),
         "n_episodes": float(len(episodes)),
