@@ -184,13 +184,7 @@ def piece_statistics(
     for lo in starts.tolist():
         raw = d_raw[lo : lo + n]
         out.setdefault("distress", []).append(
-            sustained_level(
-                smooth(raw, cfg.smooth),
-                raw,
-                cfg.min_episode,
-                cfg.merge_gap,
-                rho,
-            )
+            sustained_level(smooth(raw, cfg.smooth), raw, cfg.min_episode, cfg.merge_gap, rho)
         )
         if v_piece is not None:  # each side of a swing on its own (see module docstring)
             piece = v_piece(lo, n)

@@ -390,12 +390,12 @@ def sustained_level(
     return float(cand[lo])
 
 
-def lull(d: np.ndarray, s: int, e: int, cfg: MetricConfig) -> tuple[int, int | None, float] | None:
-    """Where the run ``[s, e)`` has ended while still above the threshold: ``(q, rest, level)``
-    with ``q`` the first point from which the smoothed distress stays for ``recovery_min``
-    tokens at or below ``level``, the half-recovery level (:func:`recovery_level`) of the run's
-    peak so far, and ``rest`` where a later rise above ``level`` within the run begins (None: it
-    never rises again, the rest of the run is its lingering tail). None without such a lull.
+def lull(d: np.ndarray, s: int, e: int, cfg: MetricConfig) -> tuple[int, int | None] | None:
+    """Where the run ``[s, e)`` has ended while still above the threshold: ``(q, rest)`` with
+    ``q`` the first point from which the smoothed distress stays for ``recovery_min`` tokens at
+    or below the half-recovery level (:func:`recovery_level`) of the run's peak so far, and
+    ``rest`` where a later rise above that level and the threshold within the run begins (None:
+    it never rises again, the rest of the run is its lingering tail). None without a lull.
 
     Why: with a position-true calibration (threshold 0.30-0.33, rho 0.08 on planted seed 2) the
     model's distress lingers at 0.3-0.8 after a span, never back to rho, so runs did not end:
@@ -421,16 +421,13 @@ def lull(d: np.ndarray, s: int, e: int, cfg: MetricConfig) -> tuple[int, int | N
     if not hits.size:
         return None
     q = int(hits[0])
-    lam = float(level[q])
-    above = np.flatnonzero(x[q:] > lam)
+    above = np.flatnonzero(x[q:] > max(float(level[q]), cfg.threshold))
     if not above.size:
-        return s + q, None, lam
-    rest = q + int(above[0])
+        return s + q, None
+    rest = q + int(above[0])  # the new rise, walked back to where it crossed the threshold
     while rest > q and x[rest - 1] > cfg.threshold:
         rest -= 1
-    while x[rest] <= cfg.threshold:  # the new rise starts above the threshold, as a run does
-        rest += 1
-    return s + q, s + rest, lam
+    return s + q, s + rest
 
 
 def find_episodes(
@@ -465,7 +462,7 @@ def find_episodes(
         s, e = pending.pop(0)
         ended = lull(d, s, e, cfg)
         if ended is not None:
-            q, rest, _ = ended
+            q, rest = ended
             if rest is not None and int(np.count_nonzero(r[rest:e] > cfg.threshold)) >= (
                 cfg.min_episode
             ):
@@ -910,13 +907,7 @@ def _distress_metrics(
         "distress_max": float(dist.max()),
         "distress_end": d_end,
         "distress_level": finite_or_none(
-            sustained_level(
-                dist,
-                dist_raw,
-                cfg.min_episode,
-                cfg.merge_gap,
-                cfg.recover_level,
-            )
+            sustained_level(dist, dist_raw, cfg.min_episode, cfg.merge_gap, cfg.recover_level)
         ),
         "n_episodes": float(len(episodes)),
         "distress_frac": float(sum(e.end - e.start for e in episodes) / dense.n_tokens),
