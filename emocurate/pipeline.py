@@ -663,7 +663,7 @@ class CalibrateStage(Stage[ScoreConfig, Calibration]):
     def summary(self, artifact: Calibration) -> str:
         return (
             f"flag thresholds on {artifact.n_docs} neutral documents "
-            f"({artifact.doc_tokens or artifact.n_tokens} tokens, scored joined as "
+            f"({artifact.reference_tokens} tokens, scored joined as "
             f"{artifact.n_joined} documents of {artifact.n_tokens} tokens)"
         )
 

@@ -86,7 +86,7 @@ def _print_calibration(cal: Any, vectors: Path, rate: float) -> None:
     con = Console(stderr=True)
     chk = cal.check
     con.print(
-        f"calibrated on {cal.n_docs} documents ({cal.doc_tokens or cal.n_tokens} tokens, "
+        f"calibrated on {cal.n_docs} documents ({cal.reference_tokens} tokens, "
         f"{cal.n_pairs} dialogue pairs; scored joined as {cal.n_joined} documents, "
         f"{cal.n_tokens} tokens, positions up to "
         f"{cal.positions.max_position if cal.positions else '?'}): each flag family fires on a "

@@ -541,10 +541,10 @@ def flag_rates(
             per_kind[k] = per_kind.get(k, 0) + 1
     n = max(1, len(docs))
     warn = []
-    need = -math.log1p(-rate) / cal.mean_tokens * cal.n_tokens
+    need = -math.log1p(-rate) / cal.mean_tokens * cal.reference_tokens
     if need < 5:
         warn.append(
-            f"only {cal.n_tokens} reference tokens: fewer than 5 reference episodes expected at "
+            f"only {cal.reference_tokens} reference tokens: fewer than 5 reference episodes expected at "
             f"rate {rate} for documents of {cal.mean_tokens} tokens, so thresholds are "
             "extrapolated (exponential tail)"
         )

@@ -329,9 +329,14 @@ class Calibration(Model):
     created: str = Field(default_factory=utc_now)
 
     @property
+    def reference_tokens(self) -> int:
+        """Tokens of the reference itself (a small one is reused when joined: ``n_tokens``)."""
+        return self.doc_tokens or self.n_tokens
+
+    @property
     def mean_tokens(self) -> int:
         """The reference's mean document length (where a single threshold is shown)."""
-        return max(1, round((self.doc_tokens or self.n_tokens) / max(1, self.n_docs)))
+        return max(1, round(self.reference_tokens / max(1, self.n_docs)))
 
     def thresholds(
         self, rate: float, n_tokens: int | None = None, n_pairs: int | None = None

@@ -494,17 +494,18 @@ class Scorer:
         Without a BOS (SmolLM2) a window's first token is the attention sink (norm ~22,000
         against ~200): its projections are hundreds of z and smoothing spread them over the
         first tokens (the demo's traces started at distress -24 or arousal 6.6). The fit never
-        pools that position (``capture.pool_start``); here it reads as neutral (0 z). Later
-        windows never keep their first token (:func:`plan_windows`)."""
+        pools that position (``capture.pool_start``); here it reads 0 z before the position
+        profile, as the calibration reference's sink did, so both read the same after it.
+        Later windows never keep their first token (:func:`plan_windows`)."""
         projs = []
         for i, g in enumerate(self.groups):
             proj = acts[g.layer].float() @ g.weight.T
             if g.mean is not None and g.std is not None:
                 proj = (proj - g.mean) / g.std
-            if self.offsets is not None:  # neutral text's level at each position
-                proj = proj - self.offsets[i][: proj.shape[1]]
             if self.bos is None:  # the first token is the attention sink: it reads neutral
                 proj[:, :1] = 0.0
+            if self.offsets is not None:  # neutral text's level at each position
+                proj = proj - self.offsets[i][: proj.shape[1]]
             projs.append(proj)
         return projs
 

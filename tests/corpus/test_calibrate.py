@@ -396,3 +396,12 @@ def test_mirroring_needs_arousal_neutral_tokens_rarely_reach() -> None:
         assert any(f.kind == "mirroring" for f in an.flags) == flagged, level
         pct = cal.percentiles(None, an.metrics["mirroring_level"], 80, 4)["mirroring_pct"]
         assert (pct > 99.0) == flagged, (level, pct)
+
+
+def test_the_small_reference_warning_counts_the_reference_not_its_reuse() -> None:
+    """A small reference is reused to fill 32 joined documents (issue 18's position profile):
+    the SmolLM2 demo's 12 paragraphs (1,104 tokens) were scored as 31,113 tokens, and the
+    warning said "only 31113 reference tokens". The reference is what it is: 1,104."""
+    cal = calibration_from_scores(_noise_docs(3, 20, 64), AXES, MetricConfig(), doc_tokens=300)
+    (warning,) = cal.check.warnings
+    assert warning.startswith("only 300 reference tokens"), warning
